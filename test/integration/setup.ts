@@ -1,0 +1,41 @@
+// Mocha root hooks: one real control plane (3 simulated nodes, CRDs from crds/ and the test fixtures)
+// shared by every integration test file. Tests isolate themselves in namespaces of their own.
+import * as k8s from "@kubernetes/client-node";
+import { ControlPlane, defaultNodes } from "../harness/control-plane.js";
+
+let controlPlane: ControlPlane | undefined;
+
+export function cluster(): ControlPlane {
+  if (!controlPlane)
+    throw new Error("the control plane is not running (is test/integration/setup.ts loaded with --require?)");
+  return controlPlane;
+}
+
+let namespaceCounter = 0;
+/** Creates a namespace of its own for a test and waits until its default ServiceAccount exists. */
+export async function freshNamespace(prefix: string): Promise<string> {
+  const core = cluster().kubeConfig.makeApiClient(k8s.CoreV1Api);
+  const name = `${prefix}-${process.pid}-${++namespaceCounter}`;
+  await core.createNamespace({ body: { metadata: { name } } });
+  return name;
+}
+
+export const mochaHooks = {
+  async beforeAll(this: Mocha.Context): Promise<void> {
+    // A cold start may build the binaries first (see hack/controlplane/build.sh).
+    this.timeout(60 * 60_000);
+    const started = Date.now();
+    controlPlane = await ControlPlane.start({ nodes: defaultNodes(3) });
+    const sources = Object.entries(controlPlane.binaries)
+      .map(([name, b]) => `${name}=${b.source}`)
+      .join(" ");
+    console.log(
+      `  integration tests run against kube-apiserver ${controlPlane.serverVersion} at ${controlPlane.server}` +
+        ` (started in ${((Date.now() - started) / 1000).toFixed(1)} s; ${sources})`,
+    );
+  },
+  async afterAll(this: Mocha.Context): Promise<void> {
+    this.timeout(60_000);
+    await controlPlane?.stop();
+  },
+};
