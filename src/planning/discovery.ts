@@ -1,0 +1,88 @@
+import { activeNodeOf } from "./active-node.js";
+import { compareWorkloads, lastNodeField, toRef, uniqueBy } from "./compare.js";
+import { missingReasonMessage } from "./missing-reason.js";
+import type { NodePlacement } from "./node-steps.js";
+import { groupIntoSteps } from "./node-steps.js";
+import type {
+  NodeStep,
+  ObservedNode,
+  ObservedWorkload,
+  OrderingPolicy,
+  UnplacedWorkload,
+  WorkloadRef,
+} from "./types.js";
+import { workloadKey } from "./types.js";
+
+/** The first pass over the nodes: what should be captured, where, in which order, and what cannot be. */
+export interface DiscoveryPlan {
+  /** Every in-scope VM, sorted by key: the list verification later compares the captures with. */
+  expected: WorkloadRef[];
+  /** One step per node with at least one capturable VM, in processing order. */
+  steps: NodeStep[];
+  /** In-scope VMs no step captures, sorted by key. Every expected VM is in exactly one step or here. */
+  unplaced: UnplacedWorkload[];
+}
+
+/**
+ * Plans the first pass. `workloads` are the VMs the spec selects (selection happens while gathering);
+ * each is either placed in the step of the node it is active on, or reported in `unplaced` with a reason,
+ * checked in this order:
+ *
+ * 1. NotRunning: not active on any node (see activeNodeOf).
+ * 2. NoSharedDisk: active but with no file on the shared volume. Reported rather than silently dropped, so
+ *    the user learns that this VM is not in the backup. Checked before the node rules because it is a
+ *    property of the VM that no retry will change.
+ * 3. NodeNotReady: its node is not Ready (or unknown), so no Job can run there.
+ * 4. NodeSkipped: its node is a control-plane node and spec.ordering.controlPlaneNode is Skip.
+ *
+ * A VM in the middle of a live migration is placed on its source node like any other: its node's turn may
+ * come long after the migration has finished, when the node Job re-checks it, and if it has left by then
+ * verification finds it missing and a reconcile round captures it on its new node.
+ *
+ * Nodes without an active in-scope VM get no step. VMs listed twice are planned once.
+ */
+export function planDiscovery(
+  workloads: readonly ObservedWorkload[],
+  nodes: readonly ObservedNode[],
+  ordering: OrderingPolicy,
+): DiscoveryPlan {
+  const inScope = uniqueBy(workloads, workloadKey);
+  const unplaced: UnplacedWorkload[] = [];
+  const placements: NodePlacement[] = [];
+
+  for (const workload of inScope) {
+    const node = activeNodeOf(workload);
+    if (node === undefined) {
+      unplaced.push(unplace(workload, "NotRunning", workload.node, { phase: workload.phase }));
+    } else if (workload.files.length === 0) {
+      unplaced.push(unplace(workload, "NoSharedDisk", node));
+    } else {
+      placements.push({ workload, node });
+    }
+  }
+
+  const { steps, rejected } = groupIntoSteps(placements, nodes, ordering);
+  for (const { workload, node, reason, detail } of rejected) {
+    unplaced.push(unplace(workload, reason, node, detail === undefined ? {} : { detail }));
+  }
+
+  return {
+    expected: inScope.map(toRef).sort(compareWorkloads),
+    steps,
+    unplaced: unplaced.sort((a, b) => compareWorkloads(a.workload, b.workload)),
+  };
+}
+
+function unplace(
+  workload: ObservedWorkload,
+  reason: UnplacedWorkload["reason"],
+  node: string | undefined,
+  extra: { phase?: string; detail?: string } = {},
+): UnplacedWorkload {
+  return {
+    workload: toRef(workload),
+    reason,
+    message: missingReasonMessage(reason, { workload, ...(node ? { node } : {}), ...extra }),
+    ...lastNodeField(node),
+  };
+}

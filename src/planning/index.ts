@@ -1,0 +1,35 @@
+// The pure decision logic of the gather → plan → act loop: plain data in, plain data out, no I/O.
+
+export { activeNodeOf } from "./active-node.js";
+export { compareStrings, compareWorkloads } from "./compare.js";
+export type { CaptureDiff } from "./diff-captured.js";
+export { diffCaptured } from "./diff-captured.js";
+export type { DiscoveryPlan } from "./discovery.js";
+export { planDiscovery } from "./discovery.js";
+export { countRecentFailures } from "./failure-window.js";
+export type { NodeFailureEvent } from "./failure-window.js";
+export type { FinalPhase, FinalPhaseInput } from "./final-phase.js";
+export { finalPhase } from "./final-phase.js";
+export { fnv1a32, fnv1a32Hex } from "./fnv1a.js";
+export type { MissingReasonContext } from "./missing-reason.js";
+export { missingReasonMessage } from "./missing-reason.js";
+export type { NextRoundDecision, NextRoundInput } from "./next-round.js";
+export { nextRoundDecision } from "./next-round.js";
+export type { NodePlacement, NodeRejection, NodeSteps } from "./node-steps.js";
+export { groupIntoSteps, toCandidate } from "./node-steps.js";
+export type { NodeCandidate, NodeOrder } from "./order-nodes.js";
+export { orderNodes } from "./order-nodes.js";
+export type { MissingWorkload, ReconcileRoundPlan } from "./reconcile-round.js";
+export { planReconcileRound } from "./reconcile-round.js";
+export { mulberry32, seedFromText, seededShuffle } from "./seeded-shuffle.js";
+export { stepName } from "./step-name.js";
+export type {
+  MissingReason,
+  NodeStep,
+  ObservedNode,
+  ObservedWorkload,
+  OrderingPolicy,
+  UnplacedWorkload,
+  WorkloadRef,
+} from "./types.js";
+export { MISSING_REASONS, workloadKey } from "./types.js";

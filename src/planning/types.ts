@@ -1,0 +1,85 @@
+// Plain data the planner works on. The gather step fills these in from the cluster; the planner
+// never sees a Kubernetes object, so every decision can be unit-tested with literals.
+
+/** Identifies one VirtualMachineInstance. */
+export interface WorkloadRef {
+  namespace: string;
+  name: string;
+}
+
+/** The canonical "namespace/name" string used to compare, deduplicate and sort workloads. */
+export const workloadKey = (w: WorkloadRef): string => `${w.namespace}/${w.name}`;
+
+/** A VMI as observed now. */
+export interface ObservedWorkload extends WorkloadRef {
+  uid: string;
+  /** VMI status.phase ("Running", "Pending", "Succeeded", ...). */
+  phase: string;
+  /** status.nodeName. */
+  node?: string;
+  /** A live migration is in progress (migrationState present, not completed/failed). */
+  migrating: boolean;
+  /** Labelled fedbackup.io/critical=true. */
+  critical: boolean;
+  /** From label fedbackup.io/priority (integer, default 0). */
+  priority: number;
+  /** Disk/extra file paths relative to the shared volume root; empty = no disk on the shared volume. */
+  files: string[];
+}
+
+/** A Node as observed now. */
+export interface ObservedNode {
+  name: string;
+  ready: boolean;
+  /** Not cordoned. */
+  schedulable: boolean;
+  controlPlane: boolean;
+  /** Allocatable minus requests of pods on it. */
+  freeCpuMilli: number;
+  freeMemoryBytes: number;
+  /** NotReady transitions + failed snapshot Jobs within the failure window (see countRecentFailures). */
+  recentFailures: number;
+}
+
+/** spec.ordering of a FederatedBackup. */
+export interface OrderingPolicy {
+  policy: "WorkloadCount" | "FailureRate" | "CriticalWorkload" | "FreeResources" | "Explicit" | "Random";
+  /** Explicit only. */
+  nodes?: string[];
+  /** Random only; defaults to 0. */
+  seed?: number;
+  controlPlaneNode?: "First" | "Last" | "Skip";
+}
+
+/** Every reason a selected VM can end up not captured; a const list so tests and callers can enumerate them. */
+export const MISSING_REASONS = [
+  "NotFound",
+  "NotRunning",
+  "Migrating",
+  "NodeNotReady",
+  "NodeFailed",
+  "NodeSkipped",
+  "NoSharedDisk",
+  "CaptureFailed",
+] as const;
+
+export type MissingReason = (typeof MISSING_REASONS)[number];
+
+/** The work on one node: one Job captures all of these VMs. */
+export interface NodeStep {
+  node: string;
+  /** Position in the processing order, starting at 1 (as status.nodes[].order). */
+  order: number;
+  /** Sorted by workloadKey. */
+  workloads: ObservedWorkload[];
+}
+
+/** A selected VM that no step will capture, and why. */
+export interface UnplacedWorkload {
+  workload: WorkloadRef;
+  reason: MissingReason;
+  /** One line, for status.missing[].message. */
+  message: string;
+  /** The node the VM was last seen on, when known. */
+  lastNode?: string;
+}
