@@ -1,0 +1,42 @@
+// The parts of KubeVirt's and Kubernetes' objects that fedbackup reads, typed by hand (the operator
+// does not own these APIs; unknown fields pass through untouched).
+import type { ObjectMeta } from "./v1alpha1/index.js";
+
+export interface HostDiskVolume {
+  name: string;
+  hostDisk?: { path: string; type?: string; capacity?: string; shared?: boolean };
+  persistentVolumeClaim?: { claimName: string };
+}
+
+export interface VirtualMachineInstance {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta & {
+    resourceVersion?: string;
+    ownerReferences?: Array<{ kind: string; name: string; uid: string }>;
+  };
+  spec?: { volumes?: HostDiskVolume[]; nodeSelector?: Record<string, string> };
+  status?: {
+    phase?: string;
+    nodeName?: string;
+    migrationState?: {
+      sourceNode?: string;
+      targetNode?: string;
+      completed?: boolean;
+      failed?: boolean;
+      startTimestamp?: string;
+      endTimestamp?: string;
+    };
+    fsFreezeStatus?: string;
+    conditions?: Array<{ type: string; status: string; reason?: string; message?: string }>;
+  };
+}
+
+export interface NodeObject {
+  metadata: ObjectMeta & { resourceVersion?: string };
+  spec?: { unschedulable?: boolean; taints?: Array<{ key: string; effect: string; value?: string }> };
+  status?: {
+    allocatable?: Record<string, string>;
+    conditions?: Array<{ type: string; status: string; lastTransitionTime?: string }>;
+  };
+}

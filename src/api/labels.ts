@@ -1,0 +1,29 @@
+// Label, annotation and finalizer names fedbackup puts on objects or reads from them.
+export const LABEL_NAME = "app.kubernetes.io/name";
+export const LABEL_COMPONENT = "app.kubernetes.io/component";
+export const LABEL_MANAGED_BY = "app.kubernetes.io/managed-by";
+export const LABEL_BACKUP = "fedbackup.io/backup";
+export const LABEL_NODE = "fedbackup.io/node";
+export const LABEL_ROUND = "fedbackup.io/round";
+
+/** The component label of node-agent pods; simulated kubelets in tests leave such pods alone. */
+export const COMPONENT_AGENT = "agent";
+
+/** On a VMI: more files of the VM on the shared volume (NVRAM, configuration), comma-separated node paths. */
+export const ANNOTATION_EXTRA_FILES = "fedbackup.io/extra-files";
+/** On a VMI: "true" marks it critical for the CriticalWorkload ordering policy. */
+export const LABEL_CRITICAL = "fedbackup.io/critical";
+/** On a VMI: an integer priority for the CriticalWorkload ordering policy. */
+export const LABEL_PRIORITY = "fedbackup.io/priority";
+
+/** On a FederatedBackup: the operator removes the backup's files and snapshots before it goes. */
+export const FINALIZER_CLEANUP = "fedbackup.io/cleanup";
+
+/** Where the node agent's Job mounts the shared volume and the backup location. */
+export const AGENT_SHARED_MOUNT = "/var/lib/fedbackup/shared";
+export const AGENT_LOCATION_MOUNT = "/var/lib/fedbackup/location";
+
+export const AGENT_SERVICE_ACCOUNT = "fedbackup-agent";
+/** ClusterRoles installed with the operator and bound by it, per namespace, to the agent's ServiceAccount. */
+export const AGENT_STEP_CLUSTER_ROLE = "fedbackup-agent";
+export const AGENT_WORKLOAD_CLUSTER_ROLE = "fedbackup-agent-workloads";

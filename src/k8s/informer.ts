@@ -1,0 +1,149 @@
+// List+watch cache of one resource type: the operator reads the cluster from here instead of polling.
+// A watch that breaks is restarted from the last resourceVersion, with backoff; "410 Gone" means the
+// history is compacted, so it relists and reports the difference as events. A handler that throws is
+// logged and never ends the watch.
+import { setTimeout as sleep } from "node:timers/promises";
+import type { KubeClient, ListOptions } from "./client.js";
+import { ApiError } from "./errors.js";
+import type { ResourceType } from "./resources.js";
+import { objectKey, type KubeObject } from "./types.js";
+
+export type InformerEvent = "add" | "update" | "delete";
+export type InformerHandler<T> = (event: InformerEvent, obj: T, old?: T) => void;
+
+export interface InformerLogger {
+  warn(message: string, meta?: Record<string, unknown>): void;
+}
+
+export class Informer<T extends KubeObject> {
+  private readonly store = new Map<string, T>();
+  private readonly handlers: InformerHandler<T>[] = [];
+  private readonly abort = new AbortController();
+  private resourceVersion = "";
+  private synced = false;
+  private loop?: Promise<void>;
+
+  constructor(
+    private readonly client: KubeClient,
+    readonly type: ResourceType,
+    private readonly options: ListOptions,
+    private readonly log: InformerLogger,
+  ) {}
+
+  on(handler: InformerHandler<T>): this {
+    this.handlers.push(handler);
+    return this;
+  }
+
+  get hasSynced(): boolean {
+    return this.synced;
+  }
+
+  get(key: string): T | undefined {
+    return this.store.get(key);
+  }
+
+  list(filter?: (obj: T) => boolean): T[] {
+    const all = [...this.store.values()];
+    return filter ? all.filter(filter) : all;
+  }
+
+  /** Resolves once the first list is in the cache; watching goes on in the background. */
+  async start(): Promise<void> {
+    await this.relist();
+    this.synced = true;
+    this.loop = this.watchLoop();
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await this.loop;
+  }
+
+  private emit(event: InformerEvent, obj: T, old?: T): void {
+    for (const handler of this.handlers) {
+      try {
+        handler(event, obj, old);
+      } catch (err) {
+        this.log.warn("informer handler failed", { resource: this.type.plural, error: String(err) });
+      }
+    }
+  }
+
+  private async relist(): Promise<void> {
+    const list = await this.client.list<T>(this.type, this.options);
+    const seen = new Set<string>();
+    for (const obj of list.items) {
+      obj.apiVersion ??= this.type.group ? `${this.type.group}/${this.type.version}` : this.type.version;
+      obj.kind ??= this.type.kind;
+      const key = objectKey(obj);
+      seen.add(key);
+      const old = this.store.get(key);
+      this.store.set(key, obj);
+      if (!old) this.emit("add", obj);
+      else if (old.metadata.resourceVersion !== obj.metadata.resourceVersion) this.emit("update", obj, old);
+    }
+    for (const [key, old] of [...this.store.entries()]) {
+      if (!seen.has(key)) {
+        this.store.delete(key);
+        this.emit("delete", old);
+      }
+    }
+    this.resourceVersion = list.metadata?.resourceVersion ?? "";
+  }
+
+  private async watchLoop(): Promise<void> {
+    let backoffMs = 200;
+    while (!this.abort.signal.aborted) {
+      try {
+        await this.client.watch<T>(
+          this.type,
+          { ...this.options, resourceVersion: this.resourceVersion, signal: this.abort.signal },
+          (event) => this.apply(event.type, event.object),
+        );
+        backoffMs = 200;
+      } catch (err) {
+        if (this.abort.signal.aborted) return;
+        if (err instanceof ApiError && err.status === 410) {
+          await this.relistWithRetry();
+          continue;
+        }
+        this.log.warn("watch failed; restarting", { resource: this.type.plural, error: String(err), backoffMs });
+        await sleep(backoffMs, undefined, { signal: this.abort.signal }).catch(() => {});
+        backoffMs = Math.min(backoffMs * 2, 30_000);
+      }
+    }
+  }
+
+  private async relistWithRetry(): Promise<void> {
+    for (let backoffMs = 200; !this.abort.signal.aborted; backoffMs = Math.min(backoffMs * 2, 30_000)) {
+      try {
+        await this.relist();
+        return;
+      } catch (err) {
+        this.log.warn("relist failed", { resource: this.type.plural, error: String(err) });
+        await sleep(backoffMs, undefined, { signal: this.abort.signal }).catch(() => {});
+      }
+    }
+  }
+
+  private apply(type: string, obj: T): void {
+    if (type === "ERROR") {
+      const status = obj as unknown as { code?: number; message?: string };
+      throw new ApiError(status.code ?? 500, "WatchError", status.message ?? "watch error");
+    }
+    if (obj.metadata?.resourceVersion) this.resourceVersion = obj.metadata.resourceVersion;
+    if (type === "BOOKMARK") return;
+    obj.apiVersion ??= this.type.group ? `${this.type.group}/${this.type.version}` : this.type.version;
+    obj.kind ??= this.type.kind;
+    const key = objectKey(obj);
+    const old = this.store.get(key);
+    if (type === "DELETED") {
+      this.store.delete(key);
+      this.emit("delete", obj);
+    } else {
+      this.store.set(key, obj);
+      this.emit(old ? "update" : "add", obj, old);
+    }
+  }
+}

@@ -1,0 +1,53 @@
+// The API resources fedbackup reads or writes, with their REST coordinates.
+export interface ResourceType {
+  group: string; // "" for the core group
+  version: string;
+  plural: string;
+  kind: string;
+  namespaced: boolean;
+}
+
+const r = (group: string, version: string, plural: string, kind: string, namespaced = true): ResourceType => ({
+  group,
+  version,
+  plural,
+  kind,
+  namespaced,
+});
+
+export const Resources = {
+  FederatedBackup: r("fedbackup.io", "v1alpha1", "federatedbackups", "FederatedBackup"),
+  WorkloadRestore: r("fedbackup.io", "v1alpha1", "workloadrestores", "WorkloadRestore"),
+  NodeSnapshot: r("fedbackup.io", "v1alpha1", "nodesnapshots", "NodeSnapshot"),
+  VirtualMachineInstance: r("kubevirt.io", "v1", "virtualmachineinstances", "VirtualMachineInstance"),
+  VirtualMachine: r("kubevirt.io", "v1", "virtualmachines", "VirtualMachine"),
+  VirtualMachineInstanceMigration: r(
+    "kubevirt.io",
+    "v1",
+    "virtualmachineinstancemigrations",
+    "VirtualMachineInstanceMigration",
+  ),
+  VolumeSnapshot: r("snapshot.storage.k8s.io", "v1", "volumesnapshots", "VolumeSnapshot"),
+  VolumeSnapshotClass: r("snapshot.storage.k8s.io", "v1", "volumesnapshotclasses", "VolumeSnapshotClass", false),
+  Node: r("", "v1", "nodes", "Node", false),
+  Pod: r("", "v1", "pods", "Pod"),
+  PersistentVolumeClaim: r("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim"),
+  PersistentVolume: r("", "v1", "persistentvolumes", "PersistentVolume", false),
+  ServiceAccount: r("", "v1", "serviceaccounts", "ServiceAccount"),
+  Event: r("events.k8s.io", "v1", "events", "Event"),
+  Job: r("batch", "v1", "jobs", "Job"),
+  Lease: r("coordination.k8s.io", "v1", "leases", "Lease"),
+  RoleBinding: r("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
+} as const;
+
+export const apiVersionOf = (t: ResourceType): string => (t.group ? `${t.group}/${t.version}` : t.version);
+
+/** The REST path of a collection (name undefined) or of one object, optionally a subresource of it. */
+export function resourcePath(t: ResourceType, namespace?: string, name?: string, subresource?: string): string {
+  let p = t.group ? `/apis/${t.group}/${t.version}` : `/api/${t.version}`;
+  if (t.namespaced && namespace) p += `/namespaces/${encodeURIComponent(namespace)}`;
+  p += `/${t.plural}`;
+  if (name) p += `/${encodeURIComponent(name)}`;
+  if (subresource) p += `/${subresource}`;
+  return p;
+}

@@ -1,0 +1,136 @@
+// The Lease that makes one node at a time the coordinating node of a shared volume. Its holder is the
+// node whose step runs; annotations name the run (FederatedBackup or WorkloadRestore) that owns it, so
+// two runs on one volume never overlap: the second waits until the first releases it, or until the
+// Lease has expired and its owner is gone.
+import type { KubeClient } from "./client.js";
+import { ApiError, isAlreadyExists, isConflict, isNotFound } from "./errors.js";
+import { Resources } from "./resources.js";
+import type { KubeObject } from "./types.js";
+
+export const LEASE_OWNER_ANNOTATION = "fedbackup.io/owner";
+export const LEASE_STEP_ANNOTATION = "fedbackup.io/step";
+
+export interface LeaseObject extends KubeObject {
+  spec?: {
+    holderIdentity?: string;
+    leaseDurationSeconds?: number;
+    acquireTime?: string;
+    renewTime?: string;
+    leaseTransitions?: number;
+  };
+}
+
+export interface LeaseView {
+  holderNode?: string;
+  owner?: string;
+  step?: string;
+  renewTime?: number;
+  durationSeconds: number;
+}
+
+export function viewLease(lease: LeaseObject | undefined): LeaseView | undefined {
+  if (!lease) return undefined;
+  const renew = lease.spec?.renewTime ?? lease.spec?.acquireTime;
+  return {
+    holderNode: lease.spec?.holderIdentity || undefined,
+    owner: lease.metadata.annotations?.[LEASE_OWNER_ANNOTATION] || undefined,
+    step: lease.metadata.annotations?.[LEASE_STEP_ANNOTATION] || undefined,
+    renewTime: renew ? Date.parse(renew) : undefined,
+    durationSeconds: lease.spec?.leaseDurationSeconds ?? 0,
+  };
+}
+
+/** Lease names are DNS subdomains; keep them readable and bounded. */
+export function volumeLeaseName(volumeId: string): string {
+  const clean = volumeId
+    .toLowerCase()
+    .replace(/[^a-z0-9.-]+/g, "-")
+    .replace(/^[-.]+|[-.]+$/g, "");
+  return `fedbackup-volume-${clean}`.slice(0, 253);
+}
+
+const microTime = (ms: number): string => new Date(ms).toISOString().replace("Z", "000Z");
+
+export class VolumeLeases {
+  constructor(
+    private readonly client: KubeClient,
+    readonly namespace: string,
+    readonly durationSeconds = 60,
+  ) {}
+
+  async read(volumeId: string): Promise<LeaseObject | undefined> {
+    try {
+      return await this.client.get<LeaseObject>(Resources.Lease, this.namespace, volumeLeaseName(volumeId));
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Takes or renews the Lease for `owner`, with `node` as holder. `current` is what the caller read and
+   * decided it may take; the update carries its resourceVersion, so a concurrent change makes this
+   * fail with a conflict (retry on the next pass) instead of two owners believing they hold it.
+   */
+  async claim(
+    volumeId: string,
+    current: LeaseObject | undefined,
+    owner: string,
+    node: string,
+    step: string,
+    now: number,
+  ): Promise<LeaseObject> {
+    const name = volumeLeaseName(volumeId);
+    const sameOwner = viewLease(current)?.owner === owner;
+    const transitions =
+      (current?.spec?.leaseTransitions ?? 0) + (current && viewLease(current)?.holderNode !== node ? 1 : 0);
+    const body: LeaseObject = {
+      apiVersion: "coordination.k8s.io/v1",
+      kind: "Lease",
+      metadata: {
+        name,
+        namespace: this.namespace,
+        labels: { "app.kubernetes.io/managed-by": "fedbackup" },
+        annotations: {
+          [LEASE_OWNER_ANNOTATION]: owner,
+          [LEASE_STEP_ANNOTATION]: step,
+          "fedbackup.io/volume": volumeId,
+        },
+        ...(current ? { resourceVersion: current.metadata.resourceVersion } : {}),
+      },
+      spec: {
+        holderIdentity: node,
+        leaseDurationSeconds: this.durationSeconds,
+        acquireTime:
+          sameOwner && current?.spec?.acquireTime && viewLease(current)?.holderNode === node
+            ? current.spec.acquireTime
+            : microTime(now),
+        renewTime: microTime(now),
+        leaseTransitions: transitions,
+      },
+    };
+    try {
+      return current
+        ? await this.client.replace(Resources.Lease, body)
+        : await this.client.create(Resources.Lease, body);
+    } catch (err) {
+      if (isAlreadyExists(err) || isConflict(err))
+        throw new ApiError(409, "Conflict", `lease ${name} changed while claiming it`);
+      throw err;
+    }
+  }
+
+  /** Gives the Lease up if `owner` holds it (a no-op otherwise). */
+  async release(volumeId: string, owner: string): Promise<void> {
+    const current = await this.read(volumeId);
+    if (!current || viewLease(current)?.owner !== owner) return;
+    await this.client.replace(Resources.Lease, {
+      ...current,
+      metadata: {
+        ...current.metadata,
+        annotations: { ...current.metadata.annotations, [LEASE_OWNER_ANNOTATION]: "", [LEASE_STEP_ANNOTATION]: "" },
+      },
+      spec: { ...current.spec, holderIdentity: "" },
+    });
+  }
+}
