@@ -15,7 +15,7 @@ export interface VirtualMachineInstance {
     resourceVersion?: string;
     ownerReferences?: Array<{ kind: string; name: string; uid: string }>;
   };
-  spec?: { volumes?: HostDiskVolume[]; nodeSelector?: Record<string, string> };
+  spec?: { volumes?: HostDiskVolume[]; nodeSelector?: Record<string, string>; [field: string]: unknown };
   status?: {
     phase?: string;
     nodeName?: string;

@@ -1,12 +1,16 @@
 #!/usr/bin/env node
 // The one fedbackup binary: `fedbackup <command>`. Commands are added as they are built.
 import { VERSION } from "../version.js";
+import { runAgent } from "./agent.js";
+import { runOperator } from "./operator.js";
 
 const usage = `fedbackup ${VERSION}: back up and restore KubeVirt VMs on a shared volume, node by node
 
 Usage: fedbackup <command>
 
 Commands:
+  operator   run the operator (controllers for FederatedBackup and its node steps)
+  agent      run a node step (inside the Jobs the operator creates)
   version    print the version
   help       print this help
 `;
@@ -14,6 +18,10 @@ Commands:
 export function main(argv: string[]): Promise<number> | number {
   const [command] = argv;
   switch (command) {
+    case "agent":
+      return runAgent(argv.slice(1));
+    case "operator":
+      return runOperator(argv.slice(1));
     case "version":
     case "--version":
       process.stdout.write(`${VERSION}\n`);

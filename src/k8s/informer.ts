@@ -48,9 +48,12 @@ export class Informer<T extends KubeObject> {
     return filter ? all.filter(filter) : all;
   }
 
-  /** Resolves once the first list is in the cache; watching goes on in the background. */
+  /**
+   * Resolves once the first list is in the cache (retrying while the API server is not ready for it,
+   * e.g. a CRD whose storage is still initializing); watching goes on in the background.
+   */
   async start(): Promise<void> {
-    await this.relist();
+    await this.relistWithRetry();
     this.synced = true;
     this.loop = this.watchLoop();
   }

@@ -78,6 +78,18 @@ function signed(
   return { cert: path.join(dir, `${name}.crt`), key };
 }
 
+/** A serving certificate signed by the control plane's CA, for test servers behind the API server. */
+export function issueServingCert(pki: Pki, name: string, dnsNames: string[]): { cert: string; key: string } {
+  const sans = ["IP:127.0.0.1", ...dnsNames.map((d) => `DNS:${d}`)].join(",");
+  return signed(
+    pki.dir,
+    name,
+    `/CN=${dnsNames[0] ?? name}`,
+    { cert: pki.caCert, key: pki.caKey },
+    `subjectAltName=${sans}\nextendedKeyUsage=serverAuth\n`,
+  );
+}
+
 export function createPki(dir: string): Pki {
   const ca = newCa(dir, "ca", "fedbackup-local-ca");
   const serving = signed(

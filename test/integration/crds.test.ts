@@ -65,7 +65,9 @@ describe("fedbackup CRDs on the API server", () => {
 
   it("accepts valid resources and fills in defaults", async () => {
     for (const { title, manifest } of validResources) {
-      const created = (await objects.create(withNamespace(manifest, namespace))) as unknown as {
+      const created = (await objects.create(
+        withNamespace(manifest, namespace) as unknown as k8s.KubernetesObject,
+      )) as unknown as {
         spec: Record<string, unknown>;
       };
       assert.ok(created.spec, title);

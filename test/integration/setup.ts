@@ -11,6 +11,12 @@ export function cluster(): ControlPlane {
   return controlPlane;
 }
 
+const teardowns: Array<() => Promise<void>> = [];
+/** Runs `fn` before the control plane stops (for servers and runners started lazily by tests). */
+export function onTeardown(fn: () => Promise<void>): void {
+  teardowns.push(fn);
+}
+
 let namespaceCounter = 0;
 /** Creates a namespace of its own for a test and waits until its default ServiceAccount exists. */
 export async function freshNamespace(prefix: string): Promise<string> {
@@ -36,6 +42,7 @@ export const mochaHooks = {
   },
   async afterAll(this: Mocha.Context): Promise<void> {
     this.timeout(60_000);
+    for (const fn of teardowns.splice(0).reverse()) await fn().catch((err: unknown) => console.error(err));
     await controlPlane?.stop();
   },
 };

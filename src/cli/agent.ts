@@ -1,0 +1,138 @@
+// `fedbackup agent backup --step NS/NAME`: the program of a node step's Job. It reads its
+// NodeSnapshot, captures the VMs active on this node (freeze → snapshot → thaw → extract with
+// checksums) and reports into the NodeSnapshot's status. Rerun after a crash, it does not redo VMs
+// whose manifest for this round is complete.
+import { parseArgs } from "node:util";
+import { parseDuration } from "../api/duration.js";
+import { AGENT_LOCATION_MOUNT, AGENT_SHARED_MOUNT } from "../api/labels.js";
+import type { NodeSnapshot } from "../api/v1alpha1/index.js";
+import { runNodeBackup, type NodeBackupResult } from "../agent/backup.js";
+import { FreezeError, type Freezer, type IsActiveOnNode } from "../agent/quiesce.js";
+import { KubeClient } from "../k8s/client.js";
+import { KubeVirtClient, type FreezeCallError } from "../k8s/kubevirt.js";
+import { Resources } from "../k8s/resources.js";
+import type { KubeObject } from "../k8s/types.js";
+import { createLogger } from "../telemetry/logger.js";
+import path from "node:path";
+
+export const agentUsage = `Usage: fedbackup agent backup --step NAMESPACE/NAME [flags]
+
+Runs one node step of a FederatedBackup (normally inside the Job the operator creates).
+
+Flags:
+  --step NS/NAME          the NodeSnapshot to carry out (required)
+  --shared-root DIR       where the shared volume is mounted (default ${AGENT_SHARED_MOUNT})
+  --location-root DIR     where the backup location is mounted (default ${AGENT_LOCATION_MOUNT})
+  --kubeconfig PATH       kubeconfig (default: the pod's ServiceAccount)
+`;
+
+export async function runAgent(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      step: { type: "string" },
+      "shared-root": { type: "string", default: AGENT_SHARED_MOUNT },
+      "location-root": { type: "string", default: AGENT_LOCATION_MOUNT },
+      kubeconfig: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help || command !== "backup" || !values.step?.includes("/")) {
+    process[values.help ? "stdout" : "stderr"].write(agentUsage);
+    return values.help ? 0 : 2;
+  }
+  const [namespace, name] = values.step.split("/") as [string, string];
+  const log = createLogger("agent").child({ step: values.step });
+  const client = KubeClient.load(values.kubeconfig);
+  try {
+    const step = await client.get<NodeSnapshot & KubeObject>(Resources.NodeSnapshot, namespace, name);
+    const node = process.env.FEDBACKUP_NODE || step.spec.node!;
+    if (step.spec.node && node !== step.spec.node)
+      throw new Error(`this step belongs to node ${step.spec.node}, not ${node}`);
+    const kubevirt = new KubeVirtClient(client);
+    const freezer: Freezer = {
+      freeze: async (vm, unfreezeTimeoutSeconds) => {
+        try {
+          await kubevirt.freeze(vm.namespace, vm.name, unfreezeTimeoutSeconds);
+        } catch (err) {
+          const e = err as FreezeCallError;
+          throw new FreezeError(e.failure === "NotFound" ? "NotRunning" : e.failure, e.message);
+        }
+      },
+      unfreeze: (vm) => kubevirt.unfreeze(vm.namespace, vm.name),
+    };
+    const isActiveOnNode: IsActiveOnNode = async (vm) => {
+      const vmi = await kubevirt.getInstance(vm.namespace, vm.name);
+      if (!vmi) return { active: false, reason: "NotRunning", message: "the VirtualMachineInstance no longer exists" };
+      if (vmi.status?.phase !== "Running")
+        return { active: false, reason: "NotRunning", message: `phase ${vmi.status?.phase ?? "unknown"}` };
+      if (vmi.status.nodeName !== node)
+        return { active: false, reason: "Migrated", message: `now active on node ${vmi.status.nodeName}` };
+      const m = vmi.status.migrationState;
+      if (m && !m.completed && !m.failed && m.targetNode && m.targetNode !== node) {
+        return { active: false, reason: "Migrated", message: `migrating to node ${m.targetNode}` };
+      }
+      return { active: true };
+    };
+    const s = step.spec;
+    const backupRoot = path.join(values["location-root"], s.location.path);
+    const result: NodeBackupResult = await runNodeBackup(
+      {
+        backup: { name: s.backupName, uid: s.backupUID },
+        node,
+        round: s.round,
+        method: s.snapshot.method === "CSI" ? "Auto" : s.snapshot.method,
+        quiesce: s.snapshot.quiesce,
+        freezeTimeoutMs: parseDuration(s.snapshot.freezeTimeout),
+        maxFreezeMs: parseDuration(s.snapshot.maxFreeze),
+        extractAt: s.extractAt,
+        sharedRoot: values["shared-root"],
+        backupRoot,
+        workloads: (s.workloads ?? []).map((w) => ({
+          namespace: w.namespace,
+          name: w.name,
+          uid: w.uid ?? "",
+          files: w.files,
+        })),
+      },
+      { freezer, isActiveOnNode, clock: { now: () => Date.now() }, log },
+    );
+    const locationPath = (p: string) => path.posix.join(s.location.path, p);
+    await client.patch(
+      Resources.NodeSnapshot,
+      namespace,
+      name,
+      {
+        status: {
+          snapshotMethod: result.method,
+          capturedCount: result.captured.length,
+          captured: result.captured.map((c) => ({
+            namespace: c.namespace,
+            name: c.name,
+            uid: c.uid,
+            bytes: c.bytes,
+            files: c.files,
+            indication: c.indication,
+            freezeWindowMs: c.freezeWindowMs,
+            manifest: locationPath(c.manifestPath),
+          })),
+          failed: result.failed.map((f) => ({
+            namespace: f.namespace,
+            name: f.name,
+            reason: f.reason,
+            message: f.message,
+          })),
+        },
+      },
+      { subresource: "status" },
+    );
+    log.info("step done", { captured: result.captured.length, failed: result.failed.length, method: result.method });
+    return 0;
+  } catch (err) {
+    log.error("step failed", { error: err instanceof Error ? err.message : String(err) });
+    return 1;
+  } finally {
+    client.close();
+  }
+}

@@ -1,0 +1,207 @@
+// Desired objects of a backup run. Same input, same manifest: no timestamps or random names, so a
+// restarted operator rebuilds exactly what it created before and "already exists" means "done".
+import {
+  AGENT_LOCATION_MOUNT,
+  AGENT_SERVICE_ACCOUNT,
+  AGENT_SHARED_MOUNT,
+  AGENT_STEP_CLUSTER_ROLE,
+  AGENT_WORKLOAD_CLUSTER_ROLE,
+  COMPONENT_AGENT,
+  LABEL_BACKUP,
+  LABEL_COMPONENT,
+  LABEL_MANAGED_BY,
+  LABEL_NAME,
+  LABEL_NODE,
+  LABEL_ROUND,
+} from "../../api/labels.js";
+import { parseDuration } from "../../api/duration.js";
+import { API_VERSION, type FederatedBackup, type NodeSnapshot } from "../../api/v1alpha1/index.js";
+import { stepName, type ObservedWorkload, type UnplacedWorkload } from "../../planning/index.js";
+
+export const DEFAULTS = {
+  freezeTimeout: "30s",
+  maxFreeze: "2m",
+  nodeTimeout: "30m",
+  nodeBackoffLimit: 2,
+  maxRounds: 3,
+} as const;
+
+export interface OperatorSettings {
+  /** Image of the node agent (the operator's own image). */
+  agentImage: string;
+  imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
+}
+
+function commonLabels(backup: FederatedBackup): Record<string, string> {
+  return {
+    [LABEL_NAME]: "fedbackup",
+    [LABEL_MANAGED_BY]: "fedbackup",
+    [LABEL_BACKUP]: backup.metadata.name!,
+  };
+}
+
+function ownerRef(o: { apiVersion: string; kind: string; metadata: { name?: string; uid?: string } }) {
+  return {
+    apiVersion: o.apiVersion,
+    kind: o.kind,
+    name: o.metadata.name!,
+    uid: o.metadata.uid!,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
+
+/** Directory of this backup at the location, relative to the location PVC's root. */
+export function backupPath(backup: FederatedBackup): string {
+  const prefix = backup.spec.location.persistentVolumeClaim?.pathPrefix?.replace(/^\/+|\/+$/g, "");
+  const own = `${backup.metadata.namespace}/${backup.metadata.name}-${(backup.metadata.uid ?? "").slice(0, 8)}`;
+  return prefix ? `${prefix}/${own}` : own;
+}
+
+export function buildNodeSnapshot(
+  backup: FederatedBackup,
+  round: number,
+  order: number,
+  node: string | undefined,
+  workloads: ObservedWorkload[],
+  unplaced: UnplacedWorkload[] = [],
+): NodeSnapshot {
+  const s = backup.spec;
+  return {
+    apiVersion: API_VERSION,
+    kind: "NodeSnapshot",
+    metadata: {
+      name: stepName(backup.metadata.name!, round, node ?? "unplaced"),
+      namespace: backup.metadata.namespace,
+      labels: { ...commonLabels(backup), [LABEL_ROUND]: String(round), ...(node ? { [LABEL_NODE]: node } : {}) },
+      ownerReferences: [ownerRef(backup)],
+    },
+    spec: {
+      backupName: backup.metadata.name!,
+      backupUID: backup.metadata.uid!,
+      ...(node ? { node } : {}),
+      round,
+      order,
+      sharedVolume: { claimName: s.sharedVolume.claimName, nodeMountPath: s.sharedVolume.nodeMountPath },
+      location: {
+        persistentVolumeClaim: { claimName: s.location.persistentVolumeClaim!.claimName },
+        path: backupPath(backup),
+      },
+      snapshot: {
+        method: s.snapshot?.method ?? "Auto",
+        quiesce: s.snapshot?.quiesce ?? "GuestAgent",
+        freezeTimeout: s.snapshot?.freezeTimeout ?? DEFAULTS.freezeTimeout,
+        maxFreeze: s.snapshot?.maxFreeze ?? DEFAULTS.maxFreeze,
+        ...(s.snapshot?.volumeSnapshotClassName ? { volumeSnapshotClassName: s.snapshot.volumeSnapshotClassName } : {}),
+      },
+      extractAt: s.extractAt ?? "Backup",
+      workloads: workloads.map((w) => ({ namespace: w.namespace, name: w.name, uid: w.uid, files: w.files })),
+      ...(unplaced.length
+        ? {
+            unplaced: unplaced.map((u) => ({
+              namespace: u.workload.namespace,
+              name: u.workload.name,
+              reason: u.reason,
+              message: u.message,
+              ...(u.lastNode ? { lastNode: u.lastNode } : {}),
+            })),
+          }
+        : {}),
+    },
+  };
+}
+
+export interface JobManifest {
+  apiVersion: "batch/v1";
+  kind: "Job";
+  metadata: {
+    name: string;
+    namespace: string;
+    labels: Record<string, string>;
+    ownerReferences: ReturnType<typeof ownerRef>[];
+  };
+  spec: Record<string, unknown>;
+}
+
+/** The Job of one step: pinned to its node, mounting the shared volume and the location. */
+export function buildAgentJob(backup: FederatedBackup, step: NodeSnapshot, settings: OperatorSettings): JobManifest {
+  const labels = {
+    ...commonLabels(backup),
+    [LABEL_COMPONENT]: COMPONENT_AGENT,
+    [LABEL_NODE]: step.spec.node!,
+    [LABEL_ROUND]: String(step.spec.round),
+  };
+  const timeoutSeconds = Math.ceil(parseDuration(backup.spec.nodeTimeout ?? DEFAULTS.nodeTimeout) / 1000);
+  return {
+    apiVersion: "batch/v1",
+    kind: "Job",
+    metadata: {
+      name: step.metadata.name!,
+      namespace: step.metadata.namespace!,
+      labels,
+      ownerReferences: [ownerRef({ apiVersion: API_VERSION, kind: "NodeSnapshot", metadata: step.metadata })],
+    },
+    spec: {
+      backoffLimit: backup.spec.nodeBackoffLimit ?? DEFAULTS.nodeBackoffLimit,
+      activeDeadlineSeconds: timeoutSeconds,
+      template: {
+        metadata: { labels },
+        spec: {
+          nodeName: step.spec.node,
+          restartPolicy: "Never",
+          serviceAccountName: AGENT_SERVICE_ACCOUNT,
+          // Pinned by nodeName, so the scheduler is not involved; still tolerate taints so a cordoned
+          // or tainted node can be backed up.
+          tolerations: [{ operator: "Exists" }],
+          containers: [
+            {
+              name: "agent",
+              image: settings.agentImage,
+              imagePullPolicy: settings.imagePullPolicy ?? "IfNotPresent",
+              args: ["agent", "backup", `--step=${step.metadata.namespace}/${step.metadata.name}`],
+              env: [{ name: "FEDBACKUP_NODE", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } }],
+              volumeMounts: [
+                { name: "shared", mountPath: AGENT_SHARED_MOUNT },
+                { name: "location", mountPath: AGENT_LOCATION_MOUNT },
+              ],
+              resources: { requests: { cpu: "100m", memory: "64Mi" }, limits: { memory: "256Mi" } },
+            },
+          ],
+          volumes: [
+            { name: "shared", persistentVolumeClaim: { claimName: step.spec.sharedVolume.claimName } },
+            {
+              name: "location",
+              persistentVolumeClaim: { claimName: step.spec.location.persistentVolumeClaim.claimName },
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+/** ServiceAccount and RoleBindings that give the agent exactly what a step needs (see deploy/rbac). */
+export function buildAgentAccess(namespace: string, workloadNamespaces: string[]) {
+  const labels = { [LABEL_NAME]: "fedbackup", [LABEL_MANAGED_BY]: "fedbackup" };
+  const subject = { kind: "ServiceAccount", name: AGENT_SERVICE_ACCOUNT, namespace };
+  const binding = (ns: string, role: string, name: string) => ({
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "RoleBinding",
+    metadata: { name, namespace: ns, labels },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role },
+    subjects: [subject],
+  });
+  return {
+    serviceAccount: {
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      metadata: { name: AGENT_SERVICE_ACCOUNT, namespace, labels },
+    },
+    bindings: [
+      binding(namespace, AGENT_STEP_CLUSTER_ROLE, AGENT_SERVICE_ACCOUNT),
+      ...[...new Set(workloadNamespaces)]
+        .sort()
+        .map((ns) => binding(ns, AGENT_WORKLOAD_CLUSTER_ROLE, `${AGENT_SERVICE_ACCOUNT}-${namespace}`.slice(0, 253))),
+    ],
+  };
+}

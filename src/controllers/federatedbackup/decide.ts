@@ -1,0 +1,418 @@
+// The FederatedBackup decision: from what exists (gathered into a BackupWorld), what to do next and
+// what the status says. Pure and deterministic; the reconciler gathers before and acts after.
+//
+// The run moves New → InProgress (round 1, one node step at a time) → Verifying → Reconciling (an
+// extra round for VMs that moved or whose node failed) → Verifying … → Completed | PartiallyFailed |
+// Failed. Everything is recomputed from the steps (NodeSnapshots) and their Jobs on every pass.
+import { parseDuration } from "../../api/duration.js";
+import type {
+  FederatedBackup,
+  FederatedBackupStatus,
+  FederatedBackupStatusPhase,
+  NodeSnapshot,
+  NodeSnapshotStatusPhase,
+} from "../../api/v1alpha1/index.js";
+import {
+  finalPhase,
+  planDiscovery,
+  planReconcileRound,
+  seedFromText,
+  workloadKey,
+  type MissingReason,
+  type ObservedNode,
+  type ObservedWorkload,
+  type OrderingPolicy,
+  type UnplacedWorkload,
+} from "../../planning/index.js";
+import { jsonEqual } from "../runtime/conditions.js";
+import { backupPath, buildNodeSnapshot, DEFAULTS } from "./builders.js";
+import { capturedWorkloads, expectedWorkloads, missingWorkloads, type StepWithPhase } from "./missing.js";
+import { buildStatus, type StatusFacts } from "./status.js";
+import { byRoundAndOrder, deriveStepPhase, type ObservedStep } from "./steps.js";
+
+export interface LeaseState {
+  /** This backup holds the shared volume's Lease. */
+  ours: boolean;
+  /** Nobody holds it (released, or expired with its owner gone). */
+  free: boolean;
+  /** Who holds it, for messages. */
+  owner?: string;
+  /** When it was last renewed (epoch ms). */
+  renewedAt?: number;
+  /** The node named as its holder. */
+  holderNode?: string;
+}
+
+export interface BackupWorld {
+  now: number;
+  backup: FederatedBackup;
+  steps: ObservedStep[];
+  /** In-scope VMIs as observed now. */
+  workloads: ObservedWorkload[];
+  nodes: ObservedNode[];
+  lease: LeaseState;
+  /** Something the API server could not check: a missing PVC, VolumeSnapshotClass, ... */
+  invalid?: { reason: string; message: string };
+}
+
+export interface DecisionSettings {
+  /** How often a held Lease is renewed (a third of its duration). */
+  leaseRenewMs: number;
+  /** How long verification waits for live migrations to land before giving up on those VMs. */
+  migrationWaitMs: number;
+}
+
+export type BackupAction =
+  | { kind: "CreateStep"; step: NodeSnapshot }
+  | { kind: "DeleteStep"; step: NodeSnapshot }
+  | { kind: "ClaimLease"; node: string; step: string }
+  | { kind: "ReleaseLease" }
+  | { kind: "StartJob"; step: NodeSnapshot }
+  | {
+      kind: "RecordStepPhase";
+      step: NodeSnapshot;
+      phase: NodeSnapshotStatusPhase;
+      message?: string;
+      startTime?: string;
+      completionTime?: string;
+    }
+  | { kind: "Event"; type: "Normal" | "Warning"; reason: string; message: string }
+  | { kind: "DeleteBackup" };
+
+export interface BackupDecision {
+  actions: BackupAction[];
+  status: FederatedBackupStatus;
+  requeueAfterMs?: number;
+}
+
+const FINISHED: readonly FederatedBackupStatusPhase[] = ["Completed", "PartiallyFailed", "Failed"];
+const iso = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+
+export function orderingOf(backup: FederatedBackup): OrderingPolicy {
+  const o = backup.spec.ordering;
+  return {
+    policy: o?.policy ?? "WorkloadCount",
+    ...(o?.nodes ? { nodes: o.nodes } : {}),
+    // Without a seed, Random derives one from the backup's UID: the order is fixed for this backup
+    // (a restarted operator plans the same) and differs between backups.
+    ...(o?.policy === "Random" ? { seed: o.seed ?? seedFromText(backup.metadata.uid ?? "") } : {}),
+    ...(o?.controlPlaneNode ? { controlPlaneNode: o.controlPlaneNode } : {}),
+  };
+}
+
+export function decideBackup(world: BackupWorld, settings: DecisionSettings): BackupDecision {
+  const { backup, now } = world;
+  const nowIso = iso(now);
+  const prev = backup.status ?? {};
+  const actions: BackupAction[] = [];
+  const steps = world.steps.map((o) => ({ ...o })).sort((a, b) => byRoundAndOrder(a.step, b.step));
+  const withPhase: StepWithPhase[] = steps.map((o) => ({ step: o.step, derived: deriveStepPhase(o) }));
+  recordStepPhases(withPhase, steps, nowIso, actions);
+
+  const facts: StatusFacts = {
+    phase: prev.phase ?? "New",
+    round: prev.progress?.round ?? 1,
+    startTime: prev.startTime,
+    completionTime: prev.completionTime,
+    backupPath: backupPath(backup),
+    expiresAt: prev.expiresAt,
+    progressing: { reason: "Discovering", message: "finding the selected VMs and where they run" },
+  };
+  const result = (extraSteps: StepWithPhase[] = [], requeueAfterMs?: number): BackupDecision => ({
+    actions,
+    status: buildStatus(backup, [...withPhase, ...extraSteps], facts, nowIso),
+    ...(requeueAfterMs !== undefined ? { requeueAfterMs } : {}),
+  });
+  const finish = (extraSteps: StepWithPhase[] = []): BackupDecision => {
+    const all = [...withPhase, ...extraSteps];
+    const expected = expectedWorkloads(all);
+    const expectedKeys = new Set(expected.map(workloadKey));
+    const captured = [...capturedWorkloads(all).keys()].filter((k) => expectedKeys.has(k)).length;
+    const missing = missingWorkloads(all).length;
+    facts.phase = finalPhase({ expected: expected.length, captured, missing, invalid: false });
+    facts.completionTime = nowIso;
+    facts.coordinatingNode = undefined;
+    if (backup.spec.ttl) facts.expiresAt = iso(now + parseDuration(backup.spec.ttl));
+    actions.push({ kind: "ReleaseLease" });
+    actions.push({
+      kind: "Event",
+      type: facts.phase === "Completed" ? "Normal" : "Warning",
+      reason: facts.phase,
+      message: `${captured} of ${expected.length} VMs captured${missing ? `, ${missing} missing` : ""}`,
+    });
+    return result(extraSteps);
+  };
+
+  // Finished: only housekeeping (release the Lease, expire).
+  if (FINISHED.includes(facts.phase)) {
+    if (world.lease.ours) actions.push({ kind: "ReleaseLease" });
+    if (facts.expiresAt) {
+      const left = Date.parse(facts.expiresAt) - now;
+      if (left <= 0) actions.push({ kind: "DeleteBackup" });
+      else return result([], Math.min(left, 24 * 3_600_000));
+    }
+    return result();
+  }
+
+  if (world.invalid) {
+    facts.phase = "Failed";
+    facts.invalid = world.invalid;
+    facts.completionTime = nowIso;
+    if (world.lease.ours) actions.push({ kind: "ReleaseLease" });
+    actions.push({ kind: "Event", type: "Warning", reason: world.invalid.reason, message: world.invalid.message });
+    return result();
+  }
+
+  const ordering = orderingOf(backup);
+
+  if (facts.phase === "New") {
+    const plan = planDiscovery(world.workloads, world.nodes, ordering);
+    const desired = [
+      ...plan.steps.map((s) => buildNodeSnapshot(backup, 1, s.order, s.node, s.workloads)),
+      ...(plan.unplaced.length
+        ? [buildNodeSnapshot(backup, 1, plan.steps.length + 1, undefined, [], plan.unplaced)]
+        : []),
+    ];
+    // Nothing has run while the phase is New, so round-1 steps may still be replaced to match the plan
+    // (e.g. after a restart in the middle of creating them, when VMs have moved since).
+    const desiredByName = new Map(desired.map((d) => [d.metadata.name!, d]));
+    for (const { step } of withPhase) {
+      const want = desiredByName.get(step.metadata.name!);
+      if (!want || !jsonEqual(want.spec, step.spec)) actions.push({ kind: "DeleteStep", step });
+    }
+    const kept = new Set(
+      withPhase
+        .filter(({ step }) => jsonEqual(desiredByName.get(step.metadata.name!)?.spec, step.spec))
+        .map(({ step }) => step.metadata.name),
+    );
+    for (const d of desired) if (!kept.has(d.metadata.name)) actions.push({ kind: "CreateStep", step: d });
+
+    const planned: StepWithPhase[] = desired.map((step) => ({
+      step,
+      derived: { phase: step.spec.node ? "Pending" : "Unplaced" },
+    }));
+    withPhase.length = 0;
+    facts.startTime = nowIso;
+    facts.round = 1;
+    if (plan.expected.length === 0) {
+      actions.push({
+        kind: "Event",
+        type: "Warning",
+        reason: "NothingSelected",
+        message: "no VirtualMachineInstance matches spec.workloads",
+      });
+      facts.phase = "Completed";
+      facts.completionTime = nowIso;
+      return result(planned);
+    }
+    facts.phase = "InProgress";
+    facts.progressing = { reason: "Planned", message: `${plan.expected.length} VMs on ${plan.steps.length} nodes` };
+    actions.push({
+      kind: "Event",
+      type: "Normal",
+      reason: "Planned",
+      message: `${plan.expected.length} VMs expected; node order: ${plan.steps.map((s) => `${s.node} (${s.workloads.length})`).join(", ") || "none"}${
+        plan.unplaced.length ? `; ${plan.unplaced.length} cannot be placed` : ""
+      }`,
+    });
+    return result(planned, 0);
+  }
+
+  const round = facts.round;
+  if (facts.phase === "InProgress" || facts.phase === "Reconciling") {
+    const current = withPhase.find(
+      ({ step, derived }) =>
+        step.spec.round === round && !!step.spec.node && (derived.phase === "Pending" || derived.phase === "Running"),
+    );
+    if (!current) {
+      facts.phase = "Verifying";
+      facts.progressing = {
+        reason: "Verifying",
+        message: `round ${round} is done; comparing expected and captured VMs`,
+      };
+      return result([], 0);
+    }
+    const node = current.step.spec.node!;
+    const position = `${current.step.spec.order}/${withPhase.filter((s) => s.step.spec.round === round && s.step.spec.node).length}`;
+    if (current.derived.phase === "Running") {
+      facts.coordinatingNode = node;
+      facts.progressing = {
+        reason: "NodeInProgress",
+        message: `round ${round}, node ${node} (${position}) is capturing ${current.step.spec.workloads?.length ?? 0} VMs`,
+      };
+      // Renew when due (or take it back if it was lost while the operator was away), not on every pass.
+      const due =
+        !world.lease.ours ||
+        world.lease.holderNode !== node ||
+        now - (world.lease.renewedAt ?? 0) >= settings.leaseRenewMs;
+      if (due && (world.lease.ours || world.lease.free))
+        actions.push({ kind: "ClaimLease", node, step: current.step.metadata.name! });
+      const renewIn = settings.leaseRenewMs - (now - (world.lease.renewedAt ?? now));
+      return result([], Math.max(100, due ? settings.leaseRenewMs : renewIn));
+    }
+    const nodeState = world.nodes.find((n) => n.name === node);
+    if (!nodeState?.ready) {
+      const message = nodeState ? `node ${node} is not Ready` : `node ${node} no longer exists`;
+      setStepPhase(
+        current,
+        { kind: "RecordStepPhase", step: current.step, phase: "Failed", message, completionTime: nowIso },
+        actions,
+      );
+      actions.push({
+        kind: "Event",
+        type: "Warning",
+        reason: "NodeFailed",
+        message: `round ${round}: ${message}; its VMs are chased in a later round`,
+      });
+      return result([], 0);
+    }
+    if (!world.lease.ours && !world.lease.free) {
+      facts.progressing = {
+        reason: "WaitingForVolumeLease",
+        message: `the shared volume is in use by ${world.lease.owner ?? "another run"}; waiting for it to finish`,
+      };
+      return result([], 5_000);
+    }
+    actions.push({ kind: "ClaimLease", node, step: current.step.metadata.name! });
+    actions.push({ kind: "StartJob", step: current.step });
+    setStepPhase(
+      current,
+      { kind: "RecordStepPhase", step: current.step, phase: "Running", startTime: nowIso },
+      actions,
+    );
+    actions.push({
+      kind: "Event",
+      type: "Normal",
+      reason: "NodeStarted",
+      message: `round ${round}, node ${node} (${position}) is the coordinating node: capturing ${current.step.spec.workloads?.length ?? 0} VMs`,
+    });
+    facts.coordinatingNode = node;
+    facts.progressing = { reason: "NodeInProgress", message: `round ${round}, node ${node} (${position}) started` };
+    return result([], settings.leaseRenewMs);
+  }
+
+  // Verifying: every step of the round is done.
+  const missing = missingWorkloads(withPhase);
+  if (missing.length === 0) return finish();
+  const maxRounds = backup.spec.verification?.maxRounds ?? DEFAULTS.maxRounds;
+  if (backup.spec.verification?.reconcileMissing === false || round >= maxRounds) return finish();
+
+  const plan = planReconcileRound(
+    missing.map((m) => ({
+      workload: { namespace: m.namespace, name: m.name },
+      ...(m.lastNode ? { lastNode: m.lastNode } : {}),
+      previousReason: toPlanningReason(m.reason),
+    })),
+    world.workloads,
+    world.nodes,
+    ordering,
+    round + 1,
+  );
+  if (plan.steps.length === 0) {
+    const roundEnded = Math.max(
+      0,
+      ...withPhase
+        .filter((s) => s.step.spec.round === round)
+        .map((s) => Date.parse(s.step.status?.completionTime ?? "") || 0),
+    );
+    if (plan.unresolved.some((u) => u.reason === "Migrating") && now - roundEnded < settings.migrationWaitMs) {
+      facts.progressing = {
+        reason: "WaitingForMigration",
+        message: "waiting for live migrations of missing VMs to land",
+      };
+      return result([], 2_000);
+    }
+    const record = unplacedRecord(backup, round + 1, 1, plan.unresolved);
+    if (record) actions.push({ kind: "CreateStep", step: record.step });
+    return finish(record ? [record] : []);
+  }
+  const next = plan.steps.map((s) => buildNodeSnapshot(backup, round + 1, s.order, s.node, s.workloads));
+  for (const step of next) actions.push({ kind: "CreateStep", step });
+  const record = unplacedRecord(backup, round + 1, plan.steps.length + 1, plan.unresolved);
+  if (record) actions.push({ kind: "CreateStep", step: record.step });
+  facts.phase = "Reconciling";
+  facts.round = round + 1;
+  facts.progressing = {
+    reason: "Reconciling",
+    message: `round ${round + 1}: capturing ${missing.length - plan.unresolved.length} missing VMs on ${plan.steps.length} nodes`,
+  };
+  actions.push({
+    kind: "Event",
+    type: "Normal",
+    reason: "Reconciling",
+    message: `round ${round + 1}: ${missing.length} VMs missing; ${plan.steps.map((s) => `${s.node} (${s.workloads.map(workloadKey).join(", ")})`).join("; ")}${
+      plan.unresolved.length ? `; ${plan.unresolved.length} cannot be placed` : ""
+    }`,
+  });
+  const planned: StepWithPhase[] = next.map((step) => ({ step, derived: { phase: "Pending" } }));
+  return result(record ? [...planned, record] : planned, 0);
+}
+
+function unplacedRecord(
+  backup: FederatedBackup,
+  round: number,
+  order: number,
+  unresolved: UnplacedWorkload[],
+): StepWithPhase | undefined {
+  if (unresolved.length === 0) return undefined;
+  return { step: buildNodeSnapshot(backup, round, order, undefined, [], unresolved), derived: { phase: "Unplaced" } };
+}
+
+function toPlanningReason(reason: string): MissingReason | undefined {
+  return reason === "Migrated" ? undefined : (reason as MissingReason);
+}
+
+/** Records a phase change on the step (and mirrors it into this pass's view of the step). */
+function setStepPhase(
+  s: StepWithPhase,
+  action: Extract<BackupAction, { kind: "RecordStepPhase" }>,
+  actions: BackupAction[],
+): void {
+  actions.push(action);
+  s.derived = { phase: action.phase, ...(action.message ? { message: action.message } : {}) };
+  s.step = {
+    ...s.step,
+    status: {
+      ...s.step.status,
+      phase: action.phase,
+      ...(action.startTime ? { startTime: action.startTime } : {}),
+      ...(action.completionTime ? { completionTime: action.completionTime } : {}),
+    },
+  };
+}
+
+/** Phases derived from Jobs that differ from what the steps record are written back to the steps. */
+function recordStepPhases(
+  withPhase: StepWithPhase[],
+  observed: ObservedStep[],
+  nowIso: string,
+  actions: BackupAction[],
+): void {
+  withPhase.forEach((s, i) => {
+    const recorded = s.step.status?.phase;
+    const phase = s.derived.phase;
+    if (phase === recorded || phase === "Pending") return;
+    const job = observed[i]?.job;
+    const terminal = phase === "Succeeded" || phase === "Failed";
+    setStepPhase(
+      s,
+      {
+        kind: "RecordStepPhase",
+        step: s.step,
+        phase,
+        ...(s.derived.message ? { message: s.derived.message } : {}),
+        ...(phase === "Running" && !s.step.status?.startTime ? { startTime: nowIso } : {}),
+        ...(terminal ? { completionTime: job?.completionTime ?? nowIso } : {}),
+      },
+      actions,
+    );
+    if (terminal) {
+      actions.push({
+        kind: "Event",
+        type: phase === "Succeeded" ? "Normal" : "Warning",
+        reason: phase === "Succeeded" ? "NodeSucceeded" : "NodeFailed",
+        message: `round ${s.step.spec.round}, node ${s.step.spec.node}: ${s.derived.message ?? phase}`,
+      });
+    }
+  });
+}

@@ -1,0 +1,335 @@
+// FederatedBackup reconciler: gather (informer caches, a few reads) → decide (pure) → act (API calls),
+// then write the status if it changed. Safe to kill at any moment: it keeps no state between passes
+// that the cluster does not hold.
+import type { NodeObject, VirtualMachineInstance } from "../../api/kubevirt.js";
+import { FINALIZER_CLEANUP, LABEL_BACKUP } from "../../api/labels.js";
+import type { FederatedBackup, NodeSnapshot } from "../../api/v1alpha1/index.js";
+import type { KubeClient } from "../../k8s/client.js";
+import { isAlreadyExists, isNotFound } from "../../k8s/errors.js";
+import type { EventSink } from "../../k8s/events.js";
+import type { Informer } from "../../k8s/informer.js";
+import { Resources } from "../../k8s/resources.js";
+import type { KubeObject } from "../../k8s/types.js";
+import {
+  viewLease,
+  volumeLeaseName as leaseNameFor,
+  type LeaseObject,
+  type VolumeLeases,
+} from "../../k8s/volume-lease.js";
+import type { Logger } from "../../telemetry/logger.js";
+import { jsonEqual } from "../runtime/conditions.js";
+import { TerminalError, type ReconcileResult } from "../runtime/work-queue.js";
+import { buildAgentAccess, buildAgentJob, type OperatorSettings } from "./builders.js";
+import { decideBackup, type BackupAction, type BackupWorld, type LeaseState } from "./decide.js";
+import { inScope, observeNode, observeWorkload } from "./observe.js";
+import { viewJob, type ObservedStep } from "./steps.js";
+
+export interface BackupInformers {
+  backups: Informer<FederatedBackup & KubeObject>;
+  steps: Informer<NodeSnapshot & KubeObject>;
+  jobs: Informer<KubeObject & { status?: unknown }>;
+  vmis: Informer<VirtualMachineInstance & KubeObject>;
+  nodes: Informer<NodeObject & KubeObject>;
+  leases: Informer<LeaseObject>;
+}
+
+export interface BackupReconcilerDeps {
+  client: KubeClient;
+  informers: BackupInformers;
+  leases: VolumeLeases;
+  events: EventSink;
+  log: Logger;
+  clock: { now(): number };
+  settings: OperatorSettings & {
+    leaseRenewMs: number;
+    migrationWaitMs: number;
+    nodeFailures?: () => Map<string, number>;
+  };
+  /** Is the run that owns a Lease still going? (backups here; restores register theirs.) */
+  ownerActive: (owner: string) => boolean;
+}
+
+const FINISHED = new Set(["Completed", "PartiallyFailed", "Failed"]);
+
+export const backupOwnerId = (b: FederatedBackup): string =>
+  `FederatedBackup/${b.metadata.namespace}/${b.metadata.name}/${b.metadata.uid}`;
+
+export function backupIsActive(b: FederatedBackup | undefined): boolean {
+  return !!b && !b.metadata.deletionTimestamp && !FINISHED.has(b.status?.phase ?? "New");
+}
+
+export class FederatedBackupReconciler {
+  /** Backup UID → the shared volume's identity; a claim's bound volume does not change, so it is read once. */
+  private readonly volumeIds = new Map<string, string>();
+
+  constructor(private readonly deps: BackupReconcilerDeps) {}
+
+  async reconcile(key: string): Promise<ReconcileResult | void> {
+    const { informers, client } = this.deps;
+    const cached = informers.backups.get(key);
+    if (!cached) return;
+    const backup = structuredClone(cached);
+    if (backup.metadata.deletionTimestamp) return this.finalize(backup);
+    if (!backup.metadata.finalizers?.includes(FINALIZER_CLEANUP)) {
+      await client.patch(Resources.FederatedBackup, backup.metadata.namespace, backup.metadata.name!, {
+        metadata: {
+          finalizers: [...(backup.metadata.finalizers ?? []), FINALIZER_CLEANUP],
+          resourceVersion: backup.metadata.resourceVersion,
+        },
+      });
+      return; // the update event brings us back with the finalizer in place
+    }
+
+    const world = await this.gather(backup);
+    const decision = decideBackup(world, {
+      leaseRenewMs: this.deps.settings.leaseRenewMs,
+      migrationWaitMs: this.deps.settings.migrationWaitMs,
+    });
+    for (const action of decision.actions) await this.act(backup, world, action);
+    if (!jsonEqual(backup.status, decision.status)) {
+      await client.apply(
+        Resources.FederatedBackup,
+        {
+          apiVersion: backup.apiVersion,
+          kind: backup.kind,
+          metadata: { name: backup.metadata.name, namespace: backup.metadata.namespace },
+          status: decision.status,
+        } as KubeObject,
+        { subresource: "status" },
+      );
+    }
+    return decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : undefined;
+  }
+
+  private volumeId(backup: FederatedBackup, pvc: { spec?: { volumeName?: string } } | undefined): string {
+    // The bound PersistentVolume names the filesystem; two claims on one volume share one Lease.
+    return pvc?.spec?.volumeName ?? `${backup.metadata.namespace}-${backup.spec.sharedVolume.claimName}`;
+  }
+
+  private async gather(
+    backup: FederatedBackup,
+  ): Promise<BackupWorld & { volumeId: string; leaseObject?: LeaseObject }> {
+    const { informers, client, clock } = this.deps;
+    const ns = backup.metadata.namespace!;
+    const name = backup.metadata.name!;
+    const phase = backup.status?.phase ?? "New";
+    const ownsStep = (s: NodeSnapshot) =>
+      s.metadata.namespace === ns &&
+      s.metadata.labels?.[LABEL_BACKUP] === name &&
+      s.spec.backupUID === backup.metadata.uid;
+    // While the run is New its steps may have been created an instant ago: read them, do not trust the cache.
+    const stepObjects =
+      phase === "New"
+        ? (
+            await client.list<NodeSnapshot & KubeObject>(Resources.NodeSnapshot, {
+              namespace: ns,
+              labelSelector: `${LABEL_BACKUP}=${name}`,
+            })
+          ).items.filter(ownsStep)
+        : informers.steps.list(ownsStep);
+    const steps: ObservedStep[] = stepObjects.map((step) => {
+      const job = informers.jobs.get(`${ns}/${step.metadata.name}`);
+      return { step, ...(job ? { job: viewJob(job as Parameters<typeof viewJob>[0]) } : {}) };
+    });
+
+    let invalid: BackupWorld["invalid"];
+    let volumeId = this.volumeIds.get(backup.metadata.uid!);
+    if (phase === "New" || !volumeId) {
+      const sharedPvc = await this.tryGet<{ spec?: { volumeName?: string } } & KubeObject>(
+        Resources.PersistentVolumeClaim,
+        ns,
+        backup.spec.sharedVolume.claimName,
+      );
+      if (phase === "New") invalid = await this.validate(backup, !!sharedPvc);
+      volumeId = this.volumeId(backup, sharedPvc);
+      if (sharedPvc?.spec?.volumeName) this.volumeIds.set(backup.metadata.uid!, volumeId);
+    }
+
+    const mount = backup.spec.sharedVolume.nodeMountPath;
+    const needsWorkloads = phase === "New" || phase === "Verifying";
+    const workloads = needsWorkloads
+      ? informers.vmis.list((v) => inScope(v, backup.spec.workloads, ns)).map((v) => observeWorkload(v, mount))
+      : [];
+    const failures = this.deps.settings.nodeFailures?.() ?? new Map<string, number>();
+    const nodes = informers.nodes
+      .list()
+      .map((n) => observeNode(n, { cpuMilli: 0, memoryBytes: 0 }, failures.get(n.metadata.name!) ?? 0));
+
+    const leaseObject = informers.leases.get(`${this.deps.leases.namespace}/${leaseNameFor(volumeId)}`);
+    const lease = this.leaseState(backup, leaseObject, clock.now());
+    return {
+      now: clock.now(),
+      backup,
+      steps,
+      workloads,
+      nodes,
+      lease,
+      ...(invalid ? { invalid } : {}),
+      volumeId,
+      ...(leaseObject ? { leaseObject } : {}),
+    };
+  }
+
+  private leaseState(backup: FederatedBackup, lease: LeaseObject | undefined, now: number): LeaseState {
+    const view = viewLease(lease);
+    const me = backupOwnerId(backup);
+    if (!view?.owner) return { ours: false, free: true };
+    const held = {
+      ...(view.renewTime ? { renewedAt: view.renewTime } : {}),
+      ...(view.holderNode ? { holderNode: view.holderNode } : {}),
+    };
+    if (view.owner === me) return { ours: true, free: false, owner: me, ...held };
+    const expired = (view.renewTime ?? 0) + view.durationSeconds * 1000 < now;
+    // A Lease is taken over when its owner is gone or finished, or when it expired and no run we
+    // know holds it (a dead holder outside this operator's view).
+    const free = !this.deps.ownerActive(view.owner) && (expired || isOwnedByKnownKind(view.owner));
+    return { ours: false, free, owner: view.owner.split("/").slice(0, 3).join("/"), ...held };
+  }
+
+  private async validate(backup: FederatedBackup, sharedFound: boolean): Promise<BackupWorld["invalid"]> {
+    const ns = backup.metadata.namespace!;
+    if (!sharedFound) {
+      return {
+        reason: "SharedVolumeClaimNotFound",
+        message: `PersistentVolumeClaim ${ns}/${backup.spec.sharedVolume.claimName} (spec.sharedVolume.claimName) does not exist`,
+      };
+    }
+    const locationClaim = backup.spec.location.persistentVolumeClaim?.claimName;
+    if (locationClaim && !(await this.tryGet(Resources.PersistentVolumeClaim, ns, locationClaim))) {
+      return {
+        reason: "LocationClaimNotFound",
+        message: `PersistentVolumeClaim ${ns}/${locationClaim} (spec.location.persistentVolumeClaim.claimName) does not exist`,
+      };
+    }
+    if (backup.spec.snapshot?.method === "CSI") {
+      const cls = backup.spec.snapshot.volumeSnapshotClassName!;
+      if (!(await this.tryGet(Resources.VolumeSnapshotClass, undefined, cls))) {
+        return {
+          reason: "VolumeSnapshotClassNotFound",
+          message: `VolumeSnapshotClass ${cls} (spec.snapshot.volumeSnapshotClassName) does not exist`,
+        };
+      }
+      return {
+        reason: "SnapshotMethodNotSupported",
+        message:
+          "spec.snapshot.method CSI is not supported by this version of the node agent yet; use Auto, Reflink or Copy",
+      };
+    }
+    return undefined;
+  }
+
+  private async tryGet<T extends KubeObject>(
+    type: (typeof Resources)[keyof typeof Resources],
+    ns: string | undefined,
+    name: string,
+  ): Promise<T | undefined> {
+    try {
+      return await this.deps.client.get<T>(type, ns, name);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  private async act(
+    backup: FederatedBackup,
+    world: Awaited<ReturnType<FederatedBackupReconciler["gather"]>>,
+    action: BackupAction,
+  ): Promise<void> {
+    const { client, leases, events, clock } = this.deps;
+    const owner = backupOwnerId(backup);
+    switch (action.kind) {
+      case "CreateStep":
+        try {
+          await client.create(Resources.NodeSnapshot, action.step);
+        } catch (err) {
+          if (!isAlreadyExists(err)) throw err;
+          const existing = await client.get<NodeSnapshot & KubeObject>(
+            Resources.NodeSnapshot,
+            action.step.metadata.namespace,
+            action.step.metadata.name!,
+          );
+          if (existing.spec.backupUID !== backup.metadata.uid) {
+            throw new TerminalError(`NodeSnapshot ${existing.metadata.name} belongs to another backup`, { cause: err });
+          }
+        }
+        return;
+      case "DeleteStep":
+        try {
+          await client.delete(Resources.NodeSnapshot, action.step.metadata.namespace, action.step.metadata.name!);
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+        }
+        return;
+      case "ClaimLease": {
+        const current = world.leaseObject ?? (await leases.read(world.volumeId));
+        world.leaseObject = await leases.claim(world.volumeId, current, owner, action.node, action.step, clock.now());
+        return;
+      }
+      case "ReleaseLease":
+        await leases.release(world.volumeId, owner);
+        return;
+      case "StartJob": {
+        const access = buildAgentAccess(
+          backup.metadata.namespace!,
+          (action.step.spec.workloads ?? []).map((w) => w.namespace),
+        );
+        await client.apply(Resources.ServiceAccount, access.serviceAccount);
+        for (const binding of access.bindings) await client.apply(Resources.RoleBinding, binding);
+        try {
+          await client.create(Resources.Job, buildAgentJob(backup, action.step, this.deps.settings));
+        } catch (err) {
+          if (!isAlreadyExists(err)) throw err;
+        }
+        return;
+      }
+      case "RecordStepPhase":
+        await client.patch(
+          Resources.NodeSnapshot,
+          action.step.metadata.namespace,
+          action.step.metadata.name!,
+          {
+            status: {
+              phase: action.phase,
+              workloads: action.step.spec.workloads?.length ?? 0,
+              ...(action.step.spec.node ? { jobName: action.step.metadata.name } : {}),
+              ...(action.message ? { message: action.message } : {}),
+              ...(action.startTime ? { startTime: action.startTime } : {}),
+              ...(action.completionTime ? { completionTime: action.completionTime } : {}),
+            },
+          },
+          { subresource: "status" },
+        );
+        return;
+      case "Event":
+        events.record(backup, action.type, action.reason, action.message);
+        return;
+      case "DeleteBackup":
+        await client.delete(Resources.FederatedBackup, backup.metadata.namespace, backup.metadata.name!, {
+          uid: backup.metadata.uid!,
+        });
+        return;
+    }
+  }
+
+  /** The backup is being deleted: give the volume back, then let it go. */
+  private async finalize(backup: FederatedBackup): Promise<void> {
+    if (!backup.metadata.finalizers?.includes(FINALIZER_CLEANUP)) return;
+    const pvc = await this.tryGet<{ spec?: { volumeName?: string } } & KubeObject>(
+      Resources.PersistentVolumeClaim,
+      backup.metadata.namespace,
+      backup.spec.sharedVolume.claimName,
+    );
+    await this.deps.leases.release(this.volumeId(backup, pvc), backupOwnerId(backup));
+    await this.deps.client.patch(Resources.FederatedBackup, backup.metadata.namespace, backup.metadata.name!, {
+      metadata: {
+        finalizers: backup.metadata.finalizers.filter((f) => f !== FINALIZER_CLEANUP),
+        resourceVersion: backup.metadata.resourceVersion,
+      },
+    });
+  }
+}
+
+function isOwnedByKnownKind(owner: string): boolean {
+  return owner.startsWith("FederatedBackup/") || owner.startsWith("WorkloadRestore/");
+}

@@ -1,0 +1,136 @@
+// The FederatedBackup's status, rebuilt from its steps on every pass. Small by construction: counts,
+// one short entry per node step, and at most MISSING_LIMIT missing VMs (the full lists live in the
+// NodeSnapshots and the manifests at the location).
+import type {
+  FederatedBackup,
+  FederatedBackupStatus,
+  FederatedBackupStatusNode,
+  FederatedBackupStatusNodePhase,
+  FederatedBackupStatusPhase,
+  FederatedBackupStatusSnapshotMethod,
+} from "../../api/v1alpha1/index.js";
+import { mergeConditions, type DesiredCondition } from "../runtime/conditions.js";
+import { capturedWorkloads, expectedWorkloads, missingWorkloads, type StepWithPhase } from "./missing.js";
+
+export const MISSING_LIMIT = 100;
+
+export interface StatusFacts {
+  phase: FederatedBackupStatusPhase;
+  round: number;
+  startTime?: string;
+  completionTime?: string;
+  coordinatingNode?: string;
+  backupPath?: string;
+  expiresAt?: string;
+  /** Why the run is where it is, for the Progressing condition. */
+  progressing: { reason: string; message: string };
+  /** Set when the spec or its references are unusable. */
+  invalid?: { reason: string; message: string };
+}
+
+const NODE_PHASE: Record<string, FederatedBackupStatusNodePhase> = {
+  Pending: "Pending",
+  Running: "Running",
+  Succeeded: "Succeeded",
+  Failed: "Failed",
+};
+
+export function buildStatus(
+  backup: FederatedBackup,
+  steps: readonly StepWithPhase[],
+  facts: StatusFacts,
+  nowIso: string,
+): FederatedBackupStatus {
+  const nodeSteps = steps.filter((s) => !!s.step.spec.node);
+  const expected = expectedWorkloads(steps);
+  const captured = capturedWorkloads(steps);
+  const missing = missingWorkloads(steps);
+  const completed = nodeSteps.filter((s) => s.derived.phase === "Succeeded").length;
+  const failed = nodeSteps.filter((s) => s.derived.phase === "Failed").length;
+  const method = nodeSteps.map((s) => s.step.status?.snapshotMethod).find((m) => !!m) as
+    FederatedBackupStatusSnapshotMethod | undefined;
+
+  const nodes: FederatedBackupStatusNode[] = nodeSteps.map(({ step, derived }) => ({
+    name: step.spec.node!,
+    order: step.spec.order,
+    round: step.spec.round,
+    phase: NODE_PHASE[derived.phase] ?? "Pending",
+    step: step.metadata.name,
+    workloads: step.spec.workloads?.length ?? 0,
+    captured: step.status?.captured?.length ?? 0,
+    ...(step.status?.startTime ? { startTime: step.status.startTime } : {}),
+    ...(step.status?.completionTime ? { completionTime: step.status.completionTime } : {}),
+    ...(derived.phase === "Failed" && derived.message ? { message: derived.message } : {}),
+  }));
+
+  const finished = ["Completed", "PartiallyFailed", "Failed"].includes(facts.phase);
+  const verifiedKnown = finished && !facts.invalid;
+  const conditions: DesiredCondition[] = [
+    {
+      type: "Ready",
+      status: facts.phase === "Completed" ? "True" : "False",
+      reason: facts.invalid?.reason ?? facts.phase,
+      message: facts.invalid?.message ?? readyMessage(facts.phase, captured.size, expected.length, missing.length),
+    },
+    {
+      type: "Progressing",
+      status: finished ? "False" : "True",
+      reason: finished ? "Finished" : facts.progressing.reason,
+      message: finished ? `the backup finished: ${facts.phase}` : facts.progressing.message,
+    },
+    {
+      type: "Failed",
+      status: facts.phase === "Failed" ? "True" : "False",
+      reason: facts.phase === "Failed" ? (facts.invalid?.reason ?? "NothingCaptured") : "NotFailed",
+      message: facts.phase === "Failed" ? (facts.invalid?.message ?? "no VM could be captured") : "",
+    },
+    {
+      type: "Verified",
+      status: verifiedKnown ? (missing.length === 0 ? "True" : "False") : "Unknown",
+      reason: verifiedKnown ? (missing.length === 0 ? "AllCaptured" : "WorkloadsMissing") : "NotVerifiedYet",
+      message: verifiedKnown
+        ? missing.length === 0
+          ? `all ${expected.length} expected VMs were captured`
+          : `${missing.length} of ${expected.length} expected VMs are missing`
+        : "the expected and captured lists are compared when every node is done",
+    },
+  ];
+
+  return {
+    phase: facts.phase,
+    observedGeneration: backup.metadata.generation,
+    conditions: mergeConditions(backup.status?.conditions, conditions, backup.metadata.generation, nowIso),
+    ...(facts.startTime ? { startTime: facts.startTime } : {}),
+    ...(facts.completionTime ? { completionTime: facts.completionTime } : {}),
+    ...(method ? { snapshotMethod: method } : {}),
+    ...(facts.coordinatingNode ? { coordinatingNode: facts.coordinatingNode } : {}),
+    ...(facts.backupPath ? { backupPath: facts.backupPath } : {}),
+    ...(facts.expiresAt ? { expiresAt: facts.expiresAt } : {}),
+    progress: {
+      nodes: `${completed + failed}/${nodeSteps.length}`,
+      nodesTotal: nodeSteps.length,
+      nodesCompleted: completed,
+      nodesFailed: failed,
+      workloadsExpected: expected.length,
+      workloadsCaptured: captured.size,
+      workloadsMissing: missing.length,
+      round: facts.round,
+    },
+    nodes,
+    missing: missing.slice(0, MISSING_LIMIT),
+    ...(missing.length > MISSING_LIMIT ? { missingTruncated: missing.length - MISSING_LIMIT } : {}),
+  };
+}
+
+function readyMessage(phase: FederatedBackupStatusPhase, captured: number, expected: number, missing: number): string {
+  switch (phase) {
+    case "Completed":
+      return `all ${expected} VMs captured`;
+    case "PartiallyFailed":
+      return `${captured} of ${expected} VMs captured, ${missing} missing (see status.missing)`;
+    case "Failed":
+      return `no VM captured out of ${expected}`;
+    default:
+      return `${captured} of ${expected} VMs captured so far`;
+  }
+}

@@ -1,0 +1,83 @@
+// What a step (NodeSnapshot) and its Job say about the step's progress. Pure: the phase is derived
+// from what exists on every pass, so a restarted operator reaches the same conclusion.
+import type { NodeSnapshot, NodeSnapshotStatusPhase } from "../../api/v1alpha1/index.js";
+
+export interface JobView {
+  name: string;
+  complete: boolean;
+  failed: boolean;
+  failureReason?: string;
+  failureMessage?: string;
+  completionTime?: string;
+}
+
+interface JobLike {
+  metadata: { name?: string };
+  status?: {
+    completionTime?: string;
+    conditions?: Array<{
+      type: string;
+      status: string;
+      reason?: string;
+      message?: string;
+      lastTransitionTime?: string;
+    }>;
+  };
+}
+
+export function viewJob(job: JobLike): JobView {
+  const cond = (type: string) => job.status?.conditions?.find((c) => c.type === type && c.status === "True");
+  const failed = cond("Failed");
+  return {
+    name: job.metadata.name ?? "",
+    complete: !!cond("Complete"),
+    failed: !!failed,
+    failureReason: failed?.reason,
+    failureMessage: failed?.message,
+    completionTime: job.status?.completionTime ?? failed?.lastTransitionTime,
+  };
+}
+
+export interface ObservedStep {
+  step: NodeSnapshot;
+  job?: JobView;
+}
+
+export interface DerivedStepPhase {
+  phase: NodeSnapshotStatusPhase;
+  message?: string;
+}
+
+/** The phase a step is in, from its recorded status and its Job. */
+export function deriveStepPhase({ step, job }: ObservedStep): DerivedStepPhase {
+  const recorded = step.status?.phase;
+  if (!step.spec.node) return { phase: "Unplaced", message: step.status?.message };
+  if (recorded === "Succeeded" || recorded === "Failed") return { phase: recorded, message: step.status?.message };
+  if (job?.complete) return { phase: "Succeeded", message: agentSummary(step) };
+  if (job?.failed) {
+    return {
+      phase: "Failed",
+      message: `the node Job failed (${job.failureReason ?? "Failed"}): ${job.failureMessage ?? "no message"}`,
+    };
+  }
+  if (job) return { phase: "Running", message: step.status?.message };
+  // Started before (the operator recorded Running) but its Job is gone: it will not finish. Its VMs
+  // are chased in the next round rather than run twice by a second Job.
+  if (recorded === "Running") return { phase: "Failed", message: "the node Job disappeared before it finished" };
+  return { phase: "Pending" };
+}
+
+function agentSummary(step: NodeSnapshot): string {
+  const captured = step.status?.captured?.length ?? 0;
+  const failed = step.status?.failed?.length ?? 0;
+  return `captured ${captured} of ${step.spec.workloads?.length ?? 0} VMs${failed ? `, ${failed} not captured` : ""}`;
+}
+
+export const isTerminalStepPhase = (p: NodeSnapshotStatusPhase): boolean =>
+  p === "Succeeded" || p === "Failed" || p === "Unplaced";
+
+export function byRoundAndOrder(a: NodeSnapshot, b: NodeSnapshot): number {
+  return (
+    a.spec.round - b.spec.round || a.spec.order - b.spec.order || (a.spec.node ?? "").localeCompare(b.spec.node ?? "")
+  );
+}

@@ -1,0 +1,156 @@
+// Wires the operator together: informers feed a per-key work queue, the queue runs the reconcilers.
+import type { NodeObject, VirtualMachineInstance } from "../api/kubevirt.js";
+import { LABEL_BACKUP, LABEL_MANAGED_BY } from "../api/labels.js";
+import type { FederatedBackup, NodeSnapshot } from "../api/v1alpha1/index.js";
+import type { KubeClient } from "../k8s/client.js";
+import { EventRecorder } from "../k8s/events.js";
+import { Informer } from "../k8s/informer.js";
+import { Resources } from "../k8s/resources.js";
+import { objectKey, type KubeObject } from "../k8s/types.js";
+import { LEASE_OWNER_ANNOTATION, VolumeLeases, type LeaseObject } from "../k8s/volume-lease.js";
+import type { Logger } from "../telemetry/logger.js";
+import type { OperatorMetrics } from "../telemetry/metrics.js";
+import type { OperatorSettings } from "./federatedbackup/builders.js";
+import { backupIsActive, FederatedBackupReconciler, type BackupInformers } from "./federatedbackup/reconciler.js";
+import { countStepFailures } from "./federatedbackup/node-failures.js";
+import { TerminalError, WorkQueue } from "./runtime/work-queue.js";
+
+export interface ManagerOptions {
+  client: KubeClient;
+  log: Logger;
+  metrics: OperatorMetrics;
+  /** Namespace of the operator: the shared-volume Leases live here. */
+  namespace: string;
+  settings: OperatorSettings;
+  leaseDurationSeconds?: number;
+  migrationWaitMs?: number;
+  concurrency?: number;
+  clock?: { now(): number };
+}
+
+export class Manager {
+  readonly informers: BackupInformers;
+  readonly backupQueue: WorkQueue;
+  private readonly all: Array<Informer<KubeObject>>;
+
+  constructor(private readonly options: ManagerOptions) {
+    const { client, log } = options;
+    const managed = `${LABEL_MANAGED_BY}=fedbackup`;
+    const informerLog = log.child({ component: "informer" });
+    this.informers = {
+      backups: new Informer<FederatedBackup & KubeObject>(client, Resources.FederatedBackup, {}, informerLog),
+      steps: new Informer<NodeSnapshot & KubeObject>(
+        client,
+        Resources.NodeSnapshot,
+        { labelSelector: managed },
+        informerLog,
+      ),
+      jobs: new Informer(client, Resources.Job, { labelSelector: managed }, informerLog),
+      vmis: new Informer<VirtualMachineInstance & KubeObject>(
+        client,
+        Resources.VirtualMachineInstance,
+        {},
+        informerLog,
+      ),
+      nodes: new Informer<NodeObject & KubeObject>(client, Resources.Node, {}, informerLog),
+      leases: new Informer<LeaseObject>(
+        client,
+        Resources.Lease,
+        { namespace: options.namespace, labelSelector: managed },
+        informerLog,
+      ),
+    };
+    this.all = Object.values(this.informers) as Array<Informer<KubeObject>>;
+
+    const leaseDurationSeconds = options.leaseDurationSeconds ?? 60;
+    const clock = options.clock ?? { now: () => Date.now() };
+    const events = new EventRecorder(
+      client,
+      "fedbackup.io/operator",
+      process.env.HOSTNAME ?? "fedbackup-operator",
+      (err) => log.warn("could not record an event", { error: String(err) }),
+    );
+    const reconciler = new FederatedBackupReconciler({
+      client,
+      informers: this.informers,
+      leases: new VolumeLeases(client, options.namespace, leaseDurationSeconds),
+      events,
+      log: log.child({ controller: "federatedbackup" }),
+      clock,
+      settings: {
+        ...options.settings,
+        leaseRenewMs: (leaseDurationSeconds * 1000) / 3,
+        migrationWaitMs: options.migrationWaitMs ?? 60_000,
+        nodeFailures: () => countStepFailures(this.informers.steps.list(), clock.now()),
+      },
+      ownerActive: (owner) => {
+        const [kind, ns, name, uid] = owner.split("/");
+        if (kind !== "FederatedBackup") return false;
+        const b = this.informers.backups.get(`${ns}/${name}`);
+        return backupIsActive(b) && b?.metadata.uid === uid;
+      },
+    });
+    const backupLog = log.child({ controller: "federatedbackup" });
+    this.backupQueue = new WorkQueue(
+      async (key) => {
+        const end = options.metrics.reconcileDuration.startTimer({ controller: "federatedbackup" });
+        try {
+          const result = await reconciler.reconcile(key);
+          options.metrics.reconciles.inc({ controller: "federatedbackup", result: "success" });
+          return result;
+        } catch (err) {
+          options.metrics.reconciles.inc({ controller: "federatedbackup", result: "error" });
+          throw err;
+        } finally {
+          end();
+        }
+      },
+      {
+        concurrency: options.concurrency ?? 2,
+        onError: (key, err, retryInMs) =>
+          backupLog.warn("reconcile failed", {
+            key,
+            error: err instanceof Error ? err.message : String(err),
+            retryInMs,
+            terminal: err instanceof TerminalError,
+          }),
+      },
+    );
+
+    const enqueueBackup = (o: KubeObject) => this.backupQueue.add(objectKey(o));
+    const enqueueOwner = (o: KubeObject) => {
+      const name = o.metadata.labels?.[LABEL_BACKUP];
+      if (name) this.backupQueue.add(`${o.metadata.namespace}/${name}`);
+    };
+    const enqueueActive = () => {
+      for (const b of this.informers.backups.list(backupIsActive)) this.backupQueue.add(objectKey(b));
+    };
+    this.informers.backups.on((_e, o) => enqueueBackup(o));
+    this.informers.steps.on((_e, o) => enqueueOwner(o));
+    this.informers.jobs.on((_e, o) => enqueueOwner(o));
+    // A Lease changing hands wakes the runs waiting for it (not its owner: its own renewals would loop).
+    this.informers.leases.on((_e, lease) => {
+      const owner = lease.metadata.annotations?.[LEASE_OWNER_ANNOTATION] ?? "";
+      for (const b of this.informers.backups.list(backupIsActive)) {
+        if (!owner.startsWith(`FederatedBackup/${b.metadata.namespace}/${b.metadata.name}/`))
+          this.backupQueue.add(objectKey(b));
+      }
+    });
+    this.informers.nodes.on((event, node, old) => {
+      const ready = (n?: NodeObject) =>
+        n?.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+      if (event !== "update" || ready(node) !== ready(old)) enqueueActive();
+    });
+  }
+
+  async start(): Promise<void> {
+    // Caches first, so the first passes see the world as it is.
+    await Promise.all(this.all.map((i) => i.start()));
+    for (const b of this.informers.backups.list()) this.backupQueue.add(objectKey(b));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.all.map((i) => i.stop()));
+    await this.backupQueue.shutdown();
+  }
+}

@@ -1,0 +1,296 @@
+// Executes the node agent's pods for real (kwok only pretends to run pods): a small kubelet for pods
+// labelled app.kubernetes.io/component=agent bound to simulated nodes. Each pod's container runs as a
+// local process in a mount namespace of its own, where the pod's PersistentVolumeClaims are bind-mounted
+// from their PersistentVolumes' hostPath directories at the container's mount paths, and the
+// ServiceAccount token sits where a real kubelet puts it; so the agent runs exactly as in a cluster. The
+// runner reports pod status through the API like a kubelet. It is test harness: the operator does not
+// know it exists.
+import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { KubeClient } from "../../src/k8s/client.js";
+import { Resources } from "../../src/k8s/resources.js";
+import type { KubeObject } from "../../src/k8s/types.js";
+import { Informer } from "../../src/k8s/informer.js";
+import { REPO_ROOT } from "./binaries.js";
+import type { ControlPlane } from "./control-plane.js";
+
+const SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+interface PodSpec {
+  nodeName?: string;
+  serviceAccountName?: string;
+  containers: Array<{
+    name: string;
+    image: string;
+    command?: string[];
+    args?: string[];
+    env?: Array<{ name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }>;
+    volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
+  }>;
+  volumes?: Array<{ name: string; persistentVolumeClaim?: { claimName: string }; hostPath?: { path: string } }>;
+}
+
+type Pod = KubeObject & { spec: PodSpec; status?: { phase?: string } };
+
+export interface PodRun {
+  namespace: string;
+  name: string;
+  node: string;
+  args: string[];
+  startedAt: number;
+  endedAt?: number;
+  exitCode?: number | null;
+  signal?: string | null;
+  log: string;
+}
+
+export interface PodRunnerOptions {
+  /** Nodes whose pods are not started (a node that is down); their pods stay Pending. */
+  deadNodes?: Set<string>;
+}
+
+export class PodRunner {
+  readonly runs: PodRun[] = [];
+  private readonly client: KubeClient;
+  private readonly informer: Informer<Pod>;
+  private readonly running = new Map<string, { child: ChildProcess; run: PodRun; dir: string }>();
+  private readonly started = new Set<string>();
+  private readonly dir = mkdtempSync(path.join(os.tmpdir(), "fedbackup-pods-"));
+  readonly deadNodes: Set<string>;
+
+  constructor(
+    private readonly cp: ControlPlane,
+    options: PodRunnerOptions = {},
+  ) {
+    this.client = new KubeClient(cp.kubeConfig);
+    this.deadNodes = options.deadNodes ?? new Set();
+    this.informer = new Informer<Pod>(
+      this.client,
+      Resources.Pod,
+      { labelSelector: "app.kubernetes.io/component=agent" },
+      { warn: () => {} },
+    );
+    this.informer.on((event, pod) => {
+      if (event !== "delete")
+        void this.onPod(pod).catch((err: unknown) => process.stderr.write(`pod runner: ${String(err)}\n`));
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.informer.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.informer.stop();
+    for (const { child } of this.running.values()) child.kill("SIGKILL");
+    this.client.close();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Kills the process of every pod on a node and marks the node dead (its pods fail, new ones never start). */
+  killNode(node: string): void {
+    this.deadNodes.add(node);
+    for (const [, { child, run }] of this.running) if (run.node === node) child.kill("SIGKILL");
+  }
+
+  private async onPod(pod: Pod): Promise<void> {
+    const key = `${pod.metadata.namespace}/${pod.metadata.name}`;
+    const entry = this.running.get(key);
+    if (pod.metadata.deletionTimestamp) {
+      entry?.child.kill("SIGTERM");
+      if (!entry) await this.forceDelete(pod);
+      return;
+    }
+    const node = pod.spec.nodeName;
+    if (!node || this.started.has(key) || pod.status?.phase !== "Pending" || this.deadNodes.has(node)) return;
+    this.started.add(key);
+    await this.run(pod, key, node);
+  }
+
+  private async hostPathOf(namespace: string, claimName: string): Promise<string> {
+    const pvc = await this.client.get<KubeObject & { spec: { volumeName?: string } }>(
+      Resources.PersistentVolumeClaim,
+      namespace,
+      claimName,
+    );
+    if (!pvc.spec.volumeName) throw new Error(`PVC ${namespace}/${claimName} is not bound`);
+    const pv = await this.client.get<KubeObject & { spec: { hostPath?: { path: string }; local?: { path: string } } }>(
+      Resources.PersistentVolume,
+      undefined,
+      pvc.spec.volumeName,
+    );
+    const dir = pv.spec.hostPath?.path ?? pv.spec.local?.path;
+    if (!dir) throw new Error(`PV ${pvc.spec.volumeName} has no hostPath or local path`);
+    return dir;
+  }
+
+  private async run(pod: Pod, key: string, node: string): Promise<void> {
+    const ns = pod.metadata.namespace!;
+    const container = pod.spec.containers[0]!;
+    const podDir = mkdtempSync(path.join(this.dir, `${pod.metadata.name}-`));
+    const mounts: Array<{ host: string; target: string }> = [];
+    for (const vm of container.volumeMounts ?? []) {
+      const vol = pod.spec.volumes?.find((v) => v.name === vm.name);
+      if (vol?.persistentVolumeClaim)
+        mounts.push({ host: await this.hostPathOf(ns, vol.persistentVolumeClaim.claimName), target: vm.mountPath });
+      else if (vol?.hostPath) mounts.push({ host: vol.hostPath.path, target: vm.mountPath });
+    }
+    // The pod's ServiceAccount credentials, where client libraries look for them in a pod.
+    const saDir = path.join(podDir, "serviceaccount");
+    mkdirSync(saDir);
+    const token = await this.client.request<{ status: { token: string } }>(
+      "POST",
+      `/api/v1/namespaces/${ns}/serviceaccounts/${pod.spec.serviceAccountName ?? "default"}/token`,
+      {
+        body: {
+          apiVersion: "authentication.k8s.io/v1",
+          kind: "TokenRequest",
+          spec: {
+            expirationSeconds: 3600,
+            boundObjectRef: { apiVersion: "v1", kind: "Pod", name: pod.metadata.name, uid: pod.metadata.uid },
+          },
+        },
+      },
+    );
+    writeFileSync(path.join(saDir, "token"), token.status.token);
+    writeFileSync(path.join(saDir, "ca.crt"), readFileSync(this.cp.pki.caCert));
+    writeFileSync(path.join(saDir, "namespace"), ns);
+    mounts.push({ host: saDir, target: SA_DIR });
+
+    const fieldRef = (p: string): string =>
+      ({ "spec.nodeName": node, "metadata.name": pod.metadata.name!, "metadata.namespace": ns })[p] ?? "";
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH,
+      HOME: podDir,
+      HOSTNAME: pod.metadata.name,
+      KUBERNETES_SERVICE_HOST: "127.0.0.1",
+      KUBERNETES_SERVICE_PORT: new URL(this.cp.server).port,
+      ...Object.fromEntries(
+        (container.env ?? []).map((e) => [e.name, e.value ?? fieldRef(e.valueFrom?.fieldRef?.fieldPath ?? "")]),
+      ),
+    };
+    // The image's entrypoint is `fedbackup`: run the same CLI from source.
+    const argv = [...(container.command ?? []), ...(container.args ?? [])];
+    const script = [
+      "set -e",
+      ...mounts.map((_, i) => `mkdir -p "$M${i}_T" && mount --bind "$M${i}_H" "$M${i}_T"`),
+      'exec "$@"',
+    ].join("\n");
+    for (const [i, m] of mounts.entries()) {
+      env[`M${i}_H`] = m.host;
+      env[`M${i}_T`] = m.target;
+    }
+    const logFile = path.join(podDir, "container.log");
+    const run: PodRun = {
+      namespace: ns,
+      name: pod.metadata.name!,
+      node,
+      args: argv,
+      startedAt: Date.now(),
+      log: logFile,
+    };
+    this.runs.push(run);
+    const child = spawn(
+      "setpriv",
+      [
+        "--pdeathsig",
+        "KILL",
+        "--",
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        script,
+        "sh",
+        process.execPath,
+        "--import",
+        "tsx",
+        path.join(REPO_ROOT, "src/cli/main.ts"),
+        ...argv,
+      ],
+      { cwd: REPO_ROOT, env, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    const log = createWriteStream(logFile);
+    child.stdout?.pipe(log);
+    child.stderr?.pipe(log);
+    this.running.set(key, { child, run, dir: podDir });
+    const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+    await this.patchStatus(pod, {
+      phase: "Running",
+      startTime: now,
+      hostIP: "127.0.0.1",
+      conditions: [
+        { type: "Initialized", status: "True", lastTransitionTime: now },
+        { type: "Ready", status: "True", lastTransitionTime: now },
+        { type: "ContainersReady", status: "True", lastTransitionTime: now },
+      ],
+      containerStatuses: [
+        {
+          name: container.name,
+          image: container.image,
+          imageID: "",
+          ready: true,
+          started: true,
+          restartCount: 0,
+          state: { running: { startedAt: now } },
+        },
+      ],
+    }).catch(() => {});
+    child.on("exit", (code, signal) => {
+      run.endedAt = Date.now();
+      run.exitCode = code;
+      run.signal = signal;
+      this.running.delete(key);
+      const exitCode = code ?? 137;
+      const end = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+      void this.patchStatus(pod, {
+        phase: exitCode === 0 ? "Succeeded" : "Failed",
+        conditions: [
+          { type: "Ready", status: "False", reason: "PodCompleted", lastTransitionTime: end },
+          { type: "ContainersReady", status: "False", reason: "PodCompleted", lastTransitionTime: end },
+        ],
+        containerStatuses: [
+          {
+            name: container.name,
+            image: container.image,
+            imageID: "",
+            ready: false,
+            started: false,
+            restartCount: 0,
+            state: {
+              terminated: { exitCode, reason: exitCode === 0 ? "Completed" : "Error", startedAt: now, finishedAt: end },
+            },
+          },
+        ],
+      })
+        .catch(() => {})
+        .then(async () => {
+          const live = this.informer.get(key);
+          if (live?.metadata.deletionTimestamp) await this.forceDelete(live);
+        });
+    });
+  }
+
+  private async patchStatus(pod: Pod, status: Record<string, unknown>): Promise<void> {
+    await this.client.patch(
+      Resources.Pod,
+      pod.metadata.namespace,
+      pod.metadata.name!,
+      { status },
+      { subresource: "status" },
+    );
+  }
+
+  private async forceDelete(pod: Pod): Promise<void> {
+    await this.client
+      .request("DELETE", `/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}`, {
+        body: { apiVersion: "v1", kind: "DeleteOptions", gracePeriodSeconds: 0 },
+      })
+      .catch(() => {});
+  }
+}

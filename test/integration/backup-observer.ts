@@ -1,0 +1,101 @@
+// Watches a backup run from the outside, the way a test can assert on it: when each node Job appeared
+// and finished, which Jobs ran at the same time, and who held the shared volume's Lease meanwhile.
+import { LABEL_MANAGED_BY } from "../../src/api/labels.js";
+import { Informer } from "../../src/k8s/informer.js";
+import { Resources } from "../../src/k8s/resources.js";
+import type { KubeObject } from "../../src/k8s/types.js";
+import { viewLease, type LeaseObject } from "../../src/k8s/volume-lease.js";
+import { adminClient, OPERATOR_NAMESPACE } from "./operator-env.js";
+
+type Job = KubeObject & {
+  spec: { template: { spec: { nodeName?: string } } };
+  status?: { conditions?: Array<{ type: string; status: string }> };
+};
+
+export interface JobRecord {
+  namespace: string;
+  name: string;
+  node: string;
+  createdAt: number;
+  finishedAt?: number;
+  outcome?: "Complete" | "Failed";
+  /** Lease holder seen when the Job appeared (refreshed until the Job finished). */
+  leaseHolders: Set<string>;
+}
+
+export class BackupObserver {
+  readonly jobs: JobRecord[] = [];
+  /** Pairs of Jobs (by name) seen running at the same time. */
+  readonly overlaps: Array<[string, string]> = [];
+  private readonly jobInformer = new Informer<Job>(
+    adminClient(),
+    Resources.Job,
+    { labelSelector: `${LABEL_MANAGED_BY}=fedbackup` },
+    { warn: () => {} },
+  );
+  private readonly leaseInformer = new Informer<LeaseObject>(
+    adminClient(),
+    Resources.Lease,
+    { namespace: OPERATOR_NAMESPACE },
+    { warn: () => {} },
+  );
+
+  constructor(private readonly namespaces: string[]) {
+    this.jobInformer.on((event, job) => this.onJob(event, job));
+    this.leaseInformer.on(() => this.recordHolders());
+  }
+
+  async start(): Promise<void> {
+    await this.leaseInformer.start();
+    await this.jobInformer.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.jobInformer.stop();
+    await this.leaseInformer.stop();
+  }
+
+  private holders(): string[] {
+    return this.leaseInformer.list().map((l) => viewLease(l)?.holderNode ?? "");
+  }
+
+  private recordHolders(): void {
+    const holders = this.holders();
+    for (const r of this.jobs) if (r.finishedAt === undefined) for (const h of holders) r.leaseHolders.add(h);
+  }
+
+  private onJob(event: string, job: Job): void {
+    if (!this.namespaces.includes(job.metadata.namespace!) || event === "delete") return;
+    let record = this.jobs.find((r) => r.namespace === job.metadata.namespace && r.name === job.metadata.name);
+    if (!record) {
+      for (const other of this.jobs)
+        if (other.finishedAt === undefined) this.overlaps.push([other.name, job.metadata.name!]);
+      record = {
+        namespace: job.metadata.namespace!,
+        name: job.metadata.name!,
+        node: job.spec.template.spec.nodeName ?? "",
+        createdAt: Date.now(),
+        leaseHolders: new Set(this.holders()),
+      };
+      this.jobs.push(record);
+    }
+    const done = job.status?.conditions?.find(
+      (c) => (c.type === "Complete" || c.type === "Failed") && c.status === "True",
+    );
+    if (done && record.finishedAt === undefined) {
+      record.finishedAt = Date.now();
+      record.outcome = done.type as "Complete" | "Failed";
+    }
+  }
+
+  /** Milliseconds from each Job finishing to the next one being created, in order. */
+  handoffs(): number[] {
+    const sorted = [...this.jobs].sort((a, b) => a.createdAt - b.createdAt);
+    const out: number[] = [];
+    for (let i = 1; i < sorted.length; i++) {
+      const prev = sorted[i - 1]!;
+      if (prev.finishedAt !== undefined) out.push(sorted[i]!.createdAt - prev.finishedAt);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,147 @@
+// What the operator's integration tests share: the operator's RBAC from deploy/, the KubeVirt
+// subresource double behind the aggregation layer, the pod runner that executes agent pods, and an
+// operator started in-process as its own ServiceAccount (so RBAC applies to everything it does).
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import * as yaml from "js-yaml";
+import { Manager } from "../../src/controllers/manager.js";
+import { KubeClient } from "../../src/k8s/client.js";
+import { Resources, type ResourceType } from "../../src/k8s/resources.js";
+import type { KubeObject } from "../../src/k8s/types.js";
+import { createLogger } from "../../src/telemetry/logger.js";
+import { OperatorMetrics } from "../../src/telemetry/metrics.js";
+import { REPO_ROOT } from "../harness/binaries.js";
+import { KubeVirtDouble } from "../harness/kubevirt-double.js";
+import { PodRunner } from "../harness/pod-runner.js";
+import { createVolume, type VolumeFixture } from "../harness/workloads.js";
+import { cluster, freshNamespace, onTeardown } from "./setup.js";
+
+export const OPERATOR_NAMESPACE = "fedbackup-system";
+
+let admin: KubeClient | undefined;
+export function adminClient(): KubeClient {
+  if (!admin) {
+    admin = new KubeClient(cluster().kubeConfig);
+    const client = admin;
+    onTeardown(() => Promise.resolve(client.close()));
+  }
+  return admin;
+}
+
+const typeOf: Record<string, ResourceType> = {
+  Namespace: Resources.Namespace,
+  ServiceAccount: Resources.ServiceAccount,
+  ClusterRole: {
+    group: "rbac.authorization.k8s.io",
+    version: "v1",
+    plural: "clusterroles",
+    kind: "ClusterRole",
+    namespaced: false,
+  },
+  ClusterRoleBinding: {
+    group: "rbac.authorization.k8s.io",
+    version: "v1",
+    plural: "clusterrolebindings",
+    kind: "ClusterRoleBinding",
+    namespaced: false,
+  },
+};
+
+let rbacApplied = false;
+async function ensureOperatorRbac(): Promise<void> {
+  if (rbacApplied) return;
+  for (const doc of yaml.loadAll(readFileSync(path.join(REPO_ROOT, "deploy/rbac.yaml"), "utf8")) as KubeObject[]) {
+    const type = typeOf[doc.kind!];
+    if (!type) throw new Error(`deploy/rbac.yaml: unexpected kind ${doc.kind}`);
+    await adminClient().apply(type, doc);
+  }
+  rbacApplied = true;
+}
+
+let double: KubeVirtDouble | undefined;
+export async function kubevirtDouble(): Promise<KubeVirtDouble> {
+  if (!double) {
+    const d = new KubeVirtDouble(cluster());
+    await d.start();
+    onTeardown(() => d.stop());
+    double = d;
+  }
+  return double;
+}
+
+let runner: PodRunner | undefined;
+export async function podRunner(): Promise<PodRunner> {
+  if (!runner) {
+    const r = new PodRunner(cluster());
+    await r.start();
+    onTeardown(() => r.stop());
+    runner = r;
+  }
+  return runner;
+}
+
+export interface RunningOperator {
+  client: KubeClient;
+  manager: Manager;
+  stop(): Promise<void>;
+}
+
+export async function startOperator(
+  options: { leaseDurationSeconds?: number; migrationWaitMs?: number } = {},
+): Promise<RunningOperator> {
+  await ensureOperatorRbac();
+  const kc = await cluster().serviceAccountKubeConfig(OPERATOR_NAMESPACE, "fedbackup-operator");
+  const metrics = new OperatorMetrics(false);
+  const client = new KubeClient(kc, metrics.observeRequest);
+  const manager = new Manager({
+    client,
+    log: createLogger("operator", process.env.FEDBACKUP_TEST_LOG_LEVEL ?? "error"),
+    metrics,
+    namespace: OPERATOR_NAMESPACE,
+    settings: { agentImage: "fedbackup:test", imagePullPolicy: "Never" },
+    leaseDurationSeconds: options.leaseDurationSeconds ?? 15,
+    migrationWaitMs: options.migrationWaitMs ?? 10_000,
+  });
+  await manager.start();
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await manager.stop();
+    client.close();
+  };
+  onTeardown(stop);
+  return { client, manager, stop };
+}
+
+export interface BackupEnv {
+  namespace: string;
+  shared: VolumeFixture;
+  location: VolumeFixture;
+  cleanup(): void;
+}
+
+/** A namespace with a shared volume and a backup location, both real directories. */
+export async function backupEnv(prefix: string): Promise<BackupEnv> {
+  const namespace = await freshNamespace(prefix);
+  const root = mkdtempSync(path.join(os.tmpdir(), `fedbackup-${prefix}-`));
+  const shared = await createVolume(adminClient(), namespace, "vmdisks", path.join(root, "shared"));
+  const location = await createVolume(adminClient(), namespace, "backups", path.join(root, "location"));
+  return { namespace, shared, location, cleanup: () => rmSync(root, { recursive: true, force: true }) };
+}
+
+export async function waitFor<T>(
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<T | undefined> | T | undefined,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(100);
+  }
+}
