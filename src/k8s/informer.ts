@@ -49,6 +49,20 @@ export class Informer<T extends KubeObject> {
   }
 
   /**
+   * Records an object this process just wrote (the API server's answer), so the next pass does not
+   * decide on the older copy while the watch event is still on its way. An older version never
+   * replaces a newer one.
+   */
+  observe(obj: T): void {
+    obj.apiVersion ??= this.type.group ? `${this.type.group}/${this.type.version}` : this.type.version;
+    obj.kind ??= this.type.kind;
+    const key = objectKey(obj);
+    const old = this.store.get(key);
+    if (old && !isNewer(obj.metadata.resourceVersion, old.metadata.resourceVersion)) return;
+    this.store.set(key, obj);
+  }
+
+  /**
    * Resolves once the first list is in the cache (retrying while the API server is not ready for it,
    * e.g. a CRD whose storage is still initializing); watching goes on in the background.
    */
@@ -149,4 +163,11 @@ export class Informer<T extends KubeObject> {
       this.emit(old ? "update" : "add", obj, old);
     }
   }
+}
+
+/** resourceVersions are opaque, but etcd's are increasing integers; compare them as such when they are. */
+function isNewer(candidate: string | undefined, current: string | undefined): boolean {
+  if (!candidate || !current) return !!candidate;
+  if (/^\d+$/.test(candidate) && /^\d+$/.test(current)) return BigInt(candidate) > BigInt(current);
+  return candidate !== current;
 }

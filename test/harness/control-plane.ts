@@ -293,16 +293,20 @@ export class ControlPlane {
     );
   }
 
-  /** A kubeconfig that authenticates as a ServiceAccount with a freshly minted token (TokenRequest). */
-  async serviceAccountKubeConfig(namespace: string, name: string): Promise<k8s.KubeConfig> {
+  /** A kubeconfig (YAML) that authenticates as a ServiceAccount with a freshly minted token (TokenRequest). */
+  async serviceAccountKubeconfigYaml(namespace: string, name: string): Promise<string> {
     const core = this.kubeConfig.makeApiClient(k8s.CoreV1Api);
     const request = await core.createNamespacedServiceAccountToken({
       name,
       namespace,
       body: { spec: { audiences: [], expirationSeconds: 3600 } },
     });
+    return kubeconfigYaml(this.server, this.pki.caCert, { token: request.status!.token });
+  }
+
+  async serviceAccountKubeConfig(namespace: string, name: string): Promise<k8s.KubeConfig> {
     const kc = new k8s.KubeConfig();
-    kc.loadFromString(kubeconfigYaml(this.server, this.pki.caCert, { token: request.status!.token }));
+    kc.loadFromString(await this.serviceAccountKubeconfigYaml(namespace, name));
     return kc;
   }
 

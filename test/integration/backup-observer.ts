@@ -40,7 +40,10 @@ export class BackupObserver {
     { warn: () => {} },
   );
 
-  constructor(private readonly namespaces: string[]) {
+  constructor(
+    private readonly namespaces: string[],
+    private readonly onChange?: (job: JobRecord, event: "created" | "finished") => Promise<void> | void,
+  ) {
     this.jobInformer.on((event, job) => this.onJob(event, job));
     this.leaseInformer.on(() => this.recordHolders());
   }
@@ -78,6 +81,7 @@ export class BackupObserver {
         leaseHolders: new Set(this.holders()),
       };
       this.jobs.push(record);
+      this.notify(record, "created");
     }
     const done = job.status?.conditions?.find(
       (c) => (c.type === "Complete" || c.type === "Failed") && c.status === "True",
@@ -85,7 +89,15 @@ export class BackupObserver {
     if (done && record.finishedAt === undefined) {
       record.finishedAt = Date.now();
       record.outcome = done.type as "Complete" | "Failed";
+      this.notify(record, "finished");
     }
+  }
+
+  private notify(record: JobRecord, event: "created" | "finished"): void {
+    if (!this.onChange) return;
+    Promise.resolve(this.onChange(record, event)).catch((err: unknown) =>
+      process.stderr.write(`observer hook failed: ${String(err)}\n`),
+    );
   }
 
   /** Milliseconds from each Job finishing to the next one being created, in order. */

@@ -4,17 +4,20 @@ import path from "node:path";
 import type { FederatedBackup, NodeSnapshot } from "../../src/api/v1alpha1/index.js";
 import { Resources } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
-import { createVm, diskPaths, NODE_MOUNT_PATH, type VmFixture } from "../harness/workloads.js";
-import { BackupObserver } from "./backup-observer.js";
+import { createVm, diskPaths, migrateVm, NODE_MOUNT_PATH, type VmFixture } from "../harness/workloads.js";
+import { orderNodes } from "../../src/planning/index.js";
+import { BackupObserver, type JobRecord } from "./backup-observer.js";
 import {
   adminClient,
   backupEnv,
   kubevirtDouble,
   podRunner,
   startOperator,
+  startOperatorProcess,
   waitFor,
   type BackupEnv,
 } from "./operator-env.js";
+import { cluster } from "./setup.js";
 
 type Backup = FederatedBackup & KubeObject;
 const FINISHED = ["Completed", "PartiallyFailed", "Failed"];
@@ -69,8 +72,96 @@ const SEVEN: VmFixture[] = [
   { name: "c2", node: "node-c" },
 ];
 
+interface RunOptions {
+  name?: string;
+  spec?: Partial<FederatedBackup["spec"]>;
+  vms?: VmFixture[];
+  /** Called (once per Job) when a node Job appears or finishes, to change the world mid-run. */
+  onJob?: (job: JobRecord, event: "created" | "finished", env: BackupEnv) => Promise<void> | void;
+  /** Prepare the namespace before the backup is created. */
+  before?: (env: BackupEnv) => Promise<void>;
+}
+
+interface RunResult {
+  env: BackupEnv;
+  fb: Backup;
+  observer: BackupObserver;
+  steps: Array<NodeSnapshot & KubeObject>;
+}
+
+/** Runs one backup with its own namespace, volumes and operator, and returns what happened. */
+async function runBackup(opts: RunOptions, check: (r: RunResult) => Promise<void> | void): Promise<void> {
+  const env = await backupEnv("fb");
+  const observer = new BackupObserver([env.namespace], (job, event) => opts.onJob?.(job, event, env));
+  await observer.start();
+  const operator = await startOperator();
+  try {
+    const vms = opts.vms ?? SEVEN;
+    for (const vm of vms) await createVm(adminClient(), env.namespace, env.shared.hostDir, vm);
+    await opts.before?.(env);
+    const name = opts.name ?? "nightly";
+    await adminClient().create(Resources.FederatedBackup, backupManifest(env, name, opts.spec));
+    const fb = await waitForPhase(env.namespace, name);
+    await check({ env, fb, observer, steps: await stepsOf(env.namespace, name) });
+  } finally {
+    await operator.stop();
+    await observer.stop();
+    env.cleanup();
+  }
+}
+
+async function createFailedStep(env: BackupEnv, backup: string, node: string): Promise<void> {
+  const name = `${backup}-r1-${node}`;
+  await adminClient().create(Resources.NodeSnapshot, {
+    apiVersion: "fedbackup.io/v1alpha1",
+    kind: "NodeSnapshot",
+    metadata: {
+      name,
+      namespace: env.namespace,
+      labels: { "app.kubernetes.io/managed-by": "fedbackup", "fedbackup.io/backup": backup },
+    },
+    spec: {
+      backupName: backup,
+      backupUID: "00000000-0000-0000-0000-000000000000",
+      node,
+      round: 1,
+      order: 1,
+      sharedVolume: { claimName: env.shared.claimName, nodeMountPath: NODE_MOUNT_PATH },
+      location: { persistentVolumeClaim: { claimName: env.location.claimName }, path: backup },
+      snapshot: { method: "Copy", quiesce: "None", freezeTimeout: "30s", maxFreeze: "2m" },
+      extractAt: "Backup",
+      workloads: [],
+    },
+  } as unknown as KubeObject);
+  const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+  await adminClient().patch(
+    Resources.NodeSnapshot,
+    env.namespace,
+    name,
+    { status: { phase: "Failed", completionTime: now } },
+    { subresource: "status" },
+  );
+}
+
+/** Failed node steps in the whole cluster, per node: what the FailureRate policy counts. */
+async function failedStepsPerNode(): Promise<Map<string, number>> {
+  const steps = await adminClient().list<NodeSnapshot & KubeObject>(Resources.NodeSnapshot, {
+    labelSelector: "app.kubernetes.io/managed-by=fedbackup",
+  });
+  const out = new Map<string, number>();
+  for (const s of steps.items)
+    if (s.spec.node && s.status?.phase === "Failed") out.set(s.spec.node, (out.get(s.spec.node) ?? 0) + 1);
+  return out;
+}
+
+function capturedCounts(steps: Array<NodeSnapshot & KubeObject>): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const s of steps) for (const c of s.status?.captured ?? []) counts.set(c.name, (counts.get(c.name) ?? 0) + 1);
+  return counts;
+}
+
 describe("FederatedBackup controller", function () {
-  this.timeout(90_000);
+  this.timeout(120_000);
 
   before(async () => {
     await kubevirtDouble();
@@ -78,28 +169,21 @@ describe("FederatedBackup controller", function () {
   });
 
   it("captures 7 VMs on 3 nodes one node at a time, most VMs first, and verifies every file", async () => {
-    const env = await backupEnv("fb-count");
-    const observer = new BackupObserver([env.namespace]);
-    await observer.start();
-    const operator = await startOperator();
-    try {
-      for (const vm of SEVEN) await createVm(adminClient(), env.namespace, env.shared.hostDir, vm);
-      operator.client.stats.reset();
-      await adminClient().create(Resources.FederatedBackup, backupManifest(env, "nightly"));
-      const fb = await waitForPhase(env.namespace, "nightly");
+    await runBackup({}, async ({ env, fb, observer, steps }) => {
       assert.equal(fb.status?.phase, "Completed", JSON.stringify(fb.status, null, 2));
       assert.equal(fb.status?.progress?.workloadsCaptured, 7);
       assert.equal(fb.status?.progress?.workloadsMissing, 0);
       assert.equal(fb.status?.progress?.nodes, "3/3");
+      assert.equal(fb.status?.conditions?.find((c) => c.type === "Verified")?.status, "True");
 
       assert.deepEqual(
         observer.jobs.map((j) => j.node),
         ["node-b", "node-c", "node-a"],
       );
       assert.deepEqual(observer.overlaps, []);
-      for (const job of observer.jobs)
+      for (const job of observer.jobs) {
         assert.deepEqual([...job.leaseHolders].filter(Boolean), [job.node], `lease holder while ${job.name} ran`);
-      const steps = await stepsOf(env.namespace, "nightly");
+      }
       assert.deepEqual(
         steps.map((s) => [s.spec.node, (s.spec.workloads ?? []).map((w) => w.name)]),
         [
@@ -113,18 +197,360 @@ describe("FederatedBackup controller", function () {
       for (const vm of SEVEN) {
         const calls = double.callsFor(env.namespace, vm.name);
         assert.deepEqual(
-          calls.map((c) => [c.op, c.node]),
+          calls.map((c) => [c.op, c.node, c.user]),
           [
-            ["freeze", vm.node],
-            ["unfreeze", vm.node],
+            ["freeze", vm.node, `system:serviceaccount:${env.namespace}:fedbackup-agent`],
+            ["unfreeze", vm.node, `system:serviceaccount:${env.namespace}:fedbackup-agent`],
           ],
           vm.name,
         );
       }
-      console.log(
-        `      API requests by the operator for this run: ${operator.client.stats.total} ${JSON.stringify(operator.client.stats.snapshot())}`,
-      );
       console.log(`      Job-complete → next Job created (ms): ${observer.handoffs().join(", ")}`);
+    });
+  });
+
+  describe("node ordering policies", () => {
+    // Capacities (setup.ts): node-a 128Gi (control plane), node-b 64Gi, node-c 256Gi. VMs: a 1, b 4, c 2.
+    const cases: Array<{
+      title: string;
+      spec: Partial<FederatedBackup["spec"]>;
+      vms?: VmFixture[];
+      order: string[] | "random" | "failures";
+      before?: (env: BackupEnv) => Promise<void>;
+    }> = [
+      {
+        title: "FailureRate: the node with the most recent failed steps first, ties by name",
+        spec: { ordering: { policy: "FailureRate" } },
+        // Failure history is cluster-wide (other tests fail nodes too), so the expected order is computed
+        // from the failed steps that exist when the backup starts; node-c gets the most.
+        order: "failures",
+        before: async (env) => {
+          for (let i = 0; i < 5; i++) await createFailedStep(env, `earlier${i}`, "node-c");
+          await new Promise((r) => setTimeout(r, 500)); // into the operator's cache
+        },
+      },
+      {
+        title: "CriticalWorkload: the node running a critical VM first",
+        spec: { ordering: { policy: "CriticalWorkload" } },
+        vms: SEVEN.map((vm) => (vm.name === "a1" ? { ...vm, labels: { "fedbackup.io/critical": "true" } } : vm)),
+        order: ["node-a", "node-b", "node-c"],
+      },
+      {
+        title: "FreeResources: the node with the most free memory first",
+        spec: { ordering: { policy: "FreeResources" } },
+        order: ["node-c", "node-a", "node-b"],
+      },
+      {
+        title: "Explicit: the given node list",
+        spec: { ordering: { policy: "Explicit", nodes: ["node-c", "node-a", "node-b"] } },
+        order: ["node-c", "node-a", "node-b"],
+      },
+      {
+        title: "Random: a seeded shuffle that the planner reproduces",
+        spec: { ordering: { policy: "Random", seed: 7 } },
+        order: "random",
+      },
+      {
+        title: "controlPlaneNode First: the control-plane node leads",
+        spec: { ordering: { controlPlaneNode: "First" } },
+        order: ["node-a", "node-b", "node-c"],
+      },
+    ];
+    for (const c of cases) {
+      it(c.title, async () => {
+        let failures = new Map<string, number>();
+        const before = async (env: BackupEnv) => {
+          await c.before?.(env);
+          failures = await failedStepsPerNode();
+        };
+        await runBackup({ spec: c.spec, ...(c.vms ? { vms: c.vms } : {}), before }, ({ fb, observer }) => {
+          assert.equal(fb.status?.phase, "Completed");
+          const nodes = ["node-a", "node-b", "node-c"];
+          const expected =
+            c.order === "failures"
+              ? nodes.sort((x, y) => (failures.get(y) ?? 0) - (failures.get(x) ?? 0) || x.localeCompare(y))
+              : c.order === "random"
+                ? orderNodes(
+                    nodes.map((name) => ({
+                      name,
+                      workloads: 0,
+                      critical: 0,
+                      maxPriority: 0,
+                      freeCpuMilli: 0,
+                      freeMemoryBytes: 0,
+                      recentFailures: 0,
+                      controlPlane: false,
+                    })),
+                    { policy: "Random", seed: 7 },
+                  ).order
+                : c.order;
+          if (c.order === "failures") assert.equal(expected[0], "node-c");
+          assert.deepEqual(
+            observer.jobs.map((j) => j.node),
+            expected,
+          );
+          assert.deepEqual(observer.overlaps, []);
+        });
+      });
+    }
+
+    it("controlPlaneNode Skip: the control-plane node's VMs are reported, not silently left out", async () => {
+      await runBackup({ spec: { ordering: { controlPlaneNode: "Skip" } } }, ({ fb, observer }) => {
+        assert.deepEqual(
+          observer.jobs.map((j) => j.node),
+          ["node-b", "node-c"],
+        );
+        assert.equal(fb.status?.phase, "PartiallyFailed");
+        assert.deepEqual(
+          fb.status?.missing?.map((m) => [m.name, m.reason]),
+          [["a1", "NodeSkipped"]],
+        );
+      });
+    });
+  });
+
+  it("captures a VM that migrated to an already backed-up node in round 2, exactly once", async () => {
+    await runBackup(
+      {
+        onJob: async (job, event, env) => {
+          if (job.node === "node-b" && event === "finished")
+            await migrateVm(adminClient(), env.namespace, "c1", "node-c", "node-b");
+        },
+      },
+      async ({ env, fb, steps }) => {
+        assert.equal(fb.status?.phase, "Completed", JSON.stringify(fb.status, null, 1));
+        assert.equal(fb.status?.progress?.round, 2);
+        assert.equal(fb.status?.progress?.workloadsCaptured, 7);
+        const round2 = steps.filter((s) => s.spec.round === 2);
+        assert.deepEqual(
+          round2.map((s) => [s.spec.node, (s.spec.workloads ?? []).map((w) => w.name)]),
+          [["node-b", ["c1"]]],
+        );
+        const stepC = steps.find((s) => s.spec.round === 1 && s.spec.node === "node-c")!;
+        assert.deepEqual(
+          stepC.status?.failed?.map((f) => [f.name, f.reason]),
+          [["c1", "Migrated"]],
+        );
+        assert.ok(
+          [...capturedCounts(steps).values()].every((n) => n === 1),
+          "every VM captured exactly once",
+        );
+        const c1 = (await kubevirtDouble()).callsFor(env.namespace, "c1");
+        assert.deepEqual(
+          c1.map((c) => [c.op, c.node]),
+          [
+            ["freeze", "node-b"],
+            ["unfreeze", "node-b"],
+          ],
+        );
+        assertFilesMatch(env, fb, SEVEN);
+      },
+    );
+  });
+
+  it("chases the VMs of a node that fails mid-backup on the nodes they moved to, and names the failed node", async () => {
+    const runner = await podRunner();
+    try {
+      await runBackup(
+        {
+          onJob: async (job, event, env) => {
+            if (job.node !== "node-c" || event !== "created") return;
+            // node-c dies: its agent stops, kwok no longer keeps it Ready, and its VMs restart on node-a.
+            runner.killNode("node-c");
+            await adminClient().patch(Resources.Node, undefined, "node-c", {
+              metadata: { labels: { "fedbackup.test/condition": "down" } },
+            });
+            const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+            await adminClient().patch(
+              Resources.Node,
+              undefined,
+              "node-c",
+              {
+                status: {
+                  conditions: [
+                    {
+                      type: "Ready",
+                      status: "False",
+                      reason: "NodeStatusUnknown",
+                      message: "simulated failure",
+                      lastHeartbeatTime: now,
+                      lastTransitionTime: now,
+                    },
+                  ],
+                },
+              },
+              { subresource: "status" },
+            );
+            for (const vm of ["c1", "c2"]) await migrateVm(adminClient(), env.namespace, vm, "node-c", "node-a");
+          },
+        },
+        ({ env, fb, steps }) => {
+          assert.equal(fb.status?.phase, "Completed", JSON.stringify(fb.status, null, 2));
+          const failedNode = fb.status?.nodes?.find((n) => n.name === "node-c" && n.round === 1);
+          assert.equal(failedNode?.phase, "Failed");
+          assert.match(failedNode?.message ?? "", /node-c became NotReady/);
+          assert.equal(fb.status?.progress?.nodesFailed, 1);
+          const round2 = steps.filter((s) => s.spec.round === 2);
+          assert.deepEqual(
+            round2.map((s) => [s.spec.node, (s.spec.workloads ?? []).map((w) => w.name)]),
+            [["node-a", ["c1", "c2"]]],
+          );
+          assertFilesMatch(env, fb, SEVEN);
+        },
+      );
+    } finally {
+      runner.deadNodes.delete("node-c");
+      await adminClient().patch(Resources.Node, undefined, "node-c", {
+        metadata: { labels: { "fedbackup.test/condition": null } },
+      });
+      await cluster().waitForNodeReady("node-c");
+    }
+  });
+
+  it("reports a VM deleted mid-backup as missing with reason NotFound, PartiallyFailed", async () => {
+    await runBackup(
+      {
+        onJob: async (job, event, env) => {
+          if (job.node === "node-b" && event === "finished")
+            await adminClient().delete(Resources.VirtualMachineInstance, env.namespace, "c2");
+        },
+      },
+      ({ fb }) => {
+        assert.equal(fb.status?.phase, "PartiallyFailed");
+        assert.equal(fb.status?.progress?.workloadsCaptured, 6);
+        assert.deepEqual(
+          fb.status?.missing?.map((m) => [m.name, m.reason]),
+          [["c2", "NotFound"]],
+        );
+        assert.equal(fb.status?.conditions?.find((c) => c.type === "Verified")?.reason, "WorkloadsMissing");
+      },
+    );
+  });
+
+  it("fails a backup whose shared volume claim does not exist, once, with a readable condition", async () => {
+    const env = await backupEnv("fb-invalid");
+    const operator = await startOperator();
+    try {
+      await adminClient().create(
+        Resources.FederatedBackup,
+        backupManifest(env, "broken", { sharedVolume: { claimName: "no-such-claim", nodeMountPath: NODE_MOUNT_PATH } }),
+      );
+      const fb = await waitForPhase(env.namespace, "broken");
+      assert.equal(fb.status?.phase, "Failed");
+      const ready = fb.status?.conditions?.find((c) => c.type === "Ready");
+      assert.equal(ready?.reason, "SharedVolumeClaimNotFound");
+      assert.match(
+        ready?.message ?? "",
+        /PersistentVolumeClaim .*\/no-such-claim \(spec.sharedVolume.claimName\) does not exist/,
+      );
+      // Terminal: no retry storm afterwards.
+      operator.client.stats.reset();
+      await new Promise((r) => setTimeout(r, 2_000));
+      assert.ok(
+        operator.client.stats.total <= 2,
+        `requests after failing: ${JSON.stringify(operator.client.stats.snapshot())}`,
+      );
+      const jobs = await adminClient().list(Resources.Job, { namespace: env.namespace });
+      assert.equal(jobs.items.length, 0);
+    } finally {
+      await operator.stop();
+      env.cleanup();
+    }
+  });
+});
+
+describe("FederatedBackup controller, restart-safety and exclusivity", function () {
+  this.timeout(180_000);
+
+  before(async () => {
+    await kubevirtDouble();
+    await podRunner();
+  });
+
+  it("gives the same result when the operator is SIGKILLed mid-Job, between nodes and during verification", async () => {
+    const env = await backupEnv("fb-restart");
+    let operator = await startOperatorProcess();
+    const kills: string[] = [];
+    const restart = async (point: string) => {
+      kills.push(point);
+      await operator.kill();
+      operator = await startOperatorProcess();
+    };
+    const observer = new BackupObserver([env.namespace], async (job, event) => {
+      if (job.node === "node-b" && event === "created") await restart("mid-Job");
+      else if (job.node === "node-b" && event === "finished") await restart("between nodes");
+      else if (job.node === "node-a" && event === "finished") await restart("verification");
+    });
+    await observer.start();
+    try {
+      for (const vm of SEVEN) await createVm(adminClient(), env.namespace, env.shared.hostDir, vm);
+      await adminClient().create(Resources.FederatedBackup, backupManifest(env, "nightly"));
+      const fb = await waitForPhase(env.namespace, "nightly");
+      assert.deepEqual(kills, ["mid-Job", "between nodes", "verification"]);
+      assert.equal(fb.status?.phase, "Completed", JSON.stringify(fb.status, null, 1));
+      assert.equal(fb.status?.progress?.workloadsCaptured, 7);
+      assert.deepEqual(
+        observer.jobs.map((j) => j.node),
+        ["node-b", "node-c", "node-a"],
+        "one Job per node step, none repeated",
+      );
+      assert.deepEqual(observer.overlaps, []);
+      const steps = await stepsOf(env.namespace, "nightly");
+      assert.equal(steps.length, 3);
+      assert.ok([...capturedCounts(steps).values()].every((n) => n === 1));
+      const double = await kubevirtDouble();
+      for (const vm of SEVEN) {
+        assert.deepEqual(
+          double.callsFor(env.namespace, vm.name).map((c) => c.op),
+          ["freeze", "unfreeze"],
+          `${vm.name} frozen and thawed exactly once`,
+        );
+      }
+      assertFilesMatch(env, fb, SEVEN);
+    } finally {
+      await operator.kill();
+      await observer.stop();
+      env.cleanup();
+    }
+  });
+
+  it("never runs the Jobs of two backups of one shared volume at the same time", async () => {
+    const env = await backupEnv("fb-two");
+    const observer = new BackupObserver([env.namespace]);
+    await observer.start();
+    const operator = await startOperator();
+    const vms: VmFixture[] = [
+      ...SEVEN.map((vm) => ({ ...vm, labels: { set: "one" } })),
+      { name: "x1", node: "node-a", labels: { set: "two" } },
+      { name: "x2", node: "node-c", labels: { set: "two" } },
+    ];
+    try {
+      for (const vm of vms) await createVm(adminClient(), env.namespace, env.shared.hostDir, vm);
+      await Promise.all([
+        adminClient().create(
+          Resources.FederatedBackup,
+          backupManifest(env, "first", { workloads: { selector: { matchLabels: { set: "one" } } } }),
+        ),
+        adminClient().create(
+          Resources.FederatedBackup,
+          backupManifest(env, "second", { workloads: { selector: { matchLabels: { set: "two" } } } }),
+        ),
+      ]);
+      const [first, second] = await Promise.all([
+        waitForPhase(env.namespace, "first"),
+        waitForPhase(env.namespace, "second"),
+      ]);
+      assert.equal(first.status?.phase, "Completed");
+      assert.equal(second.status?.phase, "Completed");
+      assert.equal(observer.jobs.length, 5);
+      assert.deepEqual(observer.overlaps, [], "no two Jobs ran at the same time");
+      // One run holds the volume from its first node to its last: the other's Jobs all come after.
+      const owners = observer.jobs.map((j) => j.name.split("-r")[0]);
+      assert.ok(
+        owners.join(",") === "first,first,first,second,second" ||
+          owners.join(",") === "second,second,first,first,first",
+        owners.join(","),
+      );
     } finally {
       await operator.stop();
       await observer.stop();

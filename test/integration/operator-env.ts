@@ -1,7 +1,8 @@
 // What the operator's integration tests share: the operator's RBAC from deploy/, the KubeVirt
 // subresource double behind the aggregation layer, the pod runner that executes agent pods, and an
 // operator started in-process as its own ServiceAccount (so RBAC applies to everything it does).
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -114,6 +115,51 @@ export async function startOperator(
   };
   onTeardown(stop);
   return { client, manager, stop };
+}
+
+/**
+ * The operator as a separate process (`fedbackup operator`, from source) running as its ServiceAccount,
+ * so a test can SIGKILL it at any moment, the way a node failure or an OOM kill would.
+ */
+export async function startOperatorProcess(): Promise<{ kill(): Promise<void> }> {
+  await ensureOperatorRbac();
+  const dir = mkdtempSync(path.join(os.tmpdir(), "fedbackup-operator-"));
+  const kubeconfig = path.join(dir, "kubeconfig");
+  writeFileSync(kubeconfig, await cluster().serviceAccountKubeconfigYaml(OPERATOR_NAMESPACE, "fedbackup-operator"), {
+    mode: 0o600,
+  });
+  const child = spawn(
+    "setpriv",
+    [
+      "--pdeathsig",
+      "KILL",
+      "--",
+      process.execPath,
+      "--import",
+      "tsx",
+      path.join(REPO_ROOT, "src/cli/main.ts"),
+      "operator",
+      `--kubeconfig=${kubeconfig}`,
+      `--namespace=${OPERATOR_NAMESPACE}`,
+      "--agent-image=fedbackup:test",
+      "--metrics-bind-address=0",
+      "--health-bind-address=0",
+      "--lease-duration=15",
+    ],
+    {
+      cwd: REPO_ROOT,
+      stdio: ["ignore", "ignore", process.env.FEDBACKUP_TEST_LOG_LEVEL ? "inherit" : "ignore"],
+      env: { ...process.env, FEDBACKUP_LOG_LEVEL: process.env.FEDBACKUP_TEST_LOG_LEVEL ?? "error" },
+    },
+  );
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const kill = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    await exited;
+    rmSync(dir, { recursive: true, force: true });
+  };
+  onTeardown(kill);
+  return { kill };
 }
 
 export interface BackupEnv {

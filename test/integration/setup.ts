@@ -31,7 +31,15 @@ export const mochaHooks = {
     // A cold start may build the binaries first (see hack/controlplane/build.sh).
     this.timeout(60 * 60_000);
     const started = Date.now();
-    controlPlane = await ControlPlane.start({ nodes: defaultNodes(3) });
+    // Different capacities so that the FreeResources ordering policy has something to tell apart.
+    const capacity = [
+      { cpu: "32", memory: "128Gi" },
+      { cpu: "16", memory: "64Gi" },
+      { cpu: "64", memory: "256Gi" },
+    ];
+    controlPlane = await ControlPlane.start({
+      nodes: defaultNodes(3).map((n, i) => ({ ...n, capacity: capacity[i] })),
+    });
     const sources = Object.entries(controlPlane.binaries)
       .map(([name, b]) => `${name}=${b.source}`)
       .join(" ");

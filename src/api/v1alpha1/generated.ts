@@ -391,7 +391,10 @@ export interface FederatedBackupStatus {
   expiresAt?: string;
   /** Counters for the whole run. */
   progress?: FederatedBackupStatusProgress;
-  /** One short summary per node taking part, in processing order. */
+  /**
+   * One short summary per node step, in processing order: a node appears once per round it took
+   * part in. The full lists of VMs are in the NodeSnapshot objects named by step.
+   */
   nodes?: FederatedBackupStatusNode[];
   /**
    * Selected VMs that were not captured, with the reason. Holds at most 100 entries;
@@ -445,14 +448,14 @@ export interface FederatedBackupStatusProgress {
   round?: number;
 }
 
-/** Summary of the work on one node. */
+/** Summary of the work on one node in one round. */
 export interface FederatedBackupStatusNode {
   /** The node name. */
   name: string;
   /** Position of the node in the processing order, starting at 1. */
   order?: number;
-  /** The verification round in which the node was last processed. */
-  round?: number;
+  /** The verification round of this step (1 is the first pass over the nodes). */
+  round: number;
   /** State of the work on this node. */
   phase?: FederatedBackupStatusNodePhase;
   /** Name of the object in this namespace that tracks the work on the node in detail. */

@@ -68,6 +68,7 @@ export type BackupAction =
   | { kind: "ClaimLease"; node: string; step: string }
   | { kind: "ReleaseLease" }
   | { kind: "StartJob"; step: NodeSnapshot }
+  | { kind: "DeleteJob"; step: NodeSnapshot }
   | {
       kind: "RecordStepPhase";
       step: NodeSnapshot;
@@ -106,7 +107,7 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
   const prev = backup.status ?? {};
   const actions: BackupAction[] = [];
   const steps = world.steps.map((o) => ({ ...o })).sort((a, b) => byRoundAndOrder(a.step, b.step));
-  const withPhase: StepWithPhase[] = steps.map((o) => ({ step: o.step, derived: deriveStepPhase(o) }));
+  const withPhase: StepWithPhase[] = steps.map((o) => ({ step: o.step, derived: deriveStepPhase(o, now) }));
   recordStepPhases(withPhase, steps, nowIso, actions);
 
   const facts: StatusFacts = {
@@ -143,15 +144,16 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
     return result(extraSteps);
   };
 
-  // Finished: only housekeeping (release the Lease, expire).
+  // Finished: the status was settled when the run ended; only housekeeping (release the Lease, expire).
   if (FINISHED.includes(facts.phase)) {
     if (world.lease.ours) actions.push({ kind: "ReleaseLease" });
+    const settled = { actions, status: prev };
     if (facts.expiresAt) {
       const left = Date.parse(facts.expiresAt) - now;
       if (left <= 0) actions.push({ kind: "DeleteBackup" });
-      else return result([], Math.min(left, 24 * 3_600_000));
+      else return { ...settled, requeueAfterMs: Math.min(left, 24 * 3_600_000) };
     }
-    return result();
+    return settled;
   }
 
   if (world.invalid) {
@@ -218,6 +220,13 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
     return result(planned, 0);
   }
 
+  // Steps of a later round than the status names mean that round was planned and its status write got
+  // lost (or is not in the cache yet): carry on with it rather than plan it again.
+  const latestRound = Math.max(facts.round, ...withPhase.map((s) => s.step.spec.round));
+  if (latestRound > facts.round) {
+    facts.round = latestRound;
+    facts.phase = "Reconciling";
+  }
   const round = facts.round;
   if (facts.phase === "InProgress" || facts.phase === "Reconciling") {
     const current = withPhase.find(
@@ -234,6 +243,27 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
     }
     const node = current.step.spec.node!;
     const position = `${current.step.spec.order}/${withPhase.filter((s) => s.step.spec.round === round && s.step.spec.node).length}`;
+    const nodeState = world.nodes.find((n) => n.name === node);
+    if (current.derived.phase === "Running" && !nodeState?.ready) {
+      // The node died under its Job: its pods cannot finish there. Fail the step now (not after
+      // nodeTimeout) and remove the Job so it cannot wake up later beside another node's step.
+      const message = nodeState
+        ? `node ${node} became NotReady while its Job ran`
+        : `node ${node} was removed while its Job ran`;
+      actions.push({ kind: "DeleteJob", step: current.step });
+      setStepPhase(
+        current,
+        { kind: "RecordStepPhase", step: current.step, phase: "Failed", message, completionTime: nowIso },
+        actions,
+      );
+      actions.push({
+        kind: "Event",
+        type: "Warning",
+        reason: "NodeFailed",
+        message: `round ${round}: ${message}; its VMs are chased in a later round`,
+      });
+      return result([], 0);
+    }
     if (current.derived.phase === "Running") {
       facts.coordinatingNode = node;
       facts.progressing = {
@@ -250,7 +280,6 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
       const renewIn = settings.leaseRenewMs - (now - (world.lease.renewedAt ?? now));
       return result([], Math.max(100, due ? settings.leaseRenewMs : renewIn));
     }
-    const nodeState = world.nodes.find((n) => n.name === node);
     if (!nodeState?.ready) {
       const message = nodeState ? `node ${node} is not Ready` : `node ${node} no longer exists`;
       setStepPhase(

@@ -87,7 +87,7 @@ export class FederatedBackupReconciler {
     });
     for (const action of decision.actions) await this.act(backup, world, action);
     if (!jsonEqual(backup.status, decision.status)) {
-      await client.apply(
+      const written = await client.apply(
         Resources.FederatedBackup,
         {
           apiVersion: backup.apiVersion,
@@ -97,6 +97,7 @@ export class FederatedBackupReconciler {
         } as KubeObject,
         { subresource: "status" },
       );
+      informers.backups.observe(written as FederatedBackup & KubeObject);
     }
     return decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : undefined;
   }
@@ -283,22 +284,33 @@ export class FederatedBackupReconciler {
         }
         return;
       }
+      case "DeleteJob":
+        try {
+          await client.delete(Resources.Job, action.step.metadata.namespace, action.step.metadata.name!, {
+            propagationPolicy: "Background",
+          });
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+        }
+        return;
       case "RecordStepPhase":
-        await client.patch(
-          Resources.NodeSnapshot,
-          action.step.metadata.namespace,
-          action.step.metadata.name!,
-          {
-            status: {
-              phase: action.phase,
-              workloads: action.step.spec.workloads?.length ?? 0,
-              ...(action.step.spec.node ? { jobName: action.step.metadata.name } : {}),
-              ...(action.message ? { message: action.message } : {}),
-              ...(action.startTime ? { startTime: action.startTime } : {}),
-              ...(action.completionTime ? { completionTime: action.completionTime } : {}),
+        this.deps.informers.steps.observe(
+          await client.patch<NodeSnapshot & KubeObject>(
+            Resources.NodeSnapshot,
+            action.step.metadata.namespace,
+            action.step.metadata.name!,
+            {
+              status: {
+                phase: action.phase,
+                workloads: action.step.spec.workloads?.length ?? 0,
+                ...(action.step.spec.node ? { jobName: action.step.metadata.name } : {}),
+                ...(action.message ? { message: action.message } : {}),
+                ...(action.startTime ? { startTime: action.startTime } : {}),
+                ...(action.completionTime ? { completionTime: action.completionTime } : {}),
+              },
             },
-          },
-          { subresource: "status" },
+            { subresource: "status" },
+          ),
         );
         return;
       case "Event":

@@ -48,12 +48,23 @@ export interface DerivedStepPhase {
   message?: string;
 }
 
+/** How long a completed Job's report may lag behind it (two watches deliver them independently). */
+export const REPORT_GRACE_MS = 30_000;
+
 /** The phase a step is in, from its recorded status and its Job. */
-export function deriveStepPhase({ step, job }: ObservedStep): DerivedStepPhase {
+export function deriveStepPhase({ step, job }: ObservedStep, now: number): DerivedStepPhase {
   const recorded = step.status?.phase;
   if (!step.spec.node) return { phase: "Unplaced", message: step.status?.message };
   if (recorded === "Succeeded" || recorded === "Failed") return { phase: recorded, message: step.status?.message };
-  if (job?.complete) return { phase: "Succeeded", message: agentSummary(step) };
+  if (job?.complete) {
+    // The agent reports into the step before its pod exits, but the Job's completion can reach this
+    // operator first: wait for the report rather than conclude that nothing was captured.
+    const reported = step.status?.capturedCount !== undefined;
+    const completedAt = Date.parse(job.completionTime ?? "") || now;
+    if (!reported && now - completedAt < REPORT_GRACE_MS)
+      return { phase: "Running", message: "waiting for the node agent's report" };
+    return { phase: "Succeeded", message: agentSummary(step) };
+  }
   if (job?.failed) {
     return {
       phase: "Failed",
