@@ -83,6 +83,8 @@ interface RunOptions {
 }
 
 interface RunResult {
+  /** API requests the operator made from the backup's creation to its end, by verb and resource. */
+  requests: { total: number; byVerb: Record<string, number> };
   env: BackupEnv;
   fb: Backup;
   observer: BackupObserver;
@@ -99,10 +101,12 @@ async function runBackup(opts: RunOptions, check: (r: RunResult) => Promise<void
     const vms = opts.vms ?? SEVEN;
     for (const vm of vms) await createVm(adminClient(), env.namespace, env.shared.hostDir, vm);
     await opts.before?.(env);
+    operator.client.stats.reset();
     const name = opts.name ?? "nightly";
     await adminClient().create(Resources.FederatedBackup, backupManifest(env, name, opts.spec));
     const fb = await waitForPhase(env.namespace, name);
-    await check({ env, fb, observer, steps: await stepsOf(env.namespace, name) });
+    const requests = { total: operator.client.stats.total, byVerb: operator.client.stats.snapshot() };
+    await check({ requests, env, fb, observer, steps: await stepsOf(env.namespace, name) });
   } finally {
     await operator.stop();
     await observer.stop();
@@ -169,7 +173,7 @@ describe("FederatedBackup controller", function () {
   });
 
   it("captures 7 VMs on 3 nodes one node at a time, most VMs first, and verifies every file", async () => {
-    await runBackup({}, async ({ env, fb, observer, steps }) => {
+    await runBackup({}, async ({ requests, env, fb, observer, steps }) => {
       assert.equal(fb.status?.phase, "Completed", JSON.stringify(fb.status, null, 2));
       assert.equal(fb.status?.progress?.workloadsCaptured, 7);
       assert.equal(fb.status?.progress?.workloadsMissing, 0);
@@ -205,6 +209,9 @@ describe("FederatedBackup controller", function () {
           vm.name,
         );
       }
+      console.log(
+        `      API requests by the operator for this run: ${requests.total} ${JSON.stringify(requests.byVerb)}`,
+      );
       console.log(`      Job-complete → next Job created (ms): ${observer.handoffs().join(", ")}`);
     });
   });

@@ -403,6 +403,12 @@ export interface FederatedBackupStatus {
   missing?: FederatedBackupStatusMissingEntry[];
   /** How many more VMs are missing than are listed in missing. */
   missingTruncated?: number;
+  /**
+   * How many node steps are left out of nodes to keep the status small (succeeded ones go first);
+   * every step is a NodeSnapshot, listed with kubectl get nodesnapshots -l
+   * fedbackup.io/backup=NAME.
+   */
+  nodesTruncated?: number;
 }
 
 export type FederatedBackupStatusPhase =

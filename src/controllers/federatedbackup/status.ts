@@ -13,6 +13,19 @@ import { mergeConditions, type DesiredCondition } from "../runtime/conditions.js
 import { capturedWorkloads, expectedWorkloads, missingWorkloads, type StepWithPhase } from "./missing.js";
 
 export const MISSING_LIMIT = 100;
+/** Node steps listed in status.nodes at most: 600 entries of ~250 bytes leave room under 256 KiB. */
+export const NODES_LIMIT = 600;
+
+/** Keeps every step that is not Succeeded, then the latest succeeded ones, in processing order. */
+function keepNodes(nodes: FederatedBackupStatusNode[]): FederatedBackupStatusNode[] {
+  if (nodes.length <= NODES_LIMIT) return nodes;
+  const indexed = nodes.map((n, i) => ({ n, i }));
+  const notDone = indexed.filter(({ n }) => n.phase !== "Succeeded");
+  const done = indexed.filter(({ n }) => n.phase === "Succeeded");
+  const room = Math.max(0, NODES_LIMIT - notDone.length);
+  const kept = [...notDone.slice(0, NODES_LIMIT), ...(room ? done.slice(-room) : [])];
+  return kept.sort((a, b) => a.i - b.i).map(({ n }) => n);
+}
 
 export interface StatusFacts {
   phase: FederatedBackupStatusPhase;
@@ -116,7 +129,8 @@ export function buildStatus(
       workloadsMissing: missing.length,
       round: facts.round,
     },
-    nodes,
+    nodes: keepNodes(nodes),
+    ...(nodes.length > NODES_LIMIT ? { nodesTruncated: nodes.length - NODES_LIMIT } : {}),
     missing: missing.slice(0, MISSING_LIMIT),
     ...(missing.length > MISSING_LIMIT ? { missingTruncated: missing.length - MISSING_LIMIT } : {}),
   };
