@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { FederatedBackup, NodeSnapshot } from "../../../src/api/v1alpha1/index.js";
+import type { FederatedBackup } from "../../../src/api/v1alpha1/index.js";
 import { buildNodeSnapshot } from "../../../src/controllers/federatedbackup/builders.js";
 import { buildStatus, MISSING_LIMIT, NODES_LIMIT } from "../../../src/controllers/federatedbackup/status.js";
 import type { StepWithPhase } from "../../../src/controllers/federatedbackup/missing.js";
@@ -34,7 +34,7 @@ function bigRun(lost: number): StepWithPhase[] {
   for (let n = 0; n < 1000; n++) {
     const node = `worker-node-${String(n).padStart(4, "0")}.rack-${n % 40}.example.internal`;
     const vms = Array.from({ length: 10 }, (_, k) => vm(n * 10 + k, node));
-    const step = buildNodeSnapshot(backup, 1, n + 1, node, vms) as NodeSnapshot;
+    const step = buildNodeSnapshot(backup, 1, n + 1, node, vms);
     step.status = {
       phase: "Succeeded",
       startTime: "2026-11-25T01:00:00Z",
