@@ -1,0 +1,427 @@
+// One node's share of a backup: `fedbackup agent backup` runs this in a Job on the node.
+//
+// For the VMs of the plan that are active on this node: freeze, snapshot, thaw (the short part), then
+// extract each file from its snapshot into the backup location with its sha256, and commit the VM's
+// manifest last. The run is idempotent per round: a Job retried after a crash skips the VMs whose manifest
+// is already complete and redoes the others from scratch. One VM's failure (a missing file, a failed
+// clone, a full disk while extracting) is reported and the others go on.
+import { rm, stat } from "node:fs/promises";
+import { join, posix } from "node:path";
+import { commitAtomic, removeDurably } from "./atomic-files.js";
+import { copyAndHash, sha256OfFile } from "./copy-and-hash.js";
+import type {
+  CaptureMethod,
+  CapturedWorkload,
+  Consistency,
+  ExtractAt,
+  FailedReason,
+  FailedWorkload,
+  Indication,
+  ManifestFile,
+  NodeManifest,
+  WorkloadManifest,
+} from "./manifest.js";
+import {
+  MANIFEST_SCHEMA_VERSION,
+  backupFilePath,
+  checkManifestComplete,
+  checkName,
+  relativeManifestPath,
+  relativePathProblem,
+  workloadDir,
+  workloadManifestPath,
+  writeNodeManifest,
+  writeWorkloadManifest,
+} from "./manifest.js";
+import type { Freezer, IsActiveOnNode, VmFreezeReport } from "./quiesce.js";
+import { withFrozen } from "./quiesce.js";
+import type { SnapshotContext, SnapshotMethodChoice, SnapshotProvider, WorkloadSnapshot } from "./snapshot.js";
+import { SNAPSHOTS_TOP, chooseSnapshotProvider, removeEmptyRunDir } from "./snapshot.js";
+import type { AgentLog, Clock, VmRef } from "./types.js";
+import { errorMessage, vmKey } from "./types.js";
+
+export interface PlannedWorkload {
+  namespace: string;
+  name: string;
+  uid: string;
+  /** Disk image files, relative to the shared volume root. */
+  files: string[];
+}
+
+export interface NodeBackupPlan {
+  backup: { name: string; uid: string };
+  node: string;
+  round: number;
+  method: SnapshotMethodChoice;
+  quiesce: "GuestAgent" | "None";
+  freezeTimeoutMs: number;
+  maxFreezeMs: number;
+  extractAt: ExtractAt;
+  /** Local directory where the shared volume is mounted. */
+  sharedRoot: string;
+  /** Local directory of this backup at the backup location. */
+  backupRoot: string;
+  workloads: PlannedWorkload[];
+}
+
+export interface NodeBackupDeps {
+  freezer: Freezer;
+  isActiveOnNode: IsActiveOnNode;
+  clock: Clock;
+  log: AgentLog;
+  /** Replaces the provider plan.method would choose (the CSI provider plugs in here). */
+  snapshotProvider?: SnapshotProvider;
+  /** Stops the run between files and chunks. */
+  signal?: AbortSignal;
+  /** Signals that end a freeze window (thaw, then re-raise); default SIGTERM and SIGINT. */
+  signals?: readonly NodeJS.Signals[];
+}
+
+export interface NodeBackupResult {
+  /** The method used (with Auto, the one chosen). */
+  method: CaptureMethod;
+  captured: CapturedWorkload[];
+  failed: FailedWorkload[];
+  /** The node manifest, relative to the backup root. */
+  nodeManifestPath: string;
+}
+
+interface Pending {
+  workload: PlannedWorkload;
+  vm: VmRef;
+  startedAt: number;
+}
+
+export async function runNodeBackup(plan: NodeBackupPlan, deps: NodeBackupDeps): Promise<NodeBackupResult> {
+  checkPlan(plan);
+  const { clock, log } = deps;
+  const startedAt = clock.now();
+  const captured: CapturedWorkload[] = [];
+  const failed: FailedWorkload[] = [];
+  const fail = (vm: VmRef, reason: FailedReason, message: string) => {
+    log.warn("VM not captured", { vm: vmKey(vm), reason, message });
+    failed.push({ namespace: vm.namespace, name: vm.name, reason, message });
+  };
+  const ctx: SnapshotContext = {
+    backup: plan.backup,
+    node: plan.node,
+    round: plan.round,
+    sharedRoot: plan.sharedRoot,
+    log,
+  };
+  if (deps.signal) ctx.signal = deps.signal;
+
+  // 1. Which VMs still need work: valid, not already complete for this round.
+  const pending: Pending[] = [];
+  const seen = new Set<string>();
+  for (const workload of plan.workloads) {
+    const vm = { namespace: workload.namespace, name: workload.name };
+    if (seen.has(vmKey(vm))) continue;
+    seen.add(vmKey(vm));
+    const problem = workloadProblem(workload);
+    if (problem) {
+      fail(vm, problem.reason, problem.message);
+      continue;
+    }
+    const done = await checkManifestComplete(plan.backupRoot, vm.namespace, vm.name, {
+      backupUid: plan.backup.uid,
+      round: plan.round,
+      workloadUid: workload.uid,
+      sharedRoot: plan.sharedRoot,
+    });
+    if (done.complete) {
+      log.info("VM already captured in this round; not redone", { vm: vmKey(vm) });
+      captured.push(capturedFromManifest(done.manifest, true));
+      continue;
+    }
+    pending.push({ workload: { ...workload, files: [...new Set(workload.files)] }, vm, startedAt: 0 });
+  }
+
+  // 2. The snapshot method.
+  let provider: SnapshotProvider;
+  if (deps.snapshotProvider) {
+    provider = deps.snapshotProvider;
+  } else {
+    const choice = await chooseSnapshotProvider(plan.method, ctx);
+    provider = choice.provider;
+    if (choice.probe) {
+      log.info("snapshot method chosen", {
+        method: provider.method,
+        reflink: choice.probe.supported,
+        detail: choice.probe.detail,
+      });
+    }
+  }
+  let extractAt = plan.extractAt;
+  if (extractAt === "Restore" && !provider.pointInTime) {
+    // A Copy "snapshot" is a full copy: keeping it until a restore would only double the space used
+    // on the shared volume for nothing (the FederatedBackup CRD forbids Copy with extractAt Restore).
+    log.warn("extractAt Restore needs real snapshots; extracting now", { method: provider.method });
+    extractAt = "Backup";
+  }
+
+  // 3. Before any freeze: remove snapshot leftovers of an interrupted attempt, and fail VMs whose files are
+  //    missing, so that no guest is frozen for a capture that cannot succeed.
+  const ready: Pending[] = [];
+  for (const item of pending) {
+    deps.signal?.throwIfAborted();
+    item.startedAt = clock.now();
+    try {
+      await provider.discard(item.vm, ctx);
+      const problem = await sourceProblem(plan.sharedRoot, item.workload.files);
+      if (problem) fail(item.vm, "CaptureFailed", problem);
+      else ready.push(item);
+    } catch (err) {
+      fail(item.vm, "CaptureFailed", `could not prepare the capture: ${errorMessage(err)}`);
+    }
+  }
+
+  // 4. Freeze, capture, thaw; then extract. One window for the node or one per VM (see SnapshotProvider).
+  const groups = provider.freezeScope === "Node" ? (ready.length > 0 ? [ready] : []) : ready.map((item) => [item]);
+  for (const group of groups) {
+    deps.signal?.throwIfAborted();
+    const byKey = new Map(group.map((item) => [vmKey(item.vm), item]));
+    const frozen = await withFrozen(
+      group.map((item) => item.vm),
+      deps.freezer,
+      {
+        quiesce: plan.quiesce,
+        freezeTimeoutMs: plan.freezeTimeoutMs,
+        maxFreezeMs: plan.maxFreezeMs,
+        clock,
+        isActiveOnNode: deps.isActiveOnNode,
+        log,
+        ...(deps.signals ? { signals: deps.signals } : {}),
+      },
+      (session) => {
+        const targets = session.vms.map((vm) => ({ ...vm, files: byKey.get(vmKey(vm))?.workload.files ?? [] }));
+        return provider.capture(targets, { ...ctx, signal: session.signal });
+      },
+    );
+    const outcomes = new Map(frozen.value.map((outcome) => [vmKey(outcome.vm), outcome]));
+    for (const report of frozen.reports) {
+      const item = byKey.get(vmKey(report.vm));
+      if (!item) continue;
+      if (!report.captured) {
+        fail(item.vm, report.reason, report.message);
+        continue;
+      }
+      if (report.thawError) log.error("guest may still be frozen", { vm: vmKey(item.vm), error: report.thawError });
+      const outcome = outcomes.get(vmKey(item.vm));
+      if (!outcome || !outcome.ok) {
+        fail(item.vm, "CaptureFailed", outcome ? outcome.error.message : "the snapshot provider returned nothing");
+        continue;
+      }
+      try {
+        captured.push(await extract(plan, deps, ctx, provider, extractAt, item, report, outcome.snapshot));
+      } catch (err) {
+        deps.signal?.throwIfAborted();
+        fail(item.vm, "CaptureFailed", `extracting the snapshot failed: ${errorMessage(err)}`);
+        await rm(join(workloadDir(plan.backupRoot, item.vm.namespace, item.vm.name), "files"), {
+          recursive: true,
+          force: true,
+        }).catch(() => {});
+        await provider.release(outcome.snapshot, ctx).catch(() => {});
+      }
+    }
+  }
+
+  if (!deps.snapshotProvider) await removeEmptyRunDir(ctx);
+
+  // 5. The node manifest: what this run captured and could not capture.
+  const completedAt = clock.now();
+  const nodeManifest: NodeManifest = {
+    schemaVersion: MANIFEST_SCHEMA_VERSION,
+    backup: plan.backup,
+    node: plan.node,
+    round: plan.round,
+    method: provider.method,
+    startedAt: iso(startedAt),
+    completedAt: iso(completedAt),
+    captured,
+    failed,
+  };
+  await writeNodeManifest(plan.backupRoot, nodeManifest);
+  log.info("node backup done", {
+    node: plan.node,
+    round: plan.round,
+    captured: captured.length,
+    failed: failed.length,
+  });
+  return {
+    method: provider.method,
+    captured,
+    failed,
+    nodeManifestPath: posix.join("nodes", `${plan.node}-r${plan.round}.json`),
+  };
+}
+
+// Extracts one VM's snapshot into <vm>/files (or, with extractAt Restore, only hashes it), then commits its
+// manifest, then deletes the snapshot. Throws on failure; the caller cleans up.
+async function extract(
+  plan: NodeBackupPlan,
+  deps: NodeBackupDeps,
+  ctx: SnapshotContext,
+  provider: SnapshotProvider,
+  extractAt: ExtractAt,
+  item: Pending,
+  report: Extract<VmFreezeReport, { captured: true }>,
+  snapshot: WorkloadSnapshot,
+): Promise<CapturedWorkload> {
+  const { vm } = item;
+  await forgetEarlierCapture(plan, vm);
+  const files: ManifestFile[] = [];
+  const copyOpts = deps.signal ? { signal: deps.signal } : {};
+  for (const file of snapshot.files) {
+    const source = join(snapshot.localRoot, file.path);
+    let result: { bytes: number; sha256: string };
+    if (extractAt === "Backup") {
+      const target = backupFilePath(plan.backupRoot, vm.namespace, vm.name, file.path);
+      result = await commitAtomic(target, (temp) => copyAndHash(source, temp, copyOpts));
+    } else {
+      result =
+        file.sha256 !== undefined ? { bytes: file.bytes, sha256: file.sha256 } : await sha256OfFile(source, copyOpts);
+    }
+    if (result.bytes !== file.bytes || (file.sha256 !== undefined && file.sha256 !== result.sha256)) {
+      throw new Error(`the snapshot of ${file.path} changed while it was extracted (${result.bytes} bytes read)`);
+    }
+    files.push({
+      path: file.path,
+      bytes: result.bytes,
+      sha256: result.sha256,
+      mode: file.mode,
+      uid: file.uid,
+      gid: file.gid,
+    });
+  }
+
+  const consistency = consistencyOf(report.indication, provider.pointInTime);
+  const messages = [report.message, consistency === "Inconsistent" ? inconsistentNote : undefined];
+  if (report.thawError)
+    messages.push(`unfreeze failed (${report.thawError}); KubeVirt's unfreezeTimeout thaws the guest`);
+  const message = messages.filter((m) => m !== undefined).join("; ");
+  const manifest: WorkloadManifest = {
+    schemaVersion: MANIFEST_SCHEMA_VERSION,
+    backup: plan.backup,
+    workload: { namespace: vm.namespace, name: vm.name, uid: item.workload.uid },
+    node: plan.node,
+    round: plan.round,
+    method: snapshot.method,
+    indication: report.indication,
+    consistency,
+    freeze: {
+      startedAt: report.freeze.startedAt === null ? null : iso(report.freeze.startedAt),
+      endedAt: report.freeze.endedAt === null ? null : iso(report.freeze.endedAt),
+      windowMs: Math.round(report.freeze.windowMs),
+    },
+    extractAt,
+    files,
+    totalBytes: files.reduce((sum, f) => sum + f.bytes, 0),
+    startedAt: iso(item.startedAt),
+    completedAt: iso(deps.clock.now()),
+  };
+  if (message) manifest.message = message;
+  if (extractAt === "Restore") manifest.snapshot = { location: snapshot.location };
+  // The commit point of this VM: everything above is durable before the manifest appears.
+  await writeWorkloadManifest(plan.backupRoot, manifest);
+  if (extractAt === "Backup") {
+    await provider.release(snapshot, ctx);
+  }
+  deps.log.info("VM captured", {
+    vm: vmKey(vm),
+    method: manifest.method,
+    indication: manifest.indication,
+    consistency,
+    freezeWindowMs: manifest.freeze.windowMs,
+    bytes: manifest.totalBytes,
+  });
+  return capturedFromManifest(manifest, false);
+}
+
+const inconsistentNote =
+  "the files were copied byte by byte while the guest was not frozen, so they are not a point-in-time image";
+
+export function consistencyOf(indication: Indication, pointInTime: boolean): Consistency {
+  if (indication === "GuestAgent") return "ApplicationConsistent";
+  return pointInTime ? "CrashConsistent" : "Inconsistent";
+}
+
+function capturedFromManifest(manifest: WorkloadManifest, reused: boolean): CapturedWorkload {
+  const entry: CapturedWorkload = {
+    namespace: manifest.workload.namespace,
+    name: manifest.workload.name,
+    uid: manifest.workload.uid,
+    bytes: manifest.totalBytes,
+    files: manifest.files.length,
+    indication: manifest.indication,
+    consistency: manifest.consistency,
+    freezeWindowMs: manifest.freeze.windowMs,
+    manifestPath: relativeManifestPath(manifest.workload.namespace, manifest.workload.name),
+    reused,
+  };
+  if (manifest.message !== undefined) entry.message = manifest.message;
+  if (manifest.files[0]) entry.sha256 = manifest.files[0].sha256;
+  return entry;
+}
+
+// Old and new files must never mix under one manifest: before the first new file is written, the old
+// manifest goes (durably, so that it cannot reappear next to half-written files after a crash), then the
+// old files and the temporary files of an interrupted attempt. This happens only once a new capture
+// exists, so a VM that cannot be captured now keeps its capture from an earlier round.
+async function forgetEarlierCapture(plan: NodeBackupPlan, vm: VmRef): Promise<void> {
+  await removeDurably(workloadManifestPath(plan.backupRoot, vm.namespace, vm.name));
+  await rm(join(workloadDir(plan.backupRoot, vm.namespace, vm.name), "files"), { recursive: true, force: true });
+}
+
+function workloadProblem(workload: PlannedWorkload): { reason: FailedReason; message: string } | undefined {
+  for (const [kind, value] of [
+    ["namespace", workload.namespace],
+    ["name", workload.name],
+  ] as const) {
+    try {
+      checkName(kind, value);
+    } catch (err) {
+      return { reason: "CaptureFailed", message: errorMessage(err) };
+    }
+  }
+  if (workload.files.length === 0) {
+    return { reason: "NoSharedDisk", message: "it has no disk file on the shared volume" };
+  }
+  for (const path of workload.files) {
+    const problem = relativePathProblem(path);
+    if (problem) return { reason: "CaptureFailed", message: `invalid disk path ${JSON.stringify(path)}: ${problem}` };
+    if (path === SNAPSHOTS_TOP || path.startsWith(`${SNAPSHOTS_TOP}/`)) {
+      return { reason: "CaptureFailed", message: `disk path ${path} is inside fedbackup's own snapshot directory` };
+    }
+  }
+  return undefined;
+}
+
+async function sourceProblem(sharedRoot: string, files: readonly string[]): Promise<string | undefined> {
+  for (const path of files) {
+    try {
+      const info = await stat(join(sharedRoot, path));
+      if (!info.isFile()) return `disk file ${path} on the shared volume is not a regular file`;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+        return `disk file ${path} does not exist on the shared volume`;
+      }
+      return `cannot read disk file ${path}: ${errorMessage(err)}`;
+    }
+  }
+  return undefined;
+}
+
+function checkPlan(plan: NodeBackupPlan): void {
+  checkName("backup name", plan.backup.name);
+  checkName("node name", plan.node);
+  if (!plan.backup.uid) throw new Error("plan.backup.uid is empty");
+  if (!Number.isSafeInteger(plan.round) || plan.round < 0) throw new Error(`invalid round ${plan.round}`);
+  for (const key of ["freezeTimeoutMs", "maxFreezeMs"] as const) {
+    if (!(plan[key] > 0)) throw new Error(`plan.${key} must be positive, got ${plan[key]}`);
+  }
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}

@@ -1,0 +1,465 @@
+// The manifests that describe a backup at the backup location.
+//
+// Layout under the backup's root directory at the location:
+//   <namespace>/<vm>/manifest.json      one per VM: what was captured, how, and every file's size and sha256
+//   <namespace>/<vm>/files/<path>       the disk images, at their path relative to the shared volume root
+//   nodes/<node>-r<round>.json          one per node Job run: which VMs it captured and which it could not
+//
+// A VM's manifest is written last, after all its files are durable (atomic-files.ts), so its presence is
+// the commit record: a manifest that parses, belongs to this backup and round, and whose files all exist
+// with the listed sizes is "complete". Sizes, not checksums, decide completeness because a rerun must
+// decide quickly; restore.ts verifies every checksum before it touches a disk.
+import { readFile, stat } from "node:fs/promises";
+import { isAbsolute, join, posix } from "node:path";
+import { isErrno, writeJsonAtomic } from "./atomic-files.js";
+
+export const MANIFEST_SCHEMA_VERSION = 1;
+
+/** How the files were snapshotted. */
+export type CaptureMethod = "Reflink" | "Copy" | "CSI";
+
+/**
+ * Whether the guest was frozen while its files were captured, and if not, why.
+ * GuestAgent: frozen through the QEMU guest agent for the whole capture (application-consistent).
+ * NoGuestAgent: the VM has no connected guest agent. QuiesceTimeout: the freeze did not complete within
+ * freezeTimeout. NotQuiesced: quiesce None, no freeze was asked for. FreezeBudgetExceeded: the capture
+ * outlasted maxFreeze, so the guest was thawed before it ended. FreezeFailed: the freeze failed for another
+ * reason (see message). All but GuestAgent come with a message.
+ */
+export const INDICATIONS = [
+  "GuestAgent",
+  "NoGuestAgent",
+  "QuiesceTimeout",
+  "NotQuiesced",
+  "FreezeBudgetExceeded",
+  "FreezeFailed",
+] as const;
+export type Indication = (typeof INDICATIONS)[number];
+
+/**
+ * What the captured files are worth, derived from the indication and the method.
+ * ApplicationConsistent: frozen guest. CrashConsistent: not frozen, but each file was captured at one
+ * instant (a reflink clone or a CSI snapshot), like a disk after a power cut. Inconsistent: the file was
+ * copied byte by byte, at least partly while the guest was running, so different parts of it come from
+ * different moments; such a copy may not boot and should be treated as a failed capture.
+ */
+export const CONSISTENCIES = ["ApplicationConsistent", "CrashConsistent", "Inconsistent"] as const;
+export type Consistency = (typeof CONSISTENCIES)[number];
+
+export type ExtractAt = "Backup" | "Restore";
+
+export interface ManifestFile {
+  /** Relative to the shared volume root, exactly as the VM spec refers to it. */
+  path: string;
+  bytes: number;
+  /** Lowercase hex. */
+  sha256: string;
+  /** Permission bits and owner of the source file, so a restore into an empty directory gets them back. */
+  mode?: number;
+  uid?: number;
+  gid?: number;
+}
+
+export interface WorkloadManifest {
+  schemaVersion: typeof MANIFEST_SCHEMA_VERSION;
+  backup: { name: string; uid: string };
+  /** uid may be empty when the planner did not know it. */
+  workload: { namespace: string; name: string; uid: string };
+  node: string;
+  round: number;
+  method: CaptureMethod;
+  indication: Indication;
+  consistency: Consistency;
+  /** Why the indication is not GuestAgent, and any other caveat (an unfreeze that kept failing). */
+  message?: string;
+  /** RFC 3339 times; null when the guest was never frozen (windowMs is then 0). */
+  freeze: { startedAt: string | null; endedAt: string | null; windowMs: number };
+  /** Backup: files are under files/. Restore: they are still in the snapshot, see snapshot. */
+  extractAt: ExtractAt;
+  /** With extractAt Restore: the kept snapshot, a directory relative to the shared volume root. */
+  snapshot?: { location: string };
+  files: ManifestFile[];
+  totalBytes: number;
+  startedAt: string;
+  completedAt: string;
+}
+
+/** One VM captured by a node run (also one entry of the node manifest). */
+export interface CapturedWorkload {
+  namespace: string;
+  name: string;
+  uid: string;
+  bytes: number;
+  files: number;
+  indication: Indication;
+  consistency: Consistency;
+  message?: string;
+  freezeWindowMs: number;
+  /** The VM's manifest, relative to the backup root: `<namespace>/<vm>/manifest.json`. */
+  manifestPath: string;
+  /** sha256 of the first file (NodeSnapshot status shows a prefix of it). */
+  sha256?: string;
+  /** Already complete from an earlier attempt of the same round; reported from its manifest, not redone. */
+  reused: boolean;
+}
+
+/** Reasons use the FederatedBackup status.missing vocabulary. */
+export type FailedReason = "Migrated" | "NotRunning" | "NoSharedDisk" | "CaptureFailed";
+
+/** One VM a node run did not capture. */
+export interface FailedWorkload {
+  namespace: string;
+  name: string;
+  reason: FailedReason;
+  message: string;
+}
+
+export interface NodeManifest {
+  schemaVersion: typeof MANIFEST_SCHEMA_VERSION;
+  backup: { name: string; uid: string };
+  node: string;
+  round: number;
+  /** The method used on this node (with Auto, the one chosen). */
+  method: CaptureMethod;
+  startedAt: string;
+  completedAt: string;
+  captured: CapturedWorkload[];
+  failed: FailedWorkload[];
+}
+
+export type ManifestErrorCode = "NotFound" | "Invalid";
+
+export class ManifestError extends Error {
+  override readonly name = "ManifestError";
+  constructor(
+    readonly code: ManifestErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+// ---- paths ----
+
+export function workloadDir(backupRoot: string, namespace: string, name: string): string {
+  return join(backupRoot, checkName("namespace", namespace), checkName("VM name", name));
+}
+
+export function workloadManifestPath(backupRoot: string, namespace: string, name: string): string {
+  return join(workloadDir(backupRoot, namespace, name), "manifest.json");
+}
+
+/** The manifest path relative to the backup root, as reported in results and the node manifest. */
+export function relativeManifestPath(namespace: string, name: string): string {
+  return posix.join(checkName("namespace", namespace), checkName("VM name", name), "manifest.json");
+}
+
+/** Where an extracted file lives at the location: `<backupRoot>/<ns>/<vm>/files/<path>`. */
+export function backupFilePath(backupRoot: string, namespace: string, name: string, path: string): string {
+  return join(workloadDir(backupRoot, namespace, name), "files", checkRelativePath(path));
+}
+
+export function nodeManifestPath(backupRoot: string, node: string, round: number): string {
+  return join(backupRoot, "nodes", `${checkName("node name", node)}-r${checkRound(round)}.json`);
+}
+
+/**
+ * Where the bytes of a listed file are: under files/ for extractAt Backup, in the kept snapshot on the
+ * shared volume for extractAt Restore (which needs sharedRoot).
+ */
+export function manifestFileLocation(
+  backupRoot: string,
+  manifest: WorkloadManifest,
+  path: string,
+  sharedRoot?: string,
+): string {
+  if (manifest.extractAt === "Backup") {
+    return backupFilePath(backupRoot, manifest.workload.namespace, manifest.workload.name, path);
+  }
+  if (!manifest.snapshot) throw new ManifestError("Invalid", "extractAt Restore but no snapshot location");
+  if (sharedRoot === undefined) {
+    throw new Error(
+      `the files of ${manifest.workload.namespace}/${manifest.workload.name} are in a kept snapshot on the ` +
+        `shared volume (extractAt Restore): the shared volume root is needed to read them`,
+    );
+  }
+  return join(sharedRoot, checkRelativePath(manifest.snapshot.location), checkRelativePath(path));
+}
+
+/**
+ * Why `path` is not a safe path relative to a root, or undefined if it is. Rejected: empty, absolute,
+ * any `..` segment, NUL, and non-normalized spellings ("a//b", "./a", "a/"), so that one file has exactly
+ * one spelling in a manifest and no path can leave the directory it is joined to.
+ */
+export function relativePathProblem(path: string): string | undefined {
+  if (path.length === 0) return "the path is empty";
+  if (path.includes("\0")) return "the path contains a NUL character";
+  if (isAbsolute(path) || path.startsWith("/")) return "the path is absolute";
+  if (path.split("/").includes("..")) return "the path has a '..' segment";
+  if (posix.normalize(path) !== path || path.endsWith("/") || path === ".") return "the path is not normalized";
+  return undefined;
+}
+
+export function checkRelativePath(path: string): string {
+  const problem = relativePathProblem(path);
+  if (problem) throw new ManifestError("Invalid", `unsafe file path ${JSON.stringify(path)}: ${problem}`);
+  return path;
+}
+
+/** Namespaces, VM and node names become single path components: no separators, no dot-names. */
+export function checkName(kind: string, value: string): string {
+  if (value.length === 0 || value === "." || value === ".." || value.includes("/") || value.includes("\0")) {
+    throw new ManifestError("Invalid", `invalid ${kind} ${JSON.stringify(value)}: it must be one path component`);
+  }
+  return value;
+}
+
+function checkRound(round: number): number {
+  if (!Number.isSafeInteger(round) || round < 0) throw new ManifestError("Invalid", `invalid round ${round}`);
+  return round;
+}
+
+// ---- read / write ----
+
+export async function writeWorkloadManifest(backupRoot: string, manifest: WorkloadManifest): Promise<string> {
+  const path = workloadManifestPath(backupRoot, manifest.workload.namespace, manifest.workload.name);
+  // Validate what is written with the same rules as what is read: a manifest this code cannot read back
+  // must never be committed.
+  parseWorkloadManifest(JSON.parse(JSON.stringify(manifest)));
+  await writeJsonAtomic(path, manifest);
+  return path;
+}
+
+export async function readWorkloadManifest(
+  backupRoot: string,
+  namespace: string,
+  name: string,
+): Promise<WorkloadManifest> {
+  return parseWorkloadManifest(await readJson(workloadManifestPath(backupRoot, namespace, name)));
+}
+
+export async function writeNodeManifest(backupRoot: string, manifest: NodeManifest): Promise<string> {
+  const path = nodeManifestPath(backupRoot, manifest.node, manifest.round);
+  await writeJsonAtomic(path, manifest);
+  return path;
+}
+
+export async function readNodeManifest(backupRoot: string, node: string, round: number): Promise<NodeManifest> {
+  const value = await readJson(nodeManifestPath(backupRoot, node, round));
+  const v = new Validator(value, "node manifest");
+  v.literal("schemaVersion", MANIFEST_SCHEMA_VERSION);
+  v.object("backup");
+  v.string("node");
+  v.integer("round");
+  v.oneOf("method", ["Reflink", "Copy", "CSI"]);
+  v.array("captured");
+  v.array("failed");
+  return value as NodeManifest;
+}
+
+async function readJson(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    if (isErrno(err, "ENOENT")) throw new ManifestError("NotFound", `no manifest at ${path}`, { cause: err });
+    throw err;
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new ManifestError("Invalid", `${path} is not valid JSON: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Checks the shape of a parsed per-VM manifest; throws ManifestError("Invalid") naming the bad field. */
+export function parseWorkloadManifest(value: unknown): WorkloadManifest {
+  const v = new Validator(value, "manifest");
+  v.literal("schemaVersion", MANIFEST_SCHEMA_VERSION);
+  const backup = v.child("backup");
+  backup.string("name");
+  backup.string("uid");
+  const workload = v.child("workload");
+  checkName("namespace", workload.string("namespace"));
+  checkName("VM name", workload.string("name"));
+  workload.stringOrEmpty("uid");
+  v.string("node");
+  checkRound(v.integer("round"));
+  v.oneOf("method", ["Reflink", "Copy", "CSI"]);
+  v.oneOf("indication", INDICATIONS);
+  v.oneOf("consistency", CONSISTENCIES);
+  v.optionalString("message");
+  const freeze = v.child("freeze");
+  freeze.nullableString("startedAt");
+  freeze.nullableString("endedAt");
+  freeze.integer("windowMs");
+  const extractAt = v.oneOf("extractAt", ["Backup", "Restore"]);
+  if (extractAt === "Restore") checkRelativePath(v.child("snapshot").string("location"));
+  const files = v.array("files");
+  let total = 0;
+  const seen = new Set<string>();
+  files.forEach((_, i) => {
+    const file = v.child("files", i);
+    const path = checkRelativePath(file.string("path"));
+    if (seen.has(path)) throw new ManifestError("Invalid", `manifest lists ${path} twice`);
+    seen.add(path);
+    total += file.integer("bytes");
+    if (!/^[0-9a-f]{64}$/.test(file.string("sha256"))) {
+      throw new ManifestError("Invalid", `manifest files[${i}].sha256 is not a lowercase hex sha256`);
+    }
+    for (const key of ["mode", "uid", "gid"]) file.optionalInteger(key);
+  });
+  if (v.integer("totalBytes") !== total) {
+    throw new ManifestError("Invalid", `manifest totalBytes is not the sum of the file sizes (${total})`);
+  }
+  v.string("startedAt");
+  v.string("completedAt");
+  return value as WorkloadManifest;
+}
+
+// ---- completeness ----
+
+export interface CompletenessExpectation {
+  backupUid: string;
+  round: number;
+  /** When given (non-empty), a manifest of another VM with the same name (recreated) is not complete. */
+  workloadUid?: string;
+  /** Needed to check the files of an extractAt Restore manifest, which live in the snapshot. */
+  sharedRoot?: string;
+}
+
+export type Completeness = { complete: true; manifest: WorkloadManifest } | { complete: false; reason: string };
+
+/**
+ * Whether the VM's manifest is complete for this round: it parses, has the expected backup uid and round
+ * (and VM uid when given), and every listed file exists as a regular file with the listed size.
+ */
+export async function checkManifestComplete(
+  backupRoot: string,
+  namespace: string,
+  name: string,
+  expect: CompletenessExpectation,
+): Promise<Completeness> {
+  let manifest: WorkloadManifest;
+  try {
+    manifest = await readWorkloadManifest(backupRoot, namespace, name);
+  } catch (err) {
+    if (err instanceof ManifestError) return { complete: false, reason: err.message };
+    throw err;
+  }
+  if (manifest.workload.namespace !== namespace || manifest.workload.name !== name) {
+    return { complete: false, reason: `the manifest is for ${manifest.workload.namespace}/${manifest.workload.name}` };
+  }
+  if (manifest.backup.uid !== expect.backupUid) {
+    return { complete: false, reason: `the manifest belongs to backup uid ${manifest.backup.uid}` };
+  }
+  if (manifest.round !== expect.round) {
+    return { complete: false, reason: `the manifest is from round ${manifest.round}, not ${expect.round}` };
+  }
+  if (expect.workloadUid && manifest.workload.uid !== expect.workloadUid) {
+    return {
+      complete: false,
+      reason: `the manifest is for VM uid ${manifest.workload.uid}, not ${expect.workloadUid}`,
+    };
+  }
+  for (const file of manifest.files) {
+    let location: string;
+    try {
+      location = manifestFileLocation(backupRoot, manifest, file.path, expect.sharedRoot);
+    } catch (err) {
+      return { complete: false, reason: (err as Error).message };
+    }
+    try {
+      const info = await stat(location);
+      if (!info.isFile()) return { complete: false, reason: `${file.path} is not a regular file` };
+      if (info.size !== file.bytes) {
+        return { complete: false, reason: `${file.path} has ${info.size} bytes, the manifest lists ${file.bytes}` };
+      }
+    } catch (err) {
+      if (isErrno(err, "ENOENT")) return { complete: false, reason: `${file.path} is missing` };
+      throw err;
+    }
+  }
+  return { complete: true, manifest };
+}
+
+// ---- a small structural validator, so that manifests from disk are never trusted blindly ----
+
+class Validator {
+  private readonly record: Record<string, unknown>;
+  constructor(
+    value: unknown,
+    private readonly where: string,
+  ) {
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+      throw new ManifestError("Invalid", `${where} is not a JSON object`);
+    }
+    this.record = value as Record<string, unknown>;
+  }
+
+  private fail(key: string, expected: string): never {
+    throw new ManifestError("Invalid", `${this.where}.${key} must be ${expected}`);
+  }
+
+  child(key: string, index?: number): Validator {
+    const value = this.record[key];
+    if (index === undefined) return new Validator(value, `${this.where}.${key}`);
+    if (!Array.isArray(value)) this.fail(key, "an array");
+    return new Validator(value[index], `${this.where}.${key}[${index}]`);
+  }
+
+  object(key: string): void {
+    this.child(key);
+  }
+
+  string(key: string): string {
+    const value = this.record[key];
+    if (typeof value !== "string" || value.length === 0) this.fail(key, "a non-empty string");
+    return value;
+  }
+
+  stringOrEmpty(key: string): string {
+    const value = this.record[key];
+    if (typeof value !== "string") this.fail(key, "a string");
+    return value;
+  }
+
+  optionalString(key: string): void {
+    if (this.record[key] !== undefined && typeof this.record[key] !== "string") this.fail(key, "a string");
+  }
+
+  nullableString(key: string): void {
+    if (this.record[key] !== null) this.string(key);
+  }
+
+  integer(key: string): number {
+    const value = this.record[key];
+    if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+      this.fail(key, "a non-negative integer");
+    }
+    return value;
+  }
+
+  optionalInteger(key: string): void {
+    if (this.record[key] !== undefined) this.integer(key);
+  }
+
+  literal(key: string, expected: number): void {
+    if (this.record[key] !== expected) this.fail(key, String(expected));
+  }
+
+  oneOf<T extends string>(key: string, allowed: readonly T[]): T {
+    const value = this.record[key];
+    if (typeof value !== "string" || !(allowed as readonly string[]).includes(value)) {
+      this.fail(key, `one of ${allowed.join(", ")}`);
+    }
+    return value as T;
+  }
+
+  array(key: string): unknown[] {
+    const value = this.record[key];
+    if (!Array.isArray(value)) this.fail(key, "an array");
+    return value;
+  }
+}

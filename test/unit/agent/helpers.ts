@@ -1,0 +1,171 @@
+// Shared helpers for the agent tests: temp dirs, test files, a recording Freezer, child processes.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream, mkdtempSync } from "node:fs";
+import { mkdir, open, rm, truncate, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Freezer, NodeActivity } from "../../../src/agent/quiesce.js";
+import type { AgentLog, VmRef } from "../../../src/agent/types.js";
+import { vmKey } from "../../../src/agent/types.js";
+
+export const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+export const FIXTURES = fileURLToPath(new URL("./fixtures/", import.meta.url));
+
+export const MiB = 1024 * 1024;
+export const GiB = 1024 * MiB;
+
+/** A fresh directory under the OS temp dir (ext4 here), removed by the returned cleanup. */
+export function makeTempDir(prefix: string, parent = tmpdir()): { dir: string; cleanup: () => Promise<void> } {
+  const dir = mkdtempSync(join(parent, `fedbackup-${prefix}-`));
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** Writes `bytes` of random data (one random MiB repeated for large files, which is enough to detect reordering). */
+export async function writeRandomFile(path: string, bytes: number): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  if (bytes <= 4 * MiB) {
+    await writeFile(path, randomBytes(bytes));
+    return;
+  }
+  const block = randomBytes(MiB + 7);
+  const handle = await open(path, "w");
+  try {
+    for (let at = 0; at < bytes; at += block.length) {
+      const n = Math.min(block.length, bytes - at);
+      // Vary each block so that a chunk written at the wrong offset changes the checksum.
+      block.writeUInt32LE(at >>> 0, 0);
+      await handle.write(block, 0, n, at);
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+/** A sparse file of `bytes` (all holes), made with truncate. */
+export async function writeSparseFile(path: string, bytes: number): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, "");
+  await truncate(path, bytes);
+}
+
+/** sha256 and size computed independently of the code under test: plain node:crypto over a stream. */
+export async function referenceHash(path: string): Promise<{ bytes: number; sha256: string }> {
+  const hash = createHash("sha256");
+  let bytes = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: 4 * MiB }) as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    bytes += chunk.length;
+  }
+  return { bytes, sha256: hash.digest("hex") };
+}
+
+/** Asserts two files are byte-for-byte identical (streamed, so it works for large files). */
+export async function assertSameBytes(a: string, b: string): Promise<void> {
+  const [ha, hb] = [await open(a, "r"), await open(b, "r")];
+  try {
+    const [sa, sb] = [await ha.stat(), await hb.stat()];
+    assert.equal(sb.size, sa.size, `${b} has ${sb.size} bytes, ${a} has ${sa.size}`);
+    const [ba, bb] = [Buffer.alloc(4 * MiB), Buffer.alloc(4 * MiB)];
+    for (let at = 0; at < sa.size;) {
+      const { bytesRead: na } = await ha.read(ba, 0, ba.length, at);
+      const { bytesRead: nb } = await hb.read(bb, 0, bb.length, at);
+      assert.equal(nb, na);
+      if (!ba.subarray(0, na).equals(bb.subarray(0, nb))) assert.fail(`${a} and ${b} differ in the 4 MiB at ${at}`);
+      at += na;
+    }
+  } finally {
+    await Promise.all([ha.close(), hb.close()]);
+  }
+}
+
+export interface FreezerEvent {
+  op: "freeze" | "unfreeze";
+  vm: string;
+  at: number;
+  unfreezeTimeoutSeconds?: number;
+}
+
+/**
+ * The injected Freezer interface, recording every call. By default freeze and unfreeze succeed at once;
+ * `onFreeze` / `onUnfreeze` replace that per call (throw, hang, delay).
+ */
+export class RecordingFreezer implements Freezer {
+  readonly events: FreezerEvent[] = [];
+  onFreeze?: (vm: VmRef) => Promise<void>;
+  onUnfreeze?: (vm: VmRef) => Promise<void>;
+
+  async freeze(vm: VmRef, unfreezeTimeoutSeconds: number): Promise<void> {
+    this.events.push({ op: "freeze", vm: vmKey(vm), at: performance.now(), unfreezeTimeoutSeconds });
+    if (this.onFreeze) await this.onFreeze(vm);
+  }
+
+  async unfreeze(vm: VmRef): Promise<void> {
+    this.events.push({ op: "unfreeze", vm: vmKey(vm), at: performance.now() });
+    if (this.onUnfreeze) await this.onUnfreeze(vm);
+  }
+
+  /** "freeze ns/a", "unfreeze ns/a", ... */
+  get log(): string[] {
+    return this.events.map((e) => `${e.op} ${e.vm}`);
+  }
+
+  /** Every VM frozen at least once was unfrozen after its last freeze call. */
+  assertAllThawed(): void {
+    const lastFreeze = new Map<string, number>();
+    const lastUnfreeze = new Map<string, number>();
+    this.events.forEach((e, i) => (e.op === "freeze" ? lastFreeze : lastUnfreeze).set(e.vm, i));
+    for (const [vm, i] of lastFreeze) {
+      const j = lastUnfreeze.get(vm);
+      assert.ok(j !== undefined && j > i, `${vm} was frozen but not unfrozen afterwards: ${this.log.join(", ")}`);
+    }
+  }
+}
+
+export const alwaysActive = (): Promise<NodeActivity> => Promise.resolve({ active: true });
+
+export const realClock = { now: () => Date.now() };
+
+/** Collects log lines; tests print them on failure only when debugging. */
+export function memoryLog(): AgentLog & { lines: string[] } {
+  const lines: string[] = [];
+  const add = (level: string) => (message: string, meta?: Record<string, unknown>) => {
+    lines.push(`${level} ${message} ${meta ? JSON.stringify(meta) : ""}`);
+  };
+  return { lines, debug: add("debug"), info: add("info"), warn: add("warn"), error: add("error") };
+}
+
+export interface ChildRun {
+  pid: number;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>;
+  kill(signal: NodeJS.Signals): void;
+}
+
+/** Runs a TypeScript fixture in a child process: `node --import tsx <fixture> <args>`. */
+export function runFixture(fixture: string, args: string[]): ChildRun {
+  const child = spawn(process.execPath, ["--import", "tsx", join(FIXTURES, fixture), ...args], {
+    cwd: REPO_ROOT,
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) => {
+    child.on("exit", (code, signal) => resolve({ code, signal, stderr }));
+  });
+  return { pid: child.pid ?? -1, exited, kill: (signal) => child.kill(signal) };
+}
+
+/** Polls `check` every few ms until it returns true or `ms` pass. */
+export async function waitFor(check: () => Promise<boolean> | boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) assert.fail(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
