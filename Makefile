@@ -76,6 +76,17 @@ cluster: deps controlplane ## Start a local control plane with 3 simulated nodes
 cluster-down: deps ## Stop the local control plane started by `make cluster`.
 	@tsx test/harness/cli.ts down --dir $(CLUSTER_DIR)
 
+.PHONY: demo
+demo: deps controlplane ## The whole product on a throw-away cluster: 8 VMs on 3 nodes backed up node by node (needs root: pod runner).
+	tsx hack/demo.ts
+
+.PHONY: run
+run: deps controlplane ## Run the operator from source against $KUBECONFIG as its user (agent pods need a pod runner: not with make cluster).
+	@[ -f "$(KUBECONFIG)" ] || { echo "make run: no kubeconfig at $(KUBECONFIG); run make cluster first or set KUBECONFIG" >&2; exit 1; }
+	"$$(hack/controlplane/build.sh)/bin/kubectl" apply --server-side --force-conflicts -f crds/ -f deploy/rbac.yaml
+	tsx src/cli/main.ts operator --kubeconfig "$(KUBECONFIG)" --namespace fedbackup-system \
+	  --metrics-bind-address 127.0.0.1:8080 --health-bind-address 127.0.0.1:8081
+
 .PHONY: clean
 clean: ## Remove build output (not the control-plane cache).
 	rm -rf dist

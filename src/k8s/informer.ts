@@ -159,8 +159,9 @@ export class Informer<T extends KubeObject> {
       this.store.delete(key);
       this.emit("delete", obj);
     } else {
-      this.store.set(key, obj);
-      this.emit(old ? "update" : "add", obj, old);
+      // Keep a newer copy this process wrote itself (see observe) over an older event still in flight.
+      if (!old || isNewer(obj.metadata.resourceVersion, old.metadata.resourceVersion)) this.store.set(key, obj);
+      this.emit(old ? "update" : "add", this.store.get(key)!, old);
     }
   }
 }

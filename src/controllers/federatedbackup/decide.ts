@@ -197,13 +197,11 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
     facts.startTime = nowIso;
     facts.round = 1;
     if (plan.expected.length === 0) {
-      actions.push({
-        kind: "Event",
-        type: "Warning",
-        reason: "NothingSelected",
-        message: "no VirtualMachineInstance matches spec.workloads",
-      });
-      facts.phase = "Completed";
+      // A selector that matches nothing is far more often a mistake than an intent: say so loudly.
+      const message = "no VirtualMachineInstance matches spec.workloads; nothing was backed up";
+      actions.push({ kind: "Event", type: "Warning", reason: "NothingSelected", message });
+      facts.phase = "Failed";
+      facts.invalid = { reason: "NothingSelected", message };
       facts.completionTime = nowIso;
       return result(planned);
     }

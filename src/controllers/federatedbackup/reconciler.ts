@@ -92,7 +92,9 @@ export class FederatedBackupReconciler {
         {
           apiVersion: backup.apiVersion,
           kind: backup.kind,
-          metadata: { name: backup.metadata.name, namespace: backup.metadata.namespace },
+          // The resourceVersion makes the write conditional: a decision taken on an outdated copy of the
+          // backup is refused (409) and taken again on the current one.
+          metadata: { name: backup.metadata.name, namespace: backup.metadata.namespace, resourceVersion: backup.metadata.resourceVersion },
           status: decision.status,
         } as KubeObject,
         { subresource: "status" },
