@@ -44,8 +44,14 @@ lint: deps ## Type-check, lint, check formatting and that generated types match 
 format: deps ## Format the sources with prettier.
 	prettier --write --log-level=warn .
 
+.PHONY: test-tools
+test-tools: ## Debian packages the tests use: xfsprogs, for the reflink tests on a loop-mounted XFS (root only).
+	@command -v mkfs.xfs >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
+	  { apt-get install -y -qq xfsprogs >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq xfsprogs >/dev/null; }; } || true
+	@command -v mkfs.xfs >/dev/null 2>&1 || echo "note: mkfs.xfs is missing; the reflink tests will be skipped"
+
 .PHONY: test-unit
-test-unit: deps ## Unit tests (no cluster).
+test-unit: deps test-tools ## Unit tests (no cluster).
 	mocha --reporter-option label=unit 'test/unit/**/*.test.ts'
 
 .PHONY: test-integration
