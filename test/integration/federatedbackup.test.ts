@@ -216,6 +216,32 @@ describe("FederatedBackup controller", function () {
     });
   });
 
+  it("end to end: 8 VMs with several MB of disks on 3 nodes, every file at the location equal to its source", async () => {
+    const MiB = 1024 * 1024;
+    const eight: VmFixture[] = [
+      { name: "db-0", node: "node-b", disks: [4 * MiB, 2 * MiB] },
+      { name: "db-1", node: "node-b", disks: [3 * MiB + 1, 0] },
+      { name: "web-0", node: "node-b", disks: [2 * MiB] },
+      { name: "web-1", node: "node-c", disks: [2 * MiB] },
+      { name: "web-2", node: "node-c", disks: [1] },
+      { name: "cache-0", node: "node-c", disks: [5 * MiB] },
+      { name: "queue-0", node: "node-a", disks: [MiB, MiB] },
+      { name: "monitor-0", node: "node-a", disks: [3 * MiB], labels: { "fedbackup.test/guest-agent": "false" } },
+    ];
+    await runBackup({ vms: eight }, ({ env, fb, steps }) => {
+      assert.equal(fb.status?.phase, "Completed");
+      assert.equal(fb.status?.progress?.workloadsCaptured, 8);
+      assertFilesMatch(env, fb, eight);
+      const captured = steps.flatMap((s) => s.status?.captured ?? []);
+      const monitor = captured.find((c) => c.name === "monitor-0");
+      assert.equal(monitor?.indication, "NoGuestAgent", "a VM without a guest agent is captured and says so");
+      assert.ok(captured.filter((c) => c.name !== "monitor-0").every((c) => c.indication === "GuestAgent"));
+      const db0 = captured.find((c) => c.name === "db-0");
+      assert.equal(db0?.bytes, 6 * MiB);
+      assert.equal(db0?.files, 2);
+    });
+  });
+
   describe("node ordering policies", () => {
     // Capacities (setup.ts): node-a 128Gi (control plane), node-b 64Gi, node-c 256Gi. VMs: a 1, b 4, c 2.
     const cases: Array<{

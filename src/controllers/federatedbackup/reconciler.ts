@@ -94,7 +94,11 @@ export class FederatedBackupReconciler {
           kind: backup.kind,
           // The resourceVersion makes the write conditional: a decision taken on an outdated copy of the
           // backup is refused (409) and taken again on the current one.
-          metadata: { name: backup.metadata.name, namespace: backup.metadata.namespace, resourceVersion: backup.metadata.resourceVersion },
+          metadata: {
+            name: backup.metadata.name,
+            namespace: backup.metadata.namespace,
+            resourceVersion: backup.metadata.resourceVersion,
+          },
           status: decision.status,
         } as KubeObject,
         { subresource: "status" },

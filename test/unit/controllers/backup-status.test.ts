@@ -48,14 +48,12 @@ function bigRun(lost: number): StepWithPhase[] {
         freezeWindowMs: 12,
         manifest: `vms/nightly/${v.namespace}/${v.name}/manifest.json`,
       })),
-      failed: vms
-        .slice(0, lost)
-        .map((v) => ({
-          namespace: v.namespace,
-          name: v.name,
-          reason: "Migrated",
-          message: `now active on node ${node}`,
-        })),
+      failed: vms.slice(0, lost).map((v) => ({
+        namespace: v.namespace,
+        name: v.name,
+        reason: "Migrated",
+        message: `now active on node ${node}`,
+      })),
     };
     steps.push({ step, derived: { phase: "Succeeded" } });
   }
