@@ -7,6 +7,7 @@ import { parseDuration } from "../api/duration.js";
 import { AGENT_LOCATION_MOUNT, AGENT_SHARED_MOUNT } from "../api/labels.js";
 import type { NodeSnapshot } from "../api/v1alpha1/index.js";
 import { runNodeBackup, type NodeBackupResult } from "../agent/backup.js";
+import { cleanupBackup } from "../agent/cleanup.js";
 import { FreezeError, type Freezer, type IsActiveOnNode } from "../agent/quiesce.js";
 import { KubeClient } from "../k8s/client.js";
 import { KubeVirtClient, type FreezeCallError } from "../k8s/kubevirt.js";
@@ -16,11 +17,15 @@ import { createLogger } from "../telemetry/logger.js";
 import path from "node:path";
 
 export const agentUsage = `Usage: fedbackup agent backup --step NAMESPACE/NAME [flags]
+       fedbackup agent cleanup --backup-path PATH --snapshots-path PATH [flags]
 
-Runs one node step of a FederatedBackup (normally inside the Job the operator creates).
+backup runs one node step of a FederatedBackup; cleanup removes a deleted backup's files at the location
+and its kept snapshots on the shared volume. Both normally run inside Jobs the operator creates.
 
 Flags:
-  --step NS/NAME          the NodeSnapshot to carry out (required)
+  --step NS/NAME          the NodeSnapshot to carry out (backup)
+  --backup-path PATH      the backup's directory, relative to the location root (cleanup)
+  --snapshots-path PATH   the backup's snapshots, relative to the shared volume root (cleanup)
   --shared-root DIR       where the shared volume is mounted (default ${AGENT_SHARED_MOUNT})
   --location-root DIR     where the backup location is mounted (default ${AGENT_LOCATION_MOUNT})
   --kubeconfig PATH       kubeconfig (default: the pod's ServiceAccount)
@@ -32,12 +37,24 @@ export async function runAgent(argv: string[]): Promise<number> {
     args: rest,
     options: {
       step: { type: "string" },
+      "backup-path": { type: "string" },
+      "snapshots-path": { type: "string" },
       "shared-root": { type: "string", default: AGENT_SHARED_MOUNT },
       "location-root": { type: "string", default: AGENT_LOCATION_MOUNT },
       kubeconfig: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
+  if (command === "cleanup" && values["backup-path"] && values["snapshots-path"]) {
+    const removed = await cleanupBackup({
+      locationRoot: values["location-root"],
+      sharedRoot: values["shared-root"],
+      backupPath: values["backup-path"],
+      snapshotsPath: values["snapshots-path"],
+    });
+    createLogger("agent").info("backup files removed", { removed });
+    return 0;
+  }
   if (values.help || command !== "backup" || !values.step?.includes("/")) {
     process[values.help ? "stdout" : "stderr"].write(agentUsage);
     return values.help ? 0 : 2;

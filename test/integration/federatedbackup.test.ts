@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { FederatedBackup, NodeSnapshot } from "../../src/api/v1alpha1/index.js";
 import { Resources } from "../../src/k8s/resources.js";
@@ -459,6 +459,29 @@ describe("FederatedBackup controller", function () {
       },
     );
   });
+
+  for (const policy of ["Delete", "Retain"] as const) {
+    it(`on deletion with deletionPolicy ${policy}, ${policy === "Delete" ? "removes" : "keeps"} the backup's files`, async () => {
+      const vms = SEVEN.slice(0, 2);
+      await runBackup({ vms, spec: { deletionPolicy: policy } }, async ({ env, fb }) => {
+        assert.equal(fb.status?.phase, "Completed");
+        const dir = path.join(env.location.hostDir, fb.status!.backupPath!);
+        assert.ok(existsSync(path.join(dir, env.namespace, "a1", "manifest.json")));
+        await adminClient().delete(Resources.FederatedBackup, env.namespace, "nightly");
+        await waitFor("the FederatedBackup to be gone", 60_000, async () => {
+          try {
+            await adminClient().get(Resources.FederatedBackup, env.namespace, "nightly");
+            return undefined;
+          } catch {
+            return true;
+          }
+        });
+        assert.equal(existsSync(dir), policy === "Retain", `${dir} ${policy === "Retain" ? "kept" : "removed"}`);
+        for (const vm of vms)
+          assert.ok(existsSync(path.join(env.shared.hostDir, diskPaths(env.namespace, vm)[0]!)), "VM disks untouched");
+      });
+    });
+  }
 
   it("fails a backup whose shared volume claim does not exist, once, with a readable condition", async () => {
     const env = await backupEnv("fb-invalid");

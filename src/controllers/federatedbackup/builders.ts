@@ -180,6 +180,63 @@ export function buildAgentJob(backup: FederatedBackup, step: NodeSnapshot, setti
   };
 }
 
+/** The backup's kept snapshots on the shared volume (see src/agent/snapshot.ts), relative to its root. */
+export const snapshotsPath = (backup: FederatedBackup): string => `.fedbackup/snapshots/${backup.metadata.name}`;
+
+export const cleanupJobName = (backup: FederatedBackup): string => `${backup.metadata.name}-cleanup`.slice(0, 63);
+
+/** The Job that removes a deleted backup's files (spec.deletionPolicy Delete), on any Ready node. */
+export function buildCleanupJob(backup: FederatedBackup, node: string, settings: OperatorSettings): JobManifest {
+  const labels = { ...commonLabels(backup), [LABEL_COMPONENT]: COMPONENT_AGENT, [LABEL_NODE]: node };
+  return {
+    apiVersion: "batch/v1",
+    kind: "Job",
+    metadata: {
+      name: cleanupJobName(backup),
+      namespace: backup.metadata.namespace!,
+      labels,
+      ownerReferences: [ownerRef(backup)],
+    },
+    spec: {
+      backoffLimit: 2,
+      activeDeadlineSeconds: 3600,
+      template: {
+        metadata: { labels },
+        spec: {
+          nodeName: node,
+          restartPolicy: "Never",
+          serviceAccountName: AGENT_SERVICE_ACCOUNT,
+          tolerations: [{ operator: "Exists" }],
+          containers: [
+            {
+              name: "cleanup",
+              image: settings.agentImage,
+              imagePullPolicy: settings.imagePullPolicy ?? "IfNotPresent",
+              args: [
+                "agent",
+                "cleanup",
+                `--backup-path=${backupPath(backup)}`,
+                `--snapshots-path=${snapshotsPath(backup)}`,
+              ],
+              volumeMounts: [
+                { name: "shared", mountPath: AGENT_SHARED_MOUNT },
+                { name: "location", mountPath: AGENT_LOCATION_MOUNT },
+              ],
+            },
+          ],
+          volumes: [
+            { name: "shared", persistentVolumeClaim: { claimName: backup.spec.sharedVolume.claimName } },
+            {
+              name: "location",
+              persistentVolumeClaim: { claimName: backup.spec.location.persistentVolumeClaim!.claimName },
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
 /** ServiceAccount and RoleBindings that give the agent exactly what a step needs (see deploy/rbac). */
 export function buildAgentAccess(namespace: string, workloadNamespaces: string[]) {
   const labels = { [LABEL_NAME]: "fedbackup", [LABEL_MANAGED_BY]: "fedbackup" };

@@ -19,7 +19,14 @@ import {
 import type { Logger } from "../../telemetry/logger.js";
 import { jsonEqual } from "../runtime/conditions.js";
 import { TerminalError, type ReconcileResult } from "../runtime/work-queue.js";
-import { buildAgentAccess, buildAgentJob, type OperatorSettings } from "./builders.js";
+import {
+  backupPath,
+  buildAgentAccess,
+  buildAgentJob,
+  buildCleanupJob,
+  cleanupJobName,
+  type OperatorSettings,
+} from "./builders.js";
 import { decideBackup, type BackupAction, type BackupWorld, type LeaseState } from "./decide.js";
 import { inScope, observeNode, observeWorkload } from "./observe.js";
 import { viewJob, type ObservedStep } from "./steps.js";
@@ -330,16 +337,63 @@ export class FederatedBackupReconciler {
     }
   }
 
-  /** The backup is being deleted: give the volume back, then let it go. */
-  private async finalize(backup: FederatedBackup): Promise<void> {
+  /**
+   * The backup is being deleted: with deletionPolicy Delete, a Job removes its files at the location and
+   * its kept snapshots (ownerReferences cannot reach them); then the volume's Lease is given back and the
+   * finalizer removed. A cleanup that cannot run or fails is reported and does not block the deletion.
+   */
+  private async finalize(backup: FederatedBackup): Promise<ReconcileResult | void> {
     if (!backup.metadata.finalizers?.includes(FINALIZER_CLEANUP)) return;
+    const { client, informers, events, settings } = this.deps;
+    const ns = backup.metadata.namespace!;
     const pvc = await this.tryGet<{ spec?: { volumeName?: string } } & KubeObject>(
       Resources.PersistentVolumeClaim,
-      backup.metadata.namespace,
+      ns,
       backup.spec.sharedVolume.claimName,
     );
+    const ranAnything =
+      informers.steps.list((s) => s.spec.backupUID === backup.metadata.uid && !!s.spec.node).length > 0;
+    if ((backup.spec.deletionPolicy ?? "Delete") === "Delete" && ranAnything) {
+      const job = informers.jobs.get(`${ns}/${cleanupJobName(backup)}`);
+      const view = job ? viewJob(job as Parameters<typeof viewJob>[0]) : undefined;
+      const location = backup.spec.location.persistentVolumeClaim?.claimName;
+      const locationPvc = location ? await this.tryGet(Resources.PersistentVolumeClaim, ns, location) : undefined;
+      if (!view && pvc && locationPvc) {
+        const node = informers.nodes
+          .list((n) => n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false)
+          .map((n) => n.metadata.name!)
+          .sort()[0];
+        if (node) {
+          try {
+            await client.create(Resources.Job, buildCleanupJob(backup, node, settings) as unknown as KubeObject);
+          } catch (err) {
+            if (!isAlreadyExists(err)) throw err;
+          }
+          return { requeueAfterMs: 60_000 };
+        }
+      }
+      if (view && !view.complete && !view.failed) return { requeueAfterMs: 60_000 };
+      if (view?.complete) {
+        events.record(
+          backup as unknown as KubeObject,
+          "Normal",
+          "FilesRemoved",
+          `removed ${backupPath(backup)} at the location and the kept snapshots`,
+        );
+      } else {
+        const why = view?.failed
+          ? `the cleanup Job failed: ${view.failureMessage ?? view.failureReason}`
+          : "no claim or no Ready node to run the cleanup on";
+        events.record(
+          backup as unknown as KubeObject,
+          "Warning",
+          "FilesLeft",
+          `${why}; ${backupPath(backup)} is left at the location`,
+        );
+      }
+    }
     await this.deps.leases.release(this.volumeId(backup, pvc), backupOwnerId(backup));
-    await this.deps.client.patch(Resources.FederatedBackup, backup.metadata.namespace, backup.metadata.name!, {
+    await client.patch(Resources.FederatedBackup, ns, backup.metadata.name!, {
       metadata: {
         finalizers: backup.metadata.finalizers.filter((f) => f !== FINALIZER_CLEANUP),
         resourceVersion: backup.metadata.resourceVersion,

@@ -1,0 +1,176 @@
+import assert from "node:assert/strict";
+import type { FederatedBackup, NodeSnapshot } from "../../../src/api/v1alpha1/index.js";
+import { buildNodeSnapshot } from "../../../src/controllers/federatedbackup/builders.js";
+import { decideBackup, type BackupWorld } from "../../../src/controllers/federatedbackup/decide.js";
+import type { ObservedNode, ObservedWorkload } from "../../../src/planning/index.js";
+
+const NOW = Date.parse("2026-11-25T12:00:00Z");
+const settings = { leaseRenewMs: 5_000, migrationWaitMs: 60_000 };
+
+function backup(status?: FederatedBackup["status"], spec: Partial<FederatedBackup["spec"]> = {}): FederatedBackup {
+  return {
+    apiVersion: "fedbackup.io/v1alpha1",
+    kind: "FederatedBackup",
+    metadata: { name: "nightly", namespace: "vms", uid: "0123456789abcdef", generation: 1 },
+    spec: {
+      sharedVolume: { claimName: "vmdisks", nodeMountPath: "/disks" },
+      location: { persistentVolumeClaim: { claimName: "backups" } },
+      ...spec,
+    },
+    ...(status ? { status } : {}),
+  };
+}
+
+const node = (name: string, ready = true): ObservedNode => ({
+  name,
+  ready,
+  schedulable: true,
+  controlPlane: false,
+  freeCpuMilli: 1000,
+  freeMemoryBytes: 1e9,
+  recentFailures: 0,
+});
+
+const vm = (name: string, on: string): ObservedWorkload => ({
+  namespace: "vms",
+  name,
+  uid: name,
+  phase: "Running",
+  node: on,
+  migrating: false,
+  critical: false,
+  priority: 0,
+  files: [`vms/${name}/disk.img`],
+});
+
+function world(b: FederatedBackup, over: Partial<BackupWorld> = {}): BackupWorld {
+  return {
+    now: NOW,
+    backup: b,
+    steps: [],
+    workloads: [],
+    nodes: [node("n1"), node("n2")],
+    lease: { ours: false, free: true },
+    ...over,
+  };
+}
+
+const kinds = (w: BackupWorld) => decideBackup(w, settings).actions.map((a) => a.kind);
+
+describe("decideBackup", () => {
+  it("plans round 1 from the VMs where they run: one step per node, most VMs first", () => {
+    const d = decideBackup(world(backup(), { workloads: [vm("a", "n1"), vm("b", "n2"), vm("c", "n2")] }), settings);
+    const created = d.actions.flatMap((a) => (a.kind === "CreateStep" ? [a.step] : []));
+    assert.deepEqual(
+      created.map((s) => [s.spec.node, s.spec.order, s.spec.workloads?.map((w) => w.name)]),
+      [
+        ["n2", 1, ["b", "c"]],
+        ["n1", 2, ["a"]],
+      ],
+    );
+    assert.equal(d.status.phase, "InProgress");
+    assert.equal(d.status.progress?.workloadsExpected, 3);
+  });
+
+  it("fails a backup that selects nothing, with a reason that says so", () => {
+    const d = decideBackup(world(backup()), settings);
+    assert.equal(d.status.phase, "Failed");
+    assert.equal(d.status.conditions?.find((c) => c.type === "Ready")?.reason, "NothingSelected");
+  });
+
+  it("fails an invalid spec once and does not requeue it", () => {
+    const d = decideBackup(
+      world(backup(), { invalid: { reason: "LocationClaimNotFound", message: "no claim" } }),
+      settings,
+    );
+    assert.equal(d.status.phase, "Failed");
+    assert.equal(d.requeueAfterMs, undefined);
+    assert.equal(d.status.conditions?.find((c) => c.type === "Failed")?.reason, "LocationClaimNotFound");
+  });
+
+  describe("one step at a time", () => {
+    const b = backup({ phase: "InProgress", progress: { round: 1 } });
+    const steps = (): NodeSnapshot[] => [
+      buildNodeSnapshot(b, 1, 1, "n2", [vm("b", "n2")]),
+      buildNodeSnapshot(b, 1, 2, "n1", [vm("a", "n1")]),
+    ];
+
+    it("claims the volume's Lease for the first node and starts its Job", () => {
+      assert.deepEqual(kinds(world(b, { steps: steps().map((step) => ({ step })) })), [
+        "ClaimLease",
+        "StartJob",
+        "RecordStepPhase",
+        "Event",
+      ]);
+    });
+
+    it("waits while another run holds the Lease", () => {
+      const d = decideBackup(
+        world(b, {
+          steps: steps().map((step) => ({ step })),
+          lease: { ours: false, free: false, owner: "FederatedBackup/vms/other" },
+        }),
+        settings,
+      );
+      assert.deepEqual(d.actions, []);
+      assert.equal(d.status.conditions?.find((c) => c.type === "Progressing")?.reason, "WaitingForVolumeLease");
+    });
+
+    it("fails the step of a node that is not Ready when its turn comes, without a Job", () => {
+      const d = decideBackup(
+        world(b, { steps: steps().map((step) => ({ step })), nodes: [node("n1"), node("n2", false)] }),
+        settings,
+      );
+      const record = d.actions.find((a) => a.kind === "RecordStepPhase");
+      assert.equal(record?.kind === "RecordStepPhase" && record.phase, "Failed");
+      assert.ok(!d.actions.some((a) => a.kind === "StartJob"));
+    });
+
+    it("fails a running step whose node went NotReady and deletes its Job", () => {
+      const [first, second] = steps();
+      first!.status = { phase: "Running" };
+      const w = world(b, {
+        steps: [{ step: first!, job: { name: "j", complete: false, failed: false } }, { step: second! }],
+        nodes: [node("n1"), node("n2", false)],
+      });
+      assert.deepEqual(kinds(w), ["DeleteJob", "RecordStepPhase", "Event"]);
+    });
+
+    it("does not conclude from a completed Job before the agent's report arrived", () => {
+      const [first, second] = steps();
+      first!.status = { phase: "Running" };
+      const w = world(b, {
+        steps: [
+          { step: first!, job: { name: "j", complete: true, failed: false, completionTime: "2026-11-25T11:59:59Z" } },
+          { step: second! },
+        ],
+        lease: { ours: true, free: false, renewedAt: NOW, holderNode: "n2" },
+      });
+      assert.deepEqual(kinds(w), []);
+    });
+  });
+
+  describe("a finished backup", () => {
+    it("is deleted once its ttl has passed", () => {
+      const b = backup({ phase: "Completed", expiresAt: "2026-11-25T11:00:00Z" }, { ttl: "24h" });
+      assert.deepEqual(kinds(world(b)), ["DeleteBackup"]);
+    });
+
+    it("is looked at again when it expires", () => {
+      const b = backup({ phase: "Completed", expiresAt: "2026-11-25T13:00:00Z" }, { ttl: "24h" });
+      const d = decideBackup(world(b), settings);
+      assert.deepEqual(d.actions, []);
+      assert.equal(d.requeueAfterMs, 3_600_000);
+    });
+
+    it("gives back a Lease it still holds and keeps its status", () => {
+      const b = backup({ phase: "PartiallyFailed", missing: [{ namespace: "vms", name: "a", reason: "NotFound" }] });
+      const d = decideBackup(world(b, { lease: { ours: true, free: false } }), settings);
+      assert.deepEqual(
+        d.actions.map((a) => a.kind),
+        ["ReleaseLease"],
+      );
+      assert.deepEqual(d.status, b.status);
+    });
+  });
+});
