@@ -465,7 +465,7 @@ describe("FederatedBackup controller", function () {
       const vms = SEVEN.slice(0, 2);
       await runBackup({ vms, spec: { deletionPolicy: policy } }, async ({ env, fb }) => {
         assert.equal(fb.status?.phase, "Completed");
-        const dir = path.join(env.location.hostDir, fb.status!.backupPath!);
+        const dir = path.join(env.location.hostDir, fb.status.backupPath!);
         assert.ok(existsSync(path.join(dir, env.namespace, "a1", "manifest.json")));
         await adminClient().delete(Resources.FederatedBackup, env.namespace, "nightly");
         await waitFor("the FederatedBackup to be gone", 60_000, async () => {

@@ -365,7 +365,7 @@ export class FederatedBackupReconciler {
           .sort()[0];
         if (node) {
           try {
-            await client.create(Resources.Job, buildCleanupJob(backup, node, settings) as unknown as KubeObject);
+            await client.create(Resources.Job, buildCleanupJob(backup, node, settings));
           } catch (err) {
             if (!isAlreadyExists(err)) throw err;
           }
@@ -375,7 +375,7 @@ export class FederatedBackupReconciler {
       if (view && !view.complete && !view.failed) return { requeueAfterMs: 60_000 };
       if (view?.complete) {
         events.record(
-          backup as unknown as KubeObject,
+          backup,
           "Normal",
           "FilesRemoved",
           `removed ${backupPath(backup)} at the location and the kept snapshots`,
@@ -385,7 +385,7 @@ export class FederatedBackupReconciler {
           ? `the cleanup Job failed: ${view.failureMessage ?? view.failureReason}`
           : "no claim or no Ready node to run the cleanup on";
         events.record(
-          backup as unknown as KubeObject,
+          backup,
           "Warning",
           "FilesLeft",
           `${why}; ${backupPath(backup)} is left at the location`,
