@@ -384,12 +384,7 @@ export class FederatedBackupReconciler {
         const why = view?.failed
           ? `the cleanup Job failed: ${view.failureMessage ?? view.failureReason}`
           : "no claim or no Ready node to run the cleanup on";
-        events.record(
-          backup,
-          "Warning",
-          "FilesLeft",
-          `${why}; ${backupPath(backup)} is left at the location`,
-        );
+        events.record(backup, "Warning", "FilesLeft", `${why}; ${backupPath(backup)} is left at the location`);
       }
     }
     await this.deps.leases.release(this.volumeId(backup, pvc), backupOwnerId(backup));

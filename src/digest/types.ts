@@ -1,0 +1,132 @@
+// The shapes the digest reads and the rows it produces. Inputs are the cluster's objects as plain JSON;
+// only the fields named here are read, so the generated API types (and hand-written literals in tests)
+// fit them as they are.
+
+/** Metadata fields the digest reads. */
+export interface DigestMeta {
+  namespace?: string;
+  name?: string;
+  labels?: Record<string, string>;
+  creationTimestamp?: string;
+}
+
+/** A VirtualMachineInstance. */
+export interface DigestVmi {
+  metadata: DigestMeta;
+  status?: {
+    phase?: string;
+    nodeName?: string;
+    migrationState?: { targetNode?: string; completed?: boolean; failed?: boolean };
+  };
+}
+
+/** A FederatedBackup. */
+export interface DigestBackup {
+  metadata: DigestMeta;
+  status?: { completionTime?: string };
+}
+
+/** A NodeSnapshot: one step of a backup, with the VMs it captured. */
+export interface DigestStep {
+  metadata: DigestMeta;
+  spec?: { backupName?: string; node?: string; round?: number };
+  status?: {
+    phase?: string;
+    startTime?: string;
+    completionTime?: string;
+    captured?: ReadonlyArray<{ namespace: string; name: string }>;
+  };
+}
+
+/** A WorkloadRestore. */
+export interface DigestRestore {
+  metadata: DigestMeta;
+  status?: {
+    startTime?: string;
+    completionTime?: string;
+    results?: ReadonlyArray<{ namespace: string; name: string; phase: string; node?: string }>;
+  };
+}
+
+/** A Node. */
+export interface DigestNode {
+  metadata: DigestMeta;
+  status?: { conditions?: ReadonlyArray<{ type: string; status: string }> };
+}
+
+export interface DigestInput {
+  vmis: readonly DigestVmi[];
+  backups: readonly DigestBackup[];
+  steps: readonly DigestStep[];
+  /** May be empty: nothing acts on WorkloadRestores yet. */
+  restores: readonly DigestRestore[];
+  /** When given, rows say whether the VM's node is Ready. */
+  nodes?: readonly DigestNode[];
+}
+
+/** The most recent capture of a VM. */
+export interface LastBackup {
+  /** The FederatedBackup, "namespace/name". */
+  backup: string;
+  /** When: the capturing step's status.completionTime, else the backup's (see captureTime). */
+  at: string;
+  /** The node of the capturing step. */
+  node: string;
+  /** The verification round of the capturing step. */
+  round: number;
+}
+
+/** The most recent successful restore of a VM. */
+export interface LastRestore {
+  /** The WorkloadRestore, "namespace/name". */
+  restore: string;
+  /** The restore's status.completionTime (else its startTime, else its creationTimestamp). */
+  at: string;
+  /** The node the disks were restored on; "" when the result does not say. */
+  node: string;
+}
+
+/** One VM: where it is, in what state, and when it was last backed up and restored. */
+export interface DigestRow {
+  namespace: string;
+  name: string;
+  /** status.nodeName while the VMI is Running. */
+  node?: string;
+  /** Whether that node is Ready; only when nodes were given. A node that no longer exists is not Ready. */
+  nodeReady?: boolean;
+  /** The VMI's status.phase ("Unknown" when it has none); "Missing" when the VMI no longer exists. */
+  phase: string;
+  /** A live migration is in progress. */
+  migrating: boolean;
+  /** The VMI's labels ({} for a Missing VM); what label selectors match. */
+  labels: Record<string, string>;
+  lastBackup?: LastBackup;
+  lastRestore?: LastRestore;
+  /** Backups (FederatedBackups) holding a capture of this VM; a backup counts once however many steps captured it. */
+  backups: number;
+  /** Failed steps (NodeSnapshots in phase Failed), of any backup, on the VM's current node. */
+  nodeFailures: number;
+}
+
+/** What filterDigest keeps; every criterion given must hold. */
+export interface DigestCriteria {
+  namespace?: string;
+  /** A label selector on the VMI's labels: "a=b,c!=d,e,!f", also "a==b", "a in (x,y)", "a notin (x,y)". */
+  selector?: string;
+  node?: string;
+  /** A phase, or several separated by commas; case-insensitive. */
+  phase?: string;
+  /** Last backed up before this time (VMs never backed up do not qualify: see neverBackedUp). */
+  backedUpBefore?: Date;
+  /** Last backed up at or after this time. */
+  backedUpSince?: Date;
+  /** Last restored at or after this time. */
+  restoredSince?: Date;
+  /** Only VMs without any capture. */
+  neverBackedUp?: boolean;
+  /** Only VMs whose current node has at least this many failed steps. */
+  minNodeFailures?: number;
+}
+
+/** The VM key used throughout: "namespace/name". */
+export const vmKey = (namespace: string, name: string): string => `${namespace}/${name}`;
