@@ -133,6 +133,7 @@ export async function runAgent(argv: string[]): Promise<number> {
             indication: c.indication,
             freezeWindowMs: c.freezeWindowMs,
             manifest: locationPath(c.manifestPath),
+            ...(c.sha256 ? { sha256: c.sha256 } : {}),
           })),
           failed: result.failed.map((f) => ({
             namespace: f.namespace,

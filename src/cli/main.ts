@@ -2,6 +2,7 @@
 // The one fedbackup binary: `fedbackup <command>`. Commands are added as they are built.
 import { VERSION } from "../version.js";
 import { runAgent } from "./agent.js";
+import { runDigest } from "./digest.js";
 import { runOperator } from "./operator.js";
 
 const usage = `fedbackup ${VERSION}: back up and restore KubeVirt VMs on a shared volume, node by node
@@ -11,6 +12,7 @@ Usage: fedbackup <command>
 Commands:
   operator   run the operator (controllers for FederatedBackup and its node steps)
   agent      run a node step (inside the Jobs the operator creates)
+  digest     list every VM with its node, phase and last backup and restore (fedbackup digest --help)
   version    print the version
   help       print this help
 `;
@@ -20,6 +22,8 @@ export function main(argv: string[]): Promise<number> | number {
   switch (command) {
     case "agent":
       return runAgent(argv.slice(1));
+    case "digest":
+      return runDigest(argv.slice(1));
     case "operator":
       return runOperator(argv.slice(1));
     case "version":

@@ -104,7 +104,12 @@ export class KubeVirtDouble {
     } catch {
       // the control plane may already be gone
     }
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    // The API server keeps connections to us alive: close them, or close() waits for them to idle out.
+    await new Promise<void>((resolve) => {
+      if (!this.server) return resolve();
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
     this.client.close();
   }
 

@@ -50,7 +50,15 @@ export const mochaHooks = {
   },
   async afterAll(this: Mocha.Context): Promise<void> {
     this.timeout(60_000);
-    for (const fn of teardowns.splice(0).reverse()) await fn().catch((err: unknown) => console.error(err));
+    // Each teardown gets 15 s: one that hangs must not keep the control plane from stopping.
+    for (const fn of teardowns.splice(0).reverse()) {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("a teardown took longer than 15 s")), 15_000);
+      });
+      await Promise.race([fn(), timeout]).catch((err: unknown) => console.error(err));
+      clearTimeout(timer);
+    }
     await controlPlane?.stop();
   },
 };

@@ -1,0 +1,41 @@
+// Keeps the rows that meet every given criterion, in their order.
+import { parseLabelSelector, matchesRequirements } from "./label-selector.js";
+import { parseTime } from "./timestamps.js";
+import type { DigestCriteria, DigestRow } from "./types.js";
+
+type Test = (row: DigestRow) => boolean;
+
+/** Throws when criteria.selector is not a valid label selector. */
+export function filterDigest(rows: readonly DigestRow[], criteria: DigestCriteria): DigestRow[] {
+  const tests: Test[] = [];
+  const c = criteria;
+  if (c.namespace !== undefined) tests.push((r) => r.namespace === c.namespace);
+  if (c.selector !== undefined) {
+    const requirements = parseLabelSelector(c.selector);
+    if (requirements.length) tests.push((r) => matchesRequirements(requirements, r.labels));
+  }
+  if (c.node !== undefined) tests.push((r) => r.node === c.node);
+  if (c.phase !== undefined) {
+    const phases = new Set(c.phase.split(",").map((p) => p.trim().toLowerCase()));
+    tests.push((r) => phases.has(r.phase.toLowerCase()));
+  }
+  const backupMs = (r: DigestRow) => parseTime(r.lastBackup?.at);
+  if (c.backedUpBefore !== undefined) {
+    const before = c.backedUpBefore.getTime();
+    tests.push((r) => (backupMs(r) ?? Infinity) < before);
+  }
+  if (c.backedUpSince !== undefined) {
+    const since = c.backedUpSince.getTime();
+    tests.push((r) => (backupMs(r) ?? -Infinity) >= since);
+  }
+  if (c.restoredSince !== undefined) {
+    const since = c.restoredSince.getTime();
+    tests.push((r) => (parseTime(r.lastRestore?.at) ?? -Infinity) >= since);
+  }
+  if (c.neverBackedUp) tests.push((r) => r.lastBackup === undefined);
+  if (c.minNodeFailures !== undefined) {
+    const min = c.minNodeFailures;
+    tests.push((r) => r.nodeFailures >= min);
+  }
+  return rows.filter((r) => tests.every((t) => t(r)));
+}

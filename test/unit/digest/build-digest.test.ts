@@ -1,0 +1,406 @@
+import assert from "node:assert/strict";
+import { buildDigest, type DigestInput, type DigestRow } from "../../../src/digest/index.js";
+import { backup, hoursAgo, node, NOW, restore, step, vmi } from "./fixtures.js";
+
+// A failed step that was asked to capture apps/gone (spec.workloads) and captured nothing.
+const expectedOnly = {
+  ...step("apps/s", { backup: "b", node: "n", phase: "Failed" }),
+  spec: { backupName: "b", node: "n", round: 1, workloads: [{ namespace: "apps", name: "gone", files: [] }] },
+};
+
+const empty: DigestInput = { vmis: [], backups: [], steps: [], restores: [] };
+
+interface Case {
+  title: string;
+  input: Partial<DigestInput>;
+  /** For each "namespace/name": the fields that row must have (others are not checked) ... */
+  want: Record<string, Partial<DigestRow>>;
+  /** ... and the fields it must not have. */
+  absent?: Record<string, Array<keyof DigestRow>>;
+  /** The keys of all rows, in order, when the case is about which rows there are. */
+  keys?: string[];
+}
+
+const cases: Case[] = [
+  {
+    title: "a running VM never backed up",
+    input: { vmis: [vmi("apps/web", { node: "node-a" })] },
+    want: {
+      "apps/web": {
+        node: "node-a",
+        phase: "Running",
+        migrating: false,
+        backups: 0,
+        nodeFailures: 0,
+        labels: { app: "demo" },
+      },
+    },
+    absent: { "apps/web": ["lastBackup", "lastRestore", "nodeReady"] },
+  },
+  {
+    title: "a VM that is not running has no node",
+    input: {
+      vmis: [{ metadata: { namespace: "apps", name: "off" }, status: { phase: "Succeeded", nodeName: "node-a" } }],
+    },
+    want: { "apps/off": { phase: "Succeeded", nodeFailures: 0 } },
+    absent: { "apps/off": ["node"] },
+  },
+  {
+    title: "a VMI without a status is Unknown",
+    input: { vmis: [{ metadata: { namespace: "apps", name: "new" } }] },
+    want: { "apps/new": { phase: "Unknown", migrating: false, labels: {} } },
+  },
+  {
+    title: "the latest backup wins, and every backup holding a capture counts",
+    input: {
+      vmis: [vmi("apps/web", { node: "node-a" })],
+      backups: [backup("apps/nightly-2", hoursAgo(2)), backup("apps/nightly-1", hoursAgo(26))],
+      steps: [
+        step("apps/nightly-2-r1-node-a", {
+          backup: "nightly-2",
+          node: "node-a",
+          completionTime: hoursAgo(3),
+          captured: ["apps/web"],
+        }),
+        step("apps/nightly-1-r1-node-a", {
+          backup: "nightly-1",
+          node: "node-a",
+          completionTime: hoursAgo(27),
+          captured: ["apps/web"],
+        }),
+      ],
+    },
+    want: {
+      "apps/web": { backups: 2, lastBackup: { backup: "apps/nightly-2", at: hoursAgo(3), node: "node-a", round: 1 } },
+    },
+  },
+  {
+    title: "latest is decided by time, not by name or list order",
+    input: {
+      vmis: [vmi("apps/web", { node: "node-a" })],
+      steps: [
+        step("apps/z-old", { backup: "z-old", node: "node-a", completionTime: hoursAgo(50), captured: ["apps/web"] }),
+        step("apps/a-new", { backup: "a-new", node: "node-b", completionTime: hoursAgo(1), captured: ["apps/web"] }),
+        step("apps/m-mid", { backup: "m-mid", node: "node-c", completionTime: hoursAgo(10), captured: ["apps/web"] }),
+      ],
+    },
+    want: {
+      "apps/web": { backups: 3, lastBackup: { backup: "apps/a-new", at: hoursAgo(1), node: "node-b", round: 1 } },
+    },
+  },
+  {
+    title: "a VM that migrated and was captured in round 2 on another node",
+    input: {
+      vmis: [vmi("apps/db", { node: "node-b" })],
+      backups: [backup("apps/nightly", hoursAgo(1))],
+      steps: [
+        step("apps/nightly-r1-node-a", {
+          backup: "nightly",
+          node: "node-a",
+          completionTime: hoursAgo(2),
+          captured: [],
+        }),
+        step("apps/nightly-r2-node-b", {
+          backup: "nightly",
+          node: "node-b",
+          round: 2,
+          completionTime: hoursAgo(1.5),
+          captured: ["apps/db"],
+        }),
+      ],
+    },
+    want: {
+      "apps/db": { backups: 1, lastBackup: { backup: "apps/nightly", at: hoursAgo(1.5), node: "node-b", round: 2 } },
+    },
+  },
+  {
+    title: "one backup capturing a VM twice counts once; the later round wins a tie",
+    input: {
+      vmis: [vmi("apps/db", { node: "node-b" })],
+      steps: [
+        step("apps/b-r1", { backup: "b", node: "node-a", completionTime: hoursAgo(2), captured: ["apps/db"] }),
+        step("apps/b-r2", {
+          backup: "b",
+          node: "node-b",
+          round: 2,
+          completionTime: hoursAgo(2),
+          captured: ["apps/db"],
+        }),
+      ],
+    },
+    want: { "apps/db": { backups: 1, lastBackup: { backup: "apps/b", at: hoursAgo(2), node: "node-b", round: 2 } } },
+  },
+  {
+    title: "without a step completionTime the backup's completionTime is the time of the capture",
+    input: {
+      vmis: [vmi("apps/web", { node: "node-a" })],
+      backups: [backup("apps/nightly", hoursAgo(4))],
+      steps: [step("apps/s", { backup: "nightly", node: "node-a", startTime: hoursAgo(5), captured: ["apps/web"] })],
+    },
+    want: { "apps/web": { lastBackup: { backup: "apps/nightly", at: hoursAgo(4), node: "node-a", round: 1 } } },
+  },
+  {
+    title: "without any completionTime: the step's startTime, then its creationTimestamp",
+    input: {
+      vmis: [vmi("apps/a", { node: "n" }), vmi("apps/b", { node: "n" })],
+      steps: [
+        step("apps/s1", {
+          backup: "x",
+          node: "n",
+          startTime: hoursAgo(5),
+          creationTimestamp: hoursAgo(6),
+          captured: ["apps/a"],
+        }),
+        step("apps/s2", { backup: "y", node: "n", creationTimestamp: hoursAgo(7), captured: ["apps/b"] }),
+      ],
+    },
+    want: {
+      "apps/a": { lastBackup: { backup: "apps/x", at: hoursAgo(5), node: "n", round: 1 } },
+      "apps/b": { lastBackup: { backup: "apps/y", at: hoursAgo(7), node: "n", round: 1 } },
+    },
+  },
+  {
+    title: "a step that names its backup only in the fedbackup.io/backup label",
+    input: {
+      vmis: [vmi("apps/web", { node: "node-a" })],
+      steps: [
+        step("apps/s", {
+          backup: "weekly",
+          node: "node-a",
+          completionTime: hoursAgo(1),
+          captured: ["apps/web"],
+          labelOnly: true,
+        }),
+      ],
+    },
+    want: {
+      "apps/web": { backups: 1, lastBackup: { backup: "apps/weekly", at: hoursAgo(1), node: "node-a", round: 1 } },
+    },
+  },
+  {
+    title: "a backup in another namespace capturing the VM",
+    input: {
+      vmis: [vmi("apps/web", { node: "node-a" })],
+      steps: [
+        step("ops/s", { backup: "all-vms", node: "node-a", completionTime: hoursAgo(1), captured: ["apps/web"] }),
+      ],
+    },
+    want: {
+      "apps/web": { backups: 1, lastBackup: { backup: "ops/all-vms", at: hoursAgo(1), node: "node-a", round: 1 } },
+    },
+  },
+  {
+    title: "a deleted VM that was backed up is Missing",
+    input: {
+      vmis: [vmi("apps/web", { node: "node-a" })],
+      backups: [backup("apps/nightly", hoursAgo(1))],
+      steps: [
+        step("apps/s", {
+          backup: "nightly",
+          node: "node-c",
+          completionTime: hoursAgo(1),
+          captured: ["apps/web", "apps/gone"],
+        }),
+      ],
+    },
+    want: {
+      "apps/gone": {
+        phase: "Missing",
+        migrating: false,
+        labels: {},
+        backups: 1,
+        nodeFailures: 0,
+        lastBackup: { backup: "apps/nightly", at: hoursAgo(1), node: "node-c", round: 1 },
+      },
+    },
+    absent: { "apps/gone": ["node", "nodeReady", "lastRestore"] },
+    keys: ["apps/gone", "apps/web"],
+  },
+  {
+    title: "a VM that was expected but never captured and no longer exists is not listed",
+    input: {
+      steps: [expectedOnly],
+    },
+    want: {},
+    keys: [],
+  },
+  {
+    title: "restores: only Restored results count, and the latest wins",
+    input: {
+      vmis: [vmi("apps/web", { node: "node-a" }), vmi("apps/db", { node: "node-b" })],
+      restores: [
+        restore("apps/r1", {
+          completionTime: hoursAgo(30),
+          results: [
+            { vm: "apps/web", node: "node-a" },
+            { vm: "apps/db", node: "node-b" },
+          ],
+        }),
+        restore("apps/r2", {
+          completionTime: hoursAgo(3),
+          results: [
+            { vm: "apps/web", node: "node-c" },
+            { vm: "apps/db", phase: "Failed" },
+          ],
+        }),
+        restore("apps/r3", { startTime: hoursAgo(1), results: [{ vm: "apps/db", phase: "Running" }] }),
+      ],
+    },
+    want: {
+      "apps/web": { lastRestore: { restore: "apps/r2", at: hoursAgo(3), node: "node-c" } },
+      "apps/db": { lastRestore: { restore: "apps/r1", at: hoursAgo(30), node: "node-b" } },
+    },
+  },
+  {
+    title: "a restore still running stamps its Restored results with its startTime; no node is an empty node",
+    input: {
+      vmis: [vmi("apps/web", { node: "node-a" })],
+      restores: [restore("apps/r", { startTime: hoursAgo(1), results: [{ vm: "apps/web" }] })],
+    },
+    want: { "apps/web": { lastRestore: { restore: "apps/r", at: hoursAgo(1), node: "" } } },
+  },
+  {
+    title: "a VM known only from a restore is Missing",
+    input: { restores: [restore("apps/r", { completionTime: hoursAgo(1), results: [{ vm: "apps/old", node: "n" }] })] },
+    want: {
+      "apps/old": { phase: "Missing", backups: 0, lastRestore: { restore: "apps/r", at: hoursAgo(1), node: "n" } },
+    },
+    absent: { "apps/old": ["lastBackup"] },
+  },
+  {
+    title: "node failures: failed steps of any backup on the VM's current node",
+    input: {
+      vmis: [vmi("apps/a", { node: "node-a" }), vmi("apps/b", { node: "node-b" }), vmi("apps/c", { phase: "Pending" })],
+      steps: [
+        step("apps/s1", { backup: "b1", node: "node-a", phase: "Failed" }),
+        step("ops/s2", { backup: "b2", node: "node-a", phase: "Failed" }),
+        step("apps/s3", { backup: "b1", node: "node-a", phase: "Succeeded" }),
+        step("apps/s4", { backup: "b1", node: "node-b", phase: "Running" }),
+        step("apps/s5", { backup: "b1", phase: "Failed" }),
+      ],
+    },
+    want: { "apps/a": { nodeFailures: 2 }, "apps/b": { nodeFailures: 0 }, "apps/c": { nodeFailures: 0 } },
+  },
+  {
+    title: "a migration in progress",
+    input: {
+      vmis: [
+        vmi("apps/moving", { node: "node-a", migratingTo: "node-b" }),
+        {
+          ...vmi("apps/moved", { node: "node-b" }),
+          status: { phase: "Running", nodeName: "node-b", migrationState: { targetNode: "node-b", completed: true } },
+        },
+        {
+          ...vmi("apps/failed", { node: "node-a" }),
+          status: { phase: "Running", nodeName: "node-a", migrationState: { targetNode: "node-b", failed: true } },
+        },
+      ],
+    },
+    want: {
+      "apps/moving": { node: "node-a", migrating: true },
+      "apps/moved": { node: "node-b", migrating: false },
+      "apps/failed": { node: "node-a", migrating: false },
+    },
+  },
+  {
+    title: "with nodes given, whether the VM's node is Ready (a node that is gone is not)",
+    input: {
+      vmis: [vmi("apps/a", { node: "node-a" }), vmi("apps/b", { node: "node-b" }), vmi("apps/c", { node: "node-x" })],
+      nodes: [node("node-a"), node("node-b", false)],
+    },
+    want: { "apps/a": { nodeReady: true }, "apps/b": { nodeReady: false }, "apps/c": { nodeReady: false } },
+  },
+  {
+    title: "sorted by namespace, then name, by code units; a VMI listed twice is one row",
+    input: {
+      vmis: [vmi("b/x"), vmi("a/b"), vmi("a/B"), vmi("a/a"), vmi("a/a"), vmi("B/z")],
+      steps: [step("a/s", { backup: "k", node: "n", completionTime: hoursAgo(1), captured: ["a/zz-gone", "0/first"] })],
+    },
+    want: {},
+    keys: ["0/first", "B/z", "a/B", "a/a", "a/b", "a/zz-gone", "b/x"],
+  },
+];
+
+describe("buildDigest", () => {
+  for (const c of cases) {
+    it(c.title, () => {
+      const rows = buildDigest({ ...empty, ...c.input }, NOW);
+      const byKey = new Map(rows.map((r) => [`${r.namespace}/${r.name}`, r]));
+      if (c.keys) assert.deepEqual([...byKey.keys()], c.keys);
+      for (const [key, want] of Object.entries(c.want)) {
+        const row = byKey.get(key);
+        assert.ok(row, `no row for ${key}`);
+        const got = Object.fromEntries(Object.keys(want).map((f) => [f, row[f as keyof DigestRow]]));
+        assert.deepEqual(got, want, key);
+      }
+      for (const [key, fields] of Object.entries(c.absent ?? {})) {
+        for (const f of fields) assert.ok(!(f in byKey.get(key)!), `${key}: ${f} should be absent`);
+      }
+    });
+  }
+
+  it("writes the fields of a row in a fixed order, without undefined values", () => {
+    const [row] = buildDigest(
+      {
+        ...empty,
+        vmis: [vmi("apps/web", { node: "node-a" })],
+        nodes: [node("node-a")],
+        steps: [step("apps/s", { backup: "b", node: "node-a", completionTime: hoursAgo(1), captured: ["apps/web"] })],
+        restores: [restore("apps/r", { completionTime: hoursAgo(1), results: [{ vm: "apps/web", node: "node-a" }] })],
+      },
+      NOW,
+    );
+    assert.deepEqual(Object.keys(row!), [
+      "namespace",
+      "name",
+      "node",
+      "nodeReady",
+      "phase",
+      "migrating",
+      "lastBackup",
+      "lastRestore",
+      "backups",
+      "nodeFailures",
+      "labels",
+    ]);
+    assert.ok(Object.values(row!).every((v) => v !== undefined));
+  });
+
+  it("hands out copies: rows sharing a step or restore do not share objects", () => {
+    const rows = buildDigest(
+      {
+        ...empty,
+        steps: [
+          step("apps/s", { backup: "b", node: "n", completionTime: hoursAgo(1), captured: ["apps/a", "apps/b"] }),
+        ],
+        restores: [restore("apps/r", { completionTime: hoursAgo(1), results: [{ vm: "apps/a" }, { vm: "apps/b" }] })],
+      },
+      NOW,
+    );
+    assert.notEqual(rows[0]!.lastBackup, rows[1]!.lastBackup);
+    assert.notEqual(rows[0]!.lastRestore, rows[1]!.lastRestore);
+    rows[0]!.lastBackup!.node = "changed";
+    assert.equal(rows[1]!.lastBackup!.node, "n");
+  });
+
+  it("stamps a capture with no time at all with now", () => {
+    const bare = { metadata: { namespace: "apps", name: "s" }, spec: { backupName: "b", node: "n", round: 1 } };
+    const rows = buildDigest(
+      { ...empty, steps: [{ ...bare, status: { captured: [{ namespace: "apps", name: "a" }] } }] },
+      NOW,
+    );
+    assert.equal(rows[0]!.lastBackup!.at, new Date(NOW).toISOString());
+  });
+
+  it("leaves its input untouched", () => {
+    const input: DigestInput = {
+      ...empty,
+      vmis: [vmi("apps/web", { node: "node-a", labels: { app: "web" } })],
+      steps: [step("apps/s", { backup: "b", node: "node-a", completionTime: hoursAgo(1), captured: ["apps/web"] })],
+    };
+    const before = structuredClone(input);
+    const [row] = buildDigest(input, NOW);
+    row!.labels.app = "changed";
+    assert.deepEqual(input, before);
+  });
+});

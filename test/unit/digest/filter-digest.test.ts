@@ -1,0 +1,137 @@
+import assert from "node:assert/strict";
+import { buildDigest, filterDigest, type DigestCriteria } from "../../../src/digest/index.js";
+import { backup, hoursAgo, NOW, restore, step, vmi } from "./fixtures.js";
+
+// One fleet for every filter:
+//   apps/web   Running on node-a (2 failed steps there), tier=web,  backed up 2h ago, restored 1h ago
+//   apps/db    Running on node-b,                        tier=db,   backed up 30h ago (round 2)
+//   apps/batch Pending,                                  no tier,   never backed up
+//   ops/tools  Running on node-b,                        tier=web, critical, backed up 9d ago
+//   ops/gone   Missing,                                  backed up 30h ago, restored 40h ago
+const rows = buildDigest(
+  {
+    vmis: [
+      vmi("apps/web", { node: "node-a", labels: { app: "shop", tier: "web" } }),
+      vmi("apps/db", { node: "node-b", labels: { app: "shop", tier: "db" } }),
+      vmi("apps/batch", { phase: "Pending", labels: { app: "batch" } }),
+      vmi("ops/tools", { node: "node-b", labels: { app: "tools", tier: "web", critical: "true" } }),
+    ],
+    backups: [backup("apps/recent", hoursAgo(2)), backup("apps/daily", hoursAgo(29)), backup("ops/old", hoursAgo(216))],
+    steps: [
+      step("apps/recent-a", { backup: "recent", node: "node-a", completionTime: hoursAgo(2), captured: ["apps/web"] }),
+      step("apps/daily-a", { backup: "daily", node: "node-a", phase: "Failed" }),
+      step("apps/recent-b", { backup: "recent", node: "node-a", phase: "Failed" }),
+      step("apps/daily-b2", {
+        backup: "daily",
+        node: "node-b",
+        round: 2,
+        completionTime: hoursAgo(30),
+        captured: ["apps/db"],
+      }),
+      step("ops/old-b", { backup: "old", node: "node-b", completionTime: hoursAgo(216), captured: ["ops/tools"] }),
+      step("ops/old-c", { backup: "old", node: "node-c", completionTime: hoursAgo(30), captured: ["ops/gone"] }),
+    ],
+    restores: [
+      restore("apps/r", { completionTime: hoursAgo(1), results: [{ vm: "apps/web", node: "node-a" }] }),
+      restore("ops/r", { completionTime: hoursAgo(40), results: [{ vm: "ops/gone", node: "node-c" }] }),
+    ],
+  },
+  NOW,
+);
+
+const at = (h: number) => new Date(NOW - h * 3_600_000);
+
+const cases: Array<{ title: string; criteria: DigestCriteria; want: string[] }> = [
+  {
+    title: "no criteria: everything",
+    criteria: {},
+    want: ["apps/batch", "apps/db", "apps/web", "ops/gone", "ops/tools"],
+  },
+  { title: "namespace", criteria: { namespace: "ops" }, want: ["ops/gone", "ops/tools"] },
+  { title: "namespace without VMs", criteria: { namespace: "nothing" }, want: [] },
+  { title: "selector a=b", criteria: { selector: "tier=web" }, want: ["apps/web", "ops/tools"] },
+  { title: "selector a==b", criteria: { selector: "tier==db" }, want: ["apps/db"] },
+  {
+    title: "selector c!=d also holds where the label is absent (and for Missing VMs, which have no labels)",
+    criteria: { selector: "tier!=web" },
+    want: ["apps/batch", "apps/db", "ops/gone"],
+  },
+  { title: "selector e (exists)", criteria: { selector: "critical" }, want: ["ops/tools"] },
+  { title: "selector !f (does not exist)", criteria: { selector: "!tier" }, want: ["apps/batch", "ops/gone"] },
+  {
+    title: "selector, all terms together",
+    criteria: { selector: "app=shop,tier!=db,tier,!critical" },
+    want: ["apps/web"],
+  },
+  { title: "selector in (...)", criteria: { selector: "app in (batch, tools)" }, want: ["apps/batch", "ops/tools"] },
+  { title: "selector notin (...)", criteria: { selector: "app notin (shop,tools)" }, want: ["apps/batch", "ops/gone"] },
+  {
+    title: "empty selector: everything",
+    criteria: { selector: "" },
+    want: ["apps/batch", "apps/db", "apps/web", "ops/gone", "ops/tools"],
+  },
+  { title: "node", criteria: { node: "node-b" }, want: ["apps/db", "ops/tools"] },
+  { title: "node that runs nothing (Missing VMs have no node)", criteria: { node: "node-c" }, want: [] },
+  { title: "phase", criteria: { phase: "Running" }, want: ["apps/db", "apps/web", "ops/tools"] },
+  { title: "phase, case-insensitive", criteria: { phase: "missing" }, want: ["ops/gone"] },
+  { title: "several phases", criteria: { phase: "Pending, Missing" }, want: ["apps/batch", "ops/gone"] },
+  {
+    title: "backed up before 1d (never backed up does not count)",
+    criteria: { backedUpBefore: at(24) },
+    want: ["apps/db", "ops/gone", "ops/tools"],
+  },
+  { title: "backed up before 7d", criteria: { backedUpBefore: at(168) }, want: ["ops/tools"] },
+  { title: "backed up since 1d", criteria: { backedUpSince: at(24) }, want: ["apps/web"] },
+  {
+    title: "backed up since is inclusive",
+    criteria: { backedUpSince: at(30) },
+    want: ["apps/db", "apps/web", "ops/gone"],
+  },
+  {
+    title: "backed up between 7d and 1d",
+    criteria: { backedUpSince: at(168), backedUpBefore: at(24) },
+    want: ["apps/db", "ops/gone"],
+  },
+  { title: "restored since 2d", criteria: { restoredSince: at(48) }, want: ["apps/web", "ops/gone"] },
+  { title: "restored since 2h", criteria: { restoredSince: at(2) }, want: ["apps/web"] },
+  { title: "never backed up", criteria: { neverBackedUp: true }, want: ["apps/batch"] },
+  {
+    title: "neverBackedUp false filters nothing",
+    criteria: { neverBackedUp: false },
+    want: ["apps/batch", "apps/db", "apps/web", "ops/gone", "ops/tools"],
+  },
+  { title: "min node failures 1", criteria: { minNodeFailures: 1 }, want: ["apps/web"] },
+  { title: "min node failures 3", criteria: { minNodeFailures: 3 }, want: [] },
+  {
+    title: "min node failures 0: everything",
+    criteria: { minNodeFailures: 0 },
+    want: ["apps/batch", "apps/db", "apps/web", "ops/gone", "ops/tools"],
+  },
+  {
+    title: "criteria combine: namespace, selector, phase and backed up since",
+    criteria: { namespace: "apps", selector: "app=shop", phase: "Running", backedUpSince: at(48) },
+    want: ["apps/db", "apps/web"],
+  },
+];
+
+describe("filterDigest", () => {
+  for (const { title, criteria, want } of cases) {
+    it(title, () => {
+      assert.deepEqual(
+        filterDigest(rows, criteria).map((r) => `${r.namespace}/${r.name}`),
+        want,
+      );
+    });
+  }
+
+  it("rejects a bad selector", () => {
+    assert.throws(() => filterDigest(rows, { selector: "a b" }), /invalid label selector "a b"/);
+  });
+
+  it("returns a new array and leaves the rows alone", () => {
+    const copy = structuredClone(rows);
+    const kept = filterDigest(rows, {});
+    assert.notEqual(kept, rows);
+    assert.deepEqual(rows, copy);
+  });
+});

@@ -1,0 +1,70 @@
+import assert from "node:assert/strict";
+import { formatAge, renderTable, type DigestRow } from "../../../src/digest/index.js";
+import { hoursAgo, NOW } from "./fixtures.js";
+
+describe("formatAge", () => {
+  const cases: Array<{ at: string; want: string }> = [
+    { at: new Date(NOW - 5_000).toISOString(), want: "5s ago" },
+    { at: new Date(NOW - 59_999).toISOString(), want: "59s ago" },
+    { at: new Date(NOW - 60_000).toISOString(), want: "1m ago" },
+    { at: hoursAgo(0.5), want: "30m ago" },
+    { at: hoursAgo(2), want: "2h ago" },
+    { at: hoursAgo(23.9), want: "23h ago" },
+    { at: hoursAgo(24), want: "1d ago" },
+    { at: hoursAgo(24 * 400), want: "400d ago" },
+    { at: new Date(NOW + 60_000).toISOString(), want: "0s ago" },
+    { at: "not a time", want: "?" },
+  ];
+  for (const { at, want } of cases) it(`${at} → ${want}`, () => assert.equal(formatAge(at, NOW), want));
+});
+
+describe("renderTable", () => {
+  const rows: DigestRow[] = [
+    {
+      namespace: "apps",
+      name: "web",
+      node: "node-a",
+      nodeReady: true,
+      phase: "Running",
+      migrating: true,
+      lastBackup: { backup: "apps/nightly", at: hoursAgo(2), node: "node-a", round: 1 },
+      lastRestore: { restore: "apps/r1", at: hoursAgo(72), node: "node-a" },
+      backups: 3,
+      nodeFailures: 2,
+      labels: {},
+    },
+    {
+      namespace: "apps",
+      name: "db",
+      node: "node-b",
+      nodeReady: false,
+      phase: "Running",
+      migrating: false,
+      lastBackup: { backup: "ops/all", at: hoursAgo(0.25), node: "node-b", round: 2 },
+      backups: 1,
+      nodeFailures: 0,
+      labels: {},
+    },
+    { namespace: "ops", name: "gone", phase: "Missing", migrating: false, backups: 0, nodeFailures: 0, labels: {} },
+  ];
+
+  it("lays out the columns kubectl-style", () => {
+    assert.equal(
+      renderTable(rows, NOW),
+      [
+        "NAMESPACE   NAME   NODE                PHASE                 LAST BACKUP   BACKUP    LAST RESTORE   FAILURES",
+        "apps        web    node-a              Running (Migrating)   2h ago        nightly   3d ago         2",
+        "apps        db     node-b (NotReady)   Running               15m ago       ops/all   -              0",
+        "ops         gone   -                   Missing               never         -         -              0",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("prints the header alone for no rows", () => {
+    assert.equal(
+      renderTable([], NOW),
+      "NAMESPACE   NAME   NODE   PHASE   LAST BACKUP   BACKUP   LAST RESTORE   FAILURES\n",
+    );
+  });
+});
