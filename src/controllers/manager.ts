@@ -12,7 +12,8 @@ import type { Logger } from "../telemetry/logger.js";
 import type { OperatorMetrics } from "../telemetry/metrics.js";
 import type { OperatorSettings } from "./federatedbackup/builders.js";
 import { backupIsActive, FederatedBackupReconciler, type BackupInformers } from "./federatedbackup/reconciler.js";
-import { countStepFailures } from "./federatedbackup/node-failures.js";
+import { countNodeFailures } from "./federatedbackup/node-failures.js";
+import { NodeHealthLog } from "../k8s/node-health.js";
 import { TerminalError, WorkQueue } from "./runtime/work-queue.js";
 
 export interface ManagerOptions {
@@ -32,6 +33,7 @@ export class Manager {
   readonly informers: BackupInformers;
   readonly backupQueue: WorkQueue;
   private readonly all: Array<Informer<KubeObject>>;
+  private readonly nodeHealth: NodeHealthLog;
 
   constructor(private readonly options: ManagerOptions) {
     const { client, log } = options;
@@ -62,6 +64,7 @@ export class Manager {
     };
     this.all = Object.values(this.informers) as Array<Informer<KubeObject>>;
 
+    this.nodeHealth = new NodeHealthLog(client, options.namespace);
     const leaseDurationSeconds = options.leaseDurationSeconds ?? 60;
     const clock = options.clock ?? { now: () => Date.now() };
     const events = new EventRecorder(
@@ -81,7 +84,7 @@ export class Manager {
         ...options.settings,
         leaseRenewMs: (leaseDurationSeconds * 1000) / 3,
         migrationWaitMs: options.migrationWaitMs ?? 60_000,
-        nodeFailures: () => countStepFailures(this.informers.steps.list(), clock.now()),
+        nodeFailures: () => countNodeFailures(this.informers.steps.list(), this.nodeHealth.events(), clock.now()),
       },
       ownerActive: (owner) => {
         const [kind, ns, name, uid] = owner.split("/");
@@ -137,14 +140,25 @@ export class Manager {
       }
     });
     this.informers.nodes.on((event, node, old) => {
-      const ready = (n?: NodeObject) =>
-        n?.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+      const readyCondition = (n?: NodeObject) => n?.status?.conditions?.find((c) => c.type === "Ready");
+      const ready = (n?: NodeObject) => readyCondition(n)?.status === "True";
+      if (event !== "delete" && !ready(node)) {
+        const at = Date.parse(readyCondition(node)?.lastTransitionTime ?? "");
+        if (!Number.isNaN(at)) {
+          this.nodeHealth
+            .recordNotReady(node.metadata.name!, at)
+            .catch((err: unknown) =>
+              log.warn("could not record a NotReady transition", { node: node.metadata.name, error: String(err) }),
+            );
+        }
+      }
       if (event !== "update" || ready(node) !== ready(old)) enqueueActive();
     });
   }
 
   async start(): Promise<void> {
     // Caches first, so the first passes see the world as it is.
+    await this.nodeHealth.load();
     await Promise.all(this.all.map((i) => i.start()));
     for (const b of this.informers.backups.list()) this.backupQueue.add(objectKey(b));
   }

@@ -35,6 +35,7 @@ export const Resources = {
   PersistentVolume: r("", "v1", "persistentvolumes", "PersistentVolume", false),
   ServiceAccount: r("", "v1", "serviceaccounts", "ServiceAccount"),
   Service: r("", "v1", "services", "Service"),
+  ConfigMap: r("", "v1", "configmaps", "ConfigMap"),
   Namespace: r("", "v1", "namespaces", "Namespace", false),
   APIService: r("apiregistration.k8s.io", "v1", "apiservices", "APIService", false),
   Event: r("events.k8s.io", "v1", "events", "Event"),

@@ -147,14 +147,27 @@ async function createFailedStep(env: BackupEnv, backup: string, node: string): P
   );
 }
 
-/** Failed node steps in the whole cluster, per node: what the FailureRate policy counts. */
+/** Failed node steps in the whole cluster and recorded NotReady transitions, per node: what FailureRate counts. */
 async function failedStepsPerNode(): Promise<Map<string, number>> {
   const steps = await adminClient().list<NodeSnapshot & KubeObject>(Resources.NodeSnapshot, {
     labelSelector: "app.kubernetes.io/managed-by=fedbackup",
   });
   const out = new Map<string, number>();
-  for (const s of steps.items)
+  for (const s of steps.items) {
     if (s.spec.node && s.status?.phase === "Failed") out.set(s.spec.node, (out.get(s.spec.node) ?? 0) + 1);
+  }
+  // ...and the NotReady transitions the operator recorded (the node-failure test makes one).
+  try {
+    const health = await adminClient().get<KubeObject & { data?: Record<string, string> }>(
+      Resources.ConfigMap,
+      "fedbackup-system",
+      "fedbackup-node-health",
+    );
+    for (const [node, list] of Object.entries(health.data ?? {}))
+      out.set(node, (out.get(node) ?? 0) + list.split(",").length);
+  } catch {
+    // no transition recorded yet
+  }
   return out;
 }
 
@@ -288,6 +301,11 @@ describe("FederatedBackup controller", function () {
         spec: { ordering: { controlPlaneNode: "First" } },
         order: ["node-a", "node-b", "node-c"],
       },
+      {
+        title: "controlPlaneNode Last: the control-plane node comes last",
+        spec: { ordering: { policy: "FreeResources", controlPlaneNode: "Last" } },
+        order: ["node-c", "node-b", "node-a"],
+      },
     ];
     for (const c of cases) {
       it(c.title, async () => {
@@ -417,12 +435,19 @@ describe("FederatedBackup controller", function () {
             for (const vm of ["c1", "c2"]) await migrateVm(adminClient(), env.namespace, vm, "node-c", "node-a");
           },
         },
-        ({ env, fb, steps }) => {
+        async ({ env, fb, steps }) => {
           assert.equal(fb.status?.phase, "Completed", JSON.stringify(fb.status, null, 2));
           const failedNode = fb.status?.nodes?.find((n) => n.name === "node-c" && n.round === 1);
           assert.equal(failedNode?.phase, "Failed");
           assert.match(failedNode?.message ?? "", /node-c became NotReady/);
           assert.equal(fb.status?.progress?.nodesFailed, 1);
+          // The NotReady transition is on record for the FailureRate policy, outside the operator's memory.
+          const health = await adminClient().get<KubeObject & { data?: Record<string, string> }>(
+            Resources.ConfigMap,
+            "fedbackup-system",
+            "fedbackup-node-health",
+          );
+          assert.ok((health.data?.["node-c"] ?? "").length > 0, JSON.stringify(health.data));
           const round2 = steps.filter((s) => s.spec.round === 2);
           assert.deepEqual(
             round2.map((s) => [s.spec.node, (s.spec.workloads ?? []).map((w) => w.name)]),

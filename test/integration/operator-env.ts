@@ -48,6 +48,8 @@ const typeOf: Record<string, ResourceType> = {
     kind: "ClusterRoleBinding",
     namespaced: false,
   },
+  Role: { group: "rbac.authorization.k8s.io", version: "v1", plural: "roles", kind: "Role", namespaced: true },
+  RoleBinding: Resources.RoleBinding,
 };
 
 let rbacApplied = false;
