@@ -16,12 +16,13 @@ import type { FederatedBackup, FederatedBackupStatusNode, NodeSnapshot } from ".
 import { Manager } from "../src/controllers/manager.js";
 import { KubeClient } from "../src/k8s/client.js";
 import { Informer } from "../src/k8s/informer.js";
-import { Resources, type ResourceType } from "../src/k8s/resources.js";
+import { Resources } from "../src/k8s/resources.js";
 import type { KubeObject } from "../src/k8s/types.js";
 import { createLogger } from "../src/telemetry/logger.js";
 import { OperatorMetrics } from "../src/telemetry/metrics.js";
 import { REPO_ROOT } from "../test/harness/binaries.js";
 import { ControlPlane, defaultNodes } from "../test/harness/control-plane.js";
+import { applyOperatorRbac } from "../test/harness/operator-rbac.js";
 import { KubeVirtDouble } from "../test/harness/kubevirt-double.js";
 import { PodRunner } from "../test/harness/pod-runner.js";
 import { createVm, createVolume, NODE_MOUNT_PATH, type VmFixture } from "../test/harness/workloads.js";
@@ -63,25 +64,6 @@ interface VmManifest {
   freeze: { windowMs: number };
   files: Array<{ path: string; bytes: number; sha256: string }>;
 }
-
-const RBAC_TYPES: Record<string, ResourceType> = {
-  Namespace: Resources.Namespace,
-  ServiceAccount: Resources.ServiceAccount,
-  ClusterRole: {
-    group: "rbac.authorization.k8s.io",
-    version: "v1",
-    plural: "clusterroles",
-    kind: "ClusterRole",
-    namespaced: false,
-  },
-  ClusterRoleBinding: {
-    group: "rbac.authorization.k8s.io",
-    version: "v1",
-    plural: "clusterrolebindings",
-    kind: "ClusterRoleBinding",
-    namespaced: false,
-  },
-};
 
 // ---- output ----
 
@@ -289,11 +271,7 @@ async function demo(signal: AbortSignal, cleanups: Array<() => Promise<void> | v
   step("VMs", `${VMS.length} running VMIs with random disk data on the shared volume:`);
   for (const [node, vms] of [...byNode.entries()].sort()) step("", `${node}: ${vms.join(", ")}`);
 
-  for (const doc of yaml.loadAll(readFileSync(path.join(REPO_ROOT, "deploy/rbac.yaml"), "utf8")) as KubeObject[]) {
-    const type = RBAC_TYPES[doc.kind!];
-    if (!type) throw new Error(`deploy/rbac.yaml: unexpected kind ${doc.kind}`);
-    await admin.apply(type, doc, { fieldManager: "fedbackup-demo" });
-  }
+  await applyOperatorRbac(admin);
   const operatorConfig = await cp.serviceAccountKubeConfig(OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT);
   const metrics = new OperatorMetrics(false);
   const operatorClient = new KubeClient(operatorConfig, metrics.observeRequest);

@@ -2,18 +2,16 @@
 // subresource double behind the aggregation layer, the pod runner that executes agent pods, and an
 // operator started in-process as its own ServiceAccount (so RBAC applies to everything it does).
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import * as yaml from "js-yaml";
 import { Manager } from "../../src/controllers/manager.js";
 import { KubeClient } from "../../src/k8s/client.js";
-import { Resources, type ResourceType } from "../../src/k8s/resources.js";
-import type { KubeObject } from "../../src/k8s/types.js";
 import { createLogger } from "../../src/telemetry/logger.js";
 import { OperatorMetrics } from "../../src/telemetry/metrics.js";
 import { REPO_ROOT } from "../harness/binaries.js";
+import { applyOperatorRbac } from "../harness/operator-rbac.js";
 import { KubeVirtDouble } from "../harness/kubevirt-double.js";
 import { PodRunner } from "../harness/pod-runner.js";
 import { createVolume, type VolumeFixture } from "../harness/workloads.js";
@@ -31,35 +29,10 @@ export function adminClient(): KubeClient {
   return admin;
 }
 
-const typeOf: Record<string, ResourceType> = {
-  Namespace: Resources.Namespace,
-  ServiceAccount: Resources.ServiceAccount,
-  ClusterRole: {
-    group: "rbac.authorization.k8s.io",
-    version: "v1",
-    plural: "clusterroles",
-    kind: "ClusterRole",
-    namespaced: false,
-  },
-  ClusterRoleBinding: {
-    group: "rbac.authorization.k8s.io",
-    version: "v1",
-    plural: "clusterrolebindings",
-    kind: "ClusterRoleBinding",
-    namespaced: false,
-  },
-  Role: { group: "rbac.authorization.k8s.io", version: "v1", plural: "roles", kind: "Role", namespaced: true },
-  RoleBinding: Resources.RoleBinding,
-};
-
 let rbacApplied = false;
 async function ensureOperatorRbac(): Promise<void> {
   if (rbacApplied) return;
-  for (const doc of yaml.loadAll(readFileSync(path.join(REPO_ROOT, "deploy/rbac.yaml"), "utf8")) as KubeObject[]) {
-    const type = typeOf[doc.kind!];
-    if (!type) throw new Error(`deploy/rbac.yaml: unexpected kind ${doc.kind}`);
-    await adminClient().apply(type, doc);
-  }
+  await applyOperatorRbac(adminClient());
   rbacApplied = true;
 }
 

@@ -111,6 +111,17 @@ export function buildNodeSnapshot(
   };
 }
 
+/** Every agent container sees the shared volume and the location at the same paths. */
+const AGENT_MOUNTS = [
+  { name: "shared", mountPath: AGENT_SHARED_MOUNT },
+  { name: "location", mountPath: AGENT_LOCATION_MOUNT },
+];
+
+const agentVolumes = (sharedClaim: string, locationClaim: string) => [
+  { name: "shared", persistentVolumeClaim: { claimName: sharedClaim } },
+  { name: "location", persistentVolumeClaim: { claimName: locationClaim } },
+];
+
 export interface JobManifest {
   apiVersion: "batch/v1";
   kind: "Job";
@@ -160,20 +171,11 @@ export function buildAgentJob(backup: FederatedBackup, step: NodeSnapshot, setti
               imagePullPolicy: settings.imagePullPolicy ?? "IfNotPresent",
               args: ["agent", "backup", `--step=${step.metadata.namespace}/${step.metadata.name}`],
               env: [{ name: "FEDBACKUP_NODE", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } }],
-              volumeMounts: [
-                { name: "shared", mountPath: AGENT_SHARED_MOUNT },
-                { name: "location", mountPath: AGENT_LOCATION_MOUNT },
-              ],
+              volumeMounts: AGENT_MOUNTS,
               resources: { requests: { cpu: "100m", memory: "64Mi" }, limits: { memory: "256Mi" } },
             },
           ],
-          volumes: [
-            { name: "shared", persistentVolumeClaim: { claimName: step.spec.sharedVolume.claimName } },
-            {
-              name: "location",
-              persistentVolumeClaim: { claimName: step.spec.location.persistentVolumeClaim.claimName },
-            },
-          ],
+          volumes: agentVolumes(step.spec.sharedVolume.claimName, step.spec.location.persistentVolumeClaim.claimName),
         },
       },
     },
@@ -218,19 +220,13 @@ export function buildCleanupJob(backup: FederatedBackup, node: string, settings:
                 `--backup-path=${backupPath(backup)}`,
                 `--snapshots-path=${snapshotsPath(backup)}`,
               ],
-              volumeMounts: [
-                { name: "shared", mountPath: AGENT_SHARED_MOUNT },
-                { name: "location", mountPath: AGENT_LOCATION_MOUNT },
-              ],
+              volumeMounts: AGENT_MOUNTS,
             },
           ],
-          volumes: [
-            { name: "shared", persistentVolumeClaim: { claimName: backup.spec.sharedVolume.claimName } },
-            {
-              name: "location",
-              persistentVolumeClaim: { claimName: backup.spec.location.persistentVolumeClaim!.claimName },
-            },
-          ],
+          volumes: agentVolumes(
+            backup.spec.sharedVolume.claimName,
+            backup.spec.location.persistentVolumeClaim!.claimName,
+          ),
         },
       },
     },

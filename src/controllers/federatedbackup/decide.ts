@@ -242,13 +242,7 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
     const node = current.step.spec.node!;
     const position = `${current.step.spec.order}/${withPhase.filter((s) => s.step.spec.round === round && s.step.spec.node).length}`;
     const nodeState = world.nodes.find((n) => n.name === node);
-    if (current.derived.phase === "Running" && !nodeState?.ready) {
-      // The node died under its Job: its pods cannot finish there. Fail the step now (not after
-      // nodeTimeout) and remove the Job so it cannot wake up later beside another node's step.
-      const message = nodeState
-        ? `node ${node} became NotReady while its Job ran`
-        : `node ${node} was removed while its Job ran`;
-      actions.push({ kind: "DeleteJob", step: current.step });
+    const failStep = (message: string): BackupDecision => {
       setStepPhase(
         current,
         { kind: "RecordStepPhase", step: current.step, phase: "Failed", message, completionTime: nowIso },
@@ -261,6 +255,14 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
         message: `round ${round}: ${message}; its VMs are chased in a later round`,
       });
       return result([], 0);
+    };
+    if (current.derived.phase === "Running" && !nodeState?.ready) {
+      // The node died under its Job: its pods cannot finish there. Fail the step now (not after
+      // nodeTimeout) and remove the Job so it cannot wake up later beside another node's step.
+      actions.push({ kind: "DeleteJob", step: current.step });
+      return failStep(
+        nodeState ? `node ${node} became NotReady while its Job ran` : `node ${node} was removed while its Job ran`,
+      );
     }
     if (current.derived.phase === "Running") {
       facts.coordinatingNode = node;
@@ -278,21 +280,7 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
       const renewIn = settings.leaseRenewMs - (now - (world.lease.renewedAt ?? now));
       return result([], Math.max(100, due ? settings.leaseRenewMs : renewIn));
     }
-    if (!nodeState?.ready) {
-      const message = nodeState ? `node ${node} is not Ready` : `node ${node} no longer exists`;
-      setStepPhase(
-        current,
-        { kind: "RecordStepPhase", step: current.step, phase: "Failed", message, completionTime: nowIso },
-        actions,
-      );
-      actions.push({
-        kind: "Event",
-        type: "Warning",
-        reason: "NodeFailed",
-        message: `round ${round}: ${message}; its VMs are chased in a later round`,
-      });
-      return result([], 0);
-    }
+    if (!nodeState?.ready) return failStep(nodeState ? `node ${node} is not Ready` : `node ${node} no longer exists`);
     if (!world.lease.ours && !world.lease.free) {
       facts.progressing = {
         reason: "WaitingForVolumeLease",

@@ -4,25 +4,14 @@ import type {
   FederatedBackupStatusMissingEntryReason,
   NodeSnapshot,
 } from "../../api/v1alpha1/index.js";
-import { workloadKey, type WorkloadRef } from "../../planning/index.js";
+import { MISSING_REASONS, workloadKey, type WorkloadRef } from "../../planning/index.js";
 import type { DerivedStepPhase } from "./steps.js";
 
-const KNOWN_REASONS = new Set<FederatedBackupStatusMissingEntryReason>([
-  "NotFound",
-  "NotRunning",
-  "Migrated",
-  "Migrating",
-  "NodeNotReady",
-  "NodeFailed",
-  "NodeSkipped",
-  "NoSharedDisk",
-  "CaptureFailed",
-]);
+// The planner's reasons, plus Migrated: the agent's word for a VM that left its node before its turn.
+const KNOWN_REASONS = new Set<string>([...MISSING_REASONS, "Migrated"]);
 
 const asReason = (r: string): FederatedBackupStatusMissingEntryReason =>
-  KNOWN_REASONS.has(r as FederatedBackupStatusMissingEntryReason)
-    ? (r as FederatedBackupStatusMissingEntryReason)
-    : "CaptureFailed";
+  KNOWN_REASONS.has(r) ? (r as FederatedBackupStatusMissingEntryReason) : "CaptureFailed";
 
 export interface StepWithPhase {
   step: NodeSnapshot;
