@@ -75,6 +75,12 @@ export interface NodeBackupDeps {
   signal?: AbortSignal;
   /** Signals that end a freeze window (thaw, then re-raise); default SIGTERM and SIGINT. */
   signals?: readonly NodeJS.Signals[];
+  /**
+   * The freeze already happened elsewhere (the CSI method's snapshot Job, see csi.ts): one report per VM
+   * in the snapshot. Nothing is frozen here; the provider reads the snapshot and the reports go into the
+   * manifests. VMs without a report are not captured.
+   */
+  frozenReports?: ReadonlyMap<string, VmFreezeReport>;
 }
 
 export interface NodeBackupResult {
@@ -181,23 +187,24 @@ export async function runNodeBackup(plan: NodeBackupPlan, deps: NodeBackupDeps):
   for (const group of groups) {
     deps.signal?.throwIfAborted();
     const byKey = new Map(group.map((item) => [vmKey(item.vm), item]));
-    const frozen = await withFrozen(
-      group.map((item) => item.vm),
-      deps.freezer,
-      {
-        quiesce: plan.quiesce,
-        freezeTimeoutMs: plan.freezeTimeoutMs,
-        maxFreezeMs: plan.maxFreezeMs,
-        clock,
-        isActiveOnNode: deps.isActiveOnNode,
-        log,
-        ...(deps.signals ? { signals: deps.signals } : {}),
-      },
-      (session) => {
-        const targets = session.vms.map((vm) => ({ ...vm, files: byKey.get(vmKey(vm))?.workload.files ?? [] }));
-        return provider.capture(targets, { ...ctx, signal: session.signal });
-      },
-    );
+    const targetsOf = (vms: readonly VmRef[]) =>
+      vms.map((vm) => ({ ...vm, files: byKey.get(vmKey(vm))?.workload.files ?? [] }));
+    const frozen = deps.frozenReports
+      ? await alreadyFrozen(group, deps.frozenReports, (vms) => provider.capture(targetsOf(vms), ctx))
+      : await withFrozen(
+          group.map((item) => item.vm),
+          deps.freezer,
+          {
+            quiesce: plan.quiesce,
+            freezeTimeoutMs: plan.freezeTimeoutMs,
+            maxFreezeMs: plan.maxFreezeMs,
+            clock,
+            isActiveOnNode: deps.isActiveOnNode,
+            log,
+            ...(deps.signals ? { signals: deps.signals } : {}),
+          },
+          (session) => provider.capture(targetsOf(session.vms), { ...ctx, signal: session.signal }),
+        );
     const outcomes = new Map(frozen.value.map((outcome) => [vmKey(outcome.vm), outcome]));
     for (const report of frozen.reports) {
       const item = byKey.get(vmKey(report.vm));
@@ -254,6 +261,25 @@ export async function runNodeBackup(plan: NodeBackupPlan, deps: NodeBackupDeps):
     failed,
     nodeManifestPath: posix.join("nodes", `${plan.node}-r${plan.round}.json`),
   };
+}
+
+// The window of withFrozen without the freeze: the reports come from the run that froze the guests.
+async function alreadyFrozen<T>(
+  group: readonly Pending[],
+  reports: ReadonlyMap<string, VmFreezeReport>,
+  capture: (vms: readonly VmRef[]) => Promise<T>,
+): Promise<{ value: T; reports: VmFreezeReport[] }> {
+  const out = group.map(
+    (item): VmFreezeReport =>
+      reports.get(vmKey(item.vm)) ?? {
+        vm: item.vm,
+        captured: false,
+        reason: "CaptureFailed",
+        message: "it is not in the snapshot's report",
+      },
+  );
+  const value = await capture(out.filter((r) => r.captured).map((r) => r.vm));
+  return { value, reports: out };
 }
 
 // Extracts one VM's snapshot into <vm>/files (or, with extractAt Restore, only hashes it), then commits its

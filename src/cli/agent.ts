@@ -7,6 +7,7 @@ import { parseDuration } from "../api/duration.js";
 import { AGENT_LOCATION_MOUNT, AGENT_SHARED_MOUNT } from "../api/labels.js";
 import type { NodeSnapshot } from "../api/v1alpha1/index.js";
 import { runNodeBackup, type NodeBackupResult } from "../agent/backup.js";
+import { freezeReportsOf, RestoredVolumeSnapshotProvider, takeVolumeSnapshot } from "../agent/csi.js";
 import { cleanupBackup } from "../agent/cleanup.js";
 import { FreezeError, type Freezer, type IsActiveOnNode } from "../agent/quiesce.js";
 import { KubeClient } from "../k8s/client.js";
@@ -24,6 +25,8 @@ and its kept snapshots on the shared volume. Both normally run inside Jobs the o
 
 Flags:
   --step NS/NAME          the NodeSnapshot to carry out (backup)
+  --from-snapshot         CSI method: extract from the claim restored from the step's VolumeSnapshot,
+                          mounted as the shared volume, without freezing (backup)
   --backup-path PATH      the backup's directory, relative to the location root (cleanup)
   --snapshots-path PATH   the backup's snapshots, relative to the shared volume root (cleanup)
   --shared-root DIR       where the shared volume is mounted (default ${AGENT_SHARED_MOUNT})
@@ -37,6 +40,7 @@ export async function runAgent(argv: string[]): Promise<number> {
     args: rest,
     options: {
       step: { type: "string" },
+      "from-snapshot": { type: "boolean", default: false },
       "backup-path": { type: "string" },
       "snapshots-path": { type: "string" },
       "shared-root": { type: "string", default: AGENT_SHARED_MOUNT },
@@ -93,6 +97,40 @@ export async function runAgent(argv: string[]): Promise<number> {
       return { active: true };
     };
     const s = step.spec;
+    const timing = {
+      freezeTimeoutMs: parseDuration(s.snapshot.freezeTimeout),
+      maxFreezeMs: parseDuration(s.snapshot.maxFreeze),
+    };
+    const fromSnapshot = values["from-snapshot"];
+    if (s.snapshot.method === "CSI" && !fromSnapshot) {
+      // First Job of a CSI step (see src/agent/csi.ts): the cut point only; the extract Job reports `captured`.
+      const taken = await takeVolumeSnapshot(step, timing, {
+        client,
+        freezer,
+        isActiveOnNode,
+        clock: { now: () => Date.now() },
+        log,
+      });
+      await client.patch(
+        Resources.NodeSnapshot,
+        namespace,
+        name,
+        {
+          status: {
+            snapshotMethod: "CSI",
+            failed: taken.failed,
+            // Nothing to extract: this Job's report is the step's whole report.
+            ...(taken.volumeSnapshot ? { volumeSnapshot: taken.volumeSnapshot } : { capturedCount: 0, captured: [] }),
+          },
+        },
+        { subresource: "status" },
+      );
+      log.info("snapshot taken", { volumeSnapshot: taken.volumeSnapshot?.name, failed: taken.failed.length });
+      return 0;
+    }
+    const taken = fromSnapshot ? step.status?.volumeSnapshot : undefined;
+    if (fromSnapshot && !taken?.name) throw new Error("the step reports no VolumeSnapshot to extract from");
+    const inSnapshot = new Set((taken?.workloads ?? []).map((w) => `${w.namespace}/${w.name}`));
     const backupRoot = path.join(values["location-root"], s.location.path);
     const result: NodeBackupResult = await runNodeBackup(
       {
@@ -101,19 +139,34 @@ export async function runAgent(argv: string[]): Promise<number> {
         round: s.round,
         method: s.snapshot.method === "CSI" ? "Auto" : s.snapshot.method,
         quiesce: s.snapshot.quiesce,
-        freezeTimeoutMs: parseDuration(s.snapshot.freezeTimeout),
-        maxFreezeMs: parseDuration(s.snapshot.maxFreeze),
+        ...timing,
         extractAt: s.extractAt,
         sharedRoot: values["shared-root"],
         backupRoot,
-        workloads: (s.workloads ?? []).map((w) => ({
-          namespace: w.namespace,
-          name: w.name,
-          uid: w.uid ?? "",
-          files: w.files,
-        })),
+        workloads: (s.workloads ?? [])
+          .filter((w) => !taken || inSnapshot.has(`${w.namespace}/${w.name}`))
+          .map((w) => ({
+            namespace: w.namespace,
+            name: w.name,
+            uid: w.uid ?? "",
+            files: w.files,
+          })),
       },
-      { freezer, isActiveOnNode, clock: { now: () => Date.now() }, log },
+      {
+        freezer,
+        isActiveOnNode,
+        clock: { now: () => Date.now() },
+        log,
+        ...(taken
+          ? {
+              snapshotProvider: new RestoredVolumeSnapshotProvider(
+                { namespace, name: taken.name! },
+                values["shared-root"],
+              ),
+              frozenReports: freezeReportsOf(taken),
+            }
+          : {}),
+      },
     );
     const locationPath = (p: string) => path.posix.join(s.location.path, p);
     await client.patch(
@@ -135,7 +188,7 @@ export async function runAgent(argv: string[]): Promise<number> {
             manifest: locationPath(c.manifestPath),
             ...(c.sha256 ? { sha256: c.sha256 } : {}),
           })),
-          failed: result.failed.map((f) => ({
+          failed: [...(taken ? (step.status?.failed ?? []) : []), ...result.failed].map((f) => ({
             namespace: f.namespace,
             name: f.name,
             reason: f.reason,

@@ -186,7 +186,7 @@ export class ControlPlane {
     log(`kube-apiserver ${this.serverVersion} ready at ${this.server} after ${Date.now() - t0} ms`);
     this.startProcess("kube-controller-manager", [
       `--kubeconfig=${this.kubeconfigPath}`,
-      "--controllers=job-controller,garbage-collector-controller,serviceaccount-controller,namespace-controller,ttl-after-finished-controller,persistentvolume-binder-controller",
+      "--controllers=job-controller,garbage-collector-controller,serviceaccount-controller,namespace-controller,ttl-after-finished-controller,persistentvolume-binder-controller,persistentvolumeclaim-protection-controller,persistentvolume-protection-controller",
       "--leader-elect=false",
       "--secure-port=0",
       "--use-service-account-credentials=false",

@@ -110,11 +110,13 @@ export class PodRunner {
   }
 
   private async hostPathOf(namespace: string, claimName: string): Promise<string> {
-    const pvc = await this.client.get<KubeObject & { spec: { volumeName?: string } }>(
-      Resources.PersistentVolumeClaim,
-      namespace,
-      claimName,
-    );
+    // Like a kubelet, wait for a claim that is still being provisioned (one restored from a snapshot).
+    let pvc: KubeObject & { spec: { volumeName?: string } };
+    for (let waited = 0; ; waited += 100) {
+      pvc = await this.client.get(Resources.PersistentVolumeClaim, namespace, claimName);
+      if (pvc.spec.volumeName || waited >= 60_000) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
     if (!pvc.spec.volumeName) throw new Error(`PVC ${namespace}/${claimName} is not bound`);
     const pv = await this.client.get<KubeObject & { spec: { hostPath?: { path: string }; local?: { path: string } } }>(
       Resources.PersistentVolume,

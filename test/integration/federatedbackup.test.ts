@@ -10,6 +10,7 @@ import { BackupObserver, type JobRecord } from "./backup-observer.js";
 import {
   adminClient,
   backupEnv,
+  csiDouble,
   kubevirtDouble,
   podRunner,
   startOperator,
@@ -637,5 +638,111 @@ describe("FederatedBackup controller, restart-safety and exclusivity", function 
       await observer.stop();
       env.cleanup();
     }
+  });
+});
+
+describe("FederatedBackup controller, CSI snapshot method", function () {
+  this.timeout(180_000);
+  const CLASS = "fedbackup-test-hostpath";
+  const csiSpec = { snapshot: { method: "CSI" as const, volumeSnapshotClassName: CLASS } };
+
+  before(async () => {
+    await kubevirtDouble();
+    await podRunner();
+    await (await csiDouble()).ensureClass(CLASS);
+  });
+
+  it("fails a CSI backup whose VolumeSnapshotClass does not exist with VolumeSnapshotClassNotFound", async () => {
+    const env = await backupEnv("fb-csi-noclass");
+    const operator = await startOperator();
+    try {
+      await adminClient().create(
+        Resources.FederatedBackup,
+        backupManifest(env, "noclass", { snapshot: { method: "CSI", volumeSnapshotClassName: "no-such-class" } }),
+      );
+      const fb = await waitForPhase(env.namespace, "noclass");
+      assert.equal(fb.status?.phase, "Failed");
+      const ready = fb.status?.conditions?.find((c) => c.type === "Ready");
+      assert.equal(ready?.reason, "VolumeSnapshotClassNotFound");
+      assert.match(ready?.message ?? "", /VolumeSnapshotClass no-such-class/);
+      const jobs = await adminClient().list(Resources.Job, { namespace: env.namespace });
+      assert.equal(jobs.items.length, 0);
+    } finally {
+      await operator.stop();
+      env.cleanup();
+    }
+  });
+
+  it("captures VMs on 3 nodes through a VolumeSnapshot per node, extracts them byte for byte and cleans up", async () => {
+    const KiB = 1024;
+    const vms: VmFixture[] = [
+      { name: "db-0", node: "node-b", disks: [512 * KiB, 64 * KiB] },
+      { name: "web-0", node: "node-b", disks: [128 * KiB + 1] },
+      { name: "web-1", node: "node-c", disks: [256 * KiB] },
+      { name: "cache-0", node: "node-a", disks: [300 * KiB, 0] },
+    ];
+    await runBackup({ vms, spec: csiSpec }, async ({ env, fb, observer, steps }) => {
+      assert.equal(fb.status?.phase, "Completed", JSON.stringify(fb.status, null, 1));
+      assert.equal(fb.status?.snapshotMethod, "CSI");
+      assert.equal(fb.status?.progress?.workloadsCaptured, vms.length);
+      assertFilesMatch(env, fb, vms);
+      assert.deepEqual(observer.overlaps, [], "the extract Job runs after its snapshot Job, one node at a time");
+
+      const csi = await csiDouble();
+      const double = await kubevirtDouble();
+      const agent = `system:serviceaccount:${env.namespace}:fedbackup-agent`;
+      assert.equal(steps.length, 3);
+      for (const step of steps) {
+        const node = step.spec.node!;
+        assert.equal(step.status?.phase, "Succeeded", JSON.stringify(step.status));
+        assert.equal(step.status?.snapshotMethod, "CSI");
+        assert.equal(step.status?.volumeSnapshot?.name, step.metadata.name);
+        assert.ok(step.status?.volumeSnapshot?.creationTime, "the cut point is recorded");
+        assert.equal(step.status?.volumeSnapshot?.released, true);
+        const jobs = observer.jobs.filter((j) => j.name.startsWith(step.metadata.name!)).map((j) => [j.name, j.node]);
+        assert.deepEqual(jobs, [
+          [step.metadata.name, node],
+          [`${step.metadata.name}-extract`, node],
+        ]);
+        const snapshot = csi.snapshots.filter((s) => s.namespace === env.namespace && s.name === step.metadata.name);
+        assert.equal(snapshot.length, 1, `one VolumeSnapshot for ${node}`);
+        assert.equal(snapshot[0]!.sourceClaim, env.shared.claimName);
+        for (const c of step.status?.captured ?? []) {
+          assert.equal(c.indication, "GuestAgent");
+          // Every freeze has its thaw, on the VM's node, by the agent; the cut point is inside the window.
+          const calls = double.callsFor(env.namespace, c.name);
+          assert.deepEqual(
+            calls.map((x) => [x.op, x.node, x.user]),
+            [
+              ["freeze", node, agent],
+              ["unfreeze", node, agent],
+            ],
+            c.name,
+          );
+          assert.ok(calls[0]!.at <= snapshot[0]!.at && snapshot[0]!.at <= calls[1]!.at, `${c.name}: cut while frozen`);
+          const manifest = JSON.parse(
+            readFileSync(
+              path.join(env.location.hostDir, fb.status.backupPath!, env.namespace, c.name, "manifest.json"),
+              "utf8",
+            ),
+          ) as { method: string; consistency: string; freeze: { windowMs: number } };
+          assert.equal(manifest.method, "CSI");
+          assert.equal(manifest.consistency, "ApplicationConsistent");
+          assert.equal(manifest.freeze.windowMs, c.freezeWindowMs);
+        }
+      }
+      // The restored claims and (extractAt Backup) the VolumeSnapshots are gone at the end.
+      await waitFor("the restored claims to be gone", 30_000, async () => {
+        const claims = await adminClient().list(Resources.PersistentVolumeClaim, { namespace: env.namespace });
+        const left = claims.items.filter((c) => c.metadata.name!.endsWith("-snapshot"));
+        return left.length === 0 ? true : undefined;
+      });
+      const snapshots = await adminClient().list(Resources.VolumeSnapshot, { namespace: env.namespace });
+      assert.deepEqual(
+        snapshots.items.map((s) => s.metadata.name),
+        [],
+      );
+      assert.equal(csi.restores.filter((r) => r.namespace === env.namespace).length, 3);
+    });
   });
 });

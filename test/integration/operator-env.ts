@@ -12,6 +12,7 @@ import { createLogger } from "../../src/telemetry/logger.js";
 import { OperatorMetrics } from "../../src/telemetry/metrics.js";
 import { REPO_ROOT } from "../harness/binaries.js";
 import { applyOperatorRbac } from "../harness/operator-rbac.js";
+import { CsiDouble } from "../harness/csi-double.js";
 import { KubeVirtDouble } from "../harness/kubevirt-double.js";
 import { PodRunner } from "../harness/pod-runner.js";
 import { createVolume, type VolumeFixture } from "../harness/workloads.js";
@@ -45,6 +46,18 @@ export async function kubevirtDouble(): Promise<KubeVirtDouble> {
     double = d;
   }
   return double;
+}
+
+let csi: CsiDouble | undefined;
+/** The snapshot controller and CSI provisioner double for hostPath volumes (test/harness/csi-double.ts). */
+export async function csiDouble(): Promise<CsiDouble> {
+  if (!csi) {
+    const d = new CsiDouble(cluster());
+    await d.start();
+    onTeardown(() => d.stop());
+    csi = d;
+  }
+  return csi;
 }
 
 let runner: PodRunner | undefined;

@@ -649,6 +649,12 @@ export interface NodeSnapshotStatus {
   message?: string;
   /** The VMs captured by this step. */
   captured?: NodeSnapshotStatusCapturedEntry[];
+  /**
+   * With the CSI method: the VolumeSnapshot of the shared claim that the step's Job took (same name
+   * as the step), the freeze windows around it, and whether the operator has released it and the
+   * claim restored from it after the extraction.
+   */
+  volumeSnapshot?: NodeSnapshotStatusVolumeSnapshot;
   /** The VMs this step was asked to capture but did not, and why. */
   failed?: NodeSnapshotStatusFailedEntry[];
 }
@@ -677,6 +683,44 @@ export interface NodeSnapshotStatusCapturedEntry {
   manifest?: string;
   /** sha256 of the first file (a prefix is shown in summaries). */
   sha256?: string;
+}
+
+/**
+ * With the CSI method: the VolumeSnapshot of the shared claim that the step's Job took (same name
+ * as the step), the freeze windows around it, and whether the operator has released it and the
+ * claim restored from it after the extraction.
+ */
+export interface NodeSnapshotStatusVolumeSnapshot {
+  /** Name of the VolumeSnapshot, in this namespace. */
+  name?: string;
+  /** The VolumeSnapshot's cut point (its status.creationTime). */
+  creationTime?: string;
+  /** The VMs inside the snapshot, with their freeze windows; extracted by the second Job. */
+  workloads?: NodeSnapshotStatusVolumeSnapshotWorkload[];
+  /**
+   * The operator removed the claim restored for the extraction and (unless extractAt Restore) the
+   * VolumeSnapshot.
+   */
+  released?: boolean;
+}
+
+export interface NodeSnapshotStatusVolumeSnapshotWorkload {
+  /** Namespace of the VM. */
+  namespace: string;
+  /** Name of the VM. */
+  name: string;
+  /** How consistent the capture is (as in captured). */
+  indication?: string;
+  /** Why the indication is not GuestAgent. */
+  message?: string;
+  /** When the freeze was requested. */
+  freezeStartedAt?: string;
+  /** When the thaw was confirmed. */
+  freezeEndedAt?: string;
+  /** How long the VM was frozen, in milliseconds. */
+  freezeWindowMs?: number;
+  /** Set when unfreeze kept failing (KubeVirt's unfreezeTimeout thaws the guest). */
+  thawError?: string;
 }
 
 export interface NodeSnapshotStatusFailedEntry {

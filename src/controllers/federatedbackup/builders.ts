@@ -16,7 +16,7 @@ import {
 } from "../../api/labels.js";
 import { parseDuration } from "../../api/duration.js";
 import { API_VERSION, type FederatedBackup, type NodeSnapshot } from "../../api/v1alpha1/index.js";
-import { stepName, type ObservedWorkload, type UnplacedWorkload } from "../../planning/index.js";
+import { fnv1a32Hex, stepName, type ObservedWorkload, type UnplacedWorkload } from "../../planning/index.js";
 
 export const DEFAULTS = {
   freezeTimeout: "30s",
@@ -134,8 +134,57 @@ export interface JobManifest {
   spec: Record<string, unknown>;
 }
 
+// The CSI method (see src/agent/csi.ts): the step's Job takes the VolumeSnapshot `<step>`; the operator then
+// restores it into the claim `<step>-snapshot` and runs the Job `<step>-extract` on the same node with that
+// claim as the shared volume. All three names derive from the step's, so a restarted operator finds them.
+export const volumeSnapshotName = (step: NodeSnapshot): string => step.metadata.name!;
+export const restoredClaimName = (step: NodeSnapshot): string => `${step.metadata.name}-snapshot`;
+export function extractJobName(step: NodeSnapshot): string {
+  const full = `${step.metadata.name}-extract`;
+  // A Job name is also a label value (63 characters at most).
+  return full.length <= 63 ? full : `${step.metadata.name!.slice(0, 45)}-${fnv1a32Hex(full)}-extract`;
+}
+
+/** The claim restored from a CSI step's VolumeSnapshot: like the shared claim, read by one pod on one node. */
+export function buildRestoredClaim(
+  backup: FederatedBackup,
+  step: NodeSnapshot,
+  shared: { spec?: { storageClassName?: string; resources?: { requests?: { storage?: string } } } },
+) {
+  return {
+    apiVersion: "v1",
+    kind: "PersistentVolumeClaim",
+    metadata: {
+      name: restoredClaimName(step),
+      namespace: step.metadata.namespace!,
+      labels: { ...commonLabels(backup), [LABEL_NODE]: step.spec.node!, [LABEL_ROUND]: String(step.spec.round) },
+      ownerReferences: [ownerRef({ apiVersion: API_VERSION, kind: "NodeSnapshot", metadata: step.metadata })],
+    },
+    spec: {
+      accessModes: ["ReadWriteOnce"],
+      ...(shared.spec?.storageClassName !== undefined ? { storageClassName: shared.spec.storageClassName } : {}),
+      resources: { requests: { storage: shared.spec?.resources?.requests?.storage ?? "1Gi" } },
+      dataSource: { apiGroup: "snapshot.storage.k8s.io", kind: "VolumeSnapshot", name: volumeSnapshotName(step) },
+    },
+  };
+}
+
+/** The second Job of a CSI step: extracts from the restored claim, mounted where the shared volume goes. */
+export function buildExtractJob(backup: FederatedBackup, step: NodeSnapshot, settings: OperatorSettings): JobManifest {
+  return buildAgentJob(backup, step, settings, {
+    name: extractJobName(step),
+    sharedClaim: restoredClaimName(step),
+    extraArgs: ["--from-snapshot"],
+  });
+}
+
 /** The Job of one step: pinned to its node, mounting the shared volume and the location. */
-export function buildAgentJob(backup: FederatedBackup, step: NodeSnapshot, settings: OperatorSettings): JobManifest {
+export function buildAgentJob(
+  backup: FederatedBackup,
+  step: NodeSnapshot,
+  settings: OperatorSettings,
+  variant: { name?: string; sharedClaim?: string; extraArgs?: string[] } = {},
+): JobManifest {
   const labels = {
     ...commonLabels(backup),
     [LABEL_COMPONENT]: COMPONENT_AGENT,
@@ -147,7 +196,7 @@ export function buildAgentJob(backup: FederatedBackup, step: NodeSnapshot, setti
     apiVersion: "batch/v1",
     kind: "Job",
     metadata: {
-      name: step.metadata.name!,
+      name: variant.name ?? step.metadata.name!,
       namespace: step.metadata.namespace!,
       labels,
       ownerReferences: [ownerRef({ apiVersion: API_VERSION, kind: "NodeSnapshot", metadata: step.metadata })],
@@ -169,13 +218,21 @@ export function buildAgentJob(backup: FederatedBackup, step: NodeSnapshot, setti
               name: "agent",
               image: settings.agentImage,
               imagePullPolicy: settings.imagePullPolicy ?? "IfNotPresent",
-              args: ["agent", "backup", `--step=${step.metadata.namespace}/${step.metadata.name}`],
+              args: [
+                "agent",
+                "backup",
+                `--step=${step.metadata.namespace}/${step.metadata.name}`,
+                ...(variant.extraArgs ?? []),
+              ],
               env: [{ name: "FEDBACKUP_NODE", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } }],
               volumeMounts: AGENT_MOUNTS,
               resources: { requests: { cpu: "100m", memory: "64Mi" }, limits: { memory: "256Mi" } },
             },
           ],
-          volumes: agentVolumes(step.spec.sharedVolume.claimName, step.spec.location.persistentVolumeClaim.claimName),
+          volumes: agentVolumes(
+            variant.sharedClaim ?? step.spec.sharedVolume.claimName,
+            step.spec.location.persistentVolumeClaim.claimName,
+          ),
         },
       },
     },

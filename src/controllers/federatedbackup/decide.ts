@@ -69,6 +69,10 @@ export type BackupAction =
   | { kind: "ReleaseLease" }
   | { kind: "StartJob"; step: NodeSnapshot }
   | { kind: "DeleteJob"; step: NodeSnapshot }
+  /** CSI method: restore the step's VolumeSnapshot into a claim and start the extract Job on its node. */
+  | { kind: "StartExtract"; step: NodeSnapshot }
+  /** CSI method, step over: delete the restored claim and (unless extractAt Restore) the VolumeSnapshot. */
+  | { kind: "ReleaseVolumeSnapshot"; step: NodeSnapshot }
   | {
       kind: "RecordStepPhase";
       step: NodeSnapshot;
@@ -109,6 +113,12 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
   const steps = world.steps.map((o) => ({ ...o })).sort((a, b) => byRoundAndOrder(a.step, b.step));
   const withPhase: StepWithPhase[] = steps.map((o) => ({ step: o.step, derived: deriveStepPhase(o, now) }));
   recordStepPhases(withPhase, steps, nowIso, actions);
+  for (const { step, derived } of withPhase) {
+    // A finished CSI step leaves no restored claim behind (the step's status records that it is done).
+    const finished = derived.phase === "Succeeded" || derived.phase === "Failed";
+    if (step.spec.snapshot.method === "CSI" && step.spec.node && finished && !step.status?.volumeSnapshot?.released)
+      actions.push({ kind: "ReleaseVolumeSnapshot", step });
+  }
 
   const facts: StatusFacts = {
     phase: prev.phase ?? "New",
@@ -265,6 +275,7 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
       );
     }
     if (current.derived.phase === "Running") {
+      if (current.derived.startExtract) actions.push({ kind: "StartExtract", step: current.step });
       facts.coordinatingNode = node;
       facts.progressing = {
         reason: "NodeInProgress",

@@ -24,7 +24,12 @@ import {
   buildAgentAccess,
   buildAgentJob,
   buildCleanupJob,
+  buildExtractJob,
+  buildRestoredClaim,
   cleanupJobName,
+  extractJobName,
+  restoredClaimName,
+  volumeSnapshotName,
   type OperatorSettings,
 } from "./builders.js";
 import { decideBackup, type BackupAction, type BackupWorld, type LeaseState } from "./decide.js";
@@ -143,7 +148,13 @@ export class FederatedBackupReconciler {
         : informers.steps.list(ownsStep);
     const steps: ObservedStep[] = stepObjects.map((step) => {
       const job = informers.jobs.get(`${ns}/${step.metadata.name}`);
-      return { step, ...(job ? { job: viewJob(job as Parameters<typeof viewJob>[0]) } : {}) };
+      const extract =
+        step.spec.snapshot.method === "CSI" ? informers.jobs.get(`${ns}/${extractJobName(step)}`) : undefined;
+      return {
+        step,
+        ...(job ? { job: viewJob(job as Parameters<typeof viewJob>[0]) } : {}),
+        ...(extract ? { extract: viewJob(extract as Parameters<typeof viewJob>[0]) } : {}),
+      };
     });
 
     let invalid: BackupWorld["invalid"];
@@ -223,13 +234,20 @@ export class FederatedBackupReconciler {
           message: `VolumeSnapshotClass ${cls} (spec.snapshot.volumeSnapshotClassName) does not exist`,
         };
       }
-      return {
-        reason: "SnapshotMethodNotSupported",
-        message:
-          "spec.snapshot.method CSI is not supported by this version of the node agent yet; use Auto, Reflink or Copy",
-      };
     }
     return undefined;
+  }
+
+  private async deleteIfExists(
+    type: (typeof Resources)[keyof typeof Resources],
+    ns: string,
+    name: string,
+  ): Promise<void> {
+    try {
+      await this.deps.client.delete(type, ns, name, { propagationPolicy: "Background" });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
   }
 
   private async tryGet<T extends KubeObject>(
@@ -308,14 +326,50 @@ export class FederatedBackupReconciler {
         return;
       }
       case "DeleteJob":
-        try {
-          await client.delete(Resources.Job, action.step.metadata.namespace, action.step.metadata.name!, {
-            propagationPolicy: "Background",
-          });
-        } catch (err) {
-          if (!isNotFound(err)) throw err;
+        for (const name of [action.step.metadata.name!, extractJobName(action.step)]) {
+          await this.deleteIfExists(Resources.Job, action.step.metadata.namespace!, name);
         }
         return;
+      case "StartExtract": {
+        // Restore the snapshot into a claim like the shared one, then extract from it on the step's node.
+        const ns = action.step.metadata.namespace!;
+        const shared = await client.get<KubeObject & Parameters<typeof buildRestoredClaim>[2]>(
+          Resources.PersistentVolumeClaim,
+          ns,
+          action.step.spec.sharedVolume.claimName,
+        );
+        for (const [type, manifest] of [
+          [Resources.PersistentVolumeClaim, buildRestoredClaim(backup, action.step, shared)],
+          [Resources.Job, buildExtractJob(backup, action.step, this.deps.settings)],
+        ] as const) {
+          try {
+            await client.create(type, manifest);
+          } catch (err) {
+            if (!isAlreadyExists(err)) throw err;
+          }
+        }
+        return;
+      }
+      case "ReleaseVolumeSnapshot": {
+        const ns = action.step.metadata.namespace!;
+        // The step's status holds the extract Job's report, so the Job goes too: its finished pod would
+        // otherwise keep the restored claim (pvc-protection) until the backup is deleted. The snapshot first,
+        // the claim last, and the step records the release after both: an interrupted pass does it again.
+        if (action.step.spec.extractAt !== "Restore")
+          await this.deleteIfExists(Resources.VolumeSnapshot, ns, volumeSnapshotName(action.step));
+        await this.deleteIfExists(Resources.Job, ns, extractJobName(action.step));
+        await this.deleteIfExists(Resources.PersistentVolumeClaim, ns, restoredClaimName(action.step));
+        this.deps.informers.steps.observe(
+          await client.patch<NodeSnapshot & KubeObject>(
+            Resources.NodeSnapshot,
+            ns,
+            action.step.metadata.name!,
+            { status: { volumeSnapshot: { released: true } } },
+            { subresource: "status" },
+          ),
+        );
+        return;
+      }
       case "RecordStepPhase":
         this.deps.informers.steps.observe(
           await client.patch<NodeSnapshot & KubeObject>(

@@ -41,21 +41,44 @@ export function viewJob(job: JobLike): JobView {
 export interface ObservedStep {
   step: NodeSnapshot;
   job?: JobView;
+  /** CSI method: the Job that extracts from the claim restored from the step's VolumeSnapshot. */
+  extract?: JobView;
 }
 
 export interface DerivedStepPhase {
   phase: NodeSnapshotStatusPhase;
   message?: string;
+  /** CSI method: the VolumeSnapshot is taken; restore it and start the extract Job. */
+  startExtract?: boolean;
 }
 
 /** How long a completed Job's report may lag behind it (two watches deliver them independently). */
 export const REPORT_GRACE_MS = 30_000;
 
 /** The phase a step is in, from its recorded status and its Job. */
-export function deriveStepPhase({ step, job }: ObservedStep, now: number): DerivedStepPhase {
+export function deriveStepPhase({ step, job, extract }: ObservedStep, now: number): DerivedStepPhase {
   const recorded = step.status?.phase;
   if (!step.spec.node) return { phase: "Unplaced", message: step.status?.message };
   if (recorded === "Succeeded" || recorded === "Failed") return { phase: recorded, message: step.status?.message };
+  const snapshot = step.status?.volumeSnapshot?.name;
+  if (job?.complete && snapshot) {
+    // CSI method: the snapshot Job is done; the step goes on with the extract Job (see src/agent/csi.ts),
+    // and ends with it (not with the extract agent's report, which comes before its pod exits).
+    if (!extract)
+      return { phase: "Running", message: `extracting from VolumeSnapshot ${snapshot}`, startExtract: true };
+    if (extract.failed) {
+      return {
+        phase: "Failed",
+        message: `the extract Job failed (${extract.failureReason ?? "Failed"}): ${extract.failureMessage ?? "no message"}`,
+      };
+    }
+    if (!extract.complete) return { phase: "Running", message: `extracting from VolumeSnapshot ${snapshot}` };
+    const reported = step.status?.capturedCount !== undefined;
+    const completedAt = Date.parse(extract.completionTime ?? "") || now;
+    if (!reported && now - completedAt < REPORT_GRACE_MS)
+      return { phase: "Running", message: "waiting for the node agent's report" };
+    return { phase: "Succeeded", message: agentSummary(step) };
+  }
   if (job?.complete) {
     // The agent reports into the step before its pod exits, but the Job's completion can reach this
     // operator first: wait for the report rather than conclude that nothing was captured.

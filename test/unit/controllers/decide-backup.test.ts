@@ -150,6 +150,59 @@ describe("decideBackup", () => {
     });
   });
 
+  describe("a CSI step", () => {
+    const b = backup(
+      { phase: "InProgress", progress: { round: 1 } },
+      { snapshot: { method: "CSI", volumeSnapshotClassName: "csi" } },
+    );
+    const lease = { ours: true, free: false, renewedAt: NOW, holderNode: "n2" };
+    const done = { name: "j", complete: true, failed: false, completionTime: "2026-11-25T11:59:00Z" };
+    const snapshotTaken = (): NodeSnapshot => {
+      const step = buildNodeSnapshot(b, 1, 1, "n2", [vm("b", "n2")]);
+      step.status = {
+        phase: "Running",
+        snapshotMethod: "CSI",
+        volumeSnapshot: { name: step.metadata.name!, creationTime: "2026-11-25T11:58:59Z", workloads: [] },
+      };
+      return step;
+    };
+
+    it("restores the snapshot and starts the extract Job once the snapshot Job is done", () => {
+      assert.deepEqual(kinds(world(b, { steps: [{ step: snapshotTaken(), job: done }], lease })), ["StartExtract"]);
+    });
+
+    it("is not done when the extract agent has reported but its Job has not completed", () => {
+      const step = snapshotTaken();
+      step.status = { ...step.status, capturedCount: 1, captured: [{ namespace: "vms", name: "b" }] };
+      const extract = { name: "x", complete: false, failed: false };
+      assert.deepEqual(kinds(world(b, { steps: [{ step, job: done, extract }], lease })), []);
+    });
+
+    it("succeeds with the extract Job, then releases the restored claim and the snapshot", () => {
+      const step = snapshotTaken();
+      step.status = { ...step.status, capturedCount: 1, captured: [{ namespace: "vms", name: "b" }] };
+      const w = world(b, { steps: [{ step, job: done, extract: { ...done, name: "x" } }], lease });
+      const d = decideBackup(w, settings);
+      const record = d.actions.find((a) => a.kind === "RecordStepPhase");
+      assert.equal(record?.kind === "RecordStepPhase" && record.phase, "Succeeded");
+      assert.ok(d.actions.some((a) => a.kind === "ReleaseVolumeSnapshot"));
+      step.status = {
+        ...step.status,
+        phase: "Succeeded",
+        volumeSnapshot: { ...step.status.volumeSnapshot, released: true },
+      };
+      assert.ok(!kinds(w).includes("ReleaseVolumeSnapshot"), "released once");
+    });
+
+    it("fails with a failed extract Job", () => {
+      const extract = { name: "x", complete: false, failed: true, failureReason: "BackoffLimitExceeded" };
+      const d = decideBackup(world(b, { steps: [{ step: snapshotTaken(), job: done, extract }], lease }), settings);
+      const record = d.actions.find((a) => a.kind === "RecordStepPhase");
+      assert.equal(record?.kind === "RecordStepPhase" && record.phase, "Failed");
+      assert.match(record?.kind === "RecordStepPhase" ? (record.message ?? "") : "", /extract Job failed/);
+    });
+  });
+
   describe("a finished backup", () => {
     it("is deleted once its ttl has passed", () => {
       const b = backup({ phase: "Completed", expiresAt: "2026-11-25T11:00:00Z" }, { ttl: "24h" });

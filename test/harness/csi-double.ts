@@ -1,0 +1,215 @@
+// A test double of the CSI snapshot machinery for hostPath PersistentVolumes (no snapshot controller or
+// CSI driver runs here): it plays the snapshot controller and the CSI provisioner, through the real API.
+//
+// - A VolumeSnapshot whose source claim is bound to a hostPath PV: the PV's directory is copied to a new
+//   directory (`cp -a --reflink=auto`, the cut point), and the VolumeSnapshot's status is set through the
+//   status subresource (creationTime, readyToUse, restoreSize, boundVolumeSnapshotContentName).
+// - A PVC whose dataSource is a VolumeSnapshot: the snapshot's directory is copied to a new directory and a
+//   hostPath PV pre-bound to the claim is created (the PV binder controller completes the binding).
+// - A restored claim that is deleted: its PV and directory go too.
+//
+// It records every snapshot it took and every claim it restored, for assertions.
+import { execFile } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { KubeClient } from "../../src/k8s/client.js";
+import { isAlreadyExists, isNotFound } from "../../src/k8s/errors.js";
+import { Informer } from "../../src/k8s/informer.js";
+import { Resources } from "../../src/k8s/resources.js";
+import type { KubeObject } from "../../src/k8s/types.js";
+import type { ControlPlane } from "./control-plane.js";
+
+const run = promisify(execFile);
+
+/** The CSI driver name the double answers for (VolumeSnapshotClass.driver). */
+export const CSI_DOUBLE_DRIVER = "hostpath.csi.fedbackup.test";
+
+type VolumeSnapshot = KubeObject & {
+  spec: { source: { persistentVolumeClaimName?: string }; volumeSnapshotClassName?: string };
+  status?: { creationTime?: string; readyToUse?: boolean };
+};
+type Claim = KubeObject & {
+  spec: {
+    volumeName?: string;
+    accessModes?: string[];
+    storageClassName?: string;
+    resources?: { requests?: { storage?: string } };
+    dataSource?: { apiGroup?: string; kind: string; name: string };
+  };
+};
+type Volume = KubeObject & { spec: { hostPath?: { path: string } } };
+
+export interface SnapshotRecord {
+  namespace: string;
+  name: string;
+  sourceClaim: string;
+  dir: string;
+  at: number;
+}
+
+export interface RestoreRecord {
+  namespace: string;
+  claim: string;
+  snapshot: string;
+  pv: string;
+  dir: string;
+  deleted?: boolean;
+}
+
+export class CsiDouble {
+  readonly snapshots: SnapshotRecord[] = [];
+  readonly restores: RestoreRecord[] = [];
+  private readonly client: KubeClient;
+  private readonly vsInformer: Informer<VolumeSnapshot>;
+  private readonly pvcInformer: Informer<Claim>;
+  private readonly dir = mkdtempSync(path.join(os.tmpdir(), "fedbackup-csi-"));
+  /** Objects being worked on (by uid), so that one event storm does one copy. */
+  private readonly busy = new Set<string>();
+  /** VolumeSnapshot uid → its directory. */
+  private readonly snapshotDirs = new Map<string, string>();
+
+  constructor(cp: ControlPlane) {
+    this.client = new KubeClient(cp.kubeConfig);
+    const warn = { warn: () => {} };
+    this.vsInformer = new Informer<VolumeSnapshot>(this.client, Resources.VolumeSnapshot, {}, warn);
+    this.pvcInformer = new Informer<Claim>(this.client, Resources.PersistentVolumeClaim, {}, warn);
+    const report = (err: unknown) => process.stderr.write(`csi double: ${String(err)}\n`);
+    this.vsInformer.on((event, vs) => {
+      if (event === "delete") {
+        const dir = this.snapshotDirs.get(vs.metadata.uid!);
+        if (dir) rmSync(dir, { recursive: true, force: true });
+        return;
+      }
+      void this.onSnapshot(vs).catch(report);
+      // A restore may have waited for this snapshot.
+      for (const pvc of this.pvcInformer.list()) void this.onClaim(pvc).catch(report);
+    });
+    this.pvcInformer.on((event, pvc) => {
+      if (event === "delete" || pvc.metadata.deletionTimestamp) void this.onClaimGone(pvc).catch(report);
+      else void this.onClaim(pvc).catch(report);
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.vsInformer.start();
+    await this.pvcInformer.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.vsInformer.stop();
+    await this.pvcInformer.stop();
+    this.client.close();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** A VolumeSnapshotClass of this driver (cluster-scoped; created once, kept). */
+  async ensureClass(name: string): Promise<void> {
+    try {
+      await this.client.create(Resources.VolumeSnapshotClass, {
+        apiVersion: "snapshot.storage.k8s.io/v1",
+        kind: "VolumeSnapshotClass",
+        metadata: { name },
+        driver: CSI_DOUBLE_DRIVER,
+        deletionPolicy: "Delete",
+      } as KubeObject);
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+    }
+  }
+
+  private async hostDirOfClaim(namespace: string, claim: string): Promise<string | undefined> {
+    const pvc = this.pvcInformer.get(`${namespace}/${claim}`);
+    if (!pvc?.spec.volumeName) return undefined;
+    const pv = await this.client.get<Volume>(Resources.PersistentVolume, undefined, pvc.spec.volumeName);
+    return pv.spec.hostPath?.path;
+  }
+
+  private async onSnapshot(vs: VolumeSnapshot): Promise<void> {
+    const uid = vs.metadata.uid!;
+    if (vs.status?.creationTime || vs.metadata.deletionTimestamp || this.busy.has(uid)) return;
+    const ns = vs.metadata.namespace!;
+    const source = vs.spec.source.persistentVolumeClaimName;
+    if (!source) return;
+    const from = await this.hostDirOfClaim(ns, source);
+    if (!from) return; // not a hostPath volume: not ours
+    this.busy.add(uid);
+    const at = Date.now();
+    const dir = path.join(this.dir, `snapshot-${uid}`);
+    await copyDir(from, dir);
+    this.snapshotDirs.set(uid, dir);
+    const { stdout } = await run("du", ["-sb", dir]);
+    const bytes = Number(stdout.split(/\s/)[0]) || 0;
+    this.snapshots.push({ namespace: ns, name: vs.metadata.name!, sourceClaim: source, dir, at });
+    try {
+      await this.client.patch(
+        Resources.VolumeSnapshot,
+        ns,
+        vs.metadata.name!,
+        {
+          status: {
+            creationTime: new Date(at).toISOString(),
+            readyToUse: true,
+            restoreSize: String(bytes),
+            boundVolumeSnapshotContentName: `snapcontent-${uid}`,
+          },
+        },
+        { subresource: "status" },
+      );
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  private async onClaim(pvc: Claim): Promise<void> {
+    const uid = pvc.metadata.uid!;
+    const source = pvc.spec.dataSource;
+    if (!source || source.kind !== "VolumeSnapshot" || pvc.spec.volumeName || this.busy.has(uid)) return;
+    const ns = pvc.metadata.namespace!;
+    const vs = this.vsInformer.get(`${ns}/${source.name}`);
+    const snapshotDir = vs ? this.snapshotDirs.get(vs.metadata.uid!) : undefined;
+    if (!vs?.status?.readyToUse || !snapshotDir) return; // provisioned once the snapshot is ready
+    this.busy.add(uid);
+    const dir = path.join(this.dir, `restore-${uid}`);
+    await copyDir(snapshotDir, dir);
+    const pv = `restored-${uid}`;
+    await this.client.create(Resources.PersistentVolume, {
+      apiVersion: "v1",
+      kind: "PersistentVolume",
+      metadata: { name: pv },
+      spec: {
+        capacity: { storage: pvc.spec.resources?.requests?.storage ?? "1Gi" },
+        accessModes: pvc.spec.accessModes ?? ["ReadWriteOnce"],
+        persistentVolumeReclaimPolicy: "Retain",
+        storageClassName: pvc.spec.storageClassName ?? "",
+        hostPath: { path: dir, type: "Directory" },
+        claimRef: { namespace: ns, name: pvc.metadata.name, uid },
+      },
+    } as KubeObject);
+    this.restores.push({ namespace: ns, claim: pvc.metadata.name!, snapshot: source.name, pv, dir });
+    // What the binder does next (spec.volumeName may be set once on an unbound claim).
+    await this.client
+      .patch(Resources.PersistentVolumeClaim, ns, pvc.metadata.name!, { spec: { volumeName: pv } })
+      .catch((err: unknown) => {
+        if (!isNotFound(err)) throw err;
+      });
+  }
+
+  private async onClaimGone(pvc: Claim): Promise<void> {
+    const restore = this.restores.find(
+      (r) => r.namespace === pvc.metadata.namespace && r.claim === pvc.metadata.name && !r.deleted,
+    );
+    if (!restore || restore.pv !== `restored-${pvc.metadata.uid}`) return;
+    restore.deleted = true;
+    await this.client.delete(Resources.PersistentVolume, undefined, restore.pv).catch((err: unknown) => {
+      if (!isNotFound(err)) throw err;
+    });
+    rmSync(restore.dir, { recursive: true, force: true });
+  }
+}
+
+async function copyDir(from: string, to: string): Promise<void> {
+  mkdirSync(path.dirname(to), { recursive: true });
+  await run("cp", ["-a", "--reflink=auto", `${from}/.`, to]);
+}
