@@ -30,8 +30,8 @@ generate: deps ## Regenerate the TypeScript API types from crds/.
 	tsx hack/gen-api-types.ts
 
 .PHONY: build
-build: deps ## Compile TypeScript to dist/.
-	tsc -p tsconfig.json
+build: deps ## Compile the product (src/) to dist/.
+	tsc -p tsconfig.build.json
 
 .PHONY: lint
 lint: deps ## Type-check, lint, check formatting and that generated types match crds/.
@@ -60,6 +60,13 @@ test-integration: deps controlplane ## Integration tests against a real local co
 
 .PHONY: test
 test: lint test-unit test-integration ## Everything CI runs: lint, unit and integration tests.
+
+# Benchmarks report and never fail on a missed goal (only on an error). test-tools installs xfsprogs (as root)
+# for the agent's Reflink freeze-window case; the digest benchmark runs against a local control plane.
+.PHONY: bench
+bench: deps test-tools controlplane ## Benchmarks vs their goals: the agent's data path (2 GiB copy+hash, memory, freeze windows; root for Reflink), the digest (a few minutes).
+	tsx test/bench/agent-goals.ts
+	tsx test/bench/digest-bench.ts
 
 .PHONY: cluster
 cluster: deps controlplane ## Start a local control plane with 3 simulated nodes; kubeconfig in .cluster/kubeconfig.

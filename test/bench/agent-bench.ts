@@ -6,11 +6,15 @@
 // contestant gets a warm page cache for the source (read once before timing) and `sync` before it runs,
 // so that the write-back of the previous copy does not land on the next one. Runs are interleaved; best
 // and median are reported. The goal: copyAndHash <= 1.25 x max(cp, openssl).
+//
+// `make bench` runs agent-goals.ts, which measures a set of files, peak memory and freeze windows; this one is
+// for trying chunk sizes and ring sizes on one file.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { copyAndHash } from "../../src/agent/copy-and-hash.js";
+import { GiB, fmt, median, timed, warm, writeIncompressible } from "./common.js";
 
 const sizeGiB = Number(process.argv[2] ?? "2");
 const runs = Number(process.argv[3] ?? "5");
@@ -20,28 +24,12 @@ const variants = (process.argv.length > 4 ? process.argv.slice(4) : ["default"])
   return { label: spec, opts: { chunkBytes: (kib ?? 1024) * 1024, buffers: buffers ?? 4 } };
 });
 
-async function timed(run: () => unknown): Promise<number> {
-  execFileSync("sync");
-  const start = process.hrtime.bigint();
-  await run();
-  return Number(process.hrtime.bigint() - start) / 1e6;
-}
-
-const best = (values: number[]) => Math.min(...values);
-const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)] ?? NaN;
-const fmt = (values: number[]) =>
-  `best ${best(values).toFixed(0)} ms, median ${median(values).toFixed(0)} ms (${values.map((v) => v.toFixed(0)).join(" ")})`;
-
 const dir = mkdtempSync(join(tmpdir(), "fedbackup-bench-"));
 try {
   const source = join(dir, "source.img");
   const target = join(dir, "target.img");
-  const bytes = sizeGiB * 1024 ** 3;
-  execFileSync("bash", [
-    "-c",
-    `openssl enc -aes-128-ctr -pass pass:bench -nosalt -pbkdf2 < /dev/zero 2>/dev/null | head -c ${bytes} > "${source}"`,
-  ]);
-  execFileSync("cat", [source], { stdio: "ignore", maxBuffer: 0 });
+  await writeIncompressible(source, Math.round(sizeGiB * GiB));
+  await warm([source]);
   const cp: number[] = [];
   const sha: number[] = [];
   // Reference only: a copy through 1 MiB user-space buffers, as copyAndHash must do (cp uses
