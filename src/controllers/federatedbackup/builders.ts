@@ -178,36 +178,32 @@ export function buildExtractJob(backup: FederatedBackup, step: NodeSnapshot, set
   });
 }
 
-/** The Job of one step: pinned to its node, mounting the shared volume and the location. */
-export function buildAgentJob(
-  backup: FederatedBackup,
-  step: NodeSnapshot,
-  settings: OperatorSettings,
-  variant: { name?: string; sharedClaim?: string; extraArgs?: string[] } = {},
-): JobManifest {
-  const labels = {
-    ...commonLabels(backup),
-    [LABEL_COMPONENT]: COMPONENT_AGENT,
-    [LABEL_NODE]: step.spec.node!,
-    [LABEL_ROUND]: String(step.spec.round),
-  };
-  const timeoutSeconds = Math.ceil(parseDuration(backup.spec.nodeTimeout ?? DEFAULTS.nodeTimeout) / 1000);
+/** What every agent Job shares: pinned to a node, the agent's ServiceAccount, both volumes mounted. */
+function agentJobManifest(p: {
+  name: string;
+  namespace: string;
+  labels: Record<string, string>;
+  owner: ReturnType<typeof ownerRef>;
+  node: string;
+  container: string;
+  args: string[];
+  backoffLimit: number;
+  activeDeadlineSeconds: number;
+  sharedClaim: string;
+  locationClaim: string;
+  settings: OperatorSettings;
+}): JobManifest {
   return {
     apiVersion: "batch/v1",
     kind: "Job",
-    metadata: {
-      name: variant.name ?? step.metadata.name!,
-      namespace: step.metadata.namespace!,
-      labels,
-      ownerReferences: [ownerRef({ apiVersion: API_VERSION, kind: "NodeSnapshot", metadata: step.metadata })],
-    },
+    metadata: { name: p.name, namespace: p.namespace, labels: p.labels, ownerReferences: [p.owner] },
     spec: {
-      backoffLimit: backup.spec.nodeBackoffLimit ?? DEFAULTS.nodeBackoffLimit,
-      activeDeadlineSeconds: timeoutSeconds,
+      backoffLimit: p.backoffLimit,
+      activeDeadlineSeconds: p.activeDeadlineSeconds,
       template: {
-        metadata: { labels },
+        metadata: { labels: p.labels },
         spec: {
-          nodeName: step.spec.node,
+          nodeName: p.node,
           restartPolicy: "Never",
           serviceAccountName: AGENT_SERVICE_ACCOUNT,
           // Pinned by nodeName, so the scheduler is not involved; still tolerate taints so a cordoned
@@ -215,28 +211,48 @@ export function buildAgentJob(
           tolerations: [{ operator: "Exists" }],
           containers: [
             {
-              name: "agent",
-              image: settings.agentImage,
-              imagePullPolicy: settings.imagePullPolicy ?? "IfNotPresent",
-              args: [
-                "agent",
-                "backup",
-                `--step=${step.metadata.namespace}/${step.metadata.name}`,
-                ...(variant.extraArgs ?? []),
-              ],
+              name: p.container,
+              image: p.settings.agentImage,
+              imagePullPolicy: p.settings.imagePullPolicy ?? "IfNotPresent",
+              args: p.args,
               env: [{ name: "FEDBACKUP_NODE", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } }],
               volumeMounts: AGENT_MOUNTS,
               resources: { requests: { cpu: "100m", memory: "64Mi" }, limits: { memory: "256Mi" } },
             },
           ],
-          volumes: agentVolumes(
-            variant.sharedClaim ?? step.spec.sharedVolume.claimName,
-            step.spec.location.persistentVolumeClaim.claimName,
-          ),
+          volumes: agentVolumes(p.sharedClaim, p.locationClaim),
         },
       },
     },
   };
+}
+
+/** The Job of one step: pinned to its node, mounting the shared volume and the location. */
+export function buildAgentJob(
+  backup: FederatedBackup,
+  step: NodeSnapshot,
+  settings: OperatorSettings,
+  variant: { name?: string; sharedClaim?: string; extraArgs?: string[] } = {},
+): JobManifest {
+  return agentJobManifest({
+    name: variant.name ?? step.metadata.name!,
+    namespace: step.metadata.namespace!,
+    labels: {
+      ...commonLabels(backup),
+      [LABEL_COMPONENT]: COMPONENT_AGENT,
+      [LABEL_NODE]: step.spec.node!,
+      [LABEL_ROUND]: String(step.spec.round),
+    },
+    owner: ownerRef({ apiVersion: API_VERSION, kind: "NodeSnapshot", metadata: step.metadata }),
+    node: step.spec.node!,
+    container: "agent",
+    args: ["agent", "backup", `--step=${step.metadata.namespace}/${step.metadata.name}`, ...(variant.extraArgs ?? [])],
+    backoffLimit: backup.spec.nodeBackoffLimit ?? DEFAULTS.nodeBackoffLimit,
+    activeDeadlineSeconds: Math.ceil(parseDuration(backup.spec.nodeTimeout ?? DEFAULTS.nodeTimeout) / 1000),
+    sharedClaim: variant.sharedClaim ?? step.spec.sharedVolume.claimName,
+    locationClaim: step.spec.location.persistentVolumeClaim.claimName,
+    settings,
+  });
 }
 
 /** The backup's kept snapshots on the shared volume (see src/agent/snapshot.ts), relative to its root. */
@@ -246,48 +262,20 @@ export const cleanupJobName = (backup: FederatedBackup): string => `${backup.met
 
 /** The Job that removes a deleted backup's files (spec.deletionPolicy Delete), on any Ready node. */
 export function buildCleanupJob(backup: FederatedBackup, node: string, settings: OperatorSettings): JobManifest {
-  const labels = { ...commonLabels(backup), [LABEL_COMPONENT]: COMPONENT_AGENT, [LABEL_NODE]: node };
-  return {
-    apiVersion: "batch/v1",
-    kind: "Job",
-    metadata: {
-      name: cleanupJobName(backup),
-      namespace: backup.metadata.namespace!,
-      labels,
-      ownerReferences: [ownerRef(backup)],
-    },
-    spec: {
-      backoffLimit: 2,
-      activeDeadlineSeconds: 3600,
-      template: {
-        metadata: { labels },
-        spec: {
-          nodeName: node,
-          restartPolicy: "Never",
-          serviceAccountName: AGENT_SERVICE_ACCOUNT,
-          tolerations: [{ operator: "Exists" }],
-          containers: [
-            {
-              name: "cleanup",
-              image: settings.agentImage,
-              imagePullPolicy: settings.imagePullPolicy ?? "IfNotPresent",
-              args: [
-                "agent",
-                "cleanup",
-                `--backup-path=${backupPath(backup)}`,
-                `--snapshots-path=${snapshotsPath(backup)}`,
-              ],
-              volumeMounts: AGENT_MOUNTS,
-            },
-          ],
-          volumes: agentVolumes(
-            backup.spec.sharedVolume.claimName,
-            backup.spec.location.persistentVolumeClaim!.claimName,
-          ),
-        },
-      },
-    },
-  };
+  return agentJobManifest({
+    name: cleanupJobName(backup),
+    namespace: backup.metadata.namespace!,
+    labels: { ...commonLabels(backup), [LABEL_COMPONENT]: COMPONENT_AGENT, [LABEL_NODE]: node },
+    owner: ownerRef(backup),
+    node,
+    container: "cleanup",
+    args: ["agent", "cleanup", `--backup-path=${backupPath(backup)}`, `--snapshots-path=${snapshotsPath(backup)}`],
+    backoffLimit: 2,
+    activeDeadlineSeconds: 3600,
+    sharedClaim: backup.spec.sharedVolume.claimName,
+    locationClaim: backup.spec.location.persistentVolumeClaim!.claimName,
+    settings,
+  });
 }
 
 /** ServiceAccount and RoleBindings that give the agent exactly what a step needs (see deploy/rbac). */
