@@ -218,6 +218,14 @@ function agentJobManifest(p: {
               env: [{ name: "FEDBACKUP_NODE", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } }],
               volumeMounts: AGENT_MOUNTS,
               resources: { requests: { cpu: "100m", memory: "64Mi" }, limits: { memory: "256Mi" } },
+              // VM disk images belong to the hypervisor's user (qemu) and restores must keep their owner
+              // and mode: the agent runs as root, with no other privilege.
+              securityContext: {
+                runAsUser: 0,
+                runAsNonRoot: false,
+                allowPrivilegeEscalation: false,
+                capabilities: { drop: ["ALL"], add: ["CHOWN", "DAC_OVERRIDE", "FOWNER"] },
+              },
             },
           ],
           volumes: agentVolumes(p.sharedClaim, p.locationClaim),
