@@ -33,3 +33,15 @@ export type {
   WorkloadRef,
 } from "./types.js";
 export { MISSING_REASONS, workloadKey } from "./types.js";
+export type {
+  InactiveTargetPolicy,
+  RestoreAction,
+  RestoreGroup,
+  RestorePlacement,
+  RestorePlan,
+  RestorePlanEntry,
+  RestorePlanInput,
+  RestoreProblem,
+  RestoreWorkload,
+} from "./restore-plan.js";
+export { planRestore } from "./restore-plan.js";

@@ -975,9 +975,10 @@ export interface WorkloadRestoreStatusPlanEntry {
   /** Node the VM's disks are restored on. */
   restoreNode?: string;
   /**
-   * RestoreInPlace: the VM is not running or already runs on the restore node. MigrateThenRestore:
-   * live-migrate the VM to the restore node first. StopThenRestore: stop the VM first.
-   * RestoreThenStart: restore, then start the VM that was stopped. Skip: not restored (see reason).
+   * RestoreInPlace: the VM runs on the restore node; it is stopped, restored and started there.
+   * MigrateThenRestore: it runs elsewhere and is live-migrated to the restore node first.
+   * StopThenRestore: it runs elsewhere and is stopped there first. RestoreThenStart: it runs
+   * nowhere; it is restored, then started on the restore node. Skip: not restored (see reason).
    */
   action: WorkloadRestoreStatusPlanEntryAction;
   /** Why this node and action were chosen. */
