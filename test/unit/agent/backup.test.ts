@@ -21,6 +21,7 @@ import {
   waitFor,
   writeRandomFile,
   writeSparseFile,
+  nodeBackupPlan,
 } from "./helpers.js";
 
 interface Env {
@@ -36,20 +37,7 @@ function makeEnv(): Env {
 }
 
 function makePlan(env: Env, overrides: Partial<NodeBackupPlan> = {}): NodeBackupPlan {
-  return {
-    backup: { name: "nightly", uid: "uid-nightly" },
-    node: "node-1",
-    round: 1,
-    method: "Auto",
-    quiesce: "GuestAgent",
-    freezeTimeoutMs: 2000,
-    maxFreezeMs: 30_000,
-    extractAt: "Backup",
-    sharedRoot: env.shared,
-    backupRoot: env.location,
-    workloads: [],
-    ...overrides,
-  };
+  return nodeBackupPlan(env.shared, env.location, overrides);
 }
 
 function deps(freezer: RecordingFreezer, isActiveOnNode: IsActiveOnNode = alwaysActive) {

@@ -7,6 +7,7 @@ import { mkdir, open, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { NodeBackupPlan } from "../../../src/agent/backup.js";
 import type { Freezer, NodeActivity } from "../../../src/agent/quiesce.js";
 import type { AgentLog, VmRef } from "../../../src/agent/types.js";
 import { vmKey } from "../../../src/agent/types.js";
@@ -168,4 +169,26 @@ export async function waitFor(check: () => Promise<boolean> | boolean, ms: numbe
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A node backup plan with the tests' defaults: backup nightly (uid-nightly), node-1, round 1, Auto. */
+export function nodeBackupPlan(
+  sharedRoot: string,
+  backupRoot: string,
+  overrides: Partial<NodeBackupPlan> = {},
+): NodeBackupPlan {
+  return {
+    backup: { name: "nightly", uid: "uid-nightly" },
+    node: "node-1",
+    round: 1,
+    method: "Auto",
+    quiesce: "GuestAgent",
+    freezeTimeoutMs: 2000,
+    maxFreezeMs: 30_000,
+    extractAt: "Backup",
+    sharedRoot,
+    backupRoot,
+    workloads: [],
+    ...overrides,
+  };
 }

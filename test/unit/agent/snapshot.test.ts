@@ -20,26 +20,14 @@ import {
   referenceHash,
   writeRandomFile,
   writeSparseFile,
+  nodeBackupPlan,
 } from "./helpers.js";
 
 const TMPFS_MAGIC = 0x01021994;
 const XFS_MAGIC = 0x58465342;
 
 function plan(shared: string, location: string, overrides: Partial<NodeBackupPlan>): NodeBackupPlan {
-  return {
-    backup: { name: "nightly", uid: "uid-1" },
-    node: "node-1",
-    round: 1,
-    method: "Auto",
-    quiesce: "GuestAgent",
-    freezeTimeoutMs: 2000,
-    maxFreezeMs: 30_000,
-    extractAt: "Backup",
-    sharedRoot: shared,
-    backupRoot: location,
-    workloads: [],
-    ...overrides,
-  };
+  return nodeBackupPlan(shared, location, overrides);
 }
 
 const deps = (freezer = new RecordingFreezer()) => ({
