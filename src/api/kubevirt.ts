@@ -40,3 +40,27 @@ export interface NodeObject {
     conditions?: Array<{ type: string; status: string; lastTransitionTime?: string }>;
   };
 }
+
+export interface VirtualMachine {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta & { resourceVersion?: string };
+  spec?: {
+    runStrategy?: string;
+    running?: boolean;
+    template?: {
+      metadata?: { labels?: Record<string, string> };
+      spec?: { nodeSelector?: Record<string, string>; [field: string]: unknown };
+    };
+    [field: string]: unknown;
+  };
+  status?: { printableStatus?: string; ready?: boolean; created?: boolean };
+}
+
+export interface VirtualMachineInstanceMigration {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta & { resourceVersion?: string };
+  spec: { vmiName: string; addedNodeSelector?: Record<string, string> };
+  status?: { phase?: string };
+}

@@ -3,6 +3,7 @@ export const LABEL_NAME = "app.kubernetes.io/name";
 export const LABEL_COMPONENT = "app.kubernetes.io/component";
 export const LABEL_MANAGED_BY = "app.kubernetes.io/managed-by";
 export const LABEL_BACKUP = "fedbackup.io/backup";
+export const LABEL_RESTORE = "fedbackup.io/restore";
 export const LABEL_NODE = "fedbackup.io/node";
 export const LABEL_ROUND = "fedbackup.io/round";
 

@@ -1,30 +1,36 @@
-// `fedbackup agent backup --step NS/NAME`: the program of a node step's Job. It reads its
-// NodeSnapshot, captures the VMs active on this node (freeze → snapshot → thaw → extract with
-// checksums) and reports into the NodeSnapshot's status. Rerun after a crash, it does not redo VMs
-// whose manifest for this round is complete.
+// `fedbackup agent backup|restore --step NS/NAME`: the program of a node step's Job.
+// backup reads its NodeSnapshot, captures the VMs active on this node (freeze → snapshot → thaw →
+// extract with checksums) and reports into the NodeSnapshot's status. Rerun after a crash, it does not
+// redo VMs whose manifest for this round is complete.
+// restore reads its NodeRestore, writes the stopped VMs' disks back from their backups (each verified
+// first) and reports into status.results. Rerun, it does not redo VMs an earlier attempt restored.
 import { parseArgs } from "node:util";
 import { parseDuration } from "../api/duration.js";
 import { AGENT_LOCATION_MOUNT, AGENT_SHARED_MOUNT } from "../api/labels.js";
-import type { NodeSnapshot } from "../api/v1alpha1/index.js";
+import type { NodeRestore, NodeRestoreStatus, NodeSnapshot } from "../api/v1alpha1/index.js";
 import { runNodeBackup, type NodeBackupResult } from "../agent/backup.js";
+import { runNodeRestore } from "../agent/node-restore.js";
 import { freezeReportsOf, RestoredVolumeSnapshotProvider, takeVolumeSnapshot } from "../agent/csi.js";
 import { cleanupBackup } from "../agent/cleanup.js";
 import { FreezeError, type Freezer, type IsActiveOnNode } from "../agent/quiesce.js";
+import { vmKey } from "../agent/types.js";
 import { KubeClient } from "../k8s/client.js";
 import { KubeVirtClient, type FreezeCallError } from "../k8s/kubevirt.js";
 import { Resources } from "../k8s/resources.js";
 import type { KubeObject } from "../k8s/types.js";
-import { createLogger } from "../telemetry/logger.js";
+import { createLogger, type Logger } from "../telemetry/logger.js";
 import path from "node:path";
 
 export const agentUsage = `Usage: fedbackup agent backup --step NAMESPACE/NAME [flags]
+       fedbackup agent restore --step NAMESPACE/NAME [flags]
        fedbackup agent cleanup --backup-path PATH --snapshots-path PATH [flags]
 
-backup runs one node step of a FederatedBackup; cleanup removes a deleted backup's files at the location
-and its kept snapshots on the shared volume. Both normally run inside Jobs the operator creates.
+backup runs one node step of a FederatedBackup; restore writes back the disks of one node step of a
+WorkloadRestore; cleanup removes a deleted backup's files at the location and its kept snapshots on the
+shared volume. All normally run inside Jobs the operator creates.
 
 Flags:
-  --step NS/NAME          the NodeSnapshot to carry out (backup)
+  --step NS/NAME          the NodeSnapshot (backup) or NodeRestore (restore) to carry out
   --from-snapshot         CSI method: extract from the claim restored from the step's VolumeSnapshot,
                           mounted as the shared volume, without freezing (backup)
   --backup-path PATH      the backup's directory, relative to the location root (cleanup)
@@ -59,151 +65,224 @@ export async function runAgent(argv: string[]): Promise<number> {
     createLogger("agent").info("backup files removed", { removed });
     return 0;
   }
-  if (values.help || command !== "backup" || !values.step?.includes("/")) {
+  if (values.help || (command !== "backup" && command !== "restore") || !values.step?.includes("/")) {
     process[values.help ? "stdout" : "stderr"].write(agentUsage);
     return values.help ? 0 : 2;
   }
   const [namespace, name] = values.step.split("/") as [string, string];
   const log = createLogger("agent").child({ step: values.step });
   const client = KubeClient.load(values.kubeconfig);
+  const ctx: StepContext = {
+    client,
+    namespace,
+    name,
+    log,
+    sharedRoot: values["shared-root"],
+    locationRoot: values["location-root"],
+    fromSnapshot: values["from-snapshot"],
+  };
   try {
-    const step = await client.get<NodeSnapshot & KubeObject>(Resources.NodeSnapshot, namespace, name);
-    const node = process.env.FEDBACKUP_NODE || step.spec.node!;
-    if (step.spec.node && node !== step.spec.node)
-      throw new Error(`this step belongs to node ${step.spec.node}, not ${node}`);
-    const kubevirt = new KubeVirtClient(client);
-    const freezer: Freezer = {
-      freeze: async (vm, unfreezeTimeoutSeconds) => {
-        try {
-          await kubevirt.freeze(vm.namespace, vm.name, unfreezeTimeoutSeconds);
-        } catch (err) {
-          const e = err as FreezeCallError;
-          throw new FreezeError(e.failure === "NotFound" ? "NotRunning" : e.failure, e.message);
-        }
-      },
-      unfreeze: (vm) => kubevirt.unfreeze(vm.namespace, vm.name),
-    };
-    const isActiveOnNode: IsActiveOnNode = async (vm) => {
-      const vmi = await kubevirt.getInstance(vm.namespace, vm.name);
-      if (!vmi) return { active: false, reason: "NotRunning", message: "the VirtualMachineInstance no longer exists" };
-      if (vmi.status?.phase !== "Running")
-        return { active: false, reason: "NotRunning", message: `phase ${vmi.status?.phase ?? "unknown"}` };
-      if (vmi.status.nodeName !== node)
-        return { active: false, reason: "Migrated", message: `now active on node ${vmi.status.nodeName}` };
-      const m = vmi.status.migrationState;
-      if (m && !m.completed && !m.failed && m.targetNode && m.targetNode !== node) {
-        return { active: false, reason: "Migrated", message: `migrating to node ${m.targetNode}` };
-      }
-      return { active: true };
-    };
-    const s = step.spec;
-    const timing = {
-      freezeTimeoutMs: parseDuration(s.snapshot.freezeTimeout),
-      maxFreezeMs: parseDuration(s.snapshot.maxFreeze),
-    };
-    const fromSnapshot = values["from-snapshot"];
-    if (s.snapshot.method === "CSI" && !fromSnapshot) {
-      // First Job of a CSI step (see src/agent/csi.ts): the cut point only; the extract Job reports `captured`.
-      const taken = await takeVolumeSnapshot(step, timing, {
-        client,
-        freezer,
-        isActiveOnNode,
-        clock: { now: () => Date.now() },
-        log,
-      });
-      await client.patch(
-        Resources.NodeSnapshot,
-        namespace,
-        name,
-        {
-          status: {
-            snapshotMethod: "CSI",
-            failed: taken.failed,
-            // Nothing to extract: this Job's report is the step's whole report.
-            ...(taken.volumeSnapshot ? { volumeSnapshot: taken.volumeSnapshot } : { capturedCount: 0, captured: [] }),
-          },
-        },
-        { subresource: "status" },
-      );
-      log.info("snapshot taken", { volumeSnapshot: taken.volumeSnapshot?.name, failed: taken.failed.length });
-      return 0;
-    }
-    const taken = fromSnapshot ? step.status?.volumeSnapshot : undefined;
-    if (fromSnapshot && !taken?.name) throw new Error("the step reports no VolumeSnapshot to extract from");
-    const inSnapshot = new Set((taken?.workloads ?? []).map((w) => `${w.namespace}/${w.name}`));
-    const backupRoot = path.join(values["location-root"], s.location.path);
-    const result: NodeBackupResult = await runNodeBackup(
-      {
-        backup: { name: s.backupName, uid: s.backupUID },
-        node,
-        round: s.round,
-        method: s.snapshot.method === "CSI" ? "Auto" : s.snapshot.method,
-        quiesce: s.snapshot.quiesce,
-        ...timing,
-        extractAt: s.extractAt,
-        sharedRoot: values["shared-root"],
-        backupRoot,
-        workloads: (s.workloads ?? [])
-          .filter((w) => !taken || inSnapshot.has(`${w.namespace}/${w.name}`))
-          .map((w) => ({
-            namespace: w.namespace,
-            name: w.name,
-            uid: w.uid ?? "",
-            files: w.files,
-          })),
-      },
-      {
-        freezer,
-        isActiveOnNode,
-        clock: { now: () => Date.now() },
-        log,
-        ...(taken
-          ? {
-              snapshotProvider: new RestoredVolumeSnapshotProvider(
-                { namespace, name: taken.name! },
-                values["shared-root"],
-              ),
-              frozenReports: freezeReportsOf(taken),
-            }
-          : {}),
-      },
-    );
-    const locationPath = (p: string) => path.posix.join(s.location.path, p);
-    await client.patch(
-      Resources.NodeSnapshot,
-      namespace,
-      name,
-      {
-        status: {
-          snapshotMethod: result.method,
-          capturedCount: result.captured.length,
-          captured: result.captured.map((c) => ({
-            namespace: c.namespace,
-            name: c.name,
-            uid: c.uid,
-            bytes: c.bytes,
-            files: c.files,
-            indication: c.indication,
-            freezeWindowMs: c.freezeWindowMs,
-            manifest: locationPath(c.manifestPath),
-            ...(c.sha256 ? { sha256: c.sha256 } : {}),
-          })),
-          failed: [...(taken ? (step.status?.failed ?? []) : []), ...result.failed].map((f) => ({
-            namespace: f.namespace,
-            name: f.name,
-            reason: f.reason,
-            message: f.message,
-          })),
-        },
-      },
-      { subresource: "status" },
-    );
-    log.info("step done", { captured: result.captured.length, failed: result.failed.length, method: result.method });
+    await (command === "backup" ? backupStep : restoreStep)(ctx);
     return 0;
   } catch (err) {
     log.error("step failed", { error: err instanceof Error ? err.message : String(err) });
     return 1;
   } finally {
     client.close();
+  }
+}
+
+interface StepContext {
+  client: KubeClient;
+  /** The step object's namespace and name. */
+  namespace: string;
+  name: string;
+  log: Logger;
+  sharedRoot: string;
+  locationRoot: string;
+  fromSnapshot: boolean;
+}
+
+// FEDBACKUP_NODE comes from the pod's spec.nodeName: a Job scheduled elsewhere must not act for the step's node.
+function stepNode(specNode: string | undefined): string {
+  const node = process.env.FEDBACKUP_NODE || specNode!;
+  if (specNode && node !== specNode) throw new Error(`this step belongs to node ${specNode}, not ${node}`);
+  return node;
+}
+
+async function backupStep(ctx: StepContext): Promise<void> {
+  const { client, namespace, name, log } = ctx;
+  const step = await client.get<NodeSnapshot & KubeObject>(Resources.NodeSnapshot, namespace, name);
+  const node = stepNode(step.spec.node);
+  const kubevirt = new KubeVirtClient(client);
+  const freezer: Freezer = {
+    freeze: async (vm, unfreezeTimeoutSeconds) => {
+      try {
+        await kubevirt.freeze(vm.namespace, vm.name, unfreezeTimeoutSeconds);
+      } catch (err) {
+        const e = err as FreezeCallError;
+        throw new FreezeError(e.failure === "NotFound" ? "NotRunning" : e.failure, e.message);
+      }
+    },
+    unfreeze: (vm) => kubevirt.unfreeze(vm.namespace, vm.name),
+  };
+  const isActiveOnNode: IsActiveOnNode = async (vm) => {
+    const vmi = await kubevirt.getInstance(vm.namespace, vm.name);
+    if (!vmi) return { active: false, reason: "NotRunning", message: "the VirtualMachineInstance no longer exists" };
+    if (vmi.status?.phase !== "Running")
+      return { active: false, reason: "NotRunning", message: `phase ${vmi.status?.phase ?? "unknown"}` };
+    if (vmi.status.nodeName !== node)
+      return { active: false, reason: "Migrated", message: `now active on node ${vmi.status.nodeName}` };
+    const m = vmi.status.migrationState;
+    if (m && !m.completed && !m.failed && m.targetNode && m.targetNode !== node) {
+      return { active: false, reason: "Migrated", message: `migrating to node ${m.targetNode}` };
+    }
+    return { active: true };
+  };
+  const s = step.spec;
+  const timing = {
+    freezeTimeoutMs: parseDuration(s.snapshot.freezeTimeout),
+    maxFreezeMs: parseDuration(s.snapshot.maxFreeze),
+  };
+  const fromSnapshot = ctx.fromSnapshot;
+  if (s.snapshot.method === "CSI" && !fromSnapshot) {
+    // First Job of a CSI step (see src/agent/csi.ts): the cut point only; the extract Job reports `captured`.
+    const taken = await takeVolumeSnapshot(step, timing, {
+      client,
+      freezer,
+      isActiveOnNode,
+      clock: { now: () => Date.now() },
+      log,
+    });
+    await client.patch(
+      Resources.NodeSnapshot,
+      namespace,
+      name,
+      {
+        status: {
+          snapshotMethod: "CSI",
+          failed: taken.failed,
+          // Nothing to extract: this Job's report is the step's whole report.
+          ...(taken.volumeSnapshot ? { volumeSnapshot: taken.volumeSnapshot } : { capturedCount: 0, captured: [] }),
+        },
+      },
+      { subresource: "status" },
+    );
+    log.info("snapshot taken", { volumeSnapshot: taken.volumeSnapshot?.name, failed: taken.failed.length });
+    return;
+  }
+  const taken = fromSnapshot ? step.status?.volumeSnapshot : undefined;
+  if (fromSnapshot && !taken?.name) throw new Error("the step reports no VolumeSnapshot to extract from");
+  const inSnapshot = new Set((taken?.workloads ?? []).map((w) => `${w.namespace}/${w.name}`));
+  const backupRoot = path.join(ctx.locationRoot, s.location.path);
+  const result: NodeBackupResult = await runNodeBackup(
+    {
+      backup: { name: s.backupName, uid: s.backupUID },
+      node,
+      round: s.round,
+      method: s.snapshot.method === "CSI" ? "Auto" : s.snapshot.method,
+      quiesce: s.snapshot.quiesce,
+      ...timing,
+      extractAt: s.extractAt,
+      sharedRoot: ctx.sharedRoot,
+      backupRoot,
+      workloads: (s.workloads ?? [])
+        .filter((w) => !taken || inSnapshot.has(`${w.namespace}/${w.name}`))
+        .map((w) => ({
+          namespace: w.namespace,
+          name: w.name,
+          uid: w.uid ?? "",
+          files: w.files,
+        })),
+    },
+    {
+      freezer,
+      isActiveOnNode,
+      clock: { now: () => Date.now() },
+      log,
+      ...(taken
+        ? {
+            snapshotProvider: new RestoredVolumeSnapshotProvider({ namespace, name: taken.name! }, ctx.sharedRoot),
+            frozenReports: freezeReportsOf(taken),
+          }
+        : {}),
+    },
+  );
+  const locationPath = (p: string) => path.posix.join(s.location.path, p);
+  await client.patch(
+    Resources.NodeSnapshot,
+    namespace,
+    name,
+    {
+      status: {
+        snapshotMethod: result.method,
+        capturedCount: result.captured.length,
+        captured: result.captured.map((c) => ({
+          namespace: c.namespace,
+          name: c.name,
+          uid: c.uid,
+          bytes: c.bytes,
+          files: c.files,
+          indication: c.indication,
+          freezeWindowMs: c.freezeWindowMs,
+          manifest: locationPath(c.manifestPath),
+          ...(c.sha256 ? { sha256: c.sha256 } : {}),
+        })),
+        failed: [...(taken ? (step.status?.failed ?? []) : []), ...result.failed].map((f) => ({
+          namespace: f.namespace,
+          name: f.name,
+          reason: f.reason,
+          message: f.message,
+        })),
+      },
+    },
+    { subresource: "status" },
+  );
+  log.info("step done", { captured: result.captured.length, failed: result.failed.length, method: result.method });
+}
+
+async function restoreStep(ctx: StepContext): Promise<void> {
+  const { client, namespace, name, log } = ctx;
+  const step = await client.get<NodeRestore & KubeObject>(Resources.NodeRestore, namespace, name);
+  const node = stepNode(step.spec.node);
+  // VMs with an outcome are the operator's to decide: a rerun of the Job must not write them again.
+  const decided = new Set((step.status?.outcomes ?? []).map(vmKey));
+  const previous = step.status?.results ?? [];
+  // status.results is replaced as a whole: the decided VMs keep their entries.
+  const kept = previous.filter((r) => decided.has(vmKey(r)));
+  const kubevirt = new KubeVirtClient(client);
+  const abort = new AbortController();
+  const stop = (signal: NodeJS.Signals) => abort.abort(new Error(`interrupted by ${signal}`));
+  process.on("SIGTERM", stop).on("SIGINT", stop);
+  try {
+    const results = await runNodeRestore(
+      {
+        node,
+        sharedRoot: ctx.sharedRoot,
+        locationRoot: ctx.locationRoot,
+        workloads: step.spec.workloads
+          .filter((w) => !decided.has(vmKey(w)))
+          .map((w) => ({ namespace: w.namespace, name: w.name, backupPath: w.backupPath })),
+        previous,
+        signal: abort.signal,
+      },
+      {
+        runningOn: async (vm) => {
+          const vmi = await kubevirt.getInstance(vm.namespace, vm.name);
+          return vmi && (vmi.status?.nodeName ?? "");
+        },
+        report: async (results) => {
+          const status: NodeRestoreStatus = { results: [...kept, ...results] };
+          await client.patch(Resources.NodeRestore, namespace, name, { status }, { subresource: "status" });
+        },
+        log,
+      },
+    );
+    log.info("step done", {
+      restored: results.filter((r) => r.restored).length,
+      failed: results.filter((r) => !r.restored).length,
+    });
+  } finally {
+    process.off("SIGTERM", stop).off("SIGINT", stop);
   }
 }

@@ -19,6 +19,7 @@ export const Resources = {
   FederatedBackup: r("fedbackup.io", "v1alpha1", "federatedbackups", "FederatedBackup"),
   WorkloadRestore: r("fedbackup.io", "v1alpha1", "workloadrestores", "WorkloadRestore"),
   NodeSnapshot: r("fedbackup.io", "v1alpha1", "nodesnapshots", "NodeSnapshot"),
+  NodeRestore: r("fedbackup.io", "v1alpha1", "noderestores", "NodeRestore"),
   VirtualMachineInstance: r("kubevirt.io", "v1", "virtualmachineinstances", "VirtualMachineInstance"),
   VirtualMachine: r("kubevirt.io", "v1", "virtualmachines", "VirtualMachine"),
   VirtualMachineInstanceMigration: r(

@@ -511,6 +511,152 @@ export type FederatedBackupStatusMissingEntryReason =
   | "NoSharedDisk"
   | "CaptureFailed";
 
+/** Kind of the NodeRestore resource. */
+export const NODE_RESTORE_KIND = "NodeRestore";
+/** Plural resource name of NodeRestore, as used in API paths. */
+export const NODE_RESTORE_PLURAL = "noderestores";
+
+/**
+ * NodeRestore is one step of a WorkloadRestore: the VMs whose disks are restored on one node, and
+ * what came of it. The operator creates NodeRestores (owned by their WorkloadRestore) when it plans
+ * the restore, works through them one at a time (migrate or stop the VMs, run the node agent's
+ * restore Job on the node, start the VMs there) and records each VM's outcome in the status; the
+ * node agent reports what it wrote. Users read these objects (kubectl get noderestores -l
+ * fedbackup.io/restore=NAME) but do not create them.
+ */
+export interface NodeRestore {
+  apiVersion: typeof API_VERSION;
+  kind: typeof NODE_RESTORE_KIND;
+  metadata: ObjectMeta;
+  /** What this step must restore. Written once by the operator. */
+  spec: NodeRestoreSpec;
+  /**
+   * Progress of the step; the phase and outcomes are written by the operator, results by the node
+   * agent.
+   */
+  status?: NodeRestoreStatus;
+}
+
+/** What this step must restore. Written once by the operator. */
+export interface NodeRestoreSpec {
+  /** Name of the WorkloadRestore, in this namespace. */
+  restoreName: string;
+  /** UID of the WorkloadRestore, so that a step of a deleted and recreated restore is told apart. */
+  restoreUID: string;
+  /** The node the VMs' disks are restored on and the VMs started on. */
+  node: string;
+  /** Position of the node in the restore's node order, from 1. */
+  order: number;
+  /** The shared volume holding the VMs' disks. */
+  sharedVolume: NodeRestoreSpecSharedVolume;
+  /** Where the backups are. */
+  location: NodeRestoreSpecLocation;
+  /** The VMs to restore on this node. */
+  workloads: NodeRestoreSpecWorkload[];
+}
+
+/** The shared volume holding the VMs' disks. */
+export interface NodeRestoreSpecSharedVolume {
+  /** PersistentVolumeClaim of the shared volume, in this namespace. */
+  claimName: string;
+}
+
+/** Where the backups are. */
+export interface NodeRestoreSpecLocation {
+  /** PersistentVolumeClaim of the backup location, in this namespace. */
+  claimName: string;
+}
+
+/** One VM to restore. */
+export interface NodeRestoreSpecWorkload {
+  /** Namespace of the VM. */
+  namespace: string;
+  /** Name of the VM. */
+  name: string;
+  /** The FederatedBackup the disks come from. */
+  backup: string;
+  /** Directory of that backup, relative to the location PVC root. */
+  backupPath: string;
+  /** The planned action (see WorkloadRestore status.plan). */
+  action: NodeRestoreSpecWorkloadAction;
+  /** Where the VM ran when the restore was planned. */
+  activeNode?: string;
+  /** The spec.groups entry of the WorkloadRestore the VM belongs to. */
+  group?: string;
+}
+
+export type NodeRestoreSpecWorkloadAction =
+  "RestoreInPlace" | "MigrateThenRestore" | "StopThenRestore" | "RestoreThenStart";
+
+/**
+ * Progress of the step; the phase and outcomes are written by the operator, results by the node
+ * agent.
+ */
+export interface NodeRestoreStatus {
+  /**
+   * Pending: waiting for its turn. Preparing: the VMs are migrated or stopped. Restoring: the
+   * restore Job runs. Starting: the VMs are started on the node. Succeeded: every VM was restored
+   * and runs again. Failed: at least one VM was not restored (see outcomes).
+   */
+  phase?: NodeRestoreStatusPhase;
+  /** VMs this step restores. */
+  workloads?: number;
+  /** VMs restored. */
+  restoredCount?: number;
+  /** When the node's turn began. */
+  startTime?: string;
+  /** When the VMs began to be started again (phase Starting); nodeTimeout counts anew from here. */
+  startingSince?: string;
+  /** When the step finished. */
+  completionTime?: string;
+  /** Human-readable detail on the phase. */
+  message?: string;
+  /** The node agent's report, one entry per VM it was asked to restore. */
+  results?: NodeRestoreStatusResult[];
+  /** The operator's final word on each VM of the step. */
+  outcomes?: NodeRestoreStatusOutcome[];
+}
+
+export type NodeRestoreStatusPhase = "Pending" | "Preparing" | "Restoring" | "Starting" | "Succeeded" | "Failed";
+
+export interface NodeRestoreStatusResult {
+  /** Namespace of the VM. */
+  namespace: string;
+  /** Name of the VM. */
+  name: string;
+  /** Whether the disks were written back. */
+  restored: boolean;
+  /** Files written. */
+  files?: number;
+  /** Bytes written. */
+  bytes?: number;
+  /** Whether every file matched the checksum recorded at backup. */
+  verified?: boolean;
+  /** Why the VM was not restored, in CamelCase (ChecksumMismatch, MissingFile, ...). */
+  reason?: string;
+  /** Human-readable detail. */
+  message?: string;
+}
+
+export interface NodeRestoreStatusOutcome {
+  /** Namespace of the VM. */
+  namespace: string;
+  /** Name of the VM. */
+  name: string;
+  /** Restored or Failed. */
+  phase: NodeRestoreStatusOutcomePhase;
+  /** Node the VM runs on after the step, if it runs. */
+  node?: string;
+  /** Bytes of disk data written. */
+  bytes?: number;
+  /** Whether the disks matched the checksums recorded at backup. */
+  verified?: boolean;
+  /** Human-readable detail, for example why the restore failed. */
+  message?: string;
+}
+
+export type NodeRestoreStatusOutcomePhase = "Restored" | "Failed";
+
 /** Kind of the NodeSnapshot resource. */
 export const NODE_SNAPSHOT_KIND = "NodeSnapshot";
 /** Plural resource name of NodeSnapshot, as used in API paths. */

@@ -1,0 +1,132 @@
+// One node's share of a restore: `fedbackup agent restore` runs this in a Job on the node, once the
+// operator has stopped the VMs. Each VM is restored on its own (restoreWorkload: all or nothing), so one
+// VM's bad backup is reported and the others go on. A Job retried after a crash keeps the VMs an earlier
+// attempt restored: writing them again would only repeat the same bytes, and cost the time of a full copy.
+import { stat } from "node:fs/promises";
+import { join, posix } from "node:path";
+import { isErrno } from "./atomic-files.js";
+import { ManifestError, relativeManifestPath, relativePathProblem } from "./manifest.js";
+import { RestoreError, restoreWorkload } from "./restore.js";
+import type { AgentLog, VmRef } from "./types.js";
+import { errorMessage, silentLog, vmKey } from "./types.js";
+
+/** One VM's result, as in the NodeRestore's status.results. */
+export interface NodeRestoreResult {
+  namespace: string;
+  name: string;
+  /** Whether the disks were written back. */
+  restored: boolean;
+  files?: number;
+  bytes?: number;
+  /** Whether every file matched the checksum recorded at backup. */
+  verified?: boolean;
+  /** Why the VM was not restored: a RestoreErrorReason, MissingBackup, Running or RestoreFailed. */
+  reason?: string;
+  message?: string;
+}
+
+export interface NodeRestoreWorkload {
+  namespace: string;
+  name: string;
+  /** The backup's directory, relative to locationRoot. */
+  backupPath: string;
+}
+
+export interface NodeRestoreInput {
+  node: string;
+  /** Local directory where the shared volume is mounted. */
+  sharedRoot: string;
+  /** Local directory where the backup location is mounted. */
+  locationRoot: string;
+  workloads: NodeRestoreWorkload[];
+  /** The results of an earlier attempt: the VMs restored there are kept as they are. */
+  previous?: readonly NodeRestoreResult[];
+  /** Stops the run; it then rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+export interface NodeRestoreDeps {
+  /** The node where the VM has a VirtualMachineInstance ("" for one not on a node yet), undefined without one. */
+  runningOn(vm: VmRef): Promise<string | undefined>;
+  /** Called after each VM this run restores or refuses, with every result so far (kept ones included). */
+  report(results: NodeRestoreResult[]): Promise<void>;
+  log?: AgentLog;
+}
+
+export async function runNodeRestore(input: NodeRestoreInput, deps: NodeRestoreDeps): Promise<NodeRestoreResult[]> {
+  const log = deps.log ?? silentLog;
+  const earlier = new Map((input.previous ?? []).filter((r) => r.restored).map((r) => [vmKey(r), r]));
+  // Kept results are part of every report from the start, so that a run stopped before reaching a VM
+  // does not drop the fact that an earlier attempt restored it.
+  const slots = input.workloads.map((w) => earlier.get(vmKey(w)));
+  const done = () => slots.filter((r) => r !== undefined);
+  for (const [i, workload] of input.workloads.entries()) {
+    if (slots[i]) {
+      log.info("VM restored by an earlier attempt; not redone", { vm: vmKey(workload) });
+      continue;
+    }
+    // Everything done so far has been reported after its VM, so an abort has nothing left to report.
+    input.signal?.throwIfAborted();
+    const result = await restoreOne(input, deps, workload, log);
+    if (!result.restored)
+      log.warn("VM not restored", { vm: vmKey(workload), reason: result.reason, message: result.message });
+    slots[i] = result;
+    await deps.report(done());
+  }
+  log.info("node restore done", {
+    node: input.node,
+    restored: done().filter((r) => r.restored).length,
+    failed: done().filter((r) => !r.restored).length,
+  });
+  return done();
+}
+
+async function restoreOne(
+  input: NodeRestoreInput,
+  deps: NodeRestoreDeps,
+  workload: NodeRestoreWorkload,
+  log: AgentLog,
+): Promise<NodeRestoreResult> {
+  const vm = { namespace: workload.namespace, name: workload.name };
+  const refuse = (reason: string, message: string): NodeRestoreResult => ({ ...vm, restored: false, reason, message });
+  try {
+    // Writing the disk under a running guest would corrupt it beyond what any backup can repair.
+    const node = await deps.runningOn(vm);
+    if (node !== undefined) {
+      const where = node ? `on node ${node}` : "not yet scheduled on a node";
+      return refuse("Running", `the VM has a running instance ${where}; its disks are not written while it runs`);
+    }
+    const problem = relativePathProblem(workload.backupPath);
+    if (problem)
+      return refuse("RestoreFailed", `invalid backup path ${JSON.stringify(workload.backupPath)}: ${problem}`);
+    const backupRoot = join(input.locationRoot, workload.backupPath);
+    const restored = await restoreWorkload({
+      ...vm,
+      backupRoot,
+      sharedRoot: input.sharedRoot,
+      log,
+      ...(input.signal ? { signal: input.signal } : {}),
+    });
+    return { ...vm, restored: true, files: restored.files, bytes: restored.bytes, verified: true };
+  } catch (err) {
+    if (input.signal?.aborted) throw err;
+    if (err instanceof RestoreError && err.cause instanceof ManifestError && err.cause.code === "NotFound") {
+      return refuse("MissingBackup", await missingBackupMessage(input.locationRoot, workload));
+    }
+    if (err instanceof RestoreError) return { ...refuse(err.reason, err.message), verified: false };
+    return refuse("RestoreFailed", errorMessage(err));
+  }
+}
+
+// Tells a backup that is gone as a whole (deleted, wrong location) from one that lacks this VM.
+async function missingBackupMessage(locationRoot: string, workload: NodeRestoreWorkload): Promise<string> {
+  const vm = vmKey(workload);
+  try {
+    await stat(join(locationRoot, workload.backupPath));
+  } catch (err) {
+    if (isErrno(err, "ENOENT"))
+      return `no backup of ${vm}: the backup directory ${workload.backupPath} does not exist at the location`;
+  }
+  const manifest = posix.join(workload.backupPath, relativeManifestPath(workload.namespace, workload.name));
+  return `no backup of ${vm}: ${manifest} does not exist at the location`;
+}
