@@ -1,7 +1,12 @@
 // Wires the operator together: informers feed a per-key work queue, the queue runs the reconcilers.
-import type { NodeObject, VirtualMachineInstance } from "../api/kubevirt.js";
-import { LABEL_BACKUP, LABEL_MANAGED_BY } from "../api/labels.js";
-import type { FederatedBackup, NodeSnapshot } from "../api/v1alpha1/index.js";
+import type {
+  NodeObject,
+  VirtualMachine,
+  VirtualMachineInstance,
+  VirtualMachineInstanceMigration,
+} from "../api/kubevirt.js";
+import { LABEL_BACKUP, LABEL_MANAGED_BY, LABEL_RESTORE } from "../api/labels.js";
+import type { FederatedBackup, NodeRestore, NodeSnapshot, WorkloadRestore } from "../api/v1alpha1/index.js";
 import type { KubeClient } from "../k8s/client.js";
 import { EventRecorder } from "../k8s/events.js";
 import { Informer } from "../k8s/informer.js";
@@ -15,6 +20,7 @@ import { backupIsActive, FederatedBackupReconciler, type BackupInformers } from 
 import { countNodeFailures } from "./federatedbackup/node-failures.js";
 import { NodeHealthLog } from "../k8s/node-health.js";
 import { TerminalError, WorkQueue } from "./runtime/work-queue.js";
+import { restoreIsActive, WorkloadRestoreReconciler, type RestoreInformers } from "./workloadrestore/reconciler.js";
 
 export interface ManagerOptions {
   client: KubeClient;
@@ -30,8 +36,9 @@ export interface ManagerOptions {
 }
 
 export class Manager {
-  readonly informers: BackupInformers;
+  readonly informers: BackupInformers & RestoreInformers;
   readonly backupQueue: WorkQueue;
+  readonly restoreQueue: WorkQueue;
   private readonly all: Array<Informer<KubeObject>>;
   private readonly nodeHealth: NodeHealthLog;
 
@@ -61,6 +68,20 @@ export class Manager {
         { namespace: options.namespace, labelSelector: managed },
         informerLog,
       ),
+      restores: new Informer<WorkloadRestore & KubeObject>(client, Resources.WorkloadRestore, {}, informerLog),
+      restoreSteps: new Informer<NodeRestore & KubeObject>(
+        client,
+        Resources.NodeRestore,
+        { labelSelector: managed },
+        informerLog,
+      ),
+      vms: new Informer<VirtualMachine & KubeObject>(client, Resources.VirtualMachine, {}, informerLog),
+      migrations: new Informer<VirtualMachineInstanceMigration & KubeObject>(
+        client,
+        Resources.VirtualMachineInstanceMigration,
+        { labelSelector: managed },
+        informerLog,
+      ),
     };
     this.all = Object.values(this.informers) as Array<Informer<KubeObject>>;
 
@@ -73,6 +94,19 @@ export class Manager {
       process.env.HOSTNAME ?? "fedbackup-operator",
       (err) => log.warn("could not record an event", { error: String(err) }),
     );
+    // A Lease's owner is a run of either kind; only a run that is still going keeps the volume.
+    const ownerActive = (owner: string): boolean => {
+      const [kind, ns, name, uid] = owner.split("/");
+      if (kind === "FederatedBackup") {
+        const b = this.informers.backups.get(`${ns}/${name}`);
+        return backupIsActive(b) && b?.metadata.uid === uid;
+      }
+      if (kind === "WorkloadRestore") {
+        const r = this.informers.restores.get(`${ns}/${name}`);
+        return restoreIsActive(r) && r?.metadata.uid === uid;
+      }
+      return false;
+    };
     const reconciler = new FederatedBackupReconciler({
       client,
       informers: this.informers,
@@ -86,57 +120,82 @@ export class Manager {
         migrationWaitMs: options.migrationWaitMs ?? 60_000,
         nodeFailures: () => countNodeFailures(this.informers.steps.list(), this.nodeHealth.events(), clock.now()),
       },
-      ownerActive: (owner) => {
-        const [kind, ns, name, uid] = owner.split("/");
-        if (kind !== "FederatedBackup") return false;
-        const b = this.informers.backups.get(`${ns}/${name}`);
-        return backupIsActive(b) && b?.metadata.uid === uid;
-      },
+      ownerActive,
     });
-    const backupLog = log.child({ controller: "federatedbackup" });
-    this.backupQueue = new WorkQueue(
-      async (key) => {
-        const end = options.metrics.reconcileDuration.startTimer({ controller: "federatedbackup" });
-        try {
-          const result = await reconciler.reconcile(key);
-          options.metrics.reconciles.inc({ controller: "federatedbackup", result: "success" });
-          return result;
-        } catch (err) {
-          options.metrics.reconciles.inc({ controller: "federatedbackup", result: "error" });
-          throw err;
-        } finally {
-          end();
-        }
-      },
-      {
-        concurrency: options.concurrency ?? 2,
-        onError: (key, err, retryInMs) =>
-          backupLog.warn("reconcile failed", {
-            key,
-            error: err instanceof Error ? err.message : String(err),
-            retryInMs,
-            terminal: err instanceof TerminalError,
-          }),
-      },
-    );
+    const restoreReconciler = new WorkloadRestoreReconciler({
+      client,
+      informers: this.informers,
+      leases: new VolumeLeases(client, options.namespace, leaseDurationSeconds),
+      events,
+      log: log.child({ controller: "workloadrestore" }),
+      clock,
+      settings: { ...options.settings, leaseRenewMs: (leaseDurationSeconds * 1000) / 3 },
+      ownerActive,
+    });
+    const queueFor = (controller: string, reconcile: (key: string) => ReturnType<typeof reconciler.reconcile>) => {
+      const queueLog = log.child({ controller });
+      return new WorkQueue(
+        async (key) => {
+          const end = options.metrics.reconcileDuration.startTimer({ controller });
+          try {
+            const result = await reconcile(key);
+            options.metrics.reconciles.inc({ controller, result: "success" });
+            return result;
+          } catch (err) {
+            options.metrics.reconciles.inc({ controller, result: "error" });
+            throw err;
+          } finally {
+            end();
+          }
+        },
+        {
+          concurrency: options.concurrency ?? 2,
+          onError: (key, err, retryInMs) =>
+            queueLog.warn("reconcile failed", {
+              key,
+              error: err instanceof Error ? err.message : String(err),
+              retryInMs,
+              terminal: err instanceof TerminalError,
+            }),
+        },
+      );
+    };
+    this.backupQueue = queueFor("federatedbackup", (key) => reconciler.reconcile(key));
+    this.restoreQueue = queueFor("workloadrestore", (key) => restoreReconciler.reconcile(key));
 
     const enqueueBackup = (o: KubeObject) => this.backupQueue.add(objectKey(o));
     const enqueueOwner = (o: KubeObject) => {
-      const name = o.metadata.labels?.[LABEL_BACKUP];
-      if (name) this.backupQueue.add(`${o.metadata.namespace}/${name}`);
+      const backup = o.metadata.labels?.[LABEL_BACKUP];
+      if (backup) this.backupQueue.add(`${o.metadata.namespace}/${backup}`);
+      const restore = o.metadata.labels?.[LABEL_RESTORE];
+      if (restore) this.restoreQueue.add(`${o.metadata.namespace}/${restore}`);
+    };
+    const enqueueActiveRestores = () => {
+      for (const r of this.informers.restores.list(restoreIsActive)) this.restoreQueue.add(objectKey(r));
     };
     const enqueueActive = () => {
       for (const b of this.informers.backups.list(backupIsActive)) this.backupQueue.add(objectKey(b));
+      enqueueActiveRestores();
     };
     this.informers.backups.on((_e, o) => enqueueBackup(o));
     this.informers.steps.on((_e, o) => enqueueOwner(o));
     this.informers.jobs.on((_e, o) => enqueueOwner(o));
+    this.informers.restores.on((_e, o) => this.restoreQueue.add(objectKey(o)));
+    this.informers.restoreSteps.on((_e, o) => enqueueOwner(o));
+    this.informers.migrations.on((_e, o) => enqueueOwner(o));
+    // VMs stopping, starting and moving are what a restore waits for; few restores run at once.
+    this.informers.vms.on(() => enqueueActiveRestores());
+    this.informers.vmis.on(() => enqueueActiveRestores());
     // A Lease changing hands wakes the runs waiting for it (not its owner: its own renewals would loop).
     this.informers.leases.on((_e, lease) => {
       const owner = lease.metadata.annotations?.[LEASE_OWNER_ANNOTATION] ?? "";
       for (const b of this.informers.backups.list(backupIsActive)) {
         if (!owner.startsWith(`FederatedBackup/${b.metadata.namespace}/${b.metadata.name}/`))
           this.backupQueue.add(objectKey(b));
+      }
+      for (const r of this.informers.restores.list(restoreIsActive)) {
+        if (!owner.startsWith(`WorkloadRestore/${r.metadata.namespace}/${r.metadata.name}/`))
+          this.restoreQueue.add(objectKey(r));
       }
     });
     this.informers.nodes.on((event, node, old) => {
@@ -161,10 +220,11 @@ export class Manager {
     await this.nodeHealth.load();
     await Promise.all(this.all.map((i) => i.start()));
     for (const b of this.informers.backups.list()) this.backupQueue.add(objectKey(b));
+    for (const r of this.informers.restores.list()) this.restoreQueue.add(objectKey(r));
   }
 
   async stop(): Promise<void> {
     await Promise.all(this.all.map((i) => i.stop()));
-    await this.backupQueue.shutdown();
+    await Promise.all([this.backupQueue.shutdown(), this.restoreQueue.shutdown()]);
   }
 }

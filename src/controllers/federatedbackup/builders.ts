@@ -40,7 +40,7 @@ function commonLabels(backup: FederatedBackup): Record<string, string> {
   };
 }
 
-function ownerRef(o: { apiVersion: string; kind: string; metadata: { name?: string; uid?: string } }) {
+export function ownerRef(o: { apiVersion: string; kind: string; metadata: { name?: string; uid?: string } }) {
   return {
     apiVersion: o.apiVersion,
     kind: o.kind,
@@ -179,7 +179,7 @@ export function buildExtractJob(backup: FederatedBackup, step: NodeSnapshot, set
 }
 
 /** What every agent Job shares: pinned to a node, the agent's ServiceAccount, both volumes mounted. */
-function agentJobManifest(p: {
+export function agentJobManifest(p: {
   name: string;
   namespace: string;
   labels: Record<string, string>;

@@ -25,23 +25,13 @@ import {
   type UnplacedWorkload,
 } from "../../planning/index.js";
 import { jsonEqual } from "../runtime/conditions.js";
+import type { LeaseState } from "../runtime/lease-state.js";
 import { backupPath, buildNodeSnapshot, DEFAULTS } from "./builders.js";
 import { capturedWorkloads, expectedWorkloads, missingWorkloads, type StepWithPhase } from "./missing.js";
 import { buildStatus, type StatusFacts } from "./status.js";
 import { byRoundAndOrder, deriveStepPhase, type ObservedStep } from "./steps.js";
 
-export interface LeaseState {
-  /** This backup holds the shared volume's Lease. */
-  ours: boolean;
-  /** Nobody holds it (released, or expired with its owner gone). */
-  free: boolean;
-  /** Who holds it, for messages. */
-  owner?: string;
-  /** When it was last renewed (epoch ms). */
-  renewedAt?: number;
-  /** The node named as its holder. */
-  holderNode?: string;
-}
+export type { LeaseState } from "../runtime/lease-state.js";
 
 export interface BackupWorld {
   now: number;

@@ -10,12 +10,7 @@ import type { EventSink } from "../../k8s/events.js";
 import type { Informer } from "../../k8s/informer.js";
 import { Resources } from "../../k8s/resources.js";
 import type { KubeObject } from "../../k8s/types.js";
-import {
-  viewLease,
-  volumeLeaseName as leaseNameFor,
-  type LeaseObject,
-  type VolumeLeases,
-} from "../../k8s/volume-lease.js";
+import { volumeLeaseName as leaseNameFor, type LeaseObject, type VolumeLeases } from "../../k8s/volume-lease.js";
 import type { Logger } from "../../telemetry/logger.js";
 import { jsonEqual } from "../runtime/conditions.js";
 import { TerminalError, type ReconcileResult } from "../runtime/work-queue.js";
@@ -32,7 +27,8 @@ import {
   volumeSnapshotName,
   type OperatorSettings,
 } from "./builders.js";
-import { decideBackup, type BackupAction, type BackupWorld, type LeaseState } from "./decide.js";
+import { decideBackup, type BackupAction, type BackupWorld } from "./decide.js";
+import { leaseStateOf, type LeaseState, type OwnerActive } from "../runtime/lease-state.js";
 import { inScope, observeNode, observeWorkload } from "./observe.js";
 import { viewJob, type ObservedStep } from "./steps.js";
 
@@ -58,7 +54,7 @@ export interface BackupReconcilerDeps {
     nodeFailures?: () => Map<string, number>;
   };
   /** Is the run that owns a Lease still going? (backups here; restores register theirs.) */
-  ownerActive: (owner: string) => boolean;
+  ownerActive: OwnerActive;
 }
 
 const FINISHED = new Set(["Completed", "PartiallyFailed", "Failed"]);
@@ -196,19 +192,7 @@ export class FederatedBackupReconciler {
   }
 
   private leaseState(backup: FederatedBackup, lease: LeaseObject | undefined, now: number): LeaseState {
-    const view = viewLease(lease);
-    const me = backupOwnerId(backup);
-    if (!view?.owner) return { ours: false, free: true };
-    const held = {
-      ...(view.renewTime ? { renewedAt: view.renewTime } : {}),
-      ...(view.holderNode ? { holderNode: view.holderNode } : {}),
-    };
-    if (view.owner === me) return { ours: true, free: false, owner: me, ...held };
-    const expired = (view.renewTime ?? 0) + view.durationSeconds * 1000 < now;
-    // A Lease is taken over when its owner is gone or finished, or when it expired and no run we
-    // know holds it (a dead holder outside this operator's view).
-    const free = !this.deps.ownerActive(view.owner) && (expired || isOwnedByKnownKind(view.owner));
-    return { ours: false, free, owner: view.owner.split("/").slice(0, 3).join("/"), ...held };
+    return leaseStateOf(lease, backupOwnerId(backup), now, this.deps.ownerActive);
   }
 
   private async validate(backup: FederatedBackup, sharedFound: boolean): Promise<BackupWorld["invalid"]> {
@@ -459,8 +443,4 @@ export class FederatedBackupReconciler {
       },
     });
   }
-}
-
-function isOwnedByKnownKind(owner: string): boolean {
-  return owner.startsWith("FederatedBackup/") || owner.startsWith("WorkloadRestore/");
 }

@@ -1,0 +1,308 @@
+// WorkloadRestore reconciler: gather (informer caches, a few reads) → decide (pure) → act (API calls),
+// then write the status if it changed. It keeps nothing between passes that the cluster does not hold:
+// the plan is in the NodeRestores and the status, a stopped VM's former state in its hold annotation.
+import type {
+  NodeObject,
+  VirtualMachine,
+  VirtualMachineInstance,
+  VirtualMachineInstanceMigration,
+} from "../../api/kubevirt.js";
+import type { FederatedBackup, NodeRestore, NodeSnapshot, WorkloadRestore } from "../../api/v1alpha1/index.js";
+import type { KubeClient } from "../../k8s/client.js";
+import { ApiError, isAlreadyExists, isNotFound } from "../../k8s/errors.js";
+import type { EventSink } from "../../k8s/events.js";
+import type { Informer } from "../../k8s/informer.js";
+import { Resources } from "../../k8s/resources.js";
+import type { KubeObject } from "../../k8s/types.js";
+import { volumeLeaseName, type LeaseObject, type VolumeLeases } from "../../k8s/volume-lease.js";
+import { workloadKey } from "../../planning/index.js";
+import type { Logger } from "../../telemetry/logger.js";
+import { buildAgentAccess, type OperatorSettings } from "../federatedbackup/builders.js";
+import { observeNode, observeWorkload } from "../federatedbackup/observe.js";
+import { viewJob } from "../federatedbackup/steps.js";
+import { jsonEqual } from "../runtime/conditions.js";
+import { leaseStateOf, type OwnerActive } from "../runtime/lease-state.js";
+import type { ReconcileResult } from "../runtime/work-queue.js";
+import { buildMigration, buildRestoreJob, migrationName, restoreOwnerId } from "./builders.js";
+import { decideRestore, type RestoreAction, type RestoreWorld } from "./decide.js";
+import { resolveWorkloads } from "./resolve.js";
+import {
+  effectiveRunStrategy,
+  holdPatch,
+  pinnedNodeOf,
+  readHold,
+  releasePatch,
+  startPatch,
+  type VmView,
+} from "./vm-hold.js";
+
+export interface RestoreInformers {
+  restores: Informer<WorkloadRestore & KubeObject>;
+  restoreSteps: Informer<NodeRestore & KubeObject>;
+  backups: Informer<FederatedBackup & KubeObject>;
+  /** The backups' steps (NodeSnapshots): what each backup captured. */
+  steps: Informer<NodeSnapshot & KubeObject>;
+  jobs: Informer<KubeObject & { status?: unknown }>;
+  vms: Informer<VirtualMachine & KubeObject>;
+  vmis: Informer<VirtualMachineInstance & KubeObject>;
+  migrations: Informer<VirtualMachineInstanceMigration & KubeObject>;
+  nodes: Informer<NodeObject & KubeObject>;
+  leases: Informer<LeaseObject>;
+}
+
+export interface RestoreReconcilerDeps {
+  client: KubeClient;
+  informers: RestoreInformers;
+  leases: VolumeLeases;
+  events: EventSink;
+  log: Logger;
+  clock: { now(): number };
+  settings: OperatorSettings & { leaseRenewMs: number };
+  ownerActive: OwnerActive;
+}
+
+const FINISHED = new Set(["Completed", "PartiallyFailed", "Failed"]);
+
+export function restoreIsActive(r: WorkloadRestore | undefined): boolean {
+  return !!r && !r.metadata.deletionTimestamp && !FINISHED.has(r.status?.phase ?? "New");
+}
+
+type World = RestoreWorld & { volumeId?: string; leaseObject?: LeaseObject };
+
+export class WorkloadRestoreReconciler {
+  /** Restore UID → the shared volume's identity (a bound claim's volume does not change). */
+  private readonly volumeIds = new Map<string, string>();
+
+  constructor(private readonly deps: RestoreReconcilerDeps) {}
+
+  async reconcile(key: string): Promise<ReconcileResult | void> {
+    const { informers, client } = this.deps;
+    const cached = informers.restores.get(key);
+    if (!cached || cached.metadata.deletionTimestamp) return;
+    const restore = structuredClone(cached);
+    const world = await this.gather(restore);
+    const decision = decideRestore(world, { leaseRenewMs: this.deps.settings.leaseRenewMs });
+    for (const action of decision.actions) await this.act(restore, world, action);
+    if (!jsonEqual(restore.status, decision.status)) {
+      const written = await client.apply(
+        Resources.WorkloadRestore,
+        {
+          apiVersion: restore.apiVersion,
+          kind: restore.kind,
+          // Conditional on the copy the decision was taken on: an outdated decision is refused (409) and retaken.
+          metadata: {
+            name: restore.metadata.name,
+            namespace: restore.metadata.namespace,
+            resourceVersion: restore.metadata.resourceVersion,
+          },
+          status: decision.status,
+        } as KubeObject,
+        { subresource: "status" },
+      );
+      informers.restores.observe(written as WorkloadRestore & KubeObject);
+    }
+    return decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : undefined;
+  }
+
+  private async gather(restore: WorkloadRestore): Promise<World> {
+    const { informers, client, clock } = this.deps;
+    const ns = restore.metadata.namespace!;
+    const phase = restore.status?.phase ?? "New";
+    const now = clock.now();
+    const owns = (s: NodeRestore) => s.metadata.namespace === ns && s.spec.restoreUID === restore.metadata.uid;
+    // While New, steps may have been created an instant ago: read them rather than trust the cache.
+    const stepObjects =
+      phase === "New"
+        ? (await client.list<NodeRestore & KubeObject>(Resources.NodeRestore, { namespace: ns })).items.filter(owns)
+        : informers.restoreSteps.list(owns);
+    const steps = stepObjects.map((step) => {
+      const job = informers.jobs.get(`${ns}/${step.metadata.name}`);
+      return { step, ...(job ? { job: viewJob(job as Parameters<typeof viewJob>[0]) } : {}) };
+    });
+    const nodes = informers.nodes.list().map((n) => observeNode(n, { cpuMilli: 0, memoryBytes: 0 }, 0));
+
+    const world: World = { now, restore, steps, vms: new Map(), nodes, lease: { ours: false, free: true } };
+    if (phase === "New") {
+      world.resolution = resolveWorkloads(restore, informers.backups.list(), informers.steps.list(), now);
+      world.observed = informers.vmis.list().map((v) => observeWorkload(v, "/"));
+      return world;
+    }
+    const current = steps
+      .map((s) => s.step)
+      .sort((a, b) => a.spec.order - b.spec.order)
+      .find((s) => s.status?.phase !== "Succeeded" && s.status?.phase !== "Failed");
+    if (current) {
+      world.vms = new Map(current.spec.workloads.map((w) => [workloadKey(w), this.viewVm(restore, w)]));
+      world.volumeId = await this.volumeId(restore, current);
+    } else {
+      world.volumeId = this.volumeIds.get(restore.metadata.uid!);
+    }
+    if (world.volumeId) {
+      world.leaseObject = informers.leases.get(`${this.deps.leases.namespace}/${volumeLeaseName(world.volumeId)}`);
+      world.lease = leaseStateOf(world.leaseObject, restoreOwnerId(restore), now, this.deps.ownerActive);
+    }
+    return world;
+  }
+
+  private viewVm(restore: WorkloadRestore, w: { namespace: string; name: string }): VmView {
+    const { informers } = this.deps;
+    const key = `${w.namespace}/${w.name}`;
+    const vm = informers.vms.get(key);
+    const vmi = informers.vmis.get(key);
+    const migration = informers.migrations.get(`${w.namespace}/${migrationName(restore, w)}`);
+    const hold = vm ? readHold(vm) : undefined;
+    const pinned = vm ? pinnedNodeOf(vm) : undefined;
+    const m = vmi?.status?.migrationState;
+    return {
+      exists: !!vm,
+      runStrategy: vm ? effectiveRunStrategy(vm) : "Halted",
+      ...(hold ? { hold } : {}),
+      ...(pinned ? { pinnedNode: pinned } : {}),
+      ...(vmi
+        ? {
+            vmi: {
+              ...(vmi.status?.nodeName ? { node: vmi.status.nodeName } : {}),
+              phase: vmi.status?.phase ?? "",
+              migrating: !!m && !m.completed && !m.failed,
+            },
+          }
+        : {}),
+      ...(migration ? { migration: { phase: migration.status?.phase ?? "" } } : {}),
+    };
+  }
+
+  private async volumeId(restore: WorkloadRestore, step: NodeRestore): Promise<string> {
+    const known = this.volumeIds.get(restore.metadata.uid!);
+    if (known) return known;
+    // The bound PersistentVolume names the filesystem: backups and restores of one volume share one Lease.
+    let id = `${step.metadata.namespace}-${step.spec.sharedVolume.claimName}`;
+    try {
+      const pvc = await this.deps.client.get<KubeObject & { spec?: { volumeName?: string } }>(
+        Resources.PersistentVolumeClaim,
+        step.metadata.namespace,
+        step.spec.sharedVolume.claimName,
+      );
+      if (pvc.spec?.volumeName) {
+        id = pvc.spec.volumeName;
+        this.volumeIds.set(restore.metadata.uid!, id);
+      }
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    return id;
+  }
+
+  private async act(restore: WorkloadRestore, world: World, action: RestoreAction): Promise<void> {
+    const { client, informers, leases, events, clock } = this.deps;
+    const owner = restoreOwnerId(restore);
+    const patchVm = async (vm: { namespace: string; name: string }, patch: Record<string, unknown>) => {
+      informers.vms.observe(
+        await client.patch<VirtualMachine & KubeObject>(Resources.VirtualMachine, vm.namespace, vm.name, patch),
+      );
+    };
+    switch (action.kind) {
+      case "CreateStep":
+        await this.createIfAbsent(Resources.NodeRestore, action.step);
+        return;
+      case "DeleteStep":
+        await this.deleteIfExists(Resources.NodeRestore, action.step.metadata.namespace!, action.step.metadata.name!);
+        return;
+      case "ClaimLease": {
+        if (!world.volumeId) return;
+        const current = world.leaseObject ?? (await leases.read(world.volumeId));
+        // The cache may not have seen another run's claim yet: check the copy about to be replaced.
+        const state = leaseStateOf(current, owner, clock.now(), this.deps.ownerActive);
+        if (!state.ours && !state.free) {
+          throw new ApiError(
+            409,
+            "Conflict",
+            `the shared volume's Lease was just taken by ${state.owner ?? "another run"}`,
+          );
+        }
+        world.leaseObject = await leases.claim(world.volumeId, current, owner, action.node, action.step, clock.now());
+        return;
+      }
+      case "ReleaseLease": {
+        const volumeId = world.volumeId ?? this.volumeIds.get(restore.metadata.uid!);
+        if (volumeId) await leases.release(volumeId, owner);
+        return;
+      }
+      case "HoldVm": {
+        const vm = informers.vms.get(workloadKey(action.vm));
+        if (vm) await patchVm(action.vm, holdPatch(vm, action.hold));
+        return;
+      }
+      case "StartVm":
+        await patchVm(action.vm, startPatch(action.node, action.runStrategy));
+        return;
+      case "ReleaseVm":
+        await patchVm(action.vm, releasePatch(action.hold, action.runStrategy));
+        return;
+      case "CreateMigration": {
+        const created = await this.createIfAbsent(
+          Resources.VirtualMachineInstanceMigration,
+          buildMigration(restore, action.vm, action.node),
+        );
+        if (created) informers.migrations.observe(created as VirtualMachineInstanceMigration & KubeObject);
+        return;
+      }
+      case "StartJob": {
+        const access = buildAgentAccess(
+          restore.metadata.namespace!,
+          action.step.spec.workloads.map((w) => w.namespace),
+        );
+        await client.apply(Resources.ServiceAccount, access.serviceAccount);
+        for (const binding of access.bindings) await client.apply(Resources.RoleBinding, binding);
+        const job = await this.createIfAbsent(
+          Resources.Job,
+          buildRestoreJob(restore, action.step, this.deps.settings),
+        );
+        // Seen at once, so that the next pass does not take the Job for one that disappeared.
+        if (job) informers.jobs.observe(job);
+        return;
+      }
+      case "DeleteJob":
+        await this.deleteIfExists(Resources.Job, action.step.metadata.namespace!, action.step.metadata.name!);
+        return;
+      case "RecordStep":
+        informers.restoreSteps.observe(
+          await client.patch<NodeRestore & KubeObject>(
+            Resources.NodeRestore,
+            action.step.metadata.namespace,
+            action.step.metadata.name!,
+            { status: action.status },
+            { subresource: "status" },
+          ),
+        );
+        return;
+      case "Event":
+        events.record(restore, action.type, action.reason, action.message);
+        return;
+    }
+  }
+
+  /** Creates the object; one that already exists counts as created (the manifests are deterministic). */
+  private async createIfAbsent(
+    type: (typeof Resources)[keyof typeof Resources],
+    manifest: KubeObject,
+  ): Promise<KubeObject | undefined> {
+    try {
+      return await this.deps.client.create(type, manifest);
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+      return undefined;
+    }
+  }
+
+  private async deleteIfExists(
+    type: (typeof Resources)[keyof typeof Resources],
+    ns: string,
+    name: string,
+  ): Promise<void> {
+    try {
+      await this.deps.client.delete(type, ns, name, { propagationPolicy: "Background" });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+}

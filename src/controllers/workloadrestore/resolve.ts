@@ -1,0 +1,160 @@
+// Which capture each VM of a WorkloadRestore is restored from. Pure: the backups and their steps
+// (NodeSnapshots) in, one capture per VM out, or the reason a VM cannot be restored.
+import type { FederatedBackup, NodeSnapshot, WorkloadRestore } from "../../api/v1alpha1/index.js";
+import { indexCaptures, vmKey } from "../../digest/index.js";
+import { compareWorkloads, type RestoreWorkload, type WorkloadRef } from "../../planning/index.js";
+
+/** A VM with the capture it is restored from. */
+export interface ResolvedWorkload extends RestoreWorkload {
+  /** The backup's directory, relative to the location PVC root. */
+  backupPath: string;
+  sharedClaim: string;
+  locationClaim: string;
+}
+
+export interface Unrestorable extends WorkloadRef {
+  backup: string;
+  reason: string;
+}
+
+export interface Resolution {
+  workloads: ResolvedWorkload[];
+  /** VMs asked for that have no usable capture, with the reason (they are planned as Skip). */
+  unrestorable: Unrestorable[];
+  /** A problem with the request as a whole: nothing is restored. */
+  invalid?: { reason: string; message: string };
+}
+
+const FINISHED = new Set(["Completed", "PartiallyFailed"]);
+
+/**
+ * Resolves spec.workloads (all VMs of the backup when empty) against the captures. A VM is restored from
+ * the latest round that captured it in its backup; with source Latest, from its most recent capture in
+ * any finished backup of the namespace (the digest's capture index). One restore Job mounts one shared
+ * volume and one location, so VMs whose capture lives elsewhere than the majority's are left out.
+ */
+export function resolveWorkloads(
+  restore: WorkloadRestore,
+  backups: readonly FederatedBackup[],
+  steps: readonly NodeSnapshot[],
+  now: number,
+): Resolution {
+  const ns = restore.metadata.namespace!;
+  const spec = restore.spec;
+  const backupByName = new Map(backups.filter((b) => b.metadata.namespace === ns).map((b) => [b.metadata.name!, b]));
+  const stepsOf = (backup: FederatedBackup) =>
+    steps.filter((s) => s.metadata.namespace === ns && s.spec.backupUID === backup.metadata.uid);
+
+  // Every backup named must exist and be finished: a typo or a running backup is the user's to fix.
+  const named = [
+    ...new Set([spec.backupRef?.name, ...(spec.workloads ?? []).map((w) => w.backupRef?.name)].filter(Boolean)),
+  ] as string[];
+  for (const name of named.sort()) {
+    const backup = backupByName.get(name);
+    if (!backup) {
+      return invalid("BackupNotFound", `FederatedBackup ${ns}/${name} does not exist`);
+    }
+    if (!FINISHED.has(backup.status?.phase ?? "")) {
+      return invalid(
+        "BackupNotFinished",
+        `FederatedBackup ${ns}/${name} is ${backup.status?.phase ?? "New"}; only a Completed or PartiallyFailed backup can be restored from`,
+      );
+    }
+  }
+
+  const finishedSteps = [...backupByName.values()]
+    .filter((b) => FINISHED.has(b.status?.phase ?? ""))
+    .flatMap((b) => stepsOf(b));
+  const latest = spec.source === "Latest" ? indexCaptures([...backupByName.values()], finishedSteps, now) : undefined;
+
+  const captureIn = (backup: FederatedBackup, w: WorkloadRef) => {
+    let best: { step: NodeSnapshot; index: number } | undefined;
+    for (const step of stepsOf(backup)) {
+      const index = step.status?.captured?.findIndex((c) => c.namespace === w.namespace && c.name === w.name) ?? -1;
+      if (index >= 0 && (!best || step.spec.round > best.step.spec.round)) best = { step, index };
+    }
+    return best?.step;
+  };
+
+  let wanted: Array<WorkloadRef & { targetNode?: string; backup?: string }>;
+  if (spec.workloads?.length) {
+    wanted = spec.workloads.map((w) => ({
+      namespace: w.namespace,
+      name: w.name,
+      ...(w.targetNode ? { targetNode: w.targetNode } : {}),
+      ...(w.backupRef?.name || spec.backupRef?.name ? { backup: w.backupRef?.name ?? spec.backupRef?.name } : {}),
+    }));
+  } else if (latest) {
+    wanted = [...latest.keys()].map((key) => {
+      const [namespace, name] = key.split("/") as [string, string];
+      return { namespace, name };
+    });
+  } else {
+    const backup = backupByName.get(spec.backupRef!.name)!;
+    const seen = new Set<string>();
+    wanted = stepsOf(backup)
+      .flatMap((s) => s.status?.captured ?? [])
+      .filter((c) => !seen.has(vmKey(c.namespace, c.name)) && !!seen.add(vmKey(c.namespace, c.name)))
+      .map((c) => ({ namespace: c.namespace, name: c.name }));
+  }
+  wanted.sort(compareWorkloads);
+
+  const found: ResolvedWorkload[] = [];
+  const unrestorable: Unrestorable[] = [];
+  for (const w of wanted) {
+    const key = vmKey(w.namespace, w.name);
+    const backupName = w.backup ?? latest?.get(key)?.last.backup.split("/")[1];
+    const backup = backupName ? backupByName.get(backupName) : undefined;
+    const step = backup ? captureIn(backup, w) : undefined;
+    if (!backup || !step) {
+      unrestorable.push({
+        namespace: w.namespace,
+        name: w.name,
+        backup: backupName ?? "",
+        reason: backup
+          ? `Skipped: FederatedBackup ${backupName} holds no capture of ${key}.`
+          : `Skipped: no finished FederatedBackup in ${ns} holds a capture of ${key}.`,
+      });
+      continue;
+    }
+    found.push({
+      namespace: w.namespace,
+      name: w.name,
+      backup: backup.metadata.name!,
+      ...(w.targetNode ? { targetNode: w.targetNode } : {}),
+      ...(step.spec.node ? { originalNode: step.spec.node } : {}),
+      backupPath: step.spec.location.path,
+      sharedClaim: step.spec.sharedVolume.claimName,
+      locationClaim: step.spec.location.persistentVolumeClaim.claimName,
+    });
+  }
+  if (wanted.length === 0) {
+    return invalid("NothingToRestore", "the backup holds no captured VM to restore");
+  }
+
+  // The volumes most captures use, ties by name; the others need a WorkloadRestore of their own.
+  const volumesOf = (w: ResolvedWorkload) => `${w.sharedClaim}\n${w.locationClaim}`;
+  const counts = new Map<string, number>();
+  for (const w of found) counts.set(volumesOf(w), (counts.get(volumesOf(w)) ?? 0) + 1);
+  const [majority] = [...counts].sort(([a, x], [b, y]) => y - x || (a < b ? -1 : 1));
+  const workloads: ResolvedWorkload[] = [];
+  for (const w of found) {
+    if (majority === undefined || volumesOf(w) === majority[0]) workloads.push(w);
+    else {
+      const [shared, location] = majority[0].split("\n");
+      unrestorable.push({
+        namespace: w.namespace,
+        name: w.name,
+        backup: w.backup,
+        reason:
+          `Skipped: its capture in ${w.backup} uses shared volume ${w.sharedClaim} and location ${w.locationClaim}, ` +
+          `the other VMs ${shared} and ${location}; restore it with a WorkloadRestore of its own.`,
+      });
+    }
+  }
+  return { workloads, unrestorable };
+
+  function invalid(reason: string, message: string): Resolution {
+    return { workloads: [], unrestorable: [], invalid: { reason, message } };
+  }
+}
