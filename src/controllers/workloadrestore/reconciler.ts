@@ -253,10 +253,7 @@ export class WorkloadRestoreReconciler {
         );
         await client.apply(Resources.ServiceAccount, access.serviceAccount);
         for (const binding of access.bindings) await client.apply(Resources.RoleBinding, binding);
-        const job = await this.createIfAbsent(
-          Resources.Job,
-          buildRestoreJob(restore, action.step, this.deps.settings),
-        );
+        const job = await this.createIfAbsent(Resources.Job, buildRestoreJob(restore, action.step, this.deps.settings));
         // Seen at once, so that the next pass does not take the Job for one that disappeared.
         if (job) informers.jobs.observe(job);
         return;
