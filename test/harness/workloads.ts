@@ -1,6 +1,6 @@
 // Test fixtures for backups: a shared volume and a backup location as PersistentVolumes (hostPath
-// directories on this machine) with ReadWriteMany claims, and VirtualMachineInstances whose hostDisk
-// files are real files of random bytes on that volume.
+// directories on this machine) with ReadWriteMany claims, and VirtualMachineInstances (bare, or of
+// VirtualMachines) whose hostDisk files are real files of random bytes on that volume.
 import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -8,6 +8,8 @@ import type { VirtualMachineInstance } from "../../src/api/kubevirt.js";
 import type { KubeClient } from "../../src/k8s/client.js";
 import { Resources } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
+import { FIRST_NODE_ANNOTATION, instanceOf, type VirtualMachine } from "./kubevirt-vms.js";
+import { isAlreadyExists } from "../../src/k8s/errors.js";
 
 export const NODE_MOUNT_PATH = "/var/lib/vmdisks";
 
@@ -67,6 +69,23 @@ export interface VmFixture {
 export const diskPaths = (namespace: string, vm: VmFixture): string[] =>
   (vm.disks ?? [64 * 1024]).map((_, i) => `${namespace}/${vm.name}/disk${i}.img`);
 
+/** Writes the VM's disk files (random bytes); returns the VMI spec whose hostDisk volumes are those files. */
+function writeDisks(namespace: string, sharedDir: string, vm: VmFixture): NonNullable<VirtualMachineInstance["spec"]> {
+  const files = diskPaths(namespace, vm);
+  (vm.disks ?? [64 * 1024]).forEach((size, i) => {
+    const file = path.join(sharedDir, files[i]!);
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(file, randomBytes(size));
+  });
+  return {
+    domain: { devices: { disks: files.map((_, i) => ({ name: `disk${i}`, disk: { bus: "virtio" } })) } },
+    volumes: files.map((f, i) => ({
+      name: `disk${i}`,
+      hostDisk: { path: `${NODE_MOUNT_PATH}/${f}`, type: "Disk", shared: true },
+    })),
+  };
+}
+
 /** Writes the VM's disk files (random bytes) and creates its VMI, Running on its node. */
 export async function createVm(
   client: KubeClient,
@@ -74,12 +93,7 @@ export async function createVm(
   sharedDir: string,
   vm: VmFixture,
 ): Promise<VirtualMachineInstance & KubeObject> {
-  const files = diskPaths(namespace, vm);
-  (vm.disks ?? [64 * 1024]).forEach((size, i) => {
-    const file = path.join(sharedDir, files[i]!);
-    mkdirSync(path.dirname(file), { recursive: true });
-    writeFileSync(file, randomBytes(size));
-  });
+  const spec = writeDisks(namespace, sharedDir, vm);
   const phase = vm.phase ?? (vm.node ? "Running" : "Pending");
   return client.create<VirtualMachineInstance & KubeObject>(Resources.VirtualMachineInstance, {
     apiVersion: "kubevirt.io/v1",
@@ -90,15 +104,50 @@ export async function createVm(
       labels: { app: "demo", ...(vm.node ? { "kubevirt.io/nodeName": vm.node } : {}), ...vm.labels },
       ...(vm.annotations ? { annotations: vm.annotations } : {}),
     },
-    spec: {
-      domain: { devices: { disks: files.map((_, i) => ({ name: `disk${i}`, disk: { bus: "virtio" } })) } },
-      volumes: files.map((f, i) => ({
-        name: `disk${i}`,
-        hostDisk: { path: `${NODE_MOUNT_PATH}/${f}`, type: "Disk", shared: true },
-      })),
-    },
+    spec,
     status: { phase, ...(vm.node ? { nodeName: vm.node } : {}) },
   });
+}
+
+/**
+ * Writes the VM's disk files and creates a VirtualMachine using them (runStrategy Always, or Halted when
+ * `running` is false). A running VM with a node also gets its VMI on that node, made as the simulated
+ * controller (kubevirt-vms.ts) makes one, so that the controller finds it already running there.
+ */
+export async function createVirtualMachine(
+  client: KubeClient,
+  namespace: string,
+  sharedDir: string,
+  vm: VmFixture & { running?: boolean },
+): Promise<VirtualMachine> {
+  const running = vm.running !== false;
+  const labels = { app: "demo", ...vm.labels };
+  const created = await client.create<VirtualMachine>(Resources.VirtualMachine, {
+    apiVersion: "kubevirt.io/v1",
+    kind: "VirtualMachine",
+    metadata: {
+      name: vm.name,
+      namespace,
+      labels,
+      ...(vm.node ? { annotations: { [FIRST_NODE_ANNOTATION]: vm.node } } : {}),
+    },
+    spec: {
+      runStrategy: running ? "Always" : "Halted",
+      template: {
+        metadata: { labels, ...(vm.annotations ? { annotations: vm.annotations } : {}) },
+        spec: writeDisks(namespace, sharedDir, vm),
+      },
+    },
+  });
+  if (running && vm.node) {
+    try {
+      await client.create(Resources.VirtualMachineInstance, instanceOf(created, vm.node));
+    } catch (err) {
+      // The simulator was quicker, on the same node (see FIRST_NODE_ANNOTATION).
+      if (!isAlreadyExists(err)) throw err;
+    }
+  }
+  return created;
 }
 
 /** Moves a VMI to another node the way a completed live migration leaves it. */
