@@ -133,15 +133,20 @@ export class FederatedBackupReconciler {
       s.metadata.labels?.[LABEL_BACKUP] === name &&
       s.spec.backupUID === backup.metadata.uid;
     // While the run is New its steps may have been created an instant ago: read them, do not trust the cache.
+    // While New, steps may have been created an instant ago: read them, do not trust the cache. Later the
+    // status says how many node steps exist; a cache that has not seen them all yet is not trusted either
+    // (it would make a run that has not started look finished).
+    const cached = phase === "New" ? [] : informers.steps.list(ownsStep);
+    const known = backup.status?.progress?.nodesTotal ?? 0;
     const stepObjects =
-      phase === "New"
+      phase === "New" || cached.filter((s) => !!s.spec.node).length < known
         ? (
             await client.list<NodeSnapshot & KubeObject>(Resources.NodeSnapshot, {
               namespace: ns,
               labelSelector: `${LABEL_BACKUP}=${name}`,
             })
           ).items.filter(ownsStep)
-        : informers.steps.list(ownsStep);
+        : cached;
     const steps: ObservedStep[] = stepObjects.map((step) => {
       const job = informers.jobs.get(`${ns}/${step.metadata.name}`);
       const extract =
@@ -257,7 +262,9 @@ export class FederatedBackupReconciler {
     switch (action.kind) {
       case "CreateStep":
         try {
-          await client.create(Resources.NodeSnapshot, action.step);
+          this.deps.informers.steps.observe(
+            await client.create<NodeSnapshot & KubeObject>(Resources.NodeSnapshot, action.step),
+          );
         } catch (err) {
           if (!isAlreadyExists(err)) throw err;
           const existing = await client.get<NodeSnapshot & KubeObject>(

@@ -172,27 +172,16 @@ export function decideRestore(world: RestoreWorld, settings: RestoreSettings): R
     const summary = `${planned} VMs on ${desired.length} nodes (${desired.map((s) => `${s.spec.node}: ${s.spec.workloads.length}`).join(", ") || "none"})${
       entries.length > planned ? `; ${entries.length - planned} skipped` : ""
     }`;
-    if (restore.spec.dryRun) {
-      facts.phase = "Completed";
-      facts.completionTime = nowIso;
-      facts.dryRun = true;
-      actions.push({ kind: "Event", type: "Normal", reason: "DryRun", message: `planned ${summary}; nothing touched` });
-      return result();
-    }
     // Nothing has been touched while the phase is New: steps left by an interrupted pass are replaced when
-    // the plan came out differently this time.
-    const byName = new Map(desired.map((d) => [d.metadata.name!, d]));
+    // the plan came out differently this time (and removed when there is nothing to run).
+    const willRun = desired.length > 0 && !restore.spec.dryRun;
+    const byName = new Map((willRun ? desired : []).map((d) => [d.metadata.name!, d]));
+    const kept = new Set<string>();
     for (const { step } of steps) {
-      if (!jsonEqual(byName.get(step.metadata.name!)?.spec, step.spec)) actions.push({ kind: "DeleteStep", step });
-    }
-    const kept = new Set(
-      steps.filter(({ step }) => jsonEqual(byName.get(step.metadata.name!)?.spec, step.spec)).map((s) => s.step),
-    );
-    for (const d of desired) {
-      if (![...kept].some((k) => k.metadata.name === d.metadata.name)) actions.push({ kind: "CreateStep", step: d });
+      if (jsonEqual(byName.get(step.metadata.name!)?.spec, step.spec)) kept.add(step.metadata.name!);
+      else actions.push({ kind: "DeleteStep", step });
     }
     steps.length = 0;
-    steps.push(...desired.map((step) => ({ step })));
     if (desired.length === 0) {
       facts.phase = "Failed";
       facts.completionTime = nowIso;
@@ -203,6 +192,15 @@ export function decideRestore(world: RestoreWorld, settings: RestoreSettings): R
       actions.push({ kind: "Event", type: "Warning", ...facts.invalid });
       return result();
     }
+    if (restore.spec.dryRun) {
+      facts.phase = "Completed";
+      facts.completionTime = nowIso;
+      facts.dryRun = true;
+      actions.push({ kind: "Event", type: "Normal", reason: "DryRun", message: `planned ${summary}; nothing touched` });
+      return result();
+    }
+    for (const d of desired) if (!kept.has(d.metadata.name!)) actions.push({ kind: "CreateStep", step: d });
+    steps.push(...desired.map((step) => ({ step })));
     facts.phase = "InProgress";
     facts.progressing = { reason: "Planned", message: summary };
     actions.push({ kind: "Event", type: "Normal", reason: "Planned", message: summary });
@@ -211,28 +209,25 @@ export function decideRestore(world: RestoreWorld, settings: RestoreSettings): R
 
   const current = steps.find(({ step }) => !isDone(step.status?.phase));
   if (!current) return finish();
+  // Nothing of a step is touched without the shared volume (another run may have taken it over after
+  // this one's Lease expired while the operator was away).
+  if (!world.lease.ours && !world.lease.free) {
+    facts.progressing = {
+      reason: "WaitingForVolumeLease",
+      message: `the shared volume is in use by ${world.lease.owner ?? "another run"}; waiting for it to finish`,
+    };
+    return result(5_000);
+  }
   const position = `${current.step.spec.order}/${steps.length}`;
   const node = current.step.spec.node;
   facts.coordinatingNode = node;
-  const outcome = advanceStep(world, current, settings, actions, nowIso);
+  const outcome = advanceStep(world, current, actions, nowIso);
   facts.progressing = { reason: outcome.reason, message: `node ${node} (${position}): ${outcome.message}` };
   if (outcome.done) return result(0);
-  if (outcome.needsLease) {
-    if (!world.lease.ours && !world.lease.free) {
-      facts.coordinatingNode = undefined;
-      facts.progressing = {
-        reason: "WaitingForVolumeLease",
-        message: `the shared volume is in use by ${world.lease.owner ?? "another run"}; waiting for it to finish`,
-      };
-      return result(5_000);
-    }
-    const due =
-      !world.lease.ours ||
-      world.lease.holderNode !== node ||
-      now - (world.lease.renewedAt ?? 0) >= settings.leaseRenewMs;
-    // Claimed before any other action of the pass: nothing is touched without the volume.
-    if (due) actions.unshift({ kind: "ClaimLease", node, step: current.step.metadata.name! });
-  }
+  const due =
+    !world.lease.ours || world.lease.holderNode !== node || now - (world.lease.renewedAt ?? 0) >= settings.leaseRenewMs;
+  // Claimed (or renewed) before any other action of the pass.
+  if (due) actions.unshift({ kind: "ClaimLease", node, step: current.step.metadata.name! });
   return result(Math.min(outcome.requeueAfterMs ?? WAIT_MS, settings.leaseRenewMs));
 
   function finish(): RestoreDecision {
@@ -261,275 +256,310 @@ interface StepOutcome {
   message: string;
   /** The step finished in this pass. */
   done?: boolean;
-  /** The step is under way and needs the shared volume's Lease. */
-  needsLease?: boolean;
   requeueAfterMs?: number;
 }
 
-/** One pass over the current step; its recorded status is updated in place as the actions will. */
+/** What the stages of one step share during a pass. */
+interface StepPass {
+  world: RestoreWorld;
+  step: NodeRestore;
+  job?: JobView;
+  node: string;
+  me: string;
+  timeoutMs: number;
+  nowIso: string;
+  actions: RestoreAction[];
+  /** The operator's final word per VM, as recorded plus what this pass adds. */
+  outcomes: Map<string, NodeRestoreStatusOutcome>;
+  /** Records a status change of the step (with the outcomes so far) and mirrors it into `step`. */
+  record(patch: StepStatusPatch): void;
+  fail(w: WorkloadRef, message: string, runsOn?: string): void;
+  vmOf(w: WorkloadRef): VmView;
+}
+
+/** One pass over the current step: Pending → Preparing → Restoring → Starting → Succeeded | Failed. */
 function advanceStep(
   world: RestoreWorld,
   current: ObservedRestoreStep,
-  settings: RestoreSettings,
   actions: RestoreAction[],
   nowIso: string,
 ): StepOutcome {
-  const { restore, now } = world;
-  const { step, job } = current;
-  const node = step.spec.node;
-  const me = restoreOwnerId(restore);
-  const timeoutMs = parseDuration(restore.spec.nodeTimeout ?? RESTORE_DEFAULTS.nodeTimeout);
-  const status = step.status ?? {};
-  const outcomes = new Map((status.outcomes ?? []).map((o) => [workloadKey(o), o]));
-  const record = (patch: StepStatusPatch) => {
-    const full = { ...patch, ...(patch.outcomes ? {} : outcomes.size ? { outcomes: [...outcomes.values()] } : {}) };
-    actions.push({ kind: "RecordStep", step, status: full });
-    step.status = { ...step.status, ...full };
-  };
-  const fail = (w: WorkloadRef, message: string) =>
-    outcomes.set(workloadKey(w), { namespace: w.namespace, name: w.name, phase: "Failed", message });
-  const vmOf = (w: WorkloadRef): VmView => world.vms.get(workloadKey(w)) ?? { exists: false, runStrategy: "Halted" };
-  const heldByMe = (v: VmView) => v.hold?.owner === me;
-  const workloads = step.spec.workloads;
-
-  // Pending: the node's turn begins, if the node can take it.
-  if (status.phase === undefined || status.phase === "Pending") {
-    const nodeState = world.nodes.find((n) => n.name === node);
-    if (!nodeState?.ready) {
-      const why = nodeState ? `node ${node} is not Ready` : `node ${node} no longer exists`;
-      for (const w of workloads) fail(w, `not restored: ${why}; its disks and its instance were not touched`);
-      record({ phase: "Failed", workloads: workloads.length, restoredCount: 0, completionTime: nowIso, message: why });
-      actions.push({
-        kind: "Event",
-        type: "Warning",
-        reason: "NodeFailed",
-        message: `${why}: its ${workloads.length} VMs are not restored`,
-      });
-      return { reason: "NodeFailed", message: why, done: true };
-    }
-    if (!world.lease.ours && !world.lease.free)
-      return { reason: "WaitingForVolumeLease", message: "waiting", needsLease: true };
-    record({
-      phase: "Preparing",
-      workloads: workloads.length,
-      startTime: nowIso,
-      message: "stopping or migrating the VMs",
-    });
-    actions.push({
-      kind: "Event",
-      type: "Normal",
-      reason: "NodeStarted",
-      message: `node ${node} is the coordinating node: restoring ${workloads.length} VMs`,
-    });
-    // Fall through: prepare in the same pass.
-  }
-
-  const startedAt = Date.parse(step.status?.startTime ?? "") || now;
-  const phase = step.status?.phase;
-
-  if (phase === "Preparing") {
-    const timedOut = now - startedAt > timeoutMs;
-    let waiting = 0;
-    let notes: string[] = [];
-    for (const w of workloads) {
-      if (outcomes.has(workloadKey(w))) continue;
-      const v = vmOf(w);
-      if (!v.exists) {
-        fail(
-          w,
-          `VirtualMachine ${workloadKey(w)} does not exist: without it the VM can be neither stopped nor started, so its disks are not touched`,
-        );
-        continue;
-      }
-      const vmi = v.vmi;
-      const held = heldByMe(v);
-      const elsewhere = !!vmi?.node && vmi.node !== node && vmi.phase === "Running";
-      if (!held && elsewhere && (restore.spec.conflictPolicy ?? "Migrate") === "Migrate") {
-        const m = v.migration?.phase;
-        if (m === "Failed" || (m === "Succeeded" && !vmi.migrating)) {
-          fail(
-            w,
-            `the live migration from ${vmi.node} to ${node} failed; the VM keeps running on ${vmi.node} and its disks were not touched`,
-          );
-          continue;
-        }
-        if (timedOut) {
-          fail(
-            w,
-            `not migrated to ${node} within nodeTimeout; it keeps running on ${vmi.node} and its disks were not touched`,
-          );
-          continue;
-        }
-        if (!v.migration) actions.push({ kind: "CreateMigration", vm: w, node });
-        notes.push(`${w.name} migrating from ${vmi.node}`);
-        waiting++;
-        continue;
-      }
-      if (!held) {
-        // Another restore's hold keeps the original state it recorded; only the owner changes.
-        const hold: VmHold = v.hold
-          ? { ...v.hold, owner: me }
-          : {
-              owner: me,
-              runStrategy: v.runStrategy,
-              activeNode: vmi?.phase === "Running" ? (vmi.node ?? "") : "",
-              ...(v.pinnedNode ? { nodeSelector: v.pinnedNode } : {}),
-            };
-        actions.push({ kind: "HoldVm", vm: w, hold });
-        notes.push(`${w.name} stopping`);
-        waiting++;
-        continue;
-      }
-      if (v.runStrategy !== "Halted") actions.push({ kind: "HoldVm", vm: w, hold: v.hold! });
-      if (vmi || v.runStrategy !== "Halted") {
-        if (timedOut) {
-          // Started again where it ran by the Starting stage, which sees the hold without a restore result.
-          fail(w, `not stopped within nodeTimeout; its disks were not touched`);
-          continue;
-        }
-        notes.push(`${w.name} stopping on ${vmi?.node ?? "its node"}`);
-        waiting++;
-      }
-    }
-    notes = notes.slice(0, 5);
-    if (waiting > 0) {
-      if (outcomes.size !== (status.outcomes?.length ?? 0)) record({});
-      return {
-        reason: "PreparingVMs",
-        message: `${waiting} VMs not stopped yet: ${notes.join(", ")}`,
-        needsLease: true,
-      };
-    }
-    const toRestore = workloads.filter((w) => !outcomes.has(workloadKey(w)));
-    if (toRestore.length === 0) {
-      record({ phase: "Starting", startingSince: nowIso, message: "no VM left to restore" });
-      return { reason: "StartingVMs", message: "no VM left to restore", needsLease: true, requeueAfterMs: 0 };
-    }
-    actions.push({ kind: "StartJob", step });
-    record({ phase: "Restoring", message: `the restore Job writes back the disks of ${toRestore.length} VMs` });
-    return { reason: "Restoring", message: `restoring the disks of ${toRestore.length} VMs`, needsLease: true };
-  }
-
-  const results = new Map((status.results ?? []).map((r) => [workloadKey(r), r]));
-  const sent = workloads.filter((w) => !outcomes.has(workloadKey(w)) || results.has(workloadKey(w)));
-
-  if (phase === "Restoring") {
-    const finished = job?.complete || job?.failed;
-    if (job && !finished) {
-      if (now - startedAt > timeoutMs) {
-        actions.push({ kind: "DeleteJob", step });
-        record({
-          phase: "Starting",
-          startingSince: nowIso,
-          message: "the restore Job did not finish within nodeTimeout",
-        });
-        return {
-          reason: "StartingVMs",
-          message: "the restore Job timed out; starting the VMs again",
-          needsLease: true,
-          requeueAfterMs: 0,
-        };
-      }
-      return { reason: "Restoring", message: `the restore Job runs for ${sent.length} VMs`, needsLease: true };
-    }
-    const reported = sent.every((w) => results.has(workloadKey(w)));
-    const completedAt = Date.parse(job?.completionTime ?? "") || now;
-    if (job && !reported && now - completedAt < REPORT_GRACE_MS) {
-      return {
-        reason: "Restoring",
-        message: "waiting for the node agent's report",
-        needsLease: true,
-        requeueAfterMs: 1_000,
-      };
-    }
-    const message = !job
-      ? "the restore Job disappeared before it finished"
-      : job.failed
-        ? `the restore Job failed (${job.failureReason ?? "Failed"}): ${job.failureMessage ?? "no message"}`
-        : "the restore Job finished";
-    record({ phase: "Starting", startingSince: nowIso, message });
-  }
-
-  // Starting: every held VM is started where it belongs, then released.
-  const startingSince = Date.parse(step.status?.startingSince ?? "") || now;
-  const timedOut = now - startingSince > timeoutMs;
-  let waiting = 0;
-  const notes: string[] = [];
-  for (const w of workloads) {
-    const key = workloadKey(w);
-    const v = vmOf(w);
-    const report = results.get(key);
-    const restored = report?.restored === true && !outcomes.has(key);
-    if (v.exists && heldByMe(v)) {
-      const hold = v.hold!;
-      const target = restored ? node : hold.activeNode;
-      const runStrategy = startStrategy(hold);
-      if (!target) {
-        // It did not run before and its restore failed: back to how it was.
-        actions.push({ kind: "ReleaseVm", vm: w, hold, runStrategy: hold.runStrategy });
-      } else if (v.vmi?.phase === "Running" && v.vmi.node === target) {
-        actions.push({ kind: "ReleaseVm", vm: w, hold });
-      } else if (timedOut) {
-        if (!outcomes.has(key))
-          fail(w, `${restoredText(report)}, but it did not reach Running on ${target} within nodeTimeout`);
-        actions.push({ kind: "ReleaseVm", vm: w, hold });
-      } else if (v.runStrategy !== runStrategy || v.pinnedNode !== target) {
-        actions.push({ kind: "StartVm", vm: w, node: target, runStrategy });
-      }
-      notes.push(`${w.name} starting on ${target || "(stays stopped)"}`);
-      waiting++;
-      continue;
-    }
-    if (outcomes.has(key)) continue;
-    if (restored) {
-      outcomes.set(key, {
-        namespace: w.namespace,
-        name: w.name,
-        phase: "Restored",
-        node: v.vmi?.node ?? node,
-        bytes: report.bytes ?? 0,
-        verified: report.verified === true,
-        message: `${report.files ?? 0} files, ${report.bytes ?? 0} bytes written and verified; running on ${v.vmi?.node ?? node}`,
-      });
-    } else {
-      const after = v.vmi?.node ? `; started again on ${v.vmi.node}` : "";
-      outcomes.set(key, {
+  const { restore } = world;
+  const { step } = current;
+  const outcomes = new Map((step.status?.outcomes ?? []).map((o) => [workloadKey(o), o]));
+  const pass: StepPass = {
+    world,
+    step,
+    ...(current.job ? { job: current.job } : {}),
+    node: step.spec.node,
+    me: restoreOwnerId(restore),
+    timeoutMs: parseDuration(restore.spec.nodeTimeout ?? RESTORE_DEFAULTS.nodeTimeout),
+    nowIso,
+    actions,
+    outcomes,
+    record: (patch) => {
+      const full = { ...patch, ...(outcomes.size ? { outcomes: [...outcomes.values()] } : {}) };
+      actions.push({ kind: "RecordStep", step, status: full });
+      step.status = { ...step.status, ...full };
+    },
+    fail: (w, message, runsOn) =>
+      outcomes.set(workloadKey(w), {
         namespace: w.namespace,
         name: w.name,
         phase: "Failed",
-        ...(v.vmi?.node ? { node: v.vmi.node } : {}),
         verified: false,
-        message: `${failureText(report, step.status?.message)}; its disks were not touched${after}`,
-      });
+        ...(runsOn ? { node: runsOn } : {}),
+        message,
+      }),
+    vmOf: (w) => world.vms.get(workloadKey(w)) ?? { exists: false, runStrategy: "Halted" },
+  };
+  const phase = step.status?.phase;
+  if (phase === undefined || phase === "Pending") {
+    const started = beginStep(pass);
+    if (started) return started;
+  }
+  if (step.status?.phase === "Preparing") return prepare(pass);
+  if (step.status?.phase === "Restoring") {
+    const running = awaitRestoreJob(pass);
+    if (running) return running;
+  }
+  return startVms(pass);
+}
+
+/** The node's turn begins, if the node can take it; undefined when the step goes on to Preparing. */
+function beginStep(p: StepPass): StepOutcome | undefined {
+  const { node, step } = p;
+  const workloads = step.spec.workloads;
+  const nodeState = p.world.nodes.find((n) => n.name === node);
+  if (!nodeState?.ready) {
+    const why = nodeState ? `node ${node} is not Ready` : `node ${node} no longer exists`;
+    for (const w of workloads) {
+      p.fail(w, `not restored: ${why}; its disks and its instance were not touched`, p.vmOf(w).vmi?.node);
+    }
+    p.record({
+      phase: "Failed",
+      workloads: workloads.length,
+      restoredCount: 0,
+      completionTime: p.nowIso,
+      message: why,
+    });
+    p.actions.push({
+      kind: "Event",
+      type: "Warning",
+      reason: "NodeFailed",
+      message: `${why}: its ${workloads.length} VMs are not restored`,
+    });
+    return { reason: "NodeFailed", message: why, done: true };
+  }
+  p.record({ phase: "Preparing", workloads: workloads.length, startTime: p.nowIso, message: "stopping the VMs" });
+  p.actions.push({
+    kind: "Event",
+    type: "Normal",
+    reason: "NodeStarted",
+    message: `node ${node} is the coordinating node: restoring ${workloads.length} VMs`,
+  });
+  return undefined;
+}
+
+/** Every VM of the node is migrated there (conflictPolicy Migrate) or not, then held and stopped. */
+function prepare(p: StepPass): StepOutcome {
+  const { node, world, step } = p;
+  const migrate = (world.restore.spec.conflictPolicy ?? "Migrate") === "Migrate";
+  const timedOut = world.now - (Date.parse(step.status?.startTime ?? "") || world.now) > p.timeoutMs;
+  const recorded = step.status?.outcomes?.length ?? 0;
+  const notes: string[] = [];
+  for (const w of step.spec.workloads) {
+    if (p.outcomes.has(workloadKey(w))) continue;
+    const v = p.vmOf(w);
+    if (!v.exists) {
+      p.fail(
+        w,
+        `VirtualMachine ${workloadKey(w)} does not exist: without it the VM can be neither stopped nor started, so its disks were not touched`,
+      );
+      continue;
+    }
+    const vmi = v.vmi;
+    const held = v.hold?.owner === p.me;
+    const elsewhere = vmi?.phase === "Running" && !!vmi.node && vmi.node !== node;
+    if (!held && timedOut) {
+      // Never stop a VM after the node's time is up: it would only be started again.
+      p.fail(
+        w,
+        migrate && elsewhere
+          ? `not migrated to ${node} within nodeTimeout; it keeps running on ${vmi.node} and its disks were not touched`
+          : `not stopped within nodeTimeout; its disks were not touched`,
+        vmi?.node,
+      );
+      continue;
+    }
+    if (!held && migrate && elsewhere) {
+      const m = v.migration?.phase;
+      if (m === "Failed" || (m === "Succeeded" && !vmi.migrating)) {
+        p.fail(
+          w,
+          `the live migration from ${vmi.node} to ${node} failed; the VM keeps running on ${vmi.node} and its disks were not touched`,
+          vmi.node,
+        );
+        continue;
+      }
+      if (!v.migration) p.actions.push({ kind: "CreateMigration", vm: w, node });
+      notes.push(`${w.name} migrating from ${vmi.node}`);
+      continue;
+    }
+    if (!held) {
+      // Another restore's hold keeps the original state it recorded; only the owner changes.
+      const hold: VmHold = v.hold
+        ? { ...v.hold, owner: p.me }
+        : {
+            owner: p.me,
+            runStrategy: v.runStrategy,
+            activeNode: vmi?.phase === "Running" ? (vmi.node ?? "") : "",
+            ...(v.pinnedNode ? { nodeSelector: v.pinnedNode } : {}),
+          };
+      p.actions.push({ kind: "HoldVm", vm: w, hold });
+      notes.push(`${w.name} stopping`);
+      continue;
+    }
+    if (vmi || v.runStrategy !== "Halted") {
+      if (timedOut) {
+        // Held without a restore result: the Starting stage starts it again where it ran.
+        p.fail(w, `not stopped within nodeTimeout; its disks were not touched`, vmi?.node);
+        continue;
+      }
+      // Someone started it again meanwhile: stop it again (the hold keeps how it ran before).
+      if (v.runStrategy !== "Halted") p.actions.push({ kind: "HoldVm", vm: w, hold: v.hold! });
+      notes.push(`${w.name} stopping on ${vmi?.node ?? "its node"}`);
     }
   }
-  if (waiting > 0) {
-    if (outcomes.size !== (status.outcomes?.length ?? 0)) record({});
-    return {
-      reason: "StartingVMs",
-      message: `${waiting} VMs starting: ${notes.slice(0, 5).join(", ")}`,
-      needsLease: true,
-    };
+  if (notes.length > 0) {
+    if (p.outcomes.size !== recorded) p.record({});
+    return { reason: "PreparingVMs", message: `${notes.length} VMs not stopped yet: ${notes.slice(0, 5).join(", ")}` };
   }
-  const restoredCount = [...outcomes.values()].filter((o) => o.phase === "Restored").length;
-  const allRestored = restoredCount === workloads.length;
-  record({
+  const toRestore = step.spec.workloads.filter((w) => !p.outcomes.has(workloadKey(w)));
+  if (toRestore.length === 0) {
+    p.record({ phase: "Starting", startingSince: p.nowIso, message: "no VM left to restore" });
+    return { reason: "StartingVMs", message: "no VM left to restore", requeueAfterMs: 0 };
+  }
+  // The outcomes first: the agent leaves out the VMs the operator has decided already.
+  p.record({ phase: "Restoring", message: `the restore Job writes back the disks of ${toRestore.length} VMs` });
+  p.actions.push({ kind: "StartJob", step });
+  return { reason: "Restoring", message: `restoring the disks of ${toRestore.length} VMs` };
+}
+
+/** Waits for the restore Job and its report; undefined once the step goes on to Starting. */
+function awaitRestoreJob(p: StepPass): StepOutcome | undefined {
+  const { job, step, world } = p;
+  const results = new Set((step.status?.results ?? []).map(workloadKey));
+  const sent = step.spec.workloads.filter((w) => !p.outcomes.has(workloadKey(w)));
+  const startedAt = Date.parse(step.status?.startTime ?? "") || world.now;
+  if (job && !job.complete && !job.failed) {
+    if (world.now - startedAt <= p.timeoutMs) {
+      return { reason: "Restoring", message: `the restore Job runs for ${sent.length} VMs` };
+    }
+    p.actions.push({ kind: "DeleteJob", step });
+    p.record({
+      phase: "Starting",
+      startingSince: p.nowIso,
+      message: "the restore Job did not finish within nodeTimeout",
+    });
+    return { reason: "StartingVMs", message: "the restore Job timed out; waiting for it to end" };
+  }
+  // The agent reports before its pod exits, but the Job's completion can reach the operator first.
+  const reported = sent.every((w) => results.has(workloadKey(w)));
+  const completedAt = Date.parse(job?.completionTime ?? "") || startedAt;
+  if (job && !reported && world.now - completedAt < REPORT_GRACE_MS) {
+    return { reason: "Restoring", message: "waiting for the node agent's report", requeueAfterMs: 1_000 };
+  }
+  const message = !job
+    ? "the restore Job disappeared before it finished"
+    : job.failed
+      ? `the restore Job failed (${job.failureReason ?? "Failed"}): ${job.failureMessage ?? "no message"}`
+      : "the restore Job finished";
+  p.record({ phase: "Starting", startingSince: p.nowIso, message });
+  return undefined;
+}
+
+/** Every held VM is started where it belongs and released; then the step records its outcome. */
+function startVms(p: StepPass): StepOutcome {
+  const { step, job, node, world } = p;
+  if (job && !job.complete && !job.failed) {
+    // A timed-out Job being deleted: its pod may still write; nothing starts before it is gone.
+    return { reason: "StartingVMs", message: "waiting for the stopped restore Job to end" };
+  }
+  const results = new Map((step.status?.results ?? []).map((r) => [workloadKey(r), r]));
+  const recorded = step.status?.outcomes?.length ?? 0;
+  const timedOut = world.now - (Date.parse(step.status?.startingSince ?? "") || world.now) > p.timeoutMs;
+  const notes: string[] = [];
+  for (const w of step.spec.workloads) {
+    const key = workloadKey(w);
+    const v = p.vmOf(w);
+    const report = results.get(key);
+    const restored = report?.restored === true && !p.outcomes.has(key);
+    if (v.exists && v.hold?.owner === p.me) {
+      const hold = v.hold;
+      const target = restored ? node : hold.activeNode;
+      const runStrategy = startStrategy(hold);
+      // Back to the strategy it had (a VM that did not run keeps the Always it was started with).
+      const afterwards =
+        hold.runStrategy === "Halted" || hold.runStrategy === runStrategy ? undefined : hold.runStrategy;
+      if (!target) {
+        // It did not run before and its restore failed: back to how it was.
+        p.actions.push({ kind: "ReleaseVm", vm: w, hold, runStrategy: hold.runStrategy });
+      } else if (v.vmi?.phase === "Running" && v.vmi.node === target && v.runStrategy === runStrategy) {
+        p.actions.push({ kind: "ReleaseVm", vm: w, hold, ...(afterwards ? { runStrategy: afterwards } : {}) });
+      } else if (timedOut) {
+        if (!p.outcomes.has(key)) {
+          const what = restored
+            ? "its disks were restored"
+            : `${failureText(report, step.status?.message)}; its disks were not touched`;
+          p.fail(w, `${what}, but it did not reach Running on ${target} within nodeTimeout`, v.vmi?.node);
+        }
+        p.actions.push({ kind: "ReleaseVm", vm: w, hold, ...(afterwards ? { runStrategy: afterwards } : {}) });
+      } else if (v.runStrategy !== runStrategy || v.pinnedNode !== target) {
+        p.actions.push({ kind: "StartVm", vm: w, node: target, runStrategy });
+      }
+      notes.push(`${w.name} starting on ${target || "(stays stopped)"}`);
+      continue;
+    }
+    if (p.outcomes.has(key)) continue;
+    const runsOn = v.vmi?.phase === "Running" ? v.vmi.node : undefined;
+    if (restored) {
+      p.outcomes.set(key, {
+        namespace: w.namespace,
+        name: w.name,
+        phase: "Restored",
+        node,
+        bytes: report.bytes ?? 0,
+        verified: report.verified === true,
+        message:
+          `${report.files ?? 0} files, ${report.bytes ?? 0} bytes written and verified; ` +
+          (v.exists ? `running on ${runsOn ?? node}` : "the VirtualMachine was deleted meanwhile"),
+      });
+    } else {
+      const after = runsOn ? `; started again on ${runsOn}` : "";
+      p.fail(w, `${failureText(report, step.status?.message)}; its disks were not touched${after}`, runsOn);
+    }
+  }
+  if (notes.length > 0) {
+    if (p.outcomes.size !== recorded) p.record({});
+    return { reason: "StartingVMs", message: `${notes.length} VMs starting: ${notes.slice(0, 5).join(", ")}` };
+  }
+  const total = step.spec.workloads.length;
+  const restoredCount = [...p.outcomes.values()].filter((o) => o.phase === "Restored").length;
+  const allRestored = restoredCount === total;
+  p.record({
     phase: allRestored ? "Succeeded" : "Failed",
     restoredCount,
-    completionTime: nowIso,
-    message: `${restoredCount} of ${workloads.length} VMs restored`,
+    completionTime: p.nowIso,
+    message: `${restoredCount} of ${total} VMs restored`,
   });
-  actions.push({
+  p.actions.push({
     kind: "Event",
     type: allRestored ? "Normal" : "Warning",
     reason: allRestored ? "NodeSucceeded" : "NodeFailed",
-    message: `node ${node}: ${restoredCount} of ${workloads.length} VMs restored`,
+    message: `node ${node}: ${restoredCount} of ${total} VMs restored`,
   });
-  return { reason: "NodeDone", message: `${restoredCount} of ${workloads.length} VMs restored`, done: true };
-}
-
-function restoredText(report: NodeRestoreStatusResult | undefined): string {
-  return report?.restored ? "its disks were restored" : "its disks were not restored";
+  return { reason: "NodeDone", message: `${restoredCount} of ${total} VMs restored`, done: true };
 }
 
 function failureText(report: NodeRestoreStatusResult | undefined, stepMessage: string | undefined): string {

@@ -110,11 +110,14 @@ export class WorkloadRestoreReconciler {
     const phase = restore.status?.phase ?? "New";
     const now = clock.now();
     const owns = (s: NodeRestore) => s.metadata.namespace === ns && s.spec.restoreUID === restore.metadata.uid;
-    // While New, steps may have been created an instant ago: read them rather than trust the cache.
+    // While New, steps may have been created an instant ago: read them rather than trust the cache; later
+    // too while the cache holds fewer than the plan made (a run not started would look finished).
+    const cached = phase === "New" ? [] : informers.restoreSteps.list(owns);
+    const planned = new Set((restore.status?.plan ?? []).flatMap((e) => (e.restoreNode ? [e.restoreNode] : [])));
     const stepObjects =
-      phase === "New"
+      phase === "New" || cached.length < planned.size
         ? (await client.list<NodeRestore & KubeObject>(Resources.NodeRestore, { namespace: ns })).items.filter(owns)
-        : informers.restoreSteps.list(owns);
+        : cached;
     const steps = stepObjects.map((step) => {
       const job = informers.jobs.get(`${ns}/${step.metadata.name}`);
       return { step, ...(job ? { job: viewJob(job as Parameters<typeof viewJob>[0]) } : {}) };
@@ -123,7 +126,13 @@ export class WorkloadRestoreReconciler {
 
     const world: World = { now, restore, steps, vms: new Map(), nodes, lease: { ours: false, free: true } };
     if (phase === "New") {
-      world.resolution = resolveWorkloads(restore, informers.backups.list(), informers.steps.list(), now);
+      // The plan is made once and rests on what the backups captured: read them, do not trust a cache that
+      // may not have caught up with a backup that finished an instant ago.
+      const [backups, backupSteps] = await Promise.all([
+        client.list<FederatedBackup & KubeObject>(Resources.FederatedBackup, { namespace: ns }),
+        client.list<NodeSnapshot & KubeObject>(Resources.NodeSnapshot, { namespace: ns }),
+      ]);
+      world.resolution = resolveWorkloads(restore, backups.items, backupSteps.items, now);
       world.observed = informers.vmis.list().map((v) => observeWorkload(v, "/"));
       return world;
     }
@@ -201,9 +210,11 @@ export class WorkloadRestoreReconciler {
       );
     };
     switch (action.kind) {
-      case "CreateStep":
-        await this.createIfAbsent(Resources.NodeRestore, action.step);
+      case "CreateStep": {
+        const created = await this.createIfAbsent(Resources.NodeRestore, action.step);
+        if (created) informers.restoreSteps.observe(created as NodeRestore & KubeObject);
         return;
+      }
       case "DeleteStep":
         await this.deleteIfExists(Resources.NodeRestore, action.step.metadata.namespace!, action.step.metadata.name!);
         return;
@@ -259,7 +270,13 @@ export class WorkloadRestoreReconciler {
         return;
       }
       case "DeleteJob":
-        await this.deleteIfExists(Resources.Job, action.step.metadata.namespace!, action.step.metadata.name!);
+        // Foreground: the Job stays until its pod is gone, and the VMs are started only after that.
+        await this.deleteIfExists(
+          Resources.Job,
+          action.step.metadata.namespace!,
+          action.step.metadata.name!,
+          "Foreground",
+        );
         return;
       case "RecordStep":
         informers.restoreSteps.observe(
@@ -295,9 +312,10 @@ export class WorkloadRestoreReconciler {
     type: (typeof Resources)[keyof typeof Resources],
     ns: string,
     name: string,
+    propagationPolicy: "Background" | "Foreground" = "Background",
   ): Promise<void> {
     try {
-      await this.deps.client.delete(type, ns, name, { propagationPolicy: "Background" });
+      await this.deps.client.delete(type, ns, name, { propagationPolicy });
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }

@@ -95,7 +95,7 @@ export function resolveWorkloads(
     wanted = stepsOf(backup)
       .flatMap((s) => s.status?.captured ?? [])
       .filter((c) => !seen.has(vmKey(c.namespace, c.name)) && !!seen.add(vmKey(c.namespace, c.name)))
-      .map((c) => ({ namespace: c.namespace, name: c.name }));
+      .map((c) => ({ namespace: c.namespace, name: c.name, backup: backup.metadata.name! }));
   }
   wanted.sort(compareWorkloads);
 
