@@ -310,7 +310,10 @@ export class FederatedBackupReconciler {
         await client.apply(Resources.ServiceAccount, access.serviceAccount);
         for (const binding of access.bindings) await client.apply(Resources.RoleBinding, binding);
         try {
-          await client.create(Resources.Job, buildAgentJob(backup, action.step, this.deps.settings));
+          // Seen at once: a pass before the watch delivers it must not take the step's Job for one that vanished.
+          this.deps.informers.jobs.observe(
+            await client.create(Resources.Job, buildAgentJob(backup, action.step, this.deps.settings)),
+          );
         } catch (err) {
           if (!isAlreadyExists(err)) throw err;
         }

@@ -1,0 +1,520 @@
+// WorkloadRestore end to end: a real backup first (agents executed by the pod runner, files on real
+// directories), then the restore through the real API server, job controller and RBAC, with VMs run by
+// the simulated KubeVirt VM controller. The VMIs are watched throughout, so the tests can say where every
+// instance was at each moment and that no disk was written while its VM ran.
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import type { VirtualMachineInstance } from "../../src/api/kubevirt.js";
+import type { FederatedBackup, NodeRestore, WorkloadRestore } from "../../src/api/v1alpha1/index.js";
+import { ANNOTATION_RESTORE_HOLD } from "../../src/controllers/workloadrestore/vm-hold.js";
+import { Informer } from "../../src/k8s/informer.js";
+import { Resources } from "../../src/k8s/resources.js";
+import type { KubeObject } from "../../src/k8s/types.js";
+import { SimulatedVmController, type VirtualMachine } from "../harness/kubevirt-vms.js";
+import { createVirtualMachine, diskPaths, NODE_MOUNT_PATH, type VmFixture } from "../harness/workloads.js";
+import { BackupObserver, type JobRecord } from "./backup-observer.js";
+import {
+  adminClient,
+  backupEnv,
+  kubevirtDouble,
+  podRunner,
+  startOperator,
+  startOperatorProcess,
+  waitFor,
+  type BackupEnv,
+} from "./operator-env.js";
+
+type Restore = WorkloadRestore & KubeObject;
+type Backup = FederatedBackup & KubeObject;
+type Vmi = VirtualMachineInstance & KubeObject;
+const FINISHED = ["Completed", "PartiallyFailed", "Failed"];
+
+/** Every VMI's lifetime, per VM: when it existed, on which node, under which uid. */
+class InstanceLog {
+  readonly lives = new Map<string, Array<{ uid: string; from: number; to?: number; nodes: string[] }>>();
+  private readonly informer: Informer<Vmi>;
+
+  constructor(namespace: string) {
+    this.informer = new Informer<Vmi>(
+      adminClient(),
+      Resources.VirtualMachineInstance,
+      { namespace },
+      { warn: () => {} },
+    );
+    this.informer.on((event, vmi) => {
+      const name = vmi.metadata.name!;
+      const lives = this.lives.get(name) ?? [];
+      this.lives.set(name, lives);
+      const node = vmi.status?.nodeName ?? "";
+      let life = lives.find((l) => l.uid === vmi.metadata.uid);
+      if (!life) {
+        life = { uid: vmi.metadata.uid!, from: Date.now(), nodes: [] };
+        lives.push(life);
+      }
+      if (node && life.nodes.at(-1) !== node) life.nodes.push(node);
+      if (event === "delete") life.to = Date.now();
+    });
+  }
+
+  start = () => this.informer.start();
+  stop = () => this.informer.stop();
+
+  /** At no moment two instances of one VM. */
+  assertNeverTwo(): void {
+    for (const [name, lives] of this.lives) {
+      const sorted = [...lives].sort((a, b) => a.from - b.from);
+      for (let i = 1; i < sorted.length; i++) {
+        const before = sorted[i - 1]!;
+        assert.ok(before.to !== undefined && before.to <= sorted[i]!.from, `${name}: two instances at once`);
+      }
+    }
+  }
+
+  /** No instance of the VM existed while the Job ran (its disks were written then). */
+  assertStoppedDuring(name: string, job: JobRecord): void {
+    for (const life of this.lives.get(name) ?? []) {
+      const overlaps = life.from < (job.finishedAt ?? Infinity) && (life.to ?? Infinity) > job.createdAt;
+      assert.ok(!overlaps, `${name} had an instance on ${life.nodes.join(" -> ")} while Job ${job.name} ran`);
+    }
+  }
+}
+
+interface Setup {
+  env: BackupEnv;
+  sim: SimulatedVmController;
+  instances: InstanceLog;
+  observer: BackupObserver;
+  backup: Backup;
+  /** The VMs' disk contents at backup time, by relative path. */
+  atBackup: Map<string, Buffer>;
+}
+
+/** A namespace with VMs, a Completed backup of all of them, and watchers; then `body`. */
+async function withBackup(
+  vms: VmFixture[],
+  body: (s: Setup) => Promise<void>,
+  options: { inProcessOperator?: boolean } = {},
+): Promise<void> {
+  const env = await backupEnv("wr");
+  await kubevirtDouble();
+  await podRunner();
+  const sim = new SimulatedVmController(adminClient());
+  await sim.start();
+  const instances = new InstanceLog(env.namespace);
+  await instances.start();
+  const observer = new BackupObserver([env.namespace]);
+  await observer.start();
+  const operator = options.inProcessOperator === false ? undefined : await startOperator();
+  try {
+    for (const vm of vms) await createVirtualMachine(adminClient(), env.namespace, env.shared.hostDir, vm);
+    const atBackup = new Map<string, Buffer>();
+    for (const vm of vms) {
+      for (const rel of diskPaths(env.namespace, vm))
+        atBackup.set(rel, readFileSync(path.join(env.shared.hostDir, rel)));
+    }
+    const backup = operator ? await runBackup(env) : (undefined as unknown as Backup);
+    await body({ env, sim, instances, observer, backup, atBackup });
+    instances.assertNeverTwo();
+  } finally {
+    await operator?.stop();
+    await observer.stop();
+    await instances.stop();
+    await sim.stop();
+    env.cleanup();
+  }
+}
+
+async function runBackup(env: BackupEnv, name = "nightly"): Promise<Backup> {
+  await adminClient().create(Resources.FederatedBackup, {
+    apiVersion: "fedbackup.io/v1alpha1",
+    kind: "FederatedBackup",
+    metadata: { name, namespace: env.namespace },
+    spec: {
+      sharedVolume: { claimName: env.shared.claimName, nodeMountPath: NODE_MOUNT_PATH },
+      location: { persistentVolumeClaim: { claimName: env.location.claimName } },
+      snapshot: { method: "Copy" },
+    },
+  } as KubeObject);
+  const fb = await waitFor(`backup ${name}`, 120_000, async () => {
+    const b = await adminClient().get<Backup>(Resources.FederatedBackup, env.namespace, name);
+    return FINISHED.includes(b.status?.phase ?? "") ? b : undefined;
+  });
+  assert.equal(fb.status?.phase, "Completed", JSON.stringify(fb.status?.conditions));
+  return fb;
+}
+
+async function restore(env: BackupEnv, name: string, spec: Partial<WorkloadRestore["spec"]>): Promise<Restore> {
+  await adminClient().create(Resources.WorkloadRestore, {
+    apiVersion: "fedbackup.io/v1alpha1",
+    kind: "WorkloadRestore",
+    metadata: { name, namespace: env.namespace },
+    spec: { backupRef: { name: "nightly" }, ...spec },
+  } as KubeObject);
+  return waitForRestore(env, name);
+}
+
+async function waitForRestore(env: BackupEnv, name: string): Promise<Restore> {
+  return waitFor(`WorkloadRestore ${name} to finish`, 150_000, async () => {
+    const r = await adminClient().get<Restore>(Resources.WorkloadRestore, env.namespace, name);
+    return FINISHED.includes(r.status?.phase ?? "") ? r : undefined;
+  });
+}
+
+/** Writes new random bytes over a VM's disks: what the restore must undo. */
+function damage(env: BackupEnv, vm: VmFixture): void {
+  for (const rel of diskPaths(env.namespace, vm)) {
+    const file = path.join(env.shared.hostDir, rel);
+    writeFileSync(file, randomBytes(readFileSync(file).length));
+  }
+}
+
+function assertRestored(s: Setup, vm: VmFixture): void {
+  for (const rel of diskPaths(s.env.namespace, vm)) {
+    const now = readFileSync(path.join(s.env.shared.hostDir, rel));
+    assert.ok(now.equals(s.atBackup.get(rel)!), `${rel} is not the backed-up content`);
+  }
+}
+
+async function vmi(env: BackupEnv, name: string): Promise<Vmi> {
+  return adminClient().get<Vmi>(Resources.VirtualMachineInstance, env.namespace, name);
+}
+
+async function vmObject(env: BackupEnv, name: string): Promise<VirtualMachine> {
+  return adminClient().get<VirtualMachine>(Resources.VirtualMachine, env.namespace, name);
+}
+
+/** Running on `node`, no longer held or pinned by the restore. */
+async function assertRunsFreelyOn(env: BackupEnv, name: string, node: string): Promise<void> {
+  const instance = await waitFor(`${name} Running on ${node}`, 20_000, async () => {
+    const v = await vmi(env, name).catch(() => undefined);
+    return v?.status?.phase === "Running" && v.status.nodeName === node ? v : undefined;
+  });
+  assert.equal(instance.status?.nodeName, node);
+  const vm = await vmObject(env, name);
+  assert.equal(vm.metadata.annotations?.[ANNOTATION_RESTORE_HOLD], undefined, `${name} is still held`);
+  assert.equal(vm.spec.template.spec.nodeSelector?.["kubernetes.io/hostname"], undefined, `${name} is still pinned`);
+  assert.equal(vm.spec.runStrategy, "Always");
+}
+
+async function stepsOf(env: BackupEnv, name: string): Promise<Array<NodeRestore & KubeObject>> {
+  const list = await adminClient().list<NodeRestore & KubeObject>(Resources.NodeRestore, {
+    namespace: env.namespace,
+    labelSelector: `fedbackup.io/restore=${name}`,
+  });
+  return list.items.sort((a, b) => a.spec.order - b.spec.order);
+}
+
+const restoreJobs = (s: Setup, name: string): JobRecord[] =>
+  s.observer.jobs.filter((j) => j.name.startsWith(`${name}-`));
+
+const resultOf = (r: Restore, name: string) => r.status?.results?.find((x) => x.name === name);
+
+describe("WorkloadRestore", function () {
+  this.timeout(300_000);
+
+  it("restores VMs that migrated after the backup on the nodes they run on now, one node at a time", async () => {
+    const vms: VmFixture[] = [
+      { name: "a", node: "node-a", disks: [256 * 1024, 64 * 1024] },
+      { name: "b", node: "node-b" },
+      { name: "c", node: "node-c", disks: [1024 * 1024 + 1] },
+      { name: "untouched", node: "node-b" },
+    ];
+    await withBackup(vms, async (s) => {
+      const moves: Array<[string, string, string]> = [
+        ["a", "node-a", "node-b"],
+        ["b", "node-b", "node-c"],
+        ["c", "node-c", "node-a"],
+      ];
+      for (const [name, from, to] of moves) {
+        await adminClient().patch(Resources.VirtualMachineInstance, s.env.namespace, name, {
+          metadata: { labels: { "kubevirt.io/nodeName": to } },
+          status: { nodeName: to, migrationState: { sourceNode: from, targetNode: to, completed: true } },
+        });
+      }
+      for (const vm of vms.slice(0, 3)) damage(s.env, vm);
+      const untouched = readFileSync(path.join(s.env.shared.hostDir, diskPaths(s.env.namespace, vms[3]!)[0]!));
+
+      const r = await restore(s.env, "after-move", {
+        workloads: ["a", "b", "c"].map((name) => ({ namespace: s.env.namespace, name })),
+      });
+      assert.equal(r.status?.phase, "Completed", JSON.stringify(r.status?.results));
+      assert.equal(r.status?.progress?.restored, "3/3");
+      for (const [name, , to] of moves) {
+        const planned: { restoreNode?: string; action: string } | undefined = r.status?.plan?.find(
+          (p) => p.name === name,
+        );
+        assert.equal(planned?.restoreNode, to);
+        assert.equal(planned?.action, "RestoreInPlace");
+        const result = resultOf(r, name);
+        assert.equal(result?.phase, "Restored");
+        assert.equal(result?.node, to);
+        assert.equal(result?.verified, true);
+        assert.ok((result?.bytes ?? 0) > 0);
+        await assertRunsFreelyOn(s.env, name, to);
+        assertRestored(
+          s,
+          vms.find((v) => v.name === name)!,
+        );
+      }
+      const other = readFileSync(path.join(s.env.shared.hostDir, diskPaths(s.env.namespace, vms[3]!)[0]!));
+      assert.ok(other.equals(untouched), "a VM outside the restore was written");
+
+      // One Job per node, pinned there, never two at once, each under the Lease held for its node.
+      const jobs = restoreJobs(s, "after-move");
+      assert.deepEqual(jobs.map((j) => j.node).sort(), ["node-a", "node-b", "node-c"]);
+      assert.deepEqual(s.observer.overlaps, []);
+      for (const job of jobs) {
+        assert.equal(job.outcome, "Complete");
+        assert.deepEqual([...job.leaseHolders], [job.node]);
+        const step = (await stepsOf(s.env, "after-move")).find((st) => st.spec.node === job.node)!;
+        for (const w of step.spec.workloads) s.instances.assertStoppedDuring(w.name, job);
+      }
+      const steps = await stepsOf(s.env, "after-move");
+      assert.deepEqual(
+        steps.map((st) => st.status?.phase),
+        ["Succeeded", "Succeeded", "Succeeded"],
+      );
+    });
+  });
+
+  it("migrates (Migrate) or stops (Stop) a VM running elsewhere before restoring it on the node named", async () => {
+    const vms: VmFixture[] = [
+      { name: "mig", node: "node-b" },
+      { name: "stp", node: "node-b" },
+    ];
+    await withBackup(vms, async (s) => {
+      damage(s.env, vms[0]!);
+      damage(s.env, vms[1]!);
+      const migUid = (await vmi(s.env, "mig")).metadata.uid;
+      const migrated = await restore(s.env, "to-c", {
+        workloads: [{ namespace: s.env.namespace, name: "mig" }],
+        placement: { policy: "Specified", targetNode: "node-c" },
+        conflictPolicy: "Migrate",
+      });
+      assert.equal(migrated.status?.phase, "Completed", JSON.stringify(migrated.status?.results));
+      assert.equal(migrated.status?.plan?.[0]?.action, "MigrateThenRestore");
+      await assertRunsFreelyOn(s.env, "mig", "node-c");
+      assertRestored(s, vms[0]!);
+      // The running instance was live-migrated (same VMI, moved), only then stopped for the restore.
+      const migLives = s.instances.lives.get("mig")!;
+      assert.deepEqual(migLives.find((l) => l.uid === migUid)?.nodes, ["node-b", "node-c"]);
+      const history = s.sim.history(s.env.namespace, "mig").map((h) => `${h.event} ${h.node ?? ""}`.trim());
+      assert.deepEqual(history.slice(-3), ["Migrated node-c", "Stopped node-c", "Started node-c"]);
+
+      const stopped = await restore(s.env, "to-a", {
+        workloads: [{ namespace: s.env.namespace, name: "stp", targetNode: "node-a" }],
+        conflictPolicy: "Stop",
+      });
+      assert.equal(stopped.status?.phase, "Completed", JSON.stringify(stopped.status?.results));
+      assert.equal(stopped.status?.plan?.[0]?.action, "StopThenRestore");
+      await assertRunsFreelyOn(s.env, "stp", "node-a");
+      assertRestored(s, vms[1]!);
+      const stpHistory = s.sim.history(s.env.namespace, "stp").map((h) => `${h.event} ${h.node ?? ""}`.trim());
+      assert.deepEqual(stpHistory.slice(-2), ["Stopped node-b", "Started node-a"]);
+      assert.ok(!stpHistory.some((h) => h.startsWith("Migrated")));
+      for (const name of ["to-c", "to-a"]) {
+        const [job] = restoreJobs(s, name);
+        s.instances.assertStoppedDuring(name === "to-c" ? "mig" : "stp", job!);
+      }
+    });
+  });
+
+  it("restores a VM that runs nowhere on inactiveTarget, and a group on one node", async () => {
+    const vms: VmFixture[] = [
+      { name: "idle", node: "node-b" },
+      { name: "web", node: "node-b" },
+      { name: "app", node: "node-c" },
+    ];
+    await withBackup(vms, async (s) => {
+      await adminClient().patch(Resources.VirtualMachine, s.env.namespace, "idle", { spec: { runStrategy: "Halted" } });
+      await waitFor("idle to stop", 10_000, async () =>
+        (await vmi(s.env, "idle").catch(() => undefined)) ? undefined : true,
+      );
+      for (const vm of vms) damage(s.env, vm);
+      const r = await restore(s.env, "inactive-and-group", {
+        placement: { policy: "ActiveNode", inactiveTarget: { node: "node-c" } },
+        groups: [
+          {
+            name: "shop",
+            workloads: [
+              { namespace: s.env.namespace, name: "web" },
+              { namespace: s.env.namespace, name: "app" },
+            ],
+          },
+        ],
+      });
+      assert.equal(r.status?.phase, "Completed", JSON.stringify(r.status?.results));
+      const plan = new Map(r.status?.plan?.map((p) => [p.name, p]));
+      assert.equal(plan.get("idle")?.action, "RestoreThenStart");
+      assert.equal(plan.get("idle")?.restoreNode, "node-c");
+      // A tie between the members' nodes goes to the first by name: app is moved to web's node.
+      assert.equal(plan.get("web")?.restoreNode, "node-b");
+      assert.equal(plan.get("app")?.restoreNode, "node-b");
+      assert.equal(plan.get("app")?.group, "shop");
+      await assertRunsFreelyOn(s.env, "idle", "node-c");
+      await assertRunsFreelyOn(s.env, "web", "node-b");
+      await assertRunsFreelyOn(s.env, "app", "node-b");
+      for (const vm of vms) assertRestored(s, vm);
+    });
+  });
+
+  it("fails only the VM whose backup file is corrupt, leaves its disk as it was and starts it again", async () => {
+    const vms: VmFixture[] = [
+      { name: "k1", node: "node-b" },
+      { name: "k2", node: "node-b", disks: [128 * 1024, 128 * 1024] },
+      { name: "k3", node: "node-c" },
+    ];
+    await withBackup(vms, async (s) => {
+      for (const vm of vms) damage(s.env, vm);
+      const k2Disks = diskPaths(s.env.namespace, vms[1]!);
+      const before = k2Disks.map((rel) => readFileSync(path.join(s.env.shared.hostDir, rel)));
+      const backupDir = path.join(s.env.location.hostDir, s.backup.status!.backupPath!);
+      const copy = path.join(backupDir, s.env.namespace, "k2", "files", k2Disks[1]!);
+      const bytes = readFileSync(copy);
+      bytes[1000] = bytes[1000]! ^ 0xff;
+      writeFileSync(copy, bytes);
+
+      const r = await restore(s.env, "corrupt", {});
+      assert.equal(r.status?.phase, "PartiallyFailed");
+      assert.equal(r.status?.progress?.restored, "2/3");
+      const k2 = resultOf(r, "k2");
+      assert.equal(k2?.phase, "Failed");
+      assert.match(k2?.message ?? "", /ChecksumMismatch/);
+      assert.match(k2?.message ?? "", /disks were not touched; started again on node-b/);
+      k2Disks.forEach((rel, i) => {
+        assert.ok(readFileSync(path.join(s.env.shared.hostDir, rel)).equals(before[i]!), `${rel} was touched`);
+      });
+      await assertRunsFreelyOn(s.env, "k2", "node-b");
+      for (const name of ["k1", "k3"]) assert.equal(resultOf(r, name)?.phase, "Restored");
+      assertRestored(s, vms[0]!);
+      assertRestored(s, vms[2]!);
+      const ready = r.status?.conditions?.find((c) => c.type === "Ready");
+      assert.equal(ready?.reason, "PartiallyFailed");
+    });
+  });
+
+  it("dryRun publishes the plan and touches nothing", async () => {
+    const vms: VmFixture[] = [
+      { name: "d1", node: "node-b" },
+      { name: "d2", node: "node-c" },
+    ];
+    await withBackup(vms, async (s) => {
+      const versions = async () =>
+        Promise.all(
+          vms
+            .flatMap((vm) => [vmObject(s.env, vm.name), vmi(s.env, vm.name)])
+            .map(async (o) => (await o).metadata.resourceVersion),
+        );
+      const before = await versions();
+      for (const vm of vms) damage(s.env, vm);
+      const damaged = vms
+        .flatMap((vm) => diskPaths(s.env.namespace, vm))
+        .map((rel) => readFileSync(path.join(s.env.shared.hostDir, rel)));
+      const r = await restore(s.env, "dry", { dryRun: true, placement: { policy: "Specified", targetNode: "node-a" } });
+      assert.equal(r.status?.phase, "Completed");
+      assert.equal(r.status?.conditions?.find((c) => c.type === "Ready")?.reason, "DryRun");
+      assert.deepEqual(
+        r.status?.plan?.map((p) => `${p.name} ${p.activeNode} -> ${p.restoreNode} ${p.action}`),
+        ["d1 node-b -> node-a MigrateThenRestore", "d2 node-c -> node-a MigrateThenRestore"],
+      );
+      assert.deepEqual(await stepsOf(s.env, "dry"), []);
+      assert.deepEqual(restoreJobs(s, "dry"), []);
+      assert.deepEqual(await versions(), before);
+      const after = vms
+        .flatMap((vm) => diskPaths(s.env.namespace, vm))
+        .map((rel) => readFileSync(path.join(s.env.shared.hostDir, rel)));
+      after.forEach((b, i) => assert.ok(b.equals(damaged[i]!)));
+    });
+  });
+
+  it("rejects a restore from a backup that does not exist with a condition", async () => {
+    await withBackup([{ name: "z", node: "node-b" }], async (s) => {
+      const r = await restore(s.env, "typo", { backupRef: { name: "nightyl" } });
+      assert.equal(r.status?.phase, "Failed");
+      const failed = r.status?.conditions?.find((c) => c.type === "Failed");
+      assert.equal(failed?.reason, "BackupNotFound");
+      assert.match(failed?.message ?? "", /FederatedBackup .*\/nightyl does not exist/);
+    });
+  });
+
+  it("never runs its Jobs while a backup of the same shared volume runs its own", async () => {
+    const vms: VmFixture[] = [
+      { name: "v1", node: "node-b" },
+      { name: "v2", node: "node-c" },
+    ];
+    await withBackup(vms, async (s) => {
+      for (const vm of vms) damage(s.env, vm);
+      const [, r] = await Promise.all([runBackup(s.env, "again"), restore(s.env, "beside", {})]);
+      assert.equal(r.status?.phase, "Completed", JSON.stringify(r.status?.results));
+      const jobs = s.observer.jobs.filter((j) => j.name.startsWith("again-") || j.name.startsWith("beside-"));
+      assert.equal(jobs.length, 4);
+      assert.deepEqual(s.observer.overlaps, []);
+      for (const job of jobs) assert.deepEqual([...job.leaseHolders], [job.node]);
+      for (const vm of vms) assertRestored(s, vm);
+    });
+  });
+
+  it("survives the operator being killed mid-restore with the result of an uninterrupted run", async () => {
+    const vms: VmFixture[] = [
+      { name: "r1", node: "node-b" },
+      { name: "r2", node: "node-b" },
+      { name: "r3", node: "node-c" },
+      { name: "r4", node: "node-c" },
+    ];
+    await withBackup(
+      vms,
+      async (s) => {
+        let operator = await startOperatorProcess();
+        await runBackup(s.env);
+        for (const vm of vms) damage(s.env, vm);
+        const startsBefore = new Map(vms.map((vm) => [vm.name, s.sim.history(s.env.namespace, vm.name).length]));
+        await adminClient().create(Resources.WorkloadRestore, {
+          apiVersion: "fedbackup.io/v1alpha1",
+          kind: "WorkloadRestore",
+          metadata: { name: "killed", namespace: s.env.namespace },
+          spec: { backupRef: { name: "nightly" } },
+        } as KubeObject);
+        // Killed while the first node's VMs stop, while its Job runs, and while the second node's VMs start.
+        const held = async () => {
+          const list = await adminClient().list<VirtualMachine>(Resources.VirtualMachine, {
+            namespace: s.env.namespace,
+          });
+          return list.items.filter((v) => v.metadata.annotations?.[ANNOTATION_RESTORE_HOLD]).length;
+        };
+        await waitFor("a VM held", 60_000, async () => ((await held()) > 0 ? true : undefined));
+        await operator.kill();
+        operator = await startOperatorProcess();
+        await waitFor("the first restore Job", 60_000, () => (restoreJobs(s, "killed").length > 0 ? true : undefined));
+        await operator.kill();
+        operator = await startOperatorProcess();
+        await waitFor("the second restore Job to finish", 90_000, () =>
+          restoreJobs(s, "killed").filter((j) => j.finishedAt).length === 2 ? true : undefined,
+        );
+        await operator.kill();
+        operator = await startOperatorProcess();
+        const r = await waitForRestore(s.env, "killed");
+        await operator.kill();
+
+        assert.equal(r.status?.phase, "Completed", JSON.stringify(r.status?.results));
+        assert.equal(r.status?.progress?.restored, "4/4");
+        const jobs = restoreJobs(s, "killed");
+        assert.equal(jobs.length, 2, "one Job per node");
+        assert.deepEqual(s.observer.overlaps, []);
+        for (const vm of vms) {
+          assertRestored(s, vm);
+          await assertRunsFreelyOn(s.env, vm.name, vm.node!);
+          // Stopped once and started once by the restore, however often the operator was killed.
+          const events = s.sim.history(s.env.namespace, vm.name).slice(startsBefore.get(vm.name));
+          assert.deepEqual(
+            events.map((e) => e.event),
+            ["Stopped", "Started"],
+            `${vm.name}: ${JSON.stringify(events)}`,
+          );
+        }
+      },
+      { inProcessOperator: false },
+    );
+  });
+});
