@@ -55,7 +55,7 @@ test-unit: deps test-tools ## Unit tests (no cluster).
 	mocha --reporter-option label=unit 'test/unit/**/*.test.ts'
 
 .PHONY: test-integration
-test-integration: deps controlplane ## Integration tests against a real local control plane.
+test-integration: deps test-tools controlplane ## Integration tests against a real local control plane.
 	mocha --reporter-option label=integration --require test/integration/setup.ts --timeout 180000 'test/integration/**/*.test.ts'
 
 .PHONY: test

@@ -4,7 +4,9 @@
 // instance was at each moment and that no disk was written while its VM ran.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import type { VirtualMachineInstance } from "../../src/api/kubevirt.js";
 import type { FederatedBackup, NodeRestore, WorkloadRestore } from "../../src/api/v1alpha1/index.js";
@@ -95,9 +97,15 @@ interface Setup {
 async function withBackup(
   vms: VmFixture[],
   body: (s: Setup) => Promise<void>,
-  options: { inProcessOperator?: boolean } = {},
+  options: {
+    inProcessOperator?: boolean;
+    backupSpec?: Partial<FederatedBackup["spec"]>;
+    /** Runs before the VMs are created (e.g. mounts a filesystem on the shared volume); returns its undoing. */
+    prepare?: (env: BackupEnv) => () => void;
+  } = {},
 ): Promise<void> {
   const env = await backupEnv("wr");
+  const unprepare = options.prepare?.(env);
   await kubevirtDouble();
   await podRunner();
   const sim = new SimulatedVmController(adminClient());
@@ -114,7 +122,7 @@ async function withBackup(
       for (const rel of diskPaths(env.namespace, vm))
         atBackup.set(rel, readFileSync(path.join(env.shared.hostDir, rel)));
     }
-    const backup = operator ? await runBackup(env) : (undefined as unknown as Backup);
+    const backup = operator ? await runBackup(env, "nightly", options.backupSpec) : (undefined as unknown as Backup);
     await body({ env, sim, instances, observer, backup, atBackup });
     instances.assertNeverTwo();
   } finally {
@@ -122,11 +130,16 @@ async function withBackup(
     await observer.stop();
     await instances.stop();
     await sim.stop();
+    unprepare?.();
     env.cleanup();
   }
 }
 
-async function runBackup(env: BackupEnv, name = "nightly"): Promise<Backup> {
+async function runBackup(
+  env: BackupEnv,
+  name = "nightly",
+  spec: Partial<FederatedBackup["spec"]> = { snapshot: { method: "Copy" } },
+): Promise<Backup> {
   await adminClient().create(Resources.FederatedBackup, {
     apiVersion: "fedbackup.io/v1alpha1",
     kind: "FederatedBackup",
@@ -134,7 +147,7 @@ async function runBackup(env: BackupEnv, name = "nightly"): Promise<Backup> {
     spec: {
       sharedVolume: { claimName: env.shared.claimName, nodeMountPath: NODE_MOUNT_PATH },
       location: { persistentVolumeClaim: { claimName: env.location.claimName } },
-      snapshot: { method: "Copy" },
+      ...spec,
     },
   } as KubeObject);
   const fb = await waitFor(`backup ${name}`, 120_000, async () => {
@@ -210,6 +223,27 @@ const restoreJobs = (s: Setup, name: string): JobRecord[] =>
   s.observer.jobs.filter((j) => j.name.startsWith(`${name}-`));
 
 const resultOf = (r: Restore, name: string) => r.status?.results?.find((x) => x.name === name);
+
+/** An XFS image with reflink to loop-mount (root and mkfs.xfs needed), or why there cannot be one. */
+function xfsImage(): string | { mount(dir: string): () => void; cleanup(): void } {
+  if (process.getuid?.() !== 0) return "not running as root, cannot mount a loop device";
+  try {
+    execFileSync("mkfs.xfs", ["-V"], { stdio: "pipe" });
+  } catch {
+    return "mkfs.xfs is missing (make test-tools installs it)";
+  }
+  const dir = mkdtempSync(path.join(os.tmpdir(), "fedbackup-xfs-"));
+  const image = path.join(dir, "xfs.img");
+  execFileSync("truncate", ["-s", "512M", image]);
+  execFileSync("mkfs.xfs", ["-q", "-m", "reflink=1", image], { stdio: "pipe" });
+  return {
+    mount: (target) => {
+      execFileSync("mount", ["-o", "loop", image, target], { stdio: "pipe" });
+      return () => execFileSync("umount", [target], { stdio: "pipe" });
+    },
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
 
 describe("WorkloadRestore", function () {
   this.timeout(300_000);
@@ -393,6 +427,42 @@ describe("WorkloadRestore", function () {
       const ready = r.status?.conditions?.find((c) => c.type === "Ready");
       assert.equal(ready?.reason, "PartiallyFailed");
     });
+  });
+
+  it("restores from the snapshots an extractAt Restore backup kept on the shared volume (Reflink on XFS)", async function () {
+    const xfs = xfsImage();
+    if (typeof xfs === "string") {
+      console.log(`      (skipped: ${xfs})`);
+      return this.skip();
+    }
+    const vms: VmFixture[] = [
+      { name: "x1", node: "node-b", disks: [512 * 1024] },
+      { name: "x2", node: "node-c", disks: [256 * 1024, 4096] },
+    ];
+    try {
+      await withBackup(
+        vms,
+        async (s) => {
+          // Nothing was extracted to the location: the files are in the kept snapshot.
+          const backupDir = path.join(s.env.location.hostDir, s.backup.status!.backupPath!);
+          assert.ok(!existsSync(path.join(backupDir, s.env.namespace, "x1", "files")));
+          for (const vm of vms) damage(s.env, vm);
+          const r = await restore(s.env, "from-snapshot", {});
+          assert.equal(r.status?.phase, "Completed", JSON.stringify(r.status?.results));
+          for (const vm of vms) {
+            assertRestored(s, vm);
+            assert.equal(resultOf(r, vm.name)?.verified, true);
+            await assertRunsFreelyOn(s.env, vm.name, vm.node!);
+          }
+        },
+        {
+          backupSpec: { snapshot: { method: "Reflink" }, extractAt: "Restore" },
+          prepare: (env) => xfs.mount(env.shared.hostDir),
+        },
+      );
+    } finally {
+      xfs.cleanup();
+    }
   });
 
   it("dryRun publishes the plan and touches nothing", async () => {

@@ -117,6 +117,18 @@ export function resolveWorkloads(
       });
       continue;
     }
+    if (step.spec.snapshot.method === "CSI" && step.spec.extractAt === "Restore") {
+      // Its files are only in the VolumeSnapshot; a restore Job mounts the shared volume and the location.
+      unrestorable.push({
+        namespace: w.namespace,
+        name: w.name,
+        backup: backup.metadata.name!,
+        reason:
+          `Skipped: ${backup.metadata.name} kept its files in VolumeSnapshot ${step.metadata.name} (CSI, extractAt ` +
+          `Restore), and restoring from a VolumeSnapshot is not supported yet; back it up with extractAt Backup.`,
+      });
+      continue;
+    }
     found.push({
       namespace: w.namespace,
       name: w.name,

@@ -473,4 +473,17 @@ describe("resolveWorkloads", () => {
     assert.equal(res.unrestorable.length, 1);
     assert.equal(res.invalid, undefined);
   });
+
+  it("a capture kept only in a CSI VolumeSnapshot (extractAt Restore) is unrestorable, with the reason", () => {
+    const csi = backup("csi", "Completed");
+    csi.spec.snapshot = { method: "CSI", volumeSnapshotClassName: "hostpath" };
+    csi.spec.extractAt = "Restore";
+    const res = resolve(restore({ backupRef: { name: "csi" } }), [csi], [snap(csi, 1, "n1", ["vms/a"])]);
+    assert.deepEqual(res.workloads, []);
+    assert.deepEqual(
+      res.unrestorable.map((u) => u.name),
+      ["a"],
+    );
+    assert.match(res.unrestorable[0]!.reason, /VolumeSnapshot csi-r1-n1 .* not supported yet/);
+  });
 });
