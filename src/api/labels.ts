@@ -19,6 +19,8 @@ export const LABEL_PRIORITY = "fedbackup.io/priority";
 
 /** On a FederatedBackup: the operator removes the backup's files and snapshots before it goes. */
 export const FINALIZER_CLEANUP = "fedbackup.io/cleanup";
+/** On a WorkloadRestore while it runs: the VMs it stopped are given back before it goes. */
+export const FINALIZER_RELEASE_VMS = "fedbackup.io/release-vms";
 
 /** Where the node agent's Job mounts the shared volume and the backup location. */
 export const AGENT_SHARED_MOUNT = "/var/lib/fedbackup/shared";

@@ -526,6 +526,34 @@ describe("WorkloadRestore", function () {
     });
   });
 
+  it("gives the VMs it stopped back as they were when it is deleted mid-run", async () => {
+    const vms: VmFixture[] = [
+      { name: "g1", node: "node-b" },
+      { name: "g2", node: "node-c" },
+    ];
+    await withBackup(vms, async (s) => {
+      await adminClient().create(Resources.WorkloadRestore, {
+        apiVersion: "fedbackup.io/v1alpha1",
+        kind: "WorkloadRestore",
+        metadata: { name: "abandoned", namespace: s.env.namespace },
+        spec: { backupRef: { name: "nightly" } },
+      } as KubeObject);
+      await waitFor("a VM stopped by the restore", 60_000, async () => {
+        const vm = await vmObject(s.env, "g1");
+        return vm.metadata.annotations?.[ANNOTATION_RESTORE_HOLD] && vm.spec.runStrategy === "Halted"
+          ? true
+          : undefined;
+      });
+      await adminClient().delete(Resources.WorkloadRestore, s.env.namespace, "abandoned");
+      await waitFor("the WorkloadRestore to go", 60_000, async () =>
+        (await adminClient().list(Resources.WorkloadRestore, { namespace: s.env.namespace })).items.length === 0
+          ? true
+          : undefined,
+      );
+      for (const vm of vms) await assertRunsFreelyOn(s.env, vm.name, vm.node!);
+    });
+  });
+
   it("survives the operator being killed mid-restore with the result of an uninterrupted run", async () => {
     const vms: VmFixture[] = [
       { name: "r1", node: "node-b" },

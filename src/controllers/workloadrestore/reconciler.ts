@@ -8,6 +8,7 @@ import type {
   VirtualMachineInstanceMigration,
 } from "../../api/kubevirt.js";
 import type { FederatedBackup, NodeRestore, NodeSnapshot, WorkloadRestore } from "../../api/v1alpha1/index.js";
+import { FINALIZER_RELEASE_VMS, LABEL_RESTORE } from "../../api/labels.js";
 import type { KubeClient } from "../../k8s/client.js";
 import { ApiError, isAlreadyExists, isNotFound } from "../../k8s/errors.js";
 import type { EventSink } from "../../k8s/events.js";
@@ -78,8 +79,24 @@ export class WorkloadRestoreReconciler {
   async reconcile(key: string): Promise<ReconcileResult | void> {
     const { informers, client } = this.deps;
     const cached = informers.restores.get(key);
-    if (!cached || cached.metadata.deletionTimestamp) return;
+    if (!cached) return;
     const restore = structuredClone(cached);
+    if (restore.metadata.deletionTimestamp) return this.finalize(restore);
+    const finalizers = restore.metadata.finalizers ?? [];
+    const running = restoreIsActive(restore) && !restore.spec.dryRun;
+    if (running !== finalizers.includes(FINALIZER_RELEASE_VMS)) {
+      // Held while VMs may be stopped by this run; dropped once it is over, so a finished restore (or a
+      // dry run) is deleted at once, even without an operator.
+      await client.patch(Resources.WorkloadRestore, restore.metadata.namespace, restore.metadata.name!, {
+        metadata: {
+          finalizers: running
+            ? [...finalizers, FINALIZER_RELEASE_VMS]
+            : finalizers.filter((f) => f !== FINALIZER_RELEASE_VMS),
+          resourceVersion: restore.metadata.resourceVersion,
+        },
+      });
+      return; // the update event brings us back
+    }
     const world = await this.gather(restore);
     const decision = decideRestore(world, { leaseRenewMs: this.deps.settings.leaseRenewMs });
     for (const action of decision.actions) await this.act(restore, world, action);
@@ -102,6 +119,41 @@ export class WorkloadRestoreReconciler {
       informers.restores.observe(written as WorkloadRestore & KubeObject);
     }
     return decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : undefined;
+  }
+
+  /**
+   * Deleted while it ran: the restore Jobs are stopped (and waited for: their pods may be writing), then every
+   * VM the run holds is given back as it was, run strategy and node selector, and the Lease released.
+   */
+  private async finalize(restore: WorkloadRestore): Promise<ReconcileResult | void> {
+    const { client, informers } = this.deps;
+    if (!restore.metadata.finalizers?.includes(FINALIZER_RELEASE_VMS)) return;
+    const ns = restore.metadata.namespace!;
+    const jobs = informers.jobs.list(
+      (j) => j.metadata.namespace === ns && j.metadata.labels?.[LABEL_RESTORE] === restore.metadata.name,
+    );
+    for (const job of jobs) await this.deleteIfExists(Resources.Job, ns, job.metadata.name!, "Foreground");
+    if (jobs.length > 0) return { requeueAfterMs: 1_000 };
+    const me = restoreOwnerId(restore);
+    for (const vm of informers.vms.list((v) => readHold(v)?.owner === me)) {
+      const hold = readHold(vm)!;
+      informers.vms.observe(
+        await client.patch<VirtualMachine & KubeObject>(
+          Resources.VirtualMachine,
+          vm.metadata.namespace,
+          vm.metadata.name!,
+          releasePatch(hold, hold.runStrategy),
+        ),
+      );
+    }
+    const volumeId = this.volumeIds.get(restore.metadata.uid!);
+    if (volumeId) await this.deps.leases.release(volumeId, me);
+    await client.patch(Resources.WorkloadRestore, ns, restore.metadata.name!, {
+      metadata: {
+        finalizers: restore.metadata.finalizers.filter((f) => f !== FINALIZER_RELEASE_VMS),
+        resourceVersion: restore.metadata.resourceVersion,
+      },
+    });
   }
 
   private async gather(restore: WorkloadRestore): Promise<World> {
