@@ -58,7 +58,7 @@ export interface DigestInput {
   vmis: readonly DigestVmi[];
   backups: readonly DigestBackup[];
   steps: readonly DigestStep[];
-  /** May be empty: nothing acts on WorkloadRestores yet. */
+  /** The WorkloadRestores: their status.results say when and where each VM was last restored. */
   restores: readonly DigestRestore[];
   /** When given, rows say whether the VM's node is Ready. */
   nodes?: readonly DigestNode[];
