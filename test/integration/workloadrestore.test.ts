@@ -163,7 +163,8 @@ async function restore(env: BackupEnv, name: string, spec: Partial<WorkloadResto
     apiVersion: "fedbackup.io/v1alpha1",
     kind: "WorkloadRestore",
     metadata: { name, namespace: env.namespace },
-    spec: { backupRef: { name: "nightly" }, ...spec },
+    // JSON drops a backupRef set to undefined: a test can leave the default out.
+    spec: JSON.parse(JSON.stringify({ backupRef: { name: "nightly" }, ...spec })) as WorkloadRestore["spec"],
   } as KubeObject);
   return waitForRestore(env, name);
 }
@@ -463,6 +464,37 @@ describe("WorkloadRestore", function () {
     } finally {
       xfs.cleanup();
     }
+  });
+
+  it("restores each VM from its latest capture (source Latest) or from the backup its entry names", async () => {
+    const vms: VmFixture[] = [
+      { name: "l1", node: "node-b" },
+      { name: "l2", node: "node-c" },
+    ];
+    await withBackup(vms, async (s) => {
+      const disk = (vm: VmFixture) => path.join(s.env.shared.hostDir, diskPaths(s.env.namespace, vm)[0]!);
+      for (const vm of vms) damage(s.env, vm);
+      const atSecond = vms.map((vm) => readFileSync(disk(vm)));
+      await runBackup(s.env, "second");
+      for (const vm of vms) damage(s.env, vm);
+
+      const latest = await restore(s.env, "latest", {
+        backupRef: undefined,
+        source: "Latest",
+        workloads: [{ namespace: s.env.namespace, name: "l1" }],
+      });
+      assert.equal(latest.status?.phase, "Completed", JSON.stringify(latest.status?.results));
+      assert.equal(latest.status?.plan?.[0]?.backup, "second");
+      assert.ok(readFileSync(disk(vms[0]!)).equals(atSecond[0]!), "l1 is not its latest capture");
+
+      const named = await restore(s.env, "named", {
+        backupRef: undefined,
+        workloads: [{ namespace: s.env.namespace, name: "l2", backupRef: { name: "nightly" } }],
+      });
+      assert.equal(named.status?.phase, "Completed", JSON.stringify(named.status?.results));
+      assert.equal(named.status?.plan?.[0]?.backup, "nightly");
+      assertRestored(s, vms[1]!);
+    });
   });
 
   it("dryRun publishes the plan and touches nothing", async () => {
