@@ -90,7 +90,7 @@ cluster-down: deps ## Stop the local control plane started by `make cluster`.
 	@tsx test/harness/cli.ts down --dir $(CLUSTER_DIR)
 
 .PHONY: demo
-demo: deps controlplane ## The whole product on a throw-away cluster: 8 VMs on 3 nodes backed up node by node (needs root: pod runner).
+demo: deps controlplane ## The whole product on a throw-away cluster: 8 VMs on 3 nodes backed up node by node, three damaged and restored, then the digest (needs root: pod runner).
 	tsx hack/demo.ts
 
 .PHONY: run
