@@ -958,8 +958,9 @@ export interface WorkloadRestoreSpec {
    */
   dryRun?: boolean;
   /**
-   * How long the work on one node may take before its Job is stopped and the node counts as failed.
-   * A Go duration such as 30m or 1h. At least 1m.
+   * How long each stage of the work on one node may take: stopping or migrating its VMs (a VM not
+   * stopped in time is left running and fails), the restore Job (stopped when late; its VMs are
+   * started again), starting the VMs. A Go duration such as 30m or 1h. At least 1m.
    *
    * @defaultValue `"30m"`
    */
