@@ -958,9 +958,10 @@ export interface WorkloadRestoreSpec {
    */
   dryRun?: boolean;
   /**
-   * How long each stage of the work on one node may take: stopping or migrating its VMs (a VM not
-   * stopped in time is left running and fails), the restore Job (stopped when late; its VMs are
-   * started again), starting the VMs. A Go duration such as 30m or 1h. At least 1m.
+   * How long the work on one node may take from its start until its disks are written (stopping or
+   * migrating its VMs, then the restore Job), and again for starting its VMs. A VM not stopped in
+   * time is left running and fails; a late restore Job is stopped and its VMs started again. A Go
+   * duration such as 30m or 1h. At least 1m.
    *
    * @defaultValue `"30m"`
    */
