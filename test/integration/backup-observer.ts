@@ -4,7 +4,7 @@ import { LABEL_MANAGED_BY } from "../../src/api/labels.js";
 import { Informer } from "../../src/k8s/informer.js";
 import { Resources } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
-import { viewLease, type LeaseObject } from "../../src/k8s/volume-lease.js";
+import { viewLease, volumeLeaseName, type LeaseObject } from "../../src/k8s/volume-lease.js";
 import { adminClient, OPERATOR_NAMESPACE } from "./operator-env.js";
 
 type Job = KubeObject & {
@@ -58,8 +58,11 @@ export class BackupObserver {
     await this.leaseInformer.stop();
   }
 
+  /** Holders of the Leases of the observed namespaces' volumes (their PVs are named after the namespace). */
   private holders(): string[] {
-    return this.leaseInformer.list().map((l) => viewLease(l)?.holderNode ?? "");
+    return this.leaseInformer
+      .list((l) => this.namespaces.some((ns) => l.metadata.name?.startsWith(`${volumeLeaseName(ns)}-`)))
+      .map((l) => viewLease(l)?.holderNode ?? "");
   }
 
   private recordHolders(): void {

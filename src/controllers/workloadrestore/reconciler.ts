@@ -193,7 +193,9 @@ export class WorkloadRestoreReconciler {
       .sort((a, b) => a.spec.order - b.spec.order)
       .find((s) => s.status?.phase !== "Succeeded" && s.status?.phase !== "Failed");
     if (current) {
-      world.vms = new Map(current.spec.workloads.map((w) => [workloadKey(w), this.viewVm(restore, w)]));
+      const preparing = ["Pending", "Preparing", undefined].includes(current.status?.phase);
+      const views = await Promise.all(current.spec.workloads.map((w) => this.viewVm(restore, w, preparing)));
+      world.vms = new Map(current.spec.workloads.map((w, i) => [workloadKey(w), views[i]!]));
       world.volumeId = await this.volumeId(restore, current);
     } else {
       world.volumeId = this.volumeIds.get(restore.metadata.uid!);
@@ -205,11 +207,22 @@ export class WorkloadRestoreReconciler {
     return world;
   }
 
-  private viewVm(restore: WorkloadRestore, w: { namespace: string; name: string }): VmView {
+  /**
+   * The VM as the caches see it. What the caches do not hold is read from the API server before anything
+   * rests on its absence: a VM that does not exist fails its restore, and while the step prepares, a VMI
+   * that is gone lets the restore Job start (a cache can lag behind a watch that was just opened).
+   */
+  private async viewVm(
+    restore: WorkloadRestore,
+    w: { namespace: string; name: string },
+    confirmStopped: boolean,
+  ): Promise<VmView> {
     const { informers } = this.deps;
     const key = `${w.namespace}/${w.name}`;
-    const vm = informers.vms.get(key);
-    const vmi = informers.vmis.get(key);
+    const vm = informers.vms.get(key) ?? (await this.confirm(informers.vms, Resources.VirtualMachine, w));
+    const vmi =
+      informers.vmis.get(key) ??
+      (confirmStopped ? await this.confirm(informers.vmis, Resources.VirtualMachineInstance, w) : undefined);
     const migration = informers.migrations.get(`${w.namespace}/${migrationName(restore, w)}`);
     const hold = vm ? readHold(vm) : undefined;
     const pinned = vm ? pinnedNodeOf(vm) : undefined;
@@ -230,6 +243,26 @@ export class WorkloadRestoreReconciler {
         : {}),
       ...(migration ? { migration: { phase: migration.status?.phase ?? "" } } : {}),
     };
+  }
+
+  /** Reads an object the cache does not hold; one that exists goes into the cache. */
+  private async confirm<T extends KubeObject>(
+    cache: Informer<T>,
+    type: (typeof Resources)[keyof typeof Resources],
+    w: { namespace: string; name: string },
+  ): Promise<T | undefined> {
+    try {
+      const found = await this.deps.client.get<T>(type, w.namespace, w.name);
+      this.deps.log.warn("the cache lacked an object the API server has", {
+        resource: type.plural,
+        object: `${w.namespace}/${w.name}`,
+      });
+      cache.observe(found);
+      return found;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
   }
 
   private async volumeId(restore: WorkloadRestore, step: NodeRestore): Promise<string> {
