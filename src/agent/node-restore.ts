@@ -7,23 +7,15 @@ import { join, posix } from "node:path";
 import { isErrno } from "./atomic-files.js";
 import { ManifestError, relativeManifestPath, relativePathProblem } from "./manifest.js";
 import { RestoreError, restoreWorkload } from "./restore.js";
+import type { NodeRestoreStatusResult } from "../api/v1alpha1/index.js";
 import type { AgentLog, VmRef } from "./types.js";
 import { errorMessage, silentLog, vmKey } from "./types.js";
 
-/** One VM's result, as in the NodeRestore's status.results. */
-export interface NodeRestoreResult {
-  namespace: string;
-  name: string;
-  /** Whether the disks were written back. */
-  restored: boolean;
-  files?: number;
-  bytes?: number;
-  /** Whether every file matched the checksum recorded at backup. */
-  verified?: boolean;
-  /** Why the VM was not restored: a RestoreErrorReason, MissingBackup, Running or RestoreFailed. */
-  reason?: string;
-  message?: string;
-}
+/**
+ * One VM's result, as in the NodeRestore's status.results. `reason` when not restored: a RestoreErrorReason,
+ * MissingBackup, Running or RestoreFailed.
+ */
+export type NodeRestoreResult = NodeRestoreStatusResult;
 
 export interface NodeRestoreWorkload {
   namespace: string;

@@ -16,7 +16,6 @@ import {
   finalPhase,
   planDiscovery,
   planReconcileRound,
-  seedFromText,
   workloadKey,
   type MissingReason,
   type ObservedNode,
@@ -25,6 +24,7 @@ import {
   type UnplacedWorkload,
 } from "../../planning/index.js";
 import { jsonEqual } from "../runtime/conditions.js";
+import { orderingPolicy } from "../runtime/ordering.js";
 import type { LeaseState } from "../runtime/lease-state.js";
 import { backupPath, buildNodeSnapshot, DEFAULTS } from "./builders.js";
 import { capturedWorkloads, expectedWorkloads, missingWorkloads, type StepWithPhase } from "./missing.js";
@@ -83,17 +83,8 @@ export interface BackupDecision {
 const FINISHED: readonly FederatedBackupStatusPhase[] = ["Completed", "PartiallyFailed", "Failed"];
 const iso = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 
-export function orderingOf(backup: FederatedBackup): OrderingPolicy {
-  const o = backup.spec.ordering;
-  return {
-    policy: o?.policy ?? "WorkloadCount",
-    ...(o?.nodes ? { nodes: o.nodes } : {}),
-    // Without a seed, Random derives one from the backup's UID: the order is fixed for this backup
-    // (a restarted operator plans the same) and differs between backups.
-    ...(o?.policy === "Random" ? { seed: o.seed ?? seedFromText(backup.metadata.uid ?? "") } : {}),
-    ...(o?.controlPlaneNode ? { controlPlaneNode: o.controlPlaneNode } : {}),
-  };
-}
+export const orderingOf = (backup: FederatedBackup): OrderingPolicy =>
+  orderingPolicy(backup.spec.ordering, backup.metadata.uid ?? "");
 
 export function decideBackup(world: BackupWorld, settings: DecisionSettings): BackupDecision {
   const { backup, now } = world;

@@ -29,6 +29,7 @@ import {
 } from "./builders.js";
 import { decideBackup, type BackupAction, type BackupWorld } from "./decide.js";
 import { leaseStateOf, type LeaseState, type OwnerActive } from "../runtime/lease-state.js";
+import { deleteIfExists, setFinalizer, tryGet, writeStatus } from "../runtime/objects.js";
 import { inScope, observeNode, observeWorkload } from "./observe.js";
 import { viewJob, type ObservedStep } from "./steps.js";
 
@@ -79,12 +80,7 @@ export class FederatedBackupReconciler {
     const backup = structuredClone(cached);
     if (backup.metadata.deletionTimestamp) return this.finalize(backup);
     if (!backup.metadata.finalizers?.includes(FINALIZER_CLEANUP)) {
-      await client.patch(Resources.FederatedBackup, backup.metadata.namespace, backup.metadata.name!, {
-        metadata: {
-          finalizers: [...(backup.metadata.finalizers ?? []), FINALIZER_CLEANUP],
-          resourceVersion: backup.metadata.resourceVersion,
-        },
-      });
+      await setFinalizer(client, Resources.FederatedBackup, backup, FINALIZER_CLEANUP, true);
       return; // the update event brings us back with the finalizer in place
     }
 
@@ -95,23 +91,7 @@ export class FederatedBackupReconciler {
     });
     for (const action of decision.actions) await this.act(backup, world, action);
     if (!jsonEqual(backup.status, decision.status)) {
-      const written = await client.apply(
-        Resources.FederatedBackup,
-        {
-          apiVersion: backup.apiVersion,
-          kind: backup.kind,
-          // The resourceVersion makes the write conditional: a decision taken on an outdated copy of the
-          // backup is refused (409) and taken again on the current one.
-          metadata: {
-            name: backup.metadata.name,
-            namespace: backup.metadata.namespace,
-            resourceVersion: backup.metadata.resourceVersion,
-          },
-          status: decision.status,
-        } as KubeObject,
-        { subresource: "status" },
-      );
-      informers.backups.observe(written as FederatedBackup & KubeObject);
+      informers.backups.observe(await writeStatus(client, Resources.FederatedBackup, backup, decision.status));
     }
     return decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : undefined;
   }
@@ -161,7 +141,8 @@ export class FederatedBackupReconciler {
     let invalid: BackupWorld["invalid"];
     let volumeId = this.volumeIds.get(backup.metadata.uid!);
     if (phase === "New" || !volumeId) {
-      const sharedPvc = await this.tryGet<{ spec?: { volumeName?: string } } & KubeObject>(
+      const sharedPvc = await tryGet<{ spec?: { volumeName?: string } } & KubeObject>(
+        this.deps.client,
         Resources.PersistentVolumeClaim,
         ns,
         backup.spec.sharedVolume.claimName,
@@ -209,7 +190,7 @@ export class FederatedBackupReconciler {
       };
     }
     const locationClaim = backup.spec.location.persistentVolumeClaim?.claimName;
-    if (locationClaim && !(await this.tryGet(Resources.PersistentVolumeClaim, ns, locationClaim))) {
+    if (locationClaim && !(await tryGet(this.deps.client, Resources.PersistentVolumeClaim, ns, locationClaim))) {
       return {
         reason: "LocationClaimNotFound",
         message: `PersistentVolumeClaim ${ns}/${locationClaim} (spec.location.persistentVolumeClaim.claimName) does not exist`,
@@ -217,7 +198,7 @@ export class FederatedBackupReconciler {
     }
     if (backup.spec.snapshot?.method === "CSI") {
       const cls = backup.spec.snapshot.volumeSnapshotClassName!;
-      if (!(await this.tryGet(Resources.VolumeSnapshotClass, undefined, cls))) {
+      if (!(await tryGet(this.deps.client, Resources.VolumeSnapshotClass, undefined, cls))) {
         return {
           reason: "VolumeSnapshotClassNotFound",
           message: `VolumeSnapshotClass ${cls} (spec.snapshot.volumeSnapshotClassName) does not exist`,
@@ -225,31 +206,6 @@ export class FederatedBackupReconciler {
       }
     }
     return undefined;
-  }
-
-  private async deleteIfExists(
-    type: (typeof Resources)[keyof typeof Resources],
-    ns: string,
-    name: string,
-  ): Promise<void> {
-    try {
-      await this.deps.client.delete(type, ns, name, { propagationPolicy: "Background" });
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
-  }
-
-  private async tryGet<T extends KubeObject>(
-    type: (typeof Resources)[keyof typeof Resources],
-    ns: string | undefined,
-    name: string,
-  ): Promise<T | undefined> {
-    try {
-      return await this.deps.client.get<T>(type, ns, name);
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
   }
 
   private async act(
@@ -321,7 +277,7 @@ export class FederatedBackupReconciler {
       }
       case "DeleteJob":
         for (const name of [action.step.metadata.name!, extractJobName(action.step)]) {
-          await this.deleteIfExists(Resources.Job, action.step.metadata.namespace!, name);
+          await deleteIfExists(client, Resources.Job, action.step.metadata.namespace, name);
         }
         return;
       case "StartExtract": {
@@ -350,9 +306,9 @@ export class FederatedBackupReconciler {
         // otherwise keep the restored claim (pvc-protection) until the backup is deleted. The snapshot first,
         // the claim last, and the step records the release after both: an interrupted pass does it again.
         if (action.step.spec.extractAt !== "Restore")
-          await this.deleteIfExists(Resources.VolumeSnapshot, ns, volumeSnapshotName(action.step));
-        await this.deleteIfExists(Resources.Job, ns, extractJobName(action.step));
-        await this.deleteIfExists(Resources.PersistentVolumeClaim, ns, restoredClaimName(action.step));
+          await deleteIfExists(client, Resources.VolumeSnapshot, ns, volumeSnapshotName(action.step));
+        await deleteIfExists(client, Resources.Job, ns, extractJobName(action.step));
+        await deleteIfExists(client, Resources.PersistentVolumeClaim, ns, restoredClaimName(action.step));
         this.deps.informers.steps.observe(
           await client.patch<NodeSnapshot & KubeObject>(
             Resources.NodeSnapshot,
@@ -404,7 +360,8 @@ export class FederatedBackupReconciler {
     if (!backup.metadata.finalizers?.includes(FINALIZER_CLEANUP)) return;
     const { client, informers, events, settings } = this.deps;
     const ns = backup.metadata.namespace!;
-    const pvc = await this.tryGet<{ spec?: { volumeName?: string } } & KubeObject>(
+    const pvc = await tryGet<{ spec?: { volumeName?: string } } & KubeObject>(
+      this.deps.client,
       Resources.PersistentVolumeClaim,
       ns,
       backup.spec.sharedVolume.claimName,
@@ -415,7 +372,9 @@ export class FederatedBackupReconciler {
       const job = informers.jobs.get(`${ns}/${cleanupJobName(backup)}`);
       const view = job ? viewJob(job as Parameters<typeof viewJob>[0]) : undefined;
       const location = backup.spec.location.persistentVolumeClaim?.claimName;
-      const locationPvc = location ? await this.tryGet(Resources.PersistentVolumeClaim, ns, location) : undefined;
+      const locationPvc = location
+        ? await tryGet(this.deps.client, Resources.PersistentVolumeClaim, ns, location)
+        : undefined;
       if (!view && pvc && locationPvc) {
         const node = informers.nodes
           .list((n) => n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false)
@@ -446,11 +405,6 @@ export class FederatedBackupReconciler {
       }
     }
     await this.deps.leases.release(this.volumeId(backup, pvc), backupOwnerId(backup));
-    await client.patch(Resources.FederatedBackup, ns, backup.metadata.name!, {
-      metadata: {
-        finalizers: backup.metadata.finalizers.filter((f) => f !== FINALIZER_CLEANUP),
-        resourceVersion: backup.metadata.resourceVersion,
-      },
-    });
+    await setFinalizer(client, Resources.FederatedBackup, backup, FINALIZER_CLEANUP, false);
   }
 }

@@ -12,6 +12,7 @@ import { parseDuration } from "../../api/duration.js";
 import type {
   NodeRestore,
   NodeRestoreStatusOutcome,
+  NodeRestoreStatus,
   NodeRestoreStatusPhase,
   NodeRestoreStatusResult,
   WorkloadRestore,
@@ -20,7 +21,6 @@ import type {
 } from "../../api/v1alpha1/index.js";
 import {
   planRestore,
-  seedFromText,
   workloadKey,
   type ObservedNode,
   type ObservedWorkload,
@@ -29,6 +29,7 @@ import {
   type WorkloadRef,
 } from "../../planning/index.js";
 import { jsonEqual } from "../runtime/conditions.js";
+import { orderingPolicy } from "../runtime/ordering.js";
 import type { LeaseState } from "../runtime/lease-state.js";
 import { REPORT_GRACE_MS, type JobView } from "../federatedbackup/steps.js";
 import { buildNodeRestore, RESTORE_DEFAULTS, restoreOwnerId } from "./builders.js";
@@ -58,16 +59,8 @@ export interface RestoreSettings {
   leaseRenewMs: number;
 }
 
-export type StepStatusPatch = {
-  phase?: NodeRestoreStatusPhase;
-  workloads?: number;
-  restoredCount?: number;
-  startTime?: string;
-  startingSince?: string;
-  completionTime?: string;
-  message?: string;
-  outcomes?: NodeRestoreStatusOutcome[];
-};
+/** What the operator writes into a NodeRestore's status (results are the agent's). */
+export type StepStatusPatch = Omit<NodeRestoreStatus, "results">;
 
 export type RestoreAction =
   | { kind: "CreateStep"; step: NodeRestore }
@@ -94,15 +87,8 @@ const iso = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z
 /** How often a step waiting for VMs to stop, migrate or start looks again if no watch event comes first. */
 const WAIT_MS = 2_000;
 
-export function restoreOrdering(restore: WorkloadRestore): OrderingPolicy {
-  const o = restore.spec.ordering;
-  return {
-    policy: o?.policy ?? "WorkloadCount",
-    ...(o?.nodes ? { nodes: o.nodes } : {}),
-    ...(o?.policy === "Random" ? { seed: o.seed ?? seedFromText(restore.metadata.uid ?? "") } : {}),
-    ...(o?.controlPlaneNode ? { controlPlaneNode: o.controlPlaneNode } : {}),
-  };
-}
+export const restoreOrdering = (restore: WorkloadRestore): OrderingPolicy =>
+  orderingPolicy(restore.spec.ordering, restore.metadata.uid ?? "");
 
 export function decideRestore(world: RestoreWorld, settings: RestoreSettings): RestoreDecision {
   const { restore, now } = world;

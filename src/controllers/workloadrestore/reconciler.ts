@@ -10,7 +10,7 @@ import type {
 import type { FederatedBackup, NodeRestore, NodeSnapshot, WorkloadRestore } from "../../api/v1alpha1/index.js";
 import { FINALIZER_RELEASE_VMS, LABEL_RESTORE } from "../../api/labels.js";
 import type { KubeClient } from "../../k8s/client.js";
-import { ApiError, isAlreadyExists, isNotFound } from "../../k8s/errors.js";
+import { ApiError, isNotFound } from "../../k8s/errors.js";
 import type { EventSink } from "../../k8s/events.js";
 import type { Informer } from "../../k8s/informer.js";
 import { Resources } from "../../k8s/resources.js";
@@ -23,6 +23,7 @@ import { observeNode, observeWorkload } from "../federatedbackup/observe.js";
 import { viewJob } from "../federatedbackup/steps.js";
 import { jsonEqual } from "../runtime/conditions.js";
 import { leaseStateOf, type OwnerActive } from "../runtime/lease-state.js";
+import { createIfAbsent, deleteIfExists, setFinalizer, writeStatus } from "../runtime/objects.js";
 import type { ReconcileResult } from "../runtime/work-queue.js";
 import { buildMigration, buildRestoreJob, migrationName, restoreOwnerId } from "./builders.js";
 import { decideRestore, type RestoreAction, type RestoreWorld } from "./decide.js";
@@ -87,36 +88,14 @@ export class WorkloadRestoreReconciler {
     if (running !== finalizers.includes(FINALIZER_RELEASE_VMS)) {
       // Held while VMs may be stopped by this run; dropped once it is over, so a finished restore (or a
       // dry run) is deleted at once, even without an operator.
-      await client.patch(Resources.WorkloadRestore, restore.metadata.namespace, restore.metadata.name!, {
-        metadata: {
-          finalizers: running
-            ? [...finalizers, FINALIZER_RELEASE_VMS]
-            : finalizers.filter((f) => f !== FINALIZER_RELEASE_VMS),
-          resourceVersion: restore.metadata.resourceVersion,
-        },
-      });
+      await setFinalizer(client, Resources.WorkloadRestore, restore, FINALIZER_RELEASE_VMS, running);
       return; // the update event brings us back
     }
     const world = await this.gather(restore);
     const decision = decideRestore(world, { leaseRenewMs: this.deps.settings.leaseRenewMs });
     for (const action of decision.actions) await this.act(restore, world, action);
     if (!jsonEqual(restore.status, decision.status)) {
-      const written = await client.apply(
-        Resources.WorkloadRestore,
-        {
-          apiVersion: restore.apiVersion,
-          kind: restore.kind,
-          // Conditional on the copy the decision was taken on: an outdated decision is refused (409) and retaken.
-          metadata: {
-            name: restore.metadata.name,
-            namespace: restore.metadata.namespace,
-            resourceVersion: restore.metadata.resourceVersion,
-          },
-          status: decision.status,
-        } as KubeObject,
-        { subresource: "status" },
-      );
-      informers.restores.observe(written as WorkloadRestore & KubeObject);
+      informers.restores.observe(await writeStatus(client, Resources.WorkloadRestore, restore, decision.status));
     }
     return decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : undefined;
   }
@@ -132,7 +111,7 @@ export class WorkloadRestoreReconciler {
     const jobs = informers.jobs.list(
       (j) => j.metadata.namespace === ns && j.metadata.labels?.[LABEL_RESTORE] === restore.metadata.name,
     );
-    for (const job of jobs) await this.deleteIfExists(Resources.Job, ns, job.metadata.name!, "Foreground");
+    for (const job of jobs) await deleteIfExists(client, Resources.Job, ns, job.metadata.name!, "Foreground");
     if (jobs.length > 0) return { requeueAfterMs: 1_000 };
     const me = restoreOwnerId(restore);
     for (const vm of informers.vms.list((v) => readHold(v)?.owner === me)) {
@@ -148,12 +127,7 @@ export class WorkloadRestoreReconciler {
     }
     const volumeId = this.volumeIds.get(restore.metadata.uid!);
     if (volumeId) await this.deps.leases.release(volumeId, me);
-    await client.patch(Resources.WorkloadRestore, ns, restore.metadata.name!, {
-      metadata: {
-        finalizers: restore.metadata.finalizers.filter((f) => f !== FINALIZER_RELEASE_VMS),
-        resourceVersion: restore.metadata.resourceVersion,
-      },
-    });
+    await setFinalizer(client, Resources.WorkloadRestore, restore, FINALIZER_RELEASE_VMS, false);
   }
 
   private async gather(restore: WorkloadRestore): Promise<World> {
@@ -296,12 +270,12 @@ export class WorkloadRestoreReconciler {
     };
     switch (action.kind) {
       case "CreateStep": {
-        const created = await this.createIfAbsent(Resources.NodeRestore, action.step);
-        if (created) informers.restoreSteps.observe(created as NodeRestore & KubeObject);
+        const created = await createIfAbsent(client, Resources.NodeRestore, action.step);
+        if (created) informers.restoreSteps.observe(created);
         return;
       }
       case "DeleteStep":
-        await this.deleteIfExists(Resources.NodeRestore, action.step.metadata.namespace!, action.step.metadata.name!);
+        await deleteIfExists(client, Resources.NodeRestore, action.step.metadata.namespace, action.step.metadata.name!);
         return;
       case "ClaimLease": {
         if (!world.volumeId) return;
@@ -335,11 +309,12 @@ export class WorkloadRestoreReconciler {
         await patchVm(action.vm, releasePatch(action.hold, action.runStrategy));
         return;
       case "CreateMigration": {
-        const created = await this.createIfAbsent(
+        const created = await createIfAbsent(
+          client,
           Resources.VirtualMachineInstanceMigration,
           buildMigration(restore, action.vm, action.node),
         );
-        if (created) informers.migrations.observe(created as VirtualMachineInstanceMigration & KubeObject);
+        if (created) informers.migrations.observe(created);
         return;
       }
       case "StartJob": {
@@ -349,16 +324,21 @@ export class WorkloadRestoreReconciler {
         );
         await client.apply(Resources.ServiceAccount, access.serviceAccount);
         for (const binding of access.bindings) await client.apply(Resources.RoleBinding, binding);
-        const job = await this.createIfAbsent(Resources.Job, buildRestoreJob(restore, action.step, this.deps.settings));
+        const job = await createIfAbsent(
+          client,
+          Resources.Job,
+          buildRestoreJob(restore, action.step, this.deps.settings),
+        );
         // Seen at once, so that the next pass does not take the Job for one that disappeared.
         if (job) informers.jobs.observe(job);
         return;
       }
       case "DeleteJob":
         // Foreground: the Job stays until its pod is gone, and the VMs are started only after that.
-        await this.deleteIfExists(
+        await deleteIfExists(
+          client,
           Resources.Job,
-          action.step.metadata.namespace!,
+          action.step.metadata.namespace,
           action.step.metadata.name!,
           "Foreground",
         );
@@ -377,32 +357,6 @@ export class WorkloadRestoreReconciler {
       case "Event":
         events.record(restore, action.type, action.reason, action.message);
         return;
-    }
-  }
-
-  /** Creates the object; one that already exists counts as created (the manifests are deterministic). */
-  private async createIfAbsent(
-    type: (typeof Resources)[keyof typeof Resources],
-    manifest: KubeObject,
-  ): Promise<KubeObject | undefined> {
-    try {
-      return await this.deps.client.create(type, manifest);
-    } catch (err) {
-      if (!isAlreadyExists(err)) throw err;
-      return undefined;
-    }
-  }
-
-  private async deleteIfExists(
-    type: (typeof Resources)[keyof typeof Resources],
-    ns: string,
-    name: string,
-    propagationPolicy: "Background" | "Foreground" = "Background",
-  ): Promise<void> {
-    try {
-      await this.deps.client.delete(type, ns, name, { propagationPolicy });
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
     }
   }
 }

@@ -1,0 +1,91 @@
+// Writes every reconciler makes the same way: idempotent creates and deletes, conditional status and
+// finalizer updates.
+import type { KubeClient } from "../../k8s/client.js";
+import { isAlreadyExists, isNotFound } from "../../k8s/errors.js";
+import type { ResourceType } from "../../k8s/resources.js";
+import type { KubeObject } from "../../k8s/types.js";
+
+/** Creates the object; one that already exists counts as created (the manifests are deterministic). */
+export async function createIfAbsent<T extends KubeObject>(
+  client: KubeClient,
+  type: ResourceType,
+  manifest: T,
+): Promise<T | undefined> {
+  try {
+    return await client.create<T>(type, manifest);
+  } catch (err) {
+    if (!isAlreadyExists(err)) throw err;
+    return undefined;
+  }
+}
+
+export async function deleteIfExists(
+  client: KubeClient,
+  type: ResourceType,
+  namespace: string | undefined,
+  name: string,
+  propagationPolicy: "Background" | "Foreground" = "Background",
+): Promise<void> {
+  try {
+    await client.delete(type, namespace, name, { propagationPolicy });
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+}
+
+export async function tryGet<T extends KubeObject>(
+  client: KubeClient,
+  type: ResourceType,
+  namespace: string | undefined,
+  name: string,
+): Promise<T | undefined> {
+  try {
+    return await client.get<T>(type, namespace, name);
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Applies the status under the operator's field manager, conditional on the copy the decision was taken
+ * on: a decision made on an outdated copy is refused (409) and taken again on the current one.
+ */
+export function writeStatus<T extends KubeObject>(
+  client: KubeClient,
+  type: ResourceType,
+  obj: T & { apiVersion?: string; kind?: string },
+  status: unknown,
+): Promise<T> {
+  return client.apply<T>(
+    type,
+    {
+      apiVersion: obj.apiVersion,
+      kind: obj.kind,
+      metadata: {
+        name: obj.metadata.name,
+        namespace: obj.metadata.namespace,
+        resourceVersion: obj.metadata.resourceVersion,
+      },
+      status,
+    } as unknown as T,
+    { subresource: "status" },
+  );
+}
+
+/** Adds or removes a finalizer, conditional on the copy at hand. */
+export async function setFinalizer(
+  client: KubeClient,
+  type: ResourceType,
+  obj: KubeObject,
+  finalizer: string,
+  present: boolean,
+): Promise<void> {
+  const others = (obj.metadata.finalizers ?? []).filter((f) => f !== finalizer);
+  await client.patch(type, obj.metadata.namespace, obj.metadata.name!, {
+    metadata: {
+      finalizers: present ? [...others, finalizer] : others,
+      resourceVersion: obj.metadata.resourceVersion,
+    },
+  });
+}
