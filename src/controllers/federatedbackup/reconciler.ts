@@ -5,7 +5,7 @@ import type { NodeObject, VirtualMachineInstance } from "../../api/kubevirt.js";
 import { FINALIZER_CLEANUP, LABEL_BACKUP } from "../../api/labels.js";
 import type { FederatedBackup, NodeSnapshot } from "../../api/v1alpha1/index.js";
 import type { KubeClient } from "../../k8s/client.js";
-import { ApiError, isAlreadyExists, isNotFound } from "../../k8s/errors.js";
+import { isAlreadyExists, isNotFound } from "../../k8s/errors.js";
 import type { EventSink } from "../../k8s/events.js";
 import type { Informer } from "../../k8s/informer.js";
 import { Resources } from "../../k8s/resources.js";
@@ -28,7 +28,7 @@ import {
   type OperatorSettings,
 } from "./builders.js";
 import { decideBackup, type BackupAction, type BackupWorld } from "./decide.js";
-import { leaseStateOf, type LeaseState, type OwnerActive } from "../runtime/lease-state.js";
+import { claimVolumeLease, leaseStateOf, type LeaseState, type OwnerActive } from "../runtime/lease-state.js";
 import { deleteIfExists, setFinalizer, tryGet, writeStatus } from "../runtime/objects.js";
 import { inScope, observeNode, observeWorkload } from "./observe.js";
 import { viewJob, type ObservedStep } from "./steps.js";
@@ -240,21 +240,15 @@ export class FederatedBackupReconciler {
           if (!isNotFound(err)) throw err;
         }
         return;
-      case "ClaimLease": {
-        const current = world.leaseObject ?? (await leases.read(world.volumeId));
-        // The decision may rest on a cache that has not seen another run's claim yet: check the copy
-        // that is about to be replaced (its resourceVersion guards against changes after this read).
-        const state = this.leaseState(backup, current, clock.now());
-        if (!state.ours && !state.free) {
-          throw new ApiError(
-            409,
-            "Conflict",
-            `the shared volume's Lease was just taken by ${state.owner ?? "another run"}`,
-          );
-        }
-        world.leaseObject = await leases.claim(world.volumeId, current, owner, action.node, action.step, clock.now());
+      case "ClaimLease":
+        world.leaseObject = await claimVolumeLease(
+          leases,
+          world.volumeId,
+          world.leaseObject,
+          { owner, node: action.node, step: action.step, now: clock.now() },
+          this.deps.ownerActive,
+        );
         return;
-      }
       case "ReleaseLease":
         await leases.release(world.volumeId, owner);
         return;

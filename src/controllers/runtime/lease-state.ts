@@ -1,5 +1,6 @@
 // What a run needs to know of the shared volume's Lease: whether it holds it, or may take it.
-import { viewLease, type LeaseObject } from "../../k8s/volume-lease.js";
+import { ApiError } from "../../k8s/errors.js";
+import { viewLease, type LeaseObject, type VolumeLeases } from "../../k8s/volume-lease.js";
 
 export interface LeaseState {
   /** This run holds the shared volume's Lease. */
@@ -38,4 +39,25 @@ export function leaseStateOf(
   // holds it (a dead holder outside this operator's view).
   const free = !ownerActive(view.owner) && (expired || isOwnedByKnownKind(view.owner));
   return { ours: false, free, owner: view.owner.split("/").slice(0, 3).join("/"), ...held };
+}
+
+/**
+ * Takes (or renews) the shared volume's Lease for `owner` with `node` as holder. The decision to claim may
+ * rest on a cache that has not seen another run's claim yet: the copy about to be replaced is checked
+ * again (its resourceVersion guards against changes after this read), and a Lease someone else holds is
+ * refused with a 409, retried by the work queue.
+ */
+export async function claimVolumeLease(
+  leases: VolumeLeases,
+  volumeId: string,
+  cached: LeaseObject | undefined,
+  claim: { owner: string; node: string; step: string; now: number },
+  ownerActive: OwnerActive,
+): Promise<LeaseObject> {
+  const current = cached ?? (await leases.read(volumeId));
+  const state = leaseStateOf(current, claim.owner, claim.now, ownerActive);
+  if (!state.ours && !state.free) {
+    throw new ApiError(409, "Conflict", `the shared volume's Lease was just taken by ${state.owner ?? "another run"}`);
+  }
+  return leases.claim(volumeId, current, claim.owner, claim.node, claim.step, claim.now);
 }

@@ -10,10 +10,9 @@ import type {
 import type { FederatedBackup, NodeRestore, NodeSnapshot, WorkloadRestore } from "../../api/v1alpha1/index.js";
 import { FINALIZER_RELEASE_VMS, LABEL_RESTORE } from "../../api/labels.js";
 import type { KubeClient } from "../../k8s/client.js";
-import { ApiError, isNotFound } from "../../k8s/errors.js";
 import type { EventSink } from "../../k8s/events.js";
 import type { Informer } from "../../k8s/informer.js";
-import { Resources } from "../../k8s/resources.js";
+import { Resources, type ResourceType } from "../../k8s/resources.js";
 import type { KubeObject } from "../../k8s/types.js";
 import { volumeLeaseName, type LeaseObject, type VolumeLeases } from "../../k8s/volume-lease.js";
 import { workloadKey } from "../../planning/index.js";
@@ -22,8 +21,8 @@ import { buildAgentAccess, type OperatorSettings } from "../federatedbackup/buil
 import { observeNode, observeWorkload } from "../federatedbackup/observe.js";
 import { viewJob } from "../federatedbackup/steps.js";
 import { jsonEqual } from "../runtime/conditions.js";
-import { leaseStateOf, type OwnerActive } from "../runtime/lease-state.js";
-import { createIfAbsent, deleteIfExists, setFinalizer, writeStatus } from "../runtime/objects.js";
+import { claimVolumeLease, leaseStateOf, type OwnerActive } from "../runtime/lease-state.js";
+import { createIfAbsent, deleteIfExists, setFinalizer, tryGet, writeStatus } from "../runtime/objects.js";
 import type { ReconcileResult } from "../runtime/work-queue.js";
 import { buildMigration, buildRestoreJob, migrationName, restoreOwnerId } from "./builders.js";
 import { decideRestore, type RestoreAction, type RestoreWorld } from "./decide.js";
@@ -222,42 +221,34 @@ export class WorkloadRestoreReconciler {
   /** Reads an object the cache does not hold; one that exists goes into the cache. */
   private async confirm<T extends KubeObject>(
     cache: Informer<T>,
-    type: (typeof Resources)[keyof typeof Resources],
+    type: ResourceType,
     w: { namespace: string; name: string },
   ): Promise<T | undefined> {
-    try {
-      const found = await this.deps.client.get<T>(type, w.namespace, w.name);
+    const found = await tryGet<T>(this.deps.client, type, w.namespace, w.name);
+    if (found) {
       this.deps.log.warn("the cache lacked an object the API server has", {
         resource: type.plural,
         object: `${w.namespace}/${w.name}`,
       });
       cache.observe(found);
-      return found;
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
     }
+    return found;
   }
 
   private async volumeId(restore: WorkloadRestore, step: NodeRestore): Promise<string> {
     const known = this.volumeIds.get(restore.metadata.uid!);
     if (known) return known;
     // The bound PersistentVolume names the filesystem: backups and restores of one volume share one Lease.
-    let id = `${step.metadata.namespace}-${step.spec.sharedVolume.claimName}`;
-    try {
-      const pvc = await this.deps.client.get<KubeObject & { spec?: { volumeName?: string } }>(
-        Resources.PersistentVolumeClaim,
-        step.metadata.namespace,
-        step.spec.sharedVolume.claimName,
-      );
-      if (pvc.spec?.volumeName) {
-        id = pvc.spec.volumeName;
-        this.volumeIds.set(restore.metadata.uid!, id);
-      }
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
-    return id;
+    const claim = step.spec.sharedVolume.claimName;
+    const pvc = await tryGet<KubeObject & { spec?: { volumeName?: string } }>(
+      this.deps.client,
+      Resources.PersistentVolumeClaim,
+      step.metadata.namespace,
+      claim,
+    );
+    if (!pvc?.spec?.volumeName) return `${step.metadata.namespace}-${claim}`;
+    this.volumeIds.set(restore.metadata.uid!, pvc.spec.volumeName);
+    return pvc.spec.volumeName;
   }
 
   private async act(restore: WorkloadRestore, world: World, action: RestoreAction): Promise<void> {
@@ -277,21 +268,16 @@ export class WorkloadRestoreReconciler {
       case "DeleteStep":
         await deleteIfExists(client, Resources.NodeRestore, action.step.metadata.namespace, action.step.metadata.name!);
         return;
-      case "ClaimLease": {
+      case "ClaimLease":
         if (!world.volumeId) return;
-        const current = world.leaseObject ?? (await leases.read(world.volumeId));
-        // The cache may not have seen another run's claim yet: check the copy about to be replaced.
-        const state = leaseStateOf(current, owner, clock.now(), this.deps.ownerActive);
-        if (!state.ours && !state.free) {
-          throw new ApiError(
-            409,
-            "Conflict",
-            `the shared volume's Lease was just taken by ${state.owner ?? "another run"}`,
-          );
-        }
-        world.leaseObject = await leases.claim(world.volumeId, current, owner, action.node, action.step, clock.now());
+        world.leaseObject = await claimVolumeLease(
+          leases,
+          world.volumeId,
+          world.leaseObject,
+          { owner, node: action.node, step: action.step, now: clock.now() },
+          this.deps.ownerActive,
+        );
         return;
-      }
       case "ReleaseLease": {
         const volumeId = world.volumeId ?? this.volumeIds.get(restore.metadata.uid!);
         if (volumeId) await leases.release(volumeId, owner);
