@@ -14,7 +14,7 @@ import { ANNOTATION_RESTORE_HOLD } from "../../src/controllers/workloadrestore/v
 import { Informer } from "../../src/k8s/informer.js";
 import { Resources } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
-import { SimulatedVmController, type VirtualMachine } from "../harness/kubevirt-vms.js";
+import { SimulatedVmController, type SimulatedVmOptions, type VirtualMachine } from "../harness/kubevirt-vms.js";
 import { createVirtualMachine, diskPaths, NODE_MOUNT_PATH, type VmFixture } from "../harness/workloads.js";
 import { BackupObserver, type JobRecord } from "./backup-observer.js";
 import {
@@ -27,6 +27,7 @@ import {
   waitFor,
   type BackupEnv,
 } from "./operator-env.js";
+import { cluster } from "./setup.js";
 
 type Restore = WorkloadRestore & KubeObject;
 type Backup = FederatedBackup & KubeObject;
@@ -100,6 +101,7 @@ async function withBackup(
   options: {
     inProcessOperator?: boolean;
     backupSpec?: Partial<FederatedBackup["spec"]>;
+    sim?: SimulatedVmOptions;
     /** Runs before the VMs are created (e.g. mounts a filesystem on the shared volume); returns its undoing. */
     prepare?: (env: BackupEnv) => () => void;
   } = {},
@@ -108,7 +110,7 @@ async function withBackup(
   const unprepare = options.prepare?.(env);
   await kubevirtDouble();
   await podRunner();
-  const sim = new SimulatedVmController(adminClient());
+  const sim = new SimulatedVmController(adminClient(), options.sim);
   await sim.start();
   const instances = new InstanceLog(env.namespace);
   await instances.start();
@@ -244,6 +246,35 @@ function xfsImage(): string | { mount(dir: string): () => void; cleanup(): void 
     },
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+/** Fails a kwok node the way the backup tests do (kwok stops keeping it Ready), or brings it back. */
+async function setNodeReady(node: string, ready: boolean): Promise<void> {
+  await adminClient().patch(Resources.Node, undefined, node, {
+    metadata: { labels: { "fedbackup.test/condition": ready ? null : "down" } },
+  });
+  if (ready) return cluster().waitForNodeReady(node);
+  const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+  await adminClient().patch(
+    Resources.Node,
+    undefined,
+    node,
+    {
+      status: {
+        conditions: [
+          {
+            type: "Ready",
+            status: "False",
+            reason: "NodeStatusUnknown",
+            message: "simulated failure",
+            lastHeartbeatTime: now,
+            lastTransitionTime: now,
+          },
+        ],
+      },
+    },
+    { subresource: "status" },
+  );
 }
 
 describe("WorkloadRestore", function () {
@@ -495,6 +526,61 @@ describe("WorkloadRestore", function () {
       assert.equal(named.status?.plan?.[0]?.backup, "nightly");
       assertRestored(s, vms[1]!);
     });
+  });
+
+  it("gives up on a node that becomes NotReady while its VMs stop, starts them again and goes on", async () => {
+    const vms: VmFixture[] = [
+      { name: "c1", node: "node-c" },
+      { name: "c2", node: "node-c" },
+      { name: "b1", node: "node-b" },
+    ];
+    try {
+      // VMs take 3 s to shut down here, so that node-c fails while its VMs are still stopping.
+      await withBackup(
+        vms,
+        async (s) => {
+          for (const vm of vms) damage(s.env, vm);
+          const damaged = (vm: VmFixture) =>
+            readFileSync(path.join(s.env.shared.hostDir, diskPaths(s.env.namespace, vm)[0]!));
+          const before = vms.map(damaged);
+          await adminClient().create(Resources.WorkloadRestore, {
+            apiVersion: "fedbackup.io/v1alpha1",
+            kind: "WorkloadRestore",
+            metadata: { name: "node-lost", namespace: s.env.namespace },
+            spec: { backupRef: { name: "nightly" } },
+          } as KubeObject);
+          await waitFor("c1 held", 60_000, async () =>
+            (await vmObject(s.env, "c1")).metadata.annotations?.[ANNOTATION_RESTORE_HOLD] ? true : undefined,
+          );
+          await setNodeReady("node-c", false);
+          const r = await waitForRestore(s.env, "node-lost");
+          assert.equal(r.status?.phase, "PartiallyFailed", JSON.stringify(r.status?.results));
+          for (const name of ["c1", "c2"]) {
+            assert.equal(resultOf(r, name)?.phase, "Failed");
+            assert.match(
+              resultOf(r, name)?.message ?? "",
+              /node node-c became NotReady before its disks were restored/,
+            );
+            const vm = await vmObject(s.env, name);
+            assert.equal(vm.metadata.annotations?.[ANNOTATION_RESTORE_HOLD], undefined);
+            assert.equal(vm.spec.runStrategy, "Always");
+          }
+          assert.deepEqual(
+            restoreJobs(s, "node-lost").map((j) => j.node),
+            ["node-b"],
+          );
+          assert.ok(
+            damaged(vms[0]!).equals(before[0]!) && damaged(vms[1]!).equals(before[1]!),
+            "a disk on node-c was written",
+          );
+          assert.equal(resultOf(r, "b1")?.phase, "Restored");
+          assertRestored(s, vms[2]!);
+        },
+        { sim: { stopDelayMs: 3_000 } },
+      );
+    } finally {
+      await setNodeReady("node-c", true);
+    }
   });
 
   it("dryRun publishes the plan and touches nothing", async () => {

@@ -352,6 +352,13 @@ function prepare(p: StepPass): StepOutcome {
   const { node, world, step } = p;
   const migrate = (world.restore.spec.conflictPolicy ?? "Migrate") === "Migrate";
   const timedOut = world.now - (Date.parse(step.status?.startTime ?? "") || world.now) > p.timeoutMs;
+  // A node that died while its VMs were being stopped will not run the restore Job: give up at once on
+  // what is not stopped yet, rather than wait for nodeTimeout (the stopped ones are started again).
+  const nodeLost = !world.nodes.find((n) => n.name === node)?.ready;
+  const giveUp = timedOut || nodeLost;
+  const notStopped = nodeLost
+    ? `node ${node} became NotReady before its disks were restored; they were not touched`
+    : `not stopped within nodeTimeout; its disks were not touched`;
   const recorded = step.status?.outcomes?.length ?? 0;
   const notes: string[] = [];
   for (const w of step.spec.workloads) {
@@ -367,13 +374,13 @@ function prepare(p: StepPass): StepOutcome {
     const vmi = v.vmi;
     const held = v.hold?.owner === p.me;
     const elsewhere = vmi?.phase === "Running" && !!vmi.node && vmi.node !== node;
-    if (!held && timedOut) {
+    if (!held && giveUp) {
       // Never stop a VM after the node's time is up: it would only be started again.
       p.fail(
         w,
-        migrate && elsewhere
+        migrate && elsewhere && !nodeLost
           ? `not migrated to ${node} within nodeTimeout; it keeps running on ${vmi.node} and its disks were not touched`
-          : `not stopped within nodeTimeout; its disks were not touched`,
+          : notStopped,
         vmi?.node,
       );
       continue;
@@ -407,9 +414,9 @@ function prepare(p: StepPass): StepOutcome {
       continue;
     }
     if (vmi || v.runStrategy !== "Halted") {
-      if (timedOut) {
+      if (giveUp) {
         // Held without a restore result: the Starting stage starts it again where it ran.
-        p.fail(w, `not stopped within nodeTimeout; its disks were not touched`, vmi?.node);
+        p.fail(w, notStopped, vmi?.node);
         continue;
       }
       // Someone started it again meanwhile: stop it again (the hold keeps how it ran before).
@@ -420,6 +427,9 @@ function prepare(p: StepPass): StepOutcome {
   if (notes.length > 0) {
     if (p.outcomes.size !== recorded) p.record({});
     return { reason: "PreparingVMs", message: `${notes.length} VMs not stopped yet: ${notes.slice(0, 5).join(", ")}` };
+  }
+  if (nodeLost) {
+    for (const w of step.spec.workloads) if (!p.outcomes.has(workloadKey(w))) p.fail(w, notStopped);
   }
   const toRestore = step.spec.workloads.filter((w) => !p.outcomes.has(workloadKey(w)));
   if (toRestore.length === 0) {
@@ -491,6 +501,20 @@ function startVms(p: StepPass): StepOutcome {
       if (!target) {
         // It did not run before and its restore failed: back to how it was.
         p.actions.push({ kind: "ReleaseVm", vm: w, hold, runStrategy: hold.runStrategy });
+      } else if (!world.nodes.find((n) => n.name === target)?.ready) {
+        // Pinned to a node that is gone it would never start: released unpinned, KubeVirt places it.
+        if (!p.outcomes.has(key)) {
+          const what = restored
+            ? "its disks were restored"
+            : `${failureText(report, step.status?.message)}; its disks were not touched`;
+          p.fail(w, `${what}, but node ${target} is not Ready: it was released to start wherever KubeVirt places it`);
+        }
+        p.actions.push({
+          kind: "ReleaseVm",
+          vm: w,
+          hold,
+          runStrategy: hold.runStrategy === "Halted" ? runStrategy : hold.runStrategy,
+        });
       } else if (v.vmi?.phase === "Running" && v.vmi.node === target && v.runStrategy === runStrategy) {
         p.actions.push({ kind: "ReleaseVm", vm: w, hold, ...(afterwards ? { runStrategy: afterwards } : {}) });
       } else if (timedOut) {

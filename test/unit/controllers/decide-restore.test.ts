@@ -843,6 +843,28 @@ describe("decideRestore", () => {
       assert.deepEqual(vmActions(d), []);
     });
 
+    it("gives up at once when the node becomes NotReady: no Job, the stopped VM is failed to be started again", () => {
+      const d = decideRestore(
+        stepWorld(onN1(), preparing(), {
+          nodes: [node("n1", false), node("n2"), node("n3")],
+          vms: vms({
+            "vms/a": running("n1"),
+            "vms/b": held("n1"),
+          }),
+        }),
+        settings,
+      );
+      assert.deepEqual(vmActions(d), [], "nothing is stopped on a node that is gone");
+      assert.ok(!kinds(d).includes("StartJob"));
+      const [rec] = records(d);
+      assert.equal(rec?.phase, "Starting");
+      assert.deepEqual(
+        rec?.outcomes?.map((o) => `${o.name} ${o.phase}`),
+        ["a Failed", "b Failed"],
+      );
+      assert.match(rec?.outcomes?.[1]?.message ?? "", /node n1 became NotReady before its disks were restored/);
+    });
+
     it("does not time out before nodeTimeout", () => {
       const d = decideRestore(
         stepWorld(onN1({ nodeTimeout: "5m" }), preparing(4 * MINUTE), {
@@ -1286,6 +1308,14 @@ describe("decideRestore", () => {
         for (const a of only(d, "ReleaseVm")) assert.deepEqual(a.hold, c.view.hold);
       });
     }
+
+    it("releases unpinned, for KubeVirt to place, a VM whose node is gone, and fails it with the agent's reason", () => {
+      const d = decideRestore(stepWorld(single(), starting(CHECKSUM), { vms: vms({ "vms/a": held("n4") }) }), settings);
+      assert.deepEqual(vmActions(d), ["ReleaseVm a Always"]);
+      const [outcome] = records(d)[0]?.outcomes ?? [];
+      assert.equal(outcome?.phase, "Failed");
+      assert.match(outcome?.message ?? "", /^ChecksumMismatch: .*node n4 is not Ready: it was released/);
+    });
 
     it("records a released, restored VM as Restored and the step as Succeeded", () => {
       const d = decideRestore(stepWorld(single(), starting({}), { vms: vms({ "vms/a": running("n1") }) }), settings);
