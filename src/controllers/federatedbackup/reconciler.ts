@@ -153,10 +153,16 @@ export class FederatedBackupReconciler {
     }
 
     const mount = backup.spec.sharedVolume.nodeMountPath;
-    const needsWorkloads = phase === "New" || phase === "Verifying";
-    const workloads = needsWorkloads
-      ? informers.vmis.list((v) => inScope(v, backup.spec.workloads, ns)).map((v) => observeWorkload(v, mount))
-      : [];
+    // The expected list is made once, at New, and everything is verified against it: read the VMIs from the
+    // API server then rather than from a cache that may lag behind (a VMI it misses would never be expected).
+    // Verification rounds locate missing VMs again and may use the cache.
+    const vmis =
+      phase === "New"
+        ? (await client.list<VirtualMachineInstance & KubeObject>(Resources.VirtualMachineInstance)).items
+        : phase === "Verifying"
+          ? informers.vmis.list()
+          : [];
+    const workloads = vmis.filter((v) => inScope(v, backup.spec.workloads, ns)).map((v) => observeWorkload(v, mount));
     const failures = this.deps.settings.nodeFailures?.() ?? new Map<string, number>();
     const nodes = informers.nodes
       .list()
