@@ -151,14 +151,15 @@ export class WorkloadRestoreReconciler {
 
     const world: World = { now, restore, steps, vms: new Map(), nodes, lease: { ours: false, free: true } };
     if (phase === "New") {
-      // The plan is made once and rests on what the backups captured: read them, do not trust a cache that
-      // may not have caught up with a backup that finished an instant ago.
-      const [backups, backupSteps] = await Promise.all([
+      // The plan is made once and rests on what the backups captured and where the VMs run: read them, do
+      // not trust a cache that may not have caught up (with a backup that finished an instant ago, say).
+      const [backups, backupSteps, vmis] = await Promise.all([
         client.list<FederatedBackup & KubeObject>(Resources.FederatedBackup, { namespace: ns }),
         client.list<NodeSnapshot & KubeObject>(Resources.NodeSnapshot, { namespace: ns }),
+        client.list<VirtualMachineInstance & KubeObject>(Resources.VirtualMachineInstance),
       ]);
       world.resolution = resolveWorkloads(restore, backups.items, backupSteps.items, now);
-      world.observed = informers.vmis.list().map((v) => observeWorkload(v, "/"));
+      world.observed = vmis.items.map((v) => observeWorkload(v, "/"));
       return world;
     }
     const current = steps
