@@ -150,6 +150,8 @@ export class Manager {
         },
         {
           concurrency: options.concurrency ?? 2,
+          // Informer events arrive while the caches are still being filled: work starts in start().
+          paused: true,
           onError: (key, err, retryInMs) =>
             queueLog.warn("reconcile failed", {
               key,
@@ -221,6 +223,8 @@ export class Manager {
     await Promise.all(this.all.map((i) => i.start()));
     for (const b of this.informers.backups.list()) this.backupQueue.add(objectKey(b));
     for (const r of this.informers.restores.list()) this.restoreQueue.add(objectKey(r));
+    this.backupQueue.start();
+    this.restoreQueue.start();
   }
 
   async stop(): Promise<void> {

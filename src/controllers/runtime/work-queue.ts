@@ -18,6 +18,11 @@ export interface WorkQueueOptions {
   baseDelayMs?: number;
   maxDelayMs?: number;
   onError?: (key: string, err: unknown, retryInMs: number | undefined) => void;
+  /**
+   * Keys are collected but not worked on until start(): the workers of a controller must not run before
+   * the caches they read have their first lists, or they decide on a partial view of the cluster.
+   */
+  paused?: boolean;
 }
 
 export class WorkQueue {
@@ -30,6 +35,7 @@ export class WorkQueue {
   private readonly idleWaiters: Array<() => void> = [];
   private running = 0;
   private stopped = false;
+  private paused: boolean;
   private readonly concurrency: number;
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
@@ -41,6 +47,13 @@ export class WorkQueue {
     this.concurrency = options.concurrency ?? 2;
     this.baseDelayMs = options.baseDelayMs ?? 250;
     this.maxDelayMs = options.maxDelayMs ?? 60_000;
+    this.paused = options.paused ?? false;
+  }
+
+  /** Lets the workers take the keys collected while the queue was paused. */
+  start(): void {
+    this.paused = false;
+    this.pump();
   }
 
   add(key: string): void {
@@ -90,7 +103,7 @@ export class WorkQueue {
   }
 
   private pump(): void {
-    while (this.running < this.concurrency && this.queue.length > 0) {
+    while (!this.paused && this.running < this.concurrency && this.queue.length > 0) {
       const key = this.queue.shift()!;
       this.queued.delete(key);
       this.active.add(key);

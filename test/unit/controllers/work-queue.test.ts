@@ -33,6 +33,27 @@ describe("WorkQueue", () => {
     await q.shutdown();
   });
 
+  it("paused, collects keys without working on them until start(), then runs each once", async () => {
+    const seen: string[] = [];
+    const q = new WorkQueue(
+      async (key) => {
+        seen.push(key);
+        await Promise.resolve();
+      },
+      { paused: true },
+    );
+    q.add("a");
+    q.add("b");
+    q.add("a");
+    await sleep(30);
+    assert.deepEqual(seen, [], "a paused queue ran a key");
+    q.start();
+    await until(() => seen.length === 2);
+    await q.idle();
+    assert.deepEqual(seen, ["a", "b"]);
+    await q.shutdown();
+  });
+
   it("runs different keys concurrently up to its concurrency", async () => {
     let running = 0;
     let maxRunning = 0;
