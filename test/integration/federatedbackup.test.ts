@@ -13,12 +13,12 @@ import {
   csiDouble,
   kubevirtDouble,
   podRunner,
+  setNodeReady,
   startOperator,
   startOperatorProcess,
   waitFor,
   type BackupEnv,
 } from "./operator-env.js";
-import { cluster } from "./setup.js";
 
 type Backup = FederatedBackup & KubeObject;
 const FINISHED = ["Completed", "PartiallyFailed", "Failed"];
@@ -409,30 +409,7 @@ describe("FederatedBackup controller", function () {
             if (job.node !== "node-c" || event !== "created") return;
             // node-c dies: its agent stops, kwok no longer keeps it Ready, and its VMs restart on node-a.
             runner.killNode("node-c");
-            await adminClient().patch(Resources.Node, undefined, "node-c", {
-              metadata: { labels: { "fedbackup.test/condition": "down" } },
-            });
-            const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
-            await adminClient().patch(
-              Resources.Node,
-              undefined,
-              "node-c",
-              {
-                status: {
-                  conditions: [
-                    {
-                      type: "Ready",
-                      status: "False",
-                      reason: "NodeStatusUnknown",
-                      message: "simulated failure",
-                      lastHeartbeatTime: now,
-                      lastTransitionTime: now,
-                    },
-                  ],
-                },
-              },
-              { subresource: "status" },
-            );
+            await setNodeReady("node-c", false);
             for (const vm of ["c1", "c2"]) await migrateVm(adminClient(), env.namespace, vm, "node-c", "node-a");
           },
         },
@@ -459,10 +436,7 @@ describe("FederatedBackup controller", function () {
       );
     } finally {
       runner.deadNodes.delete("node-c");
-      await adminClient().patch(Resources.Node, undefined, "node-c", {
-        metadata: { labels: { "fedbackup.test/condition": null } },
-      });
-      await cluster().waitForNodeReady("node-c");
+      await setNodeReady("node-c", true);
     }
   });
 

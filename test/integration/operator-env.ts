@@ -8,6 +8,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Manager } from "../../src/controllers/manager.js";
 import { KubeClient } from "../../src/k8s/client.js";
+import { Resources } from "../../src/k8s/resources.js";
 import { createLogger } from "../../src/telemetry/logger.js";
 import { OperatorMetrics } from "../../src/telemetry/metrics.js";
 import { REPO_ROOT } from "../harness/binaries.js";
@@ -178,4 +179,33 @@ export async function waitFor<T>(
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(100);
   }
+}
+
+/** Fails a kwok node (kwok stops keeping it Ready, its Ready condition turns False), or brings it back. */
+export async function setNodeReady(node: string, ready: boolean): Promise<void> {
+  await adminClient().patch(Resources.Node, undefined, node, {
+    metadata: { labels: { "fedbackup.test/condition": ready ? null : "down" } },
+  });
+  if (ready) return cluster().waitForNodeReady(node);
+  const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+  await adminClient().patch(
+    Resources.Node,
+    undefined,
+    node,
+    {
+      status: {
+        conditions: [
+          {
+            type: "Ready",
+            status: "False",
+            reason: "NodeStatusUnknown",
+            message: "simulated failure",
+            lastHeartbeatTime: now,
+            lastTransitionTime: now,
+          },
+        ],
+      },
+    },
+    { subresource: "status" },
+  );
 }

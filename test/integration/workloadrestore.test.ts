@@ -22,12 +22,12 @@ import {
   backupEnv,
   kubevirtDouble,
   podRunner,
+  setNodeReady,
   startOperator,
   startOperatorProcess,
   waitFor,
   type BackupEnv,
 } from "./operator-env.js";
-import { cluster } from "./setup.js";
 
 type Restore = WorkloadRestore & KubeObject;
 type Backup = FederatedBackup & KubeObject;
@@ -246,35 +246,6 @@ function xfsImage(): string | { mount(dir: string): () => void; cleanup(): void 
     },
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
-}
-
-/** Fails a kwok node the way the backup tests do (kwok stops keeping it Ready), or brings it back. */
-async function setNodeReady(node: string, ready: boolean): Promise<void> {
-  await adminClient().patch(Resources.Node, undefined, node, {
-    metadata: { labels: { "fedbackup.test/condition": ready ? null : "down" } },
-  });
-  if (ready) return cluster().waitForNodeReady(node);
-  const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
-  await adminClient().patch(
-    Resources.Node,
-    undefined,
-    node,
-    {
-      status: {
-        conditions: [
-          {
-            type: "Ready",
-            status: "False",
-            reason: "NodeStatusUnknown",
-            message: "simulated failure",
-            lastHeartbeatTime: now,
-            lastTransitionTime: now,
-          },
-        ],
-      },
-    },
-    { subresource: "status" },
-  );
 }
 
 describe("WorkloadRestore", function () {
