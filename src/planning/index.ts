@@ -22,6 +22,16 @@ export { orderNodes } from "./order-nodes.js";
 export type { MissingWorkload, ReconcileRoundPlan } from "./reconcile-round.js";
 export { planReconcileRound } from "./reconcile-round.js";
 export { mulberry32, seedFromText, seededShuffle } from "./seeded-shuffle.js";
+export type { BackupKey } from "./shared-volume-layout.js";
+export {
+  SHARED_VOLUME_TOP,
+  SNAPSHOTS_DIR,
+  backupSnapshotsPath,
+  isInSharedVolumeTop,
+  isWorkloadSnapshotPath,
+  snapshotRunPath,
+  workloadSnapshotPath,
+} from "./shared-volume-layout.js";
 export { stepName } from "./step-name.js";
 export type {
   MissingReason,
