@@ -49,8 +49,8 @@ export interface VirtualMachine {
     runStrategy?: string;
     running?: boolean;
     template?: {
-      metadata?: { labels?: Record<string, string> };
-      spec?: { nodeSelector?: Record<string, string>; [field: string]: unknown };
+      metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
+      spec?: { nodeSelector?: Record<string, string>; volumes?: HostDiskVolume[]; [field: string]: unknown };
     };
     [field: string]: unknown;
   };

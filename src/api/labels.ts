@@ -25,8 +25,3 @@ export const FINALIZER_RELEASE_VMS = "fedbackup.io/release-vms";
 /** Where the node agent's Job mounts the shared volume and the backup location. */
 export const AGENT_SHARED_MOUNT = "/var/lib/fedbackup/shared";
 export const AGENT_LOCATION_MOUNT = "/var/lib/fedbackup/location";
-
-export const AGENT_SERVICE_ACCOUNT = "fedbackup-agent";
-/** ClusterRoles installed with the operator and bound by it, per namespace, to the agent's ServiceAccount. */
-export const AGENT_STEP_CLUSTER_ROLE = "fedbackup-agent";
-export const AGENT_WORKLOAD_CLUSTER_ROLE = "fedbackup-agent-workloads";

@@ -42,6 +42,7 @@ export const Resources = {
   Event: r("events.k8s.io", "v1", "events", "Event"),
   Job: r("batch", "v1", "jobs", "Job"),
   Lease: r("coordination.k8s.io", "v1", "leases", "Lease"),
+  Role: r("rbac.authorization.k8s.io", "v1", "roles", "Role"),
   RoleBinding: r("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
 } as const;
 

@@ -2,6 +2,7 @@
 // node whose step runs; annotations name the run (FederatedBackup or WorkloadRestore) that owns it, so
 // two runs on one volume never overlap: the second waits until the first releases it, or until the
 // Lease has expired and its owner is gone.
+import { fnv1a32Hex } from "../planning/fnv1a.js";
 import type { KubeClient } from "./client.js";
 import { ApiError, isAlreadyExists, isConflict, isNotFound } from "./errors.js";
 import { Resources } from "./resources.js";
@@ -40,13 +41,18 @@ export function viewLease(lease: LeaseObject | undefined): LeaseView | undefined
   };
 }
 
-/** Lease names are DNS subdomains; keep them readable and bounded. */
+/**
+ * Lease names are DNS subdomains: the identity made readable and bounded, with a hash of the identity
+ * itself, since cleaning maps several identities to one text ("nfs:h:/a/b" and "nfs:h:/a-b").
+ */
 export function volumeLeaseName(volumeId: string): string {
   const clean = volumeId
     .toLowerCase()
     .replace(/[^a-z0-9.-]+/g, "-")
-    .replace(/^[-.]+|[-.]+$/g, "");
-  return `fedbackup-volume-${clean}`.slice(0, 253);
+    .replace(/^[-.]+|[-.]+$/g, "")
+    .slice(0, 200)
+    .replace(/[-.]+$/g, "");
+  return `fedbackup-volume-${clean}-${fnv1a32Hex(volumeId)}`;
 }
 
 const microTime = (ms: number): string => new Date(ms).toISOString().replace("Z", "000Z");

@@ -29,11 +29,12 @@ export interface DiscoveryPlan {
  * checked in this order:
  *
  * 1. NotRunning: not active on any node (see activeNodeOf).
- * 2. NoSharedDisk: active but with no file on the shared volume. Reported rather than silently dropped, so
+ * 2. SharedFile / UnsafeFile: it names a file that is not its own (see file-ownership.ts).
+ * 3. NoSharedDisk: active but with no file on the shared volume. Reported rather than silently dropped, so
  *    the user learns that this VM is not in the backup. Checked before the node rules because it is a
  *    property of the VM that no retry will change.
- * 3. NodeNotReady: its node is not Ready (or unknown), so no Job can run there.
- * 4. NodeSkipped: its node is a control-plane node and spec.ordering.controlPlaneNode is Skip.
+ * 4. NodeNotReady: its node is not Ready (or unknown), so no Job can run there.
+ * 5. NodeSkipped: its node is a control-plane node and spec.ordering.controlPlaneNode is Skip.
  *
  * A VM in the middle of a live migration is placed on its source node like any other: its node's turn may
  * come long after the migration has finished, when the node Job re-checks it, and if it has left by then
@@ -54,6 +55,8 @@ export function planDiscovery(
     const node = activeNodeOf(workload);
     if (node === undefined) {
       unplaced.push(unplace(workload, "NotRunning", workload.node, { phase: workload.phase }));
+    } else if (workload.fileProblem) {
+      unplaced.push(unplace(workload, workload.fileProblem.reason, node, { detail: workload.fileProblem.detail }));
     } else if (workload.files.length === 0) {
       unplaced.push(unplace(workload, "NoSharedDisk", node));
     } else {

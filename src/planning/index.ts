@@ -7,6 +7,8 @@ export { diffCaptured } from "./diff-captured.js";
 export type { DiscoveryPlan } from "./discovery.js";
 export { planDiscovery } from "./discovery.js";
 export { countRecentFailures } from "./failure-window.js";
+export type { FileClaimant, FileOwnership, FileProblem } from "./file-ownership.js";
+export { describeFileProblem, resolveFileOwnership } from "./file-ownership.js";
 export type { NodeFailureEvent } from "./failure-window.js";
 export type { FinalPhase, FinalPhaseInput } from "./final-phase.js";
 export { finalPhase } from "./final-phase.js";

@@ -51,6 +51,10 @@ function baseMessage(reason: MissingReason, ctx: MissingReasonContext): string {
       return `${vm} runs on control-plane ${node}, which spec.ordering.controlPlaneNode Skip leaves out`;
     case "NoSharedDisk":
       return `${vm}${ctx.node ? ` on ${node}` : ""} has no disk on the shared volume, so there is nothing to capture`;
+    case "SharedFile":
+      return `${vm}${ctx.node ? ` on ${node}` : ""} shares a file with another VM, so it was not captured`;
+    case "UnsafeFile":
+      return `${vm}${ctx.node ? ` on ${node}` : ""} has a file that is not its own regular file, so it was not captured${inRound}`;
     case "CaptureFailed":
       return `capturing ${vm} on ${node} failed${inRound}`;
   }

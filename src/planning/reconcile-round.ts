@@ -39,7 +39,7 @@ export interface ReconcileRoundPlan {
  *
  * 1. NotFound: no longer in `observed` (deleted).
  * 2. NotRunning: not active on any node.
- * 3. NoSharedDisk: no file on the shared volume (a property of the VM that no retry changes).
+ * 3. SharedFile / UnsafeFile, then NoSharedDisk: properties of the VM's files that no retry changes.
  * 4. Migrating: a live migration is in progress, see below.
  * 5. NodeNotReady / NodeSkipped: as in planDiscovery.
  *
@@ -63,13 +63,14 @@ export function planReconcileRound(
 
   for (const item of uniqueBy(missing, (m) => workloadKey(m.workload))) {
     missingByKey.set(workloadKey(item.workload), item);
-    const leave = (reason: MissingReason, node: string | undefined, phase?: string) =>
-      unresolved.push(unresolve(item, reason, round, node, { phase }));
+    const leave = (reason: MissingReason, node: string | undefined, phase?: string, detail?: string) =>
+      unresolved.push(unresolve(item, reason, round, node, { phase, detail }));
 
     const workload = observedByKey.get(workloadKey(item.workload));
     const node = workload && activeNodeOf(workload);
     if (workload === undefined) leave("NotFound", item.lastNode);
     else if (node === undefined) leave("NotRunning", workload.node ?? item.lastNode, workload.phase);
+    else if (workload.fileProblem) leave(workload.fileProblem.reason, node, undefined, workload.fileProblem.detail);
     else if (workload.files.length === 0) leave("NoSharedDisk", node);
     else if (workload.migrating) leave("Migrating", node);
     else placements.push({ workload, node });

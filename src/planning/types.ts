@@ -25,6 +25,11 @@ export interface ObservedWorkload extends WorkloadRef {
   priority: number;
   /** Disk/extra file paths relative to the shared volume root; empty = no disk on the shared volume. */
   files: string[];
+  /**
+   * A path the VM names that is not its own (see file-ownership.ts): the VM is not captured, and this
+   * says why (the detail names the path and, for SharedFile, the other VM).
+   */
+  fileProblem?: { reason: "SharedFile" | "UnsafeFile"; detail: string };
 }
 
 /** A Node as observed now. */
@@ -60,6 +65,8 @@ export const MISSING_REASONS = [
   "NodeFailed",
   "NodeSkipped",
   "NoSharedDisk",
+  "SharedFile",
+  "UnsafeFile",
   "CaptureFailed",
 ] as const;
 

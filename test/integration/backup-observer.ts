@@ -5,6 +5,7 @@ import { Informer } from "../../src/k8s/informer.js";
 import { Resources } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
 import { viewLease, volumeLeaseName, type LeaseObject } from "../../src/k8s/volume-lease.js";
+import { claimFilesystemIdentity } from "../../src/controllers/runtime/volume-identity.js";
 import { adminClient, OPERATOR_NAMESPACE } from "./operator-env.js";
 
 type Job = KubeObject & {
@@ -48,7 +49,14 @@ export class BackupObserver {
     this.leaseInformer.on(() => this.recordHolders());
   }
 
+  /** The Lease names of the observed namespaces' shared volumes (claim vmdisks), as the operator names them. */
+  private leaseNames = new Set<string>();
+
   async start(): Promise<void> {
+    for (const ns of this.namespaces) {
+      const identity = await claimFilesystemIdentity(adminClient(), ns, "vmdisks");
+      if (identity) this.leaseNames.add(volumeLeaseName(identity));
+    }
     await this.leaseInformer.start();
     await this.jobInformer.start();
   }
@@ -58,10 +66,10 @@ export class BackupObserver {
     await this.leaseInformer.stop();
   }
 
-  /** Holders of the Leases of the observed namespaces' volumes (their PVs are named after the namespace). */
+  /** Holders of the Leases of the observed namespaces' shared volumes. */
   private holders(): string[] {
     return this.leaseInformer
-      .list((l) => this.namespaces.some((ns) => l.metadata.name?.startsWith(`${volumeLeaseName(ns)}-`)))
+      .list((l) => this.leaseNames.has(l.metadata.name ?? ""))
       .map((l) => viewLease(l)?.holderNode ?? "");
   }
 

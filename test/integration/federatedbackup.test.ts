@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { FederatedBackup, NodeSnapshot } from "../../src/api/v1alpha1/index.js";
+import { agentServiceAccountName } from "../../src/controllers/runtime/agent-access.js";
 import { Resources } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
 import { createVm, diskPaths, migrateVm, NODE_MOUNT_PATH, type VmFixture } from "../harness/workloads.js";
@@ -214,11 +215,14 @@ describe("FederatedBackup controller", function () {
       const double = await kubevirtDouble();
       for (const vm of SEVEN) {
         const calls = double.callsFor(env.namespace, vm.name);
+        // Each freeze comes from the agent of the VM's own node step, under that step's ServiceAccount.
+        const step = steps.find((s) => s.spec.node === vm.node)!;
+        const agent = `system:serviceaccount:${env.namespace}:${agentServiceAccountName(step.metadata as { name: string })}`;
         assert.deepEqual(
           calls.map((c) => [c.op, c.node, c.user]),
           [
-            ["freeze", vm.node, `system:serviceaccount:${env.namespace}:fedbackup-agent`],
-            ["unfreeze", vm.node, `system:serviceaccount:${env.namespace}:fedbackup-agent`],
+            ["freeze", vm.node, agent],
+            ["unfreeze", vm.node, agent],
           ],
           vm.name,
         );
@@ -664,10 +668,10 @@ describe("FederatedBackup controller, CSI snapshot method", function () {
 
       const csi = await csiDouble();
       const double = await kubevirtDouble();
-      const agent = `system:serviceaccount:${env.namespace}:fedbackup-agent`;
       assert.equal(steps.length, 3);
       for (const step of steps) {
         const node = step.spec.node!;
+        const agent = `system:serviceaccount:${env.namespace}:${agentServiceAccountName(step.metadata as { name: string })}`;
         assert.equal(step.status?.phase, "Succeeded", JSON.stringify(step.status));
         assert.equal(step.status?.snapshotMethod, "CSI");
         assert.equal(step.status?.volumeSnapshot?.name, step.metadata.name);

@@ -19,10 +19,19 @@ export function onTeardown(fn: () => Promise<void>): void {
 
 let namespaceCounter = 0;
 /** Creates a namespace of its own for a test and waits until its default ServiceAccount exists. */
-export async function freshNamespace(prefix: string): Promise<string> {
+/**
+ * The Pod Security level the agent's namespace needs (README: "Pod security"), enforced on every test
+ * namespace so that every scenario runs its agent pods under it.
+ */
+export const AGENT_POD_SECURITY = { "pod-security.kubernetes.io/enforce": "baseline" };
+
+export async function freshNamespace(
+  prefix: string,
+  labels: Record<string, string> = AGENT_POD_SECURITY,
+): Promise<string> {
   const core = cluster().kubeConfig.makeApiClient(k8s.CoreV1Api);
   const name = `${prefix}-${process.pid}-${++namespaceCounter}`;
-  await core.createNamespace({ body: { metadata: { name } } });
+  await core.createNamespace({ body: { metadata: { name, labels } } });
   return name;
 }
 

@@ -2,10 +2,7 @@
 // restarted operator rebuilds exactly what it created before and "already exists" means "done".
 import {
   AGENT_LOCATION_MOUNT,
-  AGENT_SERVICE_ACCOUNT,
   AGENT_SHARED_MOUNT,
-  AGENT_STEP_CLUSTER_ROLE,
-  AGENT_WORKLOAD_CLUSTER_ROLE,
   COMPONENT_AGENT,
   LABEL_BACKUP,
   LABEL_COMPONENT,
@@ -17,6 +14,7 @@ import {
 import { parseDuration } from "../../api/duration.js";
 import { API_VERSION, type FederatedBackup, type NodeSnapshot } from "../../api/v1alpha1/index.js";
 import { fnv1a32Hex, stepName, type ObservedWorkload, type UnplacedWorkload } from "../../planning/index.js";
+import { agentServiceAccountName, type StepAccessRequest } from "../runtime/agent-access.js";
 
 export const DEFAULTS = {
   freezeTimeout: "30s",
@@ -192,6 +190,8 @@ export function agentJobManifest(p: {
   sharedClaim: string;
   locationClaim: string;
   settings: OperatorSettings;
+  /** The step's own ServiceAccount (see runtime/agent-access.ts); none for a Job that needs no API access. */
+  serviceAccountName?: string;
 }): JobManifest {
   return {
     apiVersion: "batch/v1",
@@ -205,7 +205,12 @@ export function agentJobManifest(p: {
         spec: {
           nodeName: p.node,
           restartPolicy: "Never",
-          serviceAccountName: AGENT_SERVICE_ACCOUNT,
+          // With root and three file capabilities from the runtime's default set, the pod meets the Pod
+          // Security Standard "baseline" (not "restricted", which forbids running as root): see the README.
+          securityContext: { seccompProfile: { type: "RuntimeDefault" } },
+          ...(p.serviceAccountName
+            ? { serviceAccountName: p.serviceAccountName }
+            : { automountServiceAccountToken: false }),
           // Pinned by nodeName, so the scheduler is not involved; still tolerate taints so a cordoned
           // or tainted node can be backed up.
           tolerations: [{ operator: "Exists" }],
@@ -224,6 +229,7 @@ export function agentJobManifest(p: {
                 runAsUser: 0,
                 runAsNonRoot: false,
                 allowPrivilegeEscalation: false,
+                seccompProfile: { type: "RuntimeDefault" },
                 capabilities: { drop: ["ALL"], add: ["CHOWN", "DAC_OVERRIDE", "FOWNER"] },
               },
             },
@@ -260,6 +266,7 @@ export function buildAgentJob(
     sharedClaim: variant.sharedClaim ?? step.spec.sharedVolume.claimName,
     locationClaim: step.spec.location.persistentVolumeClaim.claimName,
     settings,
+    serviceAccountName: agentServiceAccountName(step.metadata as { name: string }),
   });
 }
 
@@ -286,28 +293,12 @@ export function buildCleanupJob(backup: FederatedBackup, node: string, settings:
   });
 }
 
-/** ServiceAccount and RoleBindings that give the agent exactly what a step needs (see deploy/rbac). */
-export function buildAgentAccess(namespace: string, workloadNamespaces: string[]) {
-  const labels = { [LABEL_NAME]: "fedbackup", [LABEL_MANAGED_BY]: "fedbackup" };
-  const subject = { kind: "ServiceAccount", name: AGENT_SERVICE_ACCOUNT, namespace };
-  const binding = (ns: string, role: string, name: string) => ({
-    apiVersion: "rbac.authorization.k8s.io/v1",
-    kind: "RoleBinding",
-    metadata: { name, namespace: ns, labels },
-    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role },
-    subjects: [subject],
-  });
+/** What a step's agent may touch (see runtime/agent-access.ts): its step, its VMs, its VolumeSnapshot. */
+export function stepAccessOf(step: NodeSnapshot): StepAccessRequest {
   return {
-    serviceAccount: {
-      apiVersion: "v1",
-      kind: "ServiceAccount",
-      metadata: { name: AGENT_SERVICE_ACCOUNT, namespace, labels },
-    },
-    bindings: [
-      binding(namespace, AGENT_STEP_CLUSTER_ROLE, AGENT_SERVICE_ACCOUNT),
-      ...[...new Set(workloadNamespaces)]
-        .sort()
-        .map((ns) => binding(ns, AGENT_WORKLOAD_CLUSTER_ROLE, `${AGENT_SERVICE_ACCOUNT}-${namespace}`.slice(0, 253))),
-    ],
+    kind: "NodeSnapshot",
+    step: { namespace: step.metadata.namespace!, name: step.metadata.name!, uid: step.metadata.uid! },
+    workloads: (step.spec.workloads ?? []).map((w) => ({ namespace: w.namespace, name: w.name })),
+    ...(step.spec.snapshot.method === "CSI" ? { volumeSnapshot: volumeSnapshotName(step) } : {}),
   };
 }

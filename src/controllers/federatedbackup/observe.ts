@@ -1,29 +1,11 @@
 // Turns the objects the informers hold into the plain data the planner decides on.
 import type { NodeObject, VirtualMachineInstance } from "../../api/kubevirt.js";
-import { ANNOTATION_EXTRA_FILES, LABEL_CRITICAL, LABEL_PRIORITY } from "../../api/labels.js";
+import { LABEL_CRITICAL, LABEL_PRIORITY } from "../../api/labels.js";
 import type { FederatedBackupSpecWorkloads } from "../../api/v1alpha1/index.js";
 import type { ObservedNode, ObservedWorkload } from "../../planning/index.js";
+import { sharedFilesOf } from "../runtime/file-claims.js";
 import { matchesLabelSelector } from "./label-selector.js";
 import { parseQuantity } from "./quantity.js";
-
-/** A path under the shared mount, relative to it; undefined when it lies elsewhere. */
-export function relativeToMount(mount: string, file: string): string | undefined {
-  const root = mount.endsWith("/") ? mount : `${mount}/`;
-  if (!file.startsWith(root)) return undefined;
-  const rel = file.slice(root.length);
-  return rel && !rel.split("/").includes("..") ? rel : undefined;
-}
-
-/** The VM's files on the shared volume: its shared hostDisk paths plus the extra-files annotation. */
-export function sharedFilesOf(vmi: VirtualMachineInstance, nodeMountPath: string): string[] {
-  const disks = (vmi.spec?.volumes ?? []).flatMap((v) => (v.hostDisk?.path ? [v.hostDisk.path] : []));
-  const extra = (vmi.metadata.annotations?.[ANNOTATION_EXTRA_FILES] ?? "")
-    .split(",")
-    .map((s) => s.trim())
-    .filter(Boolean);
-  const files = [...disks, ...extra].flatMap((f) => relativeToMount(nodeMountPath, f) ?? []);
-  return [...new Set(files)].sort();
-}
 
 export function observeWorkload(vmi: VirtualMachineInstance, nodeMountPath: string): ObservedWorkload {
   const m = vmi.status?.migrationState;

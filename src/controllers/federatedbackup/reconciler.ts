@@ -1,7 +1,7 @@
 // FederatedBackup reconciler: gather (informer caches, a few reads) → decide (pure) → act (API calls),
 // then write the status if it changed. Safe to kill at any moment: it keeps no state between passes
 // that the cluster does not hold.
-import type { NodeObject, VirtualMachineInstance } from "../../api/kubevirt.js";
+import type { NodeObject, VirtualMachine, VirtualMachineInstance } from "../../api/kubevirt.js";
 import { FINALIZER_CLEANUP, LABEL_BACKUP } from "../../api/labels.js";
 import type { FederatedBackup, NodeSnapshot } from "../../api/v1alpha1/index.js";
 import type { KubeClient } from "../../k8s/client.js";
@@ -12,11 +12,13 @@ import { Resources } from "../../k8s/resources.js";
 import type { KubeObject } from "../../k8s/types.js";
 import { volumeLeaseName as leaseNameFor, type LeaseObject, type VolumeLeases } from "../../k8s/volume-lease.js";
 import type { Logger } from "../../telemetry/logger.js";
+import { resolveFileOwnership } from "../../planning/index.js";
 import { jsonEqual } from "../runtime/conditions.js";
+import { BACKUP_ACCESS, backupNamespaces } from "../runtime/creator-access.js";
+import { checkCreatorAccess } from "../runtime/creator-check.js";
 import { TerminalError, type ReconcileResult } from "../runtime/work-queue.js";
 import {
   backupPath,
-  buildAgentAccess,
   buildAgentJob,
   buildCleanupJob,
   buildExtractJob,
@@ -24,12 +26,16 @@ import {
   cleanupJobName,
   extractJobName,
   restoredClaimName,
+  stepAccessOf,
   volumeSnapshotName,
   type OperatorSettings,
 } from "./builders.js";
 import { decideBackup, type BackupAction, type BackupWorld } from "./decide.js";
 import { claimVolumeLease, leaseStateOf, type LeaseState, type OwnerActive } from "../runtime/lease-state.js";
 import { deleteIfExists, setFinalizer, tryGet, writeStatus } from "../runtime/objects.js";
+import { grantStepAccess, revokeStepAccess } from "../runtime/step-access.js";
+import { claimFilesystemIdentity } from "../runtime/volume-identity.js";
+import { fileClaimants, withOwnership } from "../runtime/file-claims.js";
 import { inScope, observeNode, observeWorkload } from "./observe.js";
 import { viewJob, type ObservedStep } from "./steps.js";
 
@@ -38,6 +44,8 @@ export interface BackupInformers {
   steps: Informer<NodeSnapshot & KubeObject>;
   jobs: Informer<KubeObject & { status?: unknown }>;
   vmis: Informer<VirtualMachineInstance & KubeObject>;
+  /** VirtualMachines, running or not: their disks are theirs even while stopped. */
+  vms: Informer<VirtualMachine & KubeObject>;
   nodes: Informer<NodeObject & KubeObject>;
   leases: Informer<LeaseObject>;
 }
@@ -96,9 +104,16 @@ export class FederatedBackupReconciler {
     return decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : undefined;
   }
 
-  private volumeId(backup: FederatedBackup, pvc: { spec?: { volumeName?: string } } | undefined): string {
-    // The bound PersistentVolume names the filesystem; two claims on one volume share one Lease.
-    return pvc?.spec?.volumeName ?? `${backup.metadata.namespace}-${backup.spec.sharedVolume.claimName}`;
+  // The filesystem behind the claim keys the Lease: two claims of one filesystem exclude each other.
+  private async volumeId(backup: FederatedBackup): Promise<string> {
+    const known = this.volumeIds.get(backup.metadata.uid!);
+    if (known) return known;
+    const ns = backup.metadata.namespace!;
+    const claim = backup.spec.sharedVolume.claimName;
+    const identity = await claimFilesystemIdentity(this.deps.client, ns, claim);
+    if (!identity) return `unbound:${ns}/${claim}`;
+    this.volumeIds.set(backup.metadata.uid!, identity);
+    return identity;
   }
 
   private async gather(
@@ -139,18 +154,14 @@ export class FederatedBackupReconciler {
     });
 
     let invalid: BackupWorld["invalid"];
-    let volumeId = this.volumeIds.get(backup.metadata.uid!);
-    if (phase === "New" || !volumeId) {
-      const sharedPvc = await tryGet<{ spec?: { volumeName?: string } } & KubeObject>(
-        this.deps.client,
-        Resources.PersistentVolumeClaim,
-        ns,
-        backup.spec.sharedVolume.claimName,
-      );
-      if (phase === "New") invalid = await this.validate(backup, !!sharedPvc);
-      volumeId = this.volumeId(backup, sharedPvc);
-      if (sharedPvc?.spec?.volumeName) this.volumeIds.set(backup.metadata.uid!, volumeId);
+    if (phase === "New") {
+      const sharedPvc = await tryGet(client, Resources.PersistentVolumeClaim, ns, backup.spec.sharedVolume.claimName);
+      // Who created the run may reach into every namespace it selects (before anything is touched).
+      invalid =
+        (await checkCreatorAccess(client, backup, "FederatedBackup", backupNamespaces(backup), BACKUP_ACCESS)) ??
+        (await this.validate(backup, !!sharedPvc));
     }
+    const volumeId = await this.volumeId(backup);
 
     const mount = backup.spec.sharedVolume.nodeMountPath;
     // The expected list is made once, at New, and everything is verified against it: read the VMIs from the
@@ -162,7 +173,12 @@ export class FederatedBackupReconciler {
         : phase === "Verifying"
           ? informers.vmis.list()
           : [];
-    const workloads = vmis.filter((v) => inScope(v, backup.spec.workloads, ns)).map((v) => observeWorkload(v, mount));
+    // Which file is whose is decided over every VM on the cluster, selected or not: a VM of another
+    // namespace that names the same file makes it nobody's (see planning/file-ownership.ts).
+    const ownership = resolveFileOwnership(fileClaimants(vmis, vmis.length ? informers.vms.list() : [], mount));
+    const workloads = vmis
+      .filter((v) => inScope(v, backup.spec.workloads, ns))
+      .map((v) => withOwnership(observeWorkload(v, mount), ownership));
     const failures = this.deps.settings.nodeFailures?.() ?? new Map<string, number>();
     const nodes = informers.nodes
       .list()
@@ -259,12 +275,7 @@ export class FederatedBackupReconciler {
         await leases.release(world.volumeId, owner);
         return;
       case "StartJob": {
-        const access = buildAgentAccess(
-          backup.metadata.namespace!,
-          (action.step.spec.workloads ?? []).map((w) => w.namespace),
-        );
-        await client.apply(Resources.ServiceAccount, access.serviceAccount);
-        for (const binding of access.bindings) await client.apply(Resources.RoleBinding, binding);
+        await grantStepAccess(client, stepAccessOf(action.step));
         try {
           // Seen at once: a pass before the watch delivers it must not take the step's Job for one that vanished.
           this.deps.informers.jobs.observe(
@@ -321,6 +332,11 @@ export class FederatedBackupReconciler {
         return;
       }
       case "RecordStepPhase":
+        // The agent's access ends with its step; revoked before the phase is recorded, so that a pass
+        // interrupted in between revokes again.
+        if (action.phase === "Succeeded" || action.phase === "Failed") {
+          await revokeStepAccess(client, stepAccessOf(action.step));
+        }
         this.deps.informers.steps.observe(
           await client.patch<NodeSnapshot & KubeObject>(
             Resources.NodeSnapshot,
@@ -404,7 +420,11 @@ export class FederatedBackupReconciler {
         events.record(backup, "Warning", "FilesLeft", `${why}; ${backupPath(backup)} is left at the location`);
       }
     }
-    await this.deps.leases.release(this.volumeId(backup, pvc), backupOwnerId(backup));
+    // Nothing granted outlives the run: the grants in other namespaces have no owner to go with.
+    for (const step of informers.steps.list((s) => s.spec.backupUID === backup.metadata.uid && !!s.spec.node)) {
+      await revokeStepAccess(client, stepAccessOf(step));
+    }
+    await this.deps.leases.release(await this.volumeId(backup), backupOwnerId(backup));
     await setFinalizer(client, Resources.FederatedBackup, backup, FINALIZER_CLEANUP, false);
   }
 }

@@ -13,6 +13,7 @@ import type { VirtualMachineInstanceMigration } from "../../api/kubevirt.js";
 import { API_VERSION, type NodeRestore, type WorkloadRestore } from "../../api/v1alpha1/index.js";
 import { fnv1a32Hex, type RestorePlanEntry, type WorkloadRef } from "../../planning/index.js";
 import { agentJobManifest, ownerRef, type JobManifest, type OperatorSettings } from "../federatedbackup/builders.js";
+import { agentServiceAccountName, type StepAccessRequest } from "../runtime/agent-access.js";
 import { HOSTNAME_LABEL } from "./vm-hold.js";
 import type { ResolvedWorkload } from "./resolve.js";
 
@@ -46,6 +47,7 @@ export function buildNodeRestore(
   node: string,
   entries: readonly RestorePlanEntry[],
   resolved: ReadonlyMap<string, ResolvedWorkload>,
+  ownedFiles: ReadonlyMap<string, readonly string[]>,
 ): NodeRestore {
   const first = resolved.get(`${entries[0]!.namespace}/${entries[0]!.name}`)!;
   return {
@@ -69,6 +71,7 @@ export function buildNodeRestore(
         name: e.name,
         backup: e.backup,
         backupPath: resolved.get(`${e.namespace}/${e.name}`)!.backupPath,
+        files: [...(ownedFiles.get(`${e.namespace}/${e.name}`) ?? [])],
         action: e.action as NodeRestore["spec"]["workloads"][number]["action"],
         ...(e.activeNode ? { activeNode: e.activeNode } : {}),
         ...(e.group ? { group: e.group } : {}),
@@ -92,7 +95,17 @@ export function buildRestoreJob(restore: WorkloadRestore, step: NodeRestore, set
     sharedClaim: step.spec.sharedVolume.claimName,
     locationClaim: step.spec.location.claimName,
     settings,
+    serviceAccountName: agentServiceAccountName(step.metadata as { name: string }),
   });
+}
+
+/** What a restore step's agent may touch (see runtime/agent-access.ts): its step and its VMs' instances. */
+export function stepAccessOf(step: NodeRestore): StepAccessRequest {
+  return {
+    kind: "NodeRestore",
+    step: { namespace: step.metadata.namespace!, name: step.metadata.name!, uid: step.metadata.uid! },
+    workloads: step.spec.workloads.map((w) => ({ namespace: w.namespace, name: w.name })),
+  };
 }
 
 /** A live migration of the VM to its restore node (addedNodeSelector narrows KubeVirt's choice to it). */

@@ -53,6 +53,11 @@ export interface RestoreWorld {
   /** While New: the captures to restore from, and the VMIs now. */
   resolution?: Resolution;
   observed?: ObservedWorkload[];
+  /**
+   * While New: the files each VM may be restored to, by "namespace/name" (its own files by its current
+   * spec, see runtime/file-claims.ts); a VM absent here may be written nothing.
+   */
+  ownedFiles?: ReadonlyMap<string, readonly string[]>;
 }
 
 export interface RestoreSettings {
@@ -152,6 +157,7 @@ export function decideRestore(world: RestoreWorld, settings: RestoreSettings): R
         node,
         plan.entries.filter((e) => e.restoreNode === node && e.action !== "Skip"),
         resolved,
+        world.ownedFiles ?? new Map(),
       ),
     );
     const planned = entries.filter((e) => e.action !== "Skip").length;

@@ -17,14 +17,19 @@ import type { KubeObject } from "../../k8s/types.js";
 import { volumeLeaseName, type LeaseObject, type VolumeLeases } from "../../k8s/volume-lease.js";
 import { workloadKey } from "../../planning/index.js";
 import type { Logger } from "../../telemetry/logger.js";
-import { buildAgentAccess, type OperatorSettings } from "../federatedbackup/builders.js";
+import type { OperatorSettings } from "../federatedbackup/builders.js";
+import { grantStepAccess, revokeStepAccess } from "../runtime/step-access.js";
+import { ownedFilesNow } from "../runtime/file-claims.js";
+import { claimFilesystemIdentity } from "../runtime/volume-identity.js";
 import { observeNode, observeWorkload } from "../federatedbackup/observe.js";
 import { viewJob } from "../federatedbackup/steps.js";
 import { jsonEqual } from "../runtime/conditions.js";
+import { RESTORE_ACCESS, restoreNamespaces } from "../runtime/creator-access.js";
+import { checkCreatorAccess } from "../runtime/creator-check.js";
 import { claimVolumeLease, leaseStateOf, type OwnerActive } from "../runtime/lease-state.js";
 import { createIfAbsent, deleteIfExists, setFinalizer, tryGet, writeStatus } from "../runtime/objects.js";
 import type { ReconcileResult } from "../runtime/work-queue.js";
-import { buildMigration, buildRestoreJob, migrationName, restoreOwnerId } from "./builders.js";
+import { buildMigration, buildRestoreJob, migrationName, restoreOwnerId, stepAccessOf } from "./builders.js";
 import { decideRestore, type RestoreAction, type RestoreWorld } from "./decide.js";
 import { resolveWorkloads } from "./resolve.js";
 import {
@@ -112,6 +117,12 @@ export class WorkloadRestoreReconciler {
     );
     for (const job of jobs) await deleteIfExists(client, Resources.Job, ns, job.metadata.name!, "Foreground");
     if (jobs.length > 0) return { requeueAfterMs: 1_000 };
+    // Nothing granted outlives the run: the grants in other namespaces have no owner to go with.
+    for (const step of informers.restoreSteps.list(
+      (s) => s.metadata.namespace === ns && s.spec.restoreUID === restore.metadata.uid,
+    )) {
+      await revokeStepAccess(client, stepAccessOf(step));
+    }
     const me = restoreOwnerId(restore);
     for (const vm of informers.vms.list((v) => readHold(v)?.owner === me)) {
       const hold = readHold(vm)!;
@@ -159,7 +170,20 @@ export class WorkloadRestoreReconciler {
         client.list<VirtualMachineInstance & KubeObject>(Resources.VirtualMachineInstance),
       ]);
       world.resolution = resolveWorkloads(restore, backups.items, backupSteps.items, now);
+      // Who created the run may reach into every namespace it selects (before anything is touched).
+      const selected = [...world.resolution.workloads, ...world.resolution.unrestorable];
+      const refused = await checkCreatorAccess(
+        client,
+        restore,
+        "WorkloadRestore",
+        restoreNamespaces(restore, selected),
+        RESTORE_ACCESS,
+      );
+      if (refused) world.resolution = { workloads: [], unrestorable: [], invalid: refused };
       world.observed = vmis.items.map((v) => observeWorkload(v, "/"));
+      // One restore Job mounts one shared volume, so the resolved VMs share its mount path.
+      const mount = world.resolution.workloads[0]?.nodeMountPath;
+      if (mount) world.ownedFiles = ownedFilesNow(vmis.items, informers.vms.list(), mount);
       return world;
     }
     const current = steps
@@ -239,17 +263,13 @@ export class WorkloadRestoreReconciler {
   private async volumeId(restore: WorkloadRestore, step: NodeRestore): Promise<string> {
     const known = this.volumeIds.get(restore.metadata.uid!);
     if (known) return known;
-    // The bound PersistentVolume names the filesystem: backups and restores of one volume share one Lease.
+    // The filesystem behind the claim keys the Lease: backups and restores of one filesystem share it,
+    // whichever claim or namespace they reach it through.
     const claim = step.spec.sharedVolume.claimName;
-    const pvc = await tryGet<KubeObject & { spec?: { volumeName?: string } }>(
-      this.deps.client,
-      Resources.PersistentVolumeClaim,
-      step.metadata.namespace,
-      claim,
-    );
-    if (!pvc?.spec?.volumeName) return `${step.metadata.namespace}-${claim}`;
-    this.volumeIds.set(restore.metadata.uid!, pvc.spec.volumeName);
-    return pvc.spec.volumeName;
+    const identity = await claimFilesystemIdentity(this.deps.client, step.metadata.namespace!, claim);
+    if (!identity) return `unbound:${step.metadata.namespace}/${claim}`;
+    this.volumeIds.set(restore.metadata.uid!, identity);
+    return identity;
   }
 
   private async act(restore: WorkloadRestore, world: World, action: RestoreAction): Promise<void> {
@@ -305,12 +325,7 @@ export class WorkloadRestoreReconciler {
         return;
       }
       case "StartJob": {
-        const access = buildAgentAccess(
-          restore.metadata.namespace!,
-          action.step.spec.workloads.map((w) => w.namespace),
-        );
-        await client.apply(Resources.ServiceAccount, access.serviceAccount);
-        for (const binding of access.bindings) await client.apply(Resources.RoleBinding, binding);
+        await grantStepAccess(client, stepAccessOf(action.step));
         const job = await createIfAbsent(
           client,
           Resources.Job,
@@ -331,6 +346,10 @@ export class WorkloadRestoreReconciler {
         );
         return;
       case "RecordStep":
+        // The agent's access ends with its step (revoked first: an interrupted pass revokes again).
+        if (action.status.phase === "Succeeded" || action.status.phase === "Failed") {
+          await revokeStepAccess(client, stepAccessOf(action.step));
+        }
         informers.restoreSteps.observe(
           await client.patch<NodeRestore & KubeObject>(
             Resources.NodeRestore,

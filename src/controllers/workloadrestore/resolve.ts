@@ -9,6 +9,8 @@ export interface ResolvedWorkload extends RestoreWorkload {
   /** The backup's directory, relative to the location PVC root. */
   backupPath: string;
   sharedClaim: string;
+  /** Where the capture's backup saw the shared volume mounted on the nodes (its disks' paths start there). */
+  nodeMountPath: string;
   locationClaim: string;
 }
 
@@ -137,6 +139,7 @@ export function resolveWorkloads(
       ...(step.spec.node ? { originalNode: step.spec.node } : {}),
       backupPath: step.spec.location.path,
       sharedClaim: step.spec.sharedVolume.claimName,
+      nodeMountPath: step.spec.sharedVolume.nodeMountPath,
       locationClaim: step.spec.location.persistentVolumeClaim.claimName,
     });
   }

@@ -82,6 +82,7 @@ const resolved = (key: string, fields: Partial<ResolvedWorkload> = {}): Resolved
   backup: "nightly",
   backupPath: BACKUP_PATH,
   sharedClaim: "vmdisks",
+  nodeMountPath: "/var/lib/vms",
   locationClaim: "backups",
   ...fields,
 });
@@ -232,6 +233,7 @@ describe("decideRestore", () => {
         unrestorable: [],
       },
       observed: [vmi("vms/a", "n1"), vmi("vms/b", "n1"), vmi("vms/c", "n2"), vmi("vms/d", "n2"), vmi("vms/e", "n2")],
+      ownedFiles: new Map([["vms/c", ["vms/c/disk.img"]]]),
       ...over,
     });
 
@@ -255,6 +257,7 @@ describe("decideRestore", () => {
         name: "c",
         backup: "nightly",
         backupPath: BACKUP_PATH,
+        files: ["vms/c/disk.img"],
         action: "RestoreInPlace",
         activeNode: "n2",
       });

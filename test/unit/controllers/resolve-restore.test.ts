@@ -100,6 +100,7 @@ describe("resolveWorkloads", () => {
           originalNode: "n1",
           backupPath: backupPath(nightly),
           sharedClaim: "vmdisks",
+          nodeMountPath: "/disks",
           locationClaim: "backups",
         },
         {
@@ -109,6 +110,7 @@ describe("resolveWorkloads", () => {
           originalNode: "n1",
           backupPath: backupPath(nightly),
           sharedClaim: "vmdisks",
+          nodeMountPath: "/disks",
           locationClaim: "backups",
         },
         {
@@ -118,6 +120,7 @@ describe("resolveWorkloads", () => {
           originalNode: "n2",
           backupPath: backupPath(nightly),
           sharedClaim: "vmdisks",
+          nodeMountPath: "/disks",
           locationClaim: "backups",
         },
       ]);

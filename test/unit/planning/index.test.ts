@@ -35,6 +35,8 @@ describe("src/planning/index.ts", () => {
       "NodeSkipped",
       "NotFound",
       "NotRunning",
+      "SharedFile",
+      "UnsafeFile",
     ]);
   });
 });

@@ -1,0 +1,169 @@
+// What a node agent may do, granted per step and taken back when the step ends.
+//
+// Each step (NodeSnapshot or NodeRestore) gets a ServiceAccount of its own, and Roles that name exactly
+// the objects its agent touches: its own step object (read it, report into its status), the step's
+// VolumeSnapshot (CSI method), and in each namespace whose VMs it handles, those VMs' instances (read; and
+// for a backup, freeze and thaw). Nothing is granted on a ClusterRole or without resourceNames, except the
+// creation of the step's VolumeSnapshot, which RBAC cannot narrow by name (the name does not exist yet).
+// An agent token therefore cannot reach another step, another run's snapshot or another VM, and once the
+// step is over the ServiceAccount is deleted, which invalidates its tokens at once.
+//
+// The operator may create these Roles only because it holds every permission they grant (RBAC's
+// escalation check); it has no `bind` or `escalate` right.
+import { LABEL_COMPONENT, LABEL_MANAGED_BY, LABEL_NAME } from "../../api/labels.js";
+import { fnv1a32Hex } from "../../planning/index.js";
+
+export type StepKind = "NodeSnapshot" | "NodeRestore";
+
+export interface StepAccessRequest {
+  kind: StepKind;
+  step: { namespace: string; name: string; uid: string };
+  /** The VMs the agent reads (and, for a backup, freezes and thaws). */
+  workloads: readonly { namespace: string; name: string }[];
+  /** The VolumeSnapshot the agent creates and reads (CSI method); named after the step. */
+  volumeSnapshot?: string;
+}
+
+const RBAC = "rbac.authorization.k8s.io/v1";
+export const COMPONENT_AGENT_ACCESS = "agent-access";
+
+interface Rule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
+
+export interface AccessObject {
+  apiVersion: string;
+  kind: "ServiceAccount" | "Role" | "RoleBinding";
+  metadata: {
+    name: string;
+    namespace: string;
+    labels: Record<string, string>;
+    annotations?: Record<string, string>;
+    ownerReferences?: Record<string, unknown>[];
+  };
+  [field: string]: unknown;
+}
+
+/** Where each granted object lives: everything needed to delete them all again. */
+export interface StepAccess {
+  serviceAccount: AccessObject;
+  roles: AccessObject[];
+  bindings: AccessObject[];
+}
+
+// Names are DNS subdomains (253); a hash of the full name keeps a shortened one unique.
+function bounded(name: string, max = 253): string {
+  return name.length <= max ? name : `${name.slice(0, max - 9)}-${fnv1a32Hex(name)}`;
+}
+
+/** The step's agent ServiceAccount, in the step's namespace (also the name of its Role and RoleBinding there). */
+export function agentServiceAccountName(step: { name: string }): string {
+  return bounded(`fedbackup-agent-${step.name}`);
+}
+
+// In another namespace the step's namespace is part of the name: two runs of one name in two namespaces may
+// hold VMs of one third namespace at once. Namespaces have no dots, so "<ns>.<step>" is unambiguous.
+function foreignName(step: { namespace: string; name: string }): string {
+  return bounded(`fedbackup-agent.${step.namespace}.${step.name}`);
+}
+
+function grouped(workloads: StepAccessRequest["workloads"]): Map<string, string[]> {
+  const byNamespace = new Map<string, Set<string>>();
+  for (const w of workloads) {
+    let names = byNamespace.get(w.namespace);
+    if (!names) byNamespace.set(w.namespace, (names = new Set()));
+    names.add(w.name);
+  }
+  return new Map(
+    [...byNamespace.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([ns, names]) => [ns, [...names].sort()]),
+  );
+}
+
+function stepRules(req: StepAccessRequest): Rule[] {
+  const plural = req.kind === "NodeSnapshot" ? "nodesnapshots" : "noderestores";
+  const own = [req.step.name];
+  const rules: Rule[] = [
+    { apiGroups: ["fedbackup.io"], resources: [plural], verbs: ["get"], resourceNames: own },
+    { apiGroups: ["fedbackup.io"], resources: [`${plural}/status`], verbs: ["get", "patch"], resourceNames: own },
+  ];
+  if (req.volumeSnapshot) {
+    rules.push(
+      // create cannot be limited by name in RBAC; the agent creates only the one named after its step.
+      { apiGroups: ["snapshot.storage.k8s.io"], resources: ["volumesnapshots"], verbs: ["create"] },
+      {
+        apiGroups: ["snapshot.storage.k8s.io"],
+        resources: ["volumesnapshots"],
+        verbs: ["get", "delete"],
+        resourceNames: [req.volumeSnapshot],
+      },
+    );
+  }
+  return rules;
+}
+
+function workloadRules(kind: StepKind, names: string[]): Rule[] {
+  const rules: Rule[] = [
+    { apiGroups: ["kubevirt.io"], resources: ["virtualmachineinstances"], verbs: ["get"], resourceNames: names },
+  ];
+  if (kind === "NodeSnapshot") {
+    rules.push({
+      apiGroups: ["subresources.kubevirt.io"],
+      resources: ["virtualmachineinstances/freeze", "virtualmachineinstances/unfreeze"],
+      verbs: ["update"],
+      resourceNames: names,
+    });
+  }
+  return rules;
+}
+
+/** The ServiceAccount, Roles and RoleBindings of one step's agent. Same input, same objects. */
+export function buildStepAccess(req: StepAccessRequest): StepAccess {
+  const { step } = req;
+  const saName = agentServiceAccountName(step);
+  const labels = {
+    [LABEL_NAME]: "fedbackup",
+    [LABEL_MANAGED_BY]: "fedbackup",
+    [LABEL_COMPONENT]: COMPONENT_AGENT_ACCESS,
+  };
+  const annotations = { "fedbackup.io/step": `${req.kind}/${step.namespace}/${step.name}` };
+  // Objects in the step's namespace go with the step if the operator never gets to delete them.
+  const ownerReferences = [
+    { apiVersion: "fedbackup.io/v1alpha1", kind: req.kind, name: step.name, uid: step.uid, blockOwnerDeletion: false },
+  ];
+  const subject = { kind: "ServiceAccount", name: saName, namespace: step.namespace };
+  const role = (namespace: string, name: string, rules: Rule[]): AccessObject => ({
+    apiVersion: RBAC,
+    kind: "Role",
+    metadata: { name, namespace, labels, annotations, ...(namespace === step.namespace ? { ownerReferences } : {}) },
+    rules,
+  });
+  const binding = (namespace: string, name: string): AccessObject => ({
+    apiVersion: RBAC,
+    kind: "RoleBinding",
+    metadata: { name, namespace, labels, annotations, ...(namespace === step.namespace ? { ownerReferences } : {}) },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name },
+    subjects: [subject],
+  });
+
+  const roles = [role(step.namespace, saName, stepRules(req))];
+  const bindings = [binding(step.namespace, saName)];
+  for (const [namespace, names] of grouped(req.workloads)) {
+    const name = namespace === step.namespace ? `${saName}-workloads` : foreignName(step);
+    roles.push(role(namespace, bounded(name), workloadRules(req.kind, names)));
+    bindings.push(binding(namespace, bounded(name)));
+  }
+  return {
+    serviceAccount: {
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      metadata: { name: saName, namespace: step.namespace, labels, annotations, ownerReferences },
+    },
+    roles,
+    bindings,
+  };
+}

@@ -1,0 +1,91 @@
+import assert from "node:assert/strict";
+import { agentServiceAccountName, buildStepAccess } from "../../../src/controllers/runtime/agent-access.js";
+
+const step = { namespace: "team-a", name: "nightly-r1-node-1", uid: "uid-1" };
+
+describe("buildStepAccess", () => {
+  it("grants a backup step's agent its own step, its VolumeSnapshot and its VMs, each by name", () => {
+    const access = buildStepAccess({
+      kind: "NodeSnapshot",
+      step,
+      workloads: [
+        { namespace: "team-a", name: "web" },
+        { namespace: "team-b", name: "db" },
+        { namespace: "team-a", name: "api" },
+      ],
+      volumeSnapshot: "nightly-r1-node-1",
+    });
+    const sa = agentServiceAccountName(step);
+    assert.equal(access.serviceAccount.metadata.name, sa);
+    assert.equal(access.serviceAccount.metadata.namespace, "team-a");
+    assert.deepEqual(
+      access.roles.map((r) => [r.metadata.namespace, r.metadata.name]),
+      [
+        ["team-a", sa],
+        ["team-a", `${sa}-workloads`],
+        ["team-b", "fedbackup-agent.team-a.nightly-r1-node-1"],
+      ],
+    );
+    const [own, ownVms, foreign] = access.roles as unknown as Array<{ rules: Array<Record<string, unknown>> }>;
+    // Every rule but the VolumeSnapshot's create names its objects.
+    for (const rule of [...own!.rules, ...ownVms!.rules, ...foreign!.rules]) {
+      if (!(rule.verbs as string[]).includes("create")) assert.ok(rule.resourceNames, JSON.stringify(rule));
+    }
+    assert.deepEqual(own!.rules[1], {
+      apiGroups: ["fedbackup.io"],
+      resources: ["nodesnapshots/status"],
+      verbs: ["get", "patch"],
+      resourceNames: ["nightly-r1-node-1"],
+    });
+    assert.deepEqual(
+      ownVms!.rules.map((r) => r.resourceNames),
+      [
+        ["api", "web"],
+        ["api", "web"],
+      ],
+    );
+    assert.deepEqual(foreign!.rules[1], {
+      apiGroups: ["subresources.kubevirt.io"],
+      resources: ["virtualmachineinstances/freeze", "virtualmachineinstances/unfreeze"],
+      verbs: ["update"],
+      resourceNames: ["db"],
+    });
+    // Each Role has its binding to the step's ServiceAccount, and only objects in the step's namespace have
+    // an owner (an owner must live in the same namespace).
+    assert.deepEqual(
+      access.bindings.map((b) => [b.metadata.namespace, (b.roleRef as { name: string }).name, b.subjects]),
+      access.roles.map((r) => [
+        r.metadata.namespace,
+        r.metadata.name,
+        [{ kind: "ServiceAccount", name: sa, namespace: "team-a" }],
+      ]),
+    );
+    assert.deepEqual(
+      access.roles.map((r) => !!r.metadata.ownerReferences),
+      [true, true, false],
+    );
+  });
+
+  it("grants a restore step's agent no freeze and no VolumeSnapshot", () => {
+    const access = buildStepAccess({ kind: "NodeRestore", step, workloads: [{ namespace: "team-a", name: "web" }] });
+    const verbs = access.roles.flatMap((r) =>
+      (r.rules as Array<{ resources: string[]; verbs: string[] }>).map(
+        (x) => `${x.resources.join(",")}:${x.verbs.join(",")}`,
+      ),
+    );
+    assert.deepEqual(verbs, ["noderestores:get", "noderestores/status:get,patch", "virtualmachineinstances:get"]);
+  });
+
+  it("keeps long names within 253 characters and apart", () => {
+    const long = { ...step, name: "x".repeat(253) };
+    const a = buildStepAccess({ kind: "NodeRestore", step: long, workloads: [{ namespace: "other", name: "vm" }] });
+    const b = buildStepAccess({
+      kind: "NodeRestore",
+      step: { ...long, name: `${"x".repeat(252)}y` },
+      workloads: [{ namespace: "other", name: "vm" }],
+    });
+    for (const r of [...a.roles, ...b.roles]) assert.ok(r.metadata.name.length <= 253);
+    assert.notEqual(a.roles[1]!.metadata.name, b.roles[1]!.metadata.name);
+    assert.notEqual(a.serviceAccount.metadata.name, b.serviceAccount.metadata.name);
+  });
+});
