@@ -4,7 +4,6 @@
 // redo VMs whose manifest for this round is complete.
 // restore reads its NodeRestore, writes the stopped VMs' disks back from their backups (each verified
 // first) and reports into status.results. Rerun, it does not redo VMs an earlier attempt restored.
-import { parseArgs } from "node:util";
 import { parseDuration } from "../api/duration.js";
 import { AGENT_LOCATION_MOUNT, AGENT_SHARED_MOUNT } from "../api/labels.js";
 import type { NodeRestore, NodeRestoreStatus, NodeSnapshot } from "../api/v1alpha1/index.js";
@@ -20,6 +19,7 @@ import { Resources } from "../k8s/resources.js";
 import type { KubeObject } from "../k8s/types.js";
 import { createLogger, type Logger } from "../telemetry/logger.js";
 import path from "node:path";
+import { parseFlags, stdio, UsageError, type Io } from "./flags.js";
 
 export const agentUsage = `Usage: fedbackup agent backup --step NAMESPACE/NAME [flags]
        fedbackup agent restore --step NAMESPACE/NAME [flags]
@@ -38,24 +38,66 @@ Flags:
   --shared-root DIR       where the shared volume is mounted (default ${AGENT_SHARED_MOUNT})
   --location-root DIR     where the backup location is mounted (default ${AGENT_LOCATION_MOUNT})
   --kubeconfig PATH       kubeconfig (default: the pod's ServiceAccount)
+  -h, --help              print this help
+
+Bad flags exit with code 2, a step or cleanup that fails with code 1.
 `;
 
-export async function runAgent(argv: string[]): Promise<number> {
+const COMMANDS = ["backup", "restore", "cleanup"] as const;
+/** Flags that only some commands take. */
+const FLAG_COMMANDS: Record<string, readonly string[]> = {
+  step: ["backup", "restore"],
+  "from-snapshot": ["backup"],
+  "backup-path": ["cleanup"],
+  "snapshots-path": ["cleanup"],
+};
+
+/**
+ * Runs `fedbackup agent COMMAND [flags]`. Bad flags throw a UsageError before anything starts; a step
+ * that fails is logged and exits 1.
+ */
+export async function runAgent(argv: string[], io: Io = stdio): Promise<number> {
   const [command, ...rest] = argv;
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      step: { type: "string" },
-      "from-snapshot": { type: "boolean", default: false },
-      "backup-path": { type: "string" },
-      "snapshots-path": { type: "string" },
-      "shared-root": { type: "string", default: AGENT_SHARED_MOUNT },
-      "location-root": { type: "string", default: AGENT_LOCATION_MOUNT },
-      kubeconfig: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-  });
-  if (command === "cleanup" && values["backup-path"] && values["snapshots-path"]) {
+  if (command === "--help" || command === "-h") {
+    io.out(agentUsage);
+    return 0;
+  }
+  if (command === undefined || command.startsWith("-"))
+    throw new UsageError("a command is needed first: backup, restore or cleanup");
+  if (!(COMMANDS as readonly string[]).includes(command))
+    throw new UsageError(`unknown command "${command}": use backup, restore or cleanup`);
+  const usage = (message: string) => new UsageError(message, `agent ${command}`);
+  let values;
+  try {
+    ({ values } = parseFlags({
+      args: rest,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        step: { type: "string" },
+        "from-snapshot": { type: "boolean" },
+        "backup-path": { type: "string" },
+        "snapshots-path": { type: "string" },
+        "shared-root": { type: "string", default: AGENT_SHARED_MOUNT },
+        "location-root": { type: "string", default: AGENT_LOCATION_MOUNT },
+        kubeconfig: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (err) {
+    throw err instanceof UsageError ? usage(err.message) : err;
+  }
+  if (values.help) {
+    io.out(agentUsage);
+    return 0;
+  }
+  for (const [flag, commands] of Object.entries(FLAG_COMMANDS)) {
+    if (values[flag as keyof typeof values] !== undefined && !commands.includes(command))
+      throw usage(`--${flag} is not a flag of agent ${command}`);
+  }
+  if (command === "cleanup") {
+    if (!values["backup-path"] || !values["snapshots-path"])
+      throw usage("--backup-path and --snapshots-path are required");
     const removed = await cleanupBackup({
       locationRoot: values["location-root"],
       sharedRoot: values["shared-root"],
@@ -65,10 +107,8 @@ export async function runAgent(argv: string[]): Promise<number> {
     createLogger("agent").info("backup files removed", { removed });
     return 0;
   }
-  if (values.help || (command !== "backup" && command !== "restore") || !values.step?.includes("/")) {
-    process[values.help ? "stdout" : "stderr"].write(agentUsage);
-    return values.help ? 0 : 2;
-  }
+  if (values.step === undefined) throw usage("--step NAMESPACE/NAME is required");
+  if (!/^[^/]+\/[^/]+$/.test(values.step)) throw usage(`--step: "${values.step}" is not NAMESPACE/NAME`);
   const [namespace, name] = values.step.split("/") as [string, string];
   const log = createLogger("agent").child({ step: values.step });
   const client = KubeClient.load(values.kubeconfig);
@@ -79,7 +119,7 @@ export async function runAgent(argv: string[]): Promise<number> {
     log,
     sharedRoot: values["shared-root"],
     locationRoot: values["location-root"],
-    fromSnapshot: values["from-snapshot"],
+    fromSnapshot: values["from-snapshot"] ?? false,
   };
   try {
     await (command === "backup" ? backupStep : restoreStep)(ctx);

@@ -1,7 +1,6 @@
 // `fedbackup digest`: where every VM is, in what state, and when it was last backed up or restored.
 // Reads the cluster with one LIST per resource type (in parallel), builds the digest with the pure
 // src/digest/ library, filters it and prints it as a table, JSON or YAML.
-import { parseArgs } from "node:util";
 import * as yaml from "js-yaml";
 import type { NodeObject, VirtualMachineInstance } from "../api/kubevirt.js";
 import { LABEL_MANAGED_BY } from "../api/labels.js";
@@ -20,6 +19,7 @@ import { KubeClient } from "../k8s/client.js";
 import { ApiError } from "../k8s/errors.js";
 import { Resources, type ResourceType } from "../k8s/resources.js";
 import type { KubeObject } from "../k8s/types.js";
+import { errorLine, integerFlag, parseFlags, usageErrorLine, UsageError } from "./flags.js";
 
 export const digestUsage = `Usage: fedbackup digest [flags]
 
@@ -28,8 +28,10 @@ VMs that no longer exist but were backed up are listed with phase Missing. Every
 
 Flags:
   --kubeconfig PATH          kubeconfig to use (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)
-  -n, --namespace NS         only VMs in this namespace
-  -A, --all-namespaces       VMs in every namespace (the default; wins over --namespace)
+      --context NAME         the kubeconfig context to use (default: its current context)
+  -n, --namespace NS         only VMs in this namespace (default: the context's namespace, else "default";
+                             in a pod without a kubeconfig, the pod's namespace)
+  -A, --all-namespaces       VMs in every namespace (wins over --namespace)
   -l, --selector SELECTOR    label selector on the VMI's labels: a=b,c!=d,e,!f (also a in (x,y), a notin (x,y))
       --node NODE            only VMs running on this node
       --phase PHASE          only VMs in this phase (Running, Pending, Succeeded, Failed, Missing, ...;
@@ -45,17 +47,20 @@ Flags:
 Table columns: LAST BACKUP and LAST RESTORE are ages ("2h ago"; "never" and "-" when there is none),
 BACKUP the FederatedBackup of the last capture (namespace/name when it lives in another namespace),
 FAILURES the failed backup steps on the VM's current node.
+
+Exit codes: 0 (also when no VM matches), 1 when the cluster cannot be read, 2 on bad flags.
 `;
 
 const OUTPUTS = ["table", "json", "yaml"] as const;
 type Output = (typeof OUTPUTS)[number];
 
-class UsageError extends Error {}
-
 interface DigestArgs {
   kubeconfig?: string;
-  /** Undefined: every namespace. */
+  context?: string;
+  /** The namespace asked for with --namespace (not with --all-namespaces). */
   namespace?: string;
+  /** --all-namespaces; without it and without --namespace, the kubeconfig context's namespace. */
+  allNamespaces: boolean;
   criteria: DigestCriteria;
   output: Output;
   help: boolean;
@@ -63,31 +68,27 @@ interface DigestArgs {
 
 /** Parses and checks the flags before anything talks to the cluster; throws UsageError. */
 export function parseDigestArgs(argv: string[], now: number): DigestArgs {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        kubeconfig: { type: "string" },
-        namespace: { type: "string", short: "n" },
-        "all-namespaces": { type: "boolean", short: "A" },
-        selector: { type: "string", short: "l" },
-        node: { type: "string" },
-        phase: { type: "string" },
-        "backed-up-before": { type: "string" },
-        "backed-up-since": { type: "string" },
-        "restored-since": { type: "string" },
-        "never-backed-up": { type: "boolean" },
-        "min-node-failures": { type: "string" },
-        output: { type: "string", short: "o", default: "table" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const { values } = parseFlags({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      kubeconfig: { type: "string" },
+      context: { type: "string" },
+      namespace: { type: "string", short: "n" },
+      "all-namespaces": { type: "boolean", short: "A" },
+      selector: { type: "string", short: "l" },
+      node: { type: "string" },
+      phase: { type: "string" },
+      "backed-up-before": { type: "string" },
+      "backed-up-since": { type: "string" },
+      "restored-since": { type: "string" },
+      "never-backed-up": { type: "boolean" },
+      "min-node-failures": { type: "string" },
+      output: { type: "string", short: "o", default: "table" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
   const output = values.output as Output;
   if (!OUTPUTS.includes(output))
     throw new UsageError(`unknown output format "${values.output}": use table, json or yaml`);
@@ -120,13 +121,12 @@ export function parseDigestArgs(argv: string[], now: number): DigestArgs {
   if (restored) criteria.restoredSince = restored;
   if (values["never-backed-up"]) criteria.neverBackedUp = true;
   const min = values["min-node-failures"];
-  if (min !== undefined) {
-    if (!/^\d+$/.test(min)) throw new UsageError(`--min-node-failures: "${min}" is not a non-negative integer`);
-    criteria.minNodeFailures = Number(min);
-  }
+  if (min !== undefined) criteria.minNodeFailures = integerFlag("min-node-failures", min);
   return {
     ...(values.kubeconfig === undefined ? {} : { kubeconfig: values.kubeconfig }),
+    ...(values.context === undefined ? {} : { context: values.context }),
     ...(namespace === undefined ? {} : { namespace }),
+    allNamespaces: values["all-namespaces"] ?? false,
     criteria,
     output,
     help: values.help ?? false,
@@ -207,7 +207,7 @@ export async function runDigest(
     args = parseDigestArgs(argv, Date.now());
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
-    err(`fedbackup digest: ${e.message}\n\n${digestUsage}`);
+    err(usageErrorLine("digest", e.message));
     return 2;
   }
   if (args.help) {
@@ -216,18 +216,25 @@ export async function runDigest(
   }
   let client: KubeClient | undefined;
   try {
-    client = KubeClient.load(args.kubeconfig);
-    const input = await readDigestInput(client, args.namespace);
+    // kubectl's order: an explicit or the user's kubeconfig before the credentials of a pod it runs in.
+    client = KubeClient.load(args.kubeconfig, undefined, {
+      ...(args.context === undefined ? {} : { context: args.context }),
+      preferKubeconfig: true,
+    });
+    // As kubectl: the context's namespace unless -n or -A says otherwise.
+    const namespace = args.allNamespaces ? undefined : (args.namespace ?? (client.namespaceFromConfig || "default"));
+    const input = await readDigestInput(client, namespace);
     const now = Date.now();
-    const rows = filterDigest(buildDigest(input, now), args.criteria);
+    const criteria = namespace === undefined ? args.criteria : { ...args.criteria, namespace };
+    const rows = filterDigest(buildDigest(input, now), criteria);
     if (rows.length === 0 && args.output === "table") {
-      err(args.namespace ? `No VMs found in namespace ${args.namespace}.\n` : "No VMs found.\n");
+      err(namespace ? `No VMs found in namespace ${namespace}.\n` : "No VMs found.\n");
       return 0;
     }
     out(renderDigest(rows, args.output, now));
     return 0;
   } catch (e) {
-    err(`fedbackup digest: ${(e as Error).message}\n`);
+    err(errorLine("digest", e));
     return 1;
   } finally {
     client?.close();

@@ -74,15 +74,29 @@ export class KubeClient {
     this.server = cluster.server.replace(/\/$/, "");
   }
 
-  /** From a kubeconfig file, else the pod's ServiceAccount, else the default kubeconfig locations. */
-  static load(kubeconfigPath?: string, observe?: RequestObserver): KubeClient {
+  /**
+   * From a kubeconfig file, else $KUBECONFIG, else the pod's ServiceAccount, else ~/.kube/config. With
+   * `preferKubeconfig` (kubectl's order, for commands people run), ~/.kube/config comes before the pod's
+   * ServiceAccount. `context` picks a context of the kubeconfig instead of its current one.
+   */
+  static load(
+    kubeconfigPath?: string,
+    observe?: RequestObserver,
+    opts: { context?: string; preferKubeconfig?: boolean } = {},
+  ): KubeClient {
     const kc = new KubeConfig();
     if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
-    else if (process.env.KUBERNETES_SERVICE_HOST && !process.env.KUBECONFIG) kc.loadFromCluster();
+    else if (!opts.preferKubeconfig && process.env.KUBERNETES_SERVICE_HOST && !process.env.KUBECONFIG)
+      kc.loadFromCluster();
     else kc.loadFromDefault();
+    if (opts.context !== undefined) {
+      if (!kc.getContextObject(opts.context)) throw new Error(`the kubeconfig has no context "${opts.context}"`);
+      kc.setCurrentContext(opts.context);
+    }
     return new KubeClient(kc, observe);
   }
 
+  /** The namespace of the kubeconfig's current context (in a pod: the pod's namespace), if it names one. */
   get namespaceFromConfig(): string | undefined {
     const ctx = this.kubeConfig.getContextObject(this.kubeConfig.getCurrentContext());
     return ctx?.namespace;

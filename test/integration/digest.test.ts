@@ -1,7 +1,7 @@
 // `fedbackup digest` against the real control plane: VMIs, hand-made FederatedBackups, NodeSnapshots and
 // a WorkloadRestore with their statuses, read back through the CLI's own entry point (in-process).
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import * as yaml from "js-yaml";
@@ -302,13 +302,50 @@ describe("fedbackup digest", function () {
   });
 
   it("filters by node across all namespaces, including backups of another namespace", async () => {
-    const got = await rows("--node", nodeB);
+    const got = await rows("-A", "--node", nodeB);
     assert.deepEqual(
       got.map((r) => `${r.namespace}/${r.name}`),
       [`${ns}/db`, `${ns}/mover`, `${other}/tools`],
     );
     assert.deepEqual(got[2]!.lastBackup, { backup: `${ns}/nightly`, at: times.nightly, node: nodeB, round: 1 });
-    assert.deepEqual(await names("-A", "--node", nodeB, "-n", ns), await names("--node", nodeB));
+    assert.deepEqual(await names("-A", "--node", nodeB, "-n", ns), await names("--all-namespaces", "--node", nodeB));
+  });
+
+  it("lists the kubeconfig context's namespace unless -n or -A says otherwise, as kubectl does", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "fedbackup-digest-contexts-"));
+    try {
+      // The harness's kubeconfig with two more contexts: one in this test's namespace, one in the other.
+      const config = yaml.load(readFileSync(kubeconfig, "utf8")) as {
+        contexts: Array<{ name: string; context: Record<string, string> }>;
+        "current-context": string;
+      };
+      const base = config.contexts.find((c) => c.name === config["current-context"])!;
+      config.contexts.push(
+        { name: "digest-ns", context: { ...base.context, namespace: ns } },
+        { name: "digest-other", context: { ...base.context, namespace: other } },
+      );
+      config["current-context"] = "digest-ns";
+      const contexts = path.join(dir, "kubeconfig");
+      writeFileSync(contexts, yaml.dump(config), { mode: 0o600 });
+      const run = async (...argv: string[]): Promise<string[]> => {
+        let out = "";
+        let err = "";
+        const code = await runDigest(
+          ["--kubeconfig", contexts, "-o", "json", ...argv],
+          (s) => (out += s),
+          (s) => (err += s),
+        );
+        assert.equal(code, 0, err);
+        return (JSON.parse(out) as DigestRow[]).map((r) => `${r.namespace}/${r.name}`);
+      };
+      assert.deepEqual(await run(), await names("-n", ns));
+      assert.deepEqual(await run("--context", "digest-other"), [`${other}/tools`]);
+      assert.deepEqual(await run("--context", "digest-other", "-n", ns), await names("-n", ns));
+      const everywhere = await run("-A");
+      assert.ok(everywhere.includes(`${ns}/web`) && everywhere.includes(`${other}/tools`));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("filters by phase", async () => {
@@ -418,7 +455,7 @@ describe("fedbackup digest", function () {
       assert.deepEqual(viewer, admin);
       // ... and all namespaces cannot be listed.
       const denied = await runDigest(
-        ["--kubeconfig", viewerConfig],
+        ["--kubeconfig", viewerConfig, "-A"],
         () => undefined,
         (s) => (err = s),
       );
