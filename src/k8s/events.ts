@@ -1,4 +1,5 @@
 // Kubernetes Events for what the operator does, so `kubectl describe` tells the story of a run.
+import { microTime } from "../api/timestamps.js";
 import { randomBytes } from "node:crypto";
 import type { KubeClient } from "./client.js";
 import { Resources } from "./resources.js";
@@ -29,7 +30,7 @@ export class EventRecorder implements EventSink {
         name: `${m.name}.${now.getTime().toString(16)}${randomBytes(2).toString("hex")}`,
         namespace: m.namespace ?? "default",
       },
-      eventTime: now.toISOString().replace("Z", "000Z"),
+      eventTime: microTime(now.getTime()),
       reportingController: this.controller,
       reportingInstance: this.instance,
       action,

@@ -2,6 +2,7 @@
 // node whose step runs; annotations name the run (FederatedBackup or WorkloadRestore) that owns it, so
 // two runs on one volume never overlap: the second waits until the first releases it, or until the
 // Lease has expired and its owner is gone.
+import { microTime } from "../api/timestamps.js";
 import { fnv1a32Hex } from "../planning/fnv1a.js";
 import type { KubeClient } from "./client.js";
 import { ApiError, isAlreadyExists, isConflict, isNotFound } from "./errors.js";
@@ -54,8 +55,6 @@ export function volumeLeaseName(volumeId: string): string {
     .replace(/[-.]+$/g, "");
   return `fedbackup-volume-${clean}-${fnv1a32Hex(volumeId)}`;
 }
-
-const microTime = (ms: number): string => new Date(ms).toISOString().replace("Z", "000Z");
 
 export class VolumeLeases {
   constructor(

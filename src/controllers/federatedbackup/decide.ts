@@ -4,11 +4,12 @@
 // The run moves New → InProgress (round 1, one node step at a time) → Verifying → Reconciling (an
 // extra round for VMs that moved or whose node failed) → Verifying … → Completed | PartiallyFailed |
 // Failed. Everything is recomputed from the steps (NodeSnapshots) and their Jobs on every pass.
+import { isFinished } from "../../api/phases.js";
+import { rfc3339 } from "../../api/timestamps.js";
 import { parseDuration } from "../../api/duration.js";
 import type {
   FederatedBackup,
   FederatedBackupStatus,
-  FederatedBackupStatusPhase,
   NodeSnapshot,
   NodeSnapshotStatusPhase,
 } from "../../api/v1alpha1/index.js";
@@ -80,8 +81,7 @@ export interface BackupDecision {
   requeueAfterMs?: number;
 }
 
-const FINISHED: readonly FederatedBackupStatusPhase[] = ["Completed", "PartiallyFailed", "Failed"];
-const iso = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+const iso = rfc3339;
 
 export const orderingOf = (backup: FederatedBackup): OrderingPolicy =>
   orderingPolicy(backup.spec.ordering, backup.metadata.uid ?? "");
@@ -136,7 +136,7 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
   };
 
   // Finished: the status was settled when the run ended; only housekeeping (release the Lease, expire).
-  if (FINISHED.includes(facts.phase)) {
+  if (isFinished(facts.phase)) {
     if (world.lease.ours) actions.push({ kind: "ReleaseLease" });
     const settled = { actions, status: prev };
     if (facts.expiresAt) {

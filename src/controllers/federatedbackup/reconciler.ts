@@ -1,6 +1,7 @@
 // FederatedBackup reconciler: gather (informer caches, a few reads) → decide (pure) → act (API calls),
 // then write the status if it changed. Safe to kill at any moment: it keeps no state between passes
 // that the cluster does not hold.
+import { isFinished } from "../../api/phases.js";
 import type { NodeObject, VirtualMachine, VirtualMachineInstance } from "../../api/kubevirt.js";
 import { FINALIZER_CLEANUP, LABEL_BACKUP } from "../../api/labels.js";
 import type { FederatedBackup, NodeSnapshot } from "../../api/v1alpha1/index.js";
@@ -32,7 +33,7 @@ import {
 } from "./builders.js";
 import { decideBackup, type BackupAction, type BackupWorld } from "./decide.js";
 import { claimVolumeLease, leaseStateOf, type LeaseState, type OwnerActive } from "../runtime/lease-state.js";
-import { deleteIfExists, setFinalizer, tryGet, writeStatus } from "../runtime/objects.js";
+import { createIfAbsent, deleteIfExists, setFinalizer, tryGet, writeStatus } from "../runtime/objects.js";
 import { grantStepAccess, revokeStepAccess } from "../runtime/step-access.js";
 import { claimFilesystemIdentity } from "../runtime/volume-identity.js";
 import { fileClaimants, withOwnership } from "../runtime/file-claims.js";
@@ -66,13 +67,17 @@ export interface BackupReconcilerDeps {
   ownerActive: OwnerActive;
 }
 
-const FINISHED = new Set(["Completed", "PartiallyFailed", "Failed"]);
-
 export const backupOwnerId = (b: FederatedBackup): string =>
   `FederatedBackup/${b.metadata.namespace}/${b.metadata.name}/${b.metadata.uid}`;
 
+/**
+ * Whether the run still works on its volume: until it finishes, and while it is deleted until its finalizer
+ * is gone (its agents are being stopped, or its cleanup runs under the Lease).
+ */
 export function backupIsActive(b: FederatedBackup | undefined): boolean {
-  return !!b && !b.metadata.deletionTimestamp && !FINISHED.has(b.status?.phase ?? "New");
+  if (!b) return false;
+  if (b.metadata.deletionTimestamp) return !!b.metadata.finalizers?.includes(FINALIZER_CLEANUP);
+  return !isFinished(b.status?.phase);
 }
 
 export class FederatedBackupReconciler {
@@ -368,40 +373,58 @@ export class FederatedBackupReconciler {
   }
 
   /**
-   * The backup is being deleted: with deletionPolicy Delete, a Job removes its files at the location and
-   * its kept snapshots (ownerReferences cannot reach them); then the volume's Lease is given back and the
-   * finalizer removed. A cleanup that cannot run or fails is reported and does not block the deletion.
+   * The backup is being deleted. In this order, each step waiting for the one before:
+   * 1. its agents stop: every Job of its steps is deleted in the foreground and waited for, since an agent
+   *    may still be writing at the location or holding guests frozen;
+   * 2. what its steps were granted is revoked;
+   * 3. with deletionPolicy Delete, a Job removes its files at the location and its kept snapshots
+   *    (ownerReferences cannot reach them), holding the shared volume's Lease like any step: no agent of
+   *    another run works on the volume meanwhile;
+   * 4. the Lease is given back and the finalizer removed. A cleanup that cannot run or fails is reported
+   *    (FilesLeft) and does not block the deletion; FilesRemoved is said only after the Job succeeded.
    */
   private async finalize(backup: FederatedBackup): Promise<ReconcileResult | void> {
     if (!backup.metadata.finalizers?.includes(FINALIZER_CLEANUP)) return;
-    const { client, informers, events, settings } = this.deps;
+    const { client, informers, events, settings, clock } = this.deps;
     const ns = backup.metadata.namespace!;
-    const pvc = await tryGet<{ spec?: { volumeName?: string } } & KubeObject>(
-      this.deps.client,
-      Resources.PersistentVolumeClaim,
-      ns,
-      backup.spec.sharedVolume.claimName,
+    const steps = informers.steps.list(
+      (s) => s.metadata.namespace === ns && s.spec.backupUID === backup.metadata.uid && !!s.spec.node,
     );
-    const ranAnything =
-      informers.steps.list((s) => s.spec.backupUID === backup.metadata.uid && !!s.spec.node).length > 0;
-    if ((backup.spec.deletionPolicy ?? "Delete") === "Delete" && ranAnything) {
+    const agentJobs = steps
+      .flatMap((s) => [s.metadata.name!, extractJobName(s)])
+      .filter((name) => informers.jobs.get(`${ns}/${name}`));
+    for (const name of agentJobs) await deleteIfExists(client, Resources.Job, ns, name, "Foreground");
+    if (agentJobs.length > 0) return { requeueAfterMs: 1_000 };
+    for (const step of steps) await revokeStepAccess(client, stepAccessOf(step));
+
+    const volumeId = await this.volumeId(backup);
+    const owner = backupOwnerId(backup);
+    if ((backup.spec.deletionPolicy ?? "Delete") === "Delete" && steps.length > 0) {
       const job = informers.jobs.get(`${ns}/${cleanupJobName(backup)}`);
       const view = job ? viewJob(job as Parameters<typeof viewJob>[0]) : undefined;
       const location = backup.spec.location.persistentVolumeClaim?.claimName;
-      const locationPvc = location
-        ? await tryGet(this.deps.client, Resources.PersistentVolumeClaim, ns, location)
-        : undefined;
-      if (!view && pvc && locationPvc) {
+      const claims = await Promise.all(
+        [backup.spec.sharedVolume.claimName, location].map((c) =>
+          c ? tryGet(client, Resources.PersistentVolumeClaim, ns, c) : Promise.resolve(undefined),
+        ),
+      );
+      if (!view && claims.every(Boolean)) {
         const node = informers.nodes
           .list((n) => n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false)
           .map((n) => n.metadata.name!)
           .sort()[0];
         if (node) {
-          try {
-            await client.create(Resources.Job, buildCleanupJob(backup, node, settings));
-          } catch (err) {
-            if (!isAlreadyExists(err)) throw err;
-          }
+          const leaseObject = informers.leases.get(`${this.deps.leases.namespace}/${leaseNameFor(volumeId)}`);
+          const lease = this.leaseState(backup, leaseObject, clock.now());
+          if (!lease.ours && !lease.free) return { requeueAfterMs: 5_000 }; // another run works on the volume
+          await claimVolumeLease(
+            this.deps.leases,
+            volumeId,
+            leaseObject,
+            { owner, node, step: cleanupJobName(backup), now: clock.now() },
+            this.deps.ownerActive,
+          );
+          await createIfAbsent(client, Resources.Job, buildCleanupJob(backup, node, settings));
           return { requeueAfterMs: 60_000 };
         }
       }
@@ -420,11 +443,7 @@ export class FederatedBackupReconciler {
         events.record(backup, "Warning", "FilesLeft", `${why}; ${backupPath(backup)} is left at the location`);
       }
     }
-    // Nothing granted outlives the run: the grants in other namespaces have no owner to go with.
-    for (const step of informers.steps.list((s) => s.spec.backupUID === backup.metadata.uid && !!s.spec.node)) {
-      await revokeStepAccess(client, stepAccessOf(step));
-    }
-    await this.deps.leases.release(await this.volumeId(backup), backupOwnerId(backup));
+    await this.deps.leases.release(volumeId, owner);
     await setFinalizer(client, Resources.FederatedBackup, backup, FINALIZER_CLEANUP, false);
   }
 }

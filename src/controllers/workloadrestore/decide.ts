@@ -8,6 +8,8 @@
 //   Starting   each VM is started pinned to the node (or, if its restore failed, where it ran before),
 //              the hold and the pin are removed once it runs
 // → Completed | PartiallyFailed | Failed. Every stage is recomputed from the steps, their Jobs and the VMs.
+import { isFinished } from "../../api/phases.js";
+import { rfc3339 } from "../../api/timestamps.js";
 import { parseDuration } from "../../api/duration.js";
 import type {
   NodeRestore,
@@ -17,7 +19,6 @@ import type {
   NodeRestoreStatusResult,
   WorkloadRestore,
   WorkloadRestoreStatus,
-  WorkloadRestoreStatusPhase,
 } from "../../api/v1alpha1/index.js";
 import {
   planRestore,
@@ -87,8 +88,7 @@ export interface RestoreDecision {
   requeueAfterMs?: number;
 }
 
-const FINISHED: readonly WorkloadRestoreStatusPhase[] = ["Completed", "PartiallyFailed", "Failed"];
-const iso = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+const iso = rfc3339;
 /** How often a step waiting for VMs to stop, migrate or start looks again if no watch event comes first. */
 const WAIT_MS = 2_000;
 
@@ -116,7 +116,7 @@ export function decideRestore(world: RestoreWorld, settings: RestoreSettings): R
     ...(requeueAfterMs !== undefined ? { requeueAfterMs } : {}),
   });
 
-  if (FINISHED.includes(facts.phase)) {
+  if (isFinished(facts.phase)) {
     if (world.lease.ours) actions.push({ kind: "ReleaseLease" });
     return { actions, status: prev };
   }

@@ -1,6 +1,7 @@
 // WorkloadRestore reconciler: gather (informer caches, a few reads) → decide (pure) → act (API calls),
 // then write the status if it changed. It keeps nothing between passes that the cluster does not hold:
 // the plan is in the NodeRestores and the status, a stopped VM's former state in its hold annotation.
+import { isFinished } from "../../api/phases.js";
 import type {
   NodeObject,
   VirtualMachine,
@@ -67,10 +68,8 @@ export interface RestoreReconcilerDeps {
   ownerActive: OwnerActive;
 }
 
-const FINISHED = new Set(["Completed", "PartiallyFailed", "Failed"]);
-
 export function restoreIsActive(r: WorkloadRestore | undefined): boolean {
-  return !!r && !r.metadata.deletionTimestamp && !FINISHED.has(r.status?.phase ?? "New");
+  return !!r && !r.metadata.deletionTimestamp && !isFinished(r.status?.phase);
 }
 
 type World = RestoreWorld & { volumeId?: string; leaseObject?: LeaseObject };

@@ -1,5 +1,6 @@
 // Which capture each VM of a WorkloadRestore is restored from. Pure: the backups and their steps
 // (NodeSnapshots) in, one capture per VM out, or the reason a VM cannot be restored.
+import { isRestorable } from "../../api/phases.js";
 import type { FederatedBackup, NodeSnapshot, WorkloadRestore } from "../../api/v1alpha1/index.js";
 import { indexCaptures, vmKey } from "../../digest/index.js";
 import { compareWorkloads, type RestoreWorkload, type WorkloadRef } from "../../planning/index.js";
@@ -26,8 +27,6 @@ export interface Resolution {
   /** A problem with the request as a whole: nothing is restored. */
   invalid?: { reason: string; message: string };
 }
-
-const FINISHED = new Set(["Completed", "PartiallyFailed"]);
 
 /**
  * Resolves spec.workloads (all VMs of the backup when empty) against the captures. A VM is restored from
@@ -56,7 +55,7 @@ export function resolveWorkloads(
     if (!backup) {
       return invalid("BackupNotFound", `FederatedBackup ${ns}/${name} does not exist`);
     }
-    if (!FINISHED.has(backup.status?.phase ?? "")) {
+    if (!isRestorable(backup.status?.phase)) {
       return invalid(
         "BackupNotFinished",
         `FederatedBackup ${ns}/${name} is ${backup.status?.phase ?? "New"}; only a Completed or PartiallyFailed backup can be restored from`,
@@ -65,7 +64,7 @@ export function resolveWorkloads(
   }
 
   const finishedSteps = [...backupByName.values()]
-    .filter((b) => FINISHED.has(b.status?.phase ?? ""))
+    .filter((b) => isRestorable(b.status?.phase))
     .flatMap((b) => stepsOf(b));
   const latest = spec.source === "Latest" ? indexCaptures([...backupByName.values()], finishedSteps, now) : undefined;
 

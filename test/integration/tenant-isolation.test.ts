@@ -1,0 +1,383 @@
+// Tenants are hostile: what fedbackup lets one VM owner, one namespace or one agent reach, tried against
+// the real API server and RBAC, with agents executed for real on real files.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import * as yaml from "js-yaml";
+import type { FederatedBackup, NodeSnapshot } from "../../src/api/v1alpha1/index.js";
+import { agentServiceAccountName, COMPONENT_AGENT_ACCESS } from "../../src/controllers/runtime/agent-access.js";
+import { grantStepAccess, revokeStepAccess } from "../../src/controllers/runtime/step-access.js";
+import { buildAgentJob, stepAccessOf } from "../../src/controllers/federatedbackup/builders.js";
+import { KubeClient } from "../../src/k8s/client.js";
+import { ApiError } from "../../src/k8s/errors.js";
+import { resourcePath, Resources } from "../../src/k8s/resources.js";
+import type { KubeObject } from "../../src/k8s/types.js";
+import { backupSnapshotsPath } from "../../src/planning/index.js";
+import { REPO_ROOT } from "../harness/binaries.js";
+import { createVm, createVolume, diskPaths, NODE_MOUNT_PATH, type VmFixture } from "../harness/workloads.js";
+import { BackupObserver } from "./backup-observer.js";
+import { adminClient, backupEnv, OPERATOR_NAMESPACE, startOperator, waitFor, type BackupEnv } from "./operator-env.js";
+import { cluster, freshNamespace } from "./setup.js";
+
+type Backup = FederatedBackup & KubeObject;
+type Step = NodeSnapshot & KubeObject;
+const FINISHED = ["Completed", "PartiallyFailed", "Failed"];
+
+function backupManifest(namespace: string, name: string, spec: Partial<FederatedBackup["spec"]> = {}): Backup {
+  return {
+    apiVersion: "fedbackup.io/v1alpha1",
+    kind: "FederatedBackup",
+    metadata: { name, namespace },
+    spec: {
+      sharedVolume: { claimName: "vmdisks", nodeMountPath: NODE_MOUNT_PATH },
+      location: { persistentVolumeClaim: { claimName: "backups" } },
+      ...spec,
+    },
+  };
+}
+
+const finished = (namespace: string, name: string): Promise<Backup> =>
+  waitFor(`FederatedBackup ${namespace}/${name} to finish`, 120_000, async () => {
+    const fb = await adminClient().get<Backup>(Resources.FederatedBackup, namespace, name);
+    return FINISHED.includes(fb.status?.phase ?? "") ? fb : undefined;
+  });
+
+const stepsOf = async (namespace: string, backup: string): Promise<Step[]> =>
+  (
+    await adminClient().list<Step>(Resources.NodeSnapshot, {
+      namespace,
+      labelSelector: `fedbackup.io/backup=${backup}`,
+    })
+  ).items;
+
+/** sha256 of every regular file below a directory, by relative path. */
+function digestTree(root: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else if (entry.isFile())
+        out.set(path.relative(root, full), createHash("sha256").update(readFileSync(full)).digest("hex"));
+    }
+  };
+  if (existsSync(root)) walk(root);
+  return out;
+}
+
+async function expectStatus(code: number, what: string, call: () => Promise<unknown>): Promise<void> {
+  try {
+    await call();
+  } catch (err) {
+    assert.ok(err instanceof ApiError, `${what}: ${String(err)}`);
+    assert.equal(err.status, code, `${what}: ${err.message}`);
+    return;
+  }
+  assert.fail(`${what}: allowed, expected ${code}`);
+}
+
+/** Every Role, RoleBinding and ServiceAccount the operator granted to agents, in the given namespaces. */
+async function grantsIn(namespaces: string[]): Promise<string[]> {
+  const found: string[] = [];
+  for (const namespace of namespaces) {
+    for (const type of [Resources.Role, Resources.RoleBinding, Resources.ServiceAccount]) {
+      const list = await adminClient().list(type, {
+        namespace,
+        labelSelector: `app.kubernetes.io/component=${COMPONENT_AGENT_ACCESS}`,
+      });
+      found.push(...list.items.map((o) => `${type.kind} ${namespace}/${o.metadata.name}`));
+    }
+  }
+  return found;
+}
+
+/** An XFS image with reflink to loop-mount (root and mkfs.xfs needed), or why there cannot be one. */
+function xfsImage(): string | { mount(dir: string): () => void; cleanup(): void } {
+  if (process.getuid?.() !== 0) return "not running as root, cannot mount a loop device";
+  try {
+    execFileSync("mkfs.xfs", ["-V"], { stdio: "pipe" });
+  } catch {
+    return "mkfs.xfs is missing (make test-tools installs it)";
+  }
+  const dir = mkdtempSync(path.join(os.tmpdir(), "fedbackup-xfs-"));
+  const image = path.join(dir, "xfs.img");
+  execFileSync("truncate", ["-s", "512M", image]);
+  execFileSync("mkfs.xfs", ["-q", "-m", "reflink=1", image], { stdio: "pipe" });
+  return {
+    mount: (target) => {
+      execFileSync("mount", ["-o", "loop", image, target], { stdio: "pipe" });
+      return () => execFileSync("umount", [target], { stdio: "pipe" });
+    },
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+describe("Tenant isolation", function () {
+  this.timeout(300_000);
+
+  it("captures a VM's own files only: a file two VMs name goes to neither, an extra file away from its disks is refused", async () => {
+    const env = await backupEnv("own-files");
+    const operator = await startOperator();
+    try {
+      const victim: VmFixture = { name: "victim", node: "node-a" };
+      const [victimDisk] = diskPaths(env.namespace, victim);
+      const vms: VmFixture[] = [
+        victim,
+        // Names the victim's disk as one of its own extra files.
+        {
+          name: "thief",
+          node: "node-b",
+          annotations: { "fedbackup.io/extra-files": `${NODE_MOUNT_PATH}/${victimDisk}` },
+        },
+        // Names a file of its namespace that lies away from its disks.
+        {
+          name: "nosy",
+          node: "node-a",
+          annotations: { "fedbackup.io/extra-files": `${NODE_MOUNT_PATH}/${env.namespace}/honest/disk0.img` },
+        },
+        { name: "honest", node: "node-b" },
+      ];
+      for (const vm of vms) await createVm(adminClient(), env.namespace, env.shared.hostDir, vm);
+      const before = digestTree(env.shared.hostDir);
+
+      await adminClient().create(Resources.FederatedBackup, backupManifest(env.namespace, "nightly"));
+      const fb = await finished(env.namespace, "nightly");
+      assert.equal(fb.status?.phase, "PartiallyFailed", JSON.stringify(fb.status?.missing));
+      const missing = new Map((fb.status?.missing ?? []).map((m) => [m.name, m]));
+      assert.deepEqual([...missing.keys()].sort(), ["nosy", "thief", "victim"]);
+      assert.equal(missing.get("victim")?.reason, "SharedFile");
+      assert.match(missing.get("victim")!.message!, new RegExp(`also named by VM ${env.namespace}/thief`));
+      assert.equal(missing.get("thief")?.reason, "SharedFile");
+      assert.match(missing.get("thief")!.message!, new RegExp(`also named by VM ${env.namespace}/victim`));
+      assert.equal(missing.get("nosy")?.reason, "UnsafeFile");
+      assert.match(
+        missing.get("nosy")!.message!,
+        /honest\/disk0\.img: it is not in the directory of one of the VM's disks/,
+      );
+
+      // Only the honest VM reached the location; no disk on the shared volume changed.
+      const atLocation = digestTree(path.join(env.location.hostDir, fb.status!.backupPath!));
+      const captured = [...atLocation.keys()].filter((p) => p.includes("/files/"));
+      assert.deepEqual(
+        captured.map((p) => p.split("/").slice(-2).join("/")),
+        ["honest/disk0.img"],
+        captured.join(", "),
+      );
+      assert.ok(
+        ![...atLocation.values()].includes(before.get(victimDisk!)!),
+        "no byte-identical copy of the victim's disk",
+      );
+      assert.deepEqual(digestTree(env.shared.hostDir), before);
+    } finally {
+      await operator.stop();
+      env.cleanup();
+    }
+  });
+
+  it("grants each agent its own step and VMs only, and takes every grant back when the step ends", async () => {
+    const env = await backupEnv("grants");
+    const other = await freshNamespace("grants-other");
+    const operator = await startOperator();
+    try {
+      const vms: VmFixture[] = [
+        { name: "a1", node: "node-a" },
+        { name: "b1", node: "node-b" },
+      ];
+      for (const vm of vms) await createVm(adminClient(), env.namespace, env.shared.hostDir, vm);
+      await adminClient().create(Resources.FederatedBackup, backupManifest(env.namespace, "nightly"));
+      const fb = await finished(env.namespace, "nightly");
+      assert.equal(fb.status?.phase, "Completed", JSON.stringify(fb.status));
+      // Nothing granted for the run remains.
+      assert.deepEqual(await grantsIn([env.namespace, other]), []);
+
+      // Grant one step's access again exactly as the operator does (as the operator's ServiceAccount, so its
+      // RBAC allows it without bind or escalate), then act as that agent with a real token.
+      const [step, sibling] = await stepsOf(env.namespace, "nightly");
+      assert.ok(step && sibling);
+      const access = stepAccessOf(step);
+      await grantStepAccess(operator.client, access);
+      const agent = new KubeClient(
+        await cluster().serviceAccountKubeConfig(
+          env.namespace,
+          agentServiceAccountName(step.metadata as { name: string }),
+        ),
+      );
+      try {
+        const own = step.metadata.name!;
+        const ownVm = step.spec.workloads![0]!.name;
+        const otherVm = sibling.spec.workloads![0]!.name;
+        await agent.get(Resources.NodeSnapshot, env.namespace, own);
+        await agent.patch(Resources.NodeSnapshot, env.namespace, own, { status: {} }, { subresource: "status" });
+        await agent.get(Resources.VirtualMachineInstance, env.namespace, ownVm);
+        await expectStatus(403, "patch another step's status", () =>
+          agent.patch(
+            Resources.NodeSnapshot,
+            env.namespace,
+            sibling.metadata.name!,
+            { status: {} },
+            { subresource: "status" },
+          ),
+        );
+        await expectStatus(403, "read another step", () =>
+          agent.get(Resources.NodeSnapshot, env.namespace, sibling.metadata.name!),
+        );
+        await expectStatus(403, "delete a VolumeSnapshot", () =>
+          agent.delete(Resources.VolumeSnapshot, env.namespace, own),
+        );
+        await expectStatus(403, "read a VM of another step", () =>
+          agent.get(Resources.VirtualMachineInstance, env.namespace, otherVm),
+        );
+        await expectStatus(403, "freeze a VM of another step", () =>
+          agent.request(
+            "PUT",
+            `/apis/subresources.kubevirt.io/v1/namespaces/${env.namespace}/virtualmachineinstances/${otherVm}/freeze`,
+            { body: { unfreezeTimeout: "1m0s" } },
+          ),
+        );
+        await expectStatus(403, "read anything in another namespace", () =>
+          agent.list(Resources.VirtualMachineInstance, { namespace: other }),
+        );
+
+        // Revoked: the ServiceAccount is gone, so its token no longer authenticates at all.
+        await revokeStepAccess(operator.client, access);
+        assert.deepEqual(await grantsIn([env.namespace]), []);
+        await expectStatus(401, "use a revoked agent token", () =>
+          agent.get(Resources.NodeSnapshot, env.namespace, own),
+        );
+      } finally {
+        agent.close();
+      }
+    } finally {
+      await operator.stop();
+      env.cleanup();
+    }
+  });
+
+  it("keeps two backups of one name in two namespaces on one filesystem apart, one node step at a time", async function () {
+    const xfs = xfsImage();
+    if (typeof xfs === "string") {
+      console.log(`      (skipped: ${xfs})`);
+      this.skip();
+    }
+    const a = await backupEnv("same-fs-a");
+    // The second namespace reaches the same directories through claims and PersistentVolumes of its own.
+    const bNamespace = await freshNamespace("same-fs-b");
+    await createVolume(adminClient(), bNamespace, "vmdisks", a.shared.hostDir);
+    await createVolume(adminClient(), bNamespace, "backups", a.location.hostDir);
+    const unmount = xfs.mount(a.shared.hostDir);
+    const observer = new BackupObserver([a.namespace, bNamespace]);
+    await observer.start();
+    const operator = await startOperator();
+    try {
+      const vms: VmFixture[] = [
+        { name: "web", node: "node-a" },
+        { name: "db", node: "node-b" },
+        { name: "api", node: "node-c" },
+      ];
+      for (const ns of [a.namespace, bNamespace]) {
+        for (const vm of vms) await createVm(adminClient(), ns, a.shared.hostDir, vm);
+      }
+      const spec: Partial<FederatedBackup["spec"]> = { snapshot: { method: "Reflink" }, extractAt: "Restore" };
+      for (const ns of [a.namespace, bNamespace]) {
+        await adminClient().create(Resources.FederatedBackup, backupManifest(ns, "nightly", spec));
+      }
+      const [fbA, fbB] = await Promise.all([finished(a.namespace, "nightly"), finished(bNamespace, "nightly")]);
+      for (const fb of [fbA, fbB]) assert.equal(fb.status?.phase, "Completed", JSON.stringify(fb.status));
+      // Six node steps over one filesystem, through two claims: never two at once.
+      assert.equal(observer.jobs.length, 6, observer.jobs.map((j) => j.name).join(", "));
+      assert.deepEqual(observer.overlaps, []);
+
+      const keptA = path.join(
+        a.shared.hostDir,
+        backupSnapshotsPath(fbA.metadata as { namespace: string; name: string; uid: string }),
+      );
+      const keptB = path.join(
+        a.shared.hostDir,
+        backupSnapshotsPath(fbB.metadata as { namespace: string; name: string; uid: string }),
+      );
+      assert.notEqual(keptA, keptB);
+      const keptBefore = digestTree(keptB);
+      const filesBefore = digestTree(path.join(a.location.hostDir, fbB.status!.backupPath!));
+      assert.equal(keptBefore.size, vms.length, [...keptBefore.keys()].join(", "));
+      assert.ok(existsSync(keptA));
+
+      await adminClient().delete(Resources.FederatedBackup, a.namespace, "nightly");
+      await waitFor("A/nightly to be gone", 120_000, async () => {
+        try {
+          await adminClient().get(Resources.FederatedBackup, a.namespace, "nightly");
+          return undefined;
+        } catch (err) {
+          return err instanceof ApiError && err.status === 404 ? true : undefined;
+        }
+      });
+      assert.ok(!existsSync(keptA), "A's kept snapshots are removed");
+      assert.ok(!existsSync(path.join(a.location.hostDir, fbA.status!.backupPath!)), "A's files are removed");
+      assert.deepEqual(digestTree(keptB), keptBefore, "B's kept snapshots are intact");
+      assert.deepEqual(digestTree(path.join(a.location.hostDir, fbB.status!.backupPath!)), filesBefore);
+    } finally {
+      await operator.stop();
+      await observer.stop();
+      unmount();
+      xfs.cleanup();
+      a.cleanup();
+    }
+  });
+
+  describe("Pod Security", () => {
+    const dryRunPod = (client: KubeClient, namespace: string, spec: unknown) =>
+      client.request("POST", resourcePath(Resources.Pod, namespace), {
+        query: { dryRun: "All" },
+        body: { apiVersion: "v1", kind: "Pod", metadata: { generateName: "psa-", namespace }, spec },
+      });
+
+    it("admits the operator's pod where restricted is enforced", async () => {
+      const docs = yaml.loadAll(readFileSync(path.join(REPO_ROOT, "deploy/operator.yaml"), "utf8")) as Array<
+        KubeObject & { spec: { template: { spec: unknown } } }
+      >;
+      const deployment = docs.find((d) => d.kind === "Deployment")!;
+      const ns = await freshNamespace("psa-restricted", { "pod-security.kubernetes.io/enforce": "restricted" });
+      await dryRunPod(adminClient(), ns, deployment.spec.template.spec);
+      const rbac = yaml.loadAll(readFileSync(path.join(REPO_ROOT, "deploy/rbac.yaml"), "utf8")) as KubeObject[];
+      const operatorNs = rbac.find((d) => d.kind === "Namespace" && d.metadata.name === OPERATOR_NAMESPACE)!;
+      assert.equal(operatorNs.metadata.labels?.["pod-security.kubernetes.io/enforce"], "restricted");
+    });
+
+    it("admits the agent's pod where baseline is enforced, and restricted refuses it (it runs as root)", async () => {
+      const env: BackupEnv = await backupEnv("psa-agent");
+      try {
+        const step = {
+          apiVersion: "fedbackup.io/v1alpha1",
+          kind: "NodeSnapshot",
+          metadata: { name: "nightly-r1-node-a", namespace: env.namespace, uid: "u" },
+          spec: {
+            backupName: "nightly",
+            backupUID: "u",
+            node: "node-a",
+            round: 1,
+            order: 1,
+            sharedVolume: { claimName: "vmdisks", nodeMountPath: NODE_MOUNT_PATH },
+            location: { persistentVolumeClaim: { claimName: "backups" }, path: "x" },
+            snapshot: { method: "Copy", quiesce: "None", freezeTimeout: "30s", maxFreeze: "2m" },
+            extractAt: "Backup",
+            workloads: [],
+          },
+        } as unknown as Step;
+        const backup = backupManifest(env.namespace, "nightly");
+        backup.metadata.uid = "u";
+        const job = buildAgentJob(backup, step, { agentImage: "fedbackup:test" });
+        const podSpec = (job.spec.template as { spec: Record<string, unknown> }).spec;
+        // The pod's ServiceAccount must exist for admission; this check is about its security context.
+        const spec = { ...podSpec, serviceAccountName: "default" };
+        await dryRunPod(adminClient(), env.namespace, spec);
+        const restricted = await freshNamespace("psa-agent-r", { "pod-security.kubernetes.io/enforce": "restricted" });
+        await expectStatus(403, "an agent pod under restricted", () => dryRunPod(adminClient(), restricted, spec));
+        assert.ok(statSync(env.shared.hostDir).isDirectory());
+      } finally {
+        env.cleanup();
+      }
+    });
+  });
+});
