@@ -5,109 +5,75 @@
 // is fsynced, renamed into place, and the directory is fsynced so the rename itself survives a power
 // loss. Backups are committed file by file and the manifest last: a manifest on disk implies that every
 // file it lists was already durable before it.
+//
+// The directory is an open SafeDir (safe-fs.ts): the temporary file is created there exclusively, and the
+// rename and fsync act on that directory, wherever its path leads by then.
 import { randomBytes } from "node:crypto";
-import { mkdir, open, rename, rm } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import type { FileHandle } from "node:fs/promises";
+import type { SafeDir } from "./safe-fs.js";
+
+export { isCode as isErrno } from "./safe-fs.js";
 
 const TEMP_MARKER = ".tmp-";
 
-/** `<dir>/.<name>.tmp-<random>`: hidden, beside the target, unique per attempt. */
-export function tempPathFor(target: string): string {
-  return join(dirname(target), `.${basename(target)}${TEMP_MARKER}${randomBytes(6).toString("hex")}`);
+/** `.<name>.tmp-<random>`: hidden, beside the target, unique per attempt. */
+export function tempNameFor(name: string): string {
+  return `.${name}${TEMP_MARKER}${randomBytes(6).toString("hex")}`;
 }
 
-/** Whether a directory entry is a temporary file of tempPathFor (a leftover of an interrupted write). */
+/** Whether a directory entry is a temporary file of tempNameFor (a leftover of an interrupted write). */
 export function isTempName(name: string): boolean {
   return /^\..+\.tmp-[0-9a-f]{12}$/.test(name);
 }
 
-/** Flushes a file's data and metadata to stable storage. */
-export async function fsyncFile(path: string): Promise<void> {
-  const handle = await open(path, "r");
-  try {
-    // fsync through a second descriptor is fine on Linux: it flushes the inode, whoever wrote it.
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Flushes a directory, making the creations, renames and deletions of its entries durable. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, "r");
-  try {
-    await handle.sync();
-  } catch (err) {
-    // Some filesystems (and some FUSE ones) refuse fsync on directories; their renames are as durable as
-    // they get, so this is not an error worth failing a backup over.
-    if (!isErrno(err, "EINVAL") && !isErrno(err, "ENOTSUP")) throw err;
-  } finally {
-    await handle.close();
-  }
-}
-
 /**
- * mkdir -p that also makes the new directories durable: each directory it creates is an entry in its
- * parent, and a file committed inside a directory whose own entry is lost would be lost with it.
+ * Produces `name` in `dir` atomically: `produce` writes the new temporary file it is handed; then that file
+ * is fsynced and renamed over `name`, and the directory fsynced. If `produce` or any step fails, the
+ * temporary file is removed and `name` is left as it was. `mode` is the new file's (less the umask).
  */
-export async function mkdirDurable(dir: string): Promise<void> {
-  const first = await mkdir(dir, { recursive: true });
-  if (first === undefined) return;
-  // `first` is the topmost directory created; fsync its parent and every created directory's parent.
-  for (let created = dir; ; created = dirname(created)) {
-    await fsyncDir(dirname(created));
-    if (created === first || dirname(created) === created) break;
-  }
-}
-
-/**
- * Produces `target` atomically: `produce` writes the temporary path it is given; then the temporary
- * file is fsynced and renamed over `target`, and the directory fsynced. If `produce` or any step fails,
- * the temporary file is removed and `target` is left as it was.
- */
-export async function commitAtomic<T>(target: string, produce: (tempPath: string) => Promise<T>): Promise<T> {
-  const dir = dirname(target);
-  await mkdirDurable(dir);
-  const temp = tempPathFor(target);
+export async function commitAtomic<T>(
+  dir: SafeDir,
+  name: string,
+  produce: (temp: FileHandle) => Promise<T>,
+  mode = 0o666,
+): Promise<T> {
+  const temp = tempNameFor(name);
+  const handle = await dir.createFile(temp, mode);
+  let closed = false;
   try {
-    const result = await produce(temp);
-    await fsyncFile(temp);
-    await rename(temp, target);
-    await fsyncDir(dir);
+    const result = await produce(handle);
+    await handle.sync();
+    closed = true;
+    // close() can report a deferred write error (NFS does this).
+    await handle.close();
+    await dir.rename(temp, name);
+    await dir.sync();
     return result;
   } catch (err) {
-    await rm(temp, { force: true });
+    if (!closed) await handle.close().catch(() => {});
+    await dir.unlink(temp).catch(() => {});
     throw err;
   }
 }
 
-/** Writes `data` to `target` atomically and durably. */
-export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
-  await commitAtomic(target, async (temp) => {
-    const handle = await open(temp, "wx");
-    try {
-      await handle.writeFile(data);
-    } finally {
-      await handle.close();
-    }
-  });
+/** Writes `data` to `name` in `dir` atomically and durably. */
+export async function writeFileAtomic(dir: SafeDir, name: string, data: string | Uint8Array): Promise<void> {
+  await commitAtomic(dir, name, (handle) => handle.writeFile(data));
 }
 
-/** Writes `value` as indented JSON (one trailing newline) to `target` atomically and durably. */
-export async function writeJsonAtomic(target: string, value: unknown): Promise<void> {
-  await writeFileAtomic(target, `${JSON.stringify(value, null, 2)}\n`);
+/** Writes `value` as indented JSON (one trailing newline) to `name` in `dir` atomically and durably. */
+export async function writeJsonAtomic(dir: SafeDir, name: string, value: unknown): Promise<void> {
+  await writeFileAtomic(dir, name, `${JSON.stringify(value, null, 2)}\n`);
 }
 
-/** Deletes a file (if present) and makes the deletion durable before returning. */
-export async function removeDurably(path: string): Promise<void> {
-  await rm(path, { force: true });
+/** Deletes `rel` below `dir` (if present; a symlink as a name) and makes the deletion durable. */
+export async function removeDurably(dir: SafeDir, rel: string): Promise<void> {
+  if (!(await dir.unlink(rel))) return;
+  const parent = rel.includes("/") ? rel.slice(0, rel.lastIndexOf("/")) : "";
+  const opened = await dir.openDir(parent);
   try {
-    await fsyncDir(dirname(path));
-  } catch (err) {
-    if (!isErrno(err, "ENOENT")) throw err;
+    await opened.sync();
+  } finally {
+    await opened.close();
   }
-}
-
-export function isErrno(err: unknown, code: string): boolean {
-  return err instanceof Error && (err as NodeJS.ErrnoException).code === code;
 }

@@ -5,8 +5,13 @@
 // manifest last. The run is idempotent per round: a Job retried after a crash skips the VMs whose manifest
 // is already complete and redoes the others from scratch. One VM's failure (a missing file, a failed
 // clone, a full disk while extracting) is reported and the others go on.
-import { rm, stat } from "node:fs/promises";
-import { join, posix } from "node:path";
+//
+// The shared volume and the location are writable by tenants: every file of either is reached through
+// safe-fs.ts below its mount point. A VM whose file is a symlink, a hard link, a FIFO or a device (or
+// lies behind a symlinked directory) is failed with UnsafeFile, naming the path, and nothing of what the
+// path leads to is read or written.
+import { posix } from "node:path";
+import { isInSharedVolumeTop } from "../planning/shared-volume-layout.js";
 import { commitAtomic, removeDurably } from "./atomic-files.js";
 import { copyAndHash, sha256OfFile } from "./copy-and-hash.js";
 import type {
@@ -26,7 +31,8 @@ import {
   backupFilePath,
   checkManifestComplete,
   checkName,
-  relativeManifestPath,
+  checkRelativePath,
+  nodeManifestPath,
   relativePathProblem,
   workloadDir,
   workloadManifestPath,
@@ -36,7 +42,9 @@ import {
 import type { Freezer, IsActiveOnNode, VmFreezeReport } from "./quiesce.js";
 import { withFrozen } from "./quiesce.js";
 import type { SnapshotContext, SnapshotMethodChoice, SnapshotProvider, WorkloadSnapshot } from "./snapshot.js";
-import { SNAPSHOTS_TOP, chooseSnapshotProvider, removeEmptyRunDir } from "./snapshot.js";
+import { chooseSnapshotProvider, removeEmptyRunDir } from "./snapshot.js";
+import type { SafeDir } from "./safe-fs.js";
+import { isCode, unsafeCause, withDir, withFile, withRoot } from "./safe-fs.js";
 import type { AgentLog, Clock, VmRef } from "./types.js";
 import { errorMessage, vmKey } from "./types.js";
 
@@ -49,7 +57,8 @@ export interface PlannedWorkload {
 }
 
 export interface NodeBackupPlan {
-  backup: { name: string; uid: string };
+  /** The FederatedBackup (its namespace, name and uid key its snapshots on the shared volume). */
+  backup: { namespace: string; name: string; uid: string };
   node: string;
   round: number;
   method: SnapshotMethodChoice;
@@ -57,10 +66,12 @@ export interface NodeBackupPlan {
   freezeTimeoutMs: number;
   maxFreezeMs: number;
   extractAt: ExtractAt;
-  /** Local directory where the shared volume is mounted. */
+  /** Local directory where the shared volume is mounted (trusted; nothing below it is). */
   sharedRoot: string;
-  /** Local directory of this backup at the backup location. */
-  backupRoot: string;
+  /** Local directory where the backup location is mounted (trusted; nothing below it is). */
+  locationRoot: string;
+  /** This backup's directory at the location, relative to locationRoot (created if missing). */
+  backupPath: string;
   workloads: PlannedWorkload[];
 }
 
@@ -100,6 +111,13 @@ interface Pending {
 
 export async function runNodeBackup(plan: NodeBackupPlan, deps: NodeBackupDeps): Promise<NodeBackupResult> {
   checkPlan(plan);
+  return withRoot(plan.locationRoot, (location) =>
+    withDir(location, plan.backupPath, { create: true }, (backup) => runIn(backup, plan, deps)),
+  );
+}
+
+// The run, with the backup's directory at the location open as `backup`.
+async function runIn(backup: SafeDir, plan: NodeBackupPlan, deps: NodeBackupDeps): Promise<NodeBackupResult> {
   const { clock, log } = deps;
   const startedAt = clock.now();
   const captured: CapturedWorkload[] = [];
@@ -129,7 +147,7 @@ export async function runNodeBackup(plan: NodeBackupPlan, deps: NodeBackupDeps):
       fail(vm, problem.reason, problem.message);
       continue;
     }
-    const done = await checkManifestComplete(plan.backupRoot, vm.namespace, vm.name, {
+    const done = await checkManifestComplete(backup, vm.namespace, vm.name, {
       backupUid: plan.backup.uid,
       round: plan.round,
       workloadUid: workload.uid,
@@ -175,10 +193,10 @@ export async function runNodeBackup(plan: NodeBackupPlan, deps: NodeBackupDeps):
     try {
       await provider.discard(item.vm, ctx);
       const problem = await sourceProblem(plan.sharedRoot, item.workload.files);
-      if (problem) fail(item.vm, "CaptureFailed", problem);
+      if (problem) fail(item.vm, problem.reason, problem.message);
       else ready.push(item);
     } catch (err) {
-      fail(item.vm, "CaptureFailed", `could not prepare the capture: ${errorMessage(err)}`);
+      fail(item.vm, reasonOf(err), `could not prepare the capture: ${errorMessage(err)}`);
     }
   }
 
@@ -216,18 +234,16 @@ export async function runNodeBackup(plan: NodeBackupPlan, deps: NodeBackupDeps):
       if (report.thawError) log.error("guest may still be frozen", { vm: vmKey(item.vm), error: report.thawError });
       const outcome = outcomes.get(vmKey(item.vm));
       if (!outcome || !outcome.ok) {
-        fail(item.vm, "CaptureFailed", outcome ? outcome.error.message : "the snapshot provider returned nothing");
+        if (!outcome) fail(item.vm, "CaptureFailed", "the snapshot provider returned nothing");
+        else fail(item.vm, reasonOf(outcome.error), describeCaptureError(outcome.error));
         continue;
       }
       try {
-        captured.push(await extract(plan, deps, ctx, provider, extractAt, item, report, outcome.snapshot));
+        captured.push(await extract(backup, plan, deps, ctx, provider, extractAt, item, report, outcome.snapshot));
       } catch (err) {
         deps.signal?.throwIfAborted();
-        fail(item.vm, "CaptureFailed", `extracting the snapshot failed: ${errorMessage(err)}`);
-        await rm(join(workloadDir(plan.backupRoot, item.vm.namespace, item.vm.name), "files"), {
-          recursive: true,
-          force: true,
-        }).catch(() => {});
+        fail(item.vm, reasonOf(err), `extracting the snapshot failed: ${errorMessage(err)}`);
+        await backup.removeTree(filesDir(item.vm)).catch(() => {});
         await provider.release(outcome.snapshot, ctx).catch(() => {});
       }
     }
@@ -239,7 +255,7 @@ export async function runNodeBackup(plan: NodeBackupPlan, deps: NodeBackupDeps):
   const completedAt = clock.now();
   const nodeManifest: NodeManifest = {
     schemaVersion: MANIFEST_SCHEMA_VERSION,
-    backup: plan.backup,
+    backup: { name: plan.backup.name, uid: plan.backup.uid },
     node: plan.node,
     round: plan.round,
     method: provider.method,
@@ -248,7 +264,7 @@ export async function runNodeBackup(plan: NodeBackupPlan, deps: NodeBackupDeps):
     captured,
     failed,
   };
-  await writeNodeManifest(plan.backupRoot, nodeManifest);
+  await writeNodeManifest(backup, nodeManifest);
   log.info("node backup done", {
     node: plan.node,
     round: plan.round,
@@ -259,7 +275,7 @@ export async function runNodeBackup(plan: NodeBackupPlan, deps: NodeBackupDeps):
     method: provider.method,
     captured,
     failed,
-    nodeManifestPath: posix.join("nodes", `${plan.node}-r${plan.round}.json`),
+    nodeManifestPath: nodeManifestPath(plan.node, plan.round),
   };
 }
 
@@ -285,6 +301,7 @@ async function alreadyFrozen<T>(
 // Extracts one VM's snapshot into <vm>/files (or, with extractAt Restore, only hashes it), then commits its
 // manifest, then deletes the snapshot. Throws on failure; the caller cleans up.
 async function extract(
+  backup: SafeDir,
   plan: NodeBackupPlan,
   deps: NodeBackupDeps,
   ctx: SnapshotContext,
@@ -295,19 +312,23 @@ async function extract(
   snapshot: WorkloadSnapshot,
 ): Promise<CapturedWorkload> {
   const { vm } = item;
-  await forgetEarlierCapture(plan, vm);
+  await forgetEarlierCapture(backup, vm);
   const files: ManifestFile[] = [];
   const copyOpts = deps.signal ? { signal: deps.signal } : {};
   for (const file of snapshot.files) {
-    const source = join(snapshot.localRoot, file.path);
-    let result: { bytes: number; sha256: string };
-    if (extractAt === "Backup") {
-      const target = backupFilePath(plan.backupRoot, vm.namespace, vm.name, file.path);
-      result = await commitAtomic(target, (temp) => copyAndHash(source, temp, copyOpts));
-    } else {
-      result =
-        file.sha256 !== undefined ? { bytes: file.bytes, sha256: file.sha256 } : await sha256OfFile(source, copyOpts);
-    }
+    // The snapshot is read through a descriptor opened safely below its mount point, like the VM's files.
+    const result = await withRoot(snapshot.root, (root) =>
+      withFile(root, posix.join(snapshot.dir, checkRelativePath(file.path)), async (source) => {
+        if (extractAt === "Backup") {
+          const target = backupFilePath(vm.namespace, vm.name, file.path);
+          return withDir(backup, posix.dirname(target), { create: true }, (dir) =>
+            commitAtomic(dir, posix.basename(target), (temp) => copyAndHash(source, temp, copyOpts)),
+          );
+        }
+        if (file.sha256 !== undefined) return { bytes: file.bytes, sha256: file.sha256 };
+        return sha256OfFile(source, copyOpts);
+      }),
+    );
     if (result.bytes !== file.bytes || (file.sha256 !== undefined && file.sha256 !== result.sha256)) {
       throw new Error(`the snapshot of ${file.path} changed while it was extracted (${result.bytes} bytes read)`);
     }
@@ -328,7 +349,7 @@ async function extract(
   const message = messages.filter((m) => m !== undefined).join("; ");
   const manifest: WorkloadManifest = {
     schemaVersion: MANIFEST_SCHEMA_VERSION,
-    backup: plan.backup,
+    backup: { name: plan.backup.name, uid: plan.backup.uid },
     workload: { namespace: vm.namespace, name: vm.name, uid: item.workload.uid },
     node: plan.node,
     round: plan.round,
@@ -349,7 +370,7 @@ async function extract(
   if (message) manifest.message = message;
   if (extractAt === "Restore") manifest.snapshot = { location: snapshot.location };
   // The commit point of this VM: everything above is durable before the manifest appears.
-  await writeWorkloadManifest(plan.backupRoot, manifest);
+  await writeWorkloadManifest(backup, manifest);
   if (extractAt === "Backup") {
     await provider.release(snapshot, ctx);
   }
@@ -382,7 +403,7 @@ function capturedFromManifest(manifest: WorkloadManifest, reused: boolean): Capt
     indication: manifest.indication,
     consistency: manifest.consistency,
     freezeWindowMs: manifest.freeze.windowMs,
-    manifestPath: relativeManifestPath(manifest.workload.namespace, manifest.workload.name),
+    manifestPath: workloadManifestPath(manifest.workload.namespace, manifest.workload.name),
     reused,
   };
   if (manifest.message !== undefined) entry.message = manifest.message;
@@ -394,9 +415,22 @@ function capturedFromManifest(manifest: WorkloadManifest, reused: boolean): Capt
 // manifest goes (durably, so that it cannot reappear next to half-written files after a crash), then the
 // old files and the temporary files of an interrupted attempt. This happens only once a new capture
 // exists, so a VM that cannot be captured now keeps its capture from an earlier round.
-async function forgetEarlierCapture(plan: NodeBackupPlan, vm: VmRef): Promise<void> {
-  await removeDurably(workloadManifestPath(plan.backupRoot, vm.namespace, vm.name));
-  await rm(join(workloadDir(plan.backupRoot, vm.namespace, vm.name), "files"), { recursive: true, force: true });
+async function forgetEarlierCapture(backup: SafeDir, vm: VmRef): Promise<void> {
+  await removeDurably(backup, workloadManifestPath(vm.namespace, vm.name));
+  await backup.removeTree(filesDir(vm));
+}
+
+const filesDir = (vm: VmRef): string => posix.join(workloadDir(vm.namespace, vm.name), "files");
+
+// A path that safe-fs refused (a symlink, a hard link, a FIFO or device, a directory swapped meanwhile)
+// fails the VM with UnsafeFile; every other failure is CaptureFailed.
+function reasonOf(err: unknown): FailedReason {
+  return unsafeCause(err) ? "UnsafeFile" : "CaptureFailed";
+}
+
+function describeCaptureError(err: Error): string {
+  const unsafe = unsafeCause(err);
+  return unsafe ? `unsafe file on the shared volume: ${unsafe.message}` : err.message;
 }
 
 function workloadProblem(workload: PlannedWorkload): { reason: FailedReason; message: string } | undefined {
@@ -416,30 +450,39 @@ function workloadProblem(workload: PlannedWorkload): { reason: FailedReason; mes
   for (const path of workload.files) {
     const problem = relativePathProblem(path);
     if (problem) return { reason: "CaptureFailed", message: `invalid disk path ${JSON.stringify(path)}: ${problem}` };
-    if (path === SNAPSHOTS_TOP || path.startsWith(`${SNAPSHOTS_TOP}/`)) {
+    if (isInSharedVolumeTop(path)) {
       return { reason: "CaptureFailed", message: `disk path ${path} is inside fedbackup's own snapshot directory` };
     }
   }
   return undefined;
 }
 
-async function sourceProblem(sharedRoot: string, files: readonly string[]): Promise<string | undefined> {
-  for (const path of files) {
-    try {
-      const info = await stat(join(sharedRoot, path));
-      if (!info.isFile()) return `disk file ${path} on the shared volume is not a regular file`;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-        return `disk file ${path} does not exist on the shared volume`;
+// Before any freeze: each file must exist and be safe to read (the capture checks again, as it opens it).
+async function sourceProblem(
+  sharedRoot: string,
+  files: readonly string[],
+): Promise<{ reason: FailedReason; message: string } | undefined> {
+  return withRoot(sharedRoot, async (shared) => {
+    for (const path of files) {
+      try {
+        await (await shared.openFile(path)).close();
+      } catch (err) {
+        const unsafe = unsafeCause(err);
+        if (unsafe) return { reason: "UnsafeFile", message: `unsafe file on the shared volume: ${unsafe.message}` };
+        if (isCode(err, "ENOENT")) {
+          return { reason: "CaptureFailed", message: `disk file ${path} does not exist on the shared volume` };
+        }
+        return { reason: "CaptureFailed", message: `cannot read disk file ${path}: ${errorMessage(err)}` };
       }
-      return `cannot read disk file ${path}: ${errorMessage(err)}`;
     }
-  }
-  return undefined;
+    return undefined;
+  });
 }
 
 function checkPlan(plan: NodeBackupPlan): void {
+  checkName("backup namespace", plan.backup.namespace);
   checkName("backup name", plan.backup.name);
+  checkRelativePath(plan.backupPath);
   checkName("node name", plan.node);
   if (!plan.backup.uid) throw new Error("plan.backup.uid is empty");
   if (!Number.isSafeInteger(plan.round) || plan.round < 0) throw new Error(`invalid round ${plan.round}`);

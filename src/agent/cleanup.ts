@@ -1,8 +1,14 @@
 // Removes what a deleted backup left outside the cluster's objects: its directory at the location and
 // its kept snapshots on the shared volume. Paths are relative to their mounts and may not escape them.
-import { rm } from "node:fs/promises";
+//
+// Both trees are writable by tenants, so the removal goes through safe-fs.ts: it never follows a
+// symlink (one planted inside either tree is removed as a name, what it points to stays), and a path whose
+// directories on the way are not plain directories is refused rather than followed. The snapshots path is
+// keyed by the backup's namespace, name and uid (src/planning/shared-volume-layout.ts), so removing it
+// never touches another backup's snapshots.
 import path from "node:path";
 import { checkRelativePath } from "./manifest.js";
+import { withRoot } from "./safe-fs.js";
 
 export interface CleanupPlan {
   locationRoot: string;
@@ -19,9 +25,9 @@ export async function cleanupBackup(plan: CleanupPlan): Promise<string[]> {
     [plan.locationRoot, plan.backupPath],
     [plan.sharedRoot, plan.snapshotsPath],
   ] as const) {
-    const target = path.join(root, checkRelativePath(rel));
-    await rm(target, { recursive: true, force: true });
-    removed.push(target);
+    checkRelativePath(rel);
+    await withRoot(root, (dir) => dir.removeTree(rel));
+    removed.push(path.join(root, rel));
   }
   return removed;
 }

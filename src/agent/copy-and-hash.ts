@@ -10,6 +10,10 @@
 // Chunks that are entirely zero are not written: the target is opened truncated, so skipping them leaves
 // holes that read back as zeros. Sparse disk images (the usual case for raw images) stay sparse, and the
 // copy of a mostly empty 1 TiB image costs reads and hashing but almost no writes or space.
+//
+// Source and target are paths or open FileHandles. The agent passes handles it opened itself through
+// safe-fs.ts (no symlink followed, regular files only), so that what is copied is exactly what was checked;
+// reads and writes are positional, so a handle's file position does not matter.
 import { createHash } from "node:crypto";
 import type { FileHandle } from "node:fs/promises";
 import { open, rm } from "node:fs/promises";
@@ -20,6 +24,9 @@ export interface HashResult {
   /** Lowercase hex sha256 of those bytes. */
   sha256: string;
 }
+
+/** A path, or a FileHandle the caller opened (and closes). */
+export type FileRef = string | FileHandle;
 
 export interface CopyOptions {
   /** Stops the copy between chunks; the promise rejects with signal.reason and the target is removed. */
@@ -53,12 +60,13 @@ const MIN_CHUNK_BYTES = 4096;
 const MAX_CHUNK_BYTES = 64 * 1024 * 1024;
 
 /**
- * Copies `source` to `target` (created or truncated) and returns the size and sha256 of what was read.
- * On any failure, including an abort, the partial target is removed and the error rethrown: a partial
- * file is never useful, and callers write to temporary names anyway (see atomic-files.ts).
- * The target is not fsynced; callers that need durability commit it with commitAtomic.
+ * Copies `source` to `target` (created or truncated; a target handle is truncated) and returns the size
+ * and sha256 of what was read. On any failure, including an abort, a target given as a path is removed
+ * and the error rethrown: a partial file is never useful, and callers write to temporary names anyway
+ * (see atomic-files.ts); a target given as a handle is left to its caller to remove. Handles are not
+ * closed. The target is not fsynced; callers that need durability commit it with commitAtomic.
  */
-export async function copyAndHash(source: string, target: string, opts: CopyOptions = {}): Promise<HashResult> {
+export async function copyAndHash(source: FileRef, target: FileRef, opts: CopyOptions = {}): Promise<HashResult> {
   const result = await copy(source, target, opts, true);
   return { bytes: result.bytes, sha256: result.sha256 ?? "" };
 }
@@ -68,37 +76,46 @@ export async function copyAndHash(source: string, target: string, opts: CopyOpti
  * hash, the slowest stage, would only lengthen the freeze, and the data is hashed later anyway when it is
  * extracted. Unlike fs.copyFile, all-zero chunks become holes, so a sparse image does not fill the volume.
  */
-export async function copySparse(source: string, target: string, opts: CopyOptions = {}): Promise<{ bytes: number }> {
+export async function copySparse(source: FileRef, target: FileRef, opts: CopyOptions = {}): Promise<{ bytes: number }> {
   const { bytes } = await copy(source, target, opts, false);
   return { bytes };
 }
 
 async function copy(
-  source: string,
-  target: string,
+  source: FileRef,
+  target: FileRef,
   opts: CopyOptions,
   withHash: boolean,
 ): Promise<{ bytes: number; sha256?: string }> {
   const chunkBytes = checkChunkBytes(opts.chunkBytes);
   const buffers = checkBuffers(opts.buffers);
   opts.signal?.throwIfAborted();
-  const src = await open(source, "r");
+  // Only what is opened here is closed (and, for the target, removed on failure) here.
+  const src = typeof source === "string" ? await open(source, "r") : source;
+  const closeSrc = () => (typeof source === "string" ? src.close() : Promise.resolve());
   let dst: FileHandle;
   try {
-    dst = await open(target, "w");
+    if (typeof target === "string") {
+      dst = await open(target, "w");
+    } else {
+      dst = target;
+      // Skipped zero chunks must read back as holes, not as whatever the file held before.
+      await dst.truncate(0);
+    }
   } catch (err) {
-    await src.close();
+    await closeSrc();
     throw err;
   }
   try {
     const result = await pump(src, dst, chunkBytes, buffers, withHash, opts.signal);
-    await src.close();
-    // close() can report a deferred write error (NFS does this), so it is part of the copy.
-    await dst.close();
+    await closeSrc();
+    // close() can report a deferred write error (NFS does this), so it is part of the copy; a caller that
+    // passed a handle syncs and closes it itself (commitAtomic does).
+    if (typeof target === "string") await dst.close();
     return result;
   } catch (err) {
-    await Promise.allSettled([src.close(), dst.close()]);
-    await rm(target, { force: true });
+    await Promise.allSettled([closeSrc(), typeof target === "string" ? dst.close() : Promise.resolve()]);
+    if (typeof target === "string") await rm(target, { force: true });
     throw err;
   }
 }
@@ -106,15 +123,15 @@ async function copy(
 /**
  * The size and sha256 of a file, streamed: the next chunks are read while one is hashed.
  */
-export async function sha256OfFile(path: string, opts: CopyOptions = {}): Promise<HashResult> {
+export async function sha256OfFile(source: FileRef, opts: CopyOptions = {}): Promise<HashResult> {
   const chunkBytes = checkChunkBytes(opts.chunkBytes);
   opts.signal?.throwIfAborted();
-  const src = await open(path, "r");
+  const src = typeof source === "string" ? await open(source, "r") : source;
   try {
     const { bytes, sha256 } = await pump(src, undefined, chunkBytes, checkBuffers(opts.buffers), true, opts.signal);
     return { bytes, sha256: sha256 ?? "" };
   } finally {
-    await src.close();
+    if (typeof source === "string") await src.close();
   }
 }
 

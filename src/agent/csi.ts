@@ -14,8 +14,6 @@
 // Every name derives from the step's, and each Job derives what to do from what exists: a retried snapshot
 // Job deletes the VolumeSnapshot of an interrupted attempt (its freeze windows are unknown) and takes a new
 // one; a retried extract Job skips the VMs whose manifests are complete.
-import { stat } from "node:fs/promises";
-import { join } from "node:path";
 import type { NodeSnapshot, NodeSnapshotStatusVolumeSnapshot } from "../api/v1alpha1/index.js";
 import type { KubeClient } from "../k8s/client.js";
 import { isNotFound } from "../k8s/errors.js";
@@ -25,6 +23,7 @@ import type { FailedWorkload, Indication } from "./manifest.js";
 import { checkRelativePath } from "./manifest.js";
 import type { Freezer, IsActiveOnNode, VmFreezeReport } from "./quiesce.js";
 import { withFrozen } from "./quiesce.js";
+import { withFile, withRoot } from "./safe-fs.js";
 import type { CaptureOutcome, SnapshotFile, SnapshotProvider, SnapshotTarget } from "./snapshot.js";
 import type { AgentLog, Clock, VmRef } from "./types.js";
 import { errorMessage, vmKey } from "./types.js";
@@ -169,7 +168,8 @@ export function freezeReportsOf(vs: NodeSnapshotStatusVolumeSnapshot): Map<strin
 /**
  * Reads the files from the claim restored from the VolumeSnapshot, mounted as the shared volume: the
  * "capture" is already done, so capture only describes the files and discard/release have nothing to do
- * (the operator deletes the restored claim and the snapshot).
+ * (the operator deletes the restored claim and the snapshot). The restored claim is a copy of what tenants
+ * wrote: its files are opened through safe-fs.ts, and an unsafe one fails its VM (UnsafeFile).
  */
 export class RestoredVolumeSnapshotProvider implements SnapshotProvider {
   readonly method = "CSI";
@@ -191,15 +191,21 @@ export class RestoredVolumeSnapshotProvider implements SnapshotProvider {
     for (const target of targets) {
       const vm = ref(target);
       try {
-        const files: SnapshotFile[] = [];
-        for (const path of target.files) {
-          const info = await stat(join(this.root, checkRelativePath(path)));
-          if (!info.isFile()) throw new Error(`${path} in the snapshot is not a regular file`);
-          files.push({ path, bytes: info.size, mode: info.mode & 0o7777, uid: info.uid, gid: info.gid });
-        }
-        out.push({ vm, ok: true, snapshot: { method: "CSI", vm, location, localRoot: this.root, files } });
+        const files = await withRoot(this.root, async (root) => {
+          const described: SnapshotFile[] = [];
+          for (const path of target.files) {
+            const info = await withFile(root, checkRelativePath(path), (file) => file.stat());
+            described.push({ path, bytes: info.size, mode: info.mode & 0o7777, uid: info.uid, gid: info.gid });
+          }
+          return described;
+        });
+        out.push({ vm, ok: true, snapshot: { method: "CSI", vm, location, root: this.root, dir: "", files } });
       } catch (err) {
-        out.push({ vm, ok: false, error: new Error(`reading the snapshot failed: ${errorMessage(err)}`) });
+        out.push({
+          vm,
+          ok: false,
+          error: new Error(`reading the snapshot failed: ${errorMessage(err)}`, { cause: err }),
+        });
       }
     }
     return out;

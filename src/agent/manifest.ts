@@ -9,9 +9,14 @@
 // the commit record: a manifest that parses, belongs to this backup and round, and whose files all exist
 // with the listed sizes is "complete". Sizes, not checksums, decide completeness because a rerun must
 // decide quickly; restore.ts verifies every checksum before it touches a disk.
-import { readFile, stat } from "node:fs/promises";
-import { isAbsolute, join, posix } from "node:path";
+//
+// The location is writable by others than the agent, so every file here is reached through safe-fs.ts
+// below the backup's directory: a manifest, a file or a directory replaced by a symlink, a FIFO or a hard
+// link is never followed or read (UnsafePathError), and a manifest is parsed and checked, never trusted.
+import { isAbsolute, posix } from "node:path";
 import { isErrno, writeJsonAtomic } from "./atomic-files.js";
+import type { SafeDir } from "./safe-fs.js";
+import { unsafeCause, withDir, withFile, withRoot } from "./safe-fs.js";
 
 export const MANIFEST_SCHEMA_VERSION = 1;
 
@@ -104,7 +109,7 @@ export interface CapturedWorkload {
 }
 
 /** Reasons use the FederatedBackup status.missing vocabulary. */
-export type FailedReason = "Migrated" | "NotRunning" | "NoSharedDisk" | "CaptureFailed";
+export type FailedReason = "Migrated" | "NotRunning" | "NoSharedDisk" | "UnsafeFile" | "CaptureFailed";
 
 /** One VM a node run did not capture. */
 export interface FailedWorkload {
@@ -140,51 +145,50 @@ export class ManifestError extends Error {
   }
 }
 
-// ---- paths ----
+// ---- paths, all relative to the backup's directory ----
 
-export function workloadDir(backupRoot: string, namespace: string, name: string): string {
-  return join(backupRoot, checkName("namespace", namespace), checkName("VM name", name));
+/** A VM's directory: `<ns>/<vm>`. */
+export function workloadDir(namespace: string, name: string): string {
+  return posix.join(checkName("namespace", namespace), checkName("VM name", name));
 }
 
-export function workloadManifestPath(backupRoot: string, namespace: string, name: string): string {
-  return join(workloadDir(backupRoot, namespace, name), "manifest.json");
+/** A VM's manifest, `<ns>/<vm>/manifest.json`, as reported in results and the node manifest. */
+export function workloadManifestPath(namespace: string, name: string): string {
+  return posix.join(workloadDir(namespace, name), "manifest.json");
 }
 
-/** The manifest path relative to the backup root, as reported in results and the node manifest. */
-export function relativeManifestPath(namespace: string, name: string): string {
-  return posix.join(checkName("namespace", namespace), checkName("VM name", name), "manifest.json");
+/** The same as workloadManifestPath (the name callers outside the agent know). */
+export const relativeManifestPath = workloadManifestPath;
+
+/** Where an extracted file lives: `<ns>/<vm>/files/<path>`. */
+export function backupFilePath(namespace: string, name: string, path: string): string {
+  return posix.join(workloadDir(namespace, name), "files", checkRelativePath(path));
 }
 
-/** Where an extracted file lives at the location: `<backupRoot>/<ns>/<vm>/files/<path>`. */
-export function backupFilePath(backupRoot: string, namespace: string, name: string, path: string): string {
-  return join(workloadDir(backupRoot, namespace, name), "files", checkRelativePath(path));
+/** A node run's manifest: `nodes/<node>-r<round>.json`. */
+export function nodeManifestPath(node: string, round: number): string {
+  return posix.join("nodes", `${checkName("node name", node)}-r${checkRound(round)}.json`);
 }
 
-export function nodeManifestPath(backupRoot: string, node: string, round: number): string {
-  return join(backupRoot, "nodes", `${checkName("node name", node)}-r${checkRound(round)}.json`);
+/** Where the bytes of a listed file are: below the backup's directory, or below the shared volume root. */
+export interface FileSource {
+  root: "backup" | "shared";
+  path: string;
 }
 
 /**
  * Where the bytes of a listed file are: under files/ for extractAt Backup, in the kept snapshot on the
- * shared volume for extractAt Restore (which needs sharedRoot).
+ * shared volume for extractAt Restore.
  */
-export function manifestFileLocation(
-  backupRoot: string,
-  manifest: WorkloadManifest,
-  path: string,
-  sharedRoot?: string,
-): string {
+export function manifestFileSource(manifest: WorkloadManifest, path: string): FileSource {
   if (manifest.extractAt === "Backup") {
-    return backupFilePath(backupRoot, manifest.workload.namespace, manifest.workload.name, path);
+    return { root: "backup", path: backupFilePath(manifest.workload.namespace, manifest.workload.name, path) };
   }
   if (!manifest.snapshot) throw new ManifestError("Invalid", "extractAt Restore but no snapshot location");
-  if (sharedRoot === undefined) {
-    throw new Error(
-      `the files of ${manifest.workload.namespace}/${manifest.workload.name} are in a kept snapshot on the ` +
-        `shared volume (extractAt Restore): the shared volume root is needed to read them`,
-    );
-  }
-  return join(sharedRoot, checkRelativePath(manifest.snapshot.location), checkRelativePath(path));
+  return {
+    root: "shared",
+    path: posix.join(checkRelativePath(manifest.snapshot.location), checkRelativePath(path)),
+  };
 }
 
 /**
@@ -222,31 +226,49 @@ function checkRound(round: number): number {
 
 // ---- read / write ----
 
-export async function writeWorkloadManifest(backupRoot: string, manifest: WorkloadManifest): Promise<string> {
-  const path = workloadManifestPath(backupRoot, manifest.workload.namespace, manifest.workload.name);
+/**
+ * The backup's directory: open (the agent's case), or a local path that the caller trusts as a root
+ * (nothing below it is trusted either way).
+ */
+export type BackupDir = SafeDir | string;
+
+function inBackupDir<T>(backup: BackupDir, fn: (dir: SafeDir) => Promise<T>): Promise<T> {
+  return typeof backup === "string" ? withRoot(backup, fn) : fn(backup);
+}
+
+/** Commits a VM's manifest; returns its path relative to the backup's directory. */
+export async function writeWorkloadManifest(backup: BackupDir, manifest: WorkloadManifest): Promise<string> {
+  const { namespace, name } = manifest.workload;
   // Validate what is written with the same rules as what is read: a manifest this code cannot read back
   // must never be committed.
   parseWorkloadManifest(JSON.parse(JSON.stringify(manifest)));
-  await writeJsonAtomic(path, manifest);
-  return path;
+  await inBackupDir(backup, (root) =>
+    withDir(root, workloadDir(namespace, name), { create: true }, (dir) =>
+      writeJsonAtomic(dir, "manifest.json", manifest),
+    ),
+  );
+  return workloadManifestPath(namespace, name);
 }
 
 export async function readWorkloadManifest(
-  backupRoot: string,
+  backup: BackupDir,
   namespace: string,
   name: string,
 ): Promise<WorkloadManifest> {
-  return parseWorkloadManifest(await readJson(workloadManifestPath(backupRoot, namespace, name)));
+  return parseWorkloadManifest(await readJson(backup, workloadManifestPath(namespace, name)));
 }
 
-export async function writeNodeManifest(backupRoot: string, manifest: NodeManifest): Promise<string> {
-  const path = nodeManifestPath(backupRoot, manifest.node, manifest.round);
-  await writeJsonAtomic(path, manifest);
+/** Commits a node run's manifest; returns its path relative to the backup's directory. */
+export async function writeNodeManifest(backup: BackupDir, manifest: NodeManifest): Promise<string> {
+  const path = nodeManifestPath(manifest.node, manifest.round);
+  await inBackupDir(backup, (root) =>
+    withDir(root, "nodes", { create: true }, (dir) => writeJsonAtomic(dir, posix.basename(path), manifest)),
+  );
   return path;
 }
 
-export async function readNodeManifest(backupRoot: string, node: string, round: number): Promise<NodeManifest> {
-  const value = await readJson(nodeManifestPath(backupRoot, node, round));
+export async function readNodeManifest(backup: BackupDir, node: string, round: number): Promise<NodeManifest> {
+  const value = await readJson(backup, nodeManifestPath(node, round));
   const v = new Validator(value, "node manifest");
   v.literal("schemaVersion", MANIFEST_SCHEMA_VERSION);
   v.object("backup");
@@ -258,10 +280,22 @@ export async function readNodeManifest(backupRoot: string, node: string, round: 
   return value as NodeManifest;
 }
 
-async function readJson(path: string): Promise<unknown> {
+/** Far above any real manifest (a node's with 10,000 VMs is a few MB); a larger file is not read. */
+const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
+
+// Reads `path` below the backup's directory (never through a symlink: an unsafe one is an UnsafePathError).
+async function readJson(backup: BackupDir, path: string): Promise<unknown> {
   let text: string;
   try {
-    text = await readFile(path, "utf8");
+    text = await inBackupDir(backup, (dir) =>
+      withFile(dir, path, async (file) => {
+        const { size } = await file.stat();
+        if (size > MAX_MANIFEST_BYTES) {
+          throw new ManifestError("Invalid", `${path} has ${size} bytes, more than any manifest`);
+        }
+        return file.readFile("utf8");
+      }),
+    );
   } catch (err) {
     if (isErrno(err, "ENOENT")) throw new ManifestError("NotFound", `no manifest at ${path}`, { cause: err });
     throw err;
@@ -325,7 +359,7 @@ export interface CompletenessExpectation {
   round: number;
   /** When given (non-empty), a manifest of another VM with the same name (recreated) is not complete. */
   workloadUid?: string;
-  /** Needed to check the files of an extractAt Restore manifest, which live in the snapshot. */
+  /** The shared volume's mount point, to check the files of an extractAt Restore manifest (in the snapshot). */
   sharedRoot?: string;
 }
 
@@ -333,19 +367,31 @@ export type Completeness = { complete: true; manifest: WorkloadManifest } | { co
 
 /**
  * Whether the VM's manifest is complete for this round: it parses, has the expected backup uid and round
- * (and VM uid when given), and every listed file exists as a regular file with the listed size.
+ * (and VM uid when given), and every listed file exists as a regular file with the listed size. Anything
+ * unsafe on the way (see safe-fs.ts) makes it incomplete.
  */
 export async function checkManifestComplete(
-  backupRoot: string,
+  backup: BackupDir,
+  namespace: string,
+  name: string,
+  expect: CompletenessExpectation,
+): Promise<Completeness> {
+  return inBackupDir(backup, (dir) => checkComplete(dir, namespace, name, expect));
+}
+
+async function checkComplete(
+  backup: SafeDir,
   namespace: string,
   name: string,
   expect: CompletenessExpectation,
 ): Promise<Completeness> {
   let manifest: WorkloadManifest;
   try {
-    manifest = await readWorkloadManifest(backupRoot, namespace, name);
+    manifest = await readWorkloadManifest(backup, namespace, name);
   } catch (err) {
     if (err instanceof ManifestError) return { complete: false, reason: err.message };
+    const unsafe = unsafeCause(err);
+    if (unsafe) return { complete: false, reason: unsafe.message };
     throw err;
   }
   if (manifest.workload.namespace !== namespace || manifest.workload.name !== name) {
@@ -363,21 +409,25 @@ export async function checkManifestComplete(
       reason: `the manifest is for VM uid ${manifest.workload.uid}, not ${expect.workloadUid}`,
     };
   }
+  const sizeOf = async (dir: SafeDir, path: string) => withFile(dir, path, async (f) => (await f.stat()).size);
   for (const file of manifest.files) {
-    let location: string;
     try {
-      location = manifestFileLocation(backupRoot, manifest, file.path, expect.sharedRoot);
-    } catch (err) {
-      return { complete: false, reason: (err as Error).message };
-    }
-    try {
-      const info = await stat(location);
-      if (!info.isFile()) return { complete: false, reason: `${file.path} is not a regular file` };
-      if (info.size !== file.bytes) {
-        return { complete: false, reason: `${file.path} has ${info.size} bytes, the manifest lists ${file.bytes}` };
+      const source = manifestFileSource(manifest, file.path);
+      let size: number;
+      if (source.root === "backup") {
+        size = await sizeOf(backup, source.path);
+      } else if (expect.sharedRoot !== undefined) {
+        size = await withRoot(expect.sharedRoot, (shared) => sizeOf(shared, source.path));
+      } else {
+        return { complete: false, reason: `${file.path} is in a kept snapshot on the shared volume, not checked` };
+      }
+      if (size !== file.bytes) {
+        return { complete: false, reason: `${file.path} has ${size} bytes, the manifest lists ${file.bytes}` };
       }
     } catch (err) {
       if (isErrno(err, "ENOENT")) return { complete: false, reason: `${file.path} is missing` };
+      const known = unsafeCause(err) ?? (err instanceof ManifestError ? err : undefined);
+      if (known) return { complete: false, reason: known.message };
       throw err;
     }
   }

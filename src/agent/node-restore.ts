@@ -2,18 +2,17 @@
 // operator has stopped the VMs. Each VM is restored on its own (restoreWorkload: all or nothing), so one
 // VM's bad backup is reported and the others go on. A Job retried after a crash keeps the VMs an earlier
 // attempt restored: writing them again would only repeat the same bytes, and cost the time of a full copy.
-import { stat } from "node:fs/promises";
-import { join, posix } from "node:path";
-import { isErrno } from "./atomic-files.js";
+import { posix } from "node:path";
 import { ManifestError, relativeManifestPath, relativePathProblem } from "./manifest.js";
 import { RestoreError, restoreWorkload } from "./restore.js";
+import { isCode, unsafeCause, withRoot } from "./safe-fs.js";
 import type { NodeRestoreStatusResult } from "../api/v1alpha1/index.js";
 import type { AgentLog, VmRef } from "./types.js";
 import { errorMessage, silentLog, vmKey } from "./types.js";
 
 /**
- * One VM's result, as in the NodeRestore's status.results. `reason` when not restored: a RestoreErrorReason,
- * MissingBackup, Running or RestoreFailed.
+ * One VM's result, as in the NodeRestore's status.results. `reason` when not restored: a RestoreErrorReason
+ * (ForeignFile and UnsafeFile among them), MissingBackup, Running or RestoreFailed.
  */
 export type NodeRestoreResult = NodeRestoreStatusResult;
 
@@ -22,6 +21,11 @@ export interface NodeRestoreWorkload {
   name: string;
   /** The backup's directory, relative to locationRoot. */
   backupPath: string;
+  /**
+   * The files this VM may be restored to, relative to the shared volume root (the NodeRestore's `files`,
+   * computed by the operator): a backup that lists any other file fails the VM with ForeignFile.
+   */
+  files: readonly string[];
 }
 
 export interface NodeRestoreInput {
@@ -91,11 +95,12 @@ async function restoreOne(
     const problem = relativePathProblem(workload.backupPath);
     if (problem)
       return refuse("RestoreFailed", `invalid backup path ${JSON.stringify(workload.backupPath)}: ${problem}`);
-    const backupRoot = join(input.locationRoot, workload.backupPath);
     const restored = await restoreWorkload({
       ...vm,
-      backupRoot,
+      locationRoot: input.locationRoot,
+      backupPath: workload.backupPath,
       sharedRoot: input.sharedRoot,
+      allowedFiles: workload.files,
       log,
       ...(input.signal ? { signal: input.signal } : {}),
     });
@@ -106,6 +111,8 @@ async function restoreOne(
       return refuse("MissingBackup", await missingBackupMessage(input.locationRoot, workload));
     }
     if (err instanceof RestoreError) return { ...refuse(err.reason, err.message), verified: false };
+    const unsafe = unsafeCause(err);
+    if (unsafe) return { ...refuse("UnsafeFile", unsafe.message), verified: false };
     return refuse("RestoreFailed", errorMessage(err));
   }
 }
@@ -114,9 +121,9 @@ async function restoreOne(
 async function missingBackupMessage(locationRoot: string, workload: NodeRestoreWorkload): Promise<string> {
   const vm = vmKey(workload);
   try {
-    await stat(join(locationRoot, workload.backupPath));
+    await withRoot(locationRoot, async (location) => (await location.openDir(workload.backupPath)).close());
   } catch (err) {
-    if (isErrno(err, "ENOENT"))
+    if (isCode(err, "ENOENT"))
       return `no backup of ${vm}: the backup directory ${workload.backupPath} does not exist at the location`;
   }
   const manifest = posix.join(workload.backupPath, relativeManifestPath(workload.namespace, workload.name));

@@ -458,7 +458,11 @@ export function isCode(err: unknown, code: string): boolean {
   return err instanceof Error && (err as NodeJS.ErrnoException).code === code;
 }
 
-function refuseUnlessPlainFile(info: BigIntStats, rel: string): void {
+/**
+ * Throws an UnsafePathError unless `info` (from lstat, never following) is a regular file with one link:
+ * a symlink, a FIFO, socket, device or directory, or a hard link.
+ */
+export function refuseUnlessPlainFile(info: BigIntStats, rel: string): void {
   if (info.isSymbolicLink()) throw new UnsafePathError("SymbolicLink", rel, `${rel} is a symbolic link`);
   if (!info.isFile()) throw new UnsafePathError("NotRegularFile", rel, `${rel} is ${kindOf(info)}`);
   if (info.nlink > 1n) throw new UnsafePathError("HardLink", rel, `${rel} has ${info.nlink} hard links`);

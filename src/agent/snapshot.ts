@@ -10,19 +10,33 @@
 //   maxFreeze); a copy made while the guest runs is not a point in time.
 // CSI: a VolumeSnapshot, written elsewhere (it needs the Kubernetes API) against the same interface.
 //
-// File-based snapshots live on the shared volume itself (a reflink cannot cross filesystems):
-//   <sharedRoot>/.fedbackup/snapshots/<backup>/<node>-r<round>/<namespace>/<vm>/<path>
+// File-based snapshots live on the shared volume itself (a reflink cannot cross filesystems), where
+// src/planning/shared-volume-layout.ts puts them:
+//   <sharedRoot>/.fedbackup/snapshots/<backupNamespace>/<backupName>-<backupUid>/<node>-r<round>/<namespace>/<vm>/<path>
 // The per-VM directory keeps two VMs that list the same file (a shared ISO, a shareable disk) apart, and
 // lets one VM's leftovers be removed without touching the others.
+//
+// Tenants can write the shared volume, so the VM's files are opened through safe-fs.ts (no symlink
+// followed, regular files with one link only) and the copy is made from that open descriptor; the snapshot
+// directories are created the same way, readable by root only, and removed without following anything.
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { copyFile, mkdir, rm, rmdir, stat, writeFile } from "node:fs/promises";
-import { dirname, join, posix } from "node:path";
+import type { FileHandle } from "node:fs/promises";
+import { copyFile } from "node:fs/promises";
+import { posix } from "node:path";
+import type { BackupKey } from "../planning/shared-volume-layout.js";
+import { backupSnapshotsPath, snapshotRunPath, workloadSnapshotPath } from "../planning/shared-volume-layout.js";
 import { copySparse } from "./copy-and-hash.js";
 import type { CaptureMethod } from "./manifest.js";
-import { checkName, checkRelativePath } from "./manifest.js";
+import { checkRelativePath } from "./manifest.js";
+import type { SafeDir } from "./safe-fs.js";
+import { descriptorPath, isCode, unsafeCause, withDir, withFile, withRoot } from "./safe-fs.js";
 import type { AgentLog, VmRef } from "./types.js";
 import { errorMessage } from "./types.js";
+
+/** Snapshots hold copies of tenants' disks: only root may enter their directories or read the copies. */
+const SNAPSHOT_DIR_MODE = 0o700;
+const SNAPSHOT_FILE_MODE = 0o600;
 
 export interface SnapshotTarget extends VmRef {
   /** Relative to the shared volume root. */
@@ -30,7 +44,8 @@ export interface SnapshotTarget extends VmRef {
 }
 
 export interface SnapshotContext {
-  backup: { name: string; uid: string };
+  /** The FederatedBackup: its namespace, name and uid key its snapshot directory. */
+  backup: BackupKey;
   node: string;
   round: number;
   /** Local directory where the shared volume is mounted. */
@@ -59,8 +74,10 @@ export interface WorkloadSnapshot {
    * for file-based providers a directory relative to the shared volume root.
    */
   location: string;
-  /** Local directory from which the snapshot's files can be read, each at its `path`. */
-  localRoot: string;
+  /** The local mount point the snapshot's files are read below (opened as a trusted root). */
+  root: string;
+  /** The snapshot's directory relative to `root` ("" for root itself): each file is at `<dir>/<path>`. */
+  dir: string;
   files: SnapshotFile[];
 }
 
@@ -85,26 +102,14 @@ export interface SnapshotProvider {
   release(snapshot: WorkloadSnapshot, ctx: SnapshotContext): Promise<void>;
 }
 
-/** The directory, under the shared volume root, that snapshots of every backup live in. */
-export const SNAPSHOTS_TOP = ".fedbackup";
-
 /** Directory of this node run's snapshots, relative to the shared volume root. */
-export function snapshotRunLocation(backupName: string, node: string, round: number): string {
-  return posix.join(
-    SNAPSHOTS_TOP,
-    "snapshots",
-    checkName("backup name", backupName),
-    `${checkName("node", node)}-r${round}`,
-  );
+export function snapshotRunLocation(ctx: SnapshotContext): string {
+  return snapshotRunPath(ctx.backup, ctx.node, ctx.round);
 }
 
 /** Directory of one VM's snapshot, relative to the shared volume root. */
 export function snapshotLocation(ctx: SnapshotContext, vm: VmRef): string {
-  return posix.join(
-    snapshotRunLocation(ctx.backup.name, ctx.node, ctx.round),
-    checkName("namespace", vm.namespace),
-    checkName("VM name", vm.name),
-  );
+  return workloadSnapshotPath(ctx.backup, ctx.node, ctx.round, vm);
 }
 
 export interface ReflinkProbe {
@@ -114,26 +119,45 @@ export interface ReflinkProbe {
 }
 
 /**
- * Whether copy-on-write clones work in `dir`: clones a small temporary file and removes both copies.
- * Never throws for an unsupported filesystem; it does throw if `dir` cannot be created or written.
+ * Whether copy-on-write clones work in `dir` (relative to `root`, created if missing): clones a small
+ * temporary file and removes both copies. Never throws for an unsupported filesystem; it does throw if
+ * `dir` cannot be created or written, or is not a plain directory (see safe-fs.ts).
  */
-export async function probeReflink(dir: string): Promise<ReflinkProbe> {
-  await mkdir(dir, { recursive: true });
-  const suffix = randomBytes(6).toString("hex");
-  const source = join(dir, `.fedbackup-reflink-probe-${suffix}`);
-  const clone = `${source}.clone`;
-  try {
-    // Some filesystems only share whole blocks: one block of real data is a fair test.
-    await writeFile(source, randomBytes(4096), { flag: "wx" });
-    await copyFile(source, clone, constants.COPYFILE_FICLONE_FORCE | constants.COPYFILE_EXCL);
-    return { supported: true };
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "EACCES" || code === "EROFS" || code === "ENOSPC") throw err;
-    return { supported: false, detail: `${code ?? "error"}: ${errorMessage(err)}` };
-  } finally {
-    await Promise.all([rm(source, { force: true }), rm(clone, { force: true })]);
-  }
+export async function probeReflink(root: string, dir: string): Promise<ReflinkProbe> {
+  return withRoot(root, (shared) =>
+    withDir(shared, dir, { create: true, mode: SNAPSHOT_DIR_MODE }, async (probeDir) => {
+      const source = `.fedbackup-reflink-probe-${randomBytes(6).toString("hex")}`;
+      const clone = `${source}.clone`;
+      try {
+        const handle = await probeDir.createFile(source);
+        try {
+          // Some filesystems only share whole blocks: one block of real data is a fair test.
+          await handle.writeFile(randomBytes(4096));
+          await cloneInto(handle, probeDir, clone);
+        } finally {
+          await handle.close();
+        }
+        return { supported: true };
+      } catch (err) {
+        if (isCode(err, "EACCES") || isCode(err, "EROFS") || isCode(err, "ENOSPC")) throw err;
+        const code = (err as NodeJS.ErrnoException).code;
+        return { supported: false, detail: `${code ?? "error"}: ${errorMessage(err)}` };
+      } finally {
+        await Promise.all([probeDir.unlink(source).catch(() => false), probeDir.unlink(clone).catch(() => false)]);
+      }
+    }),
+  );
+}
+
+// A copy-on-write clone of the open file `source` as the new file `name` of `dir`. Both are named through
+// /proc/self/fd, so the clone is of exactly the file that was opened and lands exactly in `dir`; EXCL
+// creates the clone with O_CREAT|O_EXCL, so nothing already there (a planted symlink) is followed.
+async function cloneInto(source: FileHandle, dir: SafeDir, name: string): Promise<void> {
+  await copyFile(
+    descriptorPath(source.fd),
+    dir.entryPath(name),
+    constants.COPYFILE_FICLONE_FORCE | constants.COPYFILE_EXCL,
+  );
 }
 
 /** Copy-on-write clones; needs reflink support on the shared filesystem. */
@@ -148,14 +172,7 @@ export class ReflinkSnapshotProvider implements SnapshotProvider {
 
   capture(targets: readonly SnapshotTarget[], ctx: SnapshotContext): Promise<CaptureOutcome[]> {
     // Clones are metadata operations: run the VMs concurrently so the shared window ends sooner.
-    return Promise.all(
-      targets.map((target) =>
-        captureFiles("Reflink", target, ctx, async (source, destination) => {
-          await copyFile(source, destination, constants.COPYFILE_FICLONE_FORCE | constants.COPYFILE_EXCL);
-          return undefined;
-        }),
-      ),
-    );
+    return Promise.all(targets.map((target) => captureFiles("Reflink", target, ctx, cloneInto)));
   }
 
   release(snapshot: WorkloadSnapshot, ctx: SnapshotContext): Promise<void> {
@@ -181,9 +198,13 @@ export class CopySnapshotProvider implements SnapshotProvider {
     const outcomes: CaptureOutcome[] = [];
     for (const target of targets) {
       outcomes.push(
-        await captureFiles("Copy", target, ctx, async (source, destination) => {
-          await copySparse(source, destination, ctx.signal ? { signal: ctx.signal } : {});
-          return undefined;
+        await captureFiles("Copy", target, ctx, async (source, dir, name) => {
+          const copy = await dir.createFile(name, SNAPSHOT_FILE_MODE);
+          try {
+            await copySparse(source, copy, ctx.signal ? { signal: ctx.signal } : {});
+          } finally {
+            await copy.close();
+          }
         }),
       );
     }
@@ -213,55 +234,77 @@ export async function chooseSnapshotProvider(
 ): Promise<ProviderChoice> {
   if (method === "Reflink") return { provider: new ReflinkSnapshotProvider() };
   if (method === "Copy") return { provider: new CopySnapshotProvider() };
-  const probe = await probeReflink(join(ctx.sharedRoot, snapshotRunLocation(ctx.backup.name, ctx.node, ctx.round)));
+  const probe = await probeReflink(ctx.sharedRoot, snapshotRunLocation(ctx));
   return { provider: probe.supported ? new ReflinkSnapshotProvider() : new CopySnapshotProvider(), probe };
 }
 
-// Captures one VM's files into its snapshot directory with `capture(source, destination)`, which returns
-// the sha256 when it computed one. Any failure fails the VM (and removes its partial snapshot).
+// Captures one VM's files into its snapshot directory with `capture(source, dir, name)`: `source` is the
+// VM's file, opened safely (an unsafe one fails the VM with its UnsafePathError), `dir` the directory of
+// the copy and `name` its name there. Any failure fails the VM (and removes its partial snapshot).
 async function captureFiles(
   method: CaptureMethod,
   target: SnapshotTarget,
   ctx: SnapshotContext,
-  capture: (source: string, destination: string) => Promise<string | undefined>,
+  capture: (source: FileHandle, dir: SafeDir, name: string) => Promise<void>,
 ): Promise<CaptureOutcome> {
   const vm: VmRef = { namespace: target.namespace, name: target.name };
   const location = snapshotLocation(ctx, vm);
-  const localRoot = join(ctx.sharedRoot, location);
   try {
-    const files: SnapshotFile[] = [];
-    for (const path of target.files) {
-      ctx.signal?.throwIfAborted();
-      const source = join(ctx.sharedRoot, checkRelativePath(path));
-      const destination = join(localRoot, path);
-      await mkdir(dirname(destination), { recursive: true });
-      let sha256: string | undefined;
-      try {
-        sha256 = await capture(source, destination);
-      } catch (err) {
-        throw new Error(`${method} of ${path} failed: ${describeFsError(err, source)}`, { cause: err });
+    const files = await withRoot(ctx.sharedRoot, async (shared) => {
+      const out: SnapshotFile[] = [];
+      for (const path of target.files) {
+        ctx.signal?.throwIfAborted();
+        out.push(await captureFile(method, shared, checkRelativePath(path), location, capture));
       }
-      const [sourceInfo, copyInfo] = await Promise.all([stat(source), stat(destination)]);
-      const file: SnapshotFile = {
-        path,
-        bytes: copyInfo.size,
-        mode: sourceInfo.mode & 0o7777,
-        uid: sourceInfo.uid,
-        gid: sourceInfo.gid,
-      };
-      if (sha256 !== undefined) file.sha256 = sha256;
-      files.push(file);
-    }
-    return { vm, ok: true, snapshot: { method, vm, location, localRoot, files } };
+      return out;
+    });
+    return { vm, ok: true, snapshot: { method, vm, location, root: ctx.sharedRoot, dir: location, files } };
   } catch (err) {
     await discardVmSnapshot(vm, ctx).catch(() => {});
     return { vm, ok: false, error: err instanceof Error ? err : new Error(String(err)) };
   }
 }
 
-function describeFsError(err: unknown, source: string): string {
+async function captureFile(
+  method: CaptureMethod,
+  shared: SafeDir,
+  path: string,
+  location: string,
+  capture: (source: FileHandle, dir: SafeDir, name: string) => Promise<void>,
+): Promise<SnapshotFile> {
+  const failed = (err: unknown) =>
+    unsafeCause(err) ?? new Error(`${method} of ${path} failed: ${describeFsError(err, path)}`, { cause: err });
+  let source: FileHandle;
+  try {
+    source = await shared.openFile(path);
+  } catch (err) {
+    throw failed(err);
+  }
+  try {
+    const info = await source.stat();
+    const name = posix.basename(path);
+    return await withDir(
+      shared,
+      posix.join(location, posix.dirname(path)),
+      { create: true, mode: SNAPSHOT_DIR_MODE },
+      async (dir) => {
+        try {
+          await capture(source, dir, name);
+        } catch (err) {
+          throw failed(err);
+        }
+        const bytes = await withFile(dir, name, async (copy) => (await copy.stat()).size);
+        return { path, bytes, mode: info.mode & 0o7777, uid: info.uid, gid: info.gid };
+      },
+    );
+  } finally {
+    await source.close();
+  }
+}
+
+function describeFsError(err: unknown, path: string): string {
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === "ENOENT") return `the source file ${source} does not exist`;
+  if (code === "ENOENT") return `the source file ${path} does not exist`;
   if (code === "EXDEV")
     return "the file is on another filesystem than the snapshot directory (reflink cannot cross filesystems)";
   if (code === "EOPNOTSUPP" || code === "ENOTSUP" || code === "EINVAL") {
@@ -275,26 +318,27 @@ function describeFsError(err: unknown, source: string): string {
  * probe in a run that had nothing to capture. Kept snapshots (extractAt Restore) keep them in place.
  */
 export async function removeEmptyRunDir(ctx: SnapshotContext): Promise<void> {
-  const runDir = join(ctx.sharedRoot, snapshotRunLocation(ctx.backup.name, ctx.node, ctx.round));
-  for (const dir of [runDir, dirname(runDir)]) {
-    try {
-      await rmdir(dir);
-    } catch {
-      return;
-    }
-  }
+  await withRoot(ctx.sharedRoot, (shared) => removeEmptyDirs(shared, emptyWithTheRun(ctx)));
 }
 
 async function discardVmSnapshot(vm: VmRef, ctx: SnapshotContext): Promise<void> {
-  const runDir = join(ctx.sharedRoot, snapshotRunLocation(ctx.backup.name, ctx.node, ctx.round));
-  await rm(join(ctx.sharedRoot, snapshotLocation(ctx, vm)), { recursive: true, force: true });
-  // Remove the directories above it once empty (the namespace, the run, the backup); a non-empty one
-  // belongs to another VM or node and stays.
-  for (const dir of [join(runDir, vm.namespace), runDir, dirname(runDir)]) {
-    try {
-      await rmdir(dir);
-    } catch {
-      return;
-    }
+  const location = snapshotLocation(ctx, vm);
+  await withRoot(ctx.sharedRoot, async (shared) => {
+    await shared.removeTree(location);
+    // Remove the directories above it once empty (the namespace, the run, the backup); a non-empty one
+    // belongs to another VM or node and stays.
+    await removeEmptyDirs(shared, [posix.dirname(location), ...emptyWithTheRun(ctx)]);
+  });
+}
+
+// The run's directory, the backup's and the backup namespace's: removed when empty, innermost first.
+function emptyWithTheRun(ctx: SnapshotContext): string[] {
+  const backupDir = backupSnapshotsPath(ctx.backup);
+  return [snapshotRunLocation(ctx), backupDir, posix.dirname(backupDir)];
+}
+
+async function removeEmptyDirs(shared: SafeDir, dirs: readonly string[]): Promise<void> {
+  for (const dir of dirs) {
+    if (!(await shared.removeEmptyDir(dir).catch(() => false))) return;
   }
 }

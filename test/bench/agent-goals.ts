@@ -525,7 +525,7 @@ async function freezeCase(
     const freezer = new TimingFreezer();
     const log = collectingLog();
     const plan: NodeBackupPlan = {
-      backup: { name: "bench", uid: "bench-uid" },
+      backup: { namespace: "bench", name: "bench", uid: "bench-uid" },
       node: "bench-node",
       round: attempt + 1,
       method,
@@ -535,7 +535,8 @@ async function freezeCase(
       maxFreezeMs: 120_000,
       extractAt: "Backup",
       sharedRoot,
-      backupRoot,
+      locationRoot: dir,
+      backupPath: basename(backupRoot),
       workloads: [{ ...vm, uid: `uid-${disk.name}`, files: [disk.file] }],
     };
     await run("sync");

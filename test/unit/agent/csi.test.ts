@@ -40,7 +40,7 @@ describe("agent/csi: extracting from a restored VolumeSnapshot", function () {
       const freezer = new RecordingFreezer();
       const result = await runNodeBackup(
         {
-          backup: { name: "nightly", uid: "uid-nightly" },
+          backup: { namespace: "vms", name: "nightly", uid: "uid-nightly" },
           node: "n1",
           round: 1,
           method: "Auto",
@@ -49,7 +49,8 @@ describe("agent/csi: extracting from a restored VolumeSnapshot", function () {
           maxFreezeMs: 30_000,
           extractAt: "Backup",
           sharedRoot: restored,
-          backupRoot,
+          locationRoot: dir,
+          backupPath: "location",
           workloads: [
             { namespace: "vms", name: "a", uid: "ua", files: ["vms/a/disk.img"] },
             { namespace: "vms", name: "b", uid: "ub", files: ["vms/b/disk.img"] },

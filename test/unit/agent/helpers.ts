@@ -2,10 +2,10 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { createReadStream, mkdtempSync } from "node:fs";
+import { createReadStream, mkdirSync, mkdtempSync } from "node:fs";
 import { mkdir, open, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { NodeBackupPlan } from "../../../src/agent/backup.js";
 import type { Freezer, NodeActivity } from "../../../src/agent/quiesce.js";
@@ -171,14 +171,19 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** A node backup plan with the tests' defaults: backup nightly (uid-nightly), node-1, round 1, Auto. */
+/**
+ * A node backup plan with the tests' defaults: backup backups/nightly (uid-nightly), node-1, round 1, Auto.
+ * `backupRoot` is the backup's directory: its parent stands for the location's mount point (created here,
+ * as a mount point exists before the agent runs).
+ */
 export function nodeBackupPlan(
   sharedRoot: string,
   backupRoot: string,
   overrides: Partial<NodeBackupPlan> = {},
 ): NodeBackupPlan {
+  mkdirSync(dirname(backupRoot), { recursive: true });
   return {
-    backup: { name: "nightly", uid: "uid-nightly" },
+    backup: { namespace: "backups", name: "nightly", uid: "uid-nightly" },
     node: "node-1",
     round: 1,
     method: "Auto",
@@ -187,7 +192,8 @@ export function nodeBackupPlan(
     maxFreezeMs: 30_000,
     extractAt: "Backup",
     sharedRoot,
-    backupRoot,
+    locationRoot: dirname(backupRoot),
+    backupPath: basename(backupRoot),
     workloads: [],
     ...overrides,
   };

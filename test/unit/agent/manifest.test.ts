@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { readdir, truncate, writeFile } from "node:fs/promises";
-import { join } from "node:path";
-import { commitAtomic, isTempName, tempPathFor, writeJsonAtomic } from "../../../src/agent/atomic-files.js";
+import { mkdir, readdir, truncate, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { commitAtomic, isTempName, tempNameFor, writeJsonAtomic } from "../../../src/agent/atomic-files.js";
 import type { WorkloadManifest } from "../../../src/agent/manifest.js";
 import {
   ManifestError,
@@ -13,7 +13,13 @@ import {
   workloadManifestPath,
   writeWorkloadManifest,
 } from "../../../src/agent/manifest.js";
+import { withDir, withRoot } from "../../../src/agent/safe-fs.js";
 import { makeTempDir } from "./helpers.js";
+
+async function writeFileMaking(path: string, data: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, data);
+}
 
 function sampleManifest(overrides: Partial<WorkloadManifest> = {}): WorkloadManifest {
   return {
@@ -42,11 +48,11 @@ describe("agent/manifest", function () {
   afterEach(() => cleanup());
 
   it("lays out per-VM and per-node manifests as documented", () => {
-    assert.equal(workloadManifestPath("/b", "prod", "a"), "/b/prod/a/manifest.json");
-    assert.equal(backupFilePath("/b", "prod", "a", "vms/a/disk.img"), "/b/prod/a/files/vms/a/disk.img");
-    assert.equal(nodeManifestPath("/b", "node-1", 2), "/b/nodes/node-1-r2.json");
-    assert.throws(() => workloadManifestPath("/b", "..", "a"), ManifestError);
-    assert.throws(() => nodeManifestPath("/b", "a/b", 1), ManifestError);
+    assert.equal(workloadManifestPath("prod", "a"), "prod/a/manifest.json");
+    assert.equal(backupFilePath("prod", "a", "vms/a/disk.img"), "prod/a/files/vms/a/disk.img");
+    assert.equal(nodeManifestPath("node-1", 2), "nodes/node-1-r2.json");
+    assert.throws(() => workloadManifestPath("..", "a"), ManifestError);
+    assert.throws(() => nodeManifestPath("a/b", 1), ManifestError);
   });
 
   it("rejects paths that could escape their root or have two spellings", () => {
@@ -67,7 +73,7 @@ describe("agent/manifest", function () {
     };
     for (const [path, why] of Object.entries(bad))
       assert.match(relativePathProblem(path) ?? "", why, JSON.stringify(path));
-    assert.throws(() => backupFilePath("/b", "prod", "a", "../../x"), ManifestError);
+    assert.throws(() => backupFilePath("prod", "a", "../../x"), ManifestError);
   });
 
   it("validates manifests it reads and refuses to write one it could not read back", async () => {
@@ -91,12 +97,12 @@ describe("agent/manifest", function () {
     const check = () => checkManifestComplete(dir, "prod", "a", expect);
     assert.deepEqual(await check(), {
       complete: false,
-      reason: `no manifest at ${workloadManifestPath(dir, "prod", "a")}`,
+      reason: "no manifest at prod/a/manifest.json",
     });
     await writeWorkloadManifest(dir, sampleManifest());
     assert.deepEqual(await check(), { complete: false, reason: "vms/a/disk.img is missing" });
-    const file = backupFilePath(dir, "prod", "a", "vms/a/disk.img");
-    await writeJsonAtomic(file, "abc"); // `"abc"\n` is 6 bytes
+    const file = join(dir, backupFilePath("prod", "a", "vms/a/disk.img"));
+    await writeFileMaking(file, '"abc"\n');
     assert.match(JSON.stringify(await check()), /has 6 bytes, the manifest lists 5/);
     await truncate(file, 5);
     assert.equal((await check()).complete, true);
@@ -106,21 +112,21 @@ describe("agent/manifest", function () {
       (await checkManifestComplete(dir, "prod", "a", { ...expect, workloadUid: "recreated" })).complete,
       false,
     );
-    await writeFile(workloadManifestPath(dir, "prod", "a"), '{"schemaVersion": 1, "backup": ');
+    await writeFile(join(dir, workloadManifestPath("prod", "a")), '{"schemaVersion": 1, "backup": ');
     assert.match(JSON.stringify(await check()), /not valid JSON/);
   });
 
   it("an extractAt Restore manifest is complete when the kept snapshot has the files", async () => {
     const manifest = sampleManifest({
       extractAt: "Restore",
-      snapshot: { location: ".fedbackup/snapshots/nightly/node-1-r1/prod/a" },
+      snapshot: { location: ".fedbackup/snapshots/backups/nightly-uid-1/node-1-r1/prod/a" },
     });
     await writeWorkloadManifest(dir, manifest);
     const shared = join(dir, "shared");
     const expect = { backupUid: "uid-1", round: 1 };
     assert.equal((await checkManifestComplete(dir, "prod", "a", expect)).complete, false);
     assert.equal((await checkManifestComplete(dir, "prod", "a", { ...expect, sharedRoot: shared })).complete, false);
-    await writeJsonAtomic(join(shared, manifest.snapshot?.location ?? "", "vms/a/disk.img"), "abc");
+    await writeFileMaking(join(shared, manifest.snapshot?.location ?? "", "vms/a/disk.img"), "abc");
     await truncate(join(shared, manifest.snapshot?.location ?? "", "vms/a/disk.img"), 5);
     assert.equal((await checkManifestComplete(dir, "prod", "a", { ...expect, sharedRoot: shared })).complete, true);
   });
@@ -133,24 +139,27 @@ describe("agent/atomic-files", function () {
   afterEach(() => cleanup());
 
   it("names temp files beside the target, hidden and recognisable", () => {
-    const temp = tempPathFor("/x/y/disk.img");
-    assert.match(temp, /^\/x\/y\/\.disk\.img\.tmp-[0-9a-f]{12}$/);
-    assert.ok(isTempName(temp.slice("/x/y/".length)));
+    const temp = tempNameFor("disk.img");
+    assert.match(temp, /^\.disk\.img\.tmp-[0-9a-f]{12}$/);
+    assert.ok(isTempName(temp));
     assert.ok(!isTempName("disk.img") && !isTempName(".disk.img.tmp-zz"));
   });
 
   it("leaves the target as it was and no temp file when producing fails", async () => {
-    const target = join(dir, "sub", "t.json");
-    await writeJsonAtomic(target, { v: 1 });
-    await assert.rejects(
-      commitAtomic(target, async (temp) => {
-        await writeFile(temp, "half");
-        throw new Error("disk full");
+    await withRoot(dir, (root) =>
+      withDir(root, "sub", { create: true }, async (sub) => {
+        await writeJsonAtomic(sub, "t.json", { v: 1 });
+        await assert.rejects(
+          commitAtomic(sub, "t.json", async (temp) => {
+            await temp.writeFile("half");
+            throw new Error("disk full");
+          }),
+          /disk full/,
+        );
+        assert.deepEqual(await readdir(join(dir, "sub")), ["t.json"]);
+        await writeJsonAtomic(sub, "t.json", { v: 2 });
       }),
-      /disk full/,
     );
-    assert.deepEqual(await readdir(join(dir, "sub")), ["t.json"]);
-    await writeJsonAtomic(target, { v: 2 });
     assert.deepEqual(await readdir(join(dir, "sub")), ["t.json"]);
   });
 });

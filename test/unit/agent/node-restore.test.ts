@@ -63,7 +63,12 @@ describe("agent/node-restore runNodeRestore", function () {
     await handle.close();
   }
 
-  const workload = (name: string, path = backupPath) => ({ namespace: "prod", name, backupPath: path });
+  const workload = (name: string, path = backupPath) => ({
+    namespace: "prod",
+    name,
+    backupPath: path,
+    files: [diskOf(name)],
+  });
 
   function run(overrides: Partial<NodeRestoreInput> = {}, depsOverrides: Partial<NodeRestoreDeps> = {}) {
     const reports: NodeRestoreResult[][] = [];

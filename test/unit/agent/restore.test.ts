@@ -41,7 +41,7 @@ describe("agent/restore restoreWorkload", function () {
     await fsp.copyFile(join(shared, seed), join(pristine, seed));
     const result = await runNodeBackup(
       {
-        backup: { name: "nightly", uid: "uid-1" },
+        backup: { namespace: "backups", name: "nightly", uid: "uid-1" },
         node: "node-1",
         round: 1,
         method: "Copy",
@@ -50,7 +50,8 @@ describe("agent/restore restoreWorkload", function () {
         maxFreezeMs: 30_000,
         extractAt: "Backup",
         sharedRoot: shared,
-        backupRoot: location,
+        locationRoot: root,
+        backupPath: "location",
         workloads: [{ namespace: "prod", name: "a", uid: "uid-a", files: [disk, seed] }],
       },
       {
@@ -69,7 +70,14 @@ describe("agent/restore restoreWorkload", function () {
   });
   afterEach(() => cleanup());
 
-  const request = () => ({ backupRoot: location, namespace: "prod", name: "a", sharedRoot: shared });
+  const request = () => ({
+    locationRoot: root,
+    backupPath: "location",
+    namespace: "prod",
+    name: "a",
+    sharedRoot: shared,
+    allowedFiles: [disk, seed],
+  });
   const backupFile = (path: string) => join(location, "prod/a/files", path);
 
   async function assertRejectsUntouched(reason: RestoreErrorReason, message: RegExp) {
@@ -138,7 +146,8 @@ describe("agent/restore restoreWorkload", function () {
     // Fail the rename that moves the second file's restored copy into place (after the first file was swapped).
     const realRename = fsp.rename;
     fsp.rename = async (from, to) => {
-      if (String(to) === join(shared, seed) && String(from).includes(".tmp-")) throw new Error("injected I/O error");
+      // (The agent renames through /proc/self/fd/<directory>/<name>.)
+      if (String(to).endsWith("/seed.iso") && String(from).includes(".tmp-")) throw new Error("injected I/O error");
       return realRename(from, to);
     };
     syncBuiltinESMExports();

@@ -39,7 +39,7 @@ const deps = (freezer = new RecordingFreezer()) => ({
 });
 
 const ctx = (sharedRoot: string) => ({
-  backup: { name: "nightly", uid: "uid-1" },
+  backup: { namespace: "backups", name: "nightly", uid: "uid-1" },
   node: "node-1",
   round: 1,
   sharedRoot,
@@ -55,7 +55,7 @@ describe("agent/snapshot", function () {
 
     it("Auto picks Copy on ext4 (the probe says why) and leaves no probe files", async () => {
       ({ dir, cleanup } = makeTempDir("noreflink"));
-      const probe = await probeReflink(join(dir, "probe"));
+      const probe = await probeReflink(dir, "probe");
       assert.equal(probe.supported, false);
       assert.match(probe.detail ?? "", /^E[A-Z]+: /);
       assert.deepEqual(await readdir(join(dir, "probe")), []);
@@ -156,7 +156,7 @@ describe("agent/snapshot", function () {
     });
 
     it("the probe finds reflink support", async () => {
-      const probe = await probeReflink(join(shared, "probe-here"));
+      const probe = await probeReflink(shared, "probe-here");
       assert.deepEqual(probe, { supported: true });
       assert.deepEqual(await readdir(join(shared, "probe-here")), []);
     });
@@ -197,7 +197,7 @@ describe("agent/snapshot", function () {
         assert.equal(manifest.files[0]?.sha256, (await referenceHash(source)).sha256);
       }
       // The clones were deleted after the extraction.
-      assert.equal(existsSync(join(shared, ".fedbackup/snapshots/nightly")), false);
+      assert.deepEqual(await readdir(join(shared, ".fedbackup/snapshots")), []);
     });
 
     it("with extractAt Restore keeps the clones, records where they are, and restores from them", async () => {
@@ -214,7 +214,7 @@ describe("agent/snapshot", function () {
       assert.deepEqual(result.failed, []);
       const manifest = await readWorkloadManifest(location, "prod", "c");
       assert.equal(manifest.extractAt, "Restore");
-      assert.equal(manifest.snapshot?.location, ".fedbackup/snapshots/nightly/node-1-r1/prod/c");
+      assert.equal(manifest.snapshot?.location, ".fedbackup/snapshots/backups/nightly-uid-nightly/node-1-r1/prod/c");
       assert.deepEqual({ bytes: manifest.files[0]?.bytes, sha256: manifest.files[0]?.sha256 }, original);
       assert.equal(existsSync(join(location, "prod/c/files")), false, "nothing is extracted at backup time");
       const clone = join(shared, manifest.snapshot?.location ?? "", "vms/c/disk.img");
@@ -224,7 +224,14 @@ describe("agent/snapshot", function () {
       await truncate(join(shared, "vms/c/disk.img"), 3 * MiB);
       assert.deepEqual(await referenceHash(clone), original);
       assert.deepEqual(
-        await restoreWorkload({ backupRoot: location, namespace: "prod", name: "c", sharedRoot: shared }),
+        await restoreWorkload({
+          locationRoot: dir,
+          backupPath: "location-deferred",
+          namespace: "prod",
+          name: "c",
+          sharedRoot: shared,
+          allowedFiles: ["vms/c/disk.img"],
+        }),
         {
           files: 1,
           bytes: 8 * MiB,
