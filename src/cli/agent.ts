@@ -214,10 +214,10 @@ async function backupStep(ctx: StepContext): Promise<void> {
   const taken = fromSnapshot ? step.status?.volumeSnapshot : undefined;
   if (fromSnapshot && !taken?.name) throw new Error("the step reports no VolumeSnapshot to extract from");
   const inSnapshot = new Set((taken?.workloads ?? []).map((w) => `${w.namespace}/${w.name}`));
-  const backupRoot = path.join(ctx.locationRoot, s.location.path);
   const result: NodeBackupResult = await runNodeBackup(
     {
-      backup: { name: s.backupName, uid: s.backupUID },
+      // The step lives in its backup's namespace; namespace, name and uid key the backup's snapshots.
+      backup: { namespace, name: s.backupName, uid: s.backupUID },
       node,
       round: s.round,
       method: s.snapshot.method === "CSI" ? "Auto" : s.snapshot.method,
@@ -225,7 +225,8 @@ async function backupStep(ctx: StepContext): Promise<void> {
       ...timing,
       extractAt: s.extractAt,
       sharedRoot: ctx.sharedRoot,
-      backupRoot,
+      locationRoot: ctx.locationRoot,
+      backupPath: s.location.path,
       workloads: (s.workloads ?? [])
         .filter((w) => !taken || inSnapshot.has(`${w.namespace}/${w.name}`))
         .map((w) => ({
@@ -302,7 +303,8 @@ async function restoreStep(ctx: StepContext): Promise<void> {
         locationRoot: ctx.locationRoot,
         workloads: step.spec.workloads
           .filter((w) => !decided.has(vmKey(w)))
-          .map((w) => ({ namespace: w.namespace, name: w.name, backupPath: w.backupPath })),
+          // No `files`: nothing may be written for that VM (its restore fails with ForeignFile).
+          .map((w) => ({ namespace: w.namespace, name: w.name, backupPath: w.backupPath, files: w.files ?? [] })),
         previous,
         signal: abort.signal,
       },

@@ -491,7 +491,10 @@ export interface FederatedBackupStatusMissingEntry {
    * anywhere. Migrated: it left its node before that node was processed. Migrating: a live
    * migration was in progress. NodeNotReady: its node was not Ready. NodeFailed: its node's Job
    * failed. NodeSkipped: its node was skipped (ordering.controlPlaneNode Skip). NoSharedDisk: none
-   * of its disks is on the shared filesystem. CaptureFailed: the snapshot or the copy failed.
+   * of its disks is on the shared filesystem. SharedFile: another VM claims one of its files, so
+   * the file is captured for neither. UnsafeFile: one of its files is not its own regular file (a
+   * symlink, a hard link, a FIFO or device, or an extra file outside its disks' directories).
+   * CaptureFailed: the snapshot or the copy failed.
    */
   reason: FederatedBackupStatusMissingEntryReason;
   /** Human-readable detail. */
@@ -509,6 +512,8 @@ export type FederatedBackupStatusMissingEntryReason =
   | "NodeFailed"
   | "NodeSkipped"
   | "NoSharedDisk"
+  | "SharedFile"
+  | "UnsafeFile"
   | "CaptureFailed";
 
 /** Kind of the NodeRestore resource. */
@@ -577,6 +582,13 @@ export interface NodeRestoreSpecWorkload {
   backup: string;
   /** Directory of that backup, relative to the location PVC root. */
   backupPath: string;
+  /**
+   * The files this VM may be restored to, relative to the shared volume root: the disks its current
+   * VirtualMachine spec uses and no other VM uses; computed by the operator. The node agent fails
+   * the VM (ForeignFile) when its backup lists any other file, before it writes anything; without
+   * this field nothing may be written.
+   */
+  files?: string[];
   /** The planned action (see WorkloadRestore status.plan). */
   action: NodeRestoreSpecWorkloadAction;
   /** Where the VM ran when the restore was planned. */

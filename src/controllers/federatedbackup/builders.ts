@@ -13,7 +13,13 @@ import {
 } from "../../api/labels.js";
 import { parseDuration } from "../../api/duration.js";
 import { API_VERSION, type FederatedBackup, type NodeSnapshot } from "../../api/v1alpha1/index.js";
-import { fnv1a32Hex, stepName, type ObservedWorkload, type UnplacedWorkload } from "../../planning/index.js";
+import {
+  backupSnapshotsPath,
+  fnv1a32Hex,
+  stepName,
+  type ObservedWorkload,
+  type UnplacedWorkload,
+} from "../../planning/index.js";
 import { agentServiceAccountName, type StepAccessRequest } from "../runtime/agent-access.js";
 
 export const DEFAULTS = {
@@ -270,8 +276,17 @@ export function buildAgentJob(
   });
 }
 
-/** The backup's kept snapshots on the shared volume (see src/agent/snapshot.ts), relative to its root. */
-export const snapshotsPath = (backup: FederatedBackup): string => `.fedbackup/snapshots/${backup.metadata.name}`;
+/**
+ * The backup's kept snapshots on the shared volume, relative to its root: keyed by namespace, name and uid
+ * (src/planning/shared-volume-layout.ts, the layout the agent writes), so that removing them never touches
+ * another backup's.
+ */
+export const snapshotsPath = (backup: FederatedBackup): string =>
+  backupSnapshotsPath({
+    namespace: backup.metadata.namespace!,
+    name: backup.metadata.name!,
+    uid: backup.metadata.uid!,
+  });
 
 export const cleanupJobName = (backup: FederatedBackup): string => `${backup.metadata.name}-cleanup`.slice(0, 63);
 
