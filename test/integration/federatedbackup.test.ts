@@ -444,6 +444,66 @@ describe("FederatedBackup controller", function () {
     }
   });
 
+  it("thaws the VMs a lost node left frozen once they can be reached again, and records it", async () => {
+    const runner = await podRunner();
+    const vms: VmFixture[] = [
+      { name: "a1", node: "node-a" },
+      { name: "c1", node: "node-c" },
+    ];
+    try {
+      await runBackup(
+        {
+          vms,
+          onJob: async (job, event, env) => {
+            if (job.node !== "node-c" || event !== "created") return;
+            // node-c dies with its agent between freeze and thaw: KubeVirt still reports the guest frozen.
+            runner.killNode("node-c");
+            await setNodeReady("node-c", false);
+            await adminClient().patch(Resources.VirtualMachineInstance, env.namespace, "c1", {
+              status: { fsFreezeStatus: "frozen" },
+            });
+          },
+        },
+        async ({ env, fb }) => {
+          assert.equal(fb.status?.phase, "PartiallyFailed", JSON.stringify(fb.status, null, 2));
+          const frozen = async () =>
+            (
+              await adminClient().get<KubeObject & { status?: { fsFreezeStatus?: string } }>(
+                Resources.VirtualMachineInstance,
+                env.namespace,
+                "c1",
+              )
+            ).status?.fsFreezeStatus === "frozen";
+          const stepOnC = async () => (await stepsOf(env.namespace, "nightly")).find((s) => s.spec.node === "node-c")!;
+          // Unreachable while its node is down: still frozen, still pending.
+          assert.equal(await frozen(), true);
+          assert.equal((await stepOnC()).status?.thawPending, true);
+
+          runner.deadNodes.delete("node-c");
+          await setNodeReady("node-c", true);
+          await waitFor("c1 to be thawed", 60_000, async () => ((await frozen()) ? undefined : true));
+          const step = await waitFor("the thaw to be recorded", 30_000, async () => {
+            const s = await stepOnC();
+            return s.status?.thawPending === false ? s : undefined;
+          });
+          assert.deepEqual(
+            step.status?.thawed?.map((t) => [t.name, t.node]),
+            [["c1", "node-c"]],
+          );
+          const unfreezes = (await kubevirtDouble())
+            .callsFor(env.namespace, "c1")
+            .filter(
+              (c) => c.op === "unfreeze" && c.user === "system:serviceaccount:fedbackup-system:fedbackup-operator",
+            );
+          assert.equal(unfreezes.length, 1, "the operator thawed it once");
+        },
+      );
+    } finally {
+      runner.deadNodes.delete("node-c");
+      await setNodeReady("node-c", true);
+    }
+  });
+
   it("reports a VM deleted mid-backup as missing with reason NotFound, PartiallyFailed", async () => {
     await runBackup(
       {

@@ -71,6 +71,8 @@ export type BackupAction =
       message?: string;
       startTime?: string;
       completionTime?: string;
+      /** The step's node was lost under its Job: its VMs may be left frozen (see thaw.ts). */
+      thawPending?: boolean;
     }
   | { kind: "Event"; type: "Normal" | "Warning"; reason: string; message: string }
   | { kind: "DeleteBackup" };
@@ -233,10 +235,17 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
     const node = current.step.spec.node!;
     const position = `${current.step.spec.order}/${withPhase.filter((s) => s.step.spec.round === round && s.step.spec.node).length}`;
     const nodeState = world.nodes.find((n) => n.name === node);
-    const failStep = (message: string): BackupDecision => {
+    const failStep = (message: string, nodeLostUnderJob = false): BackupDecision => {
       setStepPhase(
         current,
-        { kind: "RecordStepPhase", step: current.step, phase: "Failed", message, completionTime: nowIso },
+        {
+          kind: "RecordStepPhase",
+          step: current.step,
+          phase: "Failed",
+          message,
+          completionTime: nowIso,
+          ...(nodeLostUnderJob ? { thawPending: true } : {}),
+        },
         actions,
       );
       actions.push({
@@ -253,6 +262,7 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
       actions.push({ kind: "DeleteJob", step: current.step });
       return failStep(
         nodeState ? `node ${node} became NotReady while its Job ran` : `node ${node} was removed while its Job ran`,
+        true,
       );
     }
     if (current.derived.phase === "Running") {

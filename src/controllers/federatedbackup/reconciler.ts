@@ -2,6 +2,8 @@
 // then write the status if it changed. Safe to kill at any moment: it keeps no state between passes
 // that the cluster does not hold.
 import { isFinished } from "../../api/phases.js";
+import { rfc3339 } from "../../api/timestamps.js";
+import { KubeVirtClient } from "../../k8s/kubevirt.js";
 import type { NodeObject, VirtualMachine, VirtualMachineInstance } from "../../api/kubevirt.js";
 import { FINALIZER_CLEANUP, LABEL_BACKUP } from "../../api/labels.js";
 import type { FederatedBackup, NodeSnapshot } from "../../api/v1alpha1/index.js";
@@ -38,6 +40,7 @@ import { grantStepAccess, revokeStepAccess } from "../runtime/step-access.js";
 import { claimFilesystemIdentity } from "../runtime/volume-identity.js";
 import { fileClaimants, withOwnership } from "../runtime/file-claims.js";
 import { inScope, observeNode, observeWorkload } from "./observe.js";
+import { decideThaws, withThawed, type FreezeView } from "./thaw.js";
 import { viewJob, type ObservedStep } from "./steps.js";
 
 export interface BackupInformers {
@@ -97,6 +100,7 @@ export class FederatedBackupReconciler {
       return; // the update event brings us back with the finalizer in place
     }
 
+    const thawAgainMs = await this.thawLeftFrozen(backup);
     const world = await this.gather(backup);
     const decision = decideBackup(world, {
       leaseRenewMs: this.deps.settings.leaseRenewMs,
@@ -106,7 +110,78 @@ export class FederatedBackupReconciler {
     if (!jsonEqual(backup.status, decision.status)) {
       informers.backups.observe(await writeStatus(client, Resources.FederatedBackup, backup, decision.status));
     }
-    return decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : undefined;
+    const requeue = [decision.requeueAfterMs, thawAgainMs].filter((ms) => ms !== undefined);
+    return requeue.length ? { requeueAfterMs: Math.min(...requeue) } : undefined;
+  }
+
+  /**
+   * Thaws the VMs a lost node may have left frozen, once they can be reached (see thaw.ts), whatever the
+   * backup's phase; returns when to look again while some are not reachable yet.
+   */
+  private async thawLeftFrozen(backup: FederatedBackup): Promise<number | undefined> {
+    const { informers, client, events, clock } = this.deps;
+    const pending = informers.steps.list(
+      (s) =>
+        s.metadata.namespace === backup.metadata.namespace &&
+        s.spec.backupUID === backup.metadata.uid &&
+        !!s.status?.thawPending,
+    );
+    if (pending.length === 0) return undefined;
+    const vmis = new Map<string, FreezeView>();
+    for (const step of pending) {
+      for (const w of step.spec.workloads ?? []) {
+        const vmi = informers.vmis.get(`${w.namespace}/${w.name}`);
+        if (vmi) {
+          vmis.set(`${w.namespace}/${w.name}`, {
+            namespace: w.namespace,
+            name: w.name,
+            frozen: vmi.status?.fsFreezeStatus === "frozen",
+            phase: vmi.status?.phase ?? "",
+            ...(vmi.status?.nodeName ? { node: vmi.status.nodeName } : {}),
+          });
+        }
+      }
+    }
+    const nodes = informers.nodes.list().map((n) => observeNode(n, { cpuMilli: 0, memoryBytes: 0 }, 0));
+    const decision = decideThaws(pending, vmis, nodes);
+    const kubevirt = new KubeVirtClient(client);
+    const thawedBy = new Map<string, Array<{ namespace: string; name: string; node: string }>>();
+    for (const vm of decision.thaw) {
+      await kubevirt.unfreeze(vm.namespace, vm.name);
+      thawedBy.set(vm.step, [...(thawedBy.get(vm.step) ?? []), vm]);
+    }
+    const now = rfc3339(clock.now());
+    for (const step of pending) {
+      const name = step.metadata.name!;
+      const thawed = thawedBy.get(name) ?? [];
+      const settled = decision.settled.includes(name);
+      if (thawed.length === 0 && !settled) continue;
+      informers.steps.observe(
+        await client.patch<NodeSnapshot & KubeObject>(
+          Resources.NodeSnapshot,
+          step.metadata.namespace,
+          name,
+          {
+            status: {
+              thawed: withThawed(step.status?.thawed, thawed, now),
+              ...(settled ? { thawPending: false } : {}),
+            },
+          },
+          { subresource: "status" },
+        ),
+      );
+      if (thawed.length > 0) {
+        events.record(
+          backup,
+          "Warning",
+          "Thawed",
+          `node ${step.spec.node} was lost while its agent held VMs frozen; thawed ${thawed
+            .map((t) => `${t.namespace}/${t.name} on ${t.node}`)
+            .join(", ")}`,
+        );
+      }
+    }
+    return decision.waiting ? 10_000 : undefined;
   }
 
   // The filesystem behind the claim keys the Lease: two claims of one filesystem exclude each other.
@@ -355,6 +430,7 @@ export class FederatedBackupReconciler {
                 ...(action.message ? { message: action.message } : {}),
                 ...(action.startTime ? { startTime: action.startTime } : {}),
                 ...(action.completionTime ? { completionTime: action.completionTime } : {}),
+                ...(action.thawPending ? { thawPending: true } : {}),
               },
             },
             { subresource: "status" },
