@@ -803,6 +803,14 @@ export interface NodeSnapshotStatus {
   startTime?: string;
   /** When the step finished. */
   completionTime?: string;
+  /**
+   * The step's node was lost while its agent may have held VMs frozen. The operator thaws every VM
+   * of the step that is still frozen once it is reachable again (its node Ready, or running
+   * elsewhere), records it in thawed, and then sets this to false.
+   */
+  thawPending?: boolean;
+  /** VMs of this step the operator found still frozen after its node was lost, and thawed. */
+  thawed?: NodeSnapshotStatusThawedEntry[];
   /** A one-line account of the outcome, for people. */
   message?: string;
   /** The VMs captured by this step. */
@@ -818,6 +826,14 @@ export interface NodeSnapshotStatus {
 }
 
 export type NodeSnapshotStatusPhase = "Pending" | "Running" | "Succeeded" | "Failed" | "Unplaced";
+
+export interface NodeSnapshotStatusThawedEntry {
+  namespace: string;
+  name: string;
+  /** The node the VM was running on when it was thawed. */
+  node?: string;
+  time: string;
+}
 
 export interface NodeSnapshotStatusCapturedEntry {
   /** Namespace of the VM. */
