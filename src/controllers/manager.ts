@@ -1,4 +1,5 @@
 // Wires the operator together: informers feed a per-key work queue, the queue runs the reconcilers.
+import { slimPod, type PodObject } from "./runtime/node-requests.js";
 import type {
   NodeObject,
   VirtualMachine,
@@ -62,6 +63,15 @@ export class Manager {
         informerLog,
       ),
       nodes: new Informer<NodeObject & KubeObject>(client, Resources.Node, {}, informerLog),
+      // What pods reserve on each node (FreeResources, MostFreeResources): only bound, unfinished pods,
+      // and of each only its node and effective request.
+      pods: new Informer<PodObject>(
+        client,
+        Resources.Pod,
+        { fieldSelector: "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed" },
+        informerLog,
+        slimPod,
+      ),
       leases: new Informer<LeaseObject>(
         client,
         Resources.Lease,
@@ -129,7 +139,11 @@ export class Manager {
       events,
       log: log.child({ controller: "workloadrestore" }),
       clock,
-      settings: { ...options.settings, leaseRenewMs: (leaseDurationSeconds * 1000) / 3 },
+      settings: {
+        ...options.settings,
+        leaseRenewMs: (leaseDurationSeconds * 1000) / 3,
+        nodeFailures: () => countNodeFailures(this.informers.steps.list(), this.nodeHealth.events(), clock.now()),
+      },
       ownerActive,
     });
     const queueFor = (controller: string, reconcile: (key: string) => ReturnType<typeof reconciler.reconcile>) => {

@@ -23,11 +23,16 @@ export class Informer<T extends KubeObject> {
   private synced = false;
   private loop?: Promise<void>;
 
+  /**
+   * @param transform keeps only what readers need of each object (a large cache, such as every pod, then
+   *   holds a few fields per object); it must keep metadata.name, namespace and resourceVersion.
+   */
   constructor(
     private readonly client: KubeClient,
     readonly type: ResourceType,
     private readonly options: ListOptions,
     private readonly log: InformerLogger,
+    private readonly transform: (obj: T) => T = (obj) => obj,
   ) {}
 
   on(handler: InformerHandler<T>): this {
@@ -90,7 +95,8 @@ export class Informer<T extends KubeObject> {
   private async relist(): Promise<void> {
     const list = await this.client.list<T>(this.type, this.options);
     const seen = new Set<string>();
-    for (const obj of list.items) {
+    for (const item of list.items) {
+      const obj = this.transform(item);
       obj.apiVersion ??= this.type.group ? `${this.type.group}/${this.type.version}` : this.type.version;
       obj.kind ??= this.type.kind;
       const key = objectKey(obj);
@@ -144,13 +150,14 @@ export class Informer<T extends KubeObject> {
     }
   }
 
-  private apply(type: string, obj: T): void {
+  private apply(type: string, received: T): void {
     if (type === "ERROR") {
-      const status = obj as unknown as { code?: number; message?: string };
+      const status = received as unknown as { code?: number; message?: string };
       throw new ApiError(status.code ?? 500, "WatchError", status.message ?? "watch error");
     }
-    if (obj.metadata?.resourceVersion) this.resourceVersion = obj.metadata.resourceVersion;
+    if (received.metadata?.resourceVersion) this.resourceVersion = received.metadata.resourceVersion;
     if (type === "BOOKMARK") return;
+    const obj = this.transform(received);
     obj.apiVersion ??= this.type.group ? `${this.type.group}/${this.type.version}` : this.type.version;
     obj.kind ??= this.type.kind;
     const key = objectKey(obj);

@@ -350,6 +350,43 @@ describe("FederatedBackup controller", function () {
       });
     }
 
+    it("FreeResources ranks by what is unreserved: a pod requesting 200Gi on node-c puts it last", async () => {
+      let reserving: { namespace: string } | undefined;
+      try {
+        await runBackup(
+          {
+            spec: { ordering: { policy: "FreeResources" } },
+            before: async (env) => {
+              reserving = { namespace: env.namespace };
+              await adminClient().create(Resources.Pod, {
+                apiVersion: "v1",
+                kind: "Pod",
+                metadata: { name: "big", namespace: env.namespace },
+                spec: {
+                  nodeName: "node-c",
+                  containers: [{ name: "c", image: "busybox", resources: { requests: { memory: "200Gi" } } }],
+                },
+              } as KubeObject);
+              await new Promise((r) => setTimeout(r, 500)); // into the operator's cache
+            },
+          },
+          ({ fb, observer }) => {
+            assert.equal(fb.status?.phase, "Completed");
+            // Allocatable 128Gi (a), 64Gi (b), 256Gi - 200Gi = 56Gi (c).
+            assert.deepEqual(
+              observer.jobs.map((j) => j.node),
+              ["node-a", "node-b", "node-c"],
+            );
+          },
+        );
+      } finally {
+        if (reserving)
+          await adminClient()
+            .delete(Resources.Pod, reserving.namespace, "big")
+            .catch(() => {});
+      }
+    });
+
     it("controlPlaneNode Skip: the control-plane node's VMs are reported, not silently left out", async () => {
       await runBackup({ spec: { ordering: { controlPlaneNode: "Skip" } } }, ({ fb, observer }) => {
         assert.deepEqual(

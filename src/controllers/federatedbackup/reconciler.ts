@@ -39,7 +39,9 @@ import { createIfAbsent, deleteIfExists, setFinalizer, tryGet, writeStatus } fro
 import { grantStepAccess, revokeStepAccess } from "../runtime/step-access.js";
 import { claimFilesystemIdentity } from "../runtime/volume-identity.js";
 import { fileClaimants, withOwnership } from "../runtime/file-claims.js";
-import { inScope, observeNode, observeWorkload } from "./observe.js";
+import { requestsByNode, type PodObject } from "../runtime/node-requests.js";
+import { observeNode, observeWorkload } from "../runtime/observe.js";
+import { inScope } from "./scope.js";
 import { decideThaws, withThawed, type FreezeView } from "./thaw.js";
 import { viewJob, type ObservedStep } from "./steps.js";
 
@@ -51,6 +53,8 @@ export interface BackupInformers {
   /** VirtualMachines, running or not: their disks are theirs even while stopped. */
   vms: Informer<VirtualMachine & KubeObject>;
   nodes: Informer<NodeObject & KubeObject>;
+  /** Bound, unfinished pods, slimmed to their node and request (runtime/node-requests.ts). */
+  pods: Informer<PodObject>;
   leases: Informer<LeaseObject>;
 }
 
@@ -142,7 +146,7 @@ export class FederatedBackupReconciler {
         }
       }
     }
-    const nodes = informers.nodes.list().map((n) => observeNode(n, { cpuMilli: 0, memoryBytes: 0 }, 0));
+    const nodes = informers.nodes.list().map((n) => observeNode(n));
     const decision = decideThaws(pending, vmis, nodes);
     const kubevirt = new KubeVirtClient(client);
     const thawedBy = new Map<string, Array<{ namespace: string; name: string; node: string }>>();
@@ -260,9 +264,10 @@ export class FederatedBackupReconciler {
       .filter((v) => inScope(v, backup.spec.workloads, ns))
       .map((v) => withOwnership(observeWorkload(v, mount), ownership));
     const failures = this.deps.settings.nodeFailures?.() ?? new Map<string, number>();
+    const requested = requestsByNode(informers.pods.list());
     const nodes = informers.nodes
       .list()
-      .map((n) => observeNode(n, { cpuMilli: 0, memoryBytes: 0 }, failures.get(n.metadata.name!) ?? 0));
+      .map((n) => observeNode(n, requested.get(n.metadata.name!), failures.get(n.metadata.name!) ?? 0));
 
     const leaseObject = informers.leases.get(`${this.deps.leases.namespace}/${leaseNameFor(volumeId)}`);
     const lease = this.leaseState(backup, leaseObject, clock.now());

@@ -22,7 +22,8 @@ import type { OperatorSettings } from "../federatedbackup/builders.js";
 import { grantStepAccess, revokeStepAccess } from "../runtime/step-access.js";
 import { ownedFilesNow } from "../runtime/file-claims.js";
 import { claimFilesystemIdentity } from "../runtime/volume-identity.js";
-import { observeNode, observeWorkload } from "../federatedbackup/observe.js";
+import { requestsByNode, type PodObject } from "../runtime/node-requests.js";
+import { observeNode, observeWorkload } from "../runtime/observe.js";
 import { viewJob } from "../federatedbackup/steps.js";
 import { jsonEqual } from "../runtime/conditions.js";
 import { RESTORE_ACCESS, restoreNamespaces } from "../runtime/creator-access.js";
@@ -54,6 +55,8 @@ export interface RestoreInformers {
   vmis: Informer<VirtualMachineInstance & KubeObject>;
   migrations: Informer<VirtualMachineInstanceMigration & KubeObject>;
   nodes: Informer<NodeObject & KubeObject>;
+  /** Bound, unfinished pods, slimmed to their node and request (runtime/node-requests.ts). */
+  pods: Informer<PodObject>;
   leases: Informer<LeaseObject>;
 }
 
@@ -64,7 +67,7 @@ export interface RestoreReconcilerDeps {
   events: EventSink;
   log: Logger;
   clock: { now(): number };
-  settings: OperatorSettings & { leaseRenewMs: number };
+  settings: OperatorSettings & { leaseRenewMs: number; nodeFailures?: () => Map<string, number> };
   ownerActive: OwnerActive;
 }
 
@@ -157,7 +160,12 @@ export class WorkloadRestoreReconciler {
       const job = informers.jobs.get(`${ns}/${step.metadata.name}`);
       return { step, ...(job ? { job: viewJob(job as Parameters<typeof viewJob>[0]) } : {}) };
     });
-    const nodes = informers.nodes.list().map((n) => observeNode(n, { cpuMilli: 0, memoryBytes: 0 }, 0));
+    // What the FreeResources, MostFreeResources and FailureRate policies rank by.
+    const requested = requestsByNode(informers.pods.list());
+    const failures = this.deps.settings.nodeFailures?.() ?? new Map<string, number>();
+    const nodes = informers.nodes
+      .list()
+      .map((n) => observeNode(n, requested.get(n.metadata.name!), failures.get(n.metadata.name!) ?? 0));
 
     const world: World = { now, restore, steps, vms: new Map(), nodes, lease: { ours: false, free: true } };
     if (phase === "New") {

@@ -1,10 +1,8 @@
-// Turns the objects the informers hold into the plain data the planner decides on.
+// Turns the VMIs and Nodes the informers hold into the plain data the planners of both controllers decide on.
 import type { NodeObject, VirtualMachineInstance } from "../../api/kubevirt.js";
 import { LABEL_CRITICAL, LABEL_PRIORITY } from "../../api/labels.js";
-import type { FederatedBackupSpecWorkloads } from "../../api/v1alpha1/index.js";
 import type { ObservedNode, ObservedWorkload } from "../../planning/index.js";
-import { sharedFilesOf } from "../runtime/file-claims.js";
-import { matchesLabelSelector } from "./label-selector.js";
+import { sharedFilesOf } from "./file-claims.js";
 import { parseQuantity } from "./quantity.js";
 
 export function observeWorkload(vmi: VirtualMachineInstance, nodeMountPath: string): ObservedWorkload {
@@ -23,24 +21,11 @@ export function observeWorkload(vmi: VirtualMachineInstance, nodeMountPath: stri
   };
 }
 
-/** Whether a VMI is selected by a FederatedBackup's spec.workloads (namespace default: the backup's own). */
-export function inScope(
-  vmi: VirtualMachineInstance,
-  scope: FederatedBackupSpecWorkloads | undefined,
-  ownNamespace: string,
-): boolean {
-  const ns = vmi.metadata.namespace ?? "";
-  const name = vmi.metadata.name ?? "";
-  if (scope?.names?.length) return scope.names.some((n) => (n.namespace ?? ownNamespace) === ns && n.name === name);
-  const namespaces = scope?.namespaces?.length ? scope.namespaces : [ownNamespace];
-  if (!namespaces.includes(ns)) return false;
-  return matchesLabelSelector(scope?.selector, vmi.metadata.labels ?? {});
-}
-
+/** A Node as the planners see it: `requested` is what its pods reserve (runtime/node-requests.ts). */
 export function observeNode(
   node: NodeObject,
-  requested: { cpuMilli: number; memoryBytes: number },
-  recentFailures: number,
+  requested: { cpuMilli: number; memoryBytes: number } = { cpuMilli: 0, memoryBytes: 0 },
+  recentFailures = 0,
 ): ObservedNode {
   const alloc = node.status?.allocatable ?? {};
   return {
