@@ -8,7 +8,6 @@ import type { NodeObject, VirtualMachine, VirtualMachineInstance } from "../../a
 import { FINALIZER_CLEANUP, LABEL_BACKUP } from "../../api/labels.js";
 import type { FederatedBackup, NodeSnapshot } from "../../api/v1alpha1/index.js";
 import type { KubeClient } from "../../k8s/client.js";
-import { isAlreadyExists, isNotFound } from "../../k8s/errors.js";
 import type { EventSink } from "../../k8s/events.js";
 import type { Informer } from "../../k8s/informer.js";
 import { Resources } from "../../k8s/resources.js";
@@ -110,10 +109,13 @@ export class FederatedBackupReconciler {
       leaseRenewMs: this.deps.settings.leaseRenewMs,
       migrationWaitMs: this.deps.settings.migrationWaitMs,
     });
-    for (const action of decision.actions) await this.act(backup, world, action);
+    // Events last: they tell of the status this pass writes, and a status write refused on a conflict
+    // makes the next pass decide (and tell) again, so told before it they would be told twice.
+    for (const action of decision.actions) if (action.kind !== "Event") await this.act(backup, world, action);
     if (!jsonEqual(backup.status, decision.status)) {
       informers.backups.observe(await writeStatus(client, Resources.FederatedBackup, backup, decision.status));
     }
+    for (const action of decision.actions) if (action.kind === "Event") await this.act(backup, world, action);
     const requeue = [decision.requeueAfterMs, thawAgainMs].filter((ms) => ms !== undefined);
     return requeue.length ? { requeueAfterMs: Math.min(...requeue) } : undefined;
   }
@@ -323,29 +325,29 @@ export class FederatedBackupReconciler {
     const { client, leases, events, clock } = this.deps;
     const owner = backupOwnerId(backup);
     switch (action.kind) {
-      case "CreateStep":
-        try {
-          this.deps.informers.steps.observe(
-            await client.create<NodeSnapshot & KubeObject>(Resources.NodeSnapshot, action.step),
-          );
-        } catch (err) {
-          if (!isAlreadyExists(err)) throw err;
-          const existing = await client.get<NodeSnapshot & KubeObject>(
-            Resources.NodeSnapshot,
-            action.step.metadata.namespace,
-            action.step.metadata.name!,
-          );
-          if (existing.spec.backupUID !== backup.metadata.uid) {
-            throw new TerminalError(`NodeSnapshot ${existing.metadata.name} belongs to another backup`, { cause: err });
-          }
+      case "CreateStep": {
+        const created = await createIfAbsent<NodeSnapshot & KubeObject>(client, Resources.NodeSnapshot, action.step);
+        if (created) {
+          this.deps.informers.steps.observe(created);
+          return;
+        }
+        const existing = await client.get<NodeSnapshot & KubeObject>(
+          Resources.NodeSnapshot,
+          action.step.metadata.namespace,
+          action.step.metadata.name!,
+        );
+        if (existing.spec.backupUID !== backup.metadata.uid) {
+          throw new TerminalError(`NodeSnapshot ${existing.metadata.name} belongs to another backup`);
         }
         return;
+      }
       case "DeleteStep":
-        try {
-          await client.delete(Resources.NodeSnapshot, action.step.metadata.namespace, action.step.metadata.name!);
-        } catch (err) {
-          if (!isNotFound(err)) throw err;
-        }
+        await deleteIfExists(
+          client,
+          Resources.NodeSnapshot,
+          action.step.metadata.namespace,
+          action.step.metadata.name!,
+        );
         return;
       case "ClaimLease":
         world.leaseObject = await claimVolumeLease(
@@ -361,14 +363,9 @@ export class FederatedBackupReconciler {
         return;
       case "StartJob": {
         await grantStepAccess(client, stepAccessOf(action.step));
-        try {
-          // Seen at once: a pass before the watch delivers it must not take the step's Job for one that vanished.
-          this.deps.informers.jobs.observe(
-            await client.create(Resources.Job, buildAgentJob(backup, action.step, this.deps.settings)),
-          );
-        } catch (err) {
-          if (!isAlreadyExists(err)) throw err;
-        }
+        // Seen at once: a pass before the watch delivers it must not take the step's Job for one that vanished.
+        const job = await createIfAbsent(client, Resources.Job, buildAgentJob(backup, action.step, this.deps.settings));
+        if (job) this.deps.informers.jobs.observe(job);
         return;
       }
       case "DeleteJob":
@@ -388,11 +385,7 @@ export class FederatedBackupReconciler {
           [Resources.PersistentVolumeClaim, buildRestoredClaim(backup, action.step, shared)],
           [Resources.Job, buildExtractJob(backup, action.step, this.deps.settings)],
         ] as const) {
-          try {
-            await client.create(type, manifest);
-          } catch (err) {
-            if (!isAlreadyExists(err)) throw err;
-          }
+          await createIfAbsent(client, type, manifest as KubeObject);
         }
         return;
       }
