@@ -2,8 +2,6 @@
 
 export { activeNodeOf } from "./active-node.js";
 export { compareStrings, compareWorkloads } from "./compare.js";
-export type { CaptureDiff } from "./diff-captured.js";
-export { diffCaptured } from "./diff-captured.js";
 export type { DiscoveryPlan } from "./discovery.js";
 export { planDiscovery } from "./discovery.js";
 export { countRecentFailures } from "./failure-window.js";

@@ -15,6 +15,7 @@ import type {
 } from "../../api/v1alpha1/index.js";
 import {
   finalPhase,
+  nextRoundDecision,
   planDiscovery,
   planReconcileRound,
   workloadKey,
@@ -310,10 +311,8 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
 
   // Verifying: every step of the round is done.
   const missing = missingWorkloads(withPhase);
-  if (missing.length === 0) return finish();
   const maxRounds = backup.spec.verification?.maxRounds ?? DEFAULTS.maxRounds;
-  if (backup.spec.verification?.reconcileMissing === false || round >= maxRounds) return finish();
-
+  const reconcileMissing = backup.spec.verification?.reconcileMissing !== false;
   const plan = planReconcileRound(
     missing.map((m) => ({
       workload: { namespace: m.namespace, name: m.name },
@@ -325,7 +324,17 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
     ordering,
     round + 1,
   );
-  if (plan.steps.length === 0) {
+  const next = nextRoundDecision({
+    round,
+    maxRounds,
+    reconcileMissing,
+    missingCount: missing.length,
+    resolvableCount: plan.steps.reduce((n, s) => n + s.workloads.length, 0),
+  });
+  if (next === "Finish") {
+    // Stopped by the spec, the budget, or a complete backup: done. Stopped because no missing VM can be
+    // placed now: live migrations may still land, so wait for them a while before giving up on them.
+    if (missing.length === 0 || !reconcileMissing || round >= maxRounds) return finish();
     const roundEnded = Math.max(
       0,
       ...withPhase
@@ -343,8 +352,8 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
     if (record) actions.push({ kind: "CreateStep", step: record.step });
     return finish(record ? [record] : []);
   }
-  const next = plan.steps.map((s) => buildNodeSnapshot(backup, round + 1, s.order, s.node, s.workloads));
-  for (const step of next) actions.push({ kind: "CreateStep", step });
+  const nextSteps = plan.steps.map((s) => buildNodeSnapshot(backup, round + 1, s.order, s.node, s.workloads));
+  for (const step of nextSteps) actions.push({ kind: "CreateStep", step });
   const record = unplacedRecord(backup, round + 1, plan.steps.length + 1, plan.unresolved);
   if (record) actions.push({ kind: "CreateStep", step: record.step });
   facts.phase = "Reconciling";
@@ -361,7 +370,7 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
       plan.unresolved.length ? `; ${plan.unresolved.length} cannot be placed` : ""
     }`,
   });
-  const planned: StepWithPhase[] = next.map((step) => ({ step, derived: { phase: "Pending" } }));
+  const planned: StepWithPhase[] = nextSteps.map((step) => ({ step, derived: { phase: "Pending" } }));
   return result(record ? [...planned, record] : planned, 0);
 }
 

@@ -6,7 +6,6 @@ describe("src/planning/index.ts", () => {
     "activeNodeOf",
     "orderNodes",
     "planDiscovery",
-    "diffCaptured",
     "planReconcileRound",
     "missingReasonMessage",
     "nextRoundDecision",
