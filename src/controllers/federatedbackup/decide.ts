@@ -11,6 +11,7 @@ import type {
   FederatedBackup,
   FederatedBackupStatus,
   NodeSnapshot,
+  NodeSnapshotStatusFailedEntry,
   NodeSnapshotStatusPhase,
 } from "../../api/v1alpha1/index.js";
 import {
@@ -74,6 +75,8 @@ export type BackupAction =
       completionTime?: string;
       /** The step's node was lost under its Job: its VMs may be left frozen (see thaw.ts). */
       thawPending?: boolean;
+      /** The VMs a failed step leaves uncaptured, each with why, when its agent could not say. */
+      failed?: NodeSnapshotStatusFailedEntry[];
     }
   | { kind: "Event"; type: "Normal" | "Warning"; reason: string; message: string }
   | { kind: "DeleteBackup" };
@@ -246,6 +249,7 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
           message,
           completionTime: nowIso,
           ...(nodeLostUnderJob ? { thawPending: true } : {}),
+          failed: uncapturedOf(current.step, message),
         },
         actions,
       );
@@ -372,6 +376,20 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
   });
   const planned: StepWithPhase[] = nextSteps.map((step) => ({ step, derived: { phase: "Pending" } }));
   return result(record ? [...planned, record] : planned, 0);
+}
+
+// The VMs of a step failed as a whole that its agent did not report, named in the step itself (not only in
+// an Event), with the step's failure as their reason.
+function uncapturedOf(step: NodeSnapshot, message: string): NonNullable<NodeSnapshot["status"]>["failed"] {
+  const reported = new Set(
+    [...(step.status?.captured ?? []), ...(step.status?.failed ?? [])].map((w) => workloadKey(w)),
+  );
+  return [
+    ...(step.status?.failed ?? []),
+    ...(step.spec.workloads ?? [])
+      .filter((w) => !reported.has(workloadKey(w)))
+      .map((w) => ({ namespace: w.namespace, name: w.name, reason: "NodeFailed", message })),
+  ];
 }
 
 function unplacedRecord(

@@ -429,6 +429,7 @@ export class FederatedBackupReconciler {
                 ...(action.startTime ? { startTime: action.startTime } : {}),
                 ...(action.completionTime ? { completionTime: action.completionTime } : {}),
                 ...(action.thawPending ? { thawPending: true } : {}),
+                ...(action.failed?.length ? { failed: action.failed } : {}),
               },
             },
             { subresource: "status" },

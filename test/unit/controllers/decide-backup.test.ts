@@ -134,6 +134,15 @@ describe("decideBackup", () => {
         nodes: [node("n1"), node("n2", false)],
       });
       assert.deepEqual(kinds(w), ["DeleteJob", "RecordStepPhase", "Event"]);
+      // The step names the VMs it leaves uncaptured, and that its node's guests may need a thaw.
+      const record = decideBackup(w, settings).actions.find((a) => a.kind === "RecordStepPhase");
+      assert.ok(record?.kind === "RecordStepPhase");
+      assert.equal(record.thawPending, true);
+      assert.deepEqual(
+        record.failed?.map((f) => [`${f.namespace}/${f.name}`, f.reason]),
+        (first!.spec.workloads ?? []).map((x) => [`${x.namespace}/${x.name}`, "NodeFailed"]),
+      );
+      assert.ok((record.failed?.length ?? 0) > 0);
     });
 
     it("does not conclude from a completed Job before the agent's report arrived", () => {
