@@ -15,6 +15,7 @@ import { freePort } from "./ports.js";
 import { ManagedProcess } from "./processes.js";
 import { kubeconfigYaml, writeKubeconfig } from "./kubeconfig.js";
 import { KubeClient } from "../../src/k8s/client.js";
+import type { ResourceType } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
 
 export const KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node";
@@ -37,6 +38,25 @@ export interface ControlPlaneOptions {
   keep?: boolean;
   log?: (message: string) => void;
 }
+
+const admissionType = (plural: string, kind: string): ResourceType => ({
+  group: "admissionregistration.k8s.io",
+  version: "v1",
+  plural,
+  kind,
+  namespaced: false,
+});
+
+/** The kinds of object crds/ holds besides CRDs: the admission policies that come with them. */
+const SHIPPED_WITH_CRDS: Record<string, ResourceType> = {
+  ValidatingAdmissionPolicy: admissionType("validatingadmissionpolicies", "ValidatingAdmissionPolicy"),
+  ValidatingAdmissionPolicyBinding: admissionType(
+    "validatingadmissionpolicybindings",
+    "ValidatingAdmissionPolicyBinding",
+  ),
+  MutatingAdmissionPolicy: admissionType("mutatingadmissionpolicies", "MutatingAdmissionPolicy"),
+  MutatingAdmissionPolicyBinding: admissionType("mutatingadmissionpolicybindings", "MutatingAdmissionPolicyBinding"),
+};
 
 export const DEFAULT_CRDS = [path.join(REPO_ROOT, "crds"), path.join(REPO_ROOT, "test/fixtures/crds")];
 
@@ -261,11 +281,20 @@ export class ControlPlane {
     });
   }
 
+  /**
+   * Installs the CRDs of `paths` and waits until they are Established, then the other objects shipped with
+   * them (the admission policies in crds/), as `kubectl apply -f crds/` would.
+   */
   async installCrds(paths: string[]): Promise<void> {
     // Raw JSON, not the client library's typed models: those drop fields such as
     // x-kubernetes-int-or-string that they do not know.
     const client = new KubeClient(this.kubeConfig);
-    const crds = loadManifests(paths).filter((o) => o.kind === "CustomResourceDefinition");
+    const manifests = loadManifests(paths);
+    const crds = manifests.filter((o) => o.kind === "CustomResourceDefinition");
+    const others = manifests.filter((o) => o.kind !== "CustomResourceDefinition");
+    for (const o of others) {
+      if (!SHIPPED_WITH_CRDS[o.kind ?? ""]) throw new Error(`${o.kind} ${o.metadata?.name}: not a kind crds/ may hold`);
+    }
     const crdType = {
       group: "apiextensions.k8s.io",
       version: "v1",
@@ -277,20 +306,23 @@ export class ControlPlane {
       for (const crd of crds) {
         await client.apply(crdType, crd as KubeObject, { fieldManager: "fedbackup-harness" });
       }
+      const ext = this.kubeConfig.makeApiClient(k8s.ApiextensionsV1Api);
+      await Promise.all(
+        crds.map((crd) =>
+          waitFor(`CRD ${crd.metadata?.name} Established`, 30_000, async () => {
+            const live = await ext.readCustomResourceDefinition({ name: crd.metadata!.name! });
+            return live.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")
+              ? true
+              : undefined;
+          }),
+        ),
+      );
+      for (const o of others) {
+        await client.apply(SHIPPED_WITH_CRDS[o.kind!]!, o as KubeObject, { fieldManager: "fedbackup-harness" });
+      }
     } finally {
       client.close();
     }
-    const ext = this.kubeConfig.makeApiClient(k8s.ApiextensionsV1Api);
-    await Promise.all(
-      crds.map((crd) =>
-        waitFor(`CRD ${crd.metadata?.name} Established`, 30_000, async () => {
-          const live = await ext.readCustomResourceDefinition({ name: crd.metadata!.name! });
-          return live.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")
-            ? true
-            : undefined;
-        }),
-      ),
-    );
   }
 
   /** A kubeconfig (YAML) that authenticates as a ServiceAccount with a freshly minted token (TokenRequest). */
