@@ -135,7 +135,8 @@ async function restoreIn(location: SafeDir, shared: SafeDir, req: RestoreRequest
     for (const item of planned) await checkTarget(shared, item);
     return await writeAll(shared, planned, req, log);
   } finally {
-    await Promise.allSettled(planned.flatMap((item) => [item.sourceHandle?.close(), item.dir?.close()]));
+    const opened = planned.flatMap((item) => [item.sourceHandle, item.dir]);
+    await Promise.allSettled(opened.flatMap((handle) => (handle ? [handle.close()] : [])));
     await backup.close();
   }
 }
@@ -295,7 +296,7 @@ async function writeAll(shared: SafeDir, planned: Planned[], req: RestoreRequest
       }
     }
   } catch (err) {
-    await Promise.all(planned.map((item) => (item.temp ? item.dir!.unlink(item.temp).catch(() => false) : false)));
+    for (const item of planned) if (item.temp) await item.dir!.unlink(item.temp).catch(() => false);
     throw refusal(err, `cannot restore ${vmOf(req)}`);
   }
 

@@ -1,9 +1,9 @@
 // Shared helpers for the agent tests: temp dirs, test files, a recording Freezer, child processes.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { createReadStream, mkdirSync, mkdtempSync } from "node:fs";
-import { mkdir, open, rm, truncate, writeFile } from "node:fs/promises";
+import { constants, createReadStream, mkdirSync, mkdtempSync } from "node:fs";
+import { lstat, mkdir, open, readFile, readdir, readlink, rm, statfs, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -197,4 +197,100 @@ export function nodeBackupPlan(
     workloads: [],
     ...overrides,
   };
+}
+
+/**
+ * Everything below `dir`, never following a symlink: path -> "file <sha256> <links>" (hard links show),
+ * "symlink -> <target>", "dir", "fifo", ... For comparing a whole tree before and after.
+ */
+export async function describeTree(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const walk = async (rel: string) => {
+    const path = rel ? join(dir, rel) : dir;
+    for (const name of (await readdir(path)).sort()) {
+      const child = rel ? `${rel}/${name}` : name;
+      const info = await lstat(join(dir, child));
+      if (info.isSymbolicLink()) out[child] = `symlink -> ${await readlink(join(dir, child))}`;
+      else if (info.isFIFO()) out[child] = "fifo";
+      else if (info.isDirectory()) {
+        out[child] = "dir";
+        await walk(child);
+      } else if (info.isFile()) {
+        const sha = createHash("sha256")
+          .update(await readFile(join(dir, child)))
+          .digest("hex");
+        out[child] = `file ${sha} links ${info.nlink}`;
+      } else out[child] = "other";
+    }
+  };
+  await walk("");
+  return out;
+}
+
+/**
+ * Opens a FIFO for writing without blocking, which releases a reader blocked in open(2) on it (code
+ * under test that wrongly opened it would otherwise hang a thread of the pool, and the test run with it).
+ */
+export async function releaseFifo(path: string): Promise<void> {
+  try {
+    const handle = await open(path, constants.O_WRONLY | constants.O_NONBLOCK);
+    await handle.close();
+  } catch {
+    // ENXIO: nobody is reading it, so nobody is blocked.
+  }
+}
+
+const XFS_MAGIC = 0x58465342;
+
+export interface ReflinkVolume {
+  /** The mount point of a fresh XFS filesystem with reflink support. */
+  mnt: string;
+  /** A scratch directory beside it, on the ordinary temp filesystem. */
+  dir: string;
+  unmount(): Promise<void>;
+}
+
+/**
+ * Loop-mounts a fresh 512 MiB XFS image with reflink=1, or says why it cannot (not root, no mkfs.xfs, no
+ * loop device): tests of the Reflink method skip with that reason.
+ */
+export async function mountReflinkVolume(): Promise<ReflinkVolume | string> {
+  if (process.getuid?.() !== 0) return "not running as root, cannot mount a loop device";
+  try {
+    execFileSync("mkfs.xfs", ["-V"], { stdio: "pipe" });
+  } catch {
+    return "mkfs.xfs is missing (apt-get install -y xfsprogs)";
+  }
+  const { dir, cleanup } = makeTempDir("xfs");
+  const image = join(dir, "xfs.img");
+  const mnt = join(dir, "mnt");
+  execFileSync("truncate", ["-s", "512M", image]);
+  execFileSync("mkfs.xfs", ["-q", "-m", "reflink=1", image], { stdio: "pipe" });
+  await mkdir(mnt);
+  try {
+    execFileSync("mount", ["-o", "loop", image, mnt], { stdio: "pipe" });
+  } catch (err) {
+    await cleanup();
+    const stderr = (err as { stderr?: Buffer }).stderr?.toString().trim();
+    return `mounting the XFS image failed: ${stderr || String(err)}`;
+  }
+  assert.equal((await statfs(mnt)).type, XFS_MAGIC);
+  const unmount = async () => {
+    // A busy mount (a test still closing files) clears up within moments; lazy unmount as a last resort.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        execFileSync("umount", [mnt], { stdio: "pipe" });
+        break;
+      } catch (err) {
+        if (attempt >= 20) {
+          execFileSync("umount", ["-l", mnt], { stdio: "pipe" });
+          console.log(`      (umount needed -l: ${String(err)})`);
+          break;
+        }
+        await sleep(100);
+      }
+    }
+    await cleanup();
+  };
+  return { mnt, dir, unmount };
 }

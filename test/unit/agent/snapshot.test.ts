@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { open, readFile, readdir, statfs, truncate } from "node:fs/promises";
 import { join } from "node:path";
@@ -21,10 +20,11 @@ import {
   writeRandomFile,
   writeSparseFile,
   nodeBackupPlan,
+  mountReflinkVolume,
+  type ReflinkVolume,
 } from "./helpers.js";
 
 const TMPFS_MAGIC = 0x01021994;
-const XFS_MAGIC = 0x58465342;
 
 function plan(shared: string, location: string, overrides: Partial<NodeBackupPlan>): NodeBackupPlan {
   return nodeBackupPlan(shared, location, overrides);
@@ -102,57 +102,24 @@ describe("agent/snapshot", function () {
 
   describe("on XFS with reflink (loop-mounted image)", function () {
     let dir: string;
-    let cleanup: () => Promise<void>;
     let shared: string;
-    let mounted = false;
+    let volume: ReflinkVolume | undefined;
 
     before(async function () {
       this.timeout(60_000);
-      const skip = (why: string) => {
-        console.log(`      (skipped: ${why})`);
+      const mounted = await mountReflinkVolume();
+      if (typeof mounted === "string") {
+        console.log(`      (skipped: ${mounted})`);
         this.skip();
-      };
-      if (process.getuid?.() !== 0) return skip("not running as root, cannot mount a loop device");
-      try {
-        execFileSync("mkfs.xfs", ["-V"], { stdio: "pipe" });
-      } catch {
-        return skip("mkfs.xfs is missing (apt-get install -y xfsprogs)");
       }
-      ({ dir, cleanup } = makeTempDir("xfs"));
-      const image = join(dir, "xfs.img");
-      shared = join(dir, "mnt");
-      execFileSync("truncate", ["-s", "512M", image]);
-      execFileSync("mkfs.xfs", ["-q", "-m", "reflink=1", image], { stdio: "pipe" });
-      execFileSync("mkdir", [shared]);
-      try {
-        execFileSync("mount", ["-o", "loop", image, shared], { stdio: "pipe" });
-      } catch (err) {
-        const stderr = (err as { stderr?: Buffer }).stderr?.toString().trim();
-        return skip(`mounting the XFS image failed: ${stderr || String(err)}`);
-      }
-      mounted = true;
-      assert.equal((await statfs(shared)).type, XFS_MAGIC);
+      volume = mounted;
+      shared = mounted.mnt;
+      dir = mounted.dir;
     });
 
     after(async function () {
       this.timeout(30_000);
-      if (mounted) {
-        // A busy mount (a test still closing files) clears up within moments; lazy unmount as a last resort.
-        for (let attempt = 0; ; attempt++) {
-          try {
-            execFileSync("umount", [shared], { stdio: "pipe" });
-            break;
-          } catch (err) {
-            if (attempt >= 20) {
-              execFileSync("umount", ["-l", shared], { stdio: "pipe" });
-              console.log(`      (umount needed -l: ${String(err)})`);
-              break;
-            }
-            await new Promise((resolve) => setTimeout(resolve, 100));
-          }
-        }
-      }
-      await cleanup?.();
+      await volume?.unmount();
     });
 
     it("the probe finds reflink support", async () => {
