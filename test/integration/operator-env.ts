@@ -32,7 +32,7 @@ export function adminClient(): KubeClient {
 }
 
 let rbacApplied = false;
-async function ensureOperatorRbac(): Promise<void> {
+export async function ensureOperatorRbac(): Promise<void> {
   if (rbacApplied) return;
   await applyOperatorRbac(adminClient());
   rbacApplied = true;

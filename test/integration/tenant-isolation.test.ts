@@ -19,7 +19,17 @@ import { backupSnapshotsPath } from "../../src/planning/index.js";
 import { REPO_ROOT } from "../harness/binaries.js";
 import { createVm, createVolume, diskPaths, NODE_MOUNT_PATH, type VmFixture } from "../harness/workloads.js";
 import { BackupObserver } from "./backup-observer.js";
-import { adminClient, backupEnv, OPERATOR_NAMESPACE, startOperator, waitFor, type BackupEnv } from "./operator-env.js";
+import {
+  adminClient,
+  backupEnv,
+  ensureOperatorRbac,
+  kubevirtDouble,
+  OPERATOR_NAMESPACE,
+  podRunner,
+  startOperator,
+  waitFor,
+  type BackupEnv,
+} from "./operator-env.js";
 import { cluster, freshNamespace } from "./setup.js";
 
 type Backup = FederatedBackup & KubeObject;
@@ -118,6 +128,11 @@ function xfsImage(): string | { mount(dir: string): () => void; cleanup(): void 
 describe("Tenant isolation", function () {
   this.timeout(300_000);
 
+  before(async () => {
+    await kubevirtDouble();
+    await podRunner();
+  });
+
   it("captures a VM's own files only: a file two VMs name goes to neither, an extra file away from its disks is refused", async () => {
     const env = await backupEnv("own-files");
     const operator = await startOperator();
@@ -132,11 +147,11 @@ describe("Tenant isolation", function () {
           node: "node-b",
           annotations: { "fedbackup.io/extra-files": `${NODE_MOUNT_PATH}/${victimDisk}` },
         },
-        // Names a file of its namespace that lies away from its disks.
+        // Names a file of its namespace, nobody's disk, that lies away from its own disks.
         {
           name: "nosy",
           node: "node-a",
-          annotations: { "fedbackup.io/extra-files": `${NODE_MOUNT_PATH}/${env.namespace}/honest/disk0.img` },
+          annotations: { "fedbackup.io/extra-files": `${NODE_MOUNT_PATH}/${env.namespace}/notes.txt` },
         },
         { name: "honest", node: "node-b" },
       ];
@@ -153,13 +168,10 @@ describe("Tenant isolation", function () {
       assert.equal(missing.get("thief")?.reason, "SharedFile");
       assert.match(missing.get("thief")!.message!, new RegExp(`also named by VM ${env.namespace}/victim`));
       assert.equal(missing.get("nosy")?.reason, "UnsafeFile");
-      assert.match(
-        missing.get("nosy")!.message!,
-        /honest\/disk0\.img: it is not in the directory of one of the VM's disks/,
-      );
+      assert.match(missing.get("nosy")!.message!, /notes\.txt: it is not in the directory of one of the VM's disks/);
 
       // Only the honest VM reached the location; no disk on the shared volume changed.
-      const atLocation = digestTree(path.join(env.location.hostDir, fb.status!.backupPath!));
+      const atLocation = digestTree(path.join(env.location.hostDir, fb.status.backupPath!));
       const captured = [...atLocation.keys()].filter((p) => p.includes("/files/"));
       assert.deepEqual(
         captured.map((p) => p.split("/").slice(-2).join("/")),
@@ -241,12 +253,20 @@ describe("Tenant isolation", function () {
           agent.list(Resources.VirtualMachineInstance, { namespace: other }),
         );
 
-        // Revoked: the ServiceAccount is gone, so its token no longer authenticates at all.
+        // Revoked: nothing is allowed any more, and once the API server's ServiceAccount cache has seen the
+        // deletion, the token does not even authenticate.
         await revokeStepAccess(operator.client, access);
         assert.deepEqual(await grantsIn([env.namespace]), []);
-        await expectStatus(401, "use a revoked agent token", () =>
-          agent.get(Resources.NodeSnapshot, env.namespace, own),
-        );
+        await waitFor("the revoked token to be refused", 30_000, async () => {
+          try {
+            await agent.get(Resources.NodeSnapshot, env.namespace, own);
+          } catch (err) {
+            if (err instanceof ApiError && err.status === 401) return true;
+            assert.ok(err instanceof ApiError && err.status === 403, String(err));
+            return undefined;
+          }
+          assert.fail("a revoked agent token could still read its step");
+        });
       } finally {
         agent.close();
       }
@@ -338,11 +358,17 @@ describe("Tenant isolation", function () {
         KubeObject & { spec: { template: { spec: unknown } } }
       >;
       const deployment = docs.find((d) => d.kind === "Deployment")!;
-      const ns = await freshNamespace("psa-restricted", { "pod-security.kubernetes.io/enforce": "restricted" });
-      await dryRunPod(adminClient(), ns, deployment.spec.template.spec);
-      const rbac = yaml.loadAll(readFileSync(path.join(REPO_ROOT, "deploy/rbac.yaml"), "utf8")) as KubeObject[];
-      const operatorNs = rbac.find((d) => d.kind === "Namespace" && d.metadata.name === OPERATOR_NAMESPACE)!;
-      assert.equal(operatorNs.metadata.labels?.["pod-security.kubernetes.io/enforce"], "restricted");
+      // deploy/rbac.yaml makes the operator's namespace enforce restricted; its ServiceAccount lives there.
+      await ensureOperatorRbac();
+      const ns = await adminClient().get(Resources.Namespace, undefined, OPERATOR_NAMESPACE);
+      assert.equal(ns.metadata.labels?.["pod-security.kubernetes.io/enforce"], "restricted");
+      await dryRunPod(adminClient(), OPERATOR_NAMESPACE, deployment.spec.template.spec);
+      // The same pod without its seccomp profile is refused there: the check is real.
+      const spec = deployment.spec.template.spec as { securityContext: Record<string, unknown> };
+      const { seccompProfile: _dropped, ...lax } = spec.securityContext;
+      await expectStatus(403, "the operator's pod without a seccomp profile", () =>
+        dryRunPod(adminClient(), OPERATOR_NAMESPACE, { ...spec, securityContext: lax }),
+      );
     });
 
     it("admits the agent's pod where baseline is enforced, and restricted refuses it (it runs as root)", async () => {

@@ -6,7 +6,8 @@
 // for a backup, freeze and thaw). Nothing is granted on a ClusterRole or without resourceNames, except the
 // creation of the step's VolumeSnapshot, which RBAC cannot narrow by name (the name does not exist yet).
 // An agent token therefore cannot reach another step, another run's snapshot or another VM, and once the
-// step is over the ServiceAccount is deleted, which invalidates its tokens at once.
+// step is over the ServiceAccount, Roles and RoleBindings are deleted (tokens of a deleted ServiceAccount
+// stop authenticating as soon as the API server's cache sees the deletion).
 //
 // The operator may create these Roles only because it holds every permission they grant (RBAC's
 // escalation check); it has no `bind` or `escalate` right.

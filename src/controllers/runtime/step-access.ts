@@ -18,8 +18,8 @@ export async function grantStepAccess(client: KubeClient, req: StepAccessRequest
 }
 
 /**
- * Deletes everything grantStepAccess made for the step. The ServiceAccount goes first: its tokens stop
- * working at once, whatever is left of the rest.
+ * Deletes everything grantStepAccess made for the step, the ServiceAccount first: its tokens stop
+ * authenticating (once the API server's cache sees it), whatever becomes of the rest.
  */
 export async function revokeStepAccess(client: KubeClient, req: StepAccessRequest): Promise<void> {
   const access = buildStepAccess(req);
