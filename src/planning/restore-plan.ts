@@ -43,8 +43,8 @@ export interface RestorePlanInput {
   nodes: readonly ObservedNode[];
   /** Default { policy: ActiveNode, inactiveTarget: { policy: OriginalNode } }. */
   placement?: RestorePlacement;
-  /** Default Migrate. */
-  conflictPolicy?: "Migrate" | "Stop";
+  /** spec.conflictPolicy as the API server defaulted it (the CRD holds the default). */
+  conflictPolicy: "Migrate" | "Stop";
   groups?: readonly RestoreGroup[];
   ordering: OrderingPolicy;
 }
@@ -62,18 +62,53 @@ export interface RestorePlanEntry extends WorkloadRef {
   /** One human sentence: why this node and this action. */
   reason: string;
   group?: string;
+  /**
+   * What keeps the VM from being restored as asked, in CamelCase: why it is skipped (always set for Skip), or a
+   * mistake in the request the plan worked around (ListedTwice). A RestoreProblem's reason, or, for VMs the
+   * caller left out before planning, the caller's own.
+   */
+  problem?: string;
 }
 
-/** A mistake in the spec that the plan worked around. */
+/**
+ * Why a VM is skipped, or a mistake in the spec that the plan worked around: one per VM and cause.
+ *
+ * - ListedTwice: it is listed more than once in spec.workloads; planned once, from its first entry.
+ * - InGroupsTwice: it is in more than one group (skipped).
+ * - GroupTargetsDiffer: the members of its group name different targetNodes (skipped).
+ * - TargetNodeRequired: placement Specified, and neither the VM nor the spec names a node (skipped).
+ * - TargetNodeNotFound: the node the spec names for it (its targetNode, placement.targetNode or
+ *   placement.inactiveTarget.node) does not exist (skipped).
+ * - NodeNotFound: the restore node chosen for it (where it runs, or was captured) does not exist (skipped).
+ * - NodeNotReady: its restore node is not Ready (skipped).
+ * - NoEligibleNode: it is not running and no Ready, schedulable node is there to pick (skipped).
+ * - OriginalNodeUnknown: it is not running and the backup does not record where it was captured (skipped).
+ * - ControlPlaneSkipped: its restore node is a control-plane node and ordering.controlPlaneNode is Skip (skipped).
+ */
 export interface RestoreProblem extends WorkloadRef {
-  reason: string;
+  reason:
+    | "ListedTwice"
+    | "InGroupsTwice"
+    | "GroupTargetsDiffer"
+    | "TargetNodeRequired"
+    | "TargetNodeNotFound"
+    | "NodeNotFound"
+    | "NodeNotReady"
+    | "NoEligibleNode"
+    | "OriginalNodeUnknown"
+    | "ControlPlaneSkipped";
+  /** One human sentence. */
+  message: string;
 }
+
+type ProblemReason = RestoreProblem["reason"];
 
 export interface RestorePlan {
   /** Non-Skip entries by (position of restoreNode in nodeOrder, namespace, name), then Skip entries by name. */
   entries: RestorePlanEntry[];
   /** The restore nodes in processing order. */
   nodeOrder: string[];
+  /** Every problem, by VM (namespace, name), then in the order found. */
   problems: RestoreProblem[];
 }
 
@@ -83,8 +118,17 @@ interface Unit {
   members: RestoreWorkload[];
 }
 
-/** Where a unit goes, and why, as a noun phrase ("the node it runs on"); or why it cannot go anywhere. */
-type NodeChoice = { node: string; why: string } | { skip: string };
+/**
+ * Where a unit goes, and why, as a noun phrase ("the node it runs on"), and whether the spec named that node; or
+ * why it cannot go anywhere.
+ */
+type NodeChoice = { node: string; why: string; named: boolean } | Skipping;
+
+/** Why a VM is skipped: the plan entry's sentence and its machine-readable reason. */
+interface Skipping {
+  skip: string;
+  problem: ProblemReason;
+}
 
 interface Context {
   placement: RestorePlacement;
@@ -111,14 +155,17 @@ interface Context {
  * A restore node that does not exist or is not Ready, or a control-plane node left out by
  * ordering.controlPlaneNode Skip, makes the unit Skip.
  *
- * A VM listed twice is planned once, from its first entry; a VM in two groups is skipped. Both are also
- * reported in problems.
+ * A VM listed twice is planned once, from its first entry; a VM in two groups is skipped. Every Skip entry,
+ * and every VM listed twice, is also reported in problems, with a machine-readable reason (see RestoreProblem).
  */
 export function planRestore(input: RestorePlanInput): RestorePlan {
   const placement = input.placement ?? {};
-  const conflictPolicy = input.conflictPolicy ?? "Migrate";
   const problems: RestoreProblem[] = [];
   const skipped: RestorePlanEntry[] = [];
+  const skipUnit = (w: WorkloadRef & { backup: string }, why: Skipping, group?: string) => {
+    problems.push({ ...ref(w), reason: why.problem, message: why.skip });
+    skipped.push(skip(w, ctx, why, group));
+  };
 
   const workloads = dedupeWorkloads(input.workloads, problems);
   const ctx = buildContext(input, placement);
@@ -137,8 +184,10 @@ export function planRestore(input: RestorePlanInput): RestorePlan {
     const [group] = groups;
     if (groups.length > 1) {
       const names = groups.join(", ");
-      problems.push({ ...ref(w), reason: `It is listed in more than one group (${names}); a VM can be in one only.` });
-      skipped.push(skip(w, ctx, `Skipped: it is listed in more than one group (${names}) and cannot follow them all.`));
+      skipUnit(w, {
+        skip: `Skipped: it is listed in more than one group (${names}); a VM can be in one only.`,
+        problem: "InGroupsTwice",
+      });
     } else if (group === undefined) {
       units.push({ members: [w] });
     } else {
@@ -155,10 +204,10 @@ export function planRestore(input: RestorePlanInput): RestorePlan {
   const planned: RestorePlanEntry[] = [];
   for (const unit of units) {
     const choice = chooseNode(unit, ctx);
-    const rejection = "skip" in choice ? choice.skip : nodeRejection(choice.node, choice.why, ctx);
+    const rejection = "skip" in choice ? choice : nodeRejection(choice, ctx);
     for (const w of unit.members) {
-      if ("skip" in choice || rejection !== undefined) skipped.push(skip(w, ctx, rejection ?? "", unit.group));
-      else planned.push(entryFor(w, unit.group, choice, conflictPolicy, ctx));
+      if (rejection !== undefined) skipUnit(w, rejection, unit.group);
+      else if (!("skip" in choice)) planned.push(entryFor(w, unit.group, choice, input.conflictPolicy, ctx));
     }
   }
 
@@ -171,16 +220,27 @@ export function planRestore(input: RestorePlanInput): RestorePlan {
     if (!leftOutSet.has(node)) kept.push(entry);
     else {
       const reason = `Skipped: restore node ${node} is a control-plane node and ordering.controlPlaneNode is Skip.`;
-      skipped.push(skip(entry, ctx, reason, entry.group));
+      skipUnit(entry, { skip: reason, problem: "ControlPlaneSkipped" }, entry.group);
     }
   }
+
+  // A VM listed twice is planned from its first entry: its entry says so unless it is skipped for a reason of its own.
+  const problemOf = new Map<string, ProblemReason>();
+  for (const p of problems) if (p.reason !== "ListedTwice") problemOf.set(workloadKey(p), p.reason);
+  for (const p of problems) if (!problemOf.has(workloadKey(p))) problemOf.set(workloadKey(p), p.reason);
+  const withProblem = (e: RestorePlanEntry): RestorePlanEntry => {
+    const problem = problemOf.get(workloadKey(e));
+    return problem === undefined ? e : { ...e, problem };
+  };
 
   kept.sort(
     (a, b) =>
       (position.get(a.restoreNode ?? "") ?? 0) - (position.get(b.restoreNode ?? "") ?? 0) || compareWorkloads(a, b),
   );
   skipped.sort(compareWorkloads);
-  return { entries: [...kept, ...skipped], nodeOrder: order, problems };
+  // Stable: problems of one VM stay in the order they were found.
+  problems.sort(compareWorkloads);
+  return { entries: [...kept, ...skipped].map(withProblem), nodeOrder: order, problems };
 }
 
 function dedupeWorkloads(workloads: readonly RestoreWorkload[], problems: RestoreProblem[]): RestoreWorkload[] {
@@ -195,7 +255,11 @@ function dedupeWorkloads(workloads: readonly RestoreWorkload[], problems: Restor
   for (const w of unique) {
     const times = count.get(workloadKey(w)) ?? 1;
     if (times > 1) {
-      problems.push({ ...ref(w), reason: `It is listed ${times} times; it is planned once, from its first entry.` });
+      problems.push({
+        ...ref(w),
+        reason: "ListedTwice",
+        message: `It is listed ${times} times in spec.workloads; it is planned once, from its first entry.`,
+      });
     }
   }
   return unique;
@@ -227,54 +291,71 @@ function chooseNode(unit: Unit, ctx: Context): NodeChoice {
   if (targets.length > 1) {
     return {
       skip: `Skipped: the members of group ${group ?? ""} name different targetNodes (${targets.join(", ")}), so the group has no single restore node.`,
+      problem: "GroupTargetsDiffer",
     };
   }
   if (target !== undefined) {
-    if (group === undefined) return { node: target, why: "the targetNode of this VM" };
+    if (group === undefined) return { node: target, why: "the targetNode of this VM", named: true };
     const setBy = members.filter((w) => w.targetNode === target).map(workloadKey);
-    return { node: target, why: `the targetNode of ${setBy.join(", ")}${inGroup}` };
+    return { node: target, why: `the targetNode of ${setBy.join(", ")}${inGroup}`, named: true };
   }
 
   if (ctx.placement.policy === "Specified") {
     if (ctx.placement.targetNode !== undefined)
-      return { node: ctx.placement.targetNode, why: "spec.placement.targetNode" };
+      return { node: ctx.placement.targetNode, why: "spec.placement.targetNode", named: true };
     return {
       skip: "Skipped: placement policy Specified needs a targetNode, and neither the VM nor the spec sets one.",
+      problem: "TargetNodeRequired",
     };
   }
 
   const running = majority(members.map((w) => ctx.activeNode.get(workloadKey(w))));
   if (running !== undefined) {
-    if (group === undefined) return { node: running.node, why: "the node it runs on" };
-    return { node: running.node, why: `where ${running.count} of ${members.length} members${inGroup} run` };
+    if (group === undefined) return { node: running.node, why: "the node it runs on", named: false };
+    return {
+      node: running.node,
+      why: `where ${running.count} of ${members.length} members${inGroup} run`,
+      named: false,
+    };
   }
 
   const notRunning = group === undefined ? "it is not running" : `no member${inGroup} is running`;
   const inactive = ctx.placement.inactiveTarget ?? {};
   if (inactive.node !== undefined)
-    return { node: inactive.node, why: `${notRunning}; spec.placement.inactiveTarget.node` };
+    return { node: inactive.node, why: `${notRunning}; spec.placement.inactiveTarget.node`, named: true };
+  const noneEligible: Skipping = {
+    skip: `Skipped: ${notRunning} and no Ready, schedulable node is available.`,
+    problem: "NoEligibleNode",
+  };
   const policy = inactive.policy ?? "OriginalNode";
   switch (policy) {
     case "MostFreeResources": {
       const [best] = [...ctx.eligible].sort(
         (a, b) => b.freeMemoryBytes - a.freeMemoryBytes || b.freeCpuMilli - a.freeCpuMilli,
       );
-      if (best === undefined) return { skip: `Skipped: ${notRunning} and no Ready, schedulable node is available.` };
-      return { node: best.name, why: `${notRunning}; the node with the most free memory and CPU` };
+      if (best === undefined) return noneEligible;
+      return { node: best.name, why: `${notRunning}; the node with the most free memory and CPU`, named: false };
     }
     case "FewestWorkloads": {
       const running = (n: ObservedNode) => ctx.runningCount.get(n.name) ?? 0;
       const [best] = [...ctx.eligible].sort((a, b) => running(a) - running(b));
-      if (best === undefined) return { skip: `Skipped: ${notRunning} and no Ready, schedulable node is available.` };
-      return { node: best.name, why: `${notRunning}; the node running the fewest VMs (${running(best)})` };
+      if (best === undefined) return noneEligible;
+      return {
+        node: best.name,
+        why: `${notRunning}; the node running the fewest VMs (${running(best)})`,
+        named: false,
+      };
     }
     case "OriginalNode": {
       const original = majority(members.map((w) => w.originalNode));
       if (original === undefined) {
-        return { skip: `Skipped: ${notRunning} and the backup does not record the node it was captured on.` };
+        return {
+          skip: `Skipped: ${notRunning} and the backup does not record the node it was captured on.`,
+          problem: "OriginalNodeUnknown",
+        };
       }
       const where = group === undefined ? "the node it was captured on" : "the node most members were captured on";
-      return { node: original.node, why: `${notRunning}; ${where}` };
+      return { node: original.node, why: `${notRunning}; ${where}`, named: false };
     }
     default:
       throw new Error(`unknown inactiveTarget policy ${JSON.stringify(policy)}`);
@@ -290,17 +371,23 @@ function majority(values: readonly (string | undefined)[]): { node: string; coun
 }
 
 /** Why the chosen node cannot be used, or undefined when it can. */
-function nodeRejection(node: string, why: string, ctx: Context): string | undefined {
+function nodeRejection(choice: { node: string; why: string; named: boolean }, ctx: Context): Skipping | undefined {
+  const { node, why, named } = choice;
   const observed = ctx.nodeByName.get(node);
-  if (observed === undefined) return `Skipped: restore node ${node} (${why}) does not exist.`;
-  if (!observed.ready) return `Skipped: restore node ${node} (${why}) is not Ready.`;
+  if (observed === undefined) {
+    return {
+      skip: `Skipped: restore node ${node} (${why}) does not exist.`,
+      problem: named ? "TargetNodeNotFound" : "NodeNotFound",
+    };
+  }
+  if (!observed.ready) return { skip: `Skipped: restore node ${node} (${why}) is not Ready.`, problem: "NodeNotReady" };
   return undefined;
 }
 
 function entryFor(
   w: RestoreWorkload,
   group: string | undefined,
-  choice: { node: string; why: string },
+  choice: { node: string; why: string; named: boolean },
   conflictPolicy: "Migrate" | "Stop",
   ctx: Context,
 ): RestorePlanEntry {
@@ -341,15 +428,16 @@ function entryFor(
   };
 }
 
-function skip(w: WorkloadRef & { backup: string }, ctx: Context, reason: string, group?: string): RestorePlanEntry {
+function skip(w: WorkloadRef & { backup: string }, ctx: Context, why: Skipping, group?: string): RestorePlanEntry {
   const active = ctx.activeNode.get(workloadKey(w));
   return {
     ...ref(w),
     backup: w.backup,
     ...(active === undefined ? {} : { activeNode: active }),
     action: "Skip",
-    reason,
+    reason: why.skip,
     ...(group === undefined ? {} : { group }),
+    problem: why.problem,
   };
 }
 

@@ -14,12 +14,16 @@ function wl(key: string, fields: Partial<RestoreWorkload> = {}): RestoreWorkload
   return { ...ref(key), backup: "bk", ...fields };
 }
 
-/** Three Ready workers n1..n3 and nothing running, unless the case says otherwise. */
+/**
+ * Three Ready workers n1..n3 and nothing running, unless the case says otherwise; conflictPolicy Migrate, as the
+ * API server defaults it.
+ */
 function input(fields: Partial<RestorePlanInput>): RestorePlanInput {
   return {
     workloads: [],
     observed: [],
     nodes: [node("n1"), node("n2"), node("n3")],
+    conflictPolicy: "Migrate",
     ordering: { policy: "WorkloadCount" },
     ...fields,
   };
@@ -37,6 +41,8 @@ interface Case {
   expected: string[];
   /** Substrings of each entry's reason, in the same order. */
   reasons?: (string | RegExp)[];
+  /** Each entry's machine-readable problem, in the same order ("-": none). */
+  problems?: string[];
   nodeOrder?: string[];
 }
 
@@ -49,7 +55,7 @@ const cases: Case[] = [
     nodeOrder: ["n2"],
   },
   {
-    title: "targetNode elsewhere with conflictPolicy Migrate (the default) migrates first",
+    title: "targetNode elsewhere with conflictPolicy Migrate migrates first",
     input: input({ workloads: [wl("ns/a", { targetNode: "n3" })], observed: [vm("ns/a", { node: "n1" })] }),
     expected: ["ns/a MigrateThenRestore n3"],
     reasons: [/targetNode of this VM.*live-migrated from n1/],
@@ -86,6 +92,7 @@ const cases: Case[] = [
     }),
     expected: ["ns/a Skip -"],
     reasons: [/restore node gone \(it is not running; the node it was captured on\) does not exist/],
+    problems: ["NodeNotFound"],
     nodeOrder: [],
   },
   {
@@ -96,12 +103,14 @@ const cases: Case[] = [
     }),
     expected: ["ns/a Skip -"],
     reasons: ["is not Ready"],
+    problems: ["NodeNotReady"],
   },
   {
     title: "inactiveTarget OriginalNode: the backup does not record it",
     input: input({ workloads: [wl("ns/a")] }),
     expected: ["ns/a Skip -"],
     reasons: ["does not record the node it was captured on"],
+    problems: ["OriginalNodeUnknown"],
   },
   {
     title: "inactiveTarget node",
@@ -139,6 +148,7 @@ const cases: Case[] = [
     }),
     expected: ["ns/a Skip -"],
     reasons: ["no Ready, schedulable node is available"],
+    problems: ["NoEligibleNode"],
   },
   {
     title: "inactiveTarget FewestWorkloads: fewest running VMs now, then name",
@@ -172,6 +182,7 @@ const cases: Case[] = [
     input: input({ workloads: [wl("ns/a")], placement: { policy: "Specified" } }),
     expected: ["ns/a Skip -"],
     reasons: ["needs a targetNode"],
+    problems: ["TargetNodeRequired"],
   },
   {
     title: "ActiveNode: per-VM targetNode overrides the active node",
@@ -190,6 +201,7 @@ const cases: Case[] = [
       "restore node ghost (the targetNode of this VM) does not exist",
       "restore node n2 (the node it runs on) is not Ready",
     ],
+    problems: ["TargetNodeNotFound", "NodeNotReady"],
     nodeOrder: [],
   },
   {
@@ -248,6 +260,7 @@ const cases: Case[] = [
     }),
     expected: ["ns/a Skip -", "ns/b Skip -", "ns/c Skip -"],
     reasons: [/group g name different targetNodes \(n1, n2\)/, /n1, n2/, /n1, n2/],
+    problems: ["GroupTargetsDiffer", "GroupTargetsDiffer", "GroupTargetsDiffer"],
     nodeOrder: [],
   },
   {
@@ -291,6 +304,7 @@ const cases: Case[] = [
       observed: [vm("ns/a", { node: "n1" })],
     }),
     expected: ["ns/a RestoreInPlace n1"],
+    problems: ["ListedTwice"],
   },
   {
     title: "ordering: nodes by orderNodes, entries by node position then name, Skip last",
@@ -345,6 +359,7 @@ const cases: Case[] = [
     }),
     expected: ["ns/b RestoreThenStart n1", "ns/a Skip -"],
     reasons: ["most free memory", "control-plane node and ordering.controlPlaneNode is Skip"],
+    problems: ["-", "ControlPlaneSkipped"],
     nodeOrder: ["n1"],
   },
 ];
@@ -364,9 +379,16 @@ describe("planRestore", () => {
         const used = plan.entries.flatMap((e) => (e.restoreNode === undefined ? [] : [e.restoreNode]));
         assert.deepEqual(plan.nodeOrder, [...new Set(used)]);
       }
+      if (c.problems !== undefined) {
+        assert.deepEqual(
+          plan.entries.map((e) => e.problem ?? "-"),
+          c.problems,
+        );
+      }
       for (const entry of plan.entries) {
         assert.match(entry.reason, /^[A-Z].*\.$/, "a reason is one sentence");
         assert.equal(entry.backup, "bk");
+        if (entry.action === "Skip") assert.match(entry.problem ?? "", /^[A-Z][A-Za-z]+$/, "a Skip says why");
       }
     });
   }
@@ -402,11 +424,12 @@ describe("planRestore", () => {
     ]);
   });
 
+  // Every problem of the request, each with a machine-readable reason: "ns/name Reason: message".
   const problemCases: { title: string; input: RestorePlanInput; problems: string[]; actions: RestoreAction[] }[] = [
     {
       title: "a VM listed twice",
       input: input({ workloads: [wl("ns/a"), wl("ns/a"), wl("ns/a")], observed: [vm("ns/a", { node: "n1" })] }),
-      problems: ["ns/a: It is listed 3 times; it is planned once, from its first entry."],
+      problems: ["ns/a ListedTwice: It is listed 3 times in spec.workloads; it is planned once, from its first entry."],
       actions: ["RestoreInPlace"],
     },
     {
@@ -419,8 +442,51 @@ describe("planRestore", () => {
           { name: "g2", workloads: [ref("ns/b"), ref("ns/shared"), ref("ns/shared")] },
         ],
       }),
-      problems: ["ns/shared: It is listed in more than one group (g1, g2); a VM can be in one only."],
+      problems: [
+        "ns/shared InGroupsTwice: Skipped: it is listed in more than one group (g1, g2); a VM can be in one only.",
+      ],
       actions: ["RestoreInPlace", "RestoreInPlace", "Skip"],
+    },
+    {
+      title: "a placement.targetNode that does not exist skips every VM placed there",
+      input: input({
+        workloads: [wl("ns/a"), wl("ns/b"), wl("ns/c", { targetNode: "n2" })],
+        observed: [vm("ns/a", { node: "n1" })],
+        placement: { policy: "Specified", targetNode: "ghost" },
+      }),
+      problems: [
+        "ns/a TargetNodeNotFound: Skipped: restore node ghost (spec.placement.targetNode) does not exist.",
+        "ns/b TargetNodeNotFound: Skipped: restore node ghost (spec.placement.targetNode) does not exist.",
+      ],
+      actions: ["RestoreThenStart", "Skip", "Skip"],
+    },
+    {
+      title: "an inactiveTarget.node that does not exist",
+      input: input({ workloads: [wl("ns/a")], placement: { inactiveTarget: { node: "ghost" } } }),
+      problems: [
+        "ns/a TargetNodeNotFound: Skipped: restore node ghost (it is not running; spec.placement.inactiveTarget.node) does not exist.",
+      ],
+      actions: ["Skip"],
+    },
+    {
+      title: "several problems, every one reported, sorted by VM; a VM listed twice and in two groups has both",
+      input: input({
+        workloads: [wl("ns/z", { targetNode: "ghost" }), wl("ns/b"), wl("ns/b"), wl("ns/a"), wl("ns/c")],
+        observed: [vm("ns/b", { node: "n1" }), vm("ns/a", { node: "n2" }), vm("ns/c", { node: "n2" })],
+        nodes: [node("n1"), node("n2", { ready: false })],
+        groups: [
+          { name: "g1", workloads: [ref("ns/b"), ref("ns/x")] },
+          { name: "g2", workloads: [ref("ns/b"), ref("ns/y")] },
+        ],
+      }),
+      problems: [
+        "ns/a NodeNotReady: Skipped: restore node n2 (the node it runs on) is not Ready.",
+        "ns/b ListedTwice: It is listed 2 times in spec.workloads; it is planned once, from its first entry.",
+        "ns/b InGroupsTwice: Skipped: it is listed in more than one group (g1, g2); a VM can be in one only.",
+        "ns/c NodeNotReady: Skipped: restore node n2 (the node it runs on) is not Ready.",
+        "ns/z TargetNodeNotFound: Skipped: restore node ghost (the targetNode of this VM) does not exist.",
+      ],
+      actions: ["Skip", "Skip", "Skip", "Skip"],
     },
     {
       title: "no problem for a clean spec",
@@ -433,13 +499,19 @@ describe("planRestore", () => {
     it(`reports problems: ${c.title}`, () => {
       const plan = planRestore(c.input);
       assert.deepEqual(
-        plan.problems.map((p) => `${p.namespace}/${p.name}: ${p.reason}`),
+        plan.problems.map((p) => `${p.namespace}/${p.name} ${p.reason}: ${p.message}`),
         c.problems,
       );
       assert.deepEqual(
         plan.entries.map((e) => e.action),
         c.actions,
       );
+      // Each VM's entry carries its problem: why it is skipped before a mistake the plan worked around.
+      for (const e of plan.entries) {
+        const own = plan.problems.filter((p) => p.namespace === e.namespace && p.name === e.name);
+        const expected = own.find((p) => p.reason !== "ListedTwice") ?? own[0];
+        assert.equal(e.problem, expected?.reason, `${e.namespace}/${e.name}`);
+      }
     });
   }
 
