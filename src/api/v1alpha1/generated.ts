@@ -663,6 +663,14 @@ export interface NodeRestoreStatusOutcome {
   bytes?: number;
   /** Whether the disks matched the checksums recorded at backup. */
   verified?: boolean;
+  /**
+   * Why the VM was not restored, in CamelCase (phase Failed only): the node agent's reason from
+   * results (ChecksumMismatch, SizeMismatch, MissingFile, MissingBackup, InvalidManifest,
+   * ForeignFile, UnsafeFile, Running, RestoreFailed), or the operator's (VMNotFound, NotStopped,
+   * MigrationFailed, MigrationTimeout, NodeFailed, JobFailed, StartTimeout). See WorkloadRestore
+   * status.results[].reason.
+   */
+  reason?: string;
   /** Human-readable detail, for example why the restore failed. */
   message?: string;
 }
@@ -994,6 +1002,22 @@ export interface WorkloadRestoreSpec {
    * @defaultValue `"30m"`
    */
   nodeTimeout?: string;
+  /**
+   * How long, from the creation of this WorkloadRestore, it waits for a FederatedBackup it names
+   * (backupRef, workloads[].backupRef) that exists but is not finished yet (New, InProgress,
+   * Verifying), so that a restore can be applied together with its backup (one kubectl apply -f,
+   * one GitOps sync; list the backup first, since a backup that does not exist fails the restore at
+   * once, reason BackupNotFound). Meanwhile the restore stays in phase New with condition
+   * Progressing reason WaitingForBackup naming the backup, and nothing is planned or touched; it
+   * plans as soon as every backup it names is Completed or PartiallyFailed. When the time is up and
+   * a backup is still not finished, the restore fails (phase Failed, reason BackupNotFinished)
+   * without touching anything, and is not looked at again: create a new WorkloadRestore once the
+   * backup has finished. A backup that ended Failed fails the restore at once (reason
+   * BackupFailed). 0s does not wait. A Go duration such as 30m or 1h.
+   *
+   * @defaultValue `"1h"`
+   */
+  waitForBackup?: string;
 }
 
 /**
@@ -1092,10 +1116,12 @@ export interface WorkloadRestoreSpecGroupWorkload {
 /** The plan, progress and outcome of the restore, written by the operator. */
 export interface WorkloadRestoreStatus {
   /**
-   * Where the restore is in its life cycle. New: accepted, not started. Planning: choosing nodes
-   * and actions. InProgress: nodes are being processed. Completed: every VM was restored (or, with
-   * dryRun, planned). PartiallyFailed: finished, but some VMs failed (see results). Failed: nothing
-   * was restored.
+   * Where the restore is in its life cycle. New: accepted, not started (or waiting for its backup,
+   * see spec.waitForBackup). Planning: choosing nodes and actions. InProgress: nodes are being
+   * processed. Completed: every VM was restored. PartiallyFailed: finished, but some VMs failed or
+   * were skipped (see results). Failed: nothing was restored. With dryRun, the phase the real run
+   * would reach if nothing went wrong: Completed when every VM is planned, PartiallyFailed when
+   * some would be skipped, Failed when all would.
    */
   phase?: WorkloadRestoreStatusPhase;
   /** The metadata.generation of the spec this status describes. */
@@ -1163,6 +1189,22 @@ export interface WorkloadRestoreStatusPlanEntry {
   backup?: string;
   /** The spec.groups entry the VM belongs to, if any. */
   group?: string;
+  /**
+   * What keeps the VM from being restored as asked, in CamelCase; absent when nothing does. For
+   * action Skip, why it is skipped: InGroupsTwice (it is in more than one group),
+   * GroupTargetsDiffer (the members of its group name different targetNodes), TargetNodeRequired
+   * (placement Specified, and no targetNode for it), TargetNodeNotFound (the node the spec names
+   * for it does not exist), NodeNotFound (its restore node, where it runs or was captured, does not
+   * exist), NodeNotReady (its restore node is not Ready), NoEligibleNode (it is not running and no
+   * Ready, schedulable node is there to pick), OriginalNodeUnknown (it is not running and the
+   * backup does not record its node), ControlPlaneSkipped (its restore node is a control-plane node
+   * and ordering.controlPlaneNode is Skip), NotCaptured (the backup holds no capture of it),
+   * VolumeSnapshotOnly (its files are only in a CSI VolumeSnapshot), OtherVolumes (its capture uses
+   * other volumes than the other VMs'). For a planned VM, a mistake the plan worked around:
+   * ListedTwice (listed more than once in spec.workloads; planned from its first entry). The
+   * condition PlanProblems lists them all.
+   */
+  problem?: string;
 }
 
 export type WorkloadRestoreStatusPlanEntryAction =
@@ -1182,6 +1224,20 @@ export interface WorkloadRestoreStatusResult {
   bytes?: number;
   /** Whether the restored disk images matched the checksums recorded at backup. */
   verified?: boolean;
+  /**
+   * Why the VM was not restored, in CamelCase (phases Failed and Skipped; absent otherwise). Found
+   * by the node agent, the VM's disks untouched: ChecksumMismatch, SizeMismatch, MissingFile (a
+   * file of the backup is corrupt, truncated or missing), MissingBackup (no backup of the VM at the
+   * location), InvalidManifest, ForeignFile (the backup lists a file the VM does not own),
+   * UnsafeFile (a symlink, special file or hard link on the way), Running (the VM had an instance
+   * when its disks were to be written), RestoreFailed (any other error). Decided by the operator:
+   * VMNotFound (its VirtualMachine does not exist), NotStopped (it did not stop within
+   * nodeTimeout), MigrationFailed, MigrationTimeout (not migrated to its restore node within
+   * nodeTimeout), NodeFailed (its node became NotReady or disappeared), JobFailed (the restore Job
+   * failed, timed out or ended without reporting the VM), StartTimeout (restored, but not running
+   * on its node within nodeTimeout). Skipped: the problem of its status.plan entry (see there).
+   */
+  reason?: string;
   /** Human-readable detail, for example why the restore failed. */
   message?: string;
 }
