@@ -46,6 +46,8 @@ export interface BackupWorld {
   lease: LeaseState;
   /** Something the API server could not check: a missing PVC, VolumeSnapshotClass, ... */
   invalid?: { reason: string; message: string };
+  /** While New: namespaces spec.workloads names that do not exist (a typo selects nothing there). */
+  missingNamespaces?: string[];
 }
 
 export interface DecisionSettings {
@@ -195,12 +197,20 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
     facts.round = 1;
     if (plan.expected.length === 0) {
       // A selector that matches nothing is far more often a mistake than an intent: say so loudly.
-      const message = "no VirtualMachineInstance matches spec.workloads; nothing was backed up";
+      const message = `no VirtualMachineInstance matches spec.workloads${missingNamespacesNote(world)}; nothing was backed up`;
       actions.push({ kind: "Event", type: "Warning", reason: "NothingSelected", message });
       facts.phase = "Failed";
       facts.invalid = { reason: "NothingSelected", message };
       facts.completionTime = nowIso;
       return result(planned);
+    }
+    if (world.missingNamespaces?.length) {
+      actions.push({
+        kind: "Event",
+        type: "Warning",
+        reason: "NamespaceNotFound",
+        message: `spec.workloads names namespaces that do not exist, so nothing is selected there: ${world.missingNamespaces.join(", ")}`,
+      });
     }
     facts.phase = "InProgress";
     facts.progressing = { reason: "Planned", message: `${plan.expected.length} VMs on ${plan.steps.length} nodes` };
@@ -391,6 +401,9 @@ function uncapturedOf(step: NodeSnapshot, message: string): NonNullable<NodeSnap
       .map((w) => ({ namespace: w.namespace, name: w.name, reason: "NodeFailed", message })),
   ];
 }
+
+const missingNamespacesNote = (world: BackupWorld): string =>
+  world.missingNamespaces?.length ? ` (namespaces that do not exist: ${world.missingNamespaces.join(", ")})` : "";
 
 function unplacedRecord(
   backup: FederatedBackup,

@@ -240,12 +240,17 @@ export class FederatedBackupReconciler {
     });
 
     let invalid: BackupWorld["invalid"];
+    let missingNamespaces: string[] | undefined;
     if (phase === "New") {
       const sharedPvc = await tryGet(client, Resources.PersistentVolumeClaim, ns, backup.spec.sharedVolume.claimName);
       // Who created the run may reach into every namespace it selects (before anything is touched).
       invalid =
         (await checkCreatorAccess(client, backup, "FederatedBackup", backupNamespaces(backup), BACKUP_ACCESS)) ??
         (await this.validate(backup, !!sharedPvc));
+      missingNamespaces = [];
+      for (const name of new Set(backupNamespaces(backup))) {
+        if (name !== ns && !(await tryGet(client, Resources.Namespace, undefined, name))) missingNamespaces.push(name);
+      }
     }
     const volumeId = await this.volumeId(backup);
 
@@ -281,6 +286,7 @@ export class FederatedBackupReconciler {
       nodes,
       lease,
       ...(invalid ? { invalid } : {}),
+      ...(missingNamespaces?.length ? { missingNamespaces } : {}),
       volumeId,
       ...(leaseObject ? { leaseObject } : {}),
     };

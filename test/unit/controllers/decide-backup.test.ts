@@ -78,6 +78,19 @@ describe("decideBackup", () => {
     assert.equal(d.status.conditions?.find((c) => c.type === "Ready")?.reason, "NothingSelected");
   });
 
+  it("names the namespaces that do not exist when they are why nothing is selected, and warns when some do not", () => {
+    const none = decideBackup(world(backup(), { missingNamespaces: ["tyop"] }), settings);
+    assert.match(
+      none.status.conditions?.find((c) => c.type === "Ready")?.message ?? "",
+      /namespaces that do not exist: tyop/,
+    );
+    const some = decideBackup(world(backup(), { workloads: [vm("a", "n1")], missingNamespaces: ["tyop"] }), settings);
+    assert.equal(some.status.phase, "InProgress");
+    assert.ok(
+      some.actions.some((a) => a.kind === "Event" && a.reason === "NamespaceNotFound" && a.message.includes("tyop")),
+    );
+  });
+
   it("fails an invalid spec once and does not requeue it", () => {
     const d = decideBackup(
       world(backup(), { invalid: { reason: "LocationClaimNotFound", message: "no claim" } }),
