@@ -193,7 +193,15 @@ export class Manager {
       for (const b of this.informers.backups.list(backupIsActive)) this.backupQueue.add(objectKey(b));
       enqueueActiveRestores();
     };
-    this.informers.backups.on((_e, o) => enqueueBackup(o));
+    this.informers.backups.on((_e, o) => {
+      enqueueBackup(o);
+      // A restore not planned yet may be waiting for this backup to finish (spec.waitForBackup).
+      for (const r of this.informers.restores.list(
+        (r) => r.metadata.namespace === o.metadata.namespace && (r.status?.phase ?? "New") === "New",
+      )) {
+        this.restoreQueue.add(objectKey(r));
+      }
+    });
     this.informers.steps.on((_e, o) => enqueueOwner(o));
     this.informers.jobs.on((_e, o) => enqueueOwner(o));
     this.informers.restores.on((_e, o) => this.restoreQueue.add(objectKey(o)));

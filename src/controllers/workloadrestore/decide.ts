@@ -1,9 +1,10 @@
 // The WorkloadRestore decision: from what exists (a RestoreWorld), what to do next and what the status
 // says. Pure and deterministic; the reconciler gathers before and acts after.
 //
-// New → (plan: status.plan and one NodeRestore per restore node) → InProgress, one node at a time:
-//   Preparing  migrate (conflictPolicy Migrate) or stop every VM of the node; a stopped VM carries a hold
-//              annotation recording how it ran (see vm-hold.ts)
+// New (waiting, up to spec.waitForBackup, for a backup it names that is not finished yet)
+//   → (plan: status.plan and one NodeRestore per restore node) → InProgress, one node at a time:
+//   Preparing  migrate (action MigrateThenRestore) or stop every VM of the node, as the plan recorded in the
+//              step; a stopped VM carries a hold annotation recording how it ran (see vm-hold.ts)
 //   Restoring  the node agent's Job verifies the checksums and writes the disks back
 //   Starting   each VM is started pinned to the node (or, if its restore failed, where it ran before),
 //              the hold and the pin are removed once it runs
@@ -21,6 +22,7 @@ import type {
   WorkloadRestoreStatus,
 } from "../../api/v1alpha1/index.js";
 import {
+  compareWorkloads,
   planRestore,
   workloadKey,
   type ObservedNode,
@@ -34,8 +36,8 @@ import { orderingPolicy } from "../runtime/ordering.js";
 import type { LeaseState } from "../runtime/lease-state.js";
 import { REPORT_GRACE_MS, type JobView } from "../federatedbackup/steps.js";
 import { buildNodeRestore, RESTORE_DEFAULTS, restoreOwnerId } from "./builders.js";
-import type { Resolution } from "./resolve.js";
-import { buildRestoreStatus, type RestoreFacts } from "./status.js";
+import { BACKUPS_LISTED, type Resolution } from "./resolve.js";
+import { buildRestoreStatus, skipReasons, type PlanProblem, type RestoreFacts } from "./status.js";
 import { startStrategy, type VmHold, type VmView } from "./vm-hold.js";
 
 export interface ObservedRestoreStep {
@@ -82,15 +84,32 @@ export type RestoreAction =
   | { kind: "RecordStep"; step: NodeRestore; status: StepStatusPatch }
   | { kind: "Event"; type: "Normal" | "Warning"; reason: string; message: string };
 
+export type EventAction = Extract<RestoreAction, { kind: "Event" }>;
+
 export interface RestoreDecision {
+  /**
+   * What to do, in order, before the status is written. An Event here follows the RecordStep it reports: it is
+   * true once that step's record is written, whatever becomes of the status write.
+   */
   actions: RestoreAction[];
   status: WorkloadRestoreStatus;
+  /**
+   * Events that report this status (planned, waiting, failed, finished): emitted only once it is written. Were
+   * they emitted before, a status write that fails (a conflict) would have the next pass, which decides them
+   * again, repeat them.
+   */
+  statusEvents: EventAction[];
   requeueAfterMs?: number;
 }
 
 const iso = rfc3339;
 /** How often a step waiting for VMs to stop, migrate or start looks again if no watch event comes first. */
 const WAIT_MS = 2_000;
+/**
+ * How often a restore waiting for its backup looks again if no event of the backup comes first (its end
+ * enqueues the restore; this is for an event missed).
+ */
+const BACKUP_WAIT_MS = 60_000;
 
 export const restoreOrdering = (restore: WorkloadRestore): OrderingPolicy =>
   orderingPolicy(restore.spec.ordering, restore.metadata.uid ?? "");
@@ -100,6 +119,7 @@ export function decideRestore(world: RestoreWorld, settings: RestoreSettings): R
   const nowIso = iso(now);
   const prev = restore.status ?? {};
   const actions: RestoreAction[] = [];
+  const statusEvents: EventAction[] = [];
   const steps = world.steps.map((s) => ({ ...s, step: structuredClone(s.step) }));
   steps.sort((a, b) => a.step.spec.order - b.step.spec.order);
   const facts: RestoreFacts = {
@@ -113,30 +133,84 @@ export function decideRestore(world: RestoreWorld, settings: RestoreSettings): R
   const result = (requeueAfterMs?: number): RestoreDecision => ({
     actions,
     status: buildRestoreStatus(restore, steps, facts, nowIso),
+    statusEvents,
     ...(requeueAfterMs !== undefined ? { requeueAfterMs } : {}),
   });
 
   if (isFinished(facts.phase)) {
     if (world.lease.ours) actions.push({ kind: "ReleaseLease" });
-    return { actions, status: prev };
+    return { actions, status: prev, statusEvents };
   }
 
   if (facts.phase === "New" || facts.phase === "Planning") {
     const resolution = world.resolution ?? { workloads: [], unrestorable: [] };
-    facts.startTime = nowIso;
-    if (resolution.invalid) {
+    const fail = (invalid: { reason: string; message: string }): RestoreDecision => {
       facts.phase = "Failed";
-      facts.invalid = resolution.invalid;
+      facts.invalid = invalid;
+      facts.startTime = nowIso;
       facts.completionTime = nowIso;
-      actions.push({ kind: "Event", type: "Warning", ...resolution.invalid });
+      statusEvents.push({ kind: "Event", type: "Warning", ...invalid });
       return result();
+    };
+    // The API server fills in the CRD's defaults (the one place they are written down) on every object it
+    // serves: a field missing here means that the installed CRD is older than the operator.
+    const { conflictPolicy, waitForBackup } = restore.spec;
+    if (conflictPolicy === undefined || waitForBackup === undefined) {
+      const missing = [
+        ...(conflictPolicy === undefined ? ["spec.conflictPolicy"] : []),
+        ...(waitForBackup === undefined ? ["spec.waitForBackup"] : []),
+      ];
+      return fail({
+        reason: "CRDOutdated",
+        message:
+          `${missing.join(" and ")} ${missing.length > 1 ? "are not set, although the WorkloadRestore CRD defaults them" : "is not set, although the WorkloadRestore CRD defaults it"}: ` +
+          "the installed CRD is older than the operator; install the CRDs of this version, then create the " +
+          "WorkloadRestore again",
+      });
     }
+    if (resolution.invalid) return fail(resolution.invalid);
+    if (resolution.unfinished?.length) {
+      // Applied together with its backup (one kubectl apply, one GitOps sync): waits for it, touching nothing.
+      const ns = restore.metadata.namespace ?? "";
+      const { unfinished } = resolution;
+      const more = unfinished.length > BACKUPS_LISTED ? ` and ${unfinished.length - BACKUPS_LISTED} more` : "";
+      const which = `FederatedBackup${unfinished.length > 1 ? "s" : ""} ${unfinished
+        .slice(0, BACKUPS_LISTED)
+        .map((u) => `${ns}/${u.name} (${u.phase})`)
+        .join(", ")}${more}`;
+      const since = Date.parse(restore.metadata.creationTimestamp ?? "") || now;
+      const deadline = since + parseDuration(waitForBackup);
+      if (now >= deadline) {
+        return fail({
+          reason: "BackupNotFinished",
+          message:
+            `${which} not finished within spec.waitForBackup (${waitForBackup}) of the restore's creation; only a ` +
+            "Completed or PartiallyFailed backup can be restored from. Nothing was touched: create a new " +
+            "WorkloadRestore once the backup has finished",
+        });
+      }
+      facts.progressing = {
+        reason: "WaitingForBackup",
+        message: `waiting for ${which} to finish, until ${iso(deadline)} (spec.waitForBackup ${waitForBackup})`,
+      };
+      const waitingBefore = prev.conditions?.find((c) => c.type === "Progressing")?.reason === "WaitingForBackup";
+      if (!waitingBefore) {
+        statusEvents.push({
+          kind: "Event",
+          type: "Normal",
+          reason: "WaitingForBackup",
+          message: facts.progressing.message,
+        });
+      }
+      return result(Math.min(deadline - now, BACKUP_WAIT_MS));
+    }
+    facts.startTime = nowIso;
     const plan = planRestore({
       workloads: resolution.workloads,
       observed: world.observed ?? [],
       nodes: world.nodes,
       placement: restore.spec.placement ?? {},
-      conflictPolicy: restore.spec.conflictPolicy ?? "Migrate",
+      conflictPolicy,
       groups: restore.spec.groups ?? [],
       ordering: restoreOrdering(restore),
     });
@@ -145,10 +219,21 @@ export function decideRestore(world: RestoreWorld, settings: RestoreSettings): R
       name: u.name,
       backup: u.backup,
       action: "Skip",
-      reason: u.reason,
+      reason: u.message,
+      problem: u.reason,
     }));
     const entries = [...plan.entries, ...skipped];
     facts.plan = entries;
+    // Sorted by VM; the planner's problems of a VM keep their order.
+    facts.problems = [
+      ...plan.problems,
+      ...resolution.unrestorable.map((u): PlanProblem => ({
+        namespace: u.namespace,
+        name: u.name,
+        reason: u.reason,
+        message: u.message,
+      })),
+    ].sort(compareWorkloads);
     const resolved = new Map(resolution.workloads.map((w) => [workloadKey(w), w]));
     const desired = plan.nodeOrder.map((node, i) =>
       buildNodeRestore(
@@ -161,8 +246,9 @@ export function decideRestore(world: RestoreWorld, settings: RestoreSettings): R
       ),
     );
     const planned = entries.filter((e) => e.action !== "Skip").length;
+    const skips = skipReasons(entries);
     const summary = `${planned} VMs on ${desired.length} nodes (${desired.map((s) => `${s.spec.node}: ${s.spec.workloads.length}`).join(", ") || "none"})${
-      entries.length > planned ? `; ${entries.length - planned} skipped` : ""
+      entries.length > planned ? `; ${entries.length - planned} skipped (${skips})` : ""
     }`;
     // Nothing has been touched while the phase is New: steps left by an interrupted pass are replaced when
     // the plan came out differently this time (and removed when there is nothing to run).
@@ -175,27 +261,33 @@ export function decideRestore(world: RestoreWorld, settings: RestoreSettings): R
     }
     steps.length = 0;
     if (desired.length === 0) {
-      facts.phase = "Failed";
-      facts.completionTime = nowIso;
-      facts.invalid = {
+      return fail({
         reason: "NothingToRestore",
-        message: `no VM can be restored: ${entries.length} skipped (see status.plan)`,
-      };
-      actions.push({ kind: "Event", type: "Warning", ...facts.invalid });
-      return result();
+        message: `no VM can be restored: ${entries.length} skipped (${skips}; see the PlanProblems condition and status.plan)`,
+      });
     }
     if (restore.spec.dryRun) {
-      facts.phase = "Completed";
+      // A dry run says what the real run would do. With VMs skipped, that run would end PartiallyFailed (a skipped
+      // VM is not restored), so the dry run does too, with Ready False and reason DryRunWithSkips: whoever gates the
+      // real restore on `kubectl wait --for=condition=Ready` is stopped by a plan that leaves VMs out rather than
+      // waved through, and `kubectl get wr` shows it. A plan that skips every VM fails with NothingToRestore, above.
+      const clean = entries.length === planned;
+      facts.phase = clean ? "Completed" : "PartiallyFailed";
       facts.completionTime = nowIso;
       facts.dryRun = true;
-      actions.push({ kind: "Event", type: "Normal", reason: "DryRun", message: `planned ${summary}; nothing touched` });
+      statusEvents.push({
+        kind: "Event",
+        type: clean ? "Normal" : "Warning",
+        reason: clean ? "DryRun" : "DryRunWithSkips",
+        message: `planned ${summary}; nothing touched`,
+      });
       return result();
     }
     for (const d of desired) if (!kept.has(d.metadata.name!)) actions.push({ kind: "CreateStep", step: d });
     steps.push(...desired.map((step) => ({ step })));
     facts.phase = "InProgress";
     facts.progressing = { reason: "Planned", message: summary };
-    actions.push({ kind: "Event", type: "Normal", reason: "Planned", message: summary });
+    statusEvents.push({ kind: "Event", type: "Normal", reason: "Planned", message: summary });
     return result(0);
   }
 
@@ -231,7 +323,7 @@ export function decideRestore(world: RestoreWorld, settings: RestoreSettings): R
     facts.coordinatingNode = undefined;
     actions.push({ kind: "ReleaseLease" });
     const failures = outcomes.filter((o) => o.phase === "Failed").map((o) => `${o.namespace}/${o.name}`);
-    actions.push({
+    statusEvents.push({
       kind: "Event",
       type: facts.phase === "Completed" ? "Normal" : "Warning",
       reason: facts.phase,
@@ -265,7 +357,8 @@ interface StepPass {
   outcomes: Map<string, NodeRestoreStatusOutcome>;
   /** Records a status change of the step (with the outcomes so far) and mirrors it into `step`. */
   record(patch: StepStatusPatch): void;
-  fail(w: WorkloadRef, message: string, runsOn?: string): void;
+  /** Records the VM's outcome as Failed: reason in CamelCase (see NodeRestore status.outcomes[].reason). */
+  fail(w: WorkloadRef, reason: string, message: string, runsOn?: string): void;
   vmOf(w: WorkloadRef): VmView;
 }
 
@@ -294,13 +387,14 @@ function advanceStep(
       actions.push({ kind: "RecordStep", step, status: full });
       step.status = { ...step.status, ...full };
     },
-    fail: (w, message, runsOn) =>
+    fail: (w, reason, message, runsOn) =>
       outcomes.set(workloadKey(w), {
         namespace: w.namespace,
         name: w.name,
         phase: "Failed",
         verified: false,
         ...(runsOn ? { node: runsOn } : {}),
+        reason,
         message,
       }),
     vmOf: (w) => world.vms.get(workloadKey(w)) ?? { exists: false, runStrategy: "Halted" },
@@ -326,7 +420,7 @@ function beginStep(p: StepPass): StepOutcome | undefined {
   if (!nodeState?.ready) {
     const why = nodeState ? `node ${node} is not Ready` : `node ${node} no longer exists`;
     for (const w of workloads) {
-      p.fail(w, `not restored: ${why}; its disks and its instance were not touched`, p.vmOf(w).vmi?.node);
+      p.fail(w, "NodeFailed", `not restored: ${why}; its disks and its instance were not touched`, p.vmOf(w).vmi?.node);
     }
     p.record({
       phase: "Failed",
@@ -353,10 +447,13 @@ function beginStep(p: StepPass): StepOutcome | undefined {
   return undefined;
 }
 
-/** Every VM of the node is migrated there (conflictPolicy Migrate) or not, then held and stopped. */
+/**
+ * Every VM of the node is migrated there or not, as the plan recorded in the step (action MigrateThenRestore),
+ * then held and stopped. The plan's action is carried out, not decided again: a VM that moved since it was
+ * planned is migrated from where it runs now (MigrateThenRestore), or stopped there (every other action).
+ */
 function prepare(p: StepPass): StepOutcome {
   const { node, world, step } = p;
-  const migrate = (world.restore.spec.conflictPolicy ?? "Migrate") === "Migrate";
   const timedOut = world.now - (Date.parse(step.status?.startTime ?? "") || world.now) > p.timeoutMs;
   // A node that died while its VMs were being stopped will not run the restore Job: give up at once on
   // what is not stopped yet, rather than wait for nodeTimeout (the stopped ones are started again).
@@ -365,14 +462,17 @@ function prepare(p: StepPass): StepOutcome {
   const notStopped = nodeLost
     ? `node ${node} became NotReady before its disks were restored; they were not touched`
     : `not stopped within nodeTimeout; its disks were not touched`;
+  const notStoppedReason = nodeLost ? "NodeFailed" : "NotStopped";
   const recorded = step.status?.outcomes?.length ?? 0;
   const notes: string[] = [];
   for (const w of step.spec.workloads) {
     if (p.outcomes.has(workloadKey(w))) continue;
+    const migrate = w.action === "MigrateThenRestore";
     const v = p.vmOf(w);
     if (!v.exists) {
       p.fail(
         w,
+        "VMNotFound",
         `VirtualMachine ${workloadKey(w)} does not exist: without it the VM can be neither stopped nor started, so its disks were not touched`,
       );
       continue;
@@ -382,13 +482,14 @@ function prepare(p: StepPass): StepOutcome {
     const elsewhere = vmi?.phase === "Running" && !!vmi.node && vmi.node !== node;
     if (!held && giveUp) {
       // Never stop a VM after the node's time is up: it would only be started again.
-      p.fail(
-        w,
-        migrate && elsewhere && !nodeLost
-          ? `not migrated to ${node} within nodeTimeout; it keeps running on ${vmi.node} and its disks were not touched`
-          : notStopped,
-        vmi?.node,
-      );
+      if (migrate && elsewhere && !nodeLost) {
+        p.fail(
+          w,
+          "MigrationTimeout",
+          `not migrated to ${node} within nodeTimeout; it keeps running on ${vmi.node} and its disks were not touched`,
+          vmi.node,
+        );
+      } else p.fail(w, notStoppedReason, notStopped, vmi?.node);
       continue;
     }
     if (!held && migrate && elsewhere) {
@@ -396,6 +497,7 @@ function prepare(p: StepPass): StepOutcome {
       if (m === "Failed" || (m === "Succeeded" && !vmi.migrating)) {
         p.fail(
           w,
+          "MigrationFailed",
           `the live migration from ${vmi.node} to ${node} failed; the VM keeps running on ${vmi.node} and its disks were not touched`,
           vmi.node,
         );
@@ -422,7 +524,7 @@ function prepare(p: StepPass): StepOutcome {
     if (vmi || v.runStrategy !== "Halted") {
       if (giveUp) {
         // Held without a restore result: the Starting stage starts it again where it ran.
-        p.fail(w, notStopped, vmi?.node);
+        p.fail(w, notStoppedReason, notStopped, vmi?.node);
         continue;
       }
       // Someone started it again meanwhile: stop it again (the hold keeps how it ran before).
@@ -435,7 +537,7 @@ function prepare(p: StepPass): StepOutcome {
     return { reason: "PreparingVMs", message: `${notes.length} VMs not stopped yet: ${notes.slice(0, 5).join(", ")}` };
   }
   if (nodeLost) {
-    for (const w of step.spec.workloads) if (!p.outcomes.has(workloadKey(w))) p.fail(w, notStopped);
+    for (const w of step.spec.workloads) if (!p.outcomes.has(workloadKey(w))) p.fail(w, "NodeFailed", notStopped);
   }
   const toRestore = step.spec.workloads.filter((w) => !p.outcomes.has(workloadKey(w)));
   if (toRestore.length === 0) {
@@ -510,10 +612,13 @@ function startVms(p: StepPass): StepOutcome {
       } else if (!world.nodes.find((n) => n.name === target)?.ready) {
         // Pinned to a node that is gone it would never start: released unpinned, KubeVirt places it.
         if (!p.outcomes.has(key)) {
-          const what = restored
-            ? "its disks were restored"
-            : `${failureText(report, step.status?.message)}; its disks were not touched`;
-          p.fail(w, `${what}, but node ${target} is not Ready: it was released to start wherever KubeVirt places it`);
+          const failure = failureOf(report, step.status?.message);
+          const what = restored ? "its disks were restored" : `${failure.text}; its disks were not touched`;
+          p.fail(
+            w,
+            restored ? "NodeFailed" : failure.reason,
+            `${what}, but node ${target} is not Ready: it was released to start wherever KubeVirt places it`,
+          );
         }
         p.actions.push({
           kind: "ReleaseVm",
@@ -525,10 +630,14 @@ function startVms(p: StepPass): StepOutcome {
         p.actions.push({ kind: "ReleaseVm", vm: w, hold, ...(afterwards ? { runStrategy: afterwards } : {}) });
       } else if (timedOut) {
         if (!p.outcomes.has(key)) {
-          const what = restored
-            ? "its disks were restored"
-            : `${failureText(report, step.status?.message)}; its disks were not touched`;
-          p.fail(w, `${what}, but it did not reach Running on ${target} within nodeTimeout`, v.vmi?.node);
+          const failure = failureOf(report, step.status?.message);
+          const what = restored ? "its disks were restored" : `${failure.text}; its disks were not touched`;
+          p.fail(
+            w,
+            restored ? "StartTimeout" : failure.reason,
+            `${what}, but it did not reach Running on ${target} within nodeTimeout`,
+            v.vmi?.node,
+          );
         }
         p.actions.push({ kind: "ReleaseVm", vm: w, hold, ...(afterwards ? { runStrategy: afterwards } : {}) });
       } else if (v.runStrategy !== runStrategy || v.pinnedNode !== target) {
@@ -553,7 +662,8 @@ function startVms(p: StepPass): StepOutcome {
       });
     } else {
       const after = runsOn ? `; started again on ${runsOn}` : "";
-      p.fail(w, `${failureText(report, step.status?.message)}; its disks were not touched${after}`, runsOn);
+      const failure = failureOf(report, step.status?.message);
+      p.fail(w, failure.reason, `${failure.text}; its disks were not touched${after}`, runsOn);
     }
   }
   if (notes.length > 0) {
@@ -578,7 +688,17 @@ function startVms(p: StepPass): StepOutcome {
   return { reason: "NodeDone", message: `${restoredCount} of ${total} VMs restored`, done: true };
 }
 
-function failureText(report: NodeRestoreStatusResult | undefined, stepMessage: string | undefined): string {
-  if (report && !report.restored) return `${report.reason ?? "RestoreFailed"}: ${report.message ?? "no detail"}`;
-  return `not restored: ${stepMessage ?? "the restore Job did not report this VM"}`;
+/**
+ * Why a VM the restore Job was sent was not restored: the agent's reason when it reported one (anything that is
+ * not a CamelCase word becomes RestoreFailed, so that the outcome passes the CRD's pattern), else JobFailed.
+ */
+function failureOf(
+  report: NodeRestoreStatusResult | undefined,
+  stepMessage: string | undefined,
+): { reason: string; text: string } {
+  if (report && !report.restored) {
+    const reason = /^[A-Z][A-Za-z0-9]{0,63}$/.test(report.reason ?? "") ? report.reason! : "RestoreFailed";
+    return { reason, text: `${report.reason ?? "RestoreFailed"}: ${report.message ?? "no detail"}` };
+  }
+  return { reason: "JobFailed", text: `not restored: ${stepMessage ?? "the restore Job did not report this VM"}` };
 }

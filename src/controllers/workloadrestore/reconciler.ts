@@ -103,6 +103,8 @@ export class WorkloadRestoreReconciler {
     if (!jsonEqual(restore.status, decision.status)) {
       informers.restores.observe(await writeStatus(client, Resources.WorkloadRestore, restore, decision.status));
     }
+    // Only once the status they report is written: a write that fails leaves them to the next pass.
+    for (const event of decision.statusEvents) await this.act(restore, world, event);
     return decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : undefined;
   }
 

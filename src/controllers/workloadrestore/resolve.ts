@@ -1,11 +1,14 @@
 // Which capture each VM of a WorkloadRestore is restored from. Pure: the backups and their steps
 // (NodeSnapshots) in, one capture per VM out, or the reason a VM cannot be restored.
-import { isRestorable } from "../../api/phases.js";
+import { isFinished, isRestorable } from "../../api/phases.js";
 import type { FederatedBackup, NodeSnapshot, WorkloadRestore } from "../../api/v1alpha1/index.js";
 import { indexCaptures, vmKey } from "../../digest/index.js";
 import { compareWorkloads, type RestoreWorkload, type WorkloadRef } from "../../planning/index.js";
 
 /** A VM with the capture it is restored from. */
+/** How many backups a message names; it counts the rest (a condition's message holds 32768 characters). */
+export const BACKUPS_LISTED = 20;
+
 export interface ResolvedWorkload extends RestoreWorkload {
   /** The backup's directory, relative to the location PVC root. */
   backupPath: string;
@@ -15,17 +18,32 @@ export interface ResolvedWorkload extends RestoreWorkload {
   locationClaim: string;
 }
 
+/**
+ * A VM asked for that has no usable capture. Reasons: NotCaptured (the backup, or with source Latest no finished
+ * backup of the namespace, holds no capture of it), VolumeSnapshotOnly (its files are only in a CSI
+ * VolumeSnapshot), OtherVolumes (its capture uses other volumes than the other VMs').
+ */
 export interface Unrestorable extends WorkloadRef {
   backup: string;
-  reason: string;
+  reason: "NotCaptured" | "VolumeSnapshotOnly" | "OtherVolumes";
+  /** One sentence, starting with "Skipped:". */
+  message: string;
 }
 
 export interface Resolution {
   workloads: ResolvedWorkload[];
   /** VMs asked for that have no usable capture, with the reason (they are planned as Skip). */
   unrestorable: Unrestorable[];
-  /** A problem with the request as a whole: nothing is restored. */
+  /**
+   * A problem with the request as a whole: nothing is restored. The reason is the first problem's (BackupNotFound,
+   * BackupFailed, NothingToRestore); the message names every problem found, the unfinished backups too.
+   */
   invalid?: { reason: string; message: string };
+  /**
+   * The backups named that are not finished yet (New, InProgress, Verifying, ...), when nothing else is wrong:
+   * nothing is resolved until they are (the caller waits for them up to spec.waitForBackup).
+   */
+  unfinished?: Array<{ name: string; phase: string }>;
 }
 
 /**
@@ -46,22 +64,36 @@ export function resolveWorkloads(
   const stepsOf = (backup: FederatedBackup) =>
     steps.filter((s) => s.metadata.namespace === ns && s.spec.backupUID === backup.metadata.uid);
 
-  // Every backup named must exist and be finished: a typo or a running backup is the user's to fix.
+  // Every backup named must exist and be restorable: a typo or a failed backup is the user's to fix, a backup
+  // still running is waited for. Every problem is reported, not the first: fixing one must not reveal the next.
   const named = [
     ...new Set([spec.backupRef?.name, ...(spec.workloads ?? []).map((w) => w.backupRef?.name)].filter(Boolean)),
   ] as string[];
+  const fatal: Array<{ reason: string; message: string }> = [];
+  const unfinished: Array<{ name: string; phase: string }> = [];
   for (const name of named.sort()) {
     const backup = backupByName.get(name);
-    if (!backup) {
-      return invalid("BackupNotFound", `FederatedBackup ${ns}/${name} does not exist`);
-    }
-    if (!isRestorable(backup.status?.phase)) {
-      return invalid(
-        "BackupNotFinished",
-        `FederatedBackup ${ns}/${name} is ${backup.status?.phase ?? "New"}; only a Completed or PartiallyFailed backup can be restored from`,
-      );
+    const phase = backup?.status?.phase ?? "New";
+    if (!backup) fatal.push({ reason: "BackupNotFound", message: `FederatedBackup ${ns}/${name} does not exist` });
+    else if (!isFinished(phase)) unfinished.push({ name, phase });
+    else if (!isRestorable(phase)) {
+      fatal.push({
+        reason: "BackupFailed",
+        message: `FederatedBackup ${ns}/${name} is ${phase}; only a Completed or PartiallyFailed backup can be restored from`,
+      });
     }
   }
+  if (fatal.length > 0) {
+    const all = [
+      ...fatal.map((f) => f.message),
+      ...unfinished.map((u) => `FederatedBackup ${ns}/${u.name} is ${u.phase}, not finished yet`),
+    ];
+    const listed = all.slice(0, BACKUPS_LISTED).join("; ");
+    const more = all.length > BACKUPS_LISTED ? `; and ${all.length - BACKUPS_LISTED} more` : "";
+    const message = all.length === 1 ? listed : `${all.length} problems: ${listed}${more}`;
+    return invalid(fatal[0]!.reason, message);
+  }
+  if (unfinished.length > 0) return { workloads: [], unrestorable: [], unfinished };
 
   const finishedSteps = [...backupByName.values()]
     .filter((b) => isRestorable(b.status?.phase))
@@ -112,7 +144,8 @@ export function resolveWorkloads(
         namespace: w.namespace,
         name: w.name,
         backup: backupName ?? "",
-        reason: backup
+        reason: "NotCaptured",
+        message: backup
           ? `Skipped: FederatedBackup ${backupName} holds no capture of ${key}.`
           : `Skipped: no finished FederatedBackup in ${ns} holds a capture of ${key}.`,
       });
@@ -124,7 +157,8 @@ export function resolveWorkloads(
         namespace: w.namespace,
         name: w.name,
         backup: backup.metadata.name!,
-        reason:
+        reason: "VolumeSnapshotOnly",
+        message:
           `Skipped: ${backup.metadata.name} kept its files in VolumeSnapshot ${step.metadata.name} (CSI, extractAt ` +
           `Restore), and restoring from a VolumeSnapshot is not supported yet; back it up with extractAt Backup.`,
       });
@@ -160,7 +194,8 @@ export function resolveWorkloads(
         namespace: w.namespace,
         name: w.name,
         backup: w.backup,
-        reason:
+        reason: "OtherVolumes",
+        message:
           `Skipped: its capture in ${w.backup} uses shared volume ${w.sharedClaim} and location ${w.locationClaim}, ` +
           `the other VMs ${shared} and ${location}; restore it with a WorkloadRestore of its own.`,
       });

@@ -1,6 +1,7 @@
 // The WorkloadRestore's status, rebuilt from its steps on every pass. The plan and the per-VM results
 // hold at most LIST_LIMIT entries each; the NodeRestores hold every VM.
 import type {
+  Condition,
   NodeRestore,
   WorkloadRestore,
   WorkloadRestoreStatus,
@@ -8,10 +9,24 @@ import type {
   WorkloadRestoreStatusPlanEntry,
   WorkloadRestoreStatusResult,
 } from "../../api/v1alpha1/index.js";
-import type { RestorePlanEntry } from "../../planning/index.js";
+import type { RestorePlanEntry, WorkloadRef } from "../../planning/index.js";
 import { mergeConditions, type DesiredCondition } from "../runtime/conditions.js";
 
 export const LIST_LIMIT = 500;
+/**
+ * How many problems the PlanProblems condition spells out, and in how many characters at most (a condition's
+ * message may hold 32768); it counts the rest.
+ */
+export const PROBLEMS_LISTED = 20;
+const PROBLEMS_MESSAGE_CHARS = 24_000;
+/** How many reasons for skipping a summary names; it counts the VMs skipped for the others. */
+const SKIP_REASONS_NAMED = 5;
+
+/** A problem the plan found with one VM: a machine-readable reason (status.plan[].problem) and a sentence. */
+export interface PlanProblem extends WorkloadRef {
+  reason: string;
+  message: string;
+}
 
 export interface RestoreFacts {
   phase: WorkloadRestoreStatusPhase;
@@ -24,6 +39,11 @@ export interface RestoreFacts {
   dryRun?: boolean;
   progressing: { reason: string; message: string };
   invalid?: { reason: string; message: string };
+  /**
+   * Every problem of the plan, in the pass that makes it. Afterwards the PlanProblems condition, made from the
+   * whole list then, is kept as it is (status.plan may hold only part of it).
+   */
+  problems?: readonly PlanProblem[];
 }
 
 const ACTIVE = new Set(["Preparing", "Restoring", "Starting"]);
@@ -49,6 +69,7 @@ export function buildRestoreStatus(
               ...(o.node ? { node: o.node } : {}),
               ...(o.bytes !== undefined ? { bytes: o.bytes } : {}),
               ...(o.verified !== undefined ? { verified: o.verified } : {}),
+              ...(o.reason ? { reason: o.reason } : {}),
               ...(o.message ? { message: o.message } : {}),
             }
           : { namespace: w.namespace, name: w.name, phase: active ? "Running" : "Pending", node: step.spec.node },
@@ -57,20 +78,39 @@ export function buildRestoreStatus(
   }
   const plan = facts.plan.map(toPlanEntry);
   for (const e of plan) {
-    if (e.action === "Skip")
-      results.push({ namespace: e.namespace, name: e.name, phase: "Skipped", message: e.reason ?? "" });
+    if (e.action === "Skip") {
+      results.push({
+        namespace: e.namespace,
+        name: e.name,
+        phase: "Skipped",
+        ...(e.problem ? { reason: e.problem } : {}),
+        message: e.reason ?? "",
+      });
+    }
   }
   const total = plan.length + facts.planTruncated;
   const restored = results.filter((r) => r.phase === "Restored").length;
   const failed = results.filter((r) => r.phase === "Failed" || r.phase === "Skipped").length;
 
   const finished = ["Completed", "PartiallyFailed", "Failed"].includes(facts.phase);
+  // Before the plan (waiting for a backup, say) Ready tells why, as Progressing does.
+  const unplanned = facts.phase === "New" && !facts.invalid;
   const conditions: DesiredCondition[] = [
     {
       type: "Ready",
       status: facts.phase === "Completed" ? "True" : "False",
-      reason: facts.invalid?.reason ?? (facts.dryRun ? "DryRun" : facts.phase),
-      message: facts.invalid?.message ?? readyMessage(facts, restored, failed, total),
+      reason:
+        facts.invalid?.reason ??
+        (facts.dryRun
+          ? facts.phase === "Completed"
+            ? "DryRun"
+            : "DryRunWithSkips"
+          : unplanned
+            ? facts.progressing.reason
+            : facts.phase),
+      message:
+        facts.invalid?.message ??
+        (unplanned ? facts.progressing.message : readyMessage(facts, plan, restored, failed, total)),
     },
     {
       type: "Progressing",
@@ -85,6 +125,10 @@ export function buildRestoreStatus(
       message: facts.phase === "Failed" ? (facts.invalid?.message ?? "no VM was restored (see status.results)") : "",
     },
   ];
+  const problems = facts.problems
+    ? problemsCondition(facts.problems)
+    : restore.status?.conditions?.find((c) => c.type === "PlanProblems");
+  if (problems) conditions.push(asDesired(problems));
 
   return {
     phase: facts.phase,
@@ -116,10 +160,71 @@ function toPlanEntry(e: RestorePlanEntry | WorkloadRestoreStatusPlanEntry): Work
     ...(e.reason ? { reason: e.reason.slice(0, 1024) } : {}),
     ...(e.backup ? { backup: e.backup } : {}),
     ...(e.group ? { group: e.group } : {}),
+    ...(e.problem ? { problem: e.problem } : {}),
   };
 }
 
-function readyMessage(facts: RestoreFacts, restored: number, failed: number, total: number): string {
+/**
+ * PlanProblems: True when the plan found problems with the request, its reason the first one's (by VM), its
+ * message the count and each problem, up to PROBLEMS_LISTED; False (NoProblems) for a clean plan. Set once the
+ * plan is made, and kept as it is from then on.
+ */
+function problemsCondition(problems: readonly PlanProblem[]): DesiredCondition {
+  const [first] = problems;
+  if (first === undefined) {
+    return { type: "PlanProblems", status: "False", reason: "NoProblems", message: "the plan found no problem" };
+  }
+  const listed: string[] = [];
+  let chars = 0;
+  for (const p of problems.slice(0, PROBLEMS_LISTED)) {
+    const text = `${p.namespace}/${p.name} ${p.reason}: ${p.message.slice(0, 1024)}`;
+    if (listed.length > 0 && chars + text.length > PROBLEMS_MESSAGE_CHARS) break;
+    listed.push(text);
+    chars += text.length + 1;
+  }
+  const more = problems.length - listed.length;
+  const count = problems.length === 1 ? "1 problem" : `${problems.length} problems`;
+  return {
+    type: "PlanProblems",
+    status: "True",
+    reason: first.reason,
+    message: `${count}: ${listed.join(" ")}${more > 0 ? ` And ${more} more (see status.plan).` : ""}`,
+  };
+}
+
+const asDesired = (c: DesiredCondition | Condition): DesiredCondition => ({
+  type: c.type,
+  status: c.status,
+  reason: c.reason,
+  message: c.message,
+});
+
+/** "2 TargetNodeNotFound, 1 NotCaptured": why the VMs of a plan are skipped, most frequent first. */
+export function skipReasons(plan: ReadonlyArray<{ action: string; problem?: string }>): string {
+  const counts = new Map<string, number>();
+  for (const e of plan) {
+    if (e.action === "Skip") counts.set(e.problem ?? "Skipped", (counts.get(e.problem ?? "Skipped") ?? 0) + 1);
+  }
+  const sorted = [...counts].sort(([a, x], [b, y]) => y - x || (a < b ? -1 : a > b ? 1 : 0));
+  const named = sorted.slice(0, SKIP_REASONS_NAMED).map(([reason, n]) => `${n} ${reason}`);
+  const others = sorted.slice(SKIP_REASONS_NAMED).reduce((sum, [, n]) => sum + n, 0);
+  return [...named, ...(others > 0 ? [`${others} for other reasons`] : [])].join(", ");
+}
+
+function readyMessage(
+  facts: RestoreFacts,
+  plan: readonly WorkloadRestoreStatusPlanEntry[],
+  restored: number,
+  failed: number,
+  total: number,
+): string {
+  if (facts.dryRun && facts.phase !== "Completed") {
+    const skipped = plan.filter((e) => e.action === "Skip").length;
+    return (
+      `dry run: ${total - skipped} of ${total} VMs planned, ${skipped} would be skipped (${skipReasons(plan)}; ` +
+      "see the PlanProblems condition and status.plan); nothing was touched"
+    );
+  }
   if (facts.dryRun) return `dry run: the plan for ${total} VMs is in status.plan; nothing was touched`;
   switch (facts.phase) {
     case "Completed":

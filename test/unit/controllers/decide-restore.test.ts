@@ -24,6 +24,7 @@ import {
 } from "../../../src/controllers/workloadrestore/resolve.js";
 import type { VmHold, VmView } from "../../../src/controllers/workloadrestore/vm-hold.js";
 import type { ObservedNode, ObservedWorkload, WorkloadRef } from "../../../src/planning/index.js";
+import { parseCrds, readCrdTexts, storageVersion, type JSONSchemaProps } from "../../../hack/gen-api-types.js";
 
 const NOW = Date.parse("2026-11-25T12:00:00Z");
 const SECOND = 1_000;
@@ -35,12 +36,32 @@ const BACKUP_PATH = "vms/nightly-01234567";
 // ---------------------------------------------------------------------------------------------------------------
 // Builders
 
+/** The spec schema of the WorkloadRestore CRD, whose defaults the API server fills in. */
+const SPEC_SCHEMA = storageVersion(parseCrds(readCrdTexts()).find((c) => c.spec.names.kind === "WorkloadRestore")!)
+  .schema!.openAPIV3Schema!.properties!.spec!;
+
+/** Fills in the schema's defaults as the API server does: an absent field with a default gets it, then its inside. */
+function withDefaults(schema: JSONSchemaProps, value: unknown): void {
+  if (schema.type === "array" && Array.isArray(value) && schema.items) {
+    for (const item of value) withDefaults(schema.items, item);
+  }
+  if (schema.type !== "object" || typeof value !== "object" || value === null || Array.isArray(value)) return;
+  const fields = value as Record<string, unknown>;
+  for (const [name, field] of Object.entries(schema.properties ?? {})) {
+    if (fields[name] === undefined && field.default !== undefined) fields[name] = structuredClone(field.default);
+    withDefaults(field, fields[name]);
+  }
+}
+
+/** A WorkloadRestore as the API server serves it: the spec given, with the CRD's defaults. */
 function restore(spec: Partial<WorkloadRestore["spec"]> = {}): WorkloadRestore {
+  const full = { backupRef: { name: "nightly" }, ...structuredClone(spec) };
+  withDefaults(SPEC_SCHEMA, full);
   return {
     apiVersion: "fedbackup.io/v1alpha1",
     kind: "WorkloadRestore",
-    metadata: { name: "r1", namespace: "vms", uid: "uid-r1", generation: 1 },
-    spec: { backupRef: { name: "nightly" }, ...spec },
+    metadata: { name: "r1", namespace: "vms", uid: "uid-r1", generation: 1, creationTimestamp: iso(NOW - MINUTE) },
+    spec: full,
   };
 }
 
@@ -122,13 +143,15 @@ const leaseOurs = (holderNode = "n1", renewedAt = NOW): LeaseState => ({
 const LEASE_FREE: LeaseState = { ours: false, free: true };
 const LEASE_OTHER: LeaseState = { ours: false, free: false, owner: "FederatedBackup/vms/nightly" };
 
+/** Every action of a decision in the order the reconciler carries them out: the status is written in between. */
+const carriedOut = (d: RestoreDecision): RestoreAction[] => [...d.actions, ...d.statusEvents];
 function only<K extends RestoreAction["kind"]>(
   d: RestoreDecision,
   kind: K,
 ): Array<Extract<RestoreAction, { kind: K }>> {
-  return d.actions.filter((a): a is Extract<RestoreAction, { kind: K }> => a.kind === kind);
+  return carriedOut(d).filter((a): a is Extract<RestoreAction, { kind: K }> => a.kind === kind);
 }
-const kinds = (d: RestoreDecision): string[] => d.actions.map((a) => a.kind);
+const kinds = (d: RestoreDecision): string[] => carriedOut(d).map((a) => a.kind);
 const records = (d: RestoreDecision) => only(d, "RecordStep").map((a) => a.status);
 const condition = (d: RestoreDecision, type: string) => d.status.conditions?.find((c) => c.type === type);
 const VM_KINDS = new Set(["HoldVm", "StartVm", "ReleaseVm", "CreateMigration"]);
@@ -331,18 +354,26 @@ describe("decideRestore", () => {
         newWorld({
           resolution: {
             workloads: [resolved("vms/a"), resolved("vms/y", { targetNode: "gone" })],
-            unrestorable: [{ namespace: "vms", name: "x", backup: "nightly", reason: "Skipped: no capture." }],
+            unrestorable: [
+              {
+                namespace: "vms",
+                name: "x",
+                backup: "nightly",
+                reason: "NotCaptured",
+                message: "Skipped: no capture.",
+              },
+            ],
           },
         }),
         settings,
       );
       assert.deepEqual(
-        d.status.plan?.map((e) => `${e.name} ${e.action} ${e.restoreNode ?? "-"}`),
-        ["a RestoreInPlace n1", "y Skip -", "x Skip -"],
+        d.status.plan?.map((e) => `${e.name} ${e.action} ${e.restoreNode ?? "-"} ${e.problem ?? "-"}`),
+        ["a RestoreInPlace n1 -", "y Skip - TargetNodeNotFound", "x Skip - NotCaptured"],
       );
       assert.deepEqual(
-        d.status.results?.map((r) => `${r.name} ${r.phase}`),
-        ["a Pending", "y Skipped", "x Skipped"],
+        d.status.results?.map((r) => `${r.name} ${r.phase} ${r.reason ?? "-"}`),
+        ["a Pending -", "y Skipped TargetNodeNotFound", "x Skipped NotCaptured"],
       );
       assert.equal(d.status.results?.[2]?.message, "Skipped: no capture.");
       assert.match(d.status.results?.[1]?.message ?? "", /restore node gone .* does not exist/);
@@ -352,7 +383,10 @@ describe("decideRestore", () => {
         workloadsRestored: 0,
         workloadsFailed: 2,
       });
-      assert.equal(only(d, "Event")[0]?.message, "1 VMs on 1 nodes (n1: 1); 2 skipped");
+      assert.equal(
+        only(d, "Event")[0]?.message,
+        "1 VMs on 1 nodes (n1: 1); 2 skipped (1 NotCaptured, 1 TargetNodeNotFound)",
+      );
       assert.equal(only(d, "CreateStep").length, 1);
     });
 
@@ -371,7 +405,53 @@ describe("decideRestore", () => {
         ["True", "DryRun", "dry run: the plan for 5 VMs is in status.plan; nothing was touched"],
       );
       assert.equal(condition(d, "Progressing")?.status, "False");
+      assert.deepEqual(
+        [condition(d, "PlanProblems")?.status, condition(d, "PlanProblems")?.reason],
+        ["False", "NoProblems"],
+      );
       assert.equal(d.requeueAfterMs, undefined);
+    });
+
+    // Regression: a dry run that skipped VMs said Ready=True "the plan for 3 VMs", as if they would all be restored.
+    it("dryRun: a plan that skips VMs ends PartiallyFailed, Ready False (DryRunWithSkips), saying how many and why", () => {
+      const d = decideRestore(
+        newWorld({
+          restore: restore({ dryRun: true, groups: [{ name: "g", workloads: [ref("vms/a"), ref("vms/b")] }] }),
+          resolution: {
+            workloads: [
+              resolved("vms/a", { targetNode: "n1" }),
+              resolved("vms/b", { targetNode: "n2" }),
+              resolved("vms/c"),
+              resolved("vms/d", { targetNode: "ghost" }),
+            ],
+            unrestorable: [],
+          },
+        }),
+        settings,
+      );
+      assert.deepEqual(kinds(d), ["Event"]);
+      assert.deepEqual(only(d, "Event")[0], {
+        kind: "Event",
+        type: "Warning",
+        reason: "DryRunWithSkips",
+        message:
+          "planned 1 VMs on 1 nodes (n2: 1); 3 skipped (2 GroupTargetsDiffer, 1 TargetNodeNotFound); nothing touched",
+      });
+      assert.equal(d.status.phase, "PartiallyFailed");
+      assert.deepEqual(
+        [condition(d, "Ready")?.status, condition(d, "Ready")?.reason, condition(d, "Ready")?.message],
+        [
+          "False",
+          "DryRunWithSkips",
+          "dry run: 1 of 4 VMs planned, 3 would be skipped (2 GroupTargetsDiffer, 1 TargetNodeNotFound; " +
+            "see the PlanProblems condition and status.plan); nothing was touched",
+        ],
+      );
+      assert.deepEqual([condition(d, "Failed")?.status, condition(d, "Progressing")?.status], ["False", "False"]);
+      assert.deepEqual(
+        d.status.results?.map((r) => `${r.name} ${r.phase} ${r.reason ?? "-"}`),
+        ["a Skipped GroupTargetsDiffer", "b Skipped GroupTargetsDiffer", "d Skipped TargetNodeNotFound"],
+      );
     });
 
     it("dryRun: a plan in which every VM is skipped fails with NothingToRestore, like a real run", () => {
@@ -382,12 +462,14 @@ describe("decideRestore", () => {
         }),
         settings,
       );
-      assert.deepEqual(d.actions, [
+      assert.deepEqual(d.actions, []);
+      assert.deepEqual(d.statusEvents, [
         {
           kind: "Event",
           type: "Warning",
           reason: "NothingToRestore",
-          message: "no VM can be restored: 1 skipped (see status.plan)",
+          message:
+            "no VM can be restored: 1 skipped (1 TargetNodeNotFound; see the PlanProblems condition and status.plan)",
         },
       ]);
       assert.equal(d.status.phase, "Failed");
@@ -403,7 +485,8 @@ describe("decideRestore", () => {
     it("an invalid request fails at once, with its reason, and is not looked at again", () => {
       const invalid = { reason: "BackupNotFound", message: "FederatedBackup vms/nightly does not exist" };
       const d = decideRestore(newWorld({ resolution: { workloads: [], unrestorable: [], invalid } }), settings);
-      assert.deepEqual(d.actions, [{ kind: "Event", type: "Warning", ...invalid }]);
+      assert.deepEqual(d.actions, []);
+      assert.deepEqual(d.statusEvents, [{ kind: "Event", type: "Warning", ...invalid }]);
       assert.equal(d.status.phase, "Failed");
       assert.equal(d.status.completionTime, iso(NOW));
       assert.deepEqual(
@@ -417,25 +500,36 @@ describe("decideRestore", () => {
       assert.equal(d.requeueAfterMs, undefined);
     });
 
-    it("fails with NothingToRestore when every VM is skipped", () => {
+    // Regression: NothingToRestore said only "see status.plan", not why the VMs were skipped.
+    it("fails with NothingToRestore when every VM is skipped, naming the reasons", () => {
       const d = decideRestore(
         newWorld({
           resolution: {
-            workloads: [],
-            unrestorable: [{ namespace: "vms", name: "x", backup: "", reason: "Skipped: nothing." }],
+            workloads: [resolved("vms/a", { targetNode: "ghost" })],
+            unrestorable: [
+              { namespace: "vms", name: "x", backup: "", reason: "NotCaptured", message: "Skipped: nothing." },
+              { namespace: "vms", name: "y", backup: "", reason: "NotCaptured", message: "Skipped: nothing." },
+            ],
           },
         }),
         settings,
       );
       assert.deepEqual(kinds(d), ["Event"]);
       assert.equal(d.status.phase, "Failed");
+      const message =
+        "no VM can be restored: 3 skipped (2 NotCaptured, 1 TargetNodeNotFound; see the PlanProblems condition and status.plan)";
       assert.deepEqual(
         [condition(d, "Failed")?.status, condition(d, "Failed")?.reason, condition(d, "Failed")?.message],
-        ["True", "NothingToRestore", "no VM can be restored: 1 skipped (see status.plan)"],
+        ["True", "NothingToRestore", message],
+      );
+      assert.equal(condition(d, "Ready")?.message, message);
+      assert.deepEqual(
+        d.status.results?.map((r) => `${r.phase} ${r.reason}`),
+        ["Skipped TargetNodeNotFound", "Skipped NotCaptured", "Skipped NotCaptured"],
       );
       assert.deepEqual(
-        d.status.results?.map((r) => r.phase),
-        ["Skipped"],
+        [condition(d, "PlanProblems")?.status, condition(d, "PlanProblems")?.reason],
+        ["True", "TargetNodeNotFound"],
       );
     });
 
@@ -492,6 +586,374 @@ describe("decideRestore", () => {
     });
   });
 
+  // Regression: the planner's problems (a VM in two groups, a targetNode that does not exist, ...) reached no
+  // condition; at best the VMs were skipped in status.plan.
+  describe("the problems of the plan (condition PlanProblems)", () => {
+    const world = (over: Partial<RestoreWorld> = {}): RestoreWorld => ({
+      now: NOW,
+      restore: restore({
+        placement: { policy: "Specified", targetNode: "n1" },
+        groups: [
+          { name: "g1", workloads: [ref("vms/a"), ref("vms/b")] },
+          { name: "g2", workloads: [ref("vms/b"), ref("vms/c")] },
+        ],
+      }),
+      steps: [],
+      vms: new Map(),
+      nodes: NODES,
+      lease: LEASE_FREE,
+      resolution: {
+        workloads: [
+          resolved("vms/a"),
+          resolved("vms/b"),
+          resolved("vms/b"),
+          resolved("vms/c"),
+          resolved("vms/d", { targetNode: "ghost" }),
+        ],
+        unrestorable: [
+          { namespace: "vms", name: "e", backup: "nightly", reason: "NotCaptured", message: "Skipped: no capture." },
+        ],
+      },
+      observed: [vmi("vms/a", "n1")],
+      ...over,
+    });
+
+    const cases: Array<{
+      title: string;
+      world: RestoreWorld;
+      status: string;
+      reason: string;
+      message: string | RegExp;
+      plan?: string[];
+    }> = [
+      {
+        title: "each problem, with its reason, sorted by VM; the first one's reason, the count in the message",
+        world: world(),
+        status: "True",
+        reason: "ListedTwice",
+        message:
+          "4 problems: " +
+          "vms/b ListedTwice: It is listed 2 times in spec.workloads; it is planned once, from its first entry. " +
+          "vms/b InGroupsTwice: Skipped: it is listed in more than one group (g1, g2); a VM can be in one only. " +
+          "vms/d TargetNodeNotFound: Skipped: restore node ghost (the targetNode of this VM) does not exist. " +
+          "vms/e NotCaptured: Skipped: no capture.",
+        plan: [
+          "a RestoreInPlace -",
+          "c RestoreThenStart -",
+          "b Skip InGroupsTwice",
+          "d Skip TargetNodeNotFound",
+          "e Skip NotCaptured",
+        ],
+      },
+      {
+        title: "a placement.targetNode that does not exist",
+        world: world({
+          restore: restore({ placement: { policy: "Specified", targetNode: "ghost" } }),
+          resolution: { workloads: [resolved("vms/a"), resolved("vms/b", { targetNode: "n2" })], unrestorable: [] },
+        }),
+        status: "True",
+        reason: "TargetNodeNotFound",
+        message:
+          "1 problem: vms/a TargetNodeNotFound: Skipped: restore node ghost (spec.placement.targetNode) does not exist.",
+        plan: ["b RestoreThenStart -", "a Skip TargetNodeNotFound"],
+      },
+      {
+        title: "at most 20 problems spelled out, the rest counted",
+        world: world({
+          restore: restore(),
+          resolution: {
+            workloads: Array.from({ length: 25 }, (_, i) => resolved(`vms/v${String(i).padStart(2, "0")}`)),
+            unrestorable: [],
+          },
+          observed: [],
+        }),
+        status: "True",
+        reason: "OriginalNodeUnknown",
+        message:
+          /^25 problems: vms\/v00 OriginalNodeUnknown: .*vms\/v19 OriginalNodeUnknown: [^]*\. And 5 more \(see status\.plan\)\.$/,
+      },
+      {
+        title: "a clean plan",
+        world: world({ restore: restore(), resolution: { workloads: [resolved("vms/a")], unrestorable: [] } }),
+        status: "False",
+        reason: "NoProblems",
+        message: "the plan found no problem",
+      },
+    ];
+    for (const c of cases) {
+      it(`${c.title}`, () => {
+        const d = decideRestore(c.world, settings);
+        const problems = condition(d, "PlanProblems");
+        assert.deepEqual([problems?.status, problems?.reason], [c.status, c.reason]);
+        if (typeof c.message === "string") assert.equal(problems?.message, c.message);
+        else assert.match(problems?.message ?? "", c.message);
+        if (c.plan) {
+          assert.deepEqual(
+            d.status.plan?.map((e) => `${e.name} ${e.action} ${e.problem ?? "-"}`),
+            c.plan,
+          );
+        }
+      });
+    }
+
+    it("stays within what a condition's message may hold, however long the names and sentences", () => {
+      const long = (i: number) => `v${i}-${"x".repeat(240)}`;
+      const d = decideRestore(
+        world({
+          restore: restore(),
+          resolution: {
+            workloads: [resolved("vms/a")],
+            unrestorable: Array.from({ length: 30 }, (_, i) => ({
+              namespace: "vms",
+              name: long(i),
+              backup: "nightly",
+              reason: "NotCaptured" as const,
+              message: `Skipped: ${"y".repeat(3000)}.`,
+            })),
+          },
+        }),
+        settings,
+      );
+      const message = condition(d, "PlanProblems")?.message ?? "";
+      assert.ok(message.length <= 32_768, `${message.length} characters`);
+      const listed = message.split(" NotCaptured: ").length - 1;
+      assert.ok(listed > 0 && listed < 20, `${listed} listed`);
+      assert.match(message, new RegExp(`^30 problems: .* And ${30 - listed} more \\(see status\\.plan\\)\\.$`));
+    });
+
+    it("keeps the condition as the plan made it while the restore runs, whatever status.plan holds", () => {
+      const planned = decideRestore(world(), settings);
+      const made = condition(planned, "PlanProblems");
+      const restoreNow = { ...world().restore, status: { ...planned.status, plan: planned.status.plan?.slice(0, 1) } };
+      const steps = only(planned, "CreateStep").map((a) => ({ step: a.step }));
+      const d = decideRestore(
+        { ...world(), now: NOW + MINUTE, restore: restoreNow, steps, lease: leaseOurs("n1") },
+        settings,
+      );
+      assert.equal(d.status.phase, "InProgress");
+      assert.deepEqual(condition(d, "PlanProblems"), made);
+    });
+
+    it("a VM listed twice is planned from its first entry; its plan entry names the problem", () => {
+      const d = decideRestore(
+        world({
+          restore: restore(),
+          resolution: { workloads: [resolved("vms/a"), resolved("vms/a")], unrestorable: [] },
+        }),
+        settings,
+      );
+      assert.deepEqual(
+        d.status.plan?.map((e) => `${e.name} ${e.action} ${e.problem}`),
+        ["a RestoreInPlace ListedTwice"],
+      );
+      assert.deepEqual(
+        d.status.results?.map((r) => `${r.name} ${r.phase}`),
+        ["a Pending"],
+      );
+      assert.equal(condition(d, "PlanProblems")?.reason, "ListedTwice");
+    });
+  });
+
+  // Regression: a restore applied together with its backup (one kubectl apply -f, one GitOps sync) failed for
+  // good with BackupNotFinished.
+  describe("waiting for a backup that is not finished (spec.waitForBackup)", () => {
+    const waiting = (
+      now: number,
+      spec: Partial<WorkloadRestore["spec"]> = {},
+      prev?: RestoreDecision,
+    ): RestoreWorld => ({
+      now,
+      restore: { ...restore(spec), ...(prev ? { status: prev.status } : {}) },
+      steps: [],
+      vms: new Map(),
+      nodes: NODES,
+      lease: LEASE_FREE,
+      resolution: {
+        workloads: [],
+        unrestorable: [],
+        unfinished: [
+          { name: "nightly", phase: "InProgress" },
+          { name: "weekly", phase: "New" },
+        ],
+      },
+      observed: [],
+    });
+    const created = NOW - MINUTE;
+
+    for (const c of [
+      {
+        title: "just created, the default 1h",
+        at: created,
+        spec: {},
+        requeue: MINUTE,
+        until: iso(created + 60 * MINUTE),
+      },
+      {
+        title: "59m59s later",
+        at: created + 60 * MINUTE - SECOND,
+        spec: {},
+        requeue: SECOND,
+        until: iso(created + 60 * MINUTE),
+      },
+      {
+        title: "with waitForBackup 5m, 2m later",
+        at: created + 2 * MINUTE,
+        spec: { waitForBackup: "5m" },
+        requeue: MINUTE,
+        until: iso(created + 5 * MINUTE),
+      },
+    ]) {
+      it(`stays New, Progressing WaitingForBackup naming the backups, touching nothing: ${c.title}`, () => {
+        const d = decideRestore(waiting(c.at, c.spec), settings);
+        assert.deepEqual(d.actions, []);
+        assert.equal(d.status.phase, "New");
+        assert.equal(d.status.startTime, undefined);
+        assert.equal(d.status.completionTime, undefined);
+        const message = `waiting for FederatedBackups vms/nightly (InProgress), vms/weekly (New) to finish, until ${c.until} (spec.waitForBackup ${c.spec.waitForBackup ?? "1h"})`;
+        assert.deepEqual(
+          [
+            condition(d, "Progressing")?.status,
+            condition(d, "Progressing")?.reason,
+            condition(d, "Progressing")?.message,
+          ],
+          ["True", "WaitingForBackup", message],
+        );
+        assert.deepEqual(
+          [condition(d, "Ready")?.status, condition(d, "Ready")?.reason, condition(d, "Ready")?.message],
+          ["False", "WaitingForBackup", message],
+        );
+        assert.equal(condition(d, "Failed")?.status, "False");
+        assert.equal(condition(d, "PlanProblems"), undefined, "nothing is planned yet");
+        assert.equal(d.requeueAfterMs, c.requeue, "looks again, at the latest when the wait is over");
+        assert.deepEqual(d.statusEvents, [{ kind: "Event", type: "Normal", reason: "WaitingForBackup", message }]);
+      });
+    }
+
+    it("says once that it waits: no Event in the passes after, and no status change", () => {
+      const first = decideRestore(waiting(created), settings);
+      const again = decideRestore(waiting(created + 10 * MINUTE, {}, first), settings);
+      assert.deepEqual(again.statusEvents, []);
+      assert.deepEqual(again.status, first.status);
+    });
+
+    for (const c of [
+      { title: "the default 1h", at: created + 60 * MINUTE, spec: {}, wait: "1h" },
+      { title: "waitForBackup 0s: does not wait at all", at: created, spec: { waitForBackup: "0s" }, wait: "0s" },
+    ]) {
+      it(`fails with BackupNotFinished, saying it waited, once the wait is over: ${c.title}`, () => {
+        const d = decideRestore(waiting(c.at, c.spec), settings);
+        const message =
+          `FederatedBackups vms/nightly (InProgress), vms/weekly (New) not finished within spec.waitForBackup (${c.wait}) ` +
+          "of the restore's creation; only a Completed or PartiallyFailed backup can be restored from. Nothing was " +
+          "touched: create a new WorkloadRestore once the backup has finished";
+        assert.deepEqual(d.actions, []);
+        assert.deepEqual(d.statusEvents, [{ kind: "Event", type: "Warning", reason: "BackupNotFinished", message }]);
+        assert.equal(d.status.phase, "Failed");
+        assert.deepEqual(
+          [condition(d, "Failed")?.status, condition(d, "Failed")?.reason, condition(d, "Failed")?.message],
+          ["True", "BackupNotFinished", message],
+        );
+        assert.equal(condition(d, "Progressing")?.status, "False");
+        assert.equal(d.requeueAfterMs, undefined);
+      });
+    }
+
+    it("plans as soon as the backup has finished", () => {
+      const first = decideRestore(waiting(created), settings);
+      const d = decideRestore(
+        {
+          ...waiting(created + 5 * MINUTE, {}, first),
+          resolution: { workloads: [resolved("vms/a")], unrestorable: [] },
+          observed: [vmi("vms/a", "n1")],
+        },
+        settings,
+      );
+      assert.equal(d.status.phase, "InProgress");
+      assert.equal(d.status.startTime, iso(created + 5 * MINUTE));
+      assert.deepEqual(kinds(d), ["CreateStep", "Event"]);
+      assert.equal(condition(d, "Progressing")?.reason, "Planned");
+    });
+
+    it("a backup that does not exist fails at once, whatever waitForBackup says", () => {
+      const invalid = { reason: "BackupNotFound", message: "FederatedBackup vms/typo does not exist" };
+      const d = decideRestore(
+        { ...waiting(created), resolution: { workloads: [], unrestorable: [], unfinished: [], invalid } },
+        settings,
+      );
+      assert.equal(d.status.phase, "Failed");
+      assert.equal(condition(d, "Failed")?.reason, "BackupNotFound");
+    });
+  });
+
+  // The CRD holds the defaults and the API server fills them in; the operator has no copy of them.
+  describe("the CRD's defaults", () => {
+    for (const field of ["conflictPolicy", "waitForBackup"] as const) {
+      it(`a restore without spec.${field} (a CRD older than the operator) fails, touching nothing`, () => {
+        const r = restore();
+        delete r.spec[field];
+        const d = decideRestore(
+          {
+            now: NOW,
+            restore: r,
+            steps: [],
+            vms: new Map(),
+            nodes: NODES,
+            lease: LEASE_FREE,
+            resolution: { workloads: [resolved("vms/a")], unrestorable: [] },
+            observed: [vmi("vms/a", "n1")],
+          },
+          settings,
+        );
+        assert.deepEqual(d.actions, []);
+        assert.equal(d.status.phase, "Failed");
+        assert.equal(condition(d, "Failed")?.reason, "CRDOutdated");
+        assert.match(
+          condition(d, "Failed")?.message ?? "",
+          new RegExp(`^spec\\.${field} is not set, .* install the CRDs`),
+        );
+      });
+    }
+  });
+
+  // Regression: Events were emitted before the status write, so a write that failed (a conflict) had the next
+  // pass emit them again.
+  describe("Events follow the write of what they report", () => {
+    it("an Event reporting the status comes after it is written (statusEvents); a step's Event after its record", () => {
+      const planning = decideRestore(
+        {
+          now: NOW,
+          restore: restore(),
+          steps: [],
+          vms: new Map(),
+          nodes: NODES,
+          lease: LEASE_FREE,
+          resolution: { workloads: [resolved("vms/a")], unrestorable: [] },
+          observed: [vmi("vms/a", "n1")],
+        },
+        settings,
+      );
+      assert.deepEqual(
+        planning.actions.map((a) => a.kind),
+        ["CreateStep"],
+      );
+      assert.deepEqual(
+        planning.statusEvents.map((e) => e.reason),
+        ["Planned"],
+      );
+      // The step's turn begins: its Event reports the step's record, written before the status.
+      const p = onN1();
+      const begin = decideRestore(
+        stepWorld(p, undefined, { lease: LEASE_FREE, vms: vms({ "vms/a": running("n1"), "vms/b": running("n1") }) }),
+        settings,
+      );
+      assert.deepEqual(
+        begin.actions.map((a) => (a.kind === "Event" ? `Event ${a.reason}` : a.kind)),
+        ["ClaimLease", "RecordStep", "Event NodeStarted", "HoldVm", "HoldVm"],
+      );
+      assert.deepEqual(begin.statusEvents, []);
+    });
+  });
+
   describe("a node's turn begins (step Pending)", () => {
     for (const c of [
       { title: "is not Ready", nodes: [node("n1", false)], why: "node n1 is not Ready" },
@@ -518,8 +980,16 @@ describe("decideRestore", () => {
             completionTime: iso(NOW),
             message: c.why,
             outcomes: [
-              { namespace: "vms", name: "a", phase: "Failed", verified: false, node: "n1", message },
-              { namespace: "vms", name: "b", phase: "Failed", verified: false, message },
+              {
+                namespace: "vms",
+                name: "a",
+                phase: "Failed",
+                verified: false,
+                node: "n1",
+                reason: "NodeFailed",
+                message,
+              },
+              { namespace: "vms", name: "b", phase: "Failed", verified: false, reason: "NodeFailed", message },
             ],
           },
         ]);
@@ -738,6 +1208,7 @@ describe("decideRestore", () => {
           name: "a",
           phase: "Failed",
           verified: false,
+          reason: "VMNotFound",
           message:
             "VirtualMachine vms/a does not exist: without it the VM can be neither stopped nor started, so its disks were not touched",
         },
@@ -780,6 +1251,7 @@ describe("decideRestore", () => {
             phase: "Failed",
             verified: false,
             node: "n1",
+            reason: "NotStopped",
             message: "not stopped within nodeTimeout; its disks were not touched",
           },
         ]);
@@ -801,6 +1273,7 @@ describe("decideRestore", () => {
           phase: "Failed",
           verified: false,
           node: "n1",
+          reason: "NotStopped",
           message: "not stopped within nodeTimeout; its disks were not touched",
         },
       ]);
@@ -964,18 +1437,21 @@ describe("decideRestore", () => {
           view: running("n3", { migration: { phase: "Failed" } }),
           startedAgo: MINUTE,
           message: "the live migration from n3 to n1 failed; the VM keeps running on n3 and its disks were not touched",
+          reason: "MigrationFailed",
         },
         {
           title: "the migration Succeeded but the VM still runs on n3",
           view: running("n3", { migration: { phase: "Succeeded" } }),
           startedAgo: MINUTE,
           message: "the live migration from n3 to n1 failed; the VM keeps running on n3 and its disks were not touched",
+          reason: "MigrationFailed",
         },
         {
           title: "it was not migrated within nodeTimeout",
           view: running("n3", { migration: { phase: "Running" } }),
           startedAgo: 31 * MINUTE,
           message: "not migrated to n1 within nodeTimeout; it keeps running on n3 and its disks were not touched",
+          reason: "MigrationTimeout",
         },
       ]) {
         it(`Migrate: fails the VM, which keeps running, when ${c.title}; the others are restored`, () => {
@@ -991,7 +1467,14 @@ describe("decideRestore", () => {
           assert.deepEqual(others, []);
           assert.ok(outcome);
           const { message, ...fields } = outcome;
-          assert.deepEqual(fields, { namespace: "vms", name: "c", phase: "Failed", verified: false, node: "n3" });
+          assert.deepEqual(fields, {
+            namespace: "vms",
+            name: "c",
+            phase: "Failed",
+            verified: false,
+            node: "n3",
+            reason: c.reason,
+          });
           if (typeof c.message === "string") assert.equal(message, c.message);
           else assert.match(message ?? "", c.message);
         });
@@ -1024,6 +1507,50 @@ describe("decideRestore", () => {
           records(d)[0]?.outcomes?.map((o) => `${o.name} ${o.phase}`),
           ["c Failed"],
         );
+      });
+
+      // Regression: the controller decided again at execution time, from spec.conflictPolicy (with a copy of its
+      // default), instead of carrying out the action the plan recorded in the step.
+      for (const c of [
+        {
+          title: "StopThenRestore, though the spec now says Migrate",
+          planned: "Stop",
+          now: "Migrate",
+          does: "HoldVm c",
+        },
+        {
+          title: "MigrateThenRestore, though the spec now says Stop",
+          planned: "Migrate",
+          now: "Stop",
+          does: "CreateMigration c@n1",
+        },
+      ] as const) {
+        it(`carries out the action the step records: ${c.title}`, () => {
+          const p = elsewhere({ conflictPolicy: c.planned });
+          const changed = { ...p, restore: { ...p.restore, spec: { ...p.restore.spec, conflictPolicy: c.now } } };
+          const d = decideRestore(
+            stepWorld(changed, preparing(), { vms: vms({ "vms/a": held("n1"), "vms/c": running("n3") }) }),
+            settings,
+          );
+          assert.deepEqual(vmActions(d), [c.does]);
+        });
+      }
+
+      it("a VM planned RestoreInPlace that moved since is stopped where it runs now, not migrated back", () => {
+        const d = decideRestore(
+          stepWorld(onN1(), preparing(), { vms: vms({ "vms/a": held("n1"), "vms/b": running("n2") }) }),
+          settings,
+        );
+        assert.deepEqual(vmActions(d), ["HoldVm b"]);
+        assert.deepEqual(only(d, "HoldVm")[0]?.hold, hold("n2"));
+      });
+
+      it("a VM planned MigrateThenRestore that moved since is migrated from where it runs now", () => {
+        const d = decideRestore(
+          stepWorld(elsewhere(), preparing(), { vms: vms({ "vms/a": held("n1"), "vms/c": running("n2") }) }),
+          settings,
+        );
+        assert.deepEqual(vmActions(d), ["CreateMigration c@n1"]);
       });
 
       it("Stop: is stopped where it runs, and its hold names that node", () => {
@@ -1317,8 +1844,40 @@ describe("decideRestore", () => {
       assert.deepEqual(vmActions(d), ["ReleaseVm a Always"]);
       const [outcome] = records(d)[0]?.outcomes ?? [];
       assert.equal(outcome?.phase, "Failed");
+      assert.equal(outcome?.reason, "ChecksumMismatch");
       assert.match(outcome?.message ?? "", /^ChecksumMismatch: .*node n4 is not Ready: it was released/);
     });
+
+    it("fails a restored VM whose node is gone with NodeFailed, released unpinned", () => {
+      const d = decideRestore(
+        stepWorld(single(), starting({}), {
+          vms: vms({ "vms/a": held("n2") }),
+          nodes: [node("n1", false), node("n2"), node("n3")],
+        }),
+        settings,
+      );
+      assert.deepEqual(vmActions(d), ["ReleaseVm a Always"]);
+      const [outcome] = records(d)[0]?.outcomes ?? [];
+      assert.deepEqual([outcome?.phase, outcome?.reason], ["Failed", "NodeFailed"]);
+      assert.match(outcome?.message ?? "", /^its disks were restored, but node n1 is not Ready/);
+    });
+
+    // The outcome's reason must pass the CRD's pattern: an agent's reason that is no CamelCase word is not copied.
+    for (const c of [
+      { agent: "SizeMismatch", reason: "SizeMismatch" },
+      { agent: undefined, reason: "RestoreFailed" },
+      { agent: "not a reason", reason: "RestoreFailed" },
+    ]) {
+      it(`takes the agent's reason ${JSON.stringify(c.agent)} as ${c.reason}, into the outcome and the results`, () => {
+        const report = { restored: false, verified: false, message: "bad", ...(c.agent ? { reason: c.agent } : {}) };
+        const d = decideRestore(
+          stepWorld(single(), starting(report), { vms: vms({ "vms/a": running("n1") }) }),
+          settings,
+        );
+        assert.equal(records(d)[0]?.outcomes?.[0]?.reason, c.reason);
+        assert.equal(d.status.results?.[0]?.reason, c.reason);
+      });
+    }
 
     it("records a released, restored VM as Restored and the step as Succeeded", () => {
       const d = decideRestore(stepWorld(single(), starting({}), { vms: vms({ "vms/a": running("n1") }) }), settings);
@@ -1371,6 +1930,7 @@ describe("decideRestore", () => {
           phase: "Failed",
           node: "n3",
           verified: false,
+          reason: "ChecksumMismatch",
           message:
             "ChecksumMismatch: disk.img: sha256 differs from the backup; its disks were not touched; started again on n3",
         },
@@ -1384,6 +1944,7 @@ describe("decideRestore", () => {
           name: "a",
           phase: "Failed",
           verified: false,
+          reason: "ChecksumMismatch",
           message: "ChecksumMismatch: disk.img: sha256 differs from the backup; its disks were not touched",
         },
       },
@@ -1397,6 +1958,7 @@ describe("decideRestore", () => {
           phase: "Failed",
           node: "n1",
           verified: false,
+          reason: "JobFailed",
           message: "not restored: the restore Job finished; its disks were not touched; started again on n1",
         },
       },
@@ -1440,6 +2002,7 @@ describe("decideRestore", () => {
             name: "a",
             phase: "Failed",
             verified: false,
+            reason: "StartTimeout",
             message: "its disks were restored, but it did not reach Running on n1 within nodeTimeout",
           },
         ],
@@ -1535,6 +2098,7 @@ describe("decideRestore", () => {
           name: "a",
           phase: "Failed",
           verified: false,
+          reason: "ChecksumMismatch",
           message:
             "ChecksumMismatch: disk.img: sha256 differs from the backup; its disks were not touched, " +
             "but it did not reach Running on n3 within nodeTimeout",
@@ -1606,6 +2170,7 @@ describe("decideRestore", () => {
             phase: "Failed",
             verified: false,
             node: "n1",
+            reason: "JobFailed",
             message:
               "not restored: the restore Job did not finish within nodeTimeout; its disks were not touched; started again on n1",
           },
@@ -1672,7 +2237,12 @@ describe("decideRestore", () => {
           lease: LEASE_FREE,
           resolution: {
             workloads,
-            unrestorable: skipped.map((k) => ({ ...ref(k), backup: "nightly", reason: "Skipped: no capture." })),
+            unrestorable: skipped.map((k) => ({
+              ...ref(k),
+              backup: "nightly",
+              reason: "NotCaptured" as const,
+              message: "Skipped: no capture.",
+            })),
           },
           observed: [vmi("vms/a", "n1"), vmi("vms/b", "n1"), vmi("vms/c", "n2"), vmi("vms/d", "n2")],
         },
@@ -1705,8 +2275,8 @@ describe("decideRestore", () => {
 
     it("Completed when every VM is restored: the Lease is given back, the run is over", () => {
       const d = decideRestore(finished({})(), settings);
-      assert.deepEqual(d.actions, [
-        { kind: "ReleaseLease" },
+      assert.deepEqual(d.actions, [{ kind: "ReleaseLease" }]);
+      assert.deepEqual(d.statusEvents, [
         { kind: "Event", type: "Normal", reason: "Completed", message: "4 of 4 VMs restored" },
       ]);
       assert.equal(d.status.phase, "Completed");
@@ -2033,8 +2603,10 @@ describe("decideRestore", () => {
             `pass ${this.passes}: ${kinds(d).join(", ")} without the Lease`,
           );
         }
+        // As the reconciler does: the actions, the status write, then the Events that report the status.
         for (const a of d.actions) this.apply(a, d);
         this.restore = { ...this.restore, status: d.status };
+        for (const a of d.statusEvents) this.apply(a, d);
         this.kubevirt();
         this.agentRuns();
         this.jobsEnd();
@@ -2261,7 +2833,7 @@ describe("decideRestore", () => {
       );
       assert.deepEqual(
         status.conditions?.map((c) => `${c.type}=${c.status}`),
-        ["Ready=True", "Progressing=False", "Failed=False"],
+        ["Ready=True", "Progressing=False", "Failed=False", "PlanProblems=False"],
       );
       assert.deepEqual(
         [...sim.steps.values()].map((s) => [
@@ -2338,6 +2910,7 @@ describe("decideRestore", () => {
         phase: "Failed",
         node: "n3",
         verified: false,
+        reason: "ChecksumMismatch",
         message:
           "ChecksumMismatch: disk.img: sha256 differs from the backup; its disks were not touched; started again on n3",
       });
@@ -2353,7 +2926,10 @@ describe("decideRestore", () => {
       assert.equal(status.results?.find((r) => r.name === "b")?.phase, "Failed");
       assert.match(status.results?.find((r) => r.name === "b")?.message ?? "", /ChecksumMismatch/);
       assert.deepEqual(
-        [condition({ actions: [], status }, "Ready")?.status, condition({ actions: [], status }, "Ready")?.reason],
+        [
+          condition({ actions: [], status, statusEvents: [] }, "Ready")?.status,
+          condition({ actions: [], status, statusEvents: [] }, "Ready")?.reason,
+        ],
         ["False", "PartiallyFailed"],
       );
       assert.deepEqual(

@@ -180,7 +180,8 @@ describe("resolveWorkloads", () => {
           namespace: "vms",
           name: "zz",
           backup: "nightly",
-          reason: "Skipped: FederatedBackup nightly holds no capture of vms/zz.",
+          reason: "NotCaptured",
+          message: "Skipped: FederatedBackup nightly holds no capture of vms/zz.",
         },
       ]);
       assert.equal(res.invalid, undefined);
@@ -274,35 +275,38 @@ describe("resolveWorkloads", () => {
         message: /vms\/nightly does not exist/,
       },
       {
-        title: "the backup is still running",
-        spec: { backupRef: { name: "nightly" } },
-        backups: [backup("nightly", "InProgress")],
-        reason: "BackupNotFinished",
-        message: /vms\/nightly is InProgress; only a Completed or PartiallyFailed backup/,
-      },
-      {
         title: "the backup failed",
         spec: { backupRef: { name: "nightly" } },
         backups: [backup("nightly", "Failed")],
-        reason: "BackupNotFinished",
-        message: /is Failed;/,
+        reason: "BackupFailed",
+        message:
+          /^FederatedBackup vms\/nightly is Failed; only a Completed or PartiallyFailed backup can be restored from$/,
       },
+      // Every problem is reported: a backup still running must not hide that another does not exist.
       {
-        title: "the backup has no status yet",
-        spec: { backupRef: { name: "nightly" } },
-        backups: [backup("nightly", undefined)],
-        reason: "BackupNotFinished",
-        message: /is New;/,
-      },
-      {
-        title: "a workload's backup is not finished, though spec.backupRef is",
+        title: "one backup is still running and another does not exist",
         spec: {
           backupRef: { name: "nightly" },
-          workloads: [{ namespace: "vms", name: "a", backupRef: { name: "weekly" } }],
+          workloads: [{ namespace: "vms", name: "a", backupRef: { name: "typo" } }],
         },
-        backups: [nightly, backup("weekly", "Verifying")],
-        reason: "BackupNotFinished",
-        message: /vms\/weekly is Verifying/,
+        backups: [backup("nightly", "InProgress")],
+        reason: "BackupNotFound",
+        message:
+          /^2 problems: FederatedBackup vms\/typo does not exist; FederatedBackup vms\/nightly is InProgress, not finished yet$/,
+      },
+      {
+        title: "three backups, each with its problem, the ones that fail the restore first",
+        spec: {
+          backupRef: { name: "a-running" },
+          workloads: [
+            { namespace: "vms", name: "a", backupRef: { name: "b-failed" } },
+            { namespace: "vms", name: "b", backupRef: { name: "c-gone" } },
+          ],
+        },
+        backups: [backup("a-running", "Verifying"), backup("b-failed", "Failed")],
+        reason: "BackupFailed",
+        message:
+          /^3 problems: FederatedBackup vms\/b-failed is Failed; .*; FederatedBackup vms\/c-gone does not exist; FederatedBackup vms\/a-running is Verifying, not finished yet$/,
       },
       {
         title: "the backup captured nothing",
@@ -323,7 +327,7 @@ describe("resolveWorkloads", () => {
       });
     }
 
-    it("checks the named backups in name order, so the message is stable", () => {
+    it("checks the named backups in name order, so the message is stable, and names each one", () => {
       const res = resolve(
         restore({
           backupRef: { name: "zeta" },
@@ -332,8 +336,79 @@ describe("resolveWorkloads", () => {
         [],
         [],
       );
-      assert.equal(res.invalid?.message, "FederatedBackup vms/alpha does not exist");
+      assert.equal(
+        res.invalid?.message,
+        "2 problems: FederatedBackup vms/alpha does not exist; FederatedBackup vms/zeta does not exist",
+      );
     });
+  });
+
+  it("names at most 20 backups in its message, and counts the rest", () => {
+    const names = Array.from({ length: 25 }, (_, i) => `b${String(i).padStart(2, "0")}`);
+    const res = resolve(
+      restore({ workloads: names.map((name, i) => ({ namespace: "vms", name: `vm${i}`, backupRef: { name } })) }),
+      [],
+      [],
+    );
+    assert.equal(res.invalid?.reason, "BackupNotFound");
+    assert.match(
+      res.invalid?.message ?? "",
+      /^25 problems: FederatedBackup vms\/b00 does not exist; .*vms\/b19 does not exist; and 5 more$/,
+    );
+    assert.doesNotMatch(res.invalid?.message ?? "", /b20/);
+  });
+
+  // A restore applied together with its backup waits for it (spec.waitForBackup, decided by decideRestore).
+  describe("a backup named that is not finished yet", () => {
+    const cases: Array<{
+      title: string;
+      spec: WorkloadRestore["spec"];
+      backups: FederatedBackup[];
+      unfinished: string[];
+    }> = [
+      {
+        title: "the backup is still running",
+        spec: { backupRef: { name: "nightly" } },
+        backups: [backup("nightly", "InProgress")],
+        unfinished: ["nightly InProgress"],
+      },
+      {
+        title: "the backup has no status yet",
+        spec: { backupRef: { name: "nightly" } },
+        backups: [backup("nightly", undefined)],
+        unfinished: ["nightly New"],
+      },
+      {
+        title: "a workload's backup is not finished, though spec.backupRef is",
+        spec: {
+          backupRef: { name: "nightly" },
+          workloads: [{ namespace: "vms", name: "a", backupRef: { name: "weekly" } }],
+        },
+        backups: [nightly, backup("weekly", "Verifying")],
+        unfinished: ["weekly Verifying"],
+      },
+      {
+        title: "two backups still running, in name order",
+        spec: {
+          backupRef: { name: "zeta" },
+          workloads: [{ namespace: "vms", name: "a", backupRef: { name: "alpha" } }],
+        },
+        backups: [backup("zeta", "Reconciling"), backup("alpha", "New")],
+        unfinished: ["alpha New", "zeta Reconciling"],
+      },
+    ];
+    for (const c of cases) {
+      it(`${c.title}: nothing resolved, nothing invalid, the backups to wait for`, () => {
+        const res = resolve(restore(c.spec), c.backups, steps);
+        assert.deepEqual(res.workloads, []);
+        assert.deepEqual(res.unrestorable, []);
+        assert.equal(res.invalid, undefined);
+        assert.deepEqual(
+          res.unfinished?.map((u) => `${u.name} ${u.phase}`),
+          c.unfinished,
+        );
+      });
+    }
   });
 
   describe("source Latest", () => {
@@ -383,7 +458,8 @@ describe("resolveWorkloads", () => {
           namespace: "vms",
           name: "c",
           backup: "",
-          reason: "Skipped: no finished FederatedBackup in vms holds a capture of vms/c.",
+          reason: "NotCaptured",
+          message: "Skipped: no finished FederatedBackup in vms holds a capture of vms/c.",
         },
       ]);
     });
@@ -415,7 +491,8 @@ describe("resolveWorkloads", () => {
           namespace: "vms",
           name: "x",
           backup: "other",
-          reason:
+          reason: "OtherVolumes",
+          message:
             "Skipped: its capture in other uses shared volume disks2 and location backups2, the other VMs vmdisks and backups; " +
             "restore it with a WorkloadRestore of its own.",
         },
@@ -440,7 +517,7 @@ describe("resolveWorkloads", () => {
         [["a", "nightly"]],
       );
       assert.match(
-        res.unrestorable[0]?.reason ?? "",
+        res.unrestorable[0]?.message ?? "",
         /uses shared volume vmdisks and location backups, the other VMs aaa-disks/,
       );
     });
@@ -487,6 +564,7 @@ describe("resolveWorkloads", () => {
       res.unrestorable.map((u) => u.name),
       ["a"],
     );
-    assert.match(res.unrestorable[0]!.reason, /VolumeSnapshot csi-r1-n1 .* not supported yet/);
+    assert.equal(res.unrestorable[0]!.reason, "VolumeSnapshotOnly");
+    assert.match(res.unrestorable[0]!.message, /VolumeSnapshot csi-r1-n1 .* not supported yet/);
   });
 });
