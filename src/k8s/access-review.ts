@@ -1,7 +1,6 @@
 // Asking the API server what a user may do (SubjectAccessReview) and reading the admission policies that
 // record who created a FederatedBackup or WorkloadRestore.
 import type { KubeClient } from "./client.js";
-import { isNotFound } from "./errors.js";
 import type { ResourceType } from "./resources.js";
 import type { KubeObject } from "./types.js";
 
@@ -93,18 +92,4 @@ export async function refusedNamespaces(
     if (!(await mayUser(client, user, { ...request, namespace }))) refused.push(namespace);
   }
   return refused;
-}
-
-/** A cluster-scoped object by name, or undefined when it does not exist. */
-export async function getIfExists<T extends KubeObject>(
-  client: KubeClient,
-  type: ResourceType,
-  name: string,
-): Promise<T | undefined> {
-  try {
-    return await client.get<T>(type, undefined, name);
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
 }

@@ -19,7 +19,7 @@ export interface JobRecord {
   node: string;
   createdAt: number;
   finishedAt?: number;
-  outcome?: "Complete" | "Failed";
+  outcome?: "Complete" | "Failed" | "Deleted";
   /** Lease holder seen when the Job appeared (refreshed until the Job finished). */
   leaseHolders: Set<string>;
 }
@@ -79,8 +79,18 @@ export class BackupObserver {
   }
 
   private onJob(event: string, job: Job): void {
-    if (!this.namespaces.includes(job.metadata.namespace!) || event === "delete") return;
+    if (!this.namespaces.includes(job.metadata.namespace!)) return;
     let record = this.jobs.find((r) => r.namespace === job.metadata.namespace && r.name === job.metadata.name);
+    if (event === "delete") {
+      // A Job deleted before it finished (its run was deleted, its node lost): it ends when the object is
+      // gone, which with foreground deletion is after its pods are.
+      if (record && record.finishedAt === undefined) {
+        record.finishedAt = Date.now();
+        record.outcome = "Deleted";
+        this.notify(record, "finished");
+      }
+      return;
+    }
     if (!record) {
       for (const other of this.jobs)
         if (other.finishedAt === undefined) this.overlaps.push([other.name, job.metadata.name!]);

@@ -584,6 +584,58 @@ describe("FederatedBackup controller", function () {
     });
   }
 
+  it("deleted while its node Job runs: stops the agent first, cleans up under the volume's Lease, says FilesRemoved only when true", async () => {
+    const env = await backupEnv("fb-deleted");
+    let deleting: Promise<void> | undefined;
+    const observer = new BackupObserver([env.namespace], (job, event) => {
+      if (event === "created" && job.name.startsWith("first-") && !deleting) {
+        deleting = adminClient().delete(Resources.FederatedBackup, env.namespace, "first");
+      }
+    });
+    await observer.start();
+    const operator = await startOperator();
+    try {
+      const vms = SEVEN.slice(0, 3);
+      for (const vm of vms) await createVm(adminClient(), env.namespace, env.shared.hostDir, vm);
+      const first = await adminClient().create<Backup>(Resources.FederatedBackup, backupManifest(env, "first"));
+      // A second run of the same volume, waiting for the Lease the first holds.
+      await adminClient().create(Resources.FederatedBackup, backupManifest(env, "second"));
+      const second = await waitForPhase(env.namespace, "second");
+      await waitFor("first to be gone", 60_000, async () => {
+        try {
+          await adminClient().get(Resources.FederatedBackup, env.namespace, "first");
+          return undefined;
+        } catch {
+          return true;
+        }
+      });
+      await deleting;
+      assert.equal(second.status?.phase, "Completed", JSON.stringify(second.status));
+      // Every agent Job of the volume, the cleanup's included, ran alone.
+      assert.deepEqual(observer.overlaps, [], JSON.stringify(observer.jobs.map((j) => [j.name, j.outcome])));
+      const firstJobs = observer.jobs.filter((j) => j.name.startsWith("first-"));
+      assert.deepEqual(
+        firstJobs.map((j) => j.outcome),
+        ["Deleted", "Complete"],
+        "the node Job stopped, then the cleanup ran",
+      );
+      const firstDir = path.join(env.location.hostDir, env.namespace, `first-${first.metadata.uid!.slice(0, 8)}`);
+      assert.ok(!existsSync(firstDir), `${firstDir} is removed`);
+      assertFilesMatch(env, second, vms);
+      const events = await adminClient().list<KubeObject & { reason?: string; regarding?: { name?: string } }>(
+        Resources.Event,
+        { namespace: env.namespace },
+      );
+      const told = events.items.filter((e) => e.regarding?.name === "first").map((e) => e.reason);
+      assert.ok(told.includes("FilesRemoved"), told.join(", "));
+      assert.ok(!told.includes("FilesLeft"), told.join(", "));
+    } finally {
+      await operator.stop();
+      await observer.stop();
+      env.cleanup();
+    }
+  });
+
   it("fails a backup whose shared volume claim does not exist, once, with a readable condition", async () => {
     const env = await backupEnv("fb-invalid");
     const operator = await startOperator();

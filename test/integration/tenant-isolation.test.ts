@@ -2,9 +2,8 @@
 // the real API server and RBAC, with agents executed for real on real files.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
-import os from "node:os";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, linkSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import * as yaml from "js-yaml";
 import type { FederatedBackup, NodeSnapshot } from "../../src/api/v1alpha1/index.js";
@@ -17,6 +16,7 @@ import { resourcePath, Resources } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
 import { backupSnapshotsPath } from "../../src/planning/index.js";
 import { REPO_ROOT } from "../harness/binaries.js";
+import { xfsImage } from "../harness/xfs.js";
 import { createVm, createVolume, diskPaths, NODE_MOUNT_PATH, type VmFixture } from "../harness/workloads.js";
 import { BackupObserver } from "./backup-observer.js";
 import {
@@ -104,27 +104,6 @@ async function grantsIn(namespaces: string[]): Promise<string[]> {
   return found;
 }
 
-/** An XFS image with reflink to loop-mount (root and mkfs.xfs needed), or why there cannot be one. */
-function xfsImage(): string | { mount(dir: string): () => void; cleanup(): void } {
-  if (process.getuid?.() !== 0) return "not running as root, cannot mount a loop device";
-  try {
-    execFileSync("mkfs.xfs", ["-V"], { stdio: "pipe" });
-  } catch {
-    return "mkfs.xfs is missing (make test-tools installs it)";
-  }
-  const dir = mkdtempSync(path.join(os.tmpdir(), "fedbackup-xfs-"));
-  const image = path.join(dir, "xfs.img");
-  execFileSync("truncate", ["-s", "512M", image]);
-  execFileSync("mkfs.xfs", ["-q", "-m", "reflink=1", image], { stdio: "pipe" });
-  return {
-    mount: (target) => {
-      execFileSync("mount", ["-o", "loop", image, target], { stdio: "pipe" });
-      return () => execFileSync("umount", [target], { stdio: "pipe" });
-    },
-    cleanup: () => rmSync(dir, { recursive: true, force: true }),
-  };
-}
-
 describe("Tenant isolation", function () {
   this.timeout(300_000);
 
@@ -183,6 +162,81 @@ describe("Tenant isolation", function () {
         "no byte-identical copy of the victim's disk",
       );
       assert.deepEqual(digestTree(env.shared.hostDir), before);
+    } finally {
+      await operator.stop();
+      env.cleanup();
+    }
+  });
+
+  it("never follows a symlink, a hard link or a FIFO planted for a disk: refused with the path, no foreign byte captured", async () => {
+    const env = await backupEnv("planted");
+    const operator = await startOperator();
+    try {
+      const vms: VmFixture[] = [
+        { name: "victim", node: "node-a" },
+        { name: "victim2", node: "node-a" },
+        { name: "symrel", node: "node-a" },
+        { name: "symabs", node: "node-b" },
+        { name: "symdir", node: "node-b" },
+        { name: "hardlink", node: "node-c" },
+        { name: "fifo", node: "node-c" },
+      ];
+      for (const vm of vms) await createVm(adminClient(), env.namespace, env.shared.hostDir, vm);
+      const disk = (name: string) => path.join(env.shared.hostDir, env.namespace, name, "disk0.img");
+      // A file outside the shared volume, as a ServiceAccount token would be.
+      const secret = path.join(path.dirname(env.shared.hostDir), "secret");
+      writeFileSync(secret, randomBytes(4096));
+      const plant = (name: string, how: (file: string) => void) => {
+        rmSync(disk(name));
+        how(disk(name));
+      };
+      plant("symrel", (f) => symlinkSync("../victim/disk0.img", f));
+      plant("symabs", (f) => symlinkSync(secret, f));
+      rmSync(path.dirname(disk("symdir")), { recursive: true });
+      symlinkSync("victim", path.dirname(disk("symdir")));
+      plant("hardlink", (f) => linkSync(disk("victim2"), f));
+      plant("fifo", (f) => execFileSync("mkfifo", [f]));
+      const before = digestTree(env.shared.hostDir);
+      const foreign = new Set([
+        createHash("sha256").update(readFileSync(secret)).digest("hex"),
+        createHash("sha256")
+          .update(readFileSync(disk("victim2")))
+          .digest("hex"),
+      ]);
+      const victimDigest = createHash("sha256")
+        .update(readFileSync(disk("victim")))
+        .digest("hex");
+
+      await adminClient().create(Resources.FederatedBackup, backupManifest(env.namespace, "nightly"));
+      const fb = await finished(env.namespace, "nightly");
+      const missing = new Map((fb.status?.missing ?? []).map((m) => [m.name, m]));
+      assert.deepEqual(
+        [...missing.keys()].sort(),
+        ["fifo", "hardlink", "symabs", "symdir", "symrel", "victim2"],
+        JSON.stringify(fb.status?.missing, null, 1),
+      );
+      const expectations: Array<[string, RegExp]> = [
+        ["symrel", /symrel\/disk0\.img.*symbolic link/],
+        ["symabs", /symabs\/disk0\.img.*symbolic link/],
+        ["symdir", /symdir.*symbolic link/],
+        ["hardlink", /hardlink\/disk0\.img.*hard link/],
+        ["victim2", /victim2\/disk0\.img.*hard link/],
+        ["fifo", /fifo\/disk0\.img.*FIFO/],
+      ];
+      for (const [name, pattern] of expectations) {
+        assert.equal(missing.get(name)?.reason, "UnsafeFile", name);
+        assert.match(missing.get(name)?.message ?? "", pattern, name);
+      }
+      // The location holds the victim's disk once, in its own backup, and nothing from outside.
+      const atLocation = digestTree(path.join(env.location.hostDir, fb.status!.backupPath!));
+      const captured = [...atLocation].filter(([p]) => p.includes("/files/"));
+      assert.deepEqual(
+        captured.map(([p]) => p.split("/").slice(-2).join("/")),
+        ["victim/disk0.img"],
+      );
+      assert.equal(captured[0]![1], victimDigest);
+      for (const digest of atLocation.values()) assert.ok(!foreign.has(digest), "a foreign file reached the backup");
+      assert.deepEqual(digestTree(env.shared.hostDir), before, "nothing on the shared volume changed");
     } finally {
       await operator.stop();
       env.cleanup();

@@ -3,10 +3,8 @@
 // the simulated KubeVirt VM controller. The VMIs are watched throughout, so the tests can say where every
 // instance was at each moment and that no disk was written while its VM ran.
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { VirtualMachineInstance } from "../../src/api/kubevirt.js";
 import type { FederatedBackup, NodeRestore, WorkloadRestore } from "../../src/api/v1alpha1/index.js";
@@ -16,6 +14,7 @@ import { Resources } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
 import { SimulatedVmController, type SimulatedVmOptions, type VirtualMachine } from "../harness/kubevirt-vms.js";
 import { createVirtualMachine, diskPaths, NODE_MOUNT_PATH, type VmFixture } from "../harness/workloads.js";
+import { xfsImage } from "../harness/xfs.js";
 import { BackupObserver, type JobRecord } from "./backup-observer.js";
 import {
   adminClient,
@@ -227,27 +226,6 @@ const restoreJobs = (s: Setup, name: string): JobRecord[] =>
 
 const resultOf = (r: Restore, name: string) => r.status?.results?.find((x) => x.name === name);
 
-/** An XFS image with reflink to loop-mount (root and mkfs.xfs needed), or why there cannot be one. */
-function xfsImage(): string | { mount(dir: string): () => void; cleanup(): void } {
-  if (process.getuid?.() !== 0) return "not running as root, cannot mount a loop device";
-  try {
-    execFileSync("mkfs.xfs", ["-V"], { stdio: "pipe" });
-  } catch {
-    return "mkfs.xfs is missing (make test-tools installs it)";
-  }
-  const dir = mkdtempSync(path.join(os.tmpdir(), "fedbackup-xfs-"));
-  const image = path.join(dir, "xfs.img");
-  execFileSync("truncate", ["-s", "512M", image]);
-  execFileSync("mkfs.xfs", ["-q", "-m", "reflink=1", image], { stdio: "pipe" });
-  return {
-    mount: (target) => {
-      execFileSync("mount", ["-o", "loop", image, target], { stdio: "pipe" });
-      return () => execFileSync("umount", [target], { stdio: "pipe" });
-    },
-    cleanup: () => rmSync(dir, { recursive: true, force: true }),
-  };
-}
-
 describe("WorkloadRestore", function () {
   this.timeout(300_000);
 
@@ -418,6 +396,7 @@ describe("WorkloadRestore", function () {
       assert.equal(r.status?.progress?.restored, "2/3");
       const k2 = resultOf(r, "k2");
       assert.equal(k2?.phase, "Failed");
+      assert.equal(k2?.reason, "ChecksumMismatch");
       assert.match(k2?.message ?? "", /ChecksumMismatch/);
       assert.match(k2?.message ?? "", /disks were not touched; started again on node-b/);
       k2Disks.forEach((rel, i) => {
@@ -429,6 +408,51 @@ describe("WorkloadRestore", function () {
       assertRestored(s, vms[2]!);
       const ready = r.status?.conditions?.find((c) => c.type === "Ready");
       assert.equal(ready?.reason, "PartiallyFailed");
+    });
+  });
+
+  it("refuses a manifest edited at the location to name another VM's disk: ForeignFile, no disk written", async () => {
+    const vms: VmFixture[] = [
+      { name: "tenant", node: "node-b" },
+      { name: "victim", node: "node-c" },
+    ];
+    await withBackup(vms, async (s) => {
+      const [tenantDisk] = diskPaths(s.env.namespace, vms[0]!);
+      const [victimDisk] = diskPaths(s.env.namespace, vms[1]!);
+      const backupDir = path.join(s.env.location.hostDir, s.backup.status!.backupPath!);
+      // Whoever can write at the location adds the victim's disk, with old content and a matching
+      // checksum, to the tenant's backup.
+      const old = randomBytes(64 * 1024);
+      const manifestFile = path.join(backupDir, s.env.namespace, "tenant", "manifest.json");
+      const manifest = JSON.parse(readFileSync(manifestFile, "utf8")) as {
+        files: Array<{ path: string; bytes: number; sha256: string }>;
+        totalBytes: number;
+      };
+      manifest.files.push({
+        ...manifest.files[0]!,
+        path: victimDisk!,
+        bytes: old.length,
+        sha256: createHash("sha256").update(old).digest("hex"),
+      });
+      manifest.totalBytes += old.length;
+      writeFileSync(manifestFile, JSON.stringify(manifest));
+      const planted = path.join(backupDir, s.env.namespace, "tenant", "files", victimDisk!);
+      mkdirSync(path.dirname(planted), { recursive: true });
+      writeFileSync(planted, old);
+      damage(s.env, vms[0]!);
+      const before = new Map(
+        [tenantDisk!, victimDisk!].map((rel) => [rel, readFileSync(path.join(s.env.shared.hostDir, rel))]),
+      );
+
+      const r = await restore(s.env, "edited", { workloads: [{ namespace: s.env.namespace, name: "tenant" }] });
+      const tenant = resultOf(r, "tenant");
+      assert.equal(tenant?.phase, "Failed", JSON.stringify(r.status?.results));
+      assert.match(tenant?.message ?? "", /ForeignFile/);
+      assert.ok(tenant?.message?.includes(victimDisk!), tenant?.message);
+      for (const [rel, content] of before) {
+        assert.ok(readFileSync(path.join(s.env.shared.hostDir, rel)).equals(content), `${rel} was written`);
+      }
+      await assertRunsFreelyOn(s.env, "tenant", "node-b");
     });
   });
 
@@ -595,6 +619,69 @@ describe("WorkloadRestore", function () {
       const failed = r.status?.conditions?.find((c) => c.type === "Failed");
       assert.equal(failed?.reason, "BackupNotFound");
       assert.match(failed?.message ?? "", /FederatedBackup .*\/nightyl does not exist/);
+    });
+  });
+
+  // Applied together with its backup (one kubectl apply -f of both, one GitOps sync), a restore waits for the
+  // backup to finish (spec.waitForBackup) instead of failing with BackupNotFinished.
+  it("waits for a backup applied together with it, then restores from it once it has finished", async () => {
+    const vms: VmFixture[] = [
+      { name: "w1", node: "node-b" },
+      { name: "w2", node: "node-c" },
+    ];
+    await withBackup(vms, async (s) => {
+      const ns = s.env.namespace;
+      // Created one after the other, the backup first, as kubectl apply -f creates a file's objects.
+      await adminClient().create(Resources.FederatedBackup, {
+        apiVersion: "fedbackup.io/v1alpha1",
+        kind: "FederatedBackup",
+        metadata: { name: "together", namespace: ns },
+        spec: {
+          sharedVolume: { claimName: s.env.shared.claimName, nodeMountPath: NODE_MOUNT_PATH },
+          location: { persistentVolumeClaim: { claimName: s.env.location.claimName } },
+          snapshot: { method: "Copy" },
+        },
+      } as KubeObject);
+      await adminClient().create(Resources.WorkloadRestore, {
+        apiVersion: "fedbackup.io/v1alpha1",
+        kind: "WorkloadRestore",
+        metadata: { name: "with-backup", namespace: ns },
+        spec: { backupRef: { name: "together" } },
+      } as KubeObject);
+
+      const waiting = await waitFor("the restore to wait for its backup", 60_000, async () => {
+        const r = await adminClient().get<Restore>(Resources.WorkloadRestore, ns, "with-backup");
+        const progressing = r.status?.conditions?.find((c) => c.type === "Progressing");
+        return progressing?.reason === "WaitingForBackup" ? r : undefined;
+      });
+      assert.equal(waiting.spec.waitForBackup, "1h", "the CRD's default");
+      assert.equal(waiting.status?.phase, "New");
+      assert.match(
+        waiting.status?.conditions?.find((c) => c.type === "Progressing")?.message ?? "",
+        new RegExp(
+          `^waiting for FederatedBackup ${ns}/together \\((New|InProgress|Verifying)\\) to finish, until .* \\(spec\\.waitForBackup 1h\\)$`,
+        ),
+      );
+      assert.deepEqual(restoreJobs(s, "with-backup"), [], "nothing runs while the backup does");
+
+      const r = await waitForRestore(s.env, "with-backup");
+      const b = await adminClient().get<Backup>(Resources.FederatedBackup, ns, "together");
+      assert.equal(b.status?.phase, "Completed", JSON.stringify(b.status?.conditions));
+      assert.equal(r.status?.phase, "Completed", JSON.stringify(r.status?.conditions));
+      assert.deepEqual(r.status?.plan?.map((p) => `${p.name} ${p.backup}`).sort(), ["w1 together", "w2 together"]);
+      // Its Jobs began after every Job of the backup had ended, and no two ran at once.
+      const backupJobs = s.observer.jobs.filter((j) => j.name.startsWith("together-"));
+      const jobs = restoreJobs(s, "with-backup");
+      assert.ok(backupJobs.length >= 2, backupJobs.map((j) => j.name).join(", "));
+      assert.deepEqual(jobs.map((j) => j.node).sort(), ["node-b", "node-c"]);
+      const backupEnded = Math.max(...backupJobs.map((j) => j.finishedAt ?? Infinity));
+      for (const job of jobs) assert.ok(job.createdAt >= backupEnded, `${job.name} began before the backup ended`);
+      assert.deepEqual(s.observer.overlaps, []);
+      for (const vm of vms) {
+        assert.equal(resultOf(r, vm.name)?.phase, "Restored");
+        assertRestored(s, vm);
+        await assertRunsFreelyOn(s.env, vm.name, vm.node!);
+      }
     });
   });
 

@@ -1,7 +1,8 @@
 // The operator's re-check of the user who created a run, before the run touches anything: the decisions of
 // creator-access.ts with the reads and SubjectAccessReviews they need.
 import type { KubeClient } from "../../k8s/client.js";
-import { AccessResources, getIfExists, refusedNamespaces } from "../../k8s/access-review.js";
+import { AccessResources, refusedNamespaces } from "../../k8s/access-review.js";
+import { tryGet } from "./objects.js";
 import type { KubeObject } from "../../k8s/types.js";
 import {
   accessVerdict,
@@ -43,7 +44,7 @@ export async function checkCreatorAccess(
 
 async function readCreatorPolicies(client: KubeClient): Promise<CreatorPolicies> {
   const get = (type: (typeof AccessResources)[keyof typeof AccessResources]) =>
-    getIfExists<KubeObject & PolicyObject>(client, type, CREATOR_POLICY_NAME);
+    tryGet<KubeObject & PolicyObject>(client, type, undefined, CREATOR_POLICY_NAME);
   const [mutatingPolicy, mutatingBinding, validatingPolicy, validatingBinding] = await Promise.all([
     get(AccessResources.MutatingAdmissionPolicy),
     get(AccessResources.MutatingAdmissionPolicyBinding),
