@@ -14,6 +14,7 @@
 // Every name derives from the step's, and each Job derives what to do from what exists: a retried snapshot
 // Job deletes the VolumeSnapshot of an interrupted attempt (its freeze windows are unknown) and takes a new
 // one; a retried extract Job skips the VMs whose manifests are complete.
+import { rfc3339 } from "../api/timestamps.js";
 import type { NodeSnapshot, NodeSnapshotStatusVolumeSnapshot } from "../api/v1alpha1/index.js";
 import type { KubeClient } from "../k8s/client.js";
 import { isNotFound } from "../k8s/errors.js";
@@ -48,8 +49,7 @@ export interface CsiSnapshotResult {
   failed: FailedWorkload[];
 }
 
-const iso = (ms: number | null): string | undefined =>
-  ms === null ? undefined : new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+const iso = (ms: number | null): string | undefined => (ms === null ? undefined : rfc3339(ms));
 
 /** Step 1 of the CSI method: freeze, VolumeSnapshot of the shared claim until its cut point, thaw. */
 export async function takeVolumeSnapshot(

@@ -1,6 +1,7 @@
 // The FederatedBackup's status, rebuilt from its steps on every pass. Small by construction: counts,
 // one short entry per node step, and at most MISSING_LIMIT missing VMs (the full lists live in the
 // NodeSnapshots and the manifests at the location).
+import { isFinished } from "../../api/phases.js";
 import type {
   FederatedBackup,
   FederatedBackupStatus,
@@ -76,7 +77,7 @@ export function buildStatus(
     ...(derived.phase === "Failed" && derived.message ? { message: derived.message } : {}),
   }));
 
-  const finished = ["Completed", "PartiallyFailed", "Failed"].includes(facts.phase);
+  const finished = isFinished(facts.phase);
   const verifiedKnown = finished && !facts.invalid;
   const conditions: DesiredCondition[] = [
     {
