@@ -453,6 +453,18 @@ describe("WorkloadRestore", function () {
         assert.ok(readFileSync(path.join(s.env.shared.hostDir, rel)).equals(content), `${rel} was written`);
       }
       await assertRunsFreelyOn(s.env, "tenant", "node-b");
+      // Nothing granted to the backup's or the restore's agents outlives their steps.
+      for (const type of [Resources.Role, Resources.RoleBinding, Resources.ServiceAccount]) {
+        const left = await adminClient().list(type, {
+          namespace: s.env.namespace,
+          labelSelector: "app.kubernetes.io/component=agent-access",
+        });
+        assert.deepEqual(
+          left.items.map((o) => o.metadata.name),
+          [],
+          `${type.kind}s left`,
+        );
+      }
     });
   });
 
