@@ -320,8 +320,43 @@ export class ControlPlane {
       for (const o of others) {
         await client.apply(SHIPPED_WITH_CRDS[o.kind!]!, o as KubeObject, { fieldManager: "fedbackup-harness" });
       }
+      if (others.length > 0) await this.waitForAdmissionOf(client, crds);
     } finally {
       client.close();
+    }
+  }
+
+  /**
+   * Admission policies that match custom resources resolve their kinds some time after the CRDs are
+   * Established; until then the API server refuses those resources ("Resource kind ... not found").
+   * Waits until a server-side dry run of a create of each kind gets past admission (any answer but that).
+   */
+  private async waitForAdmissionOf(client: KubeClient, crds: readonly object[]): Promise<void> {
+    for (const crd of crds) {
+      const spec = (crd as { spec: unknown }).spec as {
+        group: string;
+        names: { kind: string; plural: string };
+        scope: string;
+        versions: Array<{ name: string; storage?: boolean }>;
+      };
+      const version = spec.versions.find((v) => v.storage)?.name ?? spec.versions[0]!.name;
+      const namespaced = spec.scope === "Namespaced";
+      const path = `/apis/${spec.group}/${version}${namespaced ? "/namespaces/default" : ""}/${spec.names.plural}`;
+      await waitFor(`admission of ${spec.names.kind}`, 60_000, async () => {
+        try {
+          await client.request("POST", path, {
+            query: { dryRun: "All" },
+            body: {
+              apiVersion: `${spec.group}/${version}`,
+              kind: spec.names.kind,
+              metadata: { name: "admission-probe" },
+            },
+          });
+          return true;
+        } catch (err) {
+          return /Resource kind .* not found/i.test(String(err)) ? undefined : true;
+        }
+      });
     }
   }
 
