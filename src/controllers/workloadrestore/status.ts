@@ -1,5 +1,6 @@
 // The WorkloadRestore's status, rebuilt from its steps on every pass. The plan and the per-VM results
 // hold at most LIST_LIMIT entries each; the NodeRestores hold every VM.
+import { isFinished } from "../../api/phases.js";
 import type {
   Condition,
   NodeRestore,
@@ -92,7 +93,7 @@ export function buildRestoreStatus(
   const restored = results.filter((r) => r.phase === "Restored").length;
   const failed = results.filter((r) => r.phase === "Failed" || r.phase === "Skipped").length;
 
-  const finished = ["Completed", "PartiallyFailed", "Failed"].includes(facts.phase);
+  const finished = isFinished(facts.phase);
   // Before the plan (waiting for a backup, say) Ready tells why, as Progressing does.
   const unplanned = facts.phase === "New" && !facts.invalid;
   const conditions: DesiredCondition[] = [
