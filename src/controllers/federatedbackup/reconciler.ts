@@ -152,9 +152,17 @@ export class FederatedBackupReconciler {
     const decision = decideThaws(pending, vmis, nodes);
     const kubevirt = new KubeVirtClient(client);
     const thawedBy = new Map<string, Array<{ namespace: string; name: string; node: string }>>();
+    let retry = decision.waiting;
     for (const vm of decision.thaw) {
-      await kubevirt.unfreeze(vm.namespace, vm.name);
-      thawedBy.set(vm.step, [...(thawedBy.get(vm.step) ?? []), vm]);
+      try {
+        await kubevirt.unfreeze(vm.namespace, vm.name);
+        thawedBy.set(vm.step, [...(thawedBy.get(vm.step) ?? []), vm]);
+      } catch (err) {
+        // One VM that cannot be thawed now must not hold up the others or the run: its step stays pending.
+        this.deps.log.warn("could not thaw a VM left frozen", { vm: `${vm.namespace}/${vm.name}`, error: String(err) });
+        decision.settled = decision.settled.filter((s) => s !== vm.step);
+        retry = true;
+      }
     }
     const now = rfc3339(clock.now());
     for (const step of pending) {
@@ -187,7 +195,7 @@ export class FederatedBackupReconciler {
         );
       }
     }
-    return decision.waiting ? 10_000 : undefined;
+    return retry ? 10_000 : undefined;
   }
 
   // The filesystem behind the claim keys the Lease: two claims of one filesystem exclude each other.
