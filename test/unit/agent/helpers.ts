@@ -1,4 +1,5 @@
 // Shared helpers for the agent tests: temp dirs, test files, a recording Freezer, child processes.
+import { xfsImage } from "../../harness/xfs.js";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
@@ -255,20 +256,17 @@ export interface ReflinkVolume {
  * loop device): tests of the Reflink method skip with that reason.
  */
 export async function mountReflinkVolume(): Promise<ReflinkVolume | string> {
-  if (process.getuid?.() !== 0) return "not running as root, cannot mount a loop device";
-  try {
-    execFileSync("mkfs.xfs", ["-V"], { stdio: "pipe" });
-  } catch {
-    return "mkfs.xfs is missing (apt-get install -y xfsprogs)";
-  }
-  const { dir, cleanup } = makeTempDir("xfs");
-  const image = join(dir, "xfs.img");
+  const xfs = xfsImage();
+  if (typeof xfs === "string") return xfs;
+  const { dir, cleanup: removeDir } = makeTempDir("xfs");
+  const cleanup = async () => {
+    await removeDir();
+    xfs.cleanup();
+  };
   const mnt = join(dir, "mnt");
-  execFileSync("truncate", ["-s", "512M", image]);
-  execFileSync("mkfs.xfs", ["-q", "-m", "reflink=1", image], { stdio: "pipe" });
   await mkdir(mnt);
   try {
-    execFileSync("mount", ["-o", "loop", image, mnt], { stdio: "pipe" });
+    xfs.mount(mnt);
   } catch (err) {
     await cleanup();
     const stderr = (err as { stderr?: Buffer }).stderr?.toString().trim();
