@@ -260,7 +260,11 @@ describe("creator access", () => {
   describe("crds/ admission policies", () => {
     const docs = readCrdTexts(defaultRepoRoot()).flatMap((t) => loadAll(t) as Array<Record<string, unknown>>);
     const policies = readFileSync(join(defaultRepoRoot(), "crds/fedbackup.io_admission-policies.yaml"), "utf8");
-    const objects = loadAll(policies) as Array<{ kind: string; metadata: { name: string }; spec: Record<string, unknown> }>;
+    const objects = loadAll(policies) as Array<{
+      kind: string;
+      metadata: { name: string };
+      spec: Record<string, unknown>;
+    }>;
 
     it("are shipped beside the CRDs, which the type generator alone reads", () => {
       assert.deepEqual(objects.map((o) => `${o.kind} ${o.metadata.name}`).sort(), [
