@@ -1,5 +1,6 @@
 // `fedbackup operator`: runs the controllers until SIGTERM, serving /metrics, /healthz and /readyz.
 import http from "node:http";
+import { parseAgentJobSettings } from "../controllers/federatedbackup/builders.js";
 import { Manager } from "../controllers/manager.js";
 import { KubeClient } from "../k8s/client.js";
 import { createLogger } from "../telemetry/logger.js";
@@ -14,6 +15,8 @@ Flags:
   --namespace NS             namespace of the operator, where shared-volume Leases live
                              (default: $POD_NAMESPACE, else the kubeconfig's namespace, else fedbackup-system)
   --agent-image IMAGE        image of the node agent Jobs (default: $FEDBACKUP_AGENT_IMAGE)
+                             ($FEDBACKUP_AGENT_JOB: JSON of the agent Jobs' imagePullPolicy, imagePullSecrets,
+                             nodeSelector, tolerations, resources and priorityClassName)
   --metrics-bind-address A   address of /metrics (default :8080; "0" disables)
   --health-bind-address A    address of /healthz and /readyz (default :8081; "0" disables)
   --lease-duration SECONDS   duration of the shared-volume Lease (default 60)
@@ -84,12 +87,14 @@ export async function runOperator(argv: string[], io: Io = stdio): Promise<numbe
     const namespace = values.namespace ?? process.env.POD_NAMESPACE ?? client.namespaceFromConfig ?? "fedbackup-system";
     const agentImage =
       values["agent-image"] ?? process.env.FEDBACKUP_AGENT_IMAGE ?? `ghcr.io/fedbackup/fedbackup:${VERSION}`;
+    // The agent Jobs' pull secrets, node selector, tolerations, resources and priority class (the chart's agent.*).
+    const agentJob = parseAgentJobSettings(process.env.FEDBACKUP_AGENT_JOB);
     const manager = new Manager({
       client,
       log,
       metrics,
       namespace,
-      settings: { agentImage },
+      settings: { agentImage, ...agentJob },
       leaseDurationSeconds,
       concurrency,
     });
