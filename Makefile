@@ -33,6 +33,10 @@ generate: deps ## Regenerate the TypeScript API types from crds/.
 build: deps ## Compile the product (src/) to dist/.
 	tsc -p tsconfig.build.json
 
+.PHONY: cli
+cli: deps ## One executable that needs no Node: dist/cli/kubectl-fedbackup (kubectl plugin; dist/cli/fedbackup links to it).
+	tsx hack/build-cli.ts
+
 .PHONY: lint
 lint: deps ## Type-check, lint, check formatting and that generated types match crds/.
 	tsc -p tsconfig.json --noEmit
