@@ -10,7 +10,8 @@ import { LABEL_BACKUP, LABEL_MANAGED_BY, LABEL_RESTORE } from "../api/labels.js"
 import type { FederatedBackup, NodeRestore, NodeSnapshot, WorkloadRestore } from "../api/v1alpha1/index.js";
 import type { KubeClient } from "../k8s/client.js";
 import { EventRecorder } from "../k8s/events.js";
-import { Informer } from "../k8s/informer.js";
+import { Informer, type InformerHealth } from "../k8s/informer.js";
+import { LeaderElector, type LeaderTiming } from "../k8s/leader-election.js";
 import { Resources } from "../k8s/resources.js";
 import { objectKey, type KubeObject } from "../k8s/types.js";
 import { LEASE_OWNER_ANNOTATION, VolumeLeases, type LeaseObject } from "../k8s/volume-lease.js";
@@ -34,6 +35,13 @@ export interface ManagerOptions {
   migrationWaitMs?: number;
   concurrency?: number;
   clock?: { now(): number };
+  /**
+   * Only the replica holding the leader Lease (in `namespace`) runs the work queues; the caches start
+   * at once. `onLost` runs when this replica could not renew it (the work queues have already stopped).
+   */
+  leaderElection?: { timing?: LeaderTiming; identity?: string; leaseName?: string; onLost?: (reason: string) => void };
+  /** /healthz fails once a watch has been broken for longer than this (default 2 minutes). */
+  watchBrokenLimitMs?: number;
 }
 
 export class Manager {
@@ -42,6 +50,9 @@ export class Manager {
   readonly restoreQueue: WorkQueue;
   private readonly all: Array<Informer<KubeObject>>;
   private readonly nodeHealth: NodeHealthLog;
+  readonly elector?: LeaderElector;
+  /** Whether the work queues run (this replica leads, or no election). */
+  private working = false;
 
   constructor(private readonly options: ManagerOptions) {
     const { client, log } = options;
@@ -96,6 +107,16 @@ export class Manager {
     this.all = Object.values(this.informers) as Array<Informer<KubeObject>>;
 
     this.nodeHealth = new NodeHealthLog(client, options.namespace);
+    if (options.leaderElection) {
+      this.elector = new LeaderElector({
+        client,
+        namespace: options.namespace,
+        name: options.leaderElection.leaseName,
+        identity: options.leaderElection.identity,
+        timing: options.leaderElection.timing,
+        log: log.child({ component: "leader-election" }),
+      });
+    }
     const leaseDurationSeconds = options.leaseDurationSeconds ?? 60;
     const clock = options.clock ?? { now: () => Date.now() };
     const events = new EventRecorder(
@@ -225,7 +246,7 @@ export class Manager {
     this.informers.nodes.on((event, node, old) => {
       const readyCondition = (n?: NodeObject) => n?.status?.conditions?.find((c) => c.type === "Ready");
       const ready = (n?: NodeObject) => readyCondition(n)?.status === "True";
-      if (event !== "delete" && !ready(node)) {
+      if (event !== "delete" && !ready(node) && this.working) {
         const at = Date.parse(readyCondition(node)?.lastTransitionTime ?? "");
         if (!Number.isNaN(at)) {
           this.nodeHealth
@@ -239,18 +260,70 @@ export class Manager {
     });
   }
 
+  /**
+   * Fills the caches, then starts the work queues, at once or (with leader election) once this replica
+   * leads: no pass runs before that. Resolves when the caches are synced.
+   */
   async start(): Promise<void> {
     // Caches first, so the first passes see the world as it is.
     await this.nodeHealth.load();
     await Promise.all(this.all.map((i) => i.start()));
+    if (!this.elector) return this.startWork();
+    this.elector.start({
+      // The NotReady record the previous leader kept may have grown meanwhile.
+      onStartedLeading: () =>
+        void this.nodeHealth
+          .load()
+          .catch((err: unknown) =>
+            this.options.log.warn("could not reload the node health record", { error: String(err) }),
+          )
+          .then(() => this.startWork()),
+      onStoppedLeading: (reason) => {
+        // Stop taking work at once; passes under way cannot be recalled (the process exits next).
+        void this.stopWork();
+        this.options.leaderElection?.onLost?.(reason);
+      },
+    });
+  }
+
+  private startWork(): void {
+    if (this.working) return;
+    this.working = true;
     for (const b of this.informers.backups.list()) this.backupQueue.add(objectKey(b));
     for (const r of this.informers.restores.list()) this.restoreQueue.add(objectKey(r));
     this.backupQueue.start();
     this.restoreQueue.start();
   }
 
-  async stop(): Promise<void> {
-    await Promise.all(this.all.map((i) => i.stop()));
+  /** Takes no more work and resolves when the passes under way have finished. */
+  private async stopWork(): Promise<void> {
+    this.working = false;
     await Promise.all([this.backupQueue.shutdown(), this.restoreQueue.shutdown()]);
+  }
+
+  /** Stops taking work, waits for the passes under way, releases the leader Lease, stops the caches. */
+  async stop(): Promise<void> {
+    await this.stopWork();
+    await this.elector?.stop();
+    await Promise.all(this.all.map((i) => i.stop()));
+  }
+
+  /** Whether this replica runs the work queues. */
+  get isWorking(): boolean {
+    return this.working;
+  }
+
+  /** /healthz: the informers whose list/watch has been broken for longer than the limit. */
+  health(now = Date.now()): { ok: boolean; broken: InformerHealth[] } {
+    const limit = this.options.watchBrokenLimitMs ?? 120_000;
+    const broken = this.all
+      .map((i) => i.health())
+      .filter((h) => h.brokenSince !== undefined && now - h.brokenSince > limit);
+    return { ok: broken.length === 0, broken };
+  }
+
+  /** /readyz: every cache has had its first list. */
+  get synced(): boolean {
+    return this.all.every((i) => i.hasSynced);
   }
 }

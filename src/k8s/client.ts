@@ -243,7 +243,13 @@ export class KubeClient {
    */
   async watch<T extends KubeObject>(
     type: ResourceType,
-    opts: ListOptions & { resourceVersion: string; signal?: AbortSignal; timeoutSeconds?: number },
+    opts: ListOptions & {
+      resourceVersion: string;
+      signal?: AbortSignal;
+      timeoutSeconds?: number;
+      /** Called once the API server accepted the watch. */
+      onOpen?: () => void;
+    },
     onEvent: (event: WatchEvent<T>) => void,
   ): Promise<void> {
     const res = await this.send("GET", resourcePath(type, opts.namespace), {
@@ -258,6 +264,7 @@ export class KubeClient {
       signal: opts.signal,
     });
     if ((res.statusCode ?? 0) >= 400) throw toApiError(res.statusCode ?? 0, await readBody(res));
+    opts.onOpen?.();
     res.setEncoding("utf8");
     let buffered = "";
     try {

@@ -1,7 +1,8 @@
 // List+watch cache of one resource type: the operator reads the cluster from here instead of polling.
 // A watch that breaks is restarted from the last resourceVersion, with backoff; "410 Gone" means the
 // history is compacted, so it relists and reports the difference as events. A handler that throws is
-// logged and never ends the watch.
+// logged and never ends the watch. Each informer tells since when its watch has been broken (a failed
+// watch or relist, until the next one succeeds), which /healthz reads.
 import { setTimeout as sleep } from "node:timers/promises";
 import type { KubeClient, ListOptions } from "./client.js";
 import { ApiError } from "./errors.js";
@@ -10,6 +11,15 @@ import { objectKey, type KubeObject } from "./types.js";
 
 export type InformerEvent = "add" | "update" | "delete";
 export type InformerHandler<T> = (event: InformerEvent, obj: T, old?: T) => void;
+
+export interface InformerHealth {
+  resource: string;
+  synced: boolean;
+  /** Since when (epoch ms) the list/watch has been failing; undefined while it works. */
+  brokenSince?: number;
+  /** When (epoch ms) the last list, watch connection or watch event succeeded. */
+  lastSuccessAt?: number;
+}
 
 export interface InformerLogger {
   warn(message: string, meta?: Record<string, unknown>): void;
@@ -22,6 +32,8 @@ export class Informer<T extends KubeObject> {
   private resourceVersion = "";
   private synced = false;
   private loop?: Promise<void>;
+  private brokenSince?: number;
+  private lastSuccessAt?: number;
 
   /**
    * @param transform keeps only what readers need of each object (a large cache, such as every pod, then
@@ -42,6 +54,24 @@ export class Informer<T extends KubeObject> {
 
   get hasSynced(): boolean {
     return this.synced;
+  }
+
+  health(): InformerHealth {
+    return {
+      resource: this.type.plural,
+      synced: this.synced,
+      ...(this.brokenSince !== undefined ? { brokenSince: this.brokenSince } : {}),
+      ...(this.lastSuccessAt !== undefined ? { lastSuccessAt: this.lastSuccessAt } : {}),
+    };
+  }
+
+  private succeeded(): void {
+    this.brokenSince = undefined;
+    this.lastSuccessAt = Date.now();
+  }
+
+  private broke(): void {
+    this.brokenSince ??= Date.now();
   }
 
   get(key: string): T | undefined {
@@ -113,6 +143,7 @@ export class Informer<T extends KubeObject> {
       }
     }
     this.resourceVersion = list.metadata?.resourceVersion ?? "";
+    this.succeeded();
   }
 
   private async watchLoop(): Promise<void> {
@@ -121,12 +152,21 @@ export class Informer<T extends KubeObject> {
       try {
         await this.client.watch<T>(
           this.type,
-          { ...this.options, resourceVersion: this.resourceVersion, signal: this.abort.signal },
-          (event) => this.apply(event.type, event.object),
+          {
+            ...this.options,
+            resourceVersion: this.resourceVersion,
+            signal: this.abort.signal,
+            onOpen: () => this.succeeded(),
+          },
+          (event) => {
+            this.apply(event.type, event.object);
+            this.succeeded();
+          },
         );
         backoffMs = 200;
       } catch (err) {
         if (this.abort.signal.aborted) return;
+        this.broke();
         if (err instanceof ApiError && err.status === 410) {
           await this.relistWithRetry();
           continue;
@@ -144,6 +184,7 @@ export class Informer<T extends KubeObject> {
         await this.relist();
         return;
       } catch (err) {
+        this.broke();
         this.log.warn("relist failed", { resource: this.type.plural, error: String(err) });
         await sleep(backoffMs, undefined, { signal: this.abort.signal }).catch(() => {});
       }

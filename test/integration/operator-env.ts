@@ -1,7 +1,7 @@
 // What the operator's integration tests share: the operator's RBAC from deploy/, the KubeVirt
 // subresource double behind the aggregation layer, the pod runner that executes agent pods, and an
 // operator started in-process as its own ServiceAccount (so RBAC applies to everything it does).
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -110,7 +110,9 @@ export async function startOperator(
  * The operator as a separate process (`fedbackup operator`, from source) running as its ServiceAccount,
  * so a test can SIGKILL it at any moment, the way a node failure or an OOM kill would.
  */
-export async function startOperatorProcess(): Promise<{ kill(): Promise<void> }> {
+export async function startOperatorProcess(
+  extra: { args?: string[]; env?: Record<string, string> } = {},
+): Promise<{ kill(): Promise<void>; child: ChildProcess }> {
   await ensureOperatorRbac();
   const dir = mkdtempSync(path.join(os.tmpdir(), "fedbackup-operator-"));
   const kubeconfig = path.join(dir, "kubeconfig");
@@ -134,11 +136,12 @@ export async function startOperatorProcess(): Promise<{ kill(): Promise<void> }>
       "--metrics-bind-address=0",
       "--health-bind-address=0",
       "--lease-duration=15",
+      ...(extra.args ?? []),
     ],
     {
       cwd: REPO_ROOT,
       stdio: ["ignore", "ignore", process.env.FEDBACKUP_TEST_LOG_LEVEL ? "inherit" : "ignore"],
-      env: { ...process.env, FEDBACKUP_LOG_LEVEL: process.env.FEDBACKUP_TEST_LOG_LEVEL ?? "error" },
+      env: { ...process.env, FEDBACKUP_LOG_LEVEL: process.env.FEDBACKUP_TEST_LOG_LEVEL ?? "error", ...extra.env },
     },
   );
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
@@ -148,7 +151,7 @@ export async function startOperatorProcess(): Promise<{ kill(): Promise<void> }>
     rmSync(dir, { recursive: true, force: true });
   };
   onTeardown(kill);
-  return { kill };
+  return { kill, child };
 }
 
 export interface BackupEnv {
