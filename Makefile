@@ -29,6 +29,10 @@ controlplane: ## Find or build kube-apiserver, etcd, kube-controller-manager, kw
 generate: deps ## Regenerate the TypeScript API types from crds/.
 	tsx hack/gen-api-types.ts
 
+.PHONY: manifests
+manifests: deps controlplane ## Render deploy/*.yaml from the Helm chart with its default values (helm template).
+	HELM="$$(hack/controlplane/build.sh)/bin/helm" tsx hack/manifests.ts
+
 .PHONY: build
 build: deps ## Compile the product (src/) to dist/.
 	tsc -p tsconfig.build.json

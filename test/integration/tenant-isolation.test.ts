@@ -408,7 +408,7 @@ describe("Tenant isolation", function () {
       });
 
     it("admits the operator's pod where restricted is enforced", async () => {
-      const docs = yaml.loadAll(readFileSync(path.join(REPO_ROOT, "deploy/operator.yaml"), "utf8")) as Array<
+      const docs = yaml.loadAll(readFileSync(path.join(REPO_ROOT, "deploy/workload.yaml"), "utf8")) as Array<
         KubeObject & { spec: { template: { spec: unknown } } }
       >;
       const deployment = docs.find((d) => d.kind === "Deployment")!;
