@@ -20,6 +20,7 @@ import type { OperatorMetrics } from "../telemetry/metrics.js";
 import type { OperatorSettings } from "./federatedbackup/builders.js";
 import { backupIsActive, FederatedBackupReconciler, type BackupInformers } from "./federatedbackup/reconciler.js";
 import { countNodeFailures } from "./federatedbackup/node-failures.js";
+import { backupState } from "./federatedbackup/transitions.js";
 import { NodeHealthLog } from "../k8s/node-health.js";
 import { TerminalError, WorkQueue } from "./runtime/work-queue.js";
 import { restoreIsActive, WorkloadRestoreReconciler, type RestoreInformers } from "./workloadrestore/reconciler.js";
@@ -144,6 +145,7 @@ export class Manager {
       leases: new VolumeLeases(client, options.namespace, leaseDurationSeconds),
       events,
       log: log.child({ controller: "federatedbackup" }),
+      metrics: options.metrics,
       clock,
       settings: {
         ...options.settings,
@@ -159,6 +161,7 @@ export class Manager {
       leases: new VolumeLeases(client, options.namespace, leaseDurationSeconds),
       events,
       log: log.child({ controller: "workloadrestore" }),
+      metrics: options.metrics,
       clock,
       settings: {
         ...options.settings,
@@ -187,6 +190,7 @@ export class Manager {
           concurrency: options.concurrency ?? 2,
           // Informer events arrive while the caches are still being filled: work starts in start().
           paused: true,
+          hooks: options.metrics.queueHooks(controller),
           onError: (key, err, retryInMs) =>
             queueLog.warn("reconcile failed", {
               key,
@@ -222,6 +226,12 @@ export class Manager {
       )) {
         this.restoreQueue.add(objectKey(r));
       }
+    });
+    // The gauges alerts read come from the cache, on every replica and from the first list on.
+    this.informers.backups.on((event, b) => {
+      const { namespace = "", name = "" } = b.metadata;
+      if (event === "delete") options.metrics.forgetBackup(namespace, name);
+      else options.metrics.observeBackupState(namespace, name, backupState(b.status));
     });
     this.informers.steps.on((_e, o) => enqueueOwner(o));
     this.informers.jobs.on((_e, o) => enqueueOwner(o));

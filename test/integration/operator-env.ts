@@ -75,6 +75,8 @@ export async function podRunner(): Promise<PodRunner> {
 export interface RunningOperator {
   client: KubeClient;
   manager: Manager;
+  /** Its metrics registry, as /metrics serves it. */
+  metrics: OperatorMetrics;
   stop(): Promise<void>;
 }
 
@@ -103,7 +105,7 @@ export async function startOperator(
     client.close();
   };
   onTeardown(stop);
-  return { client, manager, stop };
+  return { client, manager, metrics, stop };
 }
 
 /**

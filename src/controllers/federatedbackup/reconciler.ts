@@ -14,6 +14,7 @@ import { Resources } from "../../k8s/resources.js";
 import type { KubeObject } from "../../k8s/types.js";
 import { volumeLeaseName as leaseNameFor, type LeaseObject, type VolumeLeases } from "../../k8s/volume-lease.js";
 import type { Logger } from "../../telemetry/logger.js";
+import type { OperatorMetrics } from "../../telemetry/metrics.js";
 import { resolveFileOwnership } from "../../planning/index.js";
 import { jsonEqual } from "../runtime/conditions.js";
 import { BACKUP_ACCESS, backupNamespaces } from "../runtime/creator-access.js";
@@ -34,6 +35,7 @@ import {
 } from "./builders.js";
 import { decideBackup, type BackupAction, type BackupWorld } from "./decide.js";
 import { claimVolumeLease, leaseStateOf, type LeaseState, type OwnerActive } from "../runtime/lease-state.js";
+import { logAction, logPhase } from "../runtime/log-action.js";
 import { createIfAbsent, deleteIfExists, setFinalizer, tryGet, writeStatus } from "../runtime/objects.js";
 import { grantStepAccess, revokeStepAccess } from "../runtime/step-access.js";
 import { claimFilesystemIdentity } from "../runtime/volume-identity.js";
@@ -43,6 +45,7 @@ import { observeNode, observeWorkload } from "../runtime/observe.js";
 import { inScope } from "./scope.js";
 import { decideThaws, withThawed, type FreezeView } from "./thaw.js";
 import { viewJob, type ObservedStep } from "./steps.js";
+import { backupTransition } from "./transitions.js";
 
 export interface BackupInformers {
   backups: Informer<FederatedBackup & KubeObject>;
@@ -71,6 +74,7 @@ export interface BackupReconcilerDeps {
   };
   /** Is the run that owns a Lease still going? (backups here; restores register theirs.) */
   ownerActive: OwnerActive;
+  metrics?: Pick<OperatorMetrics, "recordBackup">;
 }
 
 export const backupOwnerId = (b: FederatedBackup): string =>
@@ -111,9 +115,17 @@ export class FederatedBackupReconciler {
     });
     // Events last: they tell of the status this pass writes, and a status write refused on a conflict
     // makes the next pass decide (and tell) again, so told before it they would be told twice.
-    for (const action of decision.actions) if (action.kind !== "Event") await this.act(backup, world, action);
+    for (const action of decision.actions) {
+      if (action.kind === "Event") continue;
+      logAction(this.deps.log, backup, action, { object: world.leaseObject, owner: backupOwnerId(backup) });
+      await this.act(backup, world, action);
+    }
     if (!jsonEqual(backup.status, decision.status)) {
       informers.backups.observe(await writeStatus(client, Resources.FederatedBackup, backup, decision.status));
+      logPhase(this.deps.log, backup, backup.status?.phase, decision.status.phase);
+      const steps = informers.steps.list((s) => s.spec.backupUID === backup.metadata.uid);
+      const record = backupTransition(backup, backup.status, decision.status, steps);
+      if (record) this.deps.metrics?.recordBackup(record);
     }
     for (const action of decision.actions) if (action.kind === "Event") await this.act(backup, world, action);
     const requeue = [decision.requeueAfterMs, thawAgainMs].filter((ms) => ms !== undefined);

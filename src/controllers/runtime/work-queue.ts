@@ -23,11 +23,19 @@ export interface WorkQueueOptions {
    * the caches they read have their first lists, or they decide on a partial view of the cluster.
    */
   paused?: boolean;
+  /** Told of depth, adds, waits and retries (the controller's work-queue metrics). */
+  hooks?: {
+    depth(waiting: number): void;
+    added(): void;
+    waited(seconds: number): void;
+    retried(): void;
+  };
 }
 
 export class WorkQueue {
   private readonly queue: string[] = [];
-  private readonly queued = new Set<string>();
+  /** Queued key → when it was added (for the wait a worker's take reports). */
+  private readonly queued = new Map<string, number>();
   private readonly active = new Set<string>();
   private readonly dirty = new Set<string>();
   private readonly failures = new Map<string, number>();
@@ -63,8 +71,9 @@ export class WorkQueue {
       return;
     }
     if (this.queued.has(key)) return;
-    this.queued.add(key);
+    this.queued.set(key, Date.now());
     this.queue.push(key);
+    this.options.hooks?.added();
     this.pump();
   }
 
@@ -105,11 +114,13 @@ export class WorkQueue {
   private pump(): void {
     while (!this.paused && this.running < this.concurrency && this.queue.length > 0) {
       const key = this.queue.shift()!;
+      this.options.hooks?.waited((Date.now() - this.queued.get(key)!) / 1000);
       this.queued.delete(key);
       this.active.add(key);
       this.running++;
       void this.run(key);
     }
+    this.options.hooks?.depth(this.queue.length);
     if (this.length === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
@@ -127,6 +138,7 @@ export class WorkQueue {
         this.failures.set(key, n);
         const delay = Math.min(this.baseDelayMs * 2 ** (n - 1), this.maxDelayMs);
         this.options.onError?.(key, err, delay);
+        this.options.hooks?.retried();
         this.addAfter(key, delay);
       }
     } finally {

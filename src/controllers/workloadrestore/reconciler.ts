@@ -18,6 +18,7 @@ import type { KubeObject } from "../../k8s/types.js";
 import { volumeLeaseName, type LeaseObject, type VolumeLeases } from "../../k8s/volume-lease.js";
 import { workloadKey } from "../../planning/index.js";
 import type { Logger } from "../../telemetry/logger.js";
+import type { OperatorMetrics } from "../../telemetry/metrics.js";
 import type { OperatorSettings } from "../federatedbackup/builders.js";
 import { grantStepAccess, revokeStepAccess } from "../runtime/step-access.js";
 import { ownedFilesNow } from "../runtime/file-claims.js";
@@ -29,11 +30,13 @@ import { jsonEqual } from "../runtime/conditions.js";
 import { RESTORE_ACCESS, restoreNamespaces } from "../runtime/creator-access.js";
 import { checkCreatorAccess } from "../runtime/creator-check.js";
 import { claimVolumeLease, leaseStateOf, type OwnerActive } from "../runtime/lease-state.js";
+import { logAction, logPhase } from "../runtime/log-action.js";
 import { createIfAbsent, deleteIfExists, setFinalizer, tryGet, writeStatus } from "../runtime/objects.js";
 import type { ReconcileResult } from "../runtime/work-queue.js";
 import { buildMigration, buildRestoreJob, migrationName, restoreOwnerId, stepAccessOf } from "./builders.js";
 import { decideRestore, type RestoreAction, type RestoreWorld } from "./decide.js";
 import { resolveWorkloads } from "./resolve.js";
+import { restoreTransition } from "./transitions.js";
 import {
   effectiveRunStrategy,
   holdPatch,
@@ -69,6 +72,7 @@ export interface RestoreReconcilerDeps {
   clock: { now(): number };
   settings: OperatorSettings & { leaseRenewMs: number; nodeFailures?: () => Map<string, number> };
   ownerActive: OwnerActive;
+  metrics?: Pick<OperatorMetrics, "recordRestore">;
 }
 
 export function restoreIsActive(r: WorkloadRestore | undefined): boolean {
@@ -99,9 +103,16 @@ export class WorkloadRestoreReconciler {
     }
     const world = await this.gather(restore);
     const decision = decideRestore(world, { leaseRenewMs: this.deps.settings.leaseRenewMs });
-    for (const action of decision.actions) await this.act(restore, world, action);
+    for (const action of decision.actions) {
+      logAction(this.deps.log, restore, action, { object: world.leaseObject, owner: restoreOwnerId(restore) });
+      await this.act(restore, world, action);
+    }
     if (!jsonEqual(restore.status, decision.status)) {
       informers.restores.observe(await writeStatus(client, Resources.WorkloadRestore, restore, decision.status));
+      logPhase(this.deps.log, restore, restore.status?.phase, decision.status.phase);
+      const steps = informers.restoreSteps.list((s) => s.spec.restoreUID === restore.metadata.uid);
+      const record = restoreTransition(restore, restore.status, decision.status, steps);
+      if (record) this.deps.metrics?.recordRestore(record);
     }
     // Only once the status they report is written: a write that fails leaves them to the next pass.
     for (const event of decision.statusEvents) await this.act(restore, world, event);
