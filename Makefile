@@ -53,10 +53,13 @@ format: deps ## Format the sources with prettier.
 	prettier --write --log-level=warn .
 
 .PHONY: test-tools
-test-tools: ## Debian packages the tests use: xfsprogs, for the reflink tests on a loop-mounted XFS (root only).
+test-tools: ## Debian packages the tests use: xfsprogs, for the reflink tests on a loop-mounted XFS; lua5.4, for the Argo CD health checks (root only).
 	@command -v mkfs.xfs >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
 	  { apt-get install -y -qq xfsprogs >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq xfsprogs >/dev/null; }; } || true
 	@command -v mkfs.xfs >/dev/null 2>&1 || echo "note: mkfs.xfs is missing; the reflink tests will be skipped"
+	@command -v lua5.4 >/dev/null 2>&1 || command -v lua5.3 >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
+	  { apt-get install -y -qq lua5.4 >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq lua5.4 >/dev/null; }; } || true
+	@command -v lua5.4 >/dev/null 2>&1 || command -v lua5.3 >/dev/null 2>&1 || echo "note: lua5.4 is missing; the Argo CD health check tests will be skipped"
 
 .PHONY: test-unit
 test-unit: deps test-tools ## Unit tests (no cluster).
