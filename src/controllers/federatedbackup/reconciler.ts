@@ -35,7 +35,6 @@ import {
 } from "./builders.js";
 import { decideBackup, type BackupAction, type BackupWorld } from "./decide.js";
 import { claimVolumeLease, leaseStateOf, type LeaseState, type OwnerActive } from "../runtime/lease-state.js";
-import { logAction, logPhase } from "../runtime/log-action.js";
 import { createIfAbsent, deleteIfExists, setFinalizer, tryGet, writeStatus } from "../runtime/objects.js";
 import { grantStepAccess, revokeStepAccess } from "../runtime/step-access.js";
 import { claimFilesystemIdentity } from "../runtime/volume-identity.js";
@@ -115,14 +114,9 @@ export class FederatedBackupReconciler {
     });
     // Events last: they tell of the status this pass writes, and a status write refused on a conflict
     // makes the next pass decide (and tell) again, so told before it they would be told twice.
-    for (const action of decision.actions) {
-      if (action.kind === "Event") continue;
-      logAction(this.deps.log, backup, action, { object: world.leaseObject, owner: backupOwnerId(backup) });
-      await this.act(backup, world, action);
-    }
+    for (const action of decision.actions) if (action.kind !== "Event") await this.act(backup, world, action);
     if (!jsonEqual(backup.status, decision.status)) {
       informers.backups.observe(await writeStatus(client, Resources.FederatedBackup, backup, decision.status));
-      logPhase(this.deps.log, backup, backup.status?.phase, decision.status.phase);
       const steps = informers.steps.list((s) => s.spec.backupUID === backup.metadata.uid);
       const record = backupTransition(backup, backup.status, decision.status, steps);
       if (record) this.deps.metrics?.recordBackup(record);
