@@ -182,6 +182,21 @@ describe("Helm chart", () => {
       assert.equal(envOf(moved, "FEDBACKUP_AGENT_IMAGE"), "registry.example/fb:9.9.9");
     });
 
+    it("runs two replicas with leader election by default, and refuses several without it", () => {
+      const docs = template();
+      assert.equal((deploymentOf(docs).spec as { replicas: number }).replicas, 2);
+      const args = podOf(docs).containers[0]!.args;
+      assert.ok(args.includes("--leader-elect"), args.join(" "));
+      assert.ok(args.includes("--leader-elect-lease-duration=15s"));
+      assert.match(refusal("--set", "leaderElection.enabled=false"), /replicaCount > 1 needs leaderElection.enabled/);
+      const single = template(
+        ...["--set", "leaderElection.enabled=false", "--set", "replicaCount=1"],
+        ...["--set", "updateStrategy.type=Recreate", "--set", "updateStrategy.rollingUpdate=null"],
+      );
+      assert.ok(!podOf(single).containers[0]!.args.some((a) => a.startsWith("--leader-elect")));
+      assert.deepEqual((deploymentOf(single).spec as { strategy: unknown }).strategy, { type: "Recreate" });
+    });
+
     it("plumbs the agent Job values to the operator as FEDBACKUP_AGENT_JOB, which it reads back", () => {
       const docs = template(
         ...["--set", "agent.imagePullSecrets[0].name=registry-creds", "--set", "agent.nodeSelector.pool=vms"],
@@ -209,6 +224,7 @@ describe("Helm chart", () => {
     it("renders the options: ServiceMonitor, PodDisruptionBudget, Namespace, extra args and env, scheduling", () => {
       const docs = template(
         ...["--set", "metrics.serviceMonitor.enabled=true", "--set", "podDisruptionBudget.enabled=true"],
+        ...["--set", "prometheusRule.enabled=true"],
         ...["--set", "namespace.create=true", "--set", "extraArgs[0]=--concurrency=4"],
         ...["--set", "extraEnv[0].name=FOO", "--set", "extraEnv[0].value=bar", "--set", "priorityClassName=high"],
         ...["--set", "nodeSelector.role=infra", "--set", "tolerations[0].operator=Exists"],
@@ -220,6 +236,7 @@ describe("Helm chart", () => {
       const byKind = (k: string) => docs.filter((d) => d.kind === k);
       assert.equal(byKind("ServiceMonitor").length, 1);
       assert.equal(byKind("PodDisruptionBudget").length, 1);
+      assert.equal(byKind("PrometheusRule").length, 1);
       assert.equal(byKind("Namespace")[0]!.metadata.labels?.["pod-security.kubernetes.io/enforce"], "restricted");
       const pod = podOf(docs);
       assert.equal(pod.containers[0]!.args.at(-1), "--concurrency=4");
@@ -236,6 +253,7 @@ describe("Helm chart", () => {
       assert.match(refusal("--set", "agent.tolerations=all"), /\/agent\/tolerations.*want array/);
       assert.match(refusal("--set", "agent.resource.limits.memory=1Gi"), /\/agent.*'resource' not allowed/);
       assert.match(refusal("--set", "image.pullPolicy=Sometimes"), /\/image\/pullPolicy/);
+      assert.match(refusal("--set", "leaderElection.leaseDuration=15"), /\/leaderElection\/leaseDuration/);
     });
 
     it("deploy/ is the chart rendered with its default values (make manifests)", async function () {
