@@ -1,5 +1,5 @@
 // The Argo CD health checks in deploy/gitops/ run by a real Lua interpreter (Debian's lua5.4 or lua5.3,
-// installed by `make test-tools`) against the status objects a real backup and restore produce: Progressing
+// installed by `make test-tools`; lua5.1 too, if installed) against the status objects a real backup and restore produce: Progressing
 // while they run, Healthy when Completed, Degraded when Failed or PartiallyFailed. And what a GitOps tool
 // does on every sync, re-applying an unchanged FederatedBackup, starts no new work.
 import assert from "node:assert/strict";
@@ -33,18 +33,21 @@ type Restore = WorkloadRestore & KubeObject;
 type Health = { status: string; message: string };
 const FINISHED = ["Completed", "PartiallyFailed", "Failed"];
 
-function findLua(): string | undefined {
-  for (const name of ["lua5.4", "lua5.3", "lua5.1", "lua"]) {
+/** Every Lua interpreter on PATH, newest first: lua5.4 or lua5.3 (make test-tools), and lua5.1 (Argo CD's dialect) if there. */
+function findLuas(): string[] {
+  const found: string[] = [];
+  for (const name of ["lua5.4", "lua5.3", "lua5.1"]) {
     for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
       try {
         accessSync(path.join(dir, name), constants.X_OK);
-        return path.join(dir, name);
+        found.push(path.join(dir, name));
+        break;
       } catch {
         // not here
       }
     }
   }
-  return undefined;
+  return found;
 }
 
 /** A Lua string literal of `s`: printable ASCII as is, every other byte as a decimal escape (any Lua version). */
@@ -72,7 +75,7 @@ export function luaValue(v: unknown): string {
 
 describe("Argo CD health checks (deploy/gitops) against real status objects", function () {
   this.timeout(300_000);
-  const lua = findLua();
+  const luas = findLuas();
   let env: BackupEnv;
   let operator: RunningOperator;
   let sim: SimulatedVmController;
@@ -82,9 +85,14 @@ describe("Argo CD health checks (deploy/gitops) against real status objects", fu
   function health(kind: Kind, obj: unknown): Health {
     const script = path.join(REPO_ROOT, "deploy/gitops/fedbackup.io", kind, "health.lua");
     const program = `obj = ${luaValue(obj)}\nlocal hs = dofile(${luaString(script)})\nio.write(hs.status, "\\n", hs.message or "")\n`;
-    const out = execFileSync(lua!, ["-"], { input: program, encoding: "utf8" });
-    const [status = "", ...message] = out.split("\n");
-    return { status, message: message.join("\n") };
+    // Every interpreter found must give the same answer (the scripts are meant for Lua 5.1 and later).
+    const answers = luas.map((lua) => {
+      const out = execFileSync(lua, ["-"], { input: program, encoding: "utf8" });
+      const [status = "", ...message] = out.split("\n");
+      return { status, message: message.join("\n") };
+    });
+    for (const [i, a] of answers.entries()) assert.deepEqual(a, answers[0], `${luas[i]} differs from ${luas[0]}`);
+    return answers[0]!;
   }
 
   /** Runs kubectl as the harness admin; its warnings go to the returned stderr, not the test output. */
@@ -150,7 +158,7 @@ describe("Argo CD health checks (deploy/gitops) against real status objects", fu
   const condition = (o: Backup | Restore, type: string) => o.status?.conditions?.find((c) => c.type === type);
 
   before(async function () {
-    if (!lua) {
+    if (luas.length === 0) {
       console.log("    skipped: no Lua interpreter (lua5.4 or lua5.3) on PATH; `make test-tools` installs it as root");
       this.skip();
     }
