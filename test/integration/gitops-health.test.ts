@@ -1,7 +1,8 @@
 // The Argo CD health checks in deploy/gitops/ run by a real Lua interpreter (Debian's lua5.4 or lua5.3,
-// installed by `make test-tools`; lua5.1 too, if installed) against the status objects a real backup and restore produce: Progressing
-// while they run, Healthy when Completed, Degraded when Failed or PartiallyFailed. And what a GitOps tool
-// does on every sync, re-applying an unchanged FederatedBackup, starts no new work.
+// installed by `make test-tools`; lua5.1 too, if installed) against the status objects a real backup and
+// restore produce: Progressing while they run, Healthy when Completed, Degraded when Failed or
+// PartiallyFailed. And what a GitOps tool does on every sync, re-applying an unchanged FederatedBackup,
+// starts no new work.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from "node:fs";
