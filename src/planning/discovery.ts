@@ -40,15 +40,31 @@ export interface DiscoveryPlan {
  * come long after the migration has finished, when the node Job re-checks it, and if it has left by then
  * verification finds it missing and a reconcile round captures it on its new node.
  *
- * Nodes without an active in-scope VM get no step. VMs listed twice are planned once.
+ * Nodes without an active in-scope VM get no step. VMs listed twice are planned once. VMs named explicitly
+ * that do not exist (`absent`) are expected too, so that a typo or a deleted VM makes the backup
+ * PartiallyFailed (NotFound) instead of a Completed backup that silently lacks it.
  */
 export function planDiscovery(
   workloads: readonly ObservedWorkload[],
   nodes: readonly ObservedNode[],
   ordering: OrderingPolicy,
+  /** VMs the spec names explicitly that do not exist at all: expected, and reported NotFound. */
+  absent: readonly WorkloadRef[] = [],
 ): DiscoveryPlan {
   const inScope = uniqueBy(workloads, workloadKey);
   const unplaced: UnplacedWorkload[] = [];
+  const seen = new Set(inScope.map(workloadKey));
+  const notFound = uniqueBy(absent, workloadKey).filter((w) => !seen.has(workloadKey(w)));
+  for (const w of notFound) {
+    unplaced.push({
+      workload: toRef(w),
+      reason: "NotFound",
+      message: missingReasonMessage("NotFound", {
+        workload: w,
+        detail: "spec.workloads.names asks for it, but there is no such VM",
+      }),
+    });
+  }
   const placements: NodePlacement[] = [];
 
   for (const workload of inScope) {
@@ -70,7 +86,7 @@ export function planDiscovery(
   }
 
   return {
-    expected: inScope.map(toRef).sort(compareWorkloads),
+    expected: [...inScope, ...notFound].map(toRef).sort(compareWorkloads),
     steps,
     unplaced: unplaced.sort((a, b) => compareWorkloads(a.workload, b.workload)),
   };

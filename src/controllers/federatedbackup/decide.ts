@@ -25,6 +25,7 @@ import {
   type ObservedWorkload,
   type OrderingPolicy,
   type UnplacedWorkload,
+  type WorkloadRef,
 } from "../../planning/index.js";
 import { jsonEqual } from "../runtime/conditions.js";
 import { orderingPolicy } from "../runtime/ordering.js";
@@ -48,6 +49,8 @@ export interface BackupWorld {
   invalid?: { reason: string; message: string };
   /** While New: namespaces spec.workloads names that do not exist (a typo selects nothing there). */
   missingNamespaces?: string[];
+  /** While New: VMs spec.workloads.names names that do not exist at all (neither VMI nor VirtualMachine). */
+  absent?: WorkloadRef[];
 }
 
 export interface DecisionSettings {
@@ -167,7 +170,7 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
   const ordering = orderingOf(backup);
 
   if (facts.phase === "New") {
-    const plan = planDiscovery(world.workloads, world.nodes, ordering);
+    const plan = planDiscovery(world.workloads, world.nodes, ordering, world.absent ?? []);
     const desired = [
       ...plan.steps.map((s) => buildNodeSnapshot(backup, 1, s.order, s.node, s.workloads)),
       ...(plan.unplaced.length

@@ -35,12 +35,13 @@ import {
 } from "./builders.js";
 import { decideBackup, type BackupAction, type BackupWorld } from "./decide.js";
 import { claimVolumeLease, leaseStateOf, type LeaseState, type OwnerActive } from "../runtime/lease-state.js";
+import { logAction, logPhase } from "../runtime/log-action.js";
 import { createIfAbsent, deleteIfExists, setFinalizer, tryGet, writeStatus } from "../runtime/objects.js";
 import { grantStepAccess, revokeStepAccess } from "../runtime/step-access.js";
 import { claimFilesystemIdentity } from "../runtime/volume-identity.js";
 import { fileClaimants, withOwnership } from "../runtime/file-claims.js";
 import { requestsByNode, type PodObject } from "../runtime/node-requests.js";
-import { observeNode, observeWorkload } from "../runtime/observe.js";
+import { observeNode, observeWorkload, stoppedWorkload } from "../runtime/observe.js";
 import { inScope } from "./scope.js";
 import { decideThaws, withThawed, type FreezeView } from "./thaw.js";
 import { viewJob, type ObservedStep } from "./steps.js";
@@ -114,9 +115,14 @@ export class FederatedBackupReconciler {
     });
     // Events last: they tell of the status this pass writes, and a status write refused on a conflict
     // makes the next pass decide (and tell) again, so told before it they would be told twice.
-    for (const action of decision.actions) if (action.kind !== "Event") await this.act(backup, world, action);
+    for (const action of decision.actions) {
+      if (action.kind === "Event") continue;
+      logAction(this.deps.log, backup, action, { object: world.leaseObject, owner: backupOwnerId(backup) });
+      await this.act(backup, world, action);
+    }
     if (!jsonEqual(backup.status, decision.status)) {
       informers.backups.observe(await writeStatus(client, Resources.FederatedBackup, backup, decision.status));
+      logPhase(this.deps.log, backup, backup.status?.phase, decision.status.phase);
       const steps = informers.steps.list((s) => s.spec.backupUID === backup.metadata.uid);
       const record = backupTransition(backup, backup.status, decision.status, steps);
       if (record) this.deps.metrics?.recordBackup(record);
@@ -284,6 +290,18 @@ export class FederatedBackupReconciler {
     const workloads = vmis
       .filter((v) => inScope(v, backup.spec.workloads, ns))
       .map((v) => withOwnership(observeWorkload(v, mount), ownership));
+    // VMs named explicitly without an instance: a stopped VirtualMachine is NotRunning, no VM at all NotFound.
+    const absent: Array<{ namespace: string; name: string }> = [];
+    if (phase === "New") {
+      const running = new Set(workloads.map((w) => `${w.namespace}/${w.name}`));
+      for (const n of backup.spec.workloads?.names ?? []) {
+        const key = `${n.namespace ?? ns}/${n.name}`;
+        if (running.has(key)) continue;
+        const vm = informers.vms.get(key);
+        if (vm) workloads.push(stoppedWorkload(vm));
+        else absent.push({ namespace: n.namespace ?? ns, name: n.name });
+      }
+    }
     const failures = this.deps.settings.nodeFailures?.() ?? new Map<string, number>();
     const requested = requestsByNode(informers.pods.list());
     const nodes = informers.nodes
@@ -301,6 +319,7 @@ export class FederatedBackupReconciler {
       lease,
       ...(invalid ? { invalid } : {}),
       ...(missingNamespaces?.length ? { missingNamespaces } : {}),
+      ...(absent.length ? { absent } : {}),
       volumeId,
       ...(leaseObject ? { leaseObject } : {}),
     };

@@ -1,5 +1,5 @@
 // Turns the VMIs and Nodes the informers hold into the plain data the planners of both controllers decide on.
-import type { NodeObject, VirtualMachineInstance } from "../../api/kubevirt.js";
+import type { NodeObject, VirtualMachine, VirtualMachineInstance } from "../../api/kubevirt.js";
 import { LABEL_CRITICAL, LABEL_PRIORITY } from "../../api/labels.js";
 import type { ObservedNode, ObservedWorkload } from "../../planning/index.js";
 import { sharedFilesOf } from "./file-claims.js";
@@ -36,5 +36,19 @@ export function observeNode(
     freeCpuMilli: Math.max(0, parseQuantity(alloc.cpu ?? "0") * 1000 - requested.cpuMilli),
     freeMemoryBytes: Math.max(0, parseQuantity(alloc.memory ?? "0") - requested.memoryBytes),
     recentFailures,
+  };
+}
+
+/** A VirtualMachine without an instance, as the planners see it: not running anywhere. */
+export function stoppedWorkload(vm: VirtualMachine): ObservedWorkload {
+  return {
+    namespace: vm.metadata.namespace ?? "",
+    name: vm.metadata.name ?? "",
+    uid: vm.metadata.uid ?? "",
+    phase: "Stopped",
+    migrating: false,
+    critical: false,
+    priority: 0,
+    files: [],
   };
 }

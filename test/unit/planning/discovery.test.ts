@@ -272,4 +272,30 @@ describe("planDiscovery", () => {
     const plan = planDiscovery([a], [node("n1")], byCount);
     assert.deepEqual(plan.steps[0]?.workloads, [a]);
   });
+
+  it("expects a VM named explicitly that does not exist, and reports it NotFound, once", () => {
+    const plan = planDiscovery([vm("ns/a", { node: "n1" })], [node("n1")], byCount, [
+      { namespace: "ns", name: "typo" },
+      { namespace: "ns", name: "typo" },
+      { namespace: "ns", name: "a" },
+    ]);
+    assert.deepEqual(keys(plan.expected), ["ns/a", "ns/typo"]);
+    assert.deepEqual(summary(plan), { steps: ["1:n1=[ns/a]"], unplaced: ["ns/typo:NotFound"] });
+    assert.match(plan.unplaced[0]!.message, /there is no such VM/);
+  });
+
+  it("reports a VM SharedFile or UnsafeFile with the detail that names the path", () => {
+    const plan = planDiscovery(
+      [
+        vm("ns/a", {
+          node: "n1",
+          fileProblem: { reason: "SharedFile", detail: "x/disk.img is also named by VM ns/b" },
+        }),
+      ],
+      [node("n1")],
+      byCount,
+    );
+    assert.deepEqual(summary(plan), { steps: [], unplaced: ["ns/a:SharedFile@n1"] });
+    assert.match(plan.unplaced[0]!.message, /x\/disk\.img is also named by VM ns\/b/);
+  });
 });
