@@ -29,7 +29,7 @@ Flags:
   --leader-elect-renew-deadline D  how long the leader tries to renew before it gives up and exits (default 10s)
   --leader-elect-retry-period D    how often the Lease is read and renewed (default 2s)
   --log-level LEVEL          error, warn, info or debug (default: $FEDBACKUP_LOG_LEVEL, else info)
-  --log-format FORMAT        json (one object per line) or text (default json)
+  --log-format FORMAT        json (one object per line) or text (default: $FEDBACKUP_LOG_FORMAT, else json)
   -h, --help                 print this help
 
 Bad flags exit with code 2, a failure to start or run with code 1.
@@ -92,7 +92,7 @@ export async function runOperator(argv: string[], io: Io = stdio): Promise<numbe
       "leader-elect-renew-deadline": { type: "string", default: "10s" },
       "leader-elect-retry-period": { type: "string", default: "2s" },
       "log-level": { type: "string", default: process.env.FEDBACKUP_LOG_LEVEL ?? "info" },
-      "log-format": { type: "string", default: "json" },
+      "log-format": { type: "string", default: process.env.FEDBACKUP_LOG_FORMAT ?? "json" },
       help: { type: "boolean", short: "h" },
     },
   });

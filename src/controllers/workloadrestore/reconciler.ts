@@ -30,6 +30,7 @@ import { jsonEqual } from "../runtime/conditions.js";
 import { RESTORE_ACCESS, restoreNamespaces } from "../runtime/creator-access.js";
 import { checkCreatorAccess } from "../runtime/creator-check.js";
 import { claimVolumeLease, leaseStateOf, type OwnerActive } from "../runtime/lease-state.js";
+import { logAction, logPhase } from "../runtime/log-action.js";
 import { createIfAbsent, deleteIfExists, setFinalizer, tryGet, writeStatus } from "../runtime/objects.js";
 import type { ReconcileResult } from "../runtime/work-queue.js";
 import { buildMigration, buildRestoreJob, migrationName, restoreOwnerId, stepAccessOf } from "./builders.js";
@@ -102,9 +103,13 @@ export class WorkloadRestoreReconciler {
     }
     const world = await this.gather(restore);
     const decision = decideRestore(world, { leaseRenewMs: this.deps.settings.leaseRenewMs });
-    for (const action of decision.actions) await this.act(restore, world, action);
+    for (const action of decision.actions) {
+      logAction(this.deps.log, restore, action, { object: world.leaseObject, owner: restoreOwnerId(restore) });
+      await this.act(restore, world, action);
+    }
     if (!jsonEqual(restore.status, decision.status)) {
       informers.restores.observe(await writeStatus(client, Resources.WorkloadRestore, restore, decision.status));
+      logPhase(this.deps.log, restore, restore.status?.phase, decision.status.phase);
       const steps = informers.restoreSteps.list((s) => s.spec.restoreUID === restore.metadata.uid);
       const record = restoreTransition(restore, restore.status, decision.status, steps);
       if (record) this.deps.metrics?.recordRestore(record);
