@@ -56,6 +56,8 @@ export class PodRunner {
   private readonly client: KubeClient;
   private readonly informer: Informer<Pod>;
   private readonly running = new Map<string, { child: ChildProcess; run: PodRun; dir: string }>();
+  /** Pods whose deletion has begun: SIGTERM sent, SIGKILL scheduled at the end of their grace period. */
+  private readonly terminating = new Set<string>();
   private readonly started = new Set<string>();
   private readonly dir = mkdtempSync(path.join(os.tmpdir(), "fedbackup-pods-"));
   readonly deadNodes: Set<string>;
@@ -99,8 +101,19 @@ export class PodRunner {
     const key = `${pod.metadata.namespace}/${pod.metadata.name}`;
     const entry = this.running.get(key);
     if (pod.metadata.deletionTimestamp) {
-      entry?.child.kill("SIGTERM");
-      if (!entry) await this.forceDelete(pod);
+      if (!entry) {
+        await this.forceDelete(pod);
+        return;
+      }
+      // As a kubelet does: SIGTERM now, SIGKILL when the grace period (up to deletionTimestamp) is over.
+      if (!this.terminating.has(key)) {
+        this.terminating.add(key);
+        entry.child.kill("SIGTERM");
+        const graceMs = Math.max(0, Date.parse(pod.metadata.deletionTimestamp) - Date.now());
+        setTimeout(() => {
+          if (entry.child.exitCode === null && entry.child.signalCode === null) entry.child.kill("SIGKILL");
+        }, graceMs).unref();
+      }
       return;
     }
     const node = pod.spec.nodeName;

@@ -7,10 +7,13 @@ import { Resources } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
 import { createVm, diskPaths, migrateVm, NODE_MOUNT_PATH, type VmFixture } from "../harness/workloads.js";
 import { orderNodes } from "../../src/planning/index.js";
+import { FREEZE_DELAY_ANNOTATION } from "../harness/kubevirt-double.js";
 import { BackupObserver, type JobRecord } from "./backup-observer.js";
 import {
   adminClient,
   backupEnv,
+  backupFinished,
+  backupManifest,
   csiDouble,
   kubevirtDouble,
   podRunner,
@@ -22,27 +25,8 @@ import {
 } from "./operator-env.js";
 
 type Backup = FederatedBackup & KubeObject;
-const FINISHED = ["Completed", "PartiallyFailed", "Failed"];
 
-function backupManifest(env: BackupEnv, name: string, spec: Partial<FederatedBackup["spec"]> = {}): Backup {
-  return {
-    apiVersion: "fedbackup.io/v1alpha1",
-    kind: "FederatedBackup",
-    metadata: { name, namespace: env.namespace },
-    spec: {
-      sharedVolume: { claimName: env.shared.claimName, nodeMountPath: NODE_MOUNT_PATH },
-      location: { persistentVolumeClaim: { claimName: env.location.claimName } },
-      ...spec,
-    },
-  };
-}
-
-async function waitForPhase(namespace: string, name: string, timeoutMs = 120_000): Promise<Backup> {
-  return waitFor(`FederatedBackup ${namespace}/${name} to finish`, timeoutMs, async () => {
-    const fb = await adminClient().get<Backup>(Resources.FederatedBackup, namespace, name);
-    return FINISHED.includes(fb.status?.phase ?? "") ? fb : undefined;
-  });
-}
+const waitForPhase = backupFinished;
 
 async function stepsOf(namespace: string, backup: string): Promise<Array<NodeSnapshot & KubeObject>> {
   const list = await adminClient().list<NodeSnapshot & KubeObject>(Resources.NodeSnapshot, {
@@ -587,21 +571,57 @@ describe("FederatedBackup controller", function () {
   it("deleted while its node Job runs: stops the agent first, cleans up under the volume's Lease, says FilesRemoved only when true", async () => {
     const env = await backupEnv("fb-deleted");
     let deleting: Promise<void> | undefined;
+    // When first's node Job appears: a second run of the same volume is created (it waits for the Lease
+    // first holds), then first is deleted while its agent works.
     const observer = new BackupObserver([env.namespace], (job, event) => {
       if (event === "created" && job.name.startsWith("first-") && !deleting) {
-        deleting = adminClient().delete(Resources.FederatedBackup, env.namespace, "first");
+        deleting = (async () => {
+          // Once its agent works (it froze a VM of its node), not while its pod is still being set up.
+          const double = await kubevirtDouble();
+          await waitFor("first's agent to freeze a VM", 60_000, () =>
+            double.callsFor(env.namespace, "b1").some((c) => c.op === "freeze") ? true : undefined,
+          );
+          await adminClient().create(Resources.FederatedBackup, backupManifest(env, "second"));
+          await adminClient().delete(Resources.FederatedBackup, env.namespace, "first");
+        })();
       }
     });
     await observer.start();
     const operator = await startOperator();
+    const state = async () =>
+      JSON.stringify({
+        jobs: observer.jobs.map((j) => [j.name, j.outcome]),
+        liveJobs: (await adminClient().list(Resources.Job, { namespace: env.namespace })).items.map((j) => [
+          j.metadata.name,
+          j.metadata.deletionTimestamp,
+          j.metadata.finalizers,
+        ]),
+        pods: (
+          await adminClient().list<KubeObject & { status?: { phase?: string } }>(Resources.Pod, {
+            namespace: env.namespace,
+          })
+        ).items.map((p) => [p.metadata.name, p.status?.phase, p.metadata.deletionTimestamp, p.metadata.finalizers]),
+        backups: (await adminClient().list<Backup>(Resources.FederatedBackup, { namespace: env.namespace })).items.map(
+          (b) => [b.metadata.name, b.status?.phase, b.metadata.deletionTimestamp, b.status?.conditions],
+        ),
+      });
     try {
-      const vms = SEVEN.slice(0, 3);
+      // b2's freeze answers late: first's agent is still at work on node-b when first is deleted.
+      const vms = SEVEN.slice(0, 3).map((vm) =>
+        vm.name === "b2" ? { ...vm, annotations: { [FREEZE_DELAY_ANNOTATION]: "4000" } } : vm,
+      );
       for (const vm of vms) await createVm(adminClient(), env.namespace, env.shared.hostDir, vm);
       const first = await adminClient().create<Backup>(Resources.FederatedBackup, backupManifest(env, "first"));
-      // A second run of the same volume, waiting for the Lease the first holds.
-      await adminClient().create(Resources.FederatedBackup, backupManifest(env, "second"));
-      const second = await waitForPhase(env.namespace, "second");
-      await waitFor("first to be gone", 60_000, async () => {
+      await waitFor("first's node Job and the second run", 60_000, () => (deleting ? true : undefined)).catch(
+        async (err: unknown) => {
+          throw new Error(`${String(err)}: ${await state()}`);
+        },
+      );
+      await deleting;
+      const second = await waitForPhase(env.namespace, "second", 90_000).catch(async (err: unknown) => {
+        throw new Error(`${String(err)}: ${await state()}`);
+      });
+      await waitFor("first to be gone", 30_000, async () => {
         try {
           await adminClient().get(Resources.FederatedBackup, env.namespace, "first");
           return undefined;
@@ -609,7 +629,6 @@ describe("FederatedBackup controller", function () {
           return true;
         }
       });
-      await deleting;
       assert.equal(second.status?.phase, "Completed", JSON.stringify(second.status));
       // Every agent Job of the volume, the cleanup's included, ran alone.
       assert.deepEqual(observer.overlaps, [], JSON.stringify(observer.jobs.map((j) => [j.name, j.outcome])));

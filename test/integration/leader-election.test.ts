@@ -9,10 +9,11 @@ import { LEADER_LEASE_NAME } from "../../src/k8s/leader-election.js";
 import { Resources } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
 import type { LeaseObject } from "../../src/k8s/volume-lease.js";
-import { createVm, NODE_MOUNT_PATH, type VmFixture } from "../harness/workloads.js";
+import { createVm, type VmFixture } from "../harness/workloads.js";
 import { BackupObserver } from "./backup-observer.js";
 import {
   adminClient,
+  backupManifest,
   backupEnv,
   kubevirtDouble,
   OPERATOR_NAMESPACE,
@@ -133,16 +134,7 @@ describe("Leader election", function () {
       assert.ok((await leaderHolder()).startsWith("op-a_"), "op-a still leads");
 
       for (const vm of VMS) await createVm(adminClient(), env.namespace, env.shared.hostDir, vm);
-      const manifest: Backup = {
-        apiVersion: "fedbackup.io/v1alpha1",
-        kind: "FederatedBackup",
-        metadata: { name: "nightly", namespace: env.namespace },
-        spec: {
-          sharedVolume: { claimName: env.shared.claimName, nodeMountPath: NODE_MOUNT_PATH },
-          location: { persistentVolumeClaim: { claimName: env.location.claimName } },
-        },
-      };
-      await adminClient().create(Resources.FederatedBackup, manifest);
+      await adminClient().create(Resources.FederatedBackup, backupManifest(env, "nightly"));
 
       await waitFor("op-a to be killed", 60_000, () => (killedAt ? true : undefined));
       await waitFor("op-b to lead", 30_000, async () =>

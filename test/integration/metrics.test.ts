@@ -6,9 +6,10 @@ import type { FederatedBackup, WorkloadRestore } from "../../src/api/v1alpha1/in
 import { Resources } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
 import { SimulatedVmController } from "../harness/kubevirt-vms.js";
-import { createVirtualMachine, NODE_MOUNT_PATH, type VmFixture } from "../harness/workloads.js";
+import { createVirtualMachine, type VmFixture } from "../harness/workloads.js";
 import {
   adminClient,
+  backupManifest,
   backupEnv,
   kubevirtDouble,
   podRunner,
@@ -64,16 +65,10 @@ describe("Metrics", function () {
       const before = await scrape(operator);
       const startedAt = Math.floor(Date.now() / 1000);
 
-      await adminClient().create(Resources.FederatedBackup, {
-        apiVersion: "fedbackup.io/v1alpha1",
-        kind: "FederatedBackup",
-        metadata: { name: "nightly", namespace: env.namespace },
-        spec: {
-          sharedVolume: { claimName: env.shared.claimName, nodeMountPath: NODE_MOUNT_PATH },
-          location: { persistentVolumeClaim: { claimName: env.location.claimName } },
-          snapshot: { method: "Copy" },
-        },
-      } as KubeObject);
+      await adminClient().create(
+        Resources.FederatedBackup,
+        backupManifest(env, "nightly", { snapshot: { method: "Copy" } }),
+      );
 
       // During: the run is going, nothing is counted for it yet, the queues are measured.
       const during = await waitFor("the backup to be in progress", 60_000, async () => {

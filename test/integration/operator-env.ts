@@ -6,9 +6,12 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { isFinished } from "../../src/api/phases.js";
+import type { FederatedBackup } from "../../src/api/v1alpha1/index.js";
 import { Manager } from "../../src/controllers/manager.js";
 import { KubeClient } from "../../src/k8s/client.js";
 import { Resources } from "../../src/k8s/resources.js";
+import type { KubeObject } from "../../src/k8s/types.js";
 import { createLogger } from "../../src/telemetry/logger.js";
 import { OperatorMetrics } from "../../src/telemetry/metrics.js";
 import { REPO_ROOT } from "../harness/binaries.js";
@@ -16,7 +19,7 @@ import { applyOperatorRbac } from "../harness/operator-rbac.js";
 import { CsiDouble } from "../harness/csi-double.js";
 import { KubeVirtDouble } from "../harness/kubevirt-double.js";
 import { PodRunner } from "../harness/pod-runner.js";
-import { createVolume, type VolumeFixture } from "../harness/workloads.js";
+import { createVolume, NODE_MOUNT_PATH, type VolumeFixture } from "../harness/workloads.js";
 import { cluster, freshNamespace, onTeardown } from "./setup.js";
 
 export const OPERATOR_NAMESPACE = "fedbackup-system";
@@ -213,4 +216,38 @@ export async function setNodeReady(node: string, ready: boolean): Promise<void> 
     },
     { subresource: "status" },
   );
+}
+
+/**
+ * A FederatedBackup of the test namespace's volumes: the shared claim at NODE_MOUNT_PATH and the location
+ * claim that backupEnv creates (or, given a namespace, its claims vmdisks and backups).
+ */
+export function backupManifest(
+  where: BackupEnv | string,
+  name: string,
+  spec: Partial<FederatedBackup["spec"]> = {},
+): FederatedBackup & KubeObject {
+  const env = typeof where === "string" ? undefined : where;
+  return {
+    apiVersion: "fedbackup.io/v1alpha1",
+    kind: "FederatedBackup",
+    metadata: { name, namespace: env?.namespace ?? (where as string) },
+    spec: {
+      sharedVolume: { claimName: env?.shared.claimName ?? "vmdisks", nodeMountPath: NODE_MOUNT_PATH },
+      location: { persistentVolumeClaim: { claimName: env?.location.claimName ?? "backups" } },
+      ...spec,
+    },
+  };
+}
+
+/** Waits until the FederatedBackup is in a finished phase, and returns it. */
+export function backupFinished(
+  namespace: string,
+  name: string,
+  timeoutMs = 120_000,
+): Promise<FederatedBackup & KubeObject> {
+  return waitFor(`FederatedBackup ${namespace}/${name} to finish`, timeoutMs, async () => {
+    const fb = await adminClient().get<FederatedBackup & KubeObject>(Resources.FederatedBackup, namespace, name);
+    return isFinished(fb.status?.phase) ? fb : undefined;
+  });
 }

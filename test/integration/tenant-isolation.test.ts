@@ -22,6 +22,8 @@ import { BackupObserver } from "./backup-observer.js";
 import {
   adminClient,
   backupEnv,
+  backupFinished,
+  backupManifest,
   ensureOperatorRbac,
   kubevirtDouble,
   OPERATOR_NAMESPACE,
@@ -34,26 +36,8 @@ import { cluster, freshNamespace } from "./setup.js";
 
 type Backup = FederatedBackup & KubeObject;
 type Step = NodeSnapshot & KubeObject;
-const FINISHED = ["Completed", "PartiallyFailed", "Failed"];
 
-function backupManifest(namespace: string, name: string, spec: Partial<FederatedBackup["spec"]> = {}): Backup {
-  return {
-    apiVersion: "fedbackup.io/v1alpha1",
-    kind: "FederatedBackup",
-    metadata: { name, namespace },
-    spec: {
-      sharedVolume: { claimName: "vmdisks", nodeMountPath: NODE_MOUNT_PATH },
-      location: { persistentVolumeClaim: { claimName: "backups" } },
-      ...spec,
-    },
-  };
-}
-
-const finished = (namespace: string, name: string): Promise<Backup> =>
-  waitFor(`FederatedBackup ${namespace}/${name} to finish`, 120_000, async () => {
-    const fb = await adminClient().get<Backup>(Resources.FederatedBackup, namespace, name);
-    return FINISHED.includes(fb.status?.phase ?? "") ? fb : undefined;
-  });
+const finished = (namespace: string, name: string): Promise<Backup> => backupFinished(namespace, name);
 
 const stepsOf = async (namespace: string, backup: string): Promise<Step[]> =>
   (

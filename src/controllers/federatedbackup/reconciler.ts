@@ -506,8 +506,12 @@ export class FederatedBackupReconciler {
     );
     const agentJobs = steps
       .flatMap((s) => [s.metadata.name!, extractJobName(s)])
-      .filter((name) => informers.jobs.get(`${ns}/${name}`));
-    for (const name of agentJobs) await deleteIfExists(client, Resources.Job, ns, name, "Foreground");
+      .flatMap((name) => informers.jobs.get(`${ns}/${name}`) ?? []);
+    // Asked once; a Job already being deleted is only waited for (its pods go first, then the Job).
+    for (const job of agentJobs) {
+      if (!job.metadata.deletionTimestamp)
+        await deleteIfExists(client, Resources.Job, ns, job.metadata.name!, "Foreground");
+    }
     if (agentJobs.length > 0) return { requeueAfterMs: 1_000 };
     for (const step of steps) await revokeStepAccess(client, stepAccessOf(step));
 

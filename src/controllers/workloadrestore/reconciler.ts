@@ -130,7 +130,11 @@ export class WorkloadRestoreReconciler {
     const jobs = informers.jobs.list(
       (j) => j.metadata.namespace === ns && j.metadata.labels?.[LABEL_RESTORE] === restore.metadata.name,
     );
-    for (const job of jobs) await deleteIfExists(client, Resources.Job, ns, job.metadata.name!, "Foreground");
+    for (const job of jobs) {
+      // Asked once; a Job already being deleted is only waited for.
+      if (!job.metadata.deletionTimestamp)
+        await deleteIfExists(client, Resources.Job, ns, job.metadata.name!, "Foreground");
+    }
     if (jobs.length > 0) return { requeueAfterMs: 1_000 };
     // Nothing granted outlives the run: the grants in other namespaces have no owner to go with.
     for (const step of informers.restoreSteps.list(
