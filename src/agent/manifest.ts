@@ -3,6 +3,7 @@
 // Layout under the backup's root directory at the location:
 //   <namespace>/<vm>/manifest.json      one per VM: what was captured, how, and every file's size and sha256
 //   <namespace>/<vm>/files/<path>       the disk images, at their path relative to the shared volume root
+//   <namespace>/<vm>/devices/<disk>.data the non-zero chunks of a block device, packed (see block-device.ts)
 //   nodes/<node>-r<round>.json          one per node Job run: which VMs it captured and which it could not
 //
 // A VM's manifest is written last, after all its files are durable (atomic-files.ts), so its presence is
@@ -13,12 +14,31 @@
 // The location is writable by others than the agent, so every file here is reached through safe-fs.ts
 // below the backup's directory: a manifest, a file or a directory replaced by a symlink, a FIFO or a hard
 // link is never followed or read (UnsafePathError), and a manifest is parsed and checked, never trusted.
+//
+// Schema versions: every reader checks schemaVersion exactly, so a field an older reader does not know is
+// never silently ignored by it. A VM manifest without block disks is version 1, the same bytes as before
+// block disks existed, so that an agent of an earlier release (during an upgrade) reads it. A manifest that
+// lists block disks (`blockDisks`, Block-mode claims read as raw devices) is version 2: an earlier agent
+// refuses it as invalid instead of restoring the files and silently leaving the devices out. This code reads
+// both; version 1 must not have `blockDisks`, version 2 must. Node manifests stay version 1.
 import { isAbsolute, posix } from "node:path";
 import { isErrno, writeJsonAtomic } from "./atomic-files.js";
 import type { SafeDir } from "./safe-fs.js";
 import { unsafeCause, withDir, withFile, withRoot } from "./safe-fs.js";
 
 export const MANIFEST_SCHEMA_VERSION = 1;
+
+/** The version of a VM manifest that lists block disks (see above); one without them stays version 1. */
+export const MANIFEST_SCHEMA_VERSION_BLOCK_DISKS = 2;
+
+export type WorkloadManifestSchemaVersion = typeof MANIFEST_SCHEMA_VERSION | typeof MANIFEST_SCHEMA_VERSION_BLOCK_DISKS;
+
+/** The version a VM manifest with (or without) these block disks must carry. */
+export function workloadManifestSchemaVersion(
+  blockDisks: readonly unknown[] | undefined,
+): WorkloadManifestSchemaVersion {
+  return blockDisks === undefined ? MANIFEST_SCHEMA_VERSION : MANIFEST_SCHEMA_VERSION_BLOCK_DISKS;
+}
 
 /** How the files were snapshotted. */
 export type CaptureMethod = "Reflink" | "Copy" | "CSI";
@@ -65,8 +85,46 @@ export interface ManifestFile {
   gid?: number;
 }
 
+/** A run of all-zero bytes of a block device that was not stored (see BlockLayout). */
+export interface BlockHole {
+  /** Where the run starts on the device: a multiple of the layout's chunkBytes. */
+  offset: number;
+  /** A multiple of chunkBytes, except for a run that ends at the end of the device. */
+  length: number;
+}
+
+/**
+ * How a block device's content is stored (block-device.ts): the device is cut in chunks of chunkBytes (the
+ * last one may be shorter); chunks that are entirely zero are holes, the others are stored one after the
+ * other, in device order, in one data file of storedBytes. Holes are listed as merged runs, sorted, never
+ * touching each other (two adjacent runs are one run), so a content has exactly one layout.
+ */
+export interface BlockLayout {
+  /** The device's size: what it holds from 0 to the end, zeros included; a multiple of 512. */
+  bytes: number;
+  /** Lowercase hex sha256 of the whole device content (bytes long, zeros included): `sha256sum /dev/...`. */
+  sha256: string;
+  /** The chunk size the holes are aligned to: a multiple of 4096 from 4 KiB to 64 MiB. */
+  chunkBytes: number;
+  holes: BlockHole[];
+  /** Size of the data file: bytes less the holes' lengths. */
+  storedBytes: number;
+}
+
+/** Where a block disk's data comes from in the VM spec. A DataVolume's claim has the DataVolume's name. */
+export type BlockDiskSourceKind = "PersistentVolumeClaim" | "DataVolume";
+
+/** A disk of the VM that is a claim in Block mode, read as a raw device; its data file is backupBlockDiskPath. */
+export interface ManifestBlockDisk extends BlockLayout {
+  /** The volume's name in the VM spec (spec.template.spec.volumes[].name); one path component. */
+  name: string;
+  source: { kind: BlockDiskSourceKind; claimName: string };
+  volumeMode: "Block";
+}
+
 export interface WorkloadManifest {
-  schemaVersion: typeof MANIFEST_SCHEMA_VERSION;
+  /** 1 without blockDisks, 2 with them (see workloadManifestSchemaVersion). */
+  schemaVersion: WorkloadManifestSchemaVersion;
   backup: { name: string; uid: string };
   /** uid may be empty when the planner did not know it. */
   workload: { namespace: string; name: string; uid: string };
@@ -84,6 +142,9 @@ export interface WorkloadManifest {
   /** With extractAt Restore: the kept snapshot, a directory relative to the shared volume root. */
   snapshot?: { location: string };
   files: ManifestFile[];
+  /** Schema version 2 only: the VM's Block-mode disks, always stored at the location (whatever extractAt). */
+  blockDisks?: ManifestBlockDisk[];
+  /** The sum of the files' bytes and the block disks' bytes (device sizes, holes included). */
   totalBytes: number;
   startedAt: string;
   completedAt: string;
@@ -163,6 +224,11 @@ export const relativeManifestPath = workloadManifestPath;
 /** Where an extracted file lives: `<ns>/<vm>/files/<path>`. */
 export function backupFilePath(namespace: string, name: string, path: string): string {
   return posix.join(workloadDir(namespace, name), "files", checkRelativePath(path));
+}
+
+/** Where a block disk's data file lives: `<ns>/<vm>/devices/<disk>.data`. */
+export function backupBlockDiskPath(namespace: string, name: string, disk: string): string {
+  return posix.join(workloadDir(namespace, name), "devices", `${checkName("disk name", disk)}.data`);
 }
 
 /** A node run's manifest: `nodes/<node>-r<round>.json`. */
@@ -310,7 +376,7 @@ async function readJson(backup: BackupDir, path: string): Promise<unknown> {
 /** Checks the shape of a parsed per-VM manifest; throws ManifestError("Invalid") naming the bad field. */
 export function parseWorkloadManifest(value: unknown): WorkloadManifest {
   const v = new Validator(value, "manifest");
-  v.literal("schemaVersion", MANIFEST_SCHEMA_VERSION);
+  const version = v.literalIn("schemaVersion", [MANIFEST_SCHEMA_VERSION, MANIFEST_SCHEMA_VERSION_BLOCK_DISKS]);
   const backup = v.child("backup");
   backup.string("name");
   backup.string("uid");
@@ -344,12 +410,110 @@ export function parseWorkloadManifest(value: unknown): WorkloadManifest {
     }
     for (const key of ["mode", "uid", "gid"]) file.optionalInteger(key);
   });
+  total += parseBlockDisks(v, version);
   if (v.integer("totalBytes") !== total) {
-    throw new ManifestError("Invalid", `manifest totalBytes is not the sum of the file sizes (${total})`);
+    throw new ManifestError(
+      "Invalid",
+      `manifest totalBytes is not the sum of the file and block disk sizes (${total})`,
+    );
   }
   v.string("startedAt");
   v.string("completedAt");
   return value as WorkloadManifest;
+}
+
+// The block disks of a manifest of schema `version`, checked; returns the sum of their sizes.
+function parseBlockDisks(v: Validator, version: WorkloadManifestSchemaVersion): number {
+  if (version === MANIFEST_SCHEMA_VERSION) {
+    if (v.has("blockDisks")) {
+      throw new ManifestError(
+        "Invalid",
+        `manifest lists blockDisks but has schemaVersion ${version}; block disks need ${MANIFEST_SCHEMA_VERSION_BLOCK_DISKS}`,
+      );
+    }
+    return 0;
+  }
+  const disks = v.array("blockDisks");
+  const names = new Set<string>();
+  const claims = new Set<string>();
+  let total = 0;
+  disks.forEach((value, i) => {
+    const where = `manifest.blockDisks[${i}]`;
+    const disk = v.child("blockDisks", i);
+    const name = checkName("disk name", disk.string("name"));
+    if (names.has(name)) throw new ManifestError("Invalid", `manifest lists block disk ${name} twice`);
+    names.add(name);
+    const source = disk.child("source");
+    source.oneOf("kind", ["PersistentVolumeClaim", "DataVolume"]);
+    // A DataVolume's claim has its name: one claim, whichever way the VM names it.
+    const claim = source.string("claimName");
+    if (claims.has(claim)) throw new ManifestError("Invalid", `manifest lists claim ${claim} for two block disks`);
+    claims.add(claim);
+    disk.oneOf("volumeMode", ["Block"]);
+    total += checkBlockLayout(value, where).bytes;
+  });
+  return total;
+}
+
+/** Device sizes are whole 512-byte sectors, whatever the device's logical block size. */
+export const SECTOR_BYTES = 512;
+/** Chunks are whole pages, so that a restore never writes part of a page of the device's page cache. */
+export const BLOCK_CHUNK_ALIGN = 4096;
+export const MIN_BLOCK_CHUNK_BYTES = 4096;
+export const MAX_BLOCK_CHUNK_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Checks a block layout (see BlockLayout) from untrusted input: size in whole sectors, chunk size, sha256,
+ * and holes sorted, merged (never overlapping or touching), chunk-aligned, within the device, with the
+ * stored size the device size less the holes. Throws ManifestError("Invalid") naming what is wrong.
+ */
+export function checkBlockLayout(value: unknown, where = "block layout"): BlockLayout {
+  const v = new Validator(value, where);
+  const bytes = v.integer("bytes");
+  if (bytes % SECTOR_BYTES !== 0) {
+    throw new ManifestError(
+      "Invalid",
+      `${where}.bytes (${bytes}) is not a whole number of ${SECTOR_BYTES}-byte sectors`,
+    );
+  }
+  if (!/^[0-9a-f]{64}$/.test(v.string("sha256"))) {
+    throw new ManifestError("Invalid", `${where}.sha256 is not a lowercase hex sha256`);
+  }
+  const chunk = v.integer("chunkBytes");
+  if (chunk < MIN_BLOCK_CHUNK_BYTES || chunk > MAX_BLOCK_CHUNK_BYTES || chunk % BLOCK_CHUNK_ALIGN !== 0) {
+    throw new ManifestError(
+      "Invalid",
+      `${where}.chunkBytes (${chunk}) must be a multiple of ${BLOCK_CHUNK_ALIGN} from ${MIN_BLOCK_CHUNK_BYTES} to ${MAX_BLOCK_CHUNK_BYTES}`,
+    );
+  }
+  const holes = v.array("holes");
+  let end = -1;
+  let holeBytes = 0;
+  holes.forEach((_, i) => {
+    const hole = v.child("holes", i);
+    const at = `${where}.holes[${i}]`;
+    const offset = hole.integer("offset");
+    const length = hole.integer("length");
+    const bad = (why: string) => new ManifestError("Invalid", `${at} (offset ${offset}, length ${length}) ${why}`);
+    if (length === 0) throw bad("is empty");
+    if (offset % chunk !== 0) throw bad(`does not start on a chunk boundary (chunkBytes ${chunk})`);
+    if (offset + length > bytes) throw bad(`ends past the end of the device (${bytes} bytes)`);
+    if (length % chunk !== 0 && offset + length !== bytes) {
+      throw bad(`does not end on a chunk boundary (chunkBytes ${chunk}) nor at the end of the device`);
+    }
+    if (offset < end) throw bad("overlaps the hole before it or is out of order (holes are sorted)");
+    if (offset === end) throw bad("touches the hole before it (adjacent holes are merged into one)");
+    end = offset + length;
+    holeBytes += length;
+  });
+  const stored = v.integer("storedBytes");
+  if (stored !== bytes - holeBytes) {
+    throw new ManifestError(
+      "Invalid",
+      `${where}.storedBytes (${stored}) is not the device size less the holes (${bytes - holeBytes})`,
+    );
+  }
+  return value as BlockLayout;
 }
 
 // ---- completeness ----
@@ -431,6 +595,20 @@ async function checkComplete(
       throw err;
     }
   }
+  for (const disk of manifest.blockDisks ?? []) {
+    const what = `the data of block disk ${disk.name}`;
+    try {
+      const size = await sizeOf(backup, backupBlockDiskPath(namespace, name, disk.name));
+      if (size !== disk.storedBytes) {
+        return { complete: false, reason: `${what} has ${size} bytes, the manifest lists ${disk.storedBytes}` };
+      }
+    } catch (err) {
+      if (isErrno(err, "ENOENT")) return { complete: false, reason: `${what} is missing` };
+      const known = unsafeCause(err) ?? (err instanceof ManifestError ? err : undefined);
+      if (known) return { complete: false, reason: known.message };
+      throw err;
+    }
+  }
   return { complete: true, manifest };
 }
 
@@ -497,6 +675,18 @@ class Validator {
 
   literal(key: string, expected: number): void {
     if (this.record[key] !== expected) this.fail(key, String(expected));
+  }
+
+  literalIn<T extends number>(key: string, allowed: readonly T[]): T {
+    const value = this.record[key];
+    if (typeof value !== "number" || !(allowed as readonly number[]).includes(value)) {
+      this.fail(key, allowed.join(" or "));
+    }
+    return value as T;
+  }
+
+  has(key: string): boolean {
+    return this.record[key] !== undefined;
   }
 
   oneOf<T extends string>(key: string, allowed: readonly T[]): T {
