@@ -13,6 +13,7 @@ import { freezeReportsOf, RestoredVolumeSnapshotProvider, takeVolumeSnapshot } f
 import { cleanupBackup } from "../agent/cleanup.js";
 import { FreezeError, type Freezer, type IsActiveOnNode } from "../agent/quiesce.js";
 import { vmKey } from "../agent/types.js";
+import { API_USAGE_MESSAGE } from "../k8s/api-usage.js";
 import { KubeClient } from "../k8s/client.js";
 import { KubeVirtClient, type FreezeCallError } from "../k8s/kubevirt.js";
 import { Resources } from "../k8s/resources.js";
@@ -128,6 +129,7 @@ export async function runAgent(argv: string[], io: Io = stdio): Promise<number> 
     log.error("step failed", { error: err instanceof Error ? err.message : String(err) });
     return 1;
   } finally {
+    log.info(API_USAGE_MESSAGE, { requests: client.usage.summary() });
     client.close();
   }
 }

@@ -2,6 +2,7 @@
 import http from "node:http";
 import { parseAgentJobSettings } from "../controllers/federatedbackup/builders.js";
 import { Manager } from "../controllers/manager.js";
+import { API_USAGE_MESSAGE } from "../k8s/api-usage.js";
 import { KubeClient } from "../k8s/client.js";
 import { parseDuration } from "../api/duration.js";
 import { invalidTiming, LEADER_LEASE_NAME, type LeaderTiming } from "../k8s/leader-election.js";
@@ -195,6 +196,7 @@ export async function runOperator(argv: string[], io: Io = stdio): Promise<numbe
     log.info("stopping: taking no more work, finishing the passes under way");
     ready = false;
     await manager.stop();
+    log.info(API_USAGE_MESSAGE, { requests: client.usage.summary() });
     log.info("stopped");
     return 0;
   } finally {

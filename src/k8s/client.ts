@@ -4,8 +4,9 @@
 import type { IncomingMessage } from "node:http";
 import https from "node:https";
 import { KubeConfig } from "@kubernetes/client-node";
+import { ApiUsage, impliedAttributes, requestAttributes } from "./api-usage.js";
 import { ApiError } from "./errors.js";
-import { resourcePath, type ResourceType } from "./resources.js";
+import { resourceOfKind, resourcePath, type ResourceType } from "./resources.js";
 import type { KubeObject, KubeList, WatchEvent } from "./types.js";
 
 export const FIELD_MANAGER = "fedbackup";
@@ -62,6 +63,8 @@ export function describeRequest(method: string, path: string, watch: boolean): {
 
 export class KubeClient {
   readonly stats = new RequestStats();
+  /** Every request in RBAC's terms, with its refusals (logged when the operator or the agent stops). */
+  readonly usage = new ApiUsage();
   private readonly agent = new https.Agent({ keepAlive: true, maxSockets: 32 });
   private readonly server: string;
 
@@ -128,6 +131,7 @@ export class KubeClient {
     }
     const { verb, resource } = describeRequest(method, path, !!opts.query?.watch);
     this.stats.record(verb, resource);
+    const attributes = requestAttributes(method, path, !!opts.query?.watch);
     const started = performance.now();
     return new Promise((resolve, reject) => {
       const req = https.request(
@@ -144,6 +148,14 @@ export class KubeClient {
           timeout: opts.timeoutMs ?? (opts.query?.watch ? 0 : 30_000),
         },
         (res) => {
+          if (attributes) {
+            this.usage.record(attributes, res.statusCode ?? 0);
+            // A server-side apply that creates the object is authorized for create as well as patch.
+            if (method === "PATCH" && res.statusCode === 201) this.usage.record({ ...attributes, verb: "create" }, 201);
+            if (method !== "GET" && method !== "DELETE")
+              for (const implied of impliedAttributes(opts.body, resourceOfKind))
+                this.usage.record(implied, res.statusCode ?? 0);
+          }
           this.observe?.(verb, resource, res.statusCode ?? 0, (performance.now() - started) / 1000);
           resolve(res);
         },

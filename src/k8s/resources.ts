@@ -48,6 +48,11 @@ export const Resources = {
 
 export const apiVersionOf = (t: ResourceType): string => (t.group ? `${t.group}/${t.version}` : t.version);
 
+/** The resource of a kind this module knows, by apiVersion and kind (undefined when it knows none). */
+export function resourceOfKind(apiVersion: string, kind: string): ResourceType | undefined {
+  return Object.values(Resources).find((t: ResourceType) => t.kind === kind && apiVersionOf(t) === apiVersion);
+}
+
 /** The REST path of a collection (name undefined) or of one object, optionally a subresource of it. */
 export function resourcePath(t: ResourceType, namespace?: string, name?: string, subresource?: string): string {
   let p = t.group ? `/apis/${t.group}/${t.version}` : `/api/${t.version}`;
