@@ -13,6 +13,9 @@
 //    once, for Reflink (loop-mounted XFS with reflink=1: needs root and mkfs.xfs) and Copy (the ordinary
 //    filesystem of the temp dir), with a 64 MiB and a 2 GiB disk of real (not sparse) data.
 //    Goal: Reflink under 100 ms in every run, and about the same for both sizes.
+// 4. A block device (block-device-bench.ts): extraction of a 2 GiB loop device, half zeros, against `cp` and
+//    `openssl dgst -sha256` of the device, and the bytes stored against the device size (needs root).
+//    Goal: median extract <= 1.25 x max(median cp, median openssl), as for files.
 //
 //   tsx test/bench/agent-goals.ts [--runs N (default 5)] [--freeze-runs N (default 3)]
 //
@@ -30,6 +33,7 @@ import { copyAndHash } from "../../src/agent/copy-and-hash.js";
 import type { Freezer, NodeActivity } from "../../src/agent/quiesce.js";
 import type { AgentLog, VmRef } from "../../src/agent/types.js";
 import { vmKey } from "../../src/agent/types.js";
+import { blockDeviceBench } from "./block-device-bench.js";
 import type { RunOptions } from "./common.js";
 import {
   GiB,
@@ -135,6 +139,7 @@ async function main(): Promise<void> {
   await throughput(dir, sources, reference);
   await memory(dir, copyShared, disks, reference);
   await freezeWindows(dir, copyShared, disks, reference);
+  summary.push(...(await blockDeviceBench({ parent: dir, runs: options.runs, signal: interrupt.signal })));
 
   console.log("");
   printLoad("at the end");
