@@ -356,10 +356,10 @@ describe("agent/block-device (loop devices)", function () {
     const target = await junkDevice(HALF_BYTES);
     const handle = await open(stored, "r");
     try {
-      // The verification reads each data chunk once, then one byte past the end; every read after that
-      // (the writes') comes back with its first byte changed, as if the file had been edited meanwhile.
+      // The verification reads each data chunk once, then the last byte and one past the end; every read
+      // after that (the writes') comes back with its first byte changed, as if the file had been edited.
       let reads = 0;
-      const verificationReads = halfDataChunks.length + 1;
+      const verificationReads = halfDataChunks.length + 2;
       const changing = new Proxy(handle, {
         get(real, property) {
           if (property === "read") {
