@@ -69,8 +69,12 @@ test-unit: deps test-tools ## Unit tests (no cluster).
 test-integration: deps test-tools controlplane ## Integration tests against a real local control plane.
 	mocha --reporter-option label=integration --require test/integration/setup.ts --timeout 180000 'test/integration/**/*.test.ts'
 
+.PHONY: e2e
+e2e: deps test-tools controlplane ## The chart installed with helm into a local control plane, the operator running from its pod as its ServiceAccount; backup and restore scenarios; RBAC granted vs used.
+	mocha --reporter-option label=e2e --require test/integration/setup.ts --timeout 600000 'test/e2e/**/*.test.ts'
+
 .PHONY: test
-test: lint test-unit test-integration ## Everything CI runs: lint, unit and integration tests.
+test: lint test-unit test-integration e2e ## Everything CI runs: lint, unit, integration and end-to-end tests.
 
 # Benchmarks report and never fail on a missed goal (only on an error). test-tools installs xfsprogs (as root)
 # for the agent's Reflink freeze-window case; the digest benchmark runs against a local control plane.

@@ -100,7 +100,10 @@ export async function takeVolumeSnapshot(
               name,
               uid: step.metadata.uid!,
               controller: true,
-              blockOwnerDeletion: true,
+              // Not blocking: that would need update on the step's finalizers (the API server's
+              // OwnerReferencesPermissionEnforcement), a right the agent has no other use for. The operator
+              // deletes the snapshot itself when the step releases its Lease; the collector removes a leftover.
+              blockOwnerDeletion: false,
             },
           ],
         },

@@ -181,6 +181,9 @@ export class ControlPlane {
       `--tls-private-key-file=${p.servingKey}`,
       `--client-ca-file=${p.caCert}`,
       "--authorization-mode=RBAC",
+      // As in clusters that enable it (OpenShift does): setting blockOwnerDeletion on an owner reference
+      // needs update on the owner's finalizers, so the RBAC of the chart is proven against it.
+      "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
       "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
       `--service-account-key-file=${p.serviceAccountPub}`,
       `--service-account-signing-key-file=${p.serviceAccountKey}`,
@@ -206,7 +209,7 @@ export class ControlPlane {
     log(`kube-apiserver ${this.serverVersion} ready at ${this.server} after ${Date.now() - t0} ms`);
     this.startProcess("kube-controller-manager", [
       `--kubeconfig=${this.kubeconfigPath}`,
-      "--controllers=job-controller,garbage-collector-controller,serviceaccount-controller,namespace-controller,ttl-after-finished-controller,persistentvolume-binder-controller,persistentvolumeclaim-protection-controller,persistentvolume-protection-controller",
+      "--controllers=job-controller,deployment-controller,replicaset-controller,garbage-collector-controller,serviceaccount-controller,namespace-controller,ttl-after-finished-controller,persistentvolume-binder-controller,persistentvolumeclaim-protection-controller,persistentvolume-protection-controller",
       "--leader-elect=false",
       "--secure-port=0",
       "--use-service-account-credentials=false",

@@ -1,5 +1,6 @@
-// Executes the node agent's pods for real (kwok only pretends to run pods): a small kubelet for pods
-// labelled app.kubernetes.io/component=agent bound to simulated nodes. Each pod's container runs as a
+// Executes fedbackup's own pods for real (kwok only pretends to run pods): a small kubelet for pods
+// labelled app.kubernetes.io/component=agent or =operator on simulated nodes, and a scheduler for those
+// of them that name no node (the operator's Deployment: the harness runs no kube-scheduler). Each pod's container runs as a
 // local process in a mount namespace of its own, where the pod's PersistentVolumeClaims are bind-mounted
 // from their PersistentVolumes' hostPath directories at the container's mount paths, and the
 // ServiceAccount token sits where a real kubelet puts it; so the agent runs exactly as in a cluster. The
@@ -20,6 +21,7 @@ const SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 interface PodSpec {
   nodeName?: string;
+  nodeSelector?: Record<string, string>;
   serviceAccountName?: string;
   containers: Array<{
     name: string;
@@ -38,6 +40,8 @@ export interface PodRun {
   namespace: string;
   name: string;
   node: string;
+  serviceAccount: string;
+  image: string;
   args: string[];
   startedAt: number;
   endedAt?: number;
@@ -49,7 +53,17 @@ export interface PodRun {
 export interface PodRunnerOptions {
   /** Nodes whose pods are not started (a node that is down); their pods stay Pending. */
   deadNodes?: Set<string>;
+  /**
+   * The program an image stands for, as the command before the container's args (its entrypoint is
+   * `fedbackup`). Default: the CLI from source through tsx, whatever the image.
+   */
+  programFor?: (image: string) => string[];
 }
+
+/** The `fedbackup` CLI from source. */
+export const SOURCE_PROGRAM = [process.execPath, "--import", "tsx", path.join(REPO_ROOT, "src/cli/main.ts")];
+
+const RUN_LABEL_SELECTOR = "app.kubernetes.io/component in (agent,operator)";
 
 export class PodRunner {
   readonly runs: PodRun[] = [];
@@ -61,6 +75,7 @@ export class PodRunner {
   private readonly started = new Set<string>();
   private readonly dir = mkdtempSync(path.join(os.tmpdir(), "fedbackup-pods-"));
   readonly deadNodes: Set<string>;
+  private readonly programFor: (image: string) => string[];
 
   constructor(
     private readonly cp: ControlPlane,
@@ -68,10 +83,11 @@ export class PodRunner {
   ) {
     this.client = new KubeClient(cp.kubeConfig);
     this.deadNodes = options.deadNodes ?? new Set();
+    this.programFor = options.programFor ?? (() => SOURCE_PROGRAM);
     this.informer = new Informer<Pod>(
       this.client,
       Resources.Pod,
-      { labelSelector: "app.kubernetes.io/component=agent" },
+      { labelSelector: RUN_LABEL_SELECTOR },
       { warn: () => {} },
     );
     this.informer.on((event, pod) => {
@@ -117,9 +133,33 @@ export class PodRunner {
       return;
     }
     const node = pod.spec.nodeName;
-    if (!node || this.started.has(key) || pod.status?.phase !== "Pending" || this.deadNodes.has(node)) return;
+    if (!node) return this.schedule(pod);
+    if (this.started.has(key) || pod.status?.phase !== "Pending" || this.deadNodes.has(node)) return;
     this.started.add(key);
     await this.run(pod, key, node);
+  }
+
+  /** Binds a pod to the first live node whose labels match its nodeSelector, as kube-scheduler would. */
+  private async schedule(pod: Pod): Promise<void> {
+    const nodes = await this.client.list<KubeObject>(Resources.Node);
+    const fits = nodes.items
+      .map((n) => n.metadata)
+      .filter((m) => !this.deadNodes.has(m.name!))
+      .filter((m) => Object.entries(pod.spec.nodeSelector ?? {}).every(([k, v]) => m.labels?.[k] === v))
+      .map((m) => m.name!)
+      .sort();
+    if (fits.length === 0) return;
+    await this.client
+      .request("POST", `/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}/binding`, {
+        body: {
+          apiVersion: "v1",
+          kind: "Binding",
+          metadata: { name: pod.metadata.name },
+          target: { apiVersion: "v1", kind: "Node", name: fits[0] },
+        },
+      })
+      // Bound meanwhile (an update event of the same pod raced this one): the next event runs it.
+      .catch(() => {});
   }
 
   private async hostPathOf(namespace: string, claimName: string): Promise<string> {
@@ -186,7 +226,7 @@ export class PodRunner {
         (container.env ?? []).map((e) => [e.name, e.value ?? fieldRef(e.valueFrom?.fieldRef?.fieldPath ?? "")]),
       ),
     };
-    // The image's entrypoint is `fedbackup`: run the same CLI from source.
+    // The image's entrypoint is `fedbackup`: run the program the image stands for.
     const argv = [...(container.command ?? []), ...(container.args ?? [])];
     const script = [
       "set -e",
@@ -202,6 +242,8 @@ export class PodRunner {
       namespace: ns,
       name: pod.metadata.name!,
       node,
+      serviceAccount: pod.spec.serviceAccountName ?? "default",
+      image: container.image,
       args: argv,
       startedAt: Date.now(),
       log: logFile,
@@ -222,10 +264,7 @@ export class PodRunner {
         "-c",
         script,
         "sh",
-        process.execPath,
-        "--import",
-        "tsx",
-        path.join(REPO_ROOT, "src/cli/main.ts"),
+        ...this.programFor(container.image),
         ...argv,
       ],
       { cwd: REPO_ROOT, env, stdio: ["ignore", "pipe", "pipe"] },

@@ -90,7 +90,7 @@ function stepRules(req: StepAccessRequest): Rule[] {
   const own = [req.step.name];
   const rules: Rule[] = [
     { apiGroups: ["fedbackup.io"], resources: [plural], verbs: ["get"], resourceNames: own },
-    { apiGroups: ["fedbackup.io"], resources: [`${plural}/status`], verbs: ["get", "patch"], resourceNames: own },
+    { apiGroups: ["fedbackup.io"], resources: [`${plural}/status`], verbs: ["patch"], resourceNames: own },
   ];
   if (req.volumeSnapshot) {
     rules.push(

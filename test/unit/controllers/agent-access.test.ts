@@ -34,7 +34,7 @@ describe("buildStepAccess", () => {
     assert.deepEqual(own!.rules[1], {
       apiGroups: ["fedbackup.io"],
       resources: ["nodesnapshots/status"],
-      verbs: ["get", "patch"],
+      verbs: ["patch"],
       resourceNames: ["nightly-r1-node-1"],
     });
     assert.deepEqual(
@@ -73,7 +73,7 @@ describe("buildStepAccess", () => {
         (x) => `${x.resources.join(",")}:${x.verbs.join(",")}`,
       ),
     );
-    assert.deepEqual(verbs, ["noderestores:get", "noderestores/status:get,patch", "virtualmachineinstances:get"]);
+    assert.deepEqual(verbs, ["noderestores:get", "noderestores/status:patch", "virtualmachineinstances:get"]);
   });
 
   it("keeps long names within 253 characters and apart", () => {

@@ -1,0 +1,521 @@
+// The operator as users install it: `helm install` of charts/fedbackup into the control plane, the
+// operator's pod executed by the harness's pod runner from the build output (the image's layout: dist/,
+// package.json, production node_modules) with the chart's ServiceAccount token mounted where a kubelet
+// puts it, and the agent Jobs it creates run the same way from the same "image". No admin credentials
+// reach the operator or the agents. Then the backup and restore scenarios of the integration suite
+// (several nodes, a migration mid-backup, restores to the active node and elsewhere, a corrupt file, the
+// CSI method, a deletion that removes the files), and at the end what the chart's RBAC grants against
+// what the operator and the agents were seen to use: a grant never used, a use denied, or a wildcard fails.
+import assert from "node:assert/strict";
+import { execFile, spawnSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import type { FederatedBackup, WorkloadRestore } from "../../src/api/v1alpha1/index.js";
+import { API_USAGE_MESSAGE, type UsageEntry } from "../../src/k8s/api-usage.js";
+import { Informer } from "../../src/k8s/informer.js";
+import { Resources } from "../../src/k8s/resources.js";
+import type { KubeObject } from "../../src/k8s/types.js";
+import { REPO_ROOT } from "../harness/binaries.js";
+import { SimulatedVmController } from "../harness/kubevirt-vms.js";
+import { PodRunner, SOURCE_PROGRAM, type PodRun } from "../harness/pod-runner.js";
+import { freePort } from "../harness/ports.js";
+import {
+  compareUsage,
+  expandRules,
+  formatUsageReport,
+  wildcardRules,
+  type Permission,
+  type PolicyRule,
+} from "../harness/rbac-usage.js";
+import { createVirtualMachine, diskPaths, migrateVm, type VmFixture } from "../harness/workloads.js";
+import { BackupObserver } from "../integration/backup-observer.js";
+import {
+  adminClient,
+  backupEnv,
+  backupFinished,
+  backupManifest,
+  csiDouble,
+  kubevirtDouble,
+  OPERATOR_NAMESPACE,
+  setNodeReady,
+  waitFor,
+  type BackupEnv,
+} from "../integration/operator-env.js";
+import { cluster, freshNamespace, onTeardown } from "../integration/setup.js";
+
+const execFileP = promisify(execFile);
+const RELEASE = "fedbackup";
+const IMAGE = "fedbackup:e2e";
+const CSI_CLASS = "fedbackup-e2e-hostpath";
+const FINISHED = ["Completed", "PartiallyFailed", "Failed"];
+
+/**
+ * Grants of the operator that these scenarios do not use, each with the path that needs it. Kept short on
+ * purpose: every other grant must be seen in use, and an entry here must still be granted.
+ */
+const NEEDED_ON_PATHS_NOT_TAKEN: Record<string, string> = {
+  "delete fedbackup.io/nodesnapshots":
+    "a step whose spec differs from the plan (made by an older version, or an object in the way) is deleted and made again",
+  "delete fedbackup.io/noderestores": "the same, for a restore's steps",
+};
+
+type Backup = FederatedBackup & KubeObject;
+type Restore = WorkloadRestore & KubeObject;
+type RoleObject = KubeObject & { rules?: PolicyRule[] };
+type BindingObject = KubeObject & {
+  roleRef: { kind: string; name: string };
+  subjects?: Array<{ kind: string; name: string; namespace?: string }>;
+};
+
+const rbac = (plural: string, kind: string, namespaced: boolean) => ({
+  group: "rbac.authorization.k8s.io",
+  version: "v1",
+  plural,
+  kind,
+  namespaced,
+});
+const ClusterRoles = rbac("clusterroles", "ClusterRole", false);
+const ClusterRoleBindings = rbac("clusterrolebindings", "ClusterRoleBinding", false);
+const Deployments = { group: "apps", version: "v1", plural: "deployments", kind: "Deployment", namespaced: true };
+
+/** The image's /app: the build output of tsconfig.build.json, package.json and node_modules (Dockerfile). */
+function buildImageLayout(): string {
+  const app = mkdtempSync(path.join(os.tmpdir(), "fedbackup-e2e-image-"));
+  const tsc = spawnSync(
+    process.execPath,
+    [
+      path.join(REPO_ROOT, "node_modules/typescript/bin/tsc"),
+      "-p",
+      "tsconfig.build.json",
+      "--outDir",
+      path.join(app, "dist"),
+    ],
+    { cwd: REPO_ROOT, encoding: "utf8" },
+  );
+  assert.equal(tsc.status, 0, tsc.stdout + tsc.stderr);
+  copyFileSync(path.join(REPO_ROOT, "package.json"), path.join(app, "package.json"));
+  symlinkSync(path.join(REPO_ROOT, "node_modules"), path.join(app, "node_modules"));
+  return app;
+}
+
+/** The usage summaries a pod's process logged when it stopped (JSON log lines). */
+function loggedUsage(run: PodRun): UsageEntry[] | undefined {
+  if (!existsSync(run.log)) return undefined;
+  for (const line of readFileSync(run.log, "utf8").split("\n").reverse()) {
+    if (!line.startsWith("{")) continue;
+    const entry = JSON.parse(line) as { message?: string; requests?: UsageEntry[] };
+    if (entry.message === API_USAGE_MESSAGE) return entry.requests;
+  }
+  return undefined;
+}
+
+function damage(env: BackupEnv, vm: VmFixture): void {
+  for (const rel of diskPaths(env.namespace, vm)) {
+    const file = path.join(env.shared.hostDir, rel);
+    writeFileSync(file, Buffer.alloc(readFileSync(file).length, 0x5a));
+  }
+}
+
+describe("e2e: the chart installed with helm, the operator running from its pod", function () {
+  this.timeout(600_000);
+  let app: string;
+  let runner: PodRunner;
+  let sim: SimulatedVmController;
+  let healthPort: number;
+  /** Every Role and RoleBinding the operator made for its agents, as created (they are gone by the end). */
+  const agentRoles = new Map<string, RoleObject>();
+  const agentBindings = new Map<string, BindingObject>();
+  let roleInformer: Informer<RoleObject>;
+  let bindingInformer: Informer<BindingObject>;
+  const helm = () => cluster().binaries.helm.path;
+  const helmArgs = (...args: string[]) => [...args, "--kubeconfig", cluster().kubeconfigPath];
+
+  before(async function () {
+    this.timeout(300_000);
+    app = buildImageLayout();
+    const imageProgram = [process.execPath, path.join(app, "dist/src/cli/main.js")];
+    runner = new PodRunner(cluster(), { programFor: (image) => (image === IMAGE ? imageProgram : SOURCE_PROGRAM) });
+    await runner.start();
+    onTeardown(() => runner.stop());
+    await kubevirtDouble();
+    await (await csiDouble()).ensureClass(CSI_CLASS);
+    sim = new SimulatedVmController(adminClient());
+    await sim.start();
+    onTeardown(() => sim.stop());
+
+    const managed = { labelSelector: "app.kubernetes.io/managed-by=fedbackup" };
+    roleInformer = new Informer<RoleObject>(adminClient(), Resources.Role, managed, { warn: () => {} });
+    roleInformer.on((_e, r) => void agentRoles.set(`${r.metadata.namespace}/${r.metadata.name}`, r));
+    bindingInformer = new Informer<BindingObject>(adminClient(), Resources.RoleBinding, managed, { warn: () => {} });
+    bindingInformer.on((_e, b) => void agentBindings.set(`${b.metadata.namespace}/${b.metadata.name}`, b));
+    await roleInformer.start();
+    await bindingInformer.start();
+    onTeardown(async () => {
+      await roleInformer.stop();
+      await bindingInformer.stop();
+    });
+
+    // As the README says: the namespace first, labelled for the Pod Security Standard the operator passes.
+    await adminClient().create(Resources.Namespace, {
+      apiVersion: "v1",
+      kind: "Namespace",
+      metadata: { name: OPERATOR_NAMESPACE, labels: { "pod-security.kubernetes.io/enforce": "restricted" } },
+    });
+    healthPort = await freePort();
+    const metricsPort = await freePort();
+    await execFileP(
+      helm(),
+      helmArgs(
+        "install",
+        RELEASE,
+        path.join(REPO_ROOT, "charts/fedbackup"),
+        "--namespace",
+        OPERATOR_NAMESPACE,
+        "--set",
+        "image.repository=fedbackup,image.tag=e2e,image.pullPolicy=Never",
+        // The harness runs pods in the host's network namespace: two replicas would bind one port twice.
+        // Leader election stays on (the one replica takes the Lease); failover has its own test.
+        "--set",
+        `replicaCount=1,metrics.port=${metricsPort},health.port=${healthPort}`,
+        // Shorter than the default 60 s, as in the integration tests, so that a kill costs less waiting.
+        "--set",
+        "operator.leaseDurationSeconds=15",
+        // The control plane of the tests already holds the admission policies (the same files, crds/).
+        "--set",
+        "admissionPolicies.enabled=false",
+        "--wait=false",
+      ),
+    );
+    const pod = await waitFor("the operator's pod to run", 60_000, () =>
+      runner.runs.find((r) => r.namespace === OPERATOR_NAMESPACE && r.endedAt === undefined),
+    ).catch(async (err: unknown) => {
+      const events = await adminClient().list<KubeObject & { reason?: string; message?: string }>(
+        { group: "", version: "v1", plural: "events", kind: "Event", namespaced: true },
+        { namespace: OPERATOR_NAMESPACE },
+      );
+      const pods = await adminClient().list(Resources.Pod, { namespace: OPERATOR_NAMESPACE });
+      throw new Error(
+        `${String(err)}\npods: ${JSON.stringify(pods.items.map((p) => [p.metadata.name, (p as { spec?: unknown }).spec, (p as { status?: unknown }).status]))}\n` +
+          `events: ${events.items.map((e) => `${e.reason}: ${e.message}`).join("\n")}`,
+      );
+    });
+    assert.equal(pod.image, IMAGE);
+    assert.equal(pod.serviceAccount, `${RELEASE}-operator`);
+    await waitFor("the operator's /readyz", 60_000, async () => {
+      const res = await fetch(`http://127.0.0.1:${healthPort}/readyz`).catch(() => undefined);
+      return res?.ok ? true : undefined;
+    });
+  });
+
+  after(function () {
+    if (app) rmSync(app, { recursive: true, force: true });
+  });
+
+  const SEVEN: VmFixture[] = [
+    { name: "a1", node: "node-a" },
+    { name: "b1", node: "node-b" },
+    { name: "b2", node: "node-b", disks: [128 * 1024, 64 * 1024] },
+    { name: "b3", node: "node-b" },
+    { name: "b4", node: "node-b" },
+    { name: "c1", node: "node-c" },
+    { name: "c2", node: "node-c" },
+  ];
+  let env: BackupEnv;
+  let backup: Backup;
+  let atBackup: Map<string, Buffer>;
+  let crossBackupCreatedAt = 0;
+
+  async function restore(name: string, spec: Partial<WorkloadRestore["spec"]>): Promise<Restore> {
+    await adminClient().create(Resources.WorkloadRestore, {
+      apiVersion: "fedbackup.io/v1alpha1",
+      kind: "WorkloadRestore",
+      metadata: { name, namespace: env.namespace },
+      spec: { backupRef: { name: "nightly" }, ...spec },
+    } as KubeObject);
+    return waitFor(`WorkloadRestore ${name}`, 150_000, async () => {
+      const r = await adminClient().get<Restore>(Resources.WorkloadRestore, env.namespace, name);
+      return FINISHED.includes(r.status?.phase ?? "") ? r : undefined;
+    });
+  }
+
+  async function runsOn(name: string, node: string): Promise<void> {
+    await waitFor(`${name} Running on ${node}`, 30_000, async () => {
+      const vmi = await adminClient()
+        .get<KubeObject & { status?: { phase?: string; nodeName?: string } }>(
+          Resources.VirtualMachineInstance,
+          env.namespace,
+          name,
+        )
+        .catch(() => undefined);
+      return vmi?.status?.phase === "Running" && vmi.status.nodeName === node ? true : undefined;
+    });
+  }
+
+  function assertRestored(vm: VmFixture): void {
+    for (const rel of diskPaths(env.namespace, vm)) {
+      const now = readFileSync(path.join(env.shared.hostDir, rel));
+      assert.ok(now.equals(atBackup.get(rel)!), `${rel} is not the backed-up content`);
+    }
+  }
+
+  it("backs up 7 VMs on 3 nodes, chases the one that migrated mid-backup in round 2, every file equal", async () => {
+    env = await backupEnv("e2e");
+    onTeardown(() => Promise.resolve(env.cleanup()));
+    for (const vm of SEVEN) await createVirtualMachine(adminClient(), env.namespace, env.shared.hostDir, vm);
+    atBackup = new Map();
+    for (const vm of SEVEN)
+      for (const rel of diskPaths(env.namespace, vm))
+        atBackup.set(rel, readFileSync(path.join(env.shared.hostDir, rel)));
+    const observer = new BackupObserver([env.namespace], async (job, event) => {
+      if (job.node === "node-b" && event === "finished" && !job.name.includes("-r2-"))
+        await migrateVm(adminClient(), env.namespace, "c1", "node-c", "node-b");
+    });
+    await observer.start();
+    try {
+      await adminClient().create(
+        Resources.FederatedBackup,
+        backupManifest(env, "nightly", { snapshot: { method: "Copy" }, deletionPolicy: "Delete" }),
+      );
+      backup = await backupFinished(env.namespace, "nightly");
+    } finally {
+      await observer.stop();
+    }
+    assert.equal(backup.status?.phase, "Completed", JSON.stringify(backup.status, null, 1));
+    assert.equal(backup.status?.progress?.round, 2);
+    assert.equal(backup.status?.progress?.workloadsCaptured, SEVEN.length);
+    assert.deepEqual(observer.overlaps, [], "one node at a time");
+    const backupDir = path.join(env.location.hostDir, backup.status.backupPath!);
+    for (const [rel, content] of atBackup) {
+      const copy = readFileSync(path.join(backupDir, rel.split("/")[0]!, rel.split("/")[1]!, "files", rel));
+      assert.ok(copy.equals(content), `${rel} differs at the location`);
+    }
+    // The agents ran from the image too.
+    const agentRuns = runner.runs.filter((r) => r.namespace === env.namespace);
+    assert.ok(agentRuns.length >= 4, `agent pods: ${agentRuns.length}`);
+    for (const r of agentRuns) assert.equal(r.image, IMAGE);
+  });
+
+  it("restores VMs on the node where each is active, byte for byte", async () => {
+    const vms = SEVEN.filter((v) => ["a1", "b1", "c1"].includes(v.name));
+    for (const vm of vms) damage(env, vm);
+    const r = await restore("in-place", { workloads: vms.map((v) => ({ namespace: env.namespace, name: v.name })) });
+    assert.equal(r.status?.phase, "Completed", JSON.stringify(r.status, null, 1));
+    const planned = new Map(r.status?.plan?.map((p) => [p.name, p.restoreNode]));
+    assert.deepEqual(Object.fromEntries(planned), { a1: "node-a", b1: "node-b", c1: "node-b" });
+    for (const vm of vms) assertRestored(vm);
+    await runsOn("a1", "node-a");
+    await runsOn("c1", "node-b");
+  });
+
+  it("fails only the VM whose backup file is corrupt, its disk untouched, and starts it again", async () => {
+    const b2 = SEVEN.find((v) => v.name === "b2")!;
+    const b3 = SEVEN.find((v) => v.name === "b3")!;
+    damage(env, b2);
+    damage(env, b3);
+    const disks = diskPaths(env.namespace, b2);
+    const before = disks.map((rel) => readFileSync(path.join(env.shared.hostDir, rel)));
+    const copy = path.join(env.location.hostDir, backup.status!.backupPath!, env.namespace, "b2", "files", disks[1]!);
+    const bytes = readFileSync(copy);
+    bytes[100] = bytes[100]! ^ 0xff;
+    writeFileSync(copy, bytes);
+    const r = await restore("corrupt", {
+      workloads: [b2, b3].map((v) => ({ namespace: env.namespace, name: v.name })),
+    });
+    assert.equal(r.status?.phase, "PartiallyFailed", JSON.stringify(r.status, null, 1));
+    const result = r.status?.results?.find((x) => x.name === "b2");
+    assert.equal(result?.reason, "ChecksumMismatch");
+    disks.forEach((rel, i) =>
+      assert.ok(readFileSync(path.join(env.shared.hostDir, rel)).equals(before[i]!), `${rel} was touched`),
+    );
+    assertRestored(b3);
+    await runsOn("b2", "node-b");
+  });
+
+  it("migrates a VM to the node named, then restores it there", async () => {
+    const c2 = SEVEN.find((v) => v.name === "c2")!;
+    damage(env, c2);
+    const r = await restore("to-a", {
+      workloads: [{ namespace: env.namespace, name: "c2" }],
+      placement: { policy: "Specified", targetNode: "node-a" },
+      conflictPolicy: "Migrate",
+    });
+    assert.equal(r.status?.phase, "Completed", JSON.stringify(r.status, null, 1));
+    assert.equal(r.status?.plan?.[0]?.action, "MigrateThenRestore");
+    assertRestored(c2);
+    await runsOn("c2", "node-a");
+  });
+
+  it("backs up a VM of another namespace (checked against its creator's rights), and deletes it after its ttl", async () => {
+    const other = await freshNamespace("e2e-other");
+    const far: VmFixture = { name: "far", node: "node-c" };
+    await createVirtualMachine(adminClient(), other, env.shared.hostDir, far);
+    crossBackupCreatedAt = Date.now();
+    await adminClient().create(
+      Resources.FederatedBackup,
+      backupManifest(env, "cross", { workloads: { namespaces: [other] }, snapshot: { method: "Copy" }, ttl: "1m" }),
+    );
+    const fb = await backupFinished(env.namespace, "cross");
+    assert.equal(fb.status?.phase, "Completed", JSON.stringify(fb.status, null, 1));
+    assert.equal(fb.status?.progress?.workloadsCaptured, 1);
+    const [rel] = diskPaths(other, far);
+    const copy = readFileSync(path.join(env.location.hostDir, fb.status.backupPath!, other, "far", "files", rel!));
+    assert.ok(copy.equals(readFileSync(path.join(env.shared.hostDir, rel!))));
+  });
+
+  it("records nodes that go NotReady (the failure history FailureRate ordering reads)", async () => {
+    for (const node of ["node-c", "node-a"]) {
+      await setNodeReady(node, false);
+      await waitFor(`${node}'s NotReady to be recorded`, 30_000, async () => {
+        const cm = await adminClient()
+          .get<KubeObject & { data?: Record<string, string> }>(
+            Resources.ConfigMap,
+            OPERATOR_NAMESPACE,
+            "fedbackup-node-health",
+          )
+          .catch(() => undefined);
+        return cm && JSON.stringify(cm.data ?? {}).includes(node) ? true : undefined;
+      });
+      await setNodeReady(node, true);
+    }
+  });
+
+  it("backs up through CSI VolumeSnapshots, one per node, byte for byte", async () => {
+    const csiEnv = await backupEnv("e2e-csi");
+    onTeardown(() => Promise.resolve(csiEnv.cleanup()));
+    const vms: VmFixture[] = [
+      { name: "x", node: "node-a" },
+      { name: "y", node: "node-b" },
+      { name: "z", node: "node-c" },
+    ];
+    for (const vm of vms) await createVirtualMachine(adminClient(), csiEnv.namespace, csiEnv.shared.hostDir, vm);
+    await adminClient().create(
+      Resources.FederatedBackup,
+      backupManifest(csiEnv, "csi", { snapshot: { method: "CSI", volumeSnapshotClassName: CSI_CLASS } }),
+    );
+    const fb = await backupFinished(csiEnv.namespace, "csi");
+    assert.equal(fb.status?.phase, "Completed", JSON.stringify(fb.status, null, 1));
+    assert.equal(fb.status?.snapshotMethod, "CSI");
+    for (const vm of vms) {
+      for (const rel of diskPaths(csiEnv.namespace, vm)) {
+        const source = readFileSync(path.join(csiEnv.shared.hostDir, rel));
+        const copy = readFileSync(
+          path.join(csiEnv.location.hostDir, fb.status.backupPath!, csiEnv.namespace, vm.name, "files", rel),
+        );
+        assert.ok(source.equals(copy), `${rel} differs`);
+      }
+    }
+  });
+
+  it("removes a deleted backup's files (deletionPolicy Delete) and says so", async () => {
+    const dir = path.join(env.location.hostDir, backup.status!.backupPath!);
+    assert.ok(existsSync(dir));
+    await adminClient().delete(Resources.FederatedBackup, env.namespace, "nightly");
+    await waitFor("the backup to be gone", 120_000, async () =>
+      (await adminClient()
+        .get(Resources.FederatedBackup, env.namespace, "nightly")
+        .catch(() => undefined))
+        ? undefined
+        : true,
+    );
+    assert.equal(existsSync(dir), false, "the backup's files are still there");
+  });
+
+  it("deletes the cross-namespace backup once its ttl (1m) is over", async () => {
+    assert.ok(crossBackupCreatedAt > 0, "the cross-namespace backup ran");
+    await waitFor("the backup past its ttl to be gone", 120_000, async () =>
+      (await adminClient()
+        .get(Resources.FederatedBackup, env.namespace, "cross")
+        .catch(() => undefined))
+        ? undefined
+        : true,
+    );
+    // Timestamps have whole seconds: allow for one.
+    assert.ok(Date.now() - crossBackupCreatedAt >= 59_000, "deleted before its ttl was over");
+  });
+
+  it("used exactly what the chart grants: no grant unused, no request denied, no wildcard", async function () {
+    // Stop the operator as a rollout would (its RBAC still in place): it logs what it used when it stops.
+    await adminClient().patch(Deployments, OPERATOR_NAMESPACE, `${RELEASE}-operator`, {
+      spec: { replicas: 0 },
+    });
+    const operatorRuns = runner.runs.filter((r) => r.namespace === OPERATOR_NAMESPACE);
+    await waitFor("the operator to stop", 60_000, () => (operatorRuns.every((r) => r.endedAt) ? true : undefined));
+    assert.deepEqual(
+      operatorRuns.map((r) => r.exitCode),
+      operatorRuns.map(() => 0),
+      "the operator exited cleanly",
+    );
+
+    // What the chart grants the operator, as installed.
+    const instance = { labelSelector: `app.kubernetes.io/instance=${RELEASE}` };
+    const clusterRoles = (await adminClient().list<RoleObject>(ClusterRoles, instance)).items;
+    const roles = (await adminClient().list<RoleObject>(Resources.Role, { ...instance, namespace: OPERATOR_NAMESPACE }))
+      .items;
+    const clusterBindings = (await adminClient().list<BindingObject>(ClusterRoleBindings, instance)).items;
+    assert.ok(clusterRoles.length > 0 && roles.length > 0 && clusterBindings.length > 0);
+    const operatorRules = [...clusterRoles, ...roles].flatMap((r) => r.rules ?? []);
+
+    // What the operator granted its agents, per agent ServiceAccount.
+    const agentRulesBySa = new Map<string, PolicyRule[]>();
+    for (const b of agentBindings.values()) {
+      const role = agentRoles.get(`${b.metadata.namespace}/${b.roleRef.name}`);
+      assert.ok(role, `RoleBinding ${b.metadata.namespace}/${b.metadata.name} binds a Role never seen`);
+      for (const s of b.subjects ?? []) {
+        if (s.kind !== "ServiceAccount") continue;
+        const key = `${s.namespace}/${s.name}`;
+        agentRulesBySa.set(key, [...(agentRulesBySa.get(key) ?? []), ...(role.rules ?? [])]);
+      }
+    }
+    assert.ok(agentRulesBySa.size > 0, "the operator granted its agents nothing");
+    const allAgentRules = [...agentRulesBySa.values()].flat();
+    assert.deepEqual(wildcardRules([...operatorRules, ...allAgentRules]), [], "rules with a wildcard");
+
+    // What they used, from the summaries they logged when they stopped.
+    const operatorUsage = operatorRuns.flatMap((r) => loggedUsage(r) ?? assert.fail(`${r.name} logged no usage`));
+    const operatorReport = compareUsage(
+      expandRules(operatorRules),
+      operatorUsage,
+      expandRules(allAgentRules),
+      NEEDED_ON_PATHS_NOT_TAKEN,
+    );
+    const reports = [
+      formatUsageReport(`operator (ServiceAccount ${OPERATOR_NAMESPACE}/${RELEASE}-operator)`, operatorReport),
+    ];
+    const problems: string[] = [];
+    const check = (who: string, report: ReturnType<typeof compareUsage>) => {
+      for (const k of report.unused) problems.push(`${who}: granted but never used: ${k}`);
+      for (const d of report.denied) problems.push(`${who}: denied ${d.denied}x: ${d.key}`);
+      for (const k of report.staleExplanations) problems.push(`${who}: ${k} is explained as needed but not granted`);
+    };
+    check("operator", operatorReport);
+
+    // Agents: per ServiceAccount, what its Roles grant against what its pods used (every pod that used the API).
+    const agentRuns = runner.runs.filter((r) => r.namespace !== OPERATOR_NAMESPACE);
+    const usageBySa = new Map<string, UsageEntry[]>();
+    for (const r of agentRuns) {
+      const usage = loggedUsage(r);
+      if (!usage) continue; // the cleanup Jobs use no API (and are granted nothing)
+      const key = `${r.namespace}/${r.serviceAccount}`;
+      usageBySa.set(key, [...(usageBySa.get(key) ?? []), ...usage]);
+    }
+    const agentGrants = new Map<string, { granted: Permission[]; used: UsageEntry[] }>();
+    for (const [sa, rules] of agentRulesBySa)
+      agentGrants.set(sa, { granted: expandRules(rules), used: usageBySa.get(sa) ?? [] });
+    for (const [sa, used] of usageBySa) if (!agentGrants.has(sa)) agentGrants.set(sa, { granted: [], used });
+    // One table per kind of step is enough to read; every ServiceAccount is checked.
+    const shown = new Set<string>();
+    for (const [sa, { granted, used }] of [...agentGrants].sort(([a], [b]) => a.localeCompare(b))) {
+      const report = compareUsage(granted, used);
+      check(`agent ${sa}`, report);
+      const shape = report.used.map((u) => u.key).join(",");
+      if (!shown.has(shape)) {
+        shown.add(shape);
+        reports.push(formatUsageReport(`agent (ServiceAccount ${sa})`, report));
+      }
+    }
+    console.log(`\n${reports.join("\n\n")}\n  (${agentGrants.size} agent ServiceAccounts checked)\n`);
+    assert.deepEqual(problems, []);
+  });
+});
