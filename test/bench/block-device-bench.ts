@@ -16,7 +16,7 @@
 import type { Stats } from "node:fs";
 import { mkdtempSync, statfsSync } from "node:fs";
 import { open, rm, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { extractBlockDevice } from "../../src/agent/block-device.js";
@@ -67,6 +67,7 @@ export async function blockDeviceBench(opts: {
     device = (await runCommand("losetup", ["--find", "--show", backing], { capture: true })).trim();
     const dev = device;
     console.log(`device ${dev} over a sparse file: ${size(DEVICE_BYTES)}, ${size(DEVICE_BYTES / 2)} of it data`);
+    console.log(`load average: ${loadLine()}`);
 
     const reference = await opensslSha256(dev, run);
     const stored = join(dir, "extract.data");
@@ -131,6 +132,7 @@ export async function blockDeviceBench(opts: {
       ]),
     );
     console.log("(every sha256 computed above matched openssl's of the device)");
+    console.log(`load average: ${loadLine()}`);
     const [extract, cp, openssl] = contestants.map((c) => c.times);
     if (!extract || !cp || !openssl) throw new Error("internal: a contestant is missing");
     const ratio = median(extract) / Math.max(median(cp), median(openssl));
@@ -195,6 +197,13 @@ async function makeHalfZeroImage(path: string, scratch: string, signal: AbortSig
     await Promise.all([from.close(), to.close()]);
     await rm(scratch, { force: true });
   }
+}
+
+/** The load average: other work on the machine makes every figure noisier. */
+function loadLine(): string {
+  return `${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ")} on ${availableParallelism()} CPUs`;
 }
 
 async function opensslSha256(device: string, run: typeof runCommand): Promise<string> {
