@@ -39,7 +39,8 @@
 // offsets, zeros (one shared zero buffer) over the holes, since a device has no holes and its old content
 // there must go; fsync; (4) the device is read back in full, with O_DIRECT so that what is compared comes
 // from the device and not from the page cache just written, and hashed: a different sha256 fails the
-// restore (the device is then known to be wrong). A device larger than the backup keeps its tail beyond the
+// restore (the device is then known to be wrong). Steps (1) and (2) are prepareBlockRestore, (3) and (4) its
+// write(), so that a VM with several disks has all of them checked and verified before the first is written. A device larger than the backup keeps its tail beyond the
 // backup's size untouched (storage often rounds a claim's size up; zeroing a tail the guest never had costs
 // writes for nothing, and the guest sees a larger disk just as after a volume expansion); the result says
 // how many bytes that is. Once (3) has begun, a failure (I/O error, abort, read-back mismatch) leaves the
@@ -199,7 +200,8 @@ export interface BlockRestoreResult {
  * Writes the backup (the packed data file `source` and its `layout`, from a manifest) onto the block
  * device `device`, in the order described at the top of this file: device checks, full verification of
  * the data file, writes, fsync, full read-back. Any failure before the writes leaves the device untouched
- * (deviceWritten false); after, the error has deviceWritten true.
+ * (deviceWritten false); after, the error has deviceWritten true. For a VM with several disks, use
+ * prepareBlockRestore for each of them first, then write them: nothing is written before all are verified.
  */
 export async function restoreBlockDevice(
   source: FileRef,
@@ -207,6 +209,36 @@ export async function restoreBlockDevice(
   device: string,
   opts: BlockOptions = {},
 ): Promise<BlockRestoreResult> {
+  const prepared = await prepareBlockRestore(source, layout, device, opts);
+  try {
+    return await prepared.write();
+  } finally {
+    await prepared.close();
+  }
+}
+
+/** A block restore checked and verified, holding its device (exclusively) and its data file open. */
+export interface PreparedBlockRestore {
+  readonly device: string;
+  /** The target device's size. */
+  readonly deviceBytes: number;
+  /** Writes the device, fsyncs it and reads it back (steps 3 and 4); once. */
+  write(): Promise<BlockRestoreResult>;
+  /** Releases the device, and the data file if it was given as a path. Always call it. */
+  close(): Promise<void>;
+}
+
+/**
+ * Steps 1 and 2 of a restore, nothing written: checks the layout and the device (a block device, not in
+ * use, large enough), then reads the whole data file with the holes and compares the sha256. Rejects with a
+ * BlockDeviceError (deviceWritten false) on any of it, having released what it opened.
+ */
+export async function prepareBlockRestore(
+  source: FileRef,
+  layout: BlockLayout,
+  device: string,
+  opts: BlockOptions = {},
+): Promise<PreparedBlockRestore> {
   const ringSize = checkBuffers(opts.buffers);
   opts.signal?.throwIfAborted();
   try {
@@ -220,6 +252,9 @@ export async function restoreBlockDevice(
   const { chunkBytes } = layout;
   const src = typeof source === "string" ? await open(source, "r") : source;
   let dev: FileHandle | undefined;
+  const close = async () => {
+    await Promise.allSettled([dev?.close(), typeof source === "string" ? src.close() : undefined]);
+  };
   try {
     dev = await openBlockDevice(device, O_RDWR | O_EXCL);
     const deviceBytes = await blockDeviceSize(dev);
@@ -262,64 +297,89 @@ export async function restoreBlockDevice(
         device,
       );
     }
-
-    // (3) Write, then fsync. From here on the device no longer holds what it did.
     const out = dev;
-    try {
-      await pump({
-        source: src,
-        steps: layoutSteps(layout),
-        ring,
-        chunkBytes,
-        hash: false,
-        signal: opts.signal,
-        shortRead: shortData,
-        sink: (_chunk, step) => ({ handle: out, position: step.offset }),
-      });
-      await out.sync();
-    } catch (err) {
-      throw new BlockDeviceError(
-        "WriteFailed",
-        `writing ${device} failed after it had begun, the device is partly written: ${errorMessage(err)}`,
-        device,
-        true,
-        { cause: err },
-      );
-    }
-
-    // (4) Read back from the device.
-    let readBack: { sha256: string; via: "direct" | "cached" };
-    try {
-      readBack = await readBackDevice(device, out, layout.bytes, ring, chunkBytes, opts.signal);
-    } catch (err) {
-      throw new BlockDeviceError(
-        "WriteFailed",
-        `reading ${device} back after writing it failed; it may not hold the backup: ${errorMessage(err)}`,
-        device,
-        true,
-        { cause: err },
-      );
-    }
-    if (readBack.sha256 !== layout.sha256) {
-      throw new BlockDeviceError(
-        "ReadBackMismatch",
-        `${device} was written but reads back with sha256 ${readBack.sha256}, the backup has ${layout.sha256} ` +
-          `(the data file changed during the restore, or the device did not keep what was written)`,
-        device,
-        true,
-      );
-    }
+    let started = false;
     return {
-      bytes: layout.bytes,
-      sha256: readBack.sha256,
+      device,
       deviceBytes,
-      tailBytes: deviceBytes - layout.bytes,
-      readBack: readBack.via,
-      verified: true,
+      close,
+      write: async () => {
+        if (started) throw new Error(`internal: the restore of ${device} was already written`);
+        started = true;
+        return writeAndReadBack({ src, out, layout, device, deviceBytes, ring, shortData, signal: opts.signal });
+      },
     };
-  } finally {
-    await Promise.allSettled([dev?.close(), typeof source === "string" ? src.close() : undefined]);
+  } catch (err) {
+    await close();
+    throw err;
   }
+}
+
+// Steps 3 and 4 of a restore: from the first write on, the device no longer holds what it did.
+async function writeAndReadBack(w: {
+  src: FileHandle;
+  out: FileHandle;
+  layout: BlockLayout;
+  device: string;
+  deviceBytes: number;
+  ring: Buffer[];
+  shortData: (step: Step, got: number) => Error;
+  signal: AbortSignal | undefined;
+}): Promise<BlockRestoreResult> {
+  const { out, layout, device } = w;
+  // (3) Write, then fsync.
+  try {
+    await pump({
+      source: w.src,
+      steps: layoutSteps(layout),
+      ring: w.ring,
+      chunkBytes: layout.chunkBytes,
+      hash: false,
+      signal: w.signal,
+      shortRead: w.shortData,
+      sink: (_chunk, step) => ({ handle: out, position: step.offset }),
+    });
+    await out.sync();
+  } catch (err) {
+    throw new BlockDeviceError(
+      "WriteFailed",
+      `writing ${device} failed after it had begun, the device is partly written: ${errorMessage(err)}`,
+      device,
+      true,
+      { cause: err },
+    );
+  }
+
+  // (4) Read back from the device.
+  let readBack: { sha256: string; via: "direct" | "cached" };
+  try {
+    readBack = await readBackDevice(device, out, layout.bytes, w.ring, layout.chunkBytes, w.signal);
+  } catch (err) {
+    throw new BlockDeviceError(
+      "WriteFailed",
+      `reading ${device} back after writing it failed; it may not hold the backup: ${errorMessage(err)}`,
+      device,
+      true,
+      { cause: err },
+    );
+  }
+  if (readBack.sha256 !== layout.sha256) {
+    throw new BlockDeviceError(
+      "ReadBackMismatch",
+      `${device} was written but reads back with sha256 ${readBack.sha256}, the backup has ${layout.sha256} ` +
+        `(the data file changed during the restore, or the device did not keep what was written)`,
+      device,
+      true,
+    );
+  }
+  return {
+    bytes: layout.bytes,
+    sha256: readBack.sha256,
+    deviceBytes: w.deviceBytes,
+    tailBytes: w.deviceBytes - layout.bytes,
+    readBack: readBack.via,
+    verified: true,
+  };
 }
 
 // Reads the first `bytes` of the device open as `fallback` and hashes them: through a second descriptor

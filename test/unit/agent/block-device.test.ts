@@ -15,6 +15,7 @@ import {
   blockDeviceSizeByReads,
   extractBlockDevice,
   openBlockDevice,
+  prepareBlockRestore,
   restoreBlockDevice,
 } from "../../../src/agent/block-device.js";
 import type { BlockLayout } from "../../../src/agent/manifest.js";
@@ -76,7 +77,10 @@ describe("agent/block-device (loop devices)", function () {
     await truncate(backing, bytes);
     const handle = await open(backing, "r+");
     try {
-      for (const { at, data } of islands) await handle.write(data, 0, data.length, at);
+      for (const { at, data } of islands) {
+        assert.ok(at + data.length <= bytes, `an island at ${at} does not fit in ${bytes} bytes`);
+        await handle.write(data, 0, data.length, at);
+      }
     } finally {
       await handle.close();
     }
@@ -347,6 +351,41 @@ describe("agent/block-device (loop devices)", function () {
       await rejectsWith(restoreBlockDevice(stored, layout, link), "NotBlockDevice", /is a symbolic link/);
       await rejectsWith(extractBlockDevice(link, join(dir, "never.data")), "NotBlockDevice", /symbolic link/);
     });
+  });
+
+  it("prepares every disk of a VM before writing any: the second disk's corrupt data leaves both untouched", async () => {
+    const [sourceA, sourceB] = [
+      await loopDevice(HALF_BYTES, halfIslands()),
+      await loopDevice(4 * MiB, [{ at: MiB, data: randomBytes(MiB) }]),
+    ];
+    const [storedA, storedB] = [join(dir, "vm-a.data"), join(dir, "vm-b.data")];
+    const [layoutA, layoutB] = [await extractBlockDevice(sourceA, storedA), await extractBlockDevice(sourceB, storedB)];
+    const [targetA, targetB] = [await junkDevice(HALF_BYTES), await junkDevice(4 * MiB)];
+    const before = [await contentOf(targetA), await contentOf(targetB)];
+    await writeFile(storedB, Buffer.alloc(layoutB.storedBytes, 7));
+    const prepared = [await prepareBlockRestore(storedA, layoutA, targetA)];
+    try {
+      await rejectsWith(prepareBlockRestore(storedB, layoutB, targetB), "ChecksumMismatch", /nothing was written/);
+    } finally {
+      for (const p of prepared) await p.close();
+    }
+    assert.ok((await contentOf(targetA)).equals(before[0] ?? Buffer.alloc(0)), "the first disk is untouched");
+    assert.ok((await contentOf(targetB)).equals(before[1] ?? Buffer.alloc(0)), "the second disk is untouched");
+
+    // With both verified, both are written.
+    await extractBlockDevice(sourceB, storedB);
+    const both = [
+      await prepareBlockRestore(storedA, layoutA, targetA),
+      await prepareBlockRestore(storedB, layoutB, targetB),
+    ];
+    try {
+      for (const p of both) assert.equal((await p.write()).verified, true);
+      await assert.rejects(both[0]!.write(), /already written/);
+    } finally {
+      for (const p of both) await p.close();
+    }
+    assert.ok((await contentOf(targetA)).equals(await contentOf(sourceA)));
+    assert.ok((await contentOf(targetB)).equals(await contentOf(sourceB)));
   });
 
   it("a data file that changes between the verification and the writes fails at the read-back, device written", async () => {
