@@ -112,7 +112,7 @@ describe("Metrics", function () {
         return s.has("fedbackup_backup_last_success_timestamp_seconds", series) ? s : undefined;
       });
       assert.equal(restarted.value("fedbackup_backup_last_success_timestamp_seconds", series), lastSuccess);
-      await operator.manager.backupQueue.idle();
+      await operator.manager.queue("federatedbackup").idle();
       const settled = await scrape(operator);
       assert.equal(settled.value("fedbackup_backup_total", { result: "Completed" }), 0);
       assert.equal(settled.value("fedbackup_freeze_duration_seconds_count"), 0);
