@@ -2,11 +2,32 @@
 // does not own these APIs; unknown fields pass through untouched).
 import type { ObjectMeta } from "./v1alpha1/index.js";
 
+/**
+ * One entry of a VMI's spec.volumes: its name and exactly one source (KubeVirt's admission enforces that;
+ * planning/vm-disks.ts does not rely on it). The data sources are hostDisk, persistentVolumeClaim and
+ * dataVolume; the others are ephemeral or configuration, never backed up.
+ */
 export interface HostDiskVolume {
   name: string;
   hostDisk?: { path: string; type?: string; capacity?: string; shared?: boolean };
-  persistentVolumeClaim?: { claimName: string };
+  persistentVolumeClaim?: { claimName: string; readOnly?: boolean; hotpluggable?: boolean };
+  /** A CDI DataVolume: its claim has the DataVolume's name, in the VMI's namespace. */
+  dataVolume?: { name: string; hotpluggable?: boolean };
+  containerDisk?: { image?: string; path?: string; imagePullPolicy?: string; imagePullSecret?: string };
+  cloudInitNoCloud?: Record<string, unknown>;
+  cloudInitConfigDrive?: Record<string, unknown>;
+  emptyDisk?: { capacity?: string };
+  /** A claim used read-only under a temporary overlay: writes are discarded, so it is not data. */
+  ephemeral?: { persistentVolumeClaim?: { claimName: string; readOnly?: boolean } };
+  configMap?: { name?: string; optional?: boolean; volumeLabel?: string };
+  secret?: { secretName?: string; optional?: boolean; volumeLabel?: string };
+  serviceAccount?: { serviceAccountName?: string };
+  downwardAPI?: Record<string, unknown>;
+  sysprep?: { configMap?: { name?: string }; secret?: { name?: string } };
 }
+
+/** The same entry under the name the claim-aware planning uses. */
+export type VmiVolume = HostDiskVolume;
 
 export interface VirtualMachineInstance {
   apiVersion?: string;
