@@ -2,12 +2,13 @@
 // labelled app.kubernetes.io/component=agent or =operator on simulated nodes, and a scheduler for those
 // of them that name no node (the operator's Deployment: the harness runs no kube-scheduler). Each pod's container runs as a
 // local process in a mount namespace of its own, where the pod's PersistentVolumeClaims are bind-mounted
-// from their PersistentVolumes' hostPath directories at the container's mount paths, and the
-// ServiceAccount token sits where a real kubelet puts it; so the agent runs exactly as in a cluster. The
+// from their PersistentVolumes' hostPath directories at the container's mount paths, Block-mode claims
+// (volumeDevices) have their PersistentVolumes' device nodes bind-mounted at the container's device paths,
+// and the ServiceAccount token sits where a real kubelet puts it; so the agent runs exactly as in a cluster. The
 // runner reports pod status through the API like a kubelet. It is test harness: the operator does not
 // know it exists.
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { KubeClient } from "../../src/k8s/client.js";
@@ -30,6 +31,8 @@ interface PodSpec {
     args?: string[];
     env?: Array<{ name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }>;
     volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
+    /** Block-mode claims, as raw devices at devicePath. */
+    volumeDevices?: Array<{ name: string; devicePath: string }>;
   }>;
   volumes?: Array<{ name: string; persistentVolumeClaim?: { claimName: string }; hostPath?: { path: string } }>;
 }
@@ -58,7 +61,16 @@ export interface PodRunnerOptions {
    * `fedbackup`). Default: the CLI from source through tsx, whatever the image.
    */
   programFor?: (image: string) => string[];
+  /**
+   * Runs only the pods annotated RUNNER_ANNOTATION=<this name>, so that a test's own runner (with a
+   * program of its own) and the shared one never both run a pod. Unnamed (default): runs only pods
+   * without that annotation.
+   */
+  name?: string;
 }
+
+/** On a pod: the name of the PodRunner that is to run it (see PodRunnerOptions.name). */
+export const RUNNER_ANNOTATION = "test.fedbackup.io/pod-runner";
 
 /** The `fedbackup` CLI from source. */
 export const SOURCE_PROGRAM = [process.execPath, "--import", "tsx", path.join(REPO_ROOT, "src/cli/main.ts")];
@@ -76,6 +88,7 @@ export class PodRunner {
   private readonly dir = mkdtempSync(path.join(os.tmpdir(), "fedbackup-pods-"));
   readonly deadNodes: Set<string>;
   private readonly programFor: (image: string) => string[];
+  private readonly name: string | undefined;
 
   constructor(
     private readonly cp: ControlPlane,
@@ -84,6 +97,7 @@ export class PodRunner {
     this.client = new KubeClient(cp.kubeConfig);
     this.deadNodes = options.deadNodes ?? new Set();
     this.programFor = options.programFor ?? (() => SOURCE_PROGRAM);
+    this.name = options.name;
     this.informer = new Informer<Pod>(
       this.client,
       Resources.Pod,
@@ -114,6 +128,7 @@ export class PodRunner {
   }
 
   private async onPod(pod: Pod): Promise<void> {
+    if (pod.metadata.annotations?.[RUNNER_ANNOTATION] !== this.name) return;
     const key = `${pod.metadata.namespace}/${pod.metadata.name}`;
     const entry = this.running.get(key);
     if (pod.metadata.deletionTimestamp) {
@@ -163,6 +178,25 @@ export class PodRunner {
   }
 
   private async hostPathOf(namespace: string, claimName: string): Promise<string> {
+    return (await this.boundVolumeOf(namespace, claimName)).path;
+  }
+
+  /** The device node of a Block-mode claim's PersistentVolume, as a kubelet maps it for volumeDevices. */
+  private async deviceOf(namespace: string, claimName: string): Promise<string> {
+    const { path: device, volumeMode, pvName } = await this.boundVolumeOf(namespace, claimName);
+    if (volumeMode !== "Block")
+      throw new Error(
+        `PVC ${namespace}/${claimName} is used as a volumeDevice but PV ${pvName} is not volumeMode Block`,
+      );
+    if (!statSync(device, { throwIfNoEntry: false })?.isBlockDevice())
+      throw new Error(`PV ${pvName}: ${device} is not a block device`);
+    return device;
+  }
+
+  private async boundVolumeOf(
+    namespace: string,
+    claimName: string,
+  ): Promise<{ path: string; volumeMode: string; pvName: string }> {
     // Like a kubelet, wait for a claim that is still being provisioned (one restored from a snapshot).
     let pvc: KubeObject & { spec: { volumeName?: string } };
     for (let waited = 0; ; waited += 100) {
@@ -171,14 +205,12 @@ export class PodRunner {
       await new Promise((r) => setTimeout(r, 100));
     }
     if (!pvc.spec.volumeName) throw new Error(`PVC ${namespace}/${claimName} is not bound`);
-    const pv = await this.client.get<KubeObject & { spec: { hostPath?: { path: string }; local?: { path: string } } }>(
-      Resources.PersistentVolume,
-      undefined,
-      pvc.spec.volumeName,
-    );
+    const pv = await this.client.get<
+      KubeObject & { spec: { hostPath?: { path: string }; local?: { path: string }; volumeMode?: string } }
+    >(Resources.PersistentVolume, undefined, pvc.spec.volumeName);
     const dir = pv.spec.hostPath?.path ?? pv.spec.local?.path;
     if (!dir) throw new Error(`PV ${pvc.spec.volumeName} has no hostPath or local path`);
-    return dir;
+    return { path: dir, volumeMode: pv.spec.volumeMode ?? "Filesystem", pvName: pvc.spec.volumeName };
   }
 
   private async run(pod: Pod, key: string, node: string): Promise<void> {
@@ -191,6 +223,14 @@ export class PodRunner {
       if (vol?.persistentVolumeClaim)
         mounts.push({ host: await this.hostPathOf(ns, vol.persistentVolumeClaim.claimName), target: vm.mountPath });
       else if (vol?.hostPath) mounts.push({ host: vol.hostPath.path, target: vm.mountPath });
+    }
+    // As a kubelet maps a Block-mode claim: its device node appears at the device path (a bind mount onto
+    // an empty file made there if there is none, in the pod's mount namespace).
+    const devices: Array<{ host: string; target: string }> = [];
+    for (const vd of container.volumeDevices ?? []) {
+      const vol = pod.spec.volumes?.find((v) => v.name === vd.name);
+      if (!vol?.persistentVolumeClaim) throw new Error(`volumeDevice ${vd.name}: not a persistentVolumeClaim volume`);
+      devices.push({ host: await this.deviceOf(ns, vol.persistentVolumeClaim.claimName), target: vd.devicePath });
     }
     // The pod's ServiceAccount credentials, where client libraries look for them in a pod.
     const saDir = path.join(podDir, "serviceaccount");
@@ -231,11 +271,19 @@ export class PodRunner {
     const script = [
       "set -e",
       ...mounts.map((_, i) => `mkdir -p "$M${i}_T" && mount --bind "$M${i}_H" "$M${i}_T"`),
+      ...devices.map(
+        (_, i) =>
+          `{ [ -e "$D${i}_T" ] || { mkdir -p "$(dirname "$D${i}_T")" && : > "$D${i}_T"; }; } && mount --bind "$D${i}_H" "$D${i}_T"`,
+      ),
       'exec "$@"',
     ].join("\n");
     for (const [i, m] of mounts.entries()) {
       env[`M${i}_H`] = m.host;
       env[`M${i}_T`] = m.target;
+    }
+    for (const [i, d] of devices.entries()) {
+      env[`D${i}_H`] = d.host;
+      env[`D${i}_T`] = d.target;
     }
     const logFile = path.join(podDir, "container.log");
     const run: PodRun = {
