@@ -8,9 +8,13 @@
 //   hostPath PV pre-bound to the claim is created (the PV binder controller completes the binding).
 // - A restored claim that is deleted: its PV and directory go too.
 //
+// Block-mode claims (a PV of volumeMode Block on a loop device, block-volumes.ts) work alike: the snapshot
+// copies the device's bytes to a sparse file, a claim restored from it gets a new loop device on a copy of
+// that file and a Block-mode PV; deleting the restored claim detaches the device and deletes the file.
+//
 // It records every snapshot it took and every claim it restored, for assertions.
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -19,6 +23,7 @@ import { isAlreadyExists, isNotFound } from "../../src/k8s/errors.js";
 import { Informer } from "../../src/k8s/informer.js";
 import { Resources } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
+import { attachLoopDevice, type LoopDevice } from "./block-volumes.js";
 import type { ControlPlane } from "./control-plane.js";
 
 const run = promisify(execFile);
@@ -35,17 +40,23 @@ type Claim = KubeObject & {
     volumeName?: string;
     accessModes?: string[];
     storageClassName?: string;
+    volumeMode?: string;
     resources?: { requests?: { storage?: string } };
     dataSource?: { apiGroup?: string; kind: string; name: string };
   };
 };
-type Volume = KubeObject & { spec: { hostPath?: { path: string } } };
+type Volume = KubeObject & {
+  spec: { hostPath?: { path: string }; local?: { path: string }; volumeMode?: string };
+};
+type VolumeMode = "Filesystem" | "Block";
 
 export interface SnapshotRecord {
   namespace: string;
   name: string;
   sourceClaim: string;
+  /** The copy: a directory (Filesystem) or a sparse file of the device's bytes (Block). */
   dir: string;
+  volumeMode: VolumeMode;
   at: number;
 }
 
@@ -54,7 +65,11 @@ export interface RestoreRecord {
   claim: string;
   snapshot: string;
   pv: string;
+  /** The restored copy: a directory (Filesystem) or the loop device's backing file (Block). */
   dir: string;
+  volumeMode: VolumeMode;
+  /** The loop device of a Block-mode restore. */
+  device?: string;
   deleted?: boolean;
 }
 
@@ -67,8 +82,11 @@ export class CsiDouble {
   private readonly dir = mkdtempSync(path.join(os.tmpdir(), "fedbackup-csi-"));
   /** Objects being worked on (by uid), so that one event storm does one copy. */
   private readonly busy = new Set<string>();
-  /** VolumeSnapshot uid → its directory. */
+  /** VolumeSnapshot uid → its directory (or file, Block mode). */
   private readonly snapshotDirs = new Map<string, string>();
+  private readonly snapshotModes = new Map<string, VolumeMode>();
+  /** Restored PV name → its loop device (Block mode). */
+  private readonly loops = new Map<string, LoopDevice>();
 
   constructor(cp: ControlPlane) {
     this.client = new KubeClient(cp.kubeConfig);
@@ -101,6 +119,8 @@ export class CsiDouble {
     await this.vsInformer.stop();
     await this.pvcInformer.stop();
     this.client.close();
+    for (const loop of this.loops.values()) loop.detach();
+    this.loops.clear();
     rmSync(this.dir, { recursive: true, force: true });
   }
 
@@ -119,11 +139,19 @@ export class CsiDouble {
     }
   }
 
-  private async hostDirOfClaim(namespace: string, claim: string): Promise<string | undefined> {
+  /** A claim's hostPath directory (Filesystem), or its loop device (Block: a hostPath or local PV). */
+  private async sourceOfClaim(
+    namespace: string,
+    claim: string,
+  ): Promise<{ path: string; volumeMode: VolumeMode } | undefined> {
     const pvc = this.pvcInformer.get(`${namespace}/${claim}`);
     if (!pvc?.spec.volumeName) return undefined;
     const pv = await this.client.get<Volume>(Resources.PersistentVolume, undefined, pvc.spec.volumeName);
-    return pv.spec.hostPath?.path;
+    if (pv.spec.volumeMode === "Block") {
+      const device = pv.spec.hostPath?.path ?? pv.spec.local?.path;
+      return device ? { path: device, volumeMode: "Block" } : undefined;
+    }
+    return pv.spec.hostPath ? { path: pv.spec.hostPath.path, volumeMode: "Filesystem" } : undefined;
   }
 
   private async onSnapshot(vs: VolumeSnapshot): Promise<void> {
@@ -132,16 +160,32 @@ export class CsiDouble {
     const ns = vs.metadata.namespace!;
     const source = vs.spec.source.persistentVolumeClaimName;
     if (!source) return;
-    const from = await this.hostDirOfClaim(ns, source);
-    if (!from) return; // not a hostPath volume: not ours
+    const from = await this.sourceOfClaim(ns, source);
+    if (!from) return; // not a hostPath volume or a loop device: not ours
     this.busy.add(uid);
     const at = Date.now();
     const dir = path.join(this.dir, `snapshot-${uid}`);
-    await copyDir(from, dir);
+    let bytes: number;
+    if (from.volumeMode === "Block") {
+      // The device's bytes, zero runs left as holes; the restore size is the device's size.
+      mkdirSync(this.dir, { recursive: true });
+      await run("cp", ["--sparse=always", from.path, dir]);
+      bytes = statSync(dir).size;
+    } else {
+      await copyDir(from.path, dir);
+      const { stdout } = await run("du", ["-sb", dir]);
+      bytes = Number(stdout.split(/\s/)[0]) || 0;
+    }
     this.snapshotDirs.set(uid, dir);
-    const { stdout } = await run("du", ["-sb", dir]);
-    const bytes = Number(stdout.split(/\s/)[0]) || 0;
-    this.snapshots.push({ namespace: ns, name: vs.metadata.name!, sourceClaim: source, dir, at });
+    this.snapshotModes.set(uid, from.volumeMode);
+    this.snapshots.push({
+      namespace: ns,
+      name: vs.metadata.name!,
+      sourceClaim: source,
+      dir,
+      volumeMode: from.volumeMode,
+      at,
+    });
     try {
       await this.client.patch(
         Resources.VolumeSnapshot,
@@ -171,9 +215,10 @@ export class CsiDouble {
     const snapshotDir = vs ? this.snapshotDirs.get(vs.metadata.uid!) : undefined;
     if (!vs?.status?.readyToUse || !snapshotDir) return; // provisioned once the snapshot is ready
     this.busy.add(uid);
+    const pv = `restored-${uid}`;
+    if (this.snapshotModes.get(vs.metadata.uid!) === "Block") return this.restoreBlock(pvc, snapshotDir, pv);
     const dir = path.join(this.dir, `restore-${uid}`);
     await copyDir(snapshotDir, dir);
-    const pv = `restored-${uid}`;
     await this.client.create(Resources.PersistentVolume, {
       apiVersion: "v1",
       kind: "PersistentVolume",
@@ -187,8 +232,50 @@ export class CsiDouble {
         claimRef: { namespace: ns, name: pvc.metadata.name, uid },
       },
     } as KubeObject);
-    this.restores.push({ namespace: ns, claim: pvc.metadata.name!, snapshot: source.name, pv, dir });
+    this.restores.push({
+      namespace: ns,
+      claim: pvc.metadata.name!,
+      snapshot: source.name,
+      pv,
+      dir,
+      volumeMode: "Filesystem",
+    });
     // What the binder does next (spec.volumeName may be set once on an unbound claim).
+    await this.client
+      .patch(Resources.PersistentVolumeClaim, ns, pvc.metadata.name!, { spec: { volumeName: pv } })
+      .catch((err: unknown) => {
+        if (!isNotFound(err)) throw err;
+      });
+  }
+
+  /** A claim restored from a Block-mode snapshot: a loop device on a copy of it, a Block-mode PV bound to it. */
+  private async restoreBlock(pvc: Claim, snapshotFile: string, pv: string): Promise<void> {
+    const ns = pvc.metadata.namespace!;
+    const loop = attachLoopDevice(statSync(snapshotFile).size, "zeros", snapshotFile);
+    this.loops.set(pv, loop);
+    await this.client.create(Resources.PersistentVolume, {
+      apiVersion: "v1",
+      kind: "PersistentVolume",
+      metadata: { name: pv },
+      spec: {
+        capacity: { storage: pvc.spec.resources?.requests?.storage ?? String(loop.size) },
+        volumeMode: "Block",
+        accessModes: pvc.spec.accessModes ?? ["ReadWriteOnce"],
+        persistentVolumeReclaimPolicy: "Retain",
+        storageClassName: pvc.spec.storageClassName ?? "",
+        hostPath: { path: loop.device, type: "BlockDevice" },
+        claimRef: { namespace: ns, name: pvc.metadata.name, uid: pvc.metadata.uid },
+      },
+    } as KubeObject);
+    this.restores.push({
+      namespace: ns,
+      claim: pvc.metadata.name!,
+      snapshot: pvc.spec.dataSource!.name,
+      pv,
+      dir: loop.file,
+      volumeMode: "Block",
+      device: loop.device,
+    });
     await this.client
       .patch(Resources.PersistentVolumeClaim, ns, pvc.metadata.name!, { spec: { volumeName: pv } })
       .catch((err: unknown) => {
@@ -205,7 +292,11 @@ export class CsiDouble {
     await this.client.delete(Resources.PersistentVolume, undefined, restore.pv).catch((err: unknown) => {
       if (!isNotFound(err)) throw err;
     });
-    rmSync(restore.dir, { recursive: true, force: true });
+    const loop = this.loops.get(restore.pv);
+    if (loop) {
+      this.loops.delete(restore.pv);
+      loop.detach();
+    } else rmSync(restore.dir, { recursive: true, force: true });
   }
 }
 
