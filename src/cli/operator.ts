@@ -1,6 +1,6 @@
 // `fedbackup operator`: runs the controllers until SIGTERM, serving /metrics, /healthz and /readyz.
 import http from "node:http";
-import { parseAgentJobSettings } from "../controllers/federatedbackup/builders.js";
+import { parseAgentJobSettings } from "../controllers/runtime/agent-job.js";
 import { Manager } from "../controllers/manager.js";
 import { API_USAGE_MESSAGE } from "../k8s/api-usage.js";
 import { KubeClient } from "../k8s/client.js";

@@ -1,7 +1,7 @@
 // The operator: a controller manager (shared caches, leader election, work queues, health) with the
 // operator's controllers registered on it. A new controller is one setup call here and its own setup.ts.
-import type { OperatorSettings } from "./federatedbackup/builders.js";
-import { countNodeFailures } from "./federatedbackup/node-failures.js";
+import type { OperatorSettings } from "./runtime/agent-job.js";
+import { countNodeFailures } from "./runtime/node-failures.js";
 import { setupFederatedBackup } from "./federatedbackup/setup.js";
 import { nodeSnapshotCache } from "./runtime/caches.js";
 import type { ControllerContext } from "./runtime/controller-context.js";

@@ -1,8 +1,6 @@
 // Desired objects of a backup run. Same input, same manifest: no timestamps or random names, so a
 // restarted operator rebuilds exactly what it created before and "already exists" means "done".
 import {
-  AGENT_LOCATION_MOUNT,
-  AGENT_SHARED_MOUNT,
   COMPONENT_AGENT,
   LABEL_BACKUP,
   LABEL_COMPONENT,
@@ -21,6 +19,7 @@ import {
   type UnplacedWorkload,
 } from "../../planning/index.js";
 import { agentServiceAccountName, type StepAccessRequest } from "../runtime/agent-access.js";
+import { agentJobManifest, ownerRef, type JobManifest, type OperatorSettings } from "../runtime/agent-job.js";
 
 export const DEFAULTS = {
   freezeTimeout: "30s",
@@ -30,97 +29,11 @@ export const DEFAULTS = {
   maxRounds: 3,
 } as const;
 
-/**
- * Where and how agent pods run (the chart's `agent.*` values, passed as the JSON of `FEDBACKUP_AGENT_JOB`). Each
- * field left out keeps the built-in default; `tolerations` replaces the default "tolerate every taint".
- */
-export interface AgentJobSettings {
-  imagePullSecrets?: { name: string }[];
-  nodeSelector?: Record<string, string>;
-  tolerations?: Record<string, unknown>[];
-  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
-  priorityClassName?: string;
-}
-
-export interface OperatorSettings {
-  /** Image of the node agent (the operator's own image). */
-  agentImage: string;
-  imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
-  agentJob?: AgentJobSettings;
-}
-
-/**
- * Reads `FEDBACKUP_AGENT_JOB` (JSON: imagePullPolicy and the fields of AgentJobSettings), as the chart sets it.
- * Unknown keys and wrong types are refused, so that a typo does not silently drop a setting.
- */
-export function parseAgentJobSettings(
-  text: string | undefined,
-): Pick<OperatorSettings, "imagePullPolicy" | "agentJob"> {
-  if (text === undefined || text.trim() === "") return {};
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new Error(`FEDBACKUP_AGENT_JOB is not JSON: ${(err as Error).message}`, { cause: err });
-  }
-  const isObject = (v: unknown): v is Record<string, unknown> =>
-    typeof v === "object" && v !== null && !Array.isArray(v);
-  if (!isObject(value)) throw new Error("FEDBACKUP_AGENT_JOB must be a JSON object");
-  const { imagePullPolicy, imagePullSecrets, nodeSelector, tolerations, resources, priorityClassName, ...unknown } =
-    value;
-  const bad = (key: string, what: string) => new Error(`FEDBACKUP_AGENT_JOB.${key} must be ${what}`);
-  if (Object.keys(unknown).length)
-    throw new Error(`FEDBACKUP_AGENT_JOB: unknown key ${Object.keys(unknown).join(", ")}`);
-  if (imagePullPolicy !== undefined && !["Always", "IfNotPresent", "Never"].includes(imagePullPolicy as string))
-    throw bad("imagePullPolicy", "Always, IfNotPresent or Never");
-  if (
-    imagePullSecrets !== undefined &&
-    !(Array.isArray(imagePullSecrets) && imagePullSecrets.every((s) => isObject(s) && typeof s.name === "string"))
-  )
-    throw bad("imagePullSecrets", "a list of {name}");
-  if (
-    nodeSelector !== undefined &&
-    !(isObject(nodeSelector) && Object.values(nodeSelector).every((v) => typeof v === "string"))
-  )
-    throw bad("nodeSelector", "a map of strings");
-  if (tolerations !== undefined && !(Array.isArray(tolerations) && tolerations.every(isObject)))
-    throw bad("tolerations", "a list of objects");
-  if (resources !== undefined && !isObject(resources)) throw bad("resources", "an object");
-  if (priorityClassName !== undefined && typeof priorityClassName !== "string")
-    throw bad("priorityClassName", "a string");
-  const agentJob: AgentJobSettings = {
-    ...(imagePullSecrets !== undefined
-      ? { imagePullSecrets: imagePullSecrets as AgentJobSettings["imagePullSecrets"] }
-      : {}),
-    ...(nodeSelector !== undefined ? { nodeSelector: nodeSelector as Record<string, string> } : {}),
-    ...(tolerations !== undefined ? { tolerations: tolerations } : {}),
-    ...(resources !== undefined ? { resources: resources } : {}),
-    ...(priorityClassName ? { priorityClassName: priorityClassName } : {}),
-  };
-  return {
-    ...(imagePullPolicy !== undefined
-      ? { imagePullPolicy: imagePullPolicy as OperatorSettings["imagePullPolicy"] }
-      : {}),
-    agentJob,
-  };
-}
-
 function commonLabels(backup: FederatedBackup): Record<string, string> {
   return {
     [LABEL_NAME]: "fedbackup",
     [LABEL_MANAGED_BY]: "fedbackup",
     [LABEL_BACKUP]: backup.metadata.name!,
-  };
-}
-
-export function ownerRef(o: { apiVersion: string; kind: string; metadata: { name?: string; uid?: string } }) {
-  return {
-    apiVersion: o.apiVersion,
-    kind: o.kind,
-    name: o.metadata.name!,
-    uid: o.metadata.uid!,
-    controller: true,
-    blockOwnerDeletion: true,
   };
 }
 
@@ -184,29 +97,6 @@ export function buildNodeSnapshot(
   };
 }
 
-/** Every agent container sees the shared volume and the location at the same paths. */
-const AGENT_MOUNTS = [
-  { name: "shared", mountPath: AGENT_SHARED_MOUNT },
-  { name: "location", mountPath: AGENT_LOCATION_MOUNT },
-];
-
-const agentVolumes = (sharedClaim: string, locationClaim: string) => [
-  { name: "shared", persistentVolumeClaim: { claimName: sharedClaim } },
-  { name: "location", persistentVolumeClaim: { claimName: locationClaim } },
-];
-
-export interface JobManifest {
-  apiVersion: "batch/v1";
-  kind: "Job";
-  metadata: {
-    name: string;
-    namespace: string;
-    labels: Record<string, string>;
-    ownerReferences: ReturnType<typeof ownerRef>[];
-  };
-  spec: Record<string, unknown>;
-}
-
 // The CSI method (see src/agent/csi.ts): the step's Job takes the VolumeSnapshot `<step>`; the operator then
 // restores it into the claim `<step>-snapshot` and runs the Job `<step>-extract` on the same node with that
 // claim as the shared volume. All three names derive from the step's, so a restarted operator finds them.
@@ -249,76 +139,6 @@ export function buildExtractJob(backup: FederatedBackup, step: NodeSnapshot, set
     sharedClaim: restoredClaimName(step),
     extraArgs: ["--from-snapshot"],
   });
-}
-
-/** What every agent Job shares: pinned to a node, the agent's ServiceAccount, both volumes mounted. */
-export function agentJobManifest(p: {
-  name: string;
-  namespace: string;
-  labels: Record<string, string>;
-  owner: ReturnType<typeof ownerRef>;
-  node: string;
-  container: string;
-  args: string[];
-  backoffLimit: number;
-  activeDeadlineSeconds: number;
-  sharedClaim: string;
-  locationClaim: string;
-  settings: OperatorSettings;
-  /** The step's own ServiceAccount (see runtime/agent-access.ts); none for a Job that needs no API access. */
-  serviceAccountName?: string;
-}): JobManifest {
-  const job = p.settings.agentJob ?? {};
-  return {
-    apiVersion: "batch/v1",
-    kind: "Job",
-    metadata: { name: p.name, namespace: p.namespace, labels: p.labels, ownerReferences: [p.owner] },
-    spec: {
-      backoffLimit: p.backoffLimit,
-      activeDeadlineSeconds: p.activeDeadlineSeconds,
-      template: {
-        metadata: { labels: p.labels },
-        spec: {
-          nodeName: p.node,
-          restartPolicy: "Never",
-          // With root and three file capabilities from the runtime's default set, the pod meets the Pod
-          // Security Standard "baseline" (not "restricted", which forbids running as root): see the README.
-          securityContext: { seccompProfile: { type: "RuntimeDefault" } },
-          ...(p.serviceAccountName
-            ? { serviceAccountName: p.serviceAccountName }
-            : { automountServiceAccountToken: false }),
-          // Pinned by nodeName, so the scheduler is not involved; still tolerate taints so a cordoned
-          // or tainted node can be backed up. A nodeSelector is checked by the kubelet: a node that does
-          // not match refuses the pod.
-          tolerations: job.tolerations ?? [{ operator: "Exists" }],
-          ...(job.nodeSelector && Object.keys(job.nodeSelector).length ? { nodeSelector: job.nodeSelector } : {}),
-          ...(job.imagePullSecrets?.length ? { imagePullSecrets: job.imagePullSecrets } : {}),
-          ...(job.priorityClassName ? { priorityClassName: job.priorityClassName } : {}),
-          containers: [
-            {
-              name: p.container,
-              image: p.settings.agentImage,
-              imagePullPolicy: p.settings.imagePullPolicy ?? "IfNotPresent",
-              args: p.args,
-              env: [{ name: "FEDBACKUP_NODE", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } }],
-              volumeMounts: AGENT_MOUNTS,
-              resources: job.resources ?? { requests: { cpu: "100m", memory: "64Mi" }, limits: { memory: "256Mi" } },
-              // VM disk images belong to the hypervisor's user (qemu) and restores must keep their owner
-              // and mode: the agent runs as root, with no other privilege.
-              securityContext: {
-                runAsUser: 0,
-                runAsNonRoot: false,
-                allowPrivilegeEscalation: false,
-                seccompProfile: { type: "RuntimeDefault" },
-                capabilities: { drop: ["ALL"], add: ["CHOWN", "DAC_OVERRIDE", "FOWNER"] },
-              },
-            },
-          ],
-          volumes: agentVolumes(p.sharedClaim, p.locationClaim),
-        },
-      },
-    },
-  };
 }
 
 /** The Job of one step: pinned to its node, mounting the shared volume and the location. */

@@ -31,8 +31,9 @@ import {
   restoredClaimName,
   stepAccessOf,
   volumeSnapshotName,
-  type OperatorSettings,
 } from "./builders.js";
+import type { OperatorSettings } from "../runtime/agent-job.js";
+import { viewJob } from "../runtime/job-view.js";
 import { decideBackup, type BackupAction, type BackupWorld } from "./decide.js";
 import { claimVolumeLease, leaseStateOf, type LeaseState, type OwnerActive } from "../runtime/lease-state.js";
 import { logAction, logPhase } from "../runtime/log-action.js";
@@ -44,7 +45,7 @@ import { requestsByNode, type PodObject } from "../runtime/node-requests.js";
 import { observeNode, observeWorkload, stoppedWorkload } from "../runtime/observe.js";
 import { inScope } from "./scope.js";
 import { decideThaws, withThawed, type FreezeView } from "./thaw.js";
-import { viewJob, type ObservedStep } from "./steps.js";
+import type { ObservedStep } from "./steps.js";
 import { backupTransition } from "./transitions.js";
 
 export interface BackupInformers {

@@ -17,7 +17,7 @@ import { activeInCache } from "../runtime/lease-owners.js";
 import { runsWaitingForLease } from "../runtime/lease-waiters.js";
 import { onReadinessChange } from "../runtime/node-readiness.js";
 import { ownerByLabel } from "../runtime/owner-label.js";
-import type { OperatorSettings } from "./builders.js";
+import type { OperatorSettings } from "../runtime/agent-job.js";
 import { backupIsActive, FederatedBackupReconciler, type BackupInformers } from "./reconciler.js";
 import { backupStateGauges } from "./state-gauges.js";
 

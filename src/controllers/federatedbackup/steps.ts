@@ -1,42 +1,7 @@
 // What a step (NodeSnapshot) and its Job say about the step's progress. Pure: the phase is derived
 // from what exists on every pass, so a restarted operator reaches the same conclusion.
 import type { NodeSnapshot, NodeSnapshotStatusPhase } from "../../api/v1alpha1/index.js";
-
-export interface JobView {
-  name: string;
-  complete: boolean;
-  failed: boolean;
-  failureReason?: string;
-  failureMessage?: string;
-  completionTime?: string;
-}
-
-interface JobLike {
-  metadata: { name?: string };
-  status?: {
-    completionTime?: string;
-    conditions?: Array<{
-      type: string;
-      status: string;
-      reason?: string;
-      message?: string;
-      lastTransitionTime?: string;
-    }>;
-  };
-}
-
-export function viewJob(job: JobLike): JobView {
-  const cond = (type: string) => job.status?.conditions?.find((c) => c.type === type && c.status === "True");
-  const failed = cond("Failed");
-  return {
-    name: job.metadata.name ?? "",
-    complete: !!cond("Complete"),
-    failed: !!failed,
-    failureReason: failed?.reason,
-    failureMessage: failed?.message,
-    completionTime: job.status?.completionTime ?? failed?.lastTransitionTime,
-  };
-}
+import { REPORT_GRACE_MS, type JobView } from "../runtime/job-view.js";
 
 export interface ObservedStep {
   step: NodeSnapshot;
@@ -51,9 +16,6 @@ export interface DerivedStepPhase {
   /** CSI method: the VolumeSnapshot is taken; restore it and start the extract Job. */
   startExtract?: boolean;
 }
-
-/** How long a completed Job's report may lag behind it (two watches deliver them independently). */
-export const REPORT_GRACE_MS = 30_000;
 
 /** The phase a step is in, from its recorded status and its Job. */
 export function deriveStepPhase({ step, job, extract }: ObservedStep, now: number): DerivedStepPhase {

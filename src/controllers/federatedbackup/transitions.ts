@@ -3,17 +3,10 @@
 // conditional on the resourceVersion the old status was read at: a run enters a finished phase in exactly
 // one successful write, so what is recorded then is recorded once, across conflicts and restarts (a
 // restarted operator reads the finished status and records nothing).
+import { secondsBetween } from "../../api/timestamps.js";
 import { isFinished } from "../../api/phases.js";
 import type { FederatedBackup, FederatedBackupStatus, NodeSnapshot } from "../../api/v1alpha1/index.js";
 import type { BackupRecord } from "../../telemetry/metrics.js";
-
-/** Seconds from one RFC 3339 time to another; undefined if either is absent or unreadable, or it runs backwards. */
-export function secondsBetween(start: string | undefined, end: string | undefined): number | undefined {
-  const a = Date.parse(start ?? "");
-  const b = Date.parse(end ?? "");
-  if (Number.isNaN(a) || Number.isNaN(b) || b < a) return undefined;
-  return (b - a) / 1000;
-}
 
 /**
  * The record for a status transition, or undefined when it adds nothing. A run that finishes with this

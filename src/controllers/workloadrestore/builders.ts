@@ -12,7 +12,7 @@ import { parseDuration } from "../../api/duration.js";
 import type { VirtualMachineInstanceMigration } from "../../api/kubevirt.js";
 import { API_VERSION, type NodeRestore, type WorkloadRestore } from "../../api/v1alpha1/index.js";
 import { fnv1a32Hex, type RestorePlanEntry, type WorkloadRef } from "../../planning/index.js";
-import { agentJobManifest, ownerRef, type JobManifest, type OperatorSettings } from "../federatedbackup/builders.js";
+import { agentJobManifest, ownerRef, type JobManifest, type OperatorSettings } from "../runtime/agent-job.js";
 import { agentServiceAccountName, type StepAccessRequest } from "../runtime/agent-access.js";
 import { HOSTNAME_LABEL } from "./vm-hold.js";
 import type { ResolvedWorkload } from "./resolve.js";

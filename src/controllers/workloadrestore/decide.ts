@@ -34,7 +34,7 @@ import {
 import { jsonEqual } from "../runtime/conditions.js";
 import { orderingPolicy } from "../runtime/ordering.js";
 import type { LeaseState } from "../runtime/lease-state.js";
-import { REPORT_GRACE_MS, type JobView } from "../federatedbackup/steps.js";
+import { REPORT_GRACE_MS, type JobView } from "../runtime/job-view.js";
 import { buildNodeRestore, RESTORE_DEFAULTS, restoreOwnerId } from "./builders.js";
 import { BACKUPS_LISTED, type Resolution } from "./resolve.js";
 import { buildRestoreStatus, skipReasons, type PlanProblem, type RestoreFacts } from "./status.js";

@@ -19,13 +19,13 @@ import { volumeLeaseName, type LeaseObject, type VolumeLeases } from "../../k8s/
 import { workloadKey } from "../../planning/index.js";
 import type { Logger } from "../../telemetry/logger.js";
 import type { OperatorMetrics } from "../../telemetry/metrics.js";
-import type { OperatorSettings } from "../federatedbackup/builders.js";
+import type { OperatorSettings } from "../runtime/agent-job.js";
 import { grantStepAccess, revokeStepAccess } from "../runtime/step-access.js";
 import { ownedFilesNow } from "../runtime/file-claims.js";
 import { claimFilesystemIdentity } from "../runtime/volume-identity.js";
 import { requestsByNode, type PodObject } from "../runtime/node-requests.js";
 import { observeNode, observeWorkload } from "../runtime/observe.js";
-import { viewJob } from "../federatedbackup/steps.js";
+import { viewJob } from "../runtime/job-view.js";
 import { jsonEqual } from "../runtime/conditions.js";
 import { RESTORE_ACCESS, restoreNamespaces } from "../runtime/creator-access.js";
 import { checkCreatorAccess } from "../runtime/creator-check.js";

@@ -5,7 +5,7 @@
 import { isFinished } from "../../api/phases.js";
 import type { NodeRestore, WorkloadRestore, WorkloadRestoreStatus } from "../../api/v1alpha1/index.js";
 import type { RestoreRecord } from "../../telemetry/metrics.js";
-import { secondsBetween } from "../federatedbackup/transitions.js";
+import { secondsBetween } from "../../api/timestamps.js";
 
 export function restoreTransition(
   restore: Pick<WorkloadRestore, "spec">,

@@ -1,11 +1,7 @@
 import assert from "node:assert/strict";
 import type { FederatedBackup, NodeSnapshot } from "../../../src/api/v1alpha1/index.js";
-import {
-  buildAgentJob,
-  buildCleanupJob,
-  parseAgentJobSettings,
-  type OperatorSettings,
-} from "../../../src/controllers/federatedbackup/builders.js";
+import { buildAgentJob, buildCleanupJob } from "../../../src/controllers/federatedbackup/builders.js";
+import { parseAgentJobSettings, type OperatorSettings } from "../../../src/controllers/runtime/agent-job.js";
 
 const backup = {
   apiVersion: "fedbackup.io/v1alpha1",

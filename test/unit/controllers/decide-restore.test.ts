@@ -8,7 +8,7 @@ import type {
   WorkloadRestore,
 } from "../../../src/api/v1alpha1/index.js";
 import { backupPath, buildNodeSnapshot } from "../../../src/controllers/federatedbackup/builders.js";
-import type { JobView } from "../../../src/controllers/federatedbackup/steps.js";
+import type { JobView } from "../../../src/controllers/runtime/job-view.js";
 import type { LeaseState } from "../../../src/controllers/runtime/lease-state.js";
 import { restoreOwnerId } from "../../../src/controllers/workloadrestore/builders.js";
 import {

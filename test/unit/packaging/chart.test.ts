@@ -5,7 +5,7 @@ import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import * as yaml from "js-yaml";
-import { parseAgentJobSettings } from "../../../src/controllers/federatedbackup/builders.js";
+import { parseAgentJobSettings } from "../../../src/controllers/runtime/agent-job.js";
 import { REPO_ROOT } from "../../harness/binaries.js";
 import { CHART_DIR, findHelm, helmTemplate, MANIFEST_FILES, renderManifests } from "../../../hack/manifests.js";
 

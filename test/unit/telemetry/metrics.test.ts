@@ -8,7 +8,8 @@ import type {
   WorkloadRestore,
   WorkloadRestoreStatus,
 } from "../../../src/api/v1alpha1/index.js";
-import { backupState, backupTransition, secondsBetween } from "../../../src/controllers/federatedbackup/transitions.js";
+import { secondsBetween } from "../../../src/api/timestamps.js";
+import { backupState, backupTransition } from "../../../src/controllers/federatedbackup/transitions.js";
 import { WorkQueue } from "../../../src/controllers/runtime/work-queue.js";
 import { restoreTransition } from "../../../src/controllers/workloadrestore/transitions.js";
 import { OperatorMetrics } from "../../../src/telemetry/metrics.js";
