@@ -7,9 +7,8 @@
 // CSI method, a deletion that removes the files), and at the end what the chart's RBAC grants against
 // what the operator and the agents were seen to use: a grant never used, a use denied, or a wildcard fails.
 import assert from "node:assert/strict";
-import { execFile, spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { execFile } from "node:child_process";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import type { FederatedBackup, WorkloadRestore } from "../../src/api/v1alpha1/index.js";
@@ -18,6 +17,7 @@ import { Informer } from "../../src/k8s/informer.js";
 import { Resources } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
 import { REPO_ROOT } from "../harness/binaries.js";
+import { buildImageLayout } from "../harness/image-layout.js";
 import { SimulatedVmController } from "../harness/kubevirt-vms.js";
 import { PodRunner, SOURCE_PROGRAM, type PodRun } from "../harness/pod-runner.js";
 import { freePort } from "../harness/ports.js";
@@ -79,26 +79,6 @@ const rbac = (plural: string, kind: string, namespaced: boolean) => ({
 const ClusterRoles = rbac("clusterroles", "ClusterRole", false);
 const ClusterRoleBindings = rbac("clusterrolebindings", "ClusterRoleBinding", false);
 const Deployments = { group: "apps", version: "v1", plural: "deployments", kind: "Deployment", namespaced: true };
-
-/** The image's /app: the build output of tsconfig.build.json, package.json and node_modules (Dockerfile). */
-function buildImageLayout(): string {
-  const app = mkdtempSync(path.join(os.tmpdir(), "fedbackup-e2e-image-"));
-  const tsc = spawnSync(
-    process.execPath,
-    [
-      path.join(REPO_ROOT, "node_modules/typescript/bin/tsc"),
-      "-p",
-      "tsconfig.build.json",
-      "--outDir",
-      path.join(app, "dist"),
-    ],
-    { cwd: REPO_ROOT, encoding: "utf8" },
-  );
-  assert.equal(tsc.status, 0, tsc.stdout + tsc.stderr);
-  copyFileSync(path.join(REPO_ROOT, "package.json"), path.join(app, "package.json"));
-  symlinkSync(path.join(REPO_ROOT, "node_modules"), path.join(app, "node_modules"));
-  return app;
-}
 
 /** The usage summaries a pod's process logged when it stopped (JSON log lines). */
 function loggedUsage(run: PodRun): UsageEntry[] | undefined {

@@ -2,10 +2,10 @@
 // entrypoint is checked against the real build output laid out as the final stage lays it out.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
-import os from "node:os";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { REPO_ROOT } from "../../harness/binaries.js";
+import { buildImageLayout } from "../../harness/image-layout.js";
 
 interface Instruction {
   op: string;
@@ -135,22 +135,8 @@ describe("Dockerfile", () => {
     assert.match(inStage, /^dist\//, "the script is build output (outDir dist)");
 
     // The final stage's layout: package.json, node_modules and the build output side by side.
-    const app = mkdtempSync(path.join(os.tmpdir(), "fedbackup-image-"));
+    const app = buildImageLayout();
     try {
-      const tsc = spawnSync(
-        process.execPath,
-        [
-          path.join(REPO_ROOT, "node_modules/typescript/bin/tsc"),
-          "-p",
-          "tsconfig.build.json",
-          "--outDir",
-          path.join(app, "dist"),
-        ],
-        { cwd: REPO_ROOT, encoding: "utf8" },
-      );
-      assert.equal(tsc.status, 0, tsc.stdout + tsc.stderr);
-      copyFileSync(path.join(REPO_ROOT, "package.json"), path.join(app, "package.json"));
-      symlinkSync(path.join(REPO_ROOT, "node_modules"), path.join(app, "node_modules"));
       const built = path.join(app, inStage);
       assert.ok(existsSync(built), `${inStage} exists in the build output`);
       const help = spawnSync(process.execPath, [built, "--help"], { cwd: app, encoding: "utf8" });
