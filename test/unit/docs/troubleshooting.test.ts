@@ -35,6 +35,7 @@ const NOT_SHOWN: Record<string, string> = {
 const NOT_WIRED: Record<string, string> = {
   "src/agent/block-device.ts": "block-device extraction and restore, not called by the agent's commands yet",
   "src/planning/vm-disks.ts": "the disks of VMs on claims, not used by discovery yet",
+  "src/planning/claim-snapshot-method.ts": "the snapshot method of each claim, not used by the backup yet",
 };
 
 /** Reasons users see that are not a `reason` in the code: each with the file that sets it. */

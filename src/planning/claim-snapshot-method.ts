@@ -1,0 +1,174 @@
+// How each claim of a VM is cut: spec.snapshot.method resolved per claim, with the reason in words, since
+// Auto must say what it picked for each claim.
+//
+// Auto picks, in order:
+// 1. CSI when a VolumeSnapshotClass exists for the claim's CSI driver: the cut is a VolumeSnapshot taken
+//    while the guest is frozen, so the freeze does not grow with the disk's size;
+// 2. Reflink for a Filesystem-mode claim whose filesystem is known to support it (a clone of disk.img);
+//    unknown counts as not, since a failed clone would cost the freeze window for nothing;
+// 3. Copy otherwise: a full copy under freeze, bounded by spec.snapshot.maxFreeze.
+// Block-mode claims have no filesystem to clone in: never Reflink.
+//
+// An explicit method is taken as asked when it can work: CSI on a claim whose driver has no class (or is
+// not CSI at all) is VolumeSnapshotClassNotFound, the reason the backup uses today for a missing class;
+// Reflink on a Block-mode claim, or on a filesystem known not to clone, is ReflinkNotSupported. A
+// filesystem whose support is unknown is tried, as today for the shared volume: the agent reports a
+// failed clone. Copy always works.
+import { compareStrings } from "./compare.js";
+
+export type RequestedSnapshotMethod = "Auto" | "CSI" | "Reflink" | "Copy";
+export type ClaimSnapshotMethod = "CSI" | "Reflink" | "Copy";
+
+/** What the method of one claim depends on. */
+export interface ClaimForSnapshot {
+  claimName: string;
+  volumeMode: "Filesystem" | "Block";
+  /** The bound PersistentVolume's CSI driver; absent when it is not a CSI volume. */
+  driver?: string;
+  /** Whether the claim's filesystem clones files (reflink); undefined when unknown. Filesystem mode only. */
+  reflink?: boolean;
+}
+
+export interface SnapshotCapabilities {
+  /** The CSI drivers some VolumeSnapshotClass is for. */
+  driversWithClass: ReadonlySet<string>;
+  /** The CSI drivers some VolumeGroupSnapshotClass is for: their claims of one VM are cut together. */
+  groupSnapshotDrivers?: ReadonlySet<string>;
+  /**
+   * The driver of spec.snapshot.volumeSnapshotClassName, when the user named a class: explicit CSI then
+   * uses that class, so only claims of its driver can be cut with it.
+   */
+  namedClassDriver?: string;
+}
+
+export type ClaimMethodResolution =
+  | {
+      ok: true;
+      claimName: string;
+      method: ClaimSnapshotMethod;
+      /** CSI only: the driver cuts a VM's claims in one VolumeGroupSnapshot. */
+      groupSnapshot: boolean;
+      /** CSI only: the driver whose class is used. */
+      driver?: string;
+      /** Why this method, one short line (what Auto picked and why, or "as spec.snapshot.method asks"). */
+      why: string;
+    }
+  | { ok: false; claimName: string; reason: "VolumeSnapshotClassNotFound" | "ReflinkNotSupported"; message: string };
+
+/** The method one claim is cut with, or why the one asked for cannot be used (see the top of this file). */
+export function resolveClaimSnapshotMethod(
+  claim: ClaimForSnapshot,
+  requested: RequestedSnapshotMethod,
+  capabilities: SnapshotCapabilities,
+): ClaimMethodResolution {
+  const name = claim.claimName;
+  const driver = claim.driver;
+  const csiDriverOk =
+    driver !== undefined &&
+    driver !== "" &&
+    (requested === "CSI" && capabilities.namedClassDriver !== undefined
+      ? driver === capabilities.namedClassDriver
+      : capabilities.driversWithClass.has(driver));
+  const csi = (why: string): ClaimMethodResolution => ({
+    ok: true,
+    claimName: name,
+    method: "CSI",
+    groupSnapshot: capabilities.groupSnapshotDrivers?.has(driver!) ?? false,
+    driver: driver!,
+    why,
+  });
+  const other = (method: "Reflink" | "Copy", why: string): ClaimMethodResolution => ({
+    ok: true,
+    claimName: name,
+    method,
+    groupSnapshot: false,
+    why,
+  });
+
+  switch (requested) {
+    case "CSI":
+      if (csiDriverOk) return csi("CSI, as spec.snapshot.method asks");
+      return {
+        ok: false,
+        claimName: name,
+        reason: "VolumeSnapshotClassNotFound",
+        message: !driver
+          ? `claim ${name} is not on a CSI volume, so it cannot be cut with a VolumeSnapshot (spec.snapshot.method CSI)`
+          : capabilities.namedClassDriver !== undefined
+            ? `claim ${name} is on CSI driver ${driver}, but VolumeSnapshotClass spec.snapshot.volumeSnapshotClassName is for ${capabilities.namedClassDriver}`
+            : `claim ${name} is on CSI driver ${driver}, for which no VolumeSnapshotClass exists (spec.snapshot.method CSI)`,
+      };
+    case "Reflink":
+      if (claim.volumeMode === "Block")
+        return {
+          ok: false,
+          claimName: name,
+          reason: "ReflinkNotSupported",
+          message: `claim ${name} is a Block-mode claim, which has no file to clone (spec.snapshot.method Reflink)`,
+        };
+      if (claim.reflink === false)
+        return {
+          ok: false,
+          claimName: name,
+          reason: "ReflinkNotSupported",
+          message: `the filesystem of claim ${name} does not support reflink clones (spec.snapshot.method Reflink)`,
+        };
+      return other("Reflink", "Reflink, as spec.snapshot.method asks");
+    case "Copy":
+      return other("Copy", "Copy, as spec.snapshot.method asks");
+    case "Auto":
+      if (csiDriverOk)
+        return csi(
+          `Auto picked CSI: a VolumeSnapshotClass exists for driver ${driver}` +
+            (capabilities.groupSnapshotDrivers?.has(driver) ? ", which supports VolumeGroupSnapshot" : ""),
+        );
+      if (claim.volumeMode === "Filesystem" && claim.reflink === true)
+        return other("Reflink", `Auto picked Reflink: ${noClass(driver)}, and its filesystem supports reflink`);
+      return other(
+        "Copy",
+        `Auto picked Copy: ${noClass(driver)}, and ${
+          claim.volumeMode === "Block"
+            ? "a Block-mode claim cannot be cloned"
+            : claim.reflink === false
+              ? "its filesystem does not support reflink"
+              : "its filesystem's reflink support is unknown"
+        }`,
+      );
+  }
+}
+
+const noClass = (driver: string | undefined): string =>
+  driver ? `no VolumeSnapshotClass exists for driver ${driver}` : "it is not on a CSI volume";
+
+/** How one VM's CSI claims are cut: one VolumeGroupSnapshot per driver that supports it, else one by one. */
+export interface VmCsiCuts {
+  /** Per driver with group support, the VM's claims it cuts at one instant; sorted by driver, claims by name. */
+  groups: Array<{ driver: string; claims: string[] }>;
+  /** Claims cut by their own VolumeSnapshot, sorted. */
+  single: string[];
+}
+
+/**
+ * Groups a VM's CSI claims for the cut. A VolumeGroupSnapshot is taken through one driver's class, so a
+ * VM whose claims are on two drivers gets one group per driver (the guest's freeze is what makes them
+ * consistent with each other then). A group of one claim is still a group: the driver's group path is
+ * used the same way for every VM.
+ */
+export function vmCsiCuts(resolutions: readonly ClaimMethodResolution[]): VmCsiCuts {
+  const groups = new Map<string, Set<string>>();
+  const single = new Set<string>();
+  for (const r of resolutions) {
+    if (!r.ok || r.method !== "CSI") continue;
+    if (r.groupSnapshot && r.driver) {
+      const claims = groups.get(r.driver) ?? new Set<string>();
+      claims.add(r.claimName);
+      groups.set(r.driver, claims);
+    } else single.add(r.claimName);
+  }
+  return {
+    groups: [...groups]
+      .sort(([a], [b]) => compareStrings(a, b))
+      .map(([driver, claims]) => ({ driver, claims: [...claims].sort(compareStrings) })),
+    single: [...single].sort(compareStrings),
+  };
+}
