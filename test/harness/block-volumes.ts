@@ -206,6 +206,59 @@ const nodeAffinity = (node: string) => ({
 });
 
 /**
+ * A PersistentVolume with `source` (its hostPath, local, ...) pre-bound to a claim of `claimName`, both of
+ * `capacity` and `volumeMode`, as a provisioner would leave them. Filesystem and Block fixtures share it.
+ */
+export async function createPreboundClaim(
+  client: KubeClient,
+  p: ClaimOptions & {
+    namespace: string;
+    claimName: string;
+    pvName: string;
+    capacity: string;
+    volumeMode: "Filesystem" | "Block";
+    source: Record<string, unknown>;
+    defaultAccessModes: AccessMode[];
+  },
+): Promise<void> {
+  const accessModes = p.accessModes ?? p.defaultAccessModes;
+  const storageClassName = p.storageClassName ?? "";
+  await client.create(Resources.PersistentVolume, {
+    apiVersion: "v1",
+    kind: "PersistentVolume",
+    metadata: { name: p.pvName },
+    spec: {
+      capacity: { storage: p.capacity },
+      volumeMode: p.volumeMode,
+      accessModes,
+      persistentVolumeReclaimPolicy: "Retain",
+      storageClassName,
+      ...p.source,
+      ...(p.node ? { nodeAffinity: nodeAffinity(p.node) } : {}),
+      claimRef: { namespace: p.namespace, name: p.claimName },
+    },
+  } as KubeObject);
+  await client.create(Resources.PersistentVolumeClaim, {
+    apiVersion: "v1",
+    kind: "PersistentVolumeClaim",
+    metadata: {
+      name: p.claimName,
+      namespace: p.namespace,
+      ...(p.labels ? { labels: p.labels } : {}),
+      ...(p.annotations ? { annotations: p.annotations } : {}),
+      ...(p.ownerReferences ? { ownerReferences: p.ownerReferences } : {}),
+    },
+    spec: {
+      volumeMode: p.volumeMode,
+      accessModes,
+      storageClassName,
+      volumeName: p.pvName,
+      resources: { requests: { storage: p.capacity } },
+    },
+  } as KubeObject);
+}
+
+/**
  * A PersistentVolume of volumeMode Block on `device` (a local volume pinned to `node`, else a hostPath of
  * type BlockDevice) pre-bound to a claim of volumeMode Block, both of `size` bytes.
  */
@@ -216,42 +269,15 @@ export async function createBlockClaimOn(
 ): Promise<{ pvName: string }> {
   const { namespace, claimName, size } = options;
   const pvName = options.pvName ?? `${namespace}-${claimName}`;
-  const accessModes = options.accessModes ?? ["ReadWriteOnce"];
-  const storageClassName = options.storageClassName ?? "";
-  await client.create(Resources.PersistentVolume, {
-    apiVersion: "v1",
-    kind: "PersistentVolume",
-    metadata: { name: pvName },
-    spec: {
-      capacity: { storage: String(size) },
-      volumeMode: "Block",
-      accessModes,
-      persistentVolumeReclaimPolicy: "Retain",
-      storageClassName,
-      ...(options.node
-        ? { local: { path: device }, nodeAffinity: nodeAffinity(options.node) }
-        : { hostPath: { path: device, type: "BlockDevice" } }),
-      claimRef: { namespace, name: claimName },
-    },
-  } as KubeObject);
-  await client.create(Resources.PersistentVolumeClaim, {
-    apiVersion: "v1",
-    kind: "PersistentVolumeClaim",
-    metadata: {
-      name: claimName,
-      namespace,
-      ...(options.labels ? { labels: options.labels } : {}),
-      ...(options.annotations ? { annotations: options.annotations } : {}),
-      ...(options.ownerReferences ? { ownerReferences: options.ownerReferences } : {}),
-    },
-    spec: {
-      volumeMode: "Block",
-      accessModes,
-      storageClassName,
-      volumeName: pvName,
-      resources: { requests: { storage: String(size) } },
-    },
-  } as KubeObject);
+  await createPreboundClaim(client, {
+    ...options,
+    pvName,
+    capacity: String(size),
+    volumeMode: "Block",
+    // A local volume pinned to its node, else a hostPath of type BlockDevice.
+    source: options.node ? { local: { path: device } } : { hostPath: { path: device, type: "BlockDevice" } },
+    defaultAccessModes: ["ReadWriteOnce"],
+  });
   return { pvName };
 }
 

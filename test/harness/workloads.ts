@@ -17,6 +17,7 @@ import {
   attachLoopDevice,
   createBlockClaimOn,
   deleteClaimAndVolume,
+  createPreboundClaim,
   fill,
   type AccessMode,
   type ClaimOptions,
@@ -51,50 +52,16 @@ export async function createVolume(
 ): Promise<VolumeFixture> {
   mkdirSync(hostDir, { recursive: true });
   const pvName = `${namespace}-${claimName}`;
-  const accessModes = options.accessModes ?? ["ReadWriteMany"];
-  const storageClassName = options.storageClassName ?? "";
-  const capacity = String(options.capacity ?? "10Gi");
-  await client.create(Resources.PersistentVolume, {
-    apiVersion: "v1",
-    kind: "PersistentVolume",
-    metadata: { name: pvName },
-    spec: {
-      capacity: { storage: capacity },
-      accessModes,
-      persistentVolumeReclaimPolicy: "Retain",
-      storageClassName,
-      hostPath: { path: hostDir, type: "Directory" },
-      ...(options.node
-        ? {
-            nodeAffinity: {
-              required: {
-                nodeSelectorTerms: [
-                  { matchExpressions: [{ key: "kubernetes.io/hostname", operator: "In", values: [options.node] }] },
-                ],
-              },
-            },
-          }
-        : {}),
-      claimRef: { namespace, name: claimName },
-    },
-  } as KubeObject);
-  await client.create(Resources.PersistentVolumeClaim, {
-    apiVersion: "v1",
-    kind: "PersistentVolumeClaim",
-    metadata: {
-      name: claimName,
-      namespace,
-      ...(options.labels ? { labels: options.labels } : {}),
-      ...(options.annotations ? { annotations: options.annotations } : {}),
-      ...(options.ownerReferences ? { ownerReferences: options.ownerReferences } : {}),
-    },
-    spec: {
-      accessModes,
-      storageClassName,
-      volumeName: pvName,
-      resources: { requests: { storage: capacity } },
-    },
-  } as KubeObject);
+  await createPreboundClaim(client, {
+    ...options,
+    namespace,
+    claimName,
+    pvName,
+    capacity: String(options.capacity ?? "10Gi"),
+    volumeMode: "Filesystem",
+    source: { hostPath: { path: hostDir, type: "Directory" } },
+    defaultAccessModes: ["ReadWriteMany"],
+  });
   return { claimName, pvName, hostDir };
 }
 
