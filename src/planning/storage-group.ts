@@ -17,7 +17,7 @@
 // the ones held when one cannot be had, keeps two steps that want the same two keys from each holding one
 // and waiting for the other forever.
 import { compareStrings } from "./compare.js";
-import type { VmDisk } from "./vm-disks.js";
+import type { VmDisk } from "./disks.js";
 
 export interface StorageGroupOptions {
   /** The group the user named for claims; empty or absent: each claim's StorageClass. */
