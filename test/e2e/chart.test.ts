@@ -12,6 +12,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import type { FederatedBackup, WorkloadRestore } from "../../src/api/v1alpha1/index.js";
+import { COMPONENT_AGENT_ACCESS } from "../../src/controllers/runtime/agent-access.js";
 import { API_USAGE_MESSAGE, type UsageEntry } from "../../src/k8s/api-usage.js";
 import { Informer } from "../../src/k8s/informer.js";
 import { Resources } from "../../src/k8s/resources.js";
@@ -416,6 +417,16 @@ describe("e2e: the chart installed with helm, the operator running from its pod"
   });
 
   it("used exactly what the chart grants: no grant unused, no request denied, no wildcard", async function () {
+    // Every run has ended: no agent ServiceAccount, Role or RoleBinding is left anywhere.
+    const left: string[] = [];
+    for (const type of [Resources.ServiceAccount, Resources.Role, Resources.RoleBinding]) {
+      const list = await adminClient().list(type, {
+        labelSelector: `app.kubernetes.io/component=${COMPONENT_AGENT_ACCESS}`,
+      });
+      left.push(...list.items.map((o) => `${type.kind} ${o.metadata.namespace}/${o.metadata.name}`));
+    }
+    assert.deepEqual(left, [], "agent access left after every run ended");
+
     // Stop the operator as a rollout would (its RBAC still in place): it logs what it used when it stops.
     await adminClient().patch(Deployments, OPERATOR_NAMESPACE, `${RELEASE}-operator`, {
       spec: { replicas: 0 },

@@ -45,7 +45,7 @@ import { requestsByNode, type PodObject } from "../runtime/node-requests.js";
 import { observeNode, observeWorkload, stoppedWorkload } from "../runtime/observe.js";
 import { inScope } from "./scope.js";
 import { decideThaws, withThawed, type FreezeView } from "./thaw.js";
-import type { ObservedStep } from "./steps.js";
+import { isTerminalStepPhase, type ObservedStep } from "./steps.js";
 import { backupTransition } from "./transitions.js";
 
 export interface BackupInformers {
@@ -514,7 +514,9 @@ export class FederatedBackupReconciler {
         await deleteIfExists(client, Resources.Job, ns, job.metadata.name!, "Foreground");
     }
     if (agentJobs.length > 0) return { requeueAfterMs: 1_000 };
-    for (const step of steps) await revokeStepAccess(client, stepAccessOf(step));
+    // A step whose end is recorded was revoked before it was recorded: only the others still hold access.
+    for (const step of steps.filter((s) => !s.status?.phase || !isTerminalStepPhase(s.status.phase)))
+      await revokeStepAccess(client, stepAccessOf(step));
 
     const volumeId = await this.volumeId(backup);
     const owner = backupOwnerId(backup);

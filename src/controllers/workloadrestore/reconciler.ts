@@ -137,8 +137,13 @@ export class WorkloadRestoreReconciler {
     }
     if (jobs.length > 0) return { requeueAfterMs: 1_000 };
     // Nothing granted outlives the run: the grants in other namespaces have no owner to go with.
+    // A step whose end is recorded was revoked before it was recorded: only the others still hold access.
     for (const step of informers.restoreSteps.list(
-      (s) => s.metadata.namespace === ns && s.spec.restoreUID === restore.metadata.uid,
+      (s) =>
+        s.metadata.namespace === ns &&
+        s.spec.restoreUID === restore.metadata.uid &&
+        s.status?.phase !== "Succeeded" &&
+        s.status?.phase !== "Failed",
     )) {
       await revokeStepAccess(client, stepAccessOf(step));
     }
