@@ -25,6 +25,7 @@ interface Container {
   env: Array<{ name: string; value?: string }>;
   livenessProbe: { httpGet: { path: string; port: string } };
   readinessProbe: { httpGet: { path: string; port: string } };
+  startupProbe?: { httpGet: { path: string; port: string }; failureThreshold: number; periodSeconds: number };
   ports: Array<{ name: string; containerPort: number }>;
 }
 const docsOf = (text: string) => (yaml.loadAll(text) as Array<Obj | null>).filter((d): d is Obj => d !== null);
@@ -167,6 +168,10 @@ describe("Helm chart", () => {
       assert.equal(c.livenessProbe.httpGet.path, "/healthz");
       assert.equal(c.readinessProbe.httpGet.path, "/readyz");
       assert.equal(c.livenessProbe.httpGet.port, "health");
+      // The first cache sync is covered by the startup probe, not killed by the liveness probe.
+      assert.equal(c.startupProbe?.httpGet.path, "/readyz");
+      assert.ok((c.startupProbe?.failureThreshold ?? 0) * (c.startupProbe?.periodSeconds ?? 0) >= 60);
+      assert.equal(podOf(template("--set", "startupProbe=null")).containers[0]!.startupProbe, undefined);
       assert.ok(c.args.includes("--health-bind-address=:8081") && c.args.includes("--metrics-bind-address=:8080"));
       assert.deepEqual(
         c.ports.map((p) => [p.name, p.containerPort]),
