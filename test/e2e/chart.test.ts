@@ -58,8 +58,8 @@ const FINISHED = ["Completed", "PartiallyFailed", "Failed"];
  */
 const NEEDED_ON_PATHS_NOT_TAKEN: Record<string, string> = {
   "delete fedbackup.io/nodesnapshots":
-    "a step whose spec differs from the plan (made by an older version, or an object in the way) is deleted and made again",
-  "delete fedbackup.io/noderestores": "the same, for a restore's steps",
+    "a backup step whose spec differs from the plan (made by an older version, or an object in the way) is deleted and made again",
+  "delete fedbackup.io/noderestores": "a restore step whose spec differs from the plan is deleted and made again",
 };
 
 type Backup = FederatedBackup & KubeObject;
