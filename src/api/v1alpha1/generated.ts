@@ -780,7 +780,27 @@ export interface NodeSnapshotSpecWorkload {
   uid?: string;
   /** The VM's files, relative to the shared volume's mount path. */
   files: string[];
+  /**
+   * The VM's disks that are PersistentVolumeClaims (or DataVolumes' claims) of its namespace. The
+   * step's Job mounts each Filesystem-mode claim (its disk.img) and attaches each Block-mode claim
+   * as a device.
+   */
+  claims?: NodeSnapshotSpecWorkloadClaim[];
 }
+
+export interface NodeSnapshotSpecWorkloadClaim {
+  /** The volume's name in the VM spec. */
+  volume: string;
+  /** The claim, in the VM's namespace. */
+  claimName: string;
+  /** How the VM names the claim. */
+  sourceKind?: NodeSnapshotSpecWorkloadClaimSourceKind;
+  volumeMode: NodeSnapshotSpecWorkloadClaimVolumeMode;
+}
+
+export type NodeSnapshotSpecWorkloadClaimSourceKind = "PersistentVolumeClaim" | "DataVolume";
+
+export type NodeSnapshotSpecWorkloadClaimVolumeMode = "Filesystem" | "Block";
 
 export interface NodeSnapshotSpecUnplacedEntry {
   /** Namespace of the VirtualMachineInstance. */
