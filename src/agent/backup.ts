@@ -10,9 +10,24 @@
 // safe-fs.ts below its mount point. A VM whose file is a symlink, a hard link, a FIFO or a device (or
 // lies behind a symlinked directory) is failed with UnsafeFile, naming the path, and nothing of what the
 // path leads to is read or written.
+//
+// Disks on claims (PersistentVolumeClaims and DataVolumes of the VM's namespace, which the step's Job mounts,
+// see src/api/labels.ts) are captured with the Copy method only so far: inside the VM's freeze window, right
+// after its files are, each claim is copied straight to the location with its sha256 in the same pass
+// (there is no snapshot of a claim to extract from later): a Filesystem-mode claim's disk.img (opened
+// through safe-fs.ts below the claims' mount directory, like a file of the shared volume) to
+// <vm>/claims/<volume>/disk.img, a Block-mode claim's device with block-device.ts to <vm>/devices/<volume>.data
+// (zero chunks are holes, listed in the manifest and not stored). The window stays bounded by maxFreeze: a
+// copy that outlasts it goes on with the guest thawed and the manifest says FreezeBudgetExceeded. Each copy
+// is written to a temporary name and renamed once complete, and the manifest (which lists them) comes last,
+// so a Job retried after a crash redoes the VM from scratch. With the Reflink or CSI method, whose window
+// covers the whole node and must stay short, a VM with claims fails (CaptureFailed) instead of having its
+// claims silently left out.
+import { constants } from "node:fs";
 import { posix } from "node:path";
 import { isInSharedVolumeTop } from "../planning/shared-volume-layout.js";
 import { commitAtomic, removeDurably } from "./atomic-files.js";
+import { BlockDeviceError, extractBlockDevice, openBlockDevice } from "./block-device.js";
 import { copyAndHash, sha256OfFile } from "./copy-and-hash.js";
 import type {
   CaptureMethod,
@@ -22,13 +37,17 @@ import type {
   FailedReason,
   FailedWorkload,
   Indication,
+  ManifestBlockDisk,
   ManifestFile,
+  ManifestFilesystemDisk,
   NodeManifest,
   WorkloadManifest,
 } from "./manifest.js";
 import {
   MANIFEST_SCHEMA_VERSION,
+  backupBlockDiskPath,
   backupFilePath,
+  backupFilesystemDiskPath,
   checkManifestComplete,
   checkName,
   checkRelativePath,
@@ -36,17 +55,26 @@ import {
   relativePathProblem,
   workloadDir,
   workloadManifestPath,
+  workloadManifestSchemaVersion,
   writeNodeManifest,
   writeWorkloadManifest,
 } from "./manifest.js";
 import type { Freezer, IsActiveOnNode, VmFreezeReport } from "./quiesce.js";
 import { withFrozen } from "./quiesce.js";
-import type { SnapshotContext, SnapshotMethodChoice, SnapshotProvider, WorkloadSnapshot } from "./snapshot.js";
-import { chooseSnapshotProvider, removeEmptyRunDir } from "./snapshot.js";
+import type {
+  CaptureOutcome,
+  SnapshotContext,
+  SnapshotMethodChoice,
+  SnapshotProvider,
+  WorkloadSnapshot,
+} from "./snapshot.js";
+import { CopySnapshotProvider, chooseSnapshotProvider, removeEmptyRunDir } from "./snapshot.js";
 import type { SafeDir } from "./safe-fs.js";
 import { isCode, unsafeCause, withDir, withFile, withRoot } from "./safe-fs.js";
 import type { AgentLog, Clock, VmRef } from "./types.js";
 import { errorMessage, vmKey } from "./types.js";
+
+const { O_RDONLY } = constants;
 
 export interface PlannedWorkload {
   namespace: string;
@@ -54,6 +82,18 @@ export interface PlannedWorkload {
   uid: string;
   /** Disk image files, relative to the shared volume root. */
   files: string[];
+  /** Disks on claims of the VM's namespace (see NodeSnapshot spec.workloads[].claims). */
+  claims?: PlannedClaim[];
+}
+
+/** A disk of the VM that is a claim: mounted at <claimsRoot>/<claimName> or attached at <devicesRoot>/<claimName>. */
+export interface PlannedClaim {
+  /** The volume's name in the VM spec; names the disk in the manifest and at the location. */
+  volume: string;
+  claimName: string;
+  /** How the VM names the claim (default PersistentVolumeClaim). */
+  sourceKind?: "PersistentVolumeClaim" | "DataVolume";
+  volumeMode: "Filesystem" | "Block";
 }
 
 export interface NodeBackupPlan {
@@ -70,6 +110,13 @@ export interface NodeBackupPlan {
   sharedRoot: string;
   /** Local directory where the backup location is mounted (trusted; nothing below it is). */
   locationRoot: string;
+  /**
+   * Local directory where each Filesystem-mode claim of the step is mounted, at <claimsRoot>/<claimName>
+   * (trusted; nothing below it is). Needed only when a VM has such a claim.
+   */
+  claimsRoot?: string;
+  /** Local directory where each Block-mode claim is attached as the device <devicesRoot>/<claimName> (trusted). */
+  devicesRoot?: string;
   /** This backup's directory at the location, relative to locationRoot (created if missing). */
   backupPath: string;
   workloads: PlannedWorkload[];
@@ -108,6 +155,16 @@ interface Pending {
   vm: VmRef;
   startedAt: number;
 }
+
+const claimsOf = (item: Pending): readonly PlannedClaim[] => item.workload.claims ?? [];
+
+/** A VM's disks on claims, copied to the location (not yet listed by a manifest). */
+interface CapturedClaims {
+  blockDisks: ManifestBlockDisk[];
+  filesystemDisks: ManifestFilesystemDisk[];
+}
+
+type ClaimCapture = ({ ok: true } & CapturedClaims) | { ok: false; error: Error };
 
 export async function runNodeBackup(plan: NodeBackupPlan, deps: NodeBackupDeps): Promise<NodeBackupResult> {
   checkPlan(plan);
@@ -158,13 +215,21 @@ async function runIn(backup: SafeDir, plan: NodeBackupPlan, deps: NodeBackupDeps
       captured.push(capturedFromManifest(done.manifest, true));
       continue;
     }
-    pending.push({ workload: { ...workload, files: [...new Set(workload.files)] }, vm, startedAt: 0 });
+    pending.push({
+      workload: { ...workload, files: [...new Set(workload.files)], claims: workload.claims ?? [] },
+      vm,
+      startedAt: 0,
+    });
   }
 
-  // 2. The snapshot method.
+  // 2. The snapshot method. Without any file on the shared volume to capture (VMs on claims only), nothing
+  //    is done there, so that a step works without it: Auto is Copy, the method of claims.
+  const usesShared = pending.some((item) => item.workload.files.length > 0);
   let provider: SnapshotProvider;
   if (deps.snapshotProvider) {
     provider = deps.snapshotProvider;
+  } else if (!usesShared && plan.method === "Auto") {
+    provider = new CopySnapshotProvider();
   } else {
     const choice = await chooseSnapshotProvider(plan.method, ctx);
     provider = choice.provider;
@@ -184,15 +249,24 @@ async function runIn(backup: SafeDir, plan: NodeBackupPlan, deps: NodeBackupDeps
     extractAt = "Backup";
   }
 
-  // 3. Before any freeze: remove snapshot leftovers of an interrupted attempt, and fail VMs whose files are
-  //    missing, so that no guest is frozen for a capture that cannot succeed.
+  // 3. Before any freeze: remove snapshot leftovers of an interrupted attempt, and fail VMs whose files or
+  //    claims are missing, so that no guest is frozen for a capture that cannot succeed.
   const ready: Pending[] = [];
   for (const item of pending) {
     deps.signal?.throwIfAborted();
     item.startedAt = clock.now();
+    if (claimsOf(item).length > 0 && provider.method !== "Copy") {
+      fail(
+        item.vm,
+        "CaptureFailed",
+        `claims are captured with the Copy method only so far (the method of this step is ${provider.method})`,
+      );
+      continue;
+    }
     try {
-      await provider.discard(item.vm, ctx);
-      const problem = await sourceProblem(plan.sharedRoot, item.workload.files);
+      if (item.workload.files.length > 0) await provider.discard(item.vm, ctx);
+      const problem =
+        (await sourceProblem(plan.sharedRoot, item.workload.files)) ?? (await claimSourceProblem(plan, claimsOf(item)));
       if (problem) fail(item.vm, problem.reason, problem.message);
       else ready.push(item);
     } catch (err) {
@@ -207,8 +281,25 @@ async function runIn(backup: SafeDir, plan: NodeBackupPlan, deps: NodeBackupDeps
     const byKey = new Map(group.map((item) => [vmKey(item.vm), item]));
     const targetsOf = (vms: readonly VmRef[]) =>
       vms.map((vm) => ({ ...vm, files: byKey.get(vmKey(vm))?.workload.files ?? [] }));
+    // The files, then (in the same window) the claims of each VM whose files were captured.
+    const captureAll = async (vms: readonly VmRef[], signal: AbortSignal | undefined) => {
+      const withFiles = vms.filter((vm) => (byKey.get(vmKey(vm))?.workload.files.length ?? 0) > 0);
+      const captures = [
+        ...(withFiles.length > 0
+          ? await provider.capture(targetsOf(withFiles), signal ? { ...ctx, signal } : ctx)
+          : []),
+        ...vms.filter((vm) => !withFiles.includes(vm)).map((vm) => noFiles(provider, vm, plan.sharedRoot)),
+      ];
+      const claims = new Map<string, ClaimCapture>();
+      for (const outcome of captures) {
+        const item = byKey.get(vmKey(outcome.vm));
+        if (!outcome.ok || !item || claimsOf(item).length === 0) continue;
+        claims.set(vmKey(item.vm), await captureClaims(backup, plan, item, signal));
+      }
+      return { captures, claims };
+    };
     const frozen = deps.frozenReports
-      ? await alreadyFrozen(group, deps.frozenReports, (vms) => provider.capture(targetsOf(vms), ctx))
+      ? await alreadyFrozen(group, deps.frozenReports, (vms) => captureAll(vms, deps.signal))
       : await withFrozen(
           group.map((item) => item.vm),
           deps.freezer,
@@ -221,9 +312,9 @@ async function runIn(backup: SafeDir, plan: NodeBackupPlan, deps: NodeBackupDeps
             log,
             ...(deps.signals ? { signals: deps.signals } : {}),
           },
-          (session) => provider.capture(targetsOf(session.vms), { ...ctx, signal: session.signal }),
+          (session) => captureAll(session.vms, session.signal),
         );
-    const outcomes = new Map(frozen.value.map((outcome) => [vmKey(outcome.vm), outcome]));
+    const outcomes = new Map(frozen.value.captures.map((outcome) => [vmKey(outcome.vm), outcome]));
     for (const report of frozen.reports) {
       const item = byKey.get(vmKey(report.vm));
       if (!item) continue;
@@ -238,18 +329,26 @@ async function runIn(backup: SafeDir, plan: NodeBackupPlan, deps: NodeBackupDeps
         else fail(item.vm, reasonOf(outcome.error), describeCaptureError(outcome.error));
         continue;
       }
+      const claims = frozen.value.claims.get(vmKey(item.vm));
+      if (claims && !claims.ok) {
+        fail(item.vm, reasonOf(claims.error), describeClaimError(claims.error));
+        await release(provider, outcome.snapshot, ctx).catch(() => {});
+        continue;
+      }
       try {
-        captured.push(await extract(backup, plan, deps, ctx, provider, extractAt, item, report, outcome.snapshot));
+        captured.push(
+          await extract(backup, plan, deps, ctx, provider, extractAt, item, report, outcome.snapshot, claims),
+        );
       } catch (err) {
         deps.signal?.throwIfAborted();
         fail(item.vm, reasonOf(err), `extracting the snapshot failed: ${errorMessage(err)}`);
-        await backup.removeTree(filesDir(item.vm)).catch(() => {});
-        await provider.release(outcome.snapshot, ctx).catch(() => {});
+        await removeCapturedData(backup, item.vm);
+        await release(provider, outcome.snapshot, ctx).catch(() => {});
       }
     }
   }
 
-  if (!deps.snapshotProvider) await removeEmptyRunDir(ctx);
+  if (!deps.snapshotProvider && usesShared) await removeEmptyRunDir(ctx);
 
   // 5. The node manifest: what this run captured and could not capture.
   const completedAt = clock.now();
@@ -277,6 +376,17 @@ async function runIn(backup: SafeDir, plan: NodeBackupPlan, deps: NodeBackupDeps
     failed,
     nodeManifestPath: nodeManifestPath(plan.node, plan.round),
   };
+}
+
+// The capture of a VM without files on the shared volume (its disks are claims): nothing to snapshot.
+function noFiles(provider: SnapshotProvider, vm: VmRef, root: string): CaptureOutcome {
+  return { vm, ok: true, snapshot: { method: provider.method, vm, location: "", root, dir: "", files: [] } };
+}
+
+// Deletes a snapshot; one of noFiles, which is nothing, is left alone.
+async function release(provider: SnapshotProvider, snapshot: WorkloadSnapshot, ctx: SnapshotContext): Promise<void> {
+  if (snapshot.location === "" && snapshot.files.length === 0) return;
+  await provider.release(snapshot, ctx);
 }
 
 // The window of withFrozen without the freeze: the reports come from the run that froze the guests.
@@ -310,9 +420,11 @@ async function extract(
   item: Pending,
   report: Extract<VmFreezeReport, { captured: true }>,
   snapshot: WorkloadSnapshot,
+  claims: CapturedClaims | undefined,
 ): Promise<CapturedWorkload> {
   const { vm } = item;
-  await forgetEarlierCapture(backup, vm);
+  // A VM with claims forgot its earlier capture in the window, before its claims were written.
+  if (!claims) await forgetEarlierCapture(backup, vm);
   const files: ManifestFile[] = [];
   const copyOpts = deps.signal ? { signal: deps.signal } : {};
   for (const file of snapshot.files) {
@@ -347,8 +459,10 @@ async function extract(
   if (report.thawError)
     messages.push(`unfreeze failed (${report.thawError}); KubeVirt's unfreezeTimeout thaws the guest`);
   const message = messages.filter((m) => m !== undefined).join("; ");
+  const blockDisks = claims?.blockDisks;
+  const filesystemDisks = claims && claims.filesystemDisks.length > 0 ? claims.filesystemDisks : undefined;
   const manifest: WorkloadManifest = {
-    schemaVersion: MANIFEST_SCHEMA_VERSION,
+    schemaVersion: workloadManifestSchemaVersion(blockDisks, filesystemDisks),
     backup: { name: plan.backup.name, uid: plan.backup.uid },
     workload: { namespace: vm.namespace, name: vm.name, uid: item.workload.uid },
     node: plan.node,
@@ -363,7 +477,9 @@ async function extract(
     },
     extractAt,
     files,
-    totalBytes: files.reduce((sum, f) => sum + f.bytes, 0),
+    ...(blockDisks ? { blockDisks } : {}),
+    ...(filesystemDisks ? { filesystemDisks } : {}),
+    totalBytes: [...files, ...(blockDisks ?? []), ...(filesystemDisks ?? [])].reduce((sum, d) => sum + d.bytes, 0),
     startedAt: iso(item.startedAt),
     completedAt: iso(deps.clock.now()),
   };
@@ -372,7 +488,7 @@ async function extract(
   // The commit point of this VM: everything above is durable before the manifest appears.
   await writeWorkloadManifest(backup, manifest);
   if (extractAt === "Backup") {
-    await provider.release(snapshot, ctx);
+    await release(provider, snapshot, ctx);
   }
   deps.log.info("VM captured", {
     vm: vmKey(vm),
@@ -383,6 +499,94 @@ async function extract(
     bytes: manifest.totalBytes,
   });
   return capturedFromManifest(manifest, false);
+}
+
+// Copies the VM's claims to the location, in the freeze window (see the top of this file). The earlier
+// capture of the VM goes first: its files were just captured again. Never throws for the VM's own failure
+// (an unsafe or missing disk, a failed read or write): everything written for it is removed and the error
+// returned; an abort is rethrown.
+async function captureClaims(
+  backup: SafeDir,
+  plan: NodeBackupPlan,
+  item: Pending,
+  signal: AbortSignal | undefined,
+): Promise<ClaimCapture> {
+  const { vm } = item;
+  const opts = signal ? { signal } : {};
+  const out: CapturedClaims = { blockDisks: [], filesystemDisks: [] };
+  try {
+    await forgetEarlierCapture(backup, vm);
+    for (const claim of claimsOf(item)) {
+      signal?.throwIfAborted();
+      const source = { kind: claim.sourceKind ?? "PersistentVolumeClaim", claimName: claim.claimName };
+      try {
+        if (claim.volumeMode === "Filesystem") {
+          const target = backupFilesystemDiskPath(vm.namespace, vm.name, claim.volume);
+          const disk = await withRoot(rootOf(plan.claimsRoot, "claimsRoot"), (claims) =>
+            withFile(claims, claimDiskImage(claim), async (image) => {
+              const info = await image.stat();
+              const copied = await withDir(backup, posix.dirname(target), { create: true }, (dir) =>
+                commitAtomic(dir, posix.basename(target), (temp) => copyAndHash(image, temp, opts)),
+              );
+              return { ...copied, mode: info.mode & 0o7777, uid: info.uid, gid: info.gid };
+            }),
+          );
+          out.filesystemDisks.push({ name: claim.volume, source, volumeMode: "Filesystem", ...disk });
+        } else {
+          const target = backupBlockDiskPath(vm.namespace, vm.name, claim.volume);
+          const device = posix.join(rootOf(plan.devicesRoot, "devicesRoot"), claim.claimName);
+          const layout = await withDir(backup, posix.dirname(target), { create: true }, (dir) =>
+            commitAtomic(dir, posix.basename(target), (temp) => extractBlockDevice(device, temp, opts)),
+          );
+          out.blockDisks.push({ name: claim.volume, source, volumeMode: "Block", ...layout });
+        }
+      } catch (err) {
+        throw new ClaimError(claim, err);
+      }
+    }
+    return { ok: true, ...out };
+  } catch (err) {
+    if (signal?.aborted) throw err;
+    await removeCapturedData(backup, vm);
+    return { ok: false, error: err instanceof Error ? err : new Error(String(err)) };
+  }
+}
+
+/** A claim that could not be read or copied; `cause` says why. */
+class ClaimError extends Error {
+  override readonly name = "ClaimError";
+  constructor(
+    readonly claim: PlannedClaim,
+    cause: unknown,
+  ) {
+    super(`claim ${claim.claimName} (volume ${claim.volume}, ${claim.volumeMode} mode): ${describeClaimCause(cause)}`, {
+      cause,
+    });
+  }
+}
+
+function describeClaimCause(err: unknown): string {
+  const unsafe = unsafeCause(err);
+  if (unsafe) return `unsafe file on the claim: ${unsafe.message}`;
+  if (err instanceof BlockDeviceError) return err.message;
+  if (isCode(err, "ENOENT")) return "no disk.img at the root of the claim (or the claim is not mounted)";
+  return errorMessage(err);
+}
+
+function describeClaimError(err: Error): string {
+  return err instanceof ClaimError
+    ? `copying a claim failed: ${err.message}`
+    : `copying the claims failed: ${err.message}`;
+}
+
+// The disk.img of a Filesystem-mode claim, relative to claimsRoot: through the claim's directory, so that
+// a claim directory swapped for a symlink is refused like the file.
+const claimDiskImage = (claim: PlannedClaim): string =>
+  posix.join(checkName("claim name", claim.claimName), "disk.img");
+
+function rootOf(root: string | undefined, what: string): string {
+  if (root === undefined) throw new Error(`the plan has no ${what} to find the claims in`);
+  return root;
 }
 
 const inconsistentNote =
@@ -399,7 +603,8 @@ function capturedFromManifest(manifest: WorkloadManifest, reused: boolean): Capt
     name: manifest.workload.name,
     uid: manifest.workload.uid,
     bytes: manifest.totalBytes,
-    files: manifest.files.length,
+    // Every disk: the files and the claims.
+    files: manifest.files.length + (manifest.blockDisks?.length ?? 0) + (manifest.filesystemDisks?.length ?? 0),
     indication: manifest.indication,
     consistency: manifest.consistency,
     freezeWindowMs: manifest.freeze.windowMs,
@@ -407,7 +612,8 @@ function capturedFromManifest(manifest: WorkloadManifest, reused: boolean): Capt
     reused,
   };
   if (manifest.message !== undefined) entry.message = manifest.message;
-  if (manifest.files[0]) entry.sha256 = manifest.files[0].sha256;
+  const first = manifest.files[0] ?? manifest.filesystemDisks?.[0] ?? manifest.blockDisks?.[0];
+  if (first) entry.sha256 = first.sha256;
   return entry;
 }
 
@@ -417,10 +623,17 @@ function capturedFromManifest(manifest: WorkloadManifest, reused: boolean): Capt
 // exists, so a VM that cannot be captured now keeps its capture from an earlier round.
 async function forgetEarlierCapture(backup: SafeDir, vm: VmRef): Promise<void> {
   await removeDurably(backup, workloadManifestPath(vm.namespace, vm.name));
-  await backup.removeTree(filesDir(vm));
+  for (const dir of dataDirs(vm)) await backup.removeTree(dir);
 }
 
-const filesDir = (vm: VmRef): string => posix.join(workloadDir(vm.namespace, vm.name), "files");
+// Where a VM's data is at the location: files/, and claims/ and devices/ for its disks on claims.
+const dataDirs = (vm: VmRef): string[] =>
+  ["files", "claims", "devices"].map((dir) => posix.join(workloadDir(vm.namespace, vm.name), dir));
+
+// After a failed capture (no manifest was written): what it wrote goes, so that nothing unlisted stays.
+async function removeCapturedData(backup: SafeDir, vm: VmRef): Promise<void> {
+  for (const dir of dataDirs(vm)) await backup.removeTree(dir).catch(() => {});
+}
 
 // A path that safe-fs refused (a symlink, a hard link, a FIFO or device, a directory swapped meanwhile)
 // fails the VM with UnsafeFile; every other failure is CaptureFailed.
@@ -444,8 +657,32 @@ function workloadProblem(workload: PlannedWorkload): { reason: FailedReason; mes
       return { reason: "CaptureFailed", message: errorMessage(err) };
     }
   }
-  if (workload.files.length === 0) {
-    return { reason: "NoSharedDisk", message: "it has no disk file on the shared volume" };
+  const claims = workload.claims ?? [];
+  if (workload.files.length === 0 && claims.length === 0) {
+    return { reason: "NoSharedDisk", message: "it has no disk file on the shared volume and no disk on a claim" };
+  }
+  const volumes = new Set<string>();
+  const claimNames = new Set<string>();
+  for (const claim of claims) {
+    try {
+      checkName("disk name", claim.volume);
+      checkName("claim name", claim.claimName);
+    } catch (err) {
+      return { reason: "CaptureFailed", message: errorMessage(err) };
+    }
+    if (!["Filesystem", "Block"].includes(claim.volumeMode)) {
+      return { reason: "CaptureFailed", message: `claim ${claim.claimName} has volume mode ${claim.volumeMode}` };
+    }
+    if (claim.sourceKind !== undefined && !["PersistentVolumeClaim", "DataVolume"].includes(claim.sourceKind)) {
+      return { reason: "CaptureFailed", message: `claim ${claim.claimName} has source kind ${claim.sourceKind}` };
+    }
+    if (volumes.has(claim.volume))
+      return { reason: "CaptureFailed", message: `volume ${claim.volume} is listed twice` };
+    if (claimNames.has(claim.claimName)) {
+      return { reason: "CaptureFailed", message: `claim ${claim.claimName} is listed for two volumes` };
+    }
+    volumes.add(claim.volume);
+    claimNames.add(claim.claimName);
   }
   for (const path of workload.files) {
     const problem = relativePathProblem(path);
@@ -462,6 +699,7 @@ async function sourceProblem(
   sharedRoot: string,
   files: readonly string[],
 ): Promise<{ reason: FailedReason; message: string } | undefined> {
+  if (files.length === 0) return undefined;
   return withRoot(sharedRoot, async (shared) => {
     for (const path of files) {
       try {
@@ -477,6 +715,30 @@ async function sourceProblem(
     }
     return undefined;
   });
+}
+
+// Before any freeze: each claim's disk must be there and safe to read (the copy checks again, as it opens it).
+async function claimSourceProblem(
+  plan: NodeBackupPlan,
+  claims: readonly PlannedClaim[],
+): Promise<{ reason: FailedReason; message: string } | undefined> {
+  for (const claim of claims) {
+    try {
+      if (claim.volumeMode === "Filesystem") {
+        await withRoot(rootOf(plan.claimsRoot, "claimsRoot"), async (root) => {
+          await (await root.openFile(claimDiskImage(claim))).close();
+        });
+      } else {
+        await (
+          await openBlockDevice(posix.join(rootOf(plan.devicesRoot, "devicesRoot"), claim.claimName), O_RDONLY)
+        ).close();
+      }
+    } catch (err) {
+      const problem = new ClaimError(claim, err);
+      return { reason: reasonOf(err), message: `cannot capture ${problem.message}` };
+    }
+  }
+  return undefined;
 }
 
 function checkPlan(plan: NodeBackupPlan): void {

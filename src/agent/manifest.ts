@@ -4,6 +4,7 @@
 //   <namespace>/<vm>/manifest.json      one per VM: what was captured, how, and every file's size and sha256
 //   <namespace>/<vm>/files/<path>       the disk images, at their path relative to the shared volume root
 //   <namespace>/<vm>/devices/<disk>.data the non-zero chunks of a block device, packed (see block-device.ts)
+//   <namespace>/<vm>/claims/<disk>/disk.img the disk.img of a Filesystem-mode claim, as it is on the claim
 //   nodes/<node>-r<round>.json          one per node Job run: which VMs it captured and which it could not
 //
 // A VM's manifest is written last, after all its files are durable (atomic-files.ts), so its presence is
@@ -18,9 +19,11 @@
 // Schema versions: every reader checks schemaVersion exactly, so a field an older reader does not know is
 // never silently ignored by it. A VM manifest without block disks is version 1, the same bytes as before
 // block disks existed, so that an agent of an earlier release (during an upgrade) reads it. A manifest that
-// lists block disks (`blockDisks`, Block-mode claims read as raw devices) is version 2: an earlier agent
-// refuses it as invalid instead of restoring the files and silently leaving the devices out. This code reads
-// both; version 1 must not have `blockDisks`, version 2 must. Node manifests stay version 1.
+// lists disks on claims (`blockDisks`, Block-mode claims read as raw devices; `filesystemDisks`, the
+// disk.img of Filesystem-mode claims) is version 2: an earlier agent refuses it as invalid instead of
+// restoring the files and silently leaving the claims out. This code reads both; version 1 must have
+// neither field, version 2 must have `blockDisks` (empty when the VM has no Block-mode claim) and may have
+// `filesystemDisks`. Node manifests stay version 1.
 import { isAbsolute, posix } from "node:path";
 import { isErrno, writeJsonAtomic } from "./atomic-files.js";
 import type { SafeDir } from "./safe-fs.js";
@@ -33,11 +36,14 @@ export const MANIFEST_SCHEMA_VERSION_BLOCK_DISKS = 2;
 
 export type WorkloadManifestSchemaVersion = typeof MANIFEST_SCHEMA_VERSION | typeof MANIFEST_SCHEMA_VERSION_BLOCK_DISKS;
 
-/** The version a VM manifest with (or without) these block disks must carry. */
+/** The version a VM manifest with (or without) these disks on claims must carry. */
 export function workloadManifestSchemaVersion(
   blockDisks: readonly unknown[] | undefined,
+  filesystemDisks?: readonly unknown[],
 ): WorkloadManifestSchemaVersion {
-  return blockDisks === undefined ? MANIFEST_SCHEMA_VERSION : MANIFEST_SCHEMA_VERSION_BLOCK_DISKS;
+  return blockDisks === undefined && filesystemDisks === undefined
+    ? MANIFEST_SCHEMA_VERSION
+    : MANIFEST_SCHEMA_VERSION_BLOCK_DISKS;
 }
 
 /** How the files were snapshotted. */
@@ -122,8 +128,27 @@ export interface ManifestBlockDisk extends BlockLayout {
   volumeMode: "Block";
 }
 
+/**
+ * A disk of the VM that is a claim in Filesystem mode: the `disk.img` at the claim's root (as CDI lays it
+ * out), stored as it is at backupFilesystemDiskPath.
+ */
+export interface ManifestFilesystemDisk {
+  /** The volume's name in the VM spec (spec.template.spec.volumes[].name); one path component. */
+  name: string;
+  source: { kind: BlockDiskSourceKind; claimName: string };
+  volumeMode: "Filesystem";
+  /** The size of disk.img. */
+  bytes: number;
+  /** Lowercase hex sha256 of disk.img. */
+  sha256: string;
+  /** Permission bits and owner of disk.img on the claim. */
+  mode?: number;
+  uid?: number;
+  gid?: number;
+}
+
 export interface WorkloadManifest {
-  /** 1 without blockDisks, 2 with them (see workloadManifestSchemaVersion). */
+  /** 1 without disks on claims, 2 with them (see workloadManifestSchemaVersion). */
   schemaVersion: WorkloadManifestSchemaVersion;
   backup: { name: string; uid: string };
   /** uid may be empty when the planner did not know it. */
@@ -142,9 +167,14 @@ export interface WorkloadManifest {
   /** With extractAt Restore: the kept snapshot, a directory relative to the shared volume root. */
   snapshot?: { location: string };
   files: ManifestFile[];
-  /** Schema version 2 only: the VM's Block-mode disks, always stored at the location (whatever extractAt). */
+  /**
+   * Schema version 2 only, and there always (empty without Block-mode claims): the VM's Block-mode disks,
+   * always stored at the location (whatever extractAt).
+   */
   blockDisks?: ManifestBlockDisk[];
-  /** The sum of the files' bytes and the block disks' bytes (device sizes, holes included). */
+  /** Schema version 2 only: the VM's Filesystem-mode claims, always stored at the location. */
+  filesystemDisks?: ManifestFilesystemDisk[];
+  /** The sum of the bytes of the files, of the block disks (device sizes, holes included) and of the filesystem disks. */
   totalBytes: number;
   startedAt: string;
   completedAt: string;
@@ -229,6 +259,11 @@ export function backupFilePath(namespace: string, name: string, path: string): s
 /** Where a block disk's data file lives: `<ns>/<vm>/devices/<disk>.data`. */
 export function backupBlockDiskPath(namespace: string, name: string, disk: string): string {
   return posix.join(workloadDir(namespace, name), "devices", `${checkName("disk name", disk)}.data`);
+}
+
+/** Where a Filesystem-mode claim's disk.img is stored: `<ns>/<vm>/claims/<disk>/disk.img`. */
+export function backupFilesystemDiskPath(namespace: string, name: string, disk: string): string {
+  return posix.join(workloadDir(namespace, name), "claims", checkName("disk name", disk), "disk.img");
 }
 
 /** A node run's manifest: `nodes/<node>-r<round>.json`. */
@@ -410,11 +445,11 @@ export function parseWorkloadManifest(value: unknown): WorkloadManifest {
     }
     for (const key of ["mode", "uid", "gid"]) file.optionalInteger(key);
   });
-  total += parseBlockDisks(v, version);
+  total += parseClaimDisks(v, version);
   if (v.integer("totalBytes") !== total) {
     throw new ManifestError(
       "Invalid",
-      `manifest totalBytes is not the sum of the file and block disk sizes (${total})`,
+      `manifest totalBytes is not the sum of the file, block disk and filesystem disk sizes (${total})`,
     );
   }
   v.string("startedAt");
@@ -422,36 +457,57 @@ export function parseWorkloadManifest(value: unknown): WorkloadManifest {
   return value as WorkloadManifest;
 }
 
-// The block disks of a manifest of schema `version`, checked; returns the sum of their sizes.
-function parseBlockDisks(v: Validator, version: WorkloadManifestSchemaVersion): number {
+// The disks on claims (block and filesystem) of a manifest of schema `version`, checked; returns the sum of
+// their sizes. A volume name and a claim name each name one disk of the VM, across both lists.
+function parseClaimDisks(v: Validator, version: WorkloadManifestSchemaVersion): number {
   if (version === MANIFEST_SCHEMA_VERSION) {
-    if (v.has("blockDisks")) {
-      throw new ManifestError(
-        "Invalid",
-        `manifest lists blockDisks but has schemaVersion ${version}; block disks need ${MANIFEST_SCHEMA_VERSION_BLOCK_DISKS}`,
-      );
+    for (const key of ["blockDisks", "filesystemDisks"]) {
+      if (v.has(key)) {
+        throw new ManifestError(
+          "Invalid",
+          `manifest lists ${key} but has schemaVersion ${version}; disks on claims need ${MANIFEST_SCHEMA_VERSION_BLOCK_DISKS}`,
+        );
+      }
     }
     return 0;
   }
-  const disks = v.array("blockDisks");
-  const names = new Set<string>();
-  const claims = new Set<string>();
-  let total = 0;
-  disks.forEach((value, i) => {
-    const where = `manifest.blockDisks[${i}]`;
-    const disk = v.child("blockDisks", i);
+  // Volume and claim names, each with the kind of disk that has it.
+  const names = new Map<string, string>();
+  const claims = new Map<string, string>();
+  const both = (a: string, b: string) => (a === b ? `${a}s` : "disks");
+  // The fields a block disk and a filesystem disk share: name and source.
+  const checkDisk = (disk: Validator, kind: "block disk" | "filesystem disk") => {
     const name = checkName("disk name", disk.string("name"));
-    if (names.has(name)) throw new ManifestError("Invalid", `manifest lists block disk ${name} twice`);
-    names.add(name);
+    const before = names.get(name);
+    if (before) throw new ManifestError("Invalid", `manifest lists ${kind === before ? kind : "disk"} ${name} twice`);
+    names.set(name, kind);
     const source = disk.child("source");
     source.oneOf("kind", ["PersistentVolumeClaim", "DataVolume"]);
     // A DataVolume's claim has its name: one claim, whichever way the VM names it.
-    const claim = source.string("claimName");
-    if (claims.has(claim)) throw new ManifestError("Invalid", `manifest lists claim ${claim} for two block disks`);
-    claims.add(claim);
+    const claim = checkName("claim name", source.string("claimName"));
+    const other = claims.get(claim);
+    if (other) throw new ManifestError("Invalid", `manifest lists claim ${claim} for two ${both(other, kind)}`);
+    claims.set(claim, kind);
+  };
+  let total = 0;
+  v.array("blockDisks").forEach((value, i) => {
+    const disk = v.child("blockDisks", i);
+    checkDisk(disk, "block disk");
     disk.oneOf("volumeMode", ["Block"]);
-    total += checkBlockLayout(value, where).bytes;
+    total += checkBlockLayout(value, `manifest.blockDisks[${i}]`).bytes;
   });
+  if (v.has("filesystemDisks")) {
+    v.array("filesystemDisks").forEach((_, i) => {
+      const disk = v.child("filesystemDisks", i);
+      checkDisk(disk, "filesystem disk");
+      disk.oneOf("volumeMode", ["Filesystem"]);
+      total += disk.integer("bytes");
+      if (!/^[0-9a-f]{64}$/.test(disk.string("sha256"))) {
+        throw new ManifestError("Invalid", `manifest.filesystemDisks[${i}].sha256 is not a lowercase hex sha256`);
+      }
+      for (const key of ["mode", "uid", "gid"]) disk.optionalInteger(key);
+    });
+  }
   return total;
 }
 
@@ -595,12 +651,23 @@ async function checkComplete(
       throw err;
     }
   }
-  for (const disk of manifest.blockDisks ?? []) {
-    const what = `the data of block disk ${disk.name}`;
+  const claimDisks = [
+    ...(manifest.blockDisks ?? []).map((disk) => ({
+      what: `the data of block disk ${disk.name}`,
+      path: backupBlockDiskPath(namespace, name, disk.name),
+      bytes: disk.storedBytes,
+    })),
+    ...(manifest.filesystemDisks ?? []).map((disk) => ({
+      what: `the disk.img of filesystem disk ${disk.name}`,
+      path: backupFilesystemDiskPath(namespace, name, disk.name),
+      bytes: disk.bytes,
+    })),
+  ];
+  for (const { what, path, bytes } of claimDisks) {
     try {
-      const size = await sizeOf(backup, backupBlockDiskPath(namespace, name, disk.name));
-      if (size !== disk.storedBytes) {
-        return { complete: false, reason: `${what} has ${size} bytes, the manifest lists ${disk.storedBytes}` };
+      const size = await sizeOf(backup, path);
+      if (size !== bytes) {
+        return { complete: false, reason: `${what} has ${size} bytes, the manifest lists ${bytes}` };
       }
     } catch (err) {
       if (isErrno(err, "ENOENT")) return { complete: false, reason: `${what} is missing` };

@@ -5,7 +5,7 @@
 // restore reads its NodeRestore, writes the stopped VMs' disks back from their backups (each verified
 // first) and reports into status.results. Rerun, it does not redo VMs an earlier attempt restored.
 import { parseDuration } from "../api/duration.js";
-import { AGENT_LOCATION_MOUNT, AGENT_SHARED_MOUNT } from "../api/labels.js";
+import { AGENT_CLAIM_DEVICES, AGENT_CLAIMS_MOUNT, AGENT_LOCATION_MOUNT, AGENT_SHARED_MOUNT } from "../api/labels.js";
 import type { NodeRestore, NodeRestoreStatus, NodeSnapshot } from "../api/v1alpha1/index.js";
 import { runNodeBackup, type NodeBackupResult } from "../agent/backup.js";
 import { runNodeRestore } from "../agent/node-restore.js";
@@ -38,6 +38,10 @@ Flags:
   --snapshots-path PATH   the backup's snapshots, relative to the shared volume root (cleanup)
   --shared-root DIR       where the shared volume is mounted (default ${AGENT_SHARED_MOUNT})
   --location-root DIR     where the backup location is mounted (default ${AGENT_LOCATION_MOUNT})
+  --claims-root DIR       where each Filesystem-mode claim is mounted, as DIR/CLAIM (backup; default
+                          ${AGENT_CLAIMS_MOUNT})
+  --devices-root DIR      where each Block-mode claim is attached, as the device DIR/CLAIM (backup;
+                          default ${AGENT_CLAIM_DEVICES})
   --kubeconfig PATH       kubeconfig (default: the pod's ServiceAccount)
   -h, --help              print this help
 
@@ -51,6 +55,8 @@ const FLAG_COMMANDS: Record<string, readonly string[]> = {
   "from-snapshot": ["backup"],
   "backup-path": ["cleanup"],
   "snapshots-path": ["cleanup"],
+  "claims-root": ["backup"],
+  "devices-root": ["backup"],
 };
 
 /**
@@ -81,6 +87,9 @@ export async function runAgent(argv: string[], io: Io = stdio): Promise<number> 
         "snapshots-path": { type: "string" },
         "shared-root": { type: "string", default: AGENT_SHARED_MOUNT },
         "location-root": { type: "string", default: AGENT_LOCATION_MOUNT },
+        // No default here, so that giving them to another command is refused; the defaults apply in backup.
+        "claims-root": { type: "string" },
+        "devices-root": { type: "string" },
         kubeconfig: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
@@ -120,6 +129,8 @@ export async function runAgent(argv: string[], io: Io = stdio): Promise<number> 
     log,
     sharedRoot: values["shared-root"],
     locationRoot: values["location-root"],
+    claimsRoot: values["claims-root"] ?? AGENT_CLAIMS_MOUNT,
+    devicesRoot: values["devices-root"] ?? AGENT_CLAIM_DEVICES,
     fromSnapshot: values["from-snapshot"] ?? false,
   };
   try {
@@ -142,6 +153,9 @@ interface StepContext {
   log: Logger;
   sharedRoot: string;
   locationRoot: string;
+  /** Where the step's Job mounts Filesystem-mode claims and attaches Block-mode ones (backup). */
+  claimsRoot: string;
+  devicesRoot: string;
   fromSnapshot: boolean;
 }
 
@@ -228,6 +242,8 @@ async function backupStep(ctx: StepContext): Promise<void> {
       extractAt: s.extractAt,
       sharedRoot: ctx.sharedRoot,
       locationRoot: ctx.locationRoot,
+      claimsRoot: ctx.claimsRoot,
+      devicesRoot: ctx.devicesRoot,
       backupPath: s.location.path,
       workloads: (s.workloads ?? [])
         .filter((w) => !taken || inSnapshot.has(`${w.namespace}/${w.name}`))
@@ -236,6 +252,16 @@ async function backupStep(ctx: StepContext): Promise<void> {
           name: w.name,
           uid: w.uid ?? "",
           files: w.files,
+          ...(w.claims?.length
+            ? {
+                claims: w.claims.map((c) => ({
+                  volume: c.volume,
+                  claimName: c.claimName,
+                  ...(c.sourceKind ? { sourceKind: c.sourceKind } : {}),
+                  volumeMode: c.volumeMode,
+                })),
+              }
+            : {}),
         })),
     },
     {

@@ -178,7 +178,7 @@ describe("agent/manifest: block disks", function () {
         [
           "total",
           { ...manifest([blockDisk()]), totalBytes: 5 },
-          /totalBytes is not the sum of the file and block disk sizes/,
+          /totalBytes is not the sum of the file, block disk and filesystem disk sizes/,
         ],
         [
           "twice",
