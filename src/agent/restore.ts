@@ -40,7 +40,9 @@ export type RestoreErrorReason =
   /** The manifest lists a file that is not among the files the VM may be restored to. */
   | "ForeignFile"
   /** A backup file or a target is not a plain file below plain directories (see safe-fs.ts). */
-  | "UnsafeFile";
+  | "UnsafeFile"
+  /** The backup holds disks on claims, which restores do not write yet: nothing was written. */
+  | "ClaimDisksNotRestored";
 
 /** A restore refused because the backup cannot be trusted; the VM's disks were not touched. */
 export class RestoreError extends Error {
@@ -180,6 +182,15 @@ async function loadManifest(backup: SafeDir, req: RestoreRequest): Promise<Workl
       "InvalidManifest",
       `the manifest of ${vmOf(req)} points to ${JSON.stringify(manifest.snapshot?.location)}, which is not a kept ` +
         `snapshot of ${vmOf(req)}`,
+    );
+  }
+  // Restoring only the VM's files would leave its claim disks as they are and still report it restored.
+  const onClaims = [...(manifest.blockDisks ?? []), ...(manifest.filesystemDisks ?? [])];
+  if (onClaims.length > 0) {
+    throw new RestoreError(
+      "ClaimDisksNotRestored",
+      `the backup of ${vmOf(req)} holds disks on claims (${onClaims.map((d) => d.source.claimName).join(", ")}), ` +
+        `which restores do not write yet; nothing was written`,
     );
   }
   return manifest;

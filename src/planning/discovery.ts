@@ -1,4 +1,5 @@
 import { activeNodeOf } from "./active-node.js";
+import { captureProblem } from "./capture-problem.js";
 import { compareWorkloads, lastNodeField, toRef, uniqueBy } from "./compare.js";
 import { missingReasonMessage } from "./missing-reason.js";
 import type { NodePlacement } from "./node-steps.js";
@@ -30,11 +31,13 @@ export interface DiscoveryPlan {
  *
  * 1. NotRunning: not active on any node (see activeNodeOf).
  * 2. SharedFile / UnsafeFile: it names a file that is not its own (see file-ownership.ts).
- * 3. NoSharedDisk: active but with no file on the shared volume. Reported rather than silently dropped, so
- *    the user learns that this VM is not in the backup. Checked before the node rules because it is a
- *    property of the VM that no retry will change.
- * 4. NodeNotReady: its node is not Ready (or unknown), so no Job can run there.
- * 5. NodeSkipped: its node is a control-plane node and spec.ordering.controlPlaneNode is Skip.
+ * 3. InvalidVolume, ClaimNotFound, ClaimNotBound, ClaimInOtherNamespace: a claim it names cannot be
+ *    captured (see capture-problem.ts).
+ * 4. NoSharedDisk: active but with neither a file on the shared volume nor a claim. Reported rather than
+ *    silently dropped, so the user learns that this VM is not in the backup. Checked before the node rules
+ *    because it is a property of the VM that no retry will change.
+ * 5. NodeNotReady: its node is not Ready (or unknown), so no Job can run there.
+ * 6. NodeSkipped: its node is a control-plane node and spec.ordering.controlPlaneNode is Skip.
  *
  * A VM in the middle of a live migration is placed on its source node like any other: its node's turn may
  * come long after the migration has finished, when the node Job re-checks it, and if it has left by then
@@ -69,12 +72,11 @@ export function planDiscovery(
 
   for (const workload of inScope) {
     const node = activeNodeOf(workload);
+    const problem = captureProblem(workload);
     if (node === undefined) {
       unplaced.push(unplace(workload, "NotRunning", workload.node, { phase: workload.phase }));
-    } else if (workload.fileProblem) {
-      unplaced.push(unplace(workload, workload.fileProblem.reason, node, { detail: workload.fileProblem.detail }));
-    } else if (workload.files.length === 0) {
-      unplaced.push(unplace(workload, "NoSharedDisk", node));
+    } else if (problem) {
+      unplaced.push(unplace(workload, problem.reason, node, problem.detail ? { detail: problem.detail } : {}));
     } else {
       placements.push({ workload, node });
     }

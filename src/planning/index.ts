@@ -34,15 +34,19 @@ export {
 } from "./shared-volume-layout.js";
 export { stepName } from "./step-name.js";
 export type {
+  ClaimProblemReason,
   MissingReason,
   NodeStep,
   ObservedNode,
   ObservedWorkload,
   OrderingPolicy,
+  PlannedClaim,
   UnplacedWorkload,
   WorkloadRef,
 } from "./types.js";
 export { MISSING_REASONS, workloadKey } from "./types.js";
+export type { CaptureProblem } from "./capture-problem.js";
+export { captureProblem } from "./capture-problem.js";
 export type {
   InactiveTargetPolicy,
   RestoreAction,

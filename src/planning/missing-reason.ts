@@ -50,11 +50,19 @@ function baseMessage(reason: MissingReason, ctx: MissingReasonContext): string {
     case "NodeSkipped":
       return `${vm} runs on control-plane ${node}, which spec.ordering.controlPlaneNode Skip leaves out`;
     case "NoSharedDisk":
-      return `${vm}${ctx.node ? ` on ${node}` : ""} has no disk on the shared volume, so there is nothing to capture`;
+      return `${vm}${ctx.node ? ` on ${node}` : ""} has neither a disk on the shared volume nor a claim, so there is nothing to capture`;
     case "SharedFile":
       return `${vm}${ctx.node ? ` on ${node}` : ""} shares a file with another VM, so it was not captured`;
     case "UnsafeFile":
       return `${vm}${ctx.node ? ` on ${node}` : ""} has a file that is not its own regular file, so it was not captured${inRound}`;
+    case "InvalidVolume":
+      return `${vm}${ctx.node ? ` on ${node}` : ""} has a volume fedbackup cannot read safely, so it was not captured`;
+    case "ClaimNotFound":
+      return `${vm}${ctx.node ? ` on ${node}` : ""} names a claim that does not exist, so it was not captured`;
+    case "ClaimNotBound":
+      return `${vm}${ctx.node ? ` on ${node}` : ""} has a claim that is not Bound, so it was not captured; a later backup can capture it once it is`;
+    case "ClaimInOtherNamespace":
+      return `${vm}${ctx.node ? ` on ${node}` : ""} has its disks on claims of its own namespace, which a backup of another namespace cannot mount (a Job mounts only claims of its namespace); back it up with a FederatedBackup in its namespace`;
     case "CaptureFailed":
       return `capturing ${vm} on ${node} failed${inRound}`;
   }

@@ -1,3 +1,4 @@
+import { captureProblem } from "./capture-problem.js";
 import { activeNodeOf } from "./active-node.js";
 import { compareWorkloads, lastNodeField, toRef, uniqueBy } from "./compare.js";
 import type { MissingReasonContext } from "./missing-reason.js";
@@ -39,7 +40,8 @@ export interface ReconcileRoundPlan {
  *
  * 1. NotFound: no longer in `observed` (deleted).
  * 2. NotRunning: not active on any node.
- * 3. SharedFile / UnsafeFile, then NoSharedDisk: properties of the VM's files that no retry changes.
+ * 3. SharedFile / UnsafeFile, the claim problems, then NoSharedDisk (capture-problem.ts): properties of
+ *    the VM's disks.
  * 4. Migrating: a live migration is in progress, see below.
  * 5. NodeNotReady / NodeSkipped: as in planDiscovery.
  *
@@ -68,10 +70,10 @@ export function planReconcileRound(
 
     const workload = observedByKey.get(workloadKey(item.workload));
     const node = workload && activeNodeOf(workload);
+    const problem = workload && captureProblem(workload);
     if (workload === undefined) leave("NotFound", item.lastNode);
     else if (node === undefined) leave("NotRunning", workload.node ?? item.lastNode, workload.phase);
-    else if (workload.fileProblem) leave(workload.fileProblem.reason, node, undefined, workload.fileProblem.detail);
-    else if (workload.files.length === 0) leave("NoSharedDisk", node);
+    else if (problem) leave(problem.reason, node, undefined, problem.detail);
     else if (workload.migrating) leave("Migrating", node);
     else placements.push({ workload, node });
   }

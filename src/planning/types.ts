@@ -30,7 +30,23 @@ export interface ObservedWorkload extends WorkloadRef {
    * says why (the detail names the path and, for SharedFile, the other VM).
    */
   fileProblem?: { reason: "SharedFile" | "UnsafeFile"; detail: string };
+  /** Its disks that are claims of its namespace (see vm-disks.ts); absent or empty when it has none. */
+  claims?: PlannedClaim[];
+  /** Why its claims cannot be captured (the first problem, see vm-disks.ts); the VM is then not captured. */
+  claimProblem?: { reason: ClaimProblemReason; detail: string };
 }
+
+/** A disk of a VM that is a PersistentVolumeClaim of its namespace, as a node step lists it. */
+export interface PlannedClaim {
+  /** The volume's name in the VM spec. */
+  volume: string;
+  claimName: string;
+  /** How the VM names it: directly, or through a DataVolume of the claim's name. */
+  sourceKind: "PersistentVolumeClaim" | "DataVolume";
+  volumeMode: "Filesystem" | "Block";
+}
+
+export type ClaimProblemReason = "InvalidVolume" | "ClaimNotFound" | "ClaimNotBound" | "ClaimInOtherNamespace";
 
 /** A Node as observed now. */
 export interface ObservedNode {
@@ -67,6 +83,10 @@ export const MISSING_REASONS = [
   "NoSharedDisk",
   "SharedFile",
   "UnsafeFile",
+  "InvalidVolume",
+  "ClaimNotFound",
+  "ClaimNotBound",
+  "ClaimInOtherNamespace",
   "CaptureFailed",
 ] as const;
 

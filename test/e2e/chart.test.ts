@@ -12,6 +12,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import type { FederatedBackup, WorkloadRestore } from "../../src/api/v1alpha1/index.js";
+import { backupFilesystemDiskPath } from "../../src/agent/manifest.js";
 import { COMPONENT_AGENT_ACCESS } from "../../src/controllers/runtime/agent-access.js";
 import { API_USAGE_MESSAGE, type UsageEntry } from "../../src/k8s/api-usage.js";
 import { Informer } from "../../src/k8s/informer.js";
@@ -30,13 +31,22 @@ import {
   type Permission,
   type PolicyRule,
 } from "../harness/rbac-usage.js";
-import { createVirtualMachine, diskPaths, migrateVm, type VmFixture } from "../harness/workloads.js";
+import { waitForBound } from "../harness/block-volumes.js";
+import {
+  claimDisksOf,
+  cleanupClaimDisks,
+  createVirtualMachine,
+  diskPaths,
+  migrateVm,
+  type VmFixture,
+} from "../harness/workloads.js";
 import { BackupObserver } from "../integration/backup-observer.js";
 import {
   adminClient,
   backupEnv,
   backupFinished,
   backupManifest,
+  creatorPoliciesSettled,
   csiDouble,
   kubevirtDouble,
   OPERATOR_NAMESPACE,
@@ -194,7 +204,7 @@ describe("e2e: the chart installed with helm, the operator running from its pod"
     if (app) rmSync(app, { recursive: true, force: true });
   });
 
-  const SEVEN: VmFixture[] = [
+  const VMS: VmFixture[] = [
     { name: "a1", node: "node-a" },
     { name: "b1", node: "node-b" },
     { name: "b2", node: "node-b", disks: [128 * 1024, 64 * 1024] },
@@ -202,6 +212,12 @@ describe("e2e: the chart installed with helm, the operator running from its pod"
     { name: "b4", node: "node-b" },
     { name: "c1", node: "node-c" },
     { name: "c2", node: "node-c" },
+    // Its disk is a DataVolume (Filesystem mode): the Job mounts its claim.
+    {
+      name: "dv-1",
+      node: "node-a",
+      claimDisks: [{ source: "dataVolume", volumeMode: "Filesystem", size: 256 * 1024 }],
+    },
   ];
   let env: BackupEnv;
   let backup: Backup;
@@ -241,12 +257,16 @@ describe("e2e: the chart installed with helm, the operator running from its pod"
     }
   }
 
-  it("backs up 7 VMs on 3 nodes, chases the one that migrated mid-backup in round 2, every file equal", async () => {
+  it("backs up 8 VMs on 3 nodes (one on a DataVolume), chases the one that migrated mid-backup in round 2, every byte equal", async () => {
     env = await backupEnv("e2e");
-    onTeardown(() => Promise.resolve(env.cleanup()));
-    for (const vm of SEVEN) await createVirtualMachine(adminClient(), env.namespace, env.shared.hostDir, vm);
+    onTeardown(async () => {
+      await cleanupClaimDisks(env.namespace);
+      env.cleanup();
+    });
+    for (const vm of VMS) await createVirtualMachine(adminClient(), env.namespace, env.shared.hostDir, vm);
+    for (const d of claimDisksOf(env.namespace, "dv-1")) await waitForBound(adminClient(), env.namespace, d.claimName);
     atBackup = new Map();
-    for (const vm of SEVEN)
+    for (const vm of VMS)
       for (const rel of diskPaths(env.namespace, vm))
         atBackup.set(rel, readFileSync(path.join(env.shared.hostDir, rel)));
     const observer = new BackupObserver([env.namespace], async (job, event) => {
@@ -265,12 +285,16 @@ describe("e2e: the chart installed with helm, the operator running from its pod"
     }
     assert.equal(backup.status?.phase, "Completed", JSON.stringify(backup.status, null, 1));
     assert.equal(backup.status?.progress?.round, 2);
-    assert.equal(backup.status?.progress?.workloadsCaptured, SEVEN.length);
+    assert.equal(backup.status?.progress?.workloadsCaptured, VMS.length);
     assert.deepEqual(observer.overlaps, [], "one node at a time");
     const backupDir = path.join(env.location.hostDir, backup.status.backupPath!);
     for (const [rel, content] of atBackup) {
       const copy = readFileSync(path.join(backupDir, rel.split("/")[0]!, rel.split("/")[1]!, "files", rel));
       assert.ok(copy.equals(content), `${rel} differs at the location`);
+    }
+    for (const d of claimDisksOf(env.namespace, "dv-1")) {
+      const copy = readFileSync(path.join(backupDir, backupFilesystemDiskPath(env.namespace, "dv-1", d.volumeName)));
+      assert.ok(copy.equals(readFileSync(d.path)), `dv-1's ${d.volumeName} differs at the location`);
     }
     // The agents ran from the image too.
     const agentRuns = runner.runs.filter((r) => r.namespace === env.namespace);
@@ -279,7 +303,7 @@ describe("e2e: the chart installed with helm, the operator running from its pod"
   });
 
   it("restores VMs on the node where each is active, byte for byte", async () => {
-    const vms = SEVEN.filter((v) => ["a1", "b1", "c1"].includes(v.name));
+    const vms = VMS.filter((v) => ["a1", "b1", "c1"].includes(v.name));
     for (const vm of vms) damage(env, vm);
     const r = await restore("in-place", { workloads: vms.map((v) => ({ namespace: env.namespace, name: v.name })) });
     assert.equal(r.status?.phase, "Completed", JSON.stringify(r.status, null, 1));
@@ -291,8 +315,8 @@ describe("e2e: the chart installed with helm, the operator running from its pod"
   });
 
   it("fails only the VM whose backup file is corrupt, its disk untouched, and starts it again", async () => {
-    const b2 = SEVEN.find((v) => v.name === "b2")!;
-    const b3 = SEVEN.find((v) => v.name === "b3")!;
+    const b2 = VMS.find((v) => v.name === "b2")!;
+    const b3 = VMS.find((v) => v.name === "b3")!;
     damage(env, b2);
     damage(env, b3);
     const disks = diskPaths(env.namespace, b2);
@@ -315,7 +339,7 @@ describe("e2e: the chart installed with helm, the operator running from its pod"
   });
 
   it("migrates a VM to the node named, then restores it there", async () => {
-    const c2 = SEVEN.find((v) => v.name === "c2")!;
+    const c2 = VMS.find((v) => v.name === "c2")!;
     damage(env, c2);
     const r = await restore("to-a", {
       workloads: [{ namespace: env.namespace, name: "c2" }],
@@ -329,6 +353,7 @@ describe("e2e: the chart installed with helm, the operator running from its pod"
   });
 
   it("backs up a VM of another namespace (checked against its creator's rights), and deletes it after its ttl", async () => {
+    await creatorPoliciesSettled();
     const other = await freshNamespace("e2e-other");
     const far: VmFixture = { name: "far", node: "node-c" };
     await createVirtualMachine(adminClient(), other, env.shared.hostDir, far);

@@ -9,6 +9,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { isFinished } from "../../src/api/phases.js";
 import type { FederatedBackup } from "../../src/api/v1alpha1/index.js";
 import { Manager } from "../../src/controllers/manager.js";
+import { CREATOR_POLICY_GRACE_MS, CREATOR_POLICY_NAME } from "../../src/controllers/runtime/creator-access.js";
+import { AccessResources } from "../../src/k8s/access-review.js";
 import { KubeClient } from "../../src/k8s/client.js";
 import { Resources } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
@@ -250,4 +252,26 @@ export function backupFinished(
     const fb = await adminClient().get<FederatedBackup & KubeObject>(Resources.FederatedBackup, namespace, name);
     return isFinished(fb.status?.phase) ? fb : undefined;
   });
+}
+
+/**
+ * Waits until the creator policies (crds/fedbackup.io_admission-policies.yaml, installed with the control
+ * plane) are older than the operator's grace period, so that a run naming other namespaces created now
+ * has a creator it trusts (a fresh control plane's runs would otherwise fail with CreatorUnknown).
+ */
+export async function creatorPoliciesSettled(): Promise<void> {
+  const types = [
+    AccessResources.MutatingAdmissionPolicy,
+    AccessResources.MutatingAdmissionPolicyBinding,
+    AccessResources.ValidatingAdmissionPolicy,
+    AccessResources.ValidatingAdmissionPolicyBinding,
+  ];
+  let newest = 0;
+  for (const type of types) {
+    const policy = await adminClient().get(type, undefined, CREATOR_POLICY_NAME);
+    newest = Math.max(newest, Date.parse(policy.metadata.creationTimestamp ?? ""));
+  }
+  // Whole seconds: one more for the rounding.
+  const wait = newest + CREATOR_POLICY_GRACE_MS + 1_000 - Date.now();
+  if (wait > 0) await sleep(wait);
 }

@@ -152,8 +152,9 @@ export interface FederatedBackupSpecSharedVolume {
   claimName: string;
   /**
    * Absolute path at which the shared filesystem is mounted on every node, for example
-   * /var/lib/vmdisks. VM hostDisk paths below this directory are backed up; VMs with disks
-   * elsewhere are reported as missing with reason NoSharedDisk.
+   * /var/lib/vmdisks. VM hostDisk paths below this directory are backed up, and so are the disks of
+   * VMs of the backup's namespace that are PersistentVolumeClaims or DataVolumes; VMs with neither
+   * are reported as missing with reason NoSharedDisk.
    */
   nodeMountPath: string;
 }
@@ -490,11 +491,14 @@ export interface FederatedBackupStatusMissingEntry {
    * Why the VM was not captured. NotFound: it no longer exists. NotRunning: it is not running
    * anywhere. Migrated: it left its node before that node was processed. Migrating: a live
    * migration was in progress. NodeNotReady: its node was not Ready. NodeFailed: its node's Job
-   * failed. NodeSkipped: its node was skipped (ordering.controlPlaneNode Skip). NoSharedDisk: none
-   * of its disks is on the shared filesystem. SharedFile: another VM claims one of its files, so
-   * the file is captured for neither. UnsafeFile: one of its files is not its own regular file (a
-   * symlink, a hard link, a FIFO or device, or an extra file outside its disks' directories).
-   * CaptureFailed: the snapshot or the copy failed.
+   * failed. NodeSkipped: its node was skipped (ordering.controlPlaneNode Skip). NoSharedDisk: it
+   * has neither a disk on the shared filesystem nor a claim. SharedFile: another VM claims one of
+   * its files, so the file is captured for neither. UnsafeFile: one of its files is not its own
+   * regular file (a symlink, a hard link, a FIFO or device, or an extra file outside its disks'
+   * directories). InvalidVolume: a volume without a name, with two sources, or naming a claim that
+   * is not a DNS label. ClaimNotFound: a claim it names does not exist. ClaimNotBound: a claim it
+   * names is not Bound. ClaimInOtherNamespace: its disks are claims of a namespace other than the
+   * backup's, which its Jobs cannot mount. CaptureFailed: the snapshot or the copy failed.
    */
   reason: FederatedBackupStatusMissingEntryReason;
   /** Human-readable detail. */
@@ -514,6 +518,10 @@ export type FederatedBackupStatusMissingEntryReason =
   | "NoSharedDisk"
   | "SharedFile"
   | "UnsafeFile"
+  | "InvalidVolume"
+  | "ClaimNotFound"
+  | "ClaimNotBound"
+  | "ClaimInOtherNamespace"
   | "CaptureFailed";
 
 /** Kind of the NodeRestore resource. */

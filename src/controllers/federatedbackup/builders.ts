@@ -81,7 +81,13 @@ export function buildNodeSnapshot(
         ...(s.snapshot?.volumeSnapshotClassName ? { volumeSnapshotClassName: s.snapshot.volumeSnapshotClassName } : {}),
       },
       extractAt: s.extractAt ?? "Backup",
-      workloads: workloads.map((w) => ({ namespace: w.namespace, name: w.name, uid: w.uid, files: w.files })),
+      workloads: workloads.map((w) => ({
+        namespace: w.namespace,
+        name: w.name,
+        uid: w.uid,
+        files: w.files,
+        ...(w.claims?.length ? { claims: w.claims } : {}),
+      })),
       ...(unplaced.length
         ? {
             unplaced: unplaced.map((u) => ({
@@ -165,6 +171,9 @@ export function buildAgentJob(
     activeDeadlineSeconds: Math.ceil(parseDuration(backup.spec.nodeTimeout ?? DEFAULTS.nodeTimeout) / 1000),
     sharedClaim: variant.sharedClaim ?? step.spec.sharedVolume.claimName,
     locationClaim: step.spec.location.persistentVolumeClaim.claimName,
+    // The VMs' own claims (always of the step's namespace), read where they are: only by the Job that
+    // captures while the guests are frozen, never by a CSI step's extract Job (it reads the snapshot).
+    claims: variant.sharedClaim ? [] : (step.spec.workloads ?? []).flatMap((w) => w.claims ?? []),
     settings,
     serviceAccountName: agentServiceAccountName(step.metadata as { name: string }),
   });

@@ -42,6 +42,7 @@ import { grantStepAccess, revokeStepAccess } from "../runtime/step-access.js";
 import { claimFilesystemIdentity } from "../runtime/volume-identity.js";
 import { fileClaimants, withOwnership } from "../runtime/file-claims.js";
 import { requestsByNode, type PodObject } from "../runtime/node-requests.js";
+import { namesClaims, observeClaim, withClaims, type ClaimObject } from "../runtime/claim-disks.js";
 import { observeNode, observeWorkload, stoppedWorkload } from "../runtime/observe.js";
 import { inScope } from "./scope.js";
 import { decideThaws, withThawed, type FreezeView } from "./thaw.js";
@@ -288,9 +289,16 @@ export class FederatedBackupReconciler {
     // Which file is whose is decided over every VM on the cluster, selected or not: a VM of another
     // namespace that names the same file makes it nobody's (see planning/file-ownership.ts).
     const ownership = resolveFileOwnership(fileClaimants(vmis, vmis.length ? informers.vms.list() : [], mount));
-    const workloads = vmis
-      .filter((v) => inScope(v, backup.spec.workloads, ns))
-      .map((v) => withOwnership(observeWorkload(v, mount), ownership));
+    const selected = vmis.filter((v) => inScope(v, backup.spec.workloads, ns));
+    // The claims of the backup's namespace, read only when a VM of it names one (see claim-disks.ts).
+    const claims = selected.some((v) => v.metadata.namespace === ns && namesClaims(v))
+      ? (await client.list<KubeObject & ClaimObject>(Resources.PersistentVolumeClaim, { namespace: ns })).items.map(
+          observeClaim,
+        )
+      : [];
+    const workloads = selected.map((v) =>
+      withClaims(withOwnership(observeWorkload(v, mount), ownership), v, ns, claims),
+    );
     // VMs named explicitly without an instance: a stopped VirtualMachine is NotRunning, no VM at all NotFound.
     const absent: Array<{ namespace: string; name: string }> = [];
     if (phase === "New") {

@@ -1,7 +1,7 @@
 // What every agent Job shares, whichever controller makes it: how the operator is told to run agent pods
 // (the chart's agent.* values), the owner reference, and the Job manifest pinned to a node with the shared
 // volume and the location mounted.
-import { AGENT_LOCATION_MOUNT, AGENT_SHARED_MOUNT } from "../../api/labels.js";
+import { AGENT_CLAIM_DEVICES, AGENT_CLAIMS_MOUNT, AGENT_LOCATION_MOUNT, AGENT_SHARED_MOUNT } from "../../api/labels.js";
 
 /**
  * Where and how agent pods run (the chart's `agent.*` values, passed as the JSON of `FEDBACKUP_AGENT_JOB`). Each
@@ -128,8 +128,11 @@ export function agentJobManifest(p: {
   settings: OperatorSettings;
   /** The step's own ServiceAccount (see runtime/agent-access.ts); none for a Job that needs no API access. */
   serviceAccountName?: string;
+  /** Claims of the Job's namespace whose disks the agent reads (see claimVolumes). */
+  claims?: readonly { claimName: string; volumeMode: "Filesystem" | "Block" }[];
 }): JobManifest {
   const job = p.settings.agentJob ?? {};
+  const claims = claimVolumes(p.claims ?? []);
   return {
     apiVersion: "batch/v1",
     kind: "Job",
@@ -162,7 +165,8 @@ export function agentJobManifest(p: {
               imagePullPolicy: p.settings.imagePullPolicy ?? "IfNotPresent",
               args: p.args,
               env: [{ name: "FEDBACKUP_NODE", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } }],
-              volumeMounts: AGENT_MOUNTS,
+              volumeMounts: [...AGENT_MOUNTS, ...claims.mounts],
+              ...(claims.devices.length ? { volumeDevices: claims.devices } : {}),
               resources: job.resources ?? { requests: { cpu: "100m", memory: "64Mi" }, limits: { memory: "256Mi" } },
               // VM disk images belong to the hypervisor's user (qemu) and restores must keep their owner
               // and mode: the agent runs as root, with no other privilege.
@@ -175,9 +179,31 @@ export function agentJobManifest(p: {
               },
             },
           ],
-          volumes: agentVolumes(p.sharedClaim, p.locationClaim),
+          volumes: [...agentVolumes(p.sharedClaim, p.locationClaim), ...claims.volumes],
         },
       },
     },
+  };
+}
+
+/**
+ * The pod volumes for the VMs' claims, each once: a Filesystem-mode claim mounted read-only at
+ * AGENT_CLAIMS_MOUNT/<claim> (its disk.img inside), a Block-mode claim attached at AGENT_CLAIM_DEVICES/<claim>.
+ * Volume names are by position (claim names may be longer than a volume name may be); read-only claims,
+ * since capturing never writes to a VM's disk.
+ */
+export function claimVolumes(claims: readonly { claimName: string; volumeMode: "Filesystem" | "Block" }[]) {
+  const unique = [...new Map(claims.map((c) => [c.claimName, c])).values()].sort((a, b) =>
+    a.claimName < b.claimName ? -1 : a.claimName > b.claimName ? 1 : 0,
+  );
+  const named = unique.map((c, i) => ({ ...c, volume: `claim-${i}` }));
+  return {
+    volumes: named.map((c) => ({ name: c.volume, persistentVolumeClaim: { claimName: c.claimName, readOnly: true } })),
+    mounts: named
+      .filter((c) => c.volumeMode === "Filesystem")
+      .map((c) => ({ name: c.volume, mountPath: `${AGENT_CLAIMS_MOUNT}/${c.claimName}`, readOnly: true })),
+    devices: named
+      .filter((c) => c.volumeMode === "Block")
+      .map((c) => ({ name: c.volume, devicePath: `${AGENT_CLAIM_DEVICES}/${c.claimName}` })),
   };
 }

@@ -5,10 +5,11 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, open, readFile, readdir, rm, stat, symlink, truncate, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { isTempName } from "../../../src/agent/atomic-files.js";
 import type { NodeBackupPlan, PlannedWorkload } from "../../../src/agent/backup.js";
 import { runNodeBackup } from "../../../src/agent/backup.js";
+import { RestoreError, restoreWorkload } from "../../../src/agent/restore.js";
 import type { BlockLayout, WorkloadManifest } from "../../../src/agent/manifest.js";
 import {
   checkManifestComplete,
@@ -156,6 +157,21 @@ describe("agent/backup runNodeBackup with disks on claims (Copy)", function () {
       [["a", 1]],
     );
     parseWorkloadManifest(JSON.parse(await readFile(join(env.location, "prod/a/manifest.json"), "utf8")));
+
+    // Restores do not write disks on claims yet: such a VM is refused whole rather than half restored.
+    await mkdir(env.shared, { recursive: true });
+    await assert.rejects(
+      restoreWorkload({
+        locationRoot: dirname(env.location),
+        backupPath: basename(env.location),
+        namespace: "prod",
+        name: "a",
+        sharedRoot: env.shared,
+        allowedFiles: [],
+      }),
+      (err: unknown) =>
+        err instanceof RestoreError && err.reason === "ClaimDisksNotRestored" && /pvc-a/.test(err.message),
+    );
   });
 
   it("captures a hostDisk file and a claim of one VM in one window; totals and counts include both", async () => {

@@ -27,6 +27,10 @@ describe("src/planning/index.ts", () => {
   it("MISSING_REASONS lists every reason once", () => {
     assert.deepEqual([...planning.MISSING_REASONS].sort(), [
       "CaptureFailed",
+      "ClaimInOtherNamespace",
+      "ClaimNotBound",
+      "ClaimNotFound",
+      "InvalidVolume",
       "Migrating",
       "NoSharedDisk",
       "NodeFailed",

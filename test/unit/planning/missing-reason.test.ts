@@ -32,8 +32,18 @@ describe("missingReasonMessage", () => {
     ["NodeNotReady", { workload, node: "n1" }, /node n1, which is not Ready/],
     ["NodeFailed", { workload, node: "n1", round: 1 }, /the work on node n1 failed in round 1/],
     ["NodeSkipped", { workload, node: "cp" }, /control-plane node cp.*controlPlaneNode Skip/],
-    ["NoSharedDisk", { workload }, /^VM prod\/db-1 has no disk on the shared volume/],
-    ["NoSharedDisk", { workload, node: "n1" }, /^VM prod\/db-1 on node n1 has no disk on the shared volume/],
+    ["NoSharedDisk", { workload }, /^VM prod\/db-1 has neither a disk on the shared volume nor a claim/],
+    [
+      "NoSharedDisk",
+      { workload, node: "n1" },
+      /^VM prod\/db-1 on node n1 has neither a disk on the shared volume nor a claim/,
+    ],
+    [
+      "ClaimNotBound",
+      { workload, node: "n1", detail: 'claim "d" is Pending' },
+      /^VM prod\/db-1 on node n1 has a claim that is not Bound, so it was not captured; a later backup can capture it once it is: claim "d" is Pending$/,
+    ],
+    ["ClaimInOtherNamespace", { workload }, /a backup of another namespace cannot mount/],
     ["CaptureFailed", { workload, node: "n1" }, /capturing VM prod\/db-1 on node n1 failed/],
   ];
   for (const [reason, ctx, want] of specific) {

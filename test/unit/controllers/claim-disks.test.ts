@@ -1,0 +1,92 @@
+import assert from "node:assert/strict";
+import type { VirtualMachineInstance } from "../../../src/api/kubevirt.js";
+import { claimVolumes } from "../../../src/controllers/runtime/agent-job.js";
+import { observeClaim, withClaims } from "../../../src/controllers/runtime/claim-disks.js";
+import type { ObservedWorkload } from "../../../src/planning/index.js";
+
+const workload = (namespace: string): ObservedWorkload => ({
+  namespace,
+  name: "db",
+  uid: "u",
+  phase: "Running",
+  node: "n1",
+  migrating: false,
+  critical: false,
+  priority: 0,
+  files: [],
+});
+
+const vmi = (volumes: NonNullable<VirtualMachineInstance["spec"]>["volumes"]): VirtualMachineInstance => ({
+  metadata: { namespace: "ns", name: "db" },
+  spec: { volumes },
+});
+
+const bound = (name: string, volumeMode?: string) =>
+  observeClaim({
+    metadata: { name },
+    spec: { volumeMode, accessModes: ["ReadWriteOnce"], storageClassName: "fast" },
+    status: { phase: "Bound", capacity: { storage: "2Gi" } },
+  });
+
+describe("claim disks of a backup's VMs", () => {
+  it("reads a claim's mode, size, class and phase (Filesystem when volumeMode is unset)", () => {
+    assert.deepEqual(bound("a"), {
+      name: "a",
+      phase: "Bound",
+      volumeMode: "Filesystem",
+      accessModes: ["ReadWriteOnce"],
+      capacityBytes: 2 * 1024 ** 3,
+      storageClassName: "fast",
+    });
+    assert.equal(observeClaim({ metadata: { name: "p" } }).phase, "Pending");
+  });
+
+  it("lists a VM's claims once each, a DataVolume's as DataVolume, skipping non-data volumes", () => {
+    const w = withClaims(
+      workload("ns"),
+      vmi([
+        { name: "root", dataVolume: { name: "db-root" } },
+        { name: "data", persistentVolumeClaim: { claimName: "db-data" } },
+        { name: "again", persistentVolumeClaim: { claimName: "db-data" } },
+        { name: "cloudinit", cloudInitNoCloud: { userData: "x" } },
+      ]),
+      "ns",
+      [bound("db-root", "Block"), bound("db-data")],
+    );
+    assert.equal(w.claimProblem, undefined);
+    assert.deepEqual(w.claims, [
+      // Named by two volumes: the first by name stands for both.
+      { volume: "again", claimName: "db-data", sourceKind: "PersistentVolumeClaim", volumeMode: "Filesystem" },
+      { volume: "root", claimName: "db-root", sourceKind: "DataVolume", volumeMode: "Block" },
+    ]);
+  });
+
+  it("a VM without claims is left as it was", () => {
+    const w = workload("ns");
+    assert.equal(withClaims(w, vmi([{ name: "d", hostDisk: { path: "/x/d.img" } }]), "ns", []), w);
+  });
+
+  it("says why a claim cannot be captured: missing, not bound, not a DNS label, or of another namespace", () => {
+    const problem = (claims: ReturnType<typeof bound>[], claimName: string, ns = "ns") =>
+      withClaims(workload(ns), vmi([{ name: "d", persistentVolumeClaim: { claimName } }]), "ns", claims).claimProblem
+        ?.reason;
+    assert.equal(problem([], "gone"), "ClaimNotFound");
+    assert.equal(problem([{ ...bound("p"), phase: "Pending" }], "p"), "ClaimNotBound");
+    assert.equal(problem([], "Not_A_Label"), "InvalidVolume");
+    assert.equal(problem([bound("x")], "x", "other"), "ClaimInOtherNamespace");
+  });
+
+  it("the Job mounts each claim once, read-only: Filesystem ones as directories, Block ones as devices", () => {
+    const v = claimVolumes([
+      { claimName: "b", volumeMode: "Block" },
+      { claimName: "a", volumeMode: "Filesystem" },
+      { claimName: "b", volumeMode: "Block" },
+    ]);
+    assert.deepEqual(v.volumes, [
+      { name: "claim-0", persistentVolumeClaim: { claimName: "a", readOnly: true } },
+      { name: "claim-1", persistentVolumeClaim: { claimName: "b", readOnly: true } },
+    ]);
+    assert.deepEqual(v.mounts, [{ name: "claim-0", mountPath: "/var/lib/fedbackup/claims/a", readOnly: true }]);
+    assert.deepEqual(v.devices, [{ name: "claim-1", devicePath: "/var/lib/fedbackup/devices/b" }]);
+  });
+});
