@@ -65,6 +65,7 @@ import {
 } from "./manifest.js";
 import { descriptorPath, isCode } from "./safe-fs.js";
 import { errorMessage } from "./types.js";
+import { readFully, writeFully } from "./positional-io.js";
 
 const { O_RDONLY, O_RDWR, O_EXCL, O_NOFOLLOW, O_DIRECT } = constants;
 
@@ -617,7 +618,7 @@ async function pump(spec: PumpSpec): Promise<{ bytes: number; sha256: string }> 
       const read =
         step.at === undefined
           ? Promise.resolve(step.length)
-          : readChunk(source, slotOf(ring, index), step.length, step.at).catch((err: unknown) => {
+          : readFully(source, slotOf(ring, index), step.length, step.at).catch((err: unknown) => {
               park(err);
               return 0;
             });
@@ -666,26 +667,6 @@ function slotOf<T>(ring: T[], index: number): T {
   const value = ring[index];
   if (value === undefined) throw new Error(`internal: no ring slot ${index}`);
   return value;
-}
-
-// Reads `length` bytes at `position` into the start of `buffer`, fewer only if the source ends first.
-async function readChunk(handle: FileHandle, buffer: Buffer, length: number, position: number): Promise<number> {
-  let filled = 0;
-  while (filled < length) {
-    const { bytesRead } = await handle.read(buffer, filled, length - filled, position + filled);
-    if (bytesRead === 0) break;
-    filled += bytesRead;
-  }
-  return filled;
-}
-
-async function writeFully(handle: FileHandle, chunk: Buffer, position: number): Promise<void> {
-  let written = 0;
-  while (written < chunk.length) {
-    const { bytesWritten } = await handle.write(chunk, written, chunk.length - written, position + written);
-    if (bytesWritten === 0) throw new Error(`write returned 0 bytes at offset ${position + written}`);
-    written += bytesWritten;
-  }
 }
 
 function allocRing(ringSize: number, chunkBytes: number): Buffer[] {

@@ -17,6 +17,7 @@
 import { createHash } from "node:crypto";
 import type { FileHandle } from "node:fs/promises";
 import { open, rm } from "node:fs/promises";
+import { readFully, writeFully } from "./positional-io.js";
 
 export interface HashResult {
   /** Bytes read from the source (and so the size of the target). */
@@ -173,10 +174,12 @@ async function pump(
     for (; issued < limit; issued++) {
       const index = issued % ringSize;
       await slotOf(writes, index);
-      reads[index] = readChunk(src, slotOf(ring, index), issued * chunkBytes).catch((err: unknown) => {
-        park(err);
-        return 0;
-      });
+      reads[index] = readFully(src, slotOf(ring, index), slotOf(ring, index).length, issued * chunkBytes).catch(
+        (err: unknown) => {
+          park(err);
+          return 0;
+        },
+      );
     }
   };
   const hash = withHash ? createHash("sha256") : undefined;
@@ -218,27 +221,6 @@ function slotOf<T>(ring: T[], index: number): T {
   const value = ring[index];
   if (value === undefined) throw new Error(`internal: no ring slot ${index}`);
   return value;
-}
-
-// Reads one chunk at its fixed offset, filling the buffer unless end of file comes first. A short read is
-// not end of file (network filesystems return them): only a read of 0 bytes is.
-async function readChunk(handle: FileHandle, buffer: Buffer, position: number): Promise<number> {
-  let filled = 0;
-  while (filled < buffer.length) {
-    const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, position + filled);
-    if (bytesRead === 0) break;
-    filled += bytesRead;
-  }
-  return filled;
-}
-
-async function writeFully(handle: FileHandle, chunk: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < chunk.length) {
-    const { bytesWritten } = await handle.write(chunk, done, chunk.length - done, position + done);
-    if (bytesWritten === 0) throw new Error(`write returned 0 bytes at offset ${position + done}`);
-    done += bytesWritten;
-  }
 }
 
 // One zero buffer per chunk size, shared by all copies (compared against, never written to).
