@@ -223,13 +223,18 @@ async function runIn(backup: SafeDir, plan: NodeBackupPlan, deps: NodeBackupDeps
   }
 
   // 2. The snapshot method. Without any file on the shared volume to capture (VMs on claims only), nothing
-  //    is done there, so that a step works without it: Auto is Copy, the method of claims.
+  //    is done there, so that a step works without it: Auto is Copy, the method of claims. With a VM on
+  //    claims in the step, Auto is Copy too: claims are captured with Copy only so far, and Auto must not
+  //    pick a method under which they fail.
   const usesShared = pending.some((item) => item.workload.files.length > 0);
+  const onClaims = pending.some((item) => claimsOf(item).length > 0);
   let provider: SnapshotProvider;
   if (deps.snapshotProvider) {
     provider = deps.snapshotProvider;
-  } else if (!usesShared && plan.method === "Auto") {
+  } else if ((!usesShared || onClaims) && plan.method === "Auto") {
     provider = new CopySnapshotProvider();
+    if (onClaims)
+      log.info("snapshot method chosen", { method: provider.method, detail: "VMs of this step have disks on claims" });
   } else {
     const choice = await chooseSnapshotProvider(plan.method, ctx);
     provider = choice.provider;

@@ -327,6 +327,28 @@ describe("agent/backup runNodeBackup with disks on claims (Copy)", function () {
     assert.equal(existsSync(join(env.location, "prod/a")), false);
   });
 
+  it("with Auto, a step with a VM on claims uses Copy (under which claims are captured), and says why", async () => {
+    await writeRandomFile(join(env.shared, "vms/h/disk.img"), MiB);
+    await writeRandomFile(join(env.claims, "pvc-c", "disk.img"), MiB);
+    const log = memoryLog();
+    const result = await runNodeBackup(
+      makePlan(
+        env,
+        [
+          { namespace: "prod", name: "h", uid: "uh", files: ["vms/h/disk.img"] },
+          { namespace: "prod", name: "c", uid: "uc", files: [], claims: [fsClaim("root", "pvc-c")] },
+        ],
+        { method: "Auto" },
+      ),
+      { ...deps(new RecordingFreezer()), log },
+    );
+    assert.deepEqual(result.failed, []);
+    assert.equal(result.method, "Copy");
+    assert.ok(
+      log.lines.some((l) => /snapshot method chosen .*"detail":"VMs of this step have disks on claims"/.test(l)),
+    );
+  });
+
   it("with the freeze budget exceeded during the claim copy, thaws at maxFreeze and says so", async () => {
     await writeRandomFile(join(env.claims, "pvc-a", "disk.img"), 64 * MiB);
     const freezer = new RecordingFreezer();
