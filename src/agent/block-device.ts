@@ -53,7 +53,7 @@ import { constants } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { lstat, open, readFile, rm } from "node:fs/promises";
 import type { FileRef } from "./copy-and-hash.js";
-import { DEFAULT_BUFFERS, DEFAULT_CHUNK_BYTES } from "./copy-and-hash.js";
+import { checkBuffers, DEFAULT_CHUNK_BYTES, slotOf, zeroBuffer } from "./copy-and-hash.js";
 import type { BlockHole, BlockLayout } from "./manifest.js";
 import {
   BLOCK_CHUNK_ALIGN,
@@ -663,12 +663,6 @@ async function pump(spec: PumpSpec): Promise<{ bytes: number; sha256: string }> 
 const done = Promise.resolve();
 const READ_AHEAD = 2;
 
-function slotOf<T>(ring: T[], index: number): T {
-  const value = ring[index];
-  if (value === undefined) throw new Error(`internal: no ring slot ${index}`);
-  return value;
-}
-
 function allocRing(ringSize: number, chunkBytes: number): Buffer[] {
   return Array.from({ length: ringSize }, () => Buffer.allocUnsafe(chunkBytes));
 }
@@ -687,17 +681,6 @@ function allocAlignedRing(ringSize: number, chunkBytes: number): Buffer[] {
   return Array.from({ length: ringSize }, (_, i) => Buffer.from(memory.buffer, i * chunkBytes, chunkBytes));
 }
 
-// One zero buffer per chunk size, shared (compared against and written from, never written to).
-const zeroBuffers = new Map<number, Buffer>();
-function zeroBuffer(size: number): Buffer {
-  let zeros = zeroBuffers.get(size);
-  if (!zeros) {
-    zeros = Buffer.alloc(size);
-    zeroBuffers.set(size, zeros);
-  }
-  return zeros;
-}
-
 function checkChunkBytes(chunkBytes: number | undefined): number {
   const value = chunkBytes ?? DEFAULT_CHUNK_BYTES;
   if (
@@ -709,14 +692,6 @@ function checkChunkBytes(chunkBytes: number | undefined): number {
     throw new RangeError(
       `chunkBytes must be a multiple of ${BLOCK_CHUNK_ALIGN} from ${MIN_BLOCK_CHUNK_BYTES} to ${MAX_BLOCK_CHUNK_BYTES}, got ${value}`,
     );
-  }
-  return value;
-}
-
-function checkBuffers(buffers: number | undefined): number {
-  const value = buffers ?? DEFAULT_BUFFERS;
-  if (!Number.isInteger(value) || value < 2 || value > 64) {
-    throw new RangeError(`buffers must be an integer from 2 to 64, got ${value}`);
   }
   return value;
 }

@@ -217,15 +217,17 @@ async function pump(
   }
 }
 
-function slotOf<T>(ring: T[], index: number): T {
+/** The ring's slot `index`, which always exists (the ring is made full-size up front). */
+export function slotOf<T>(ring: T[], index: number): T {
   const value = ring[index];
   if (value === undefined) throw new Error(`internal: no ring slot ${index}`);
   return value;
 }
 
-// One zero buffer per chunk size, shared by all copies (compared against, never written to).
+// One zero buffer per chunk size, shared by all copies (compared against, and written from over a block
+// device's holes; never written to).
 const zeroBuffers = new Map<number, Buffer>();
-function zeroBuffer(size: number): Buffer {
+export function zeroBuffer(size: number): Buffer {
   let zeros = zeroBuffers.get(size);
   if (!zeros) {
     zeros = Buffer.alloc(size);
@@ -242,7 +244,7 @@ function checkChunkBytes(chunkBytes: number | undefined): number {
   return value;
 }
 
-function checkBuffers(buffers: number | undefined): number {
+export function checkBuffers(buffers: number | undefined): number {
   const value = buffers ?? DEFAULT_BUFFERS;
   if (!Number.isInteger(value) || value < 2 || value > 64) {
     throw new RangeError(`buffers must be an integer from 2 to 64, got ${value}`);
