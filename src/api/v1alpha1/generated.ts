@@ -597,6 +597,14 @@ export interface NodeRestoreSpecWorkload {
    * this field nothing may be written.
    */
   files?: string[];
+  /**
+   * The claims this VM may be restored to: the PersistentVolumeClaims (or DataVolumes' claims) of
+   * the step's namespace that its current VirtualMachine spec names and no other VM names; computed
+   * by the operator. The step's Job mounts each Filesystem-mode claim read-write and attaches each
+   * Block-mode claim as a device; the node agent fails the VM (ForeignFile) when its backup holds a
+   * claim disk that is not listed here, before it writes anything.
+   */
+  claims?: NodeRestoreSpecWorkloadClaim[];
   /** The planned action (see WorkloadRestore status.plan). */
   action: NodeRestoreSpecWorkloadAction;
   /** Where the VM ran when the restore was planned. */
@@ -604,6 +612,20 @@ export interface NodeRestoreSpecWorkload {
   /** The spec.groups entry of the WorkloadRestore the VM belongs to. */
   group?: string;
 }
+
+export interface NodeRestoreSpecWorkloadClaim {
+  /** The volume's name in the VM spec. */
+  volume: string;
+  /** The claim, in the step's namespace. */
+  claimName: string;
+  /** How the VM names the claim. */
+  sourceKind?: SourceKind;
+  volumeMode: VolumeMode;
+}
+
+export type SourceKind = "PersistentVolumeClaim" | "DataVolume";
+
+export type VolumeMode = "Filesystem" | "Block";
 
 export type NodeRestoreSpecWorkloadAction =
   "RestoreInPlace" | "MigrateThenRestore" | "StopThenRestore" | "RestoreThenStart";
@@ -802,13 +824,9 @@ export interface NodeSnapshotSpecWorkloadClaim {
   /** The claim, in the VM's namespace. */
   claimName: string;
   /** How the VM names the claim. */
-  sourceKind?: NodeSnapshotSpecWorkloadClaimSourceKind;
-  volumeMode: NodeSnapshotSpecWorkloadClaimVolumeMode;
+  sourceKind?: SourceKind;
+  volumeMode: VolumeMode;
 }
-
-export type NodeSnapshotSpecWorkloadClaimSourceKind = "PersistentVolumeClaim" | "DataVolume";
-
-export type NodeSnapshotSpecWorkloadClaimVolumeMode = "Filesystem" | "Block";
 
 export interface NodeSnapshotSpecUnplacedEntry {
   /** Namespace of the VirtualMachineInstance. */
