@@ -101,18 +101,21 @@ export interface JobManifest {
   spec: Record<string, unknown>;
 }
 
-/** Every agent container sees the shared volume and the location at the same paths. */
-const AGENT_MOUNTS = [
-  { name: "shared", mountPath: AGENT_SHARED_MOUNT },
+/**
+ * Every agent container sees the shared volume and the location at the same paths; a run without a shared
+ * volume (VMs on claims only) mounts the location alone.
+ */
+const agentMounts = (shared: boolean) => [
+  ...(shared ? [{ name: "shared", mountPath: AGENT_SHARED_MOUNT }] : []),
   { name: "location", mountPath: AGENT_LOCATION_MOUNT },
 ];
 
-const agentVolumes = (sharedClaim: string, locationClaim: string) => [
-  { name: "shared", persistentVolumeClaim: { claimName: sharedClaim } },
+const agentVolumes = (sharedClaim: string | undefined, locationClaim: string) => [
+  ...(sharedClaim ? [{ name: "shared", persistentVolumeClaim: { claimName: sharedClaim } }] : []),
   { name: "location", persistentVolumeClaim: { claimName: locationClaim } },
 ];
 
-/** What every agent Job shares: pinned to a node, the agent's ServiceAccount, both volumes mounted. */
+/** What every agent Job shares: pinned to a node, the agent's ServiceAccount, its volumes mounted. */
 export function agentJobManifest(p: {
   name: string;
   namespace: string;
@@ -123,16 +126,19 @@ export function agentJobManifest(p: {
   args: string[];
   backoffLimit: number;
   activeDeadlineSeconds: number;
-  sharedClaim: string;
+  /** The shared volume's claim; none for a run without one. */
+  sharedClaim?: string;
   locationClaim: string;
   settings: OperatorSettings;
   /** The step's own ServiceAccount (see runtime/agent-access.ts); none for a Job that needs no API access. */
   serviceAccountName?: string;
-  /** Claims of the Job's namespace whose disks the agent reads (see claimVolumes). */
+  /** Claims of the Job's namespace whose disks the agent reads or, for a restore, writes (see claimVolumes). */
   claims?: readonly { claimName: string; volumeMode: "Filesystem" | "Block" }[];
+  /** ReadOnly (the default) for a backup, which never writes to a VM's disk; ReadWrite for a restore. */
+  claimAccess?: ClaimAccess;
 }): JobManifest {
   const job = p.settings.agentJob ?? {};
-  const claims = claimVolumes(p.claims ?? []);
+  const claims = claimVolumes(p.claims ?? [], p.claimAccess);
   return {
     apiVersion: "batch/v1",
     kind: "Job",
@@ -165,7 +171,7 @@ export function agentJobManifest(p: {
               imagePullPolicy: p.settings.imagePullPolicy ?? "IfNotPresent",
               args: p.args,
               env: [{ name: "FEDBACKUP_NODE", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } }],
-              volumeMounts: [...AGENT_MOUNTS, ...claims.mounts],
+              volumeMounts: [...agentMounts(!!p.sharedClaim), ...claims.mounts],
               ...(claims.devices.length ? { volumeDevices: claims.devices } : {}),
               resources: job.resources ?? { requests: { cpu: "100m", memory: "64Mi" }, limits: { memory: "256Mi" } },
               // VM disk images belong to the hypervisor's user (qemu) and restores must keep their owner
@@ -186,22 +192,35 @@ export function agentJobManifest(p: {
   };
 }
 
+export type ClaimAccess = "ReadOnly" | "ReadWrite";
+
 /**
- * The pod volumes for the VMs' claims, each once: a Filesystem-mode claim mounted read-only at
- * AGENT_CLAIMS_MOUNT/<claim> (its disk.img inside), a Block-mode claim attached at AGENT_CLAIM_DEVICES/<claim>.
- * Volume names are by position (claim names may be longer than a volume name may be); read-only claims,
- * since capturing never writes to a VM's disk.
+ * The pod volumes for the VMs' claims, each once: a Filesystem-mode claim mounted at AGENT_CLAIMS_MOUNT/<claim>
+ * (its disk.img inside), a Block-mode claim attached at AGENT_CLAIM_DEVICES/<claim>. Volume names are by
+ * position (claim names may be longer than a volume name may be). Read-only unless asked: capturing never
+ * writes to a VM's disk, and a read-only claim keeps a bug from doing so.
  */
-export function claimVolumes(claims: readonly { claimName: string; volumeMode: "Filesystem" | "Block" }[]) {
+export function claimVolumes(
+  claims: readonly { claimName: string; volumeMode: "Filesystem" | "Block" }[],
+  access: ClaimAccess = "ReadOnly",
+) {
+  const readOnly = access === "ReadOnly";
   const unique = [...new Map(claims.map((c) => [c.claimName, c])).values()].sort((a, b) =>
     a.claimName < b.claimName ? -1 : a.claimName > b.claimName ? 1 : 0,
   );
   const named = unique.map((c, i) => ({ ...c, volume: `claim-${i}` }));
   return {
-    volumes: named.map((c) => ({ name: c.volume, persistentVolumeClaim: { claimName: c.claimName, readOnly: true } })),
+    volumes: named.map((c) => ({
+      name: c.volume,
+      persistentVolumeClaim: { claimName: c.claimName, ...(readOnly ? { readOnly } : {}) },
+    })),
     mounts: named
       .filter((c) => c.volumeMode === "Filesystem")
-      .map((c) => ({ name: c.volume, mountPath: `${AGENT_CLAIMS_MOUNT}/${c.claimName}`, readOnly: true })),
+      .map((c) => ({
+        name: c.volume,
+        mountPath: `${AGENT_CLAIMS_MOUNT}/${c.claimName}`,
+        ...(readOnly ? { readOnly } : {}),
+      })),
     devices: named
       .filter((c) => c.volumeMode === "Block")
       .map((c) => ({ name: c.volume, devicePath: `${AGENT_CLAIM_DEVICES}/${c.claimName}` })),

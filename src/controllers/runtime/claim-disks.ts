@@ -1,9 +1,10 @@
 // The VMs' disks that are claims, as the backup planner needs them: which claims of its namespace each
 // VM's volumes name (directly or through a DataVolume), and why one cannot be captured. The decisions
 // are vm-disks.ts's; this reads the claims from the API objects and keeps what concerns claims.
-import type { VirtualMachineInstance } from "../../api/kubevirt.js";
+import type { HostDiskVolume, VirtualMachine, VirtualMachineInstance } from "../../api/kubevirt.js";
 import type { ClaimProblemReason, ObservedWorkload, PlannedClaim } from "../../planning/index.js";
-import { classifyVmDisks, type ObservedClaim } from "../../planning/vm-disks.js";
+import { exclusiveClaims } from "../../planning/claim-ownership.js";
+import { classifyVmDisks, type ObservedClaim, type VmDisk } from "../../planning/vm-disks.js";
 import { parseQuantity } from "./quantity.js";
 
 /** A PersistentVolumeClaim as the API server returns it, in the fields read here. */
@@ -27,8 +28,11 @@ export function observeClaim(pvc: ClaimObject): ObservedClaim {
 
 /** Whether a VMI names any claim (a persistentVolumeClaim or a dataVolume volume). */
 export function namesClaims(vmi: VirtualMachineInstance): boolean {
-  return (vmi.spec?.volumes ?? []).some((v) => v.persistentVolumeClaim || v.dataVolume);
+  return volumesNameClaims(vmi.spec?.volumes);
 }
+
+const volumesNameClaims = (volumes: readonly HostDiskVolume[] | undefined): boolean =>
+  (volumes ?? []).some((v) => v.persistentVolumeClaim || v.dataVolume);
 
 const CLAIM_REASONS: ReadonlySet<string> = new Set<ClaimProblemReason>([
   "InvalidVolume",
@@ -67,7 +71,11 @@ export function withClaims(
   if (problem) {
     return { ...workload, claimProblem: { reason: problem.reason as ClaimProblemReason, detail: problem.detail } };
   }
-  const planned: PlannedClaim[] = disks.disks.flatMap((d) =>
+  return { ...workload, claims: plannedClaims(disks.disks) };
+}
+
+const plannedClaims = (disks: readonly VmDisk[]): PlannedClaim[] =>
+  disks.flatMap((d) =>
     d.kind === "claim"
       ? [
           {
@@ -79,5 +87,27 @@ export function withClaims(
         ]
       : [],
   );
-  return { ...workload, claims: planned };
+
+/**
+ * The claims each VM of `namespace` may be restored to (by workloadKey): the Bound claims its
+ * VirtualMachine's current template names, and no other VM of the namespace names (claim-ownership.ts).
+ * A restore stops the VM first, so its VirtualMachine, not an instance, says which disks it has.
+ * `claims` are the claims of `namespace`.
+ */
+export function restorableClaimsNow(
+  vms: readonly VirtualMachine[],
+  namespace: string,
+  claims: readonly ObservedClaim[],
+): Map<string, PlannedClaim[]> {
+  const named = vms
+    .filter((vm) => vm.metadata.namespace === namespace)
+    .map((vm) => {
+      const workload = { namespace, name: vm.metadata.name! };
+      const volumes = vm.spec?.template?.spec?.volumes ?? [];
+      return { workload, claims: plannedClaims(classifyVmDisks({ workload, volumes, claims }).disks) };
+    });
+  return exclusiveClaims(named);
 }
+
+/** Whether a VirtualMachine's template names any claim. */
+export const vmNamesClaims = (vm: VirtualMachine): boolean => volumesNameClaims(vm.spec?.template?.spec?.volumes);

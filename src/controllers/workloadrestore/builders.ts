@@ -11,7 +11,7 @@ import {
 import { parseDuration } from "../../api/duration.js";
 import type { VirtualMachineInstanceMigration } from "../../api/kubevirt.js";
 import { API_VERSION, type NodeRestore, type WorkloadRestore } from "../../api/v1alpha1/index.js";
-import { fnv1a32Hex, type RestorePlanEntry, type WorkloadRef } from "../../planning/index.js";
+import { fnv1a32Hex, type PlannedClaim, type RestorePlanEntry, type WorkloadRef } from "../../planning/index.js";
 import { agentJobManifest, ownerRef, type JobManifest, type OperatorSettings } from "../runtime/agent-job.js";
 import { agentServiceAccountName, type StepAccessRequest } from "../runtime/agent-access.js";
 import { HOSTNAME_LABEL } from "./vm-hold.js";
@@ -40,6 +40,12 @@ export const nodeRestoreName = (restore: WorkloadRestore, node: string): string 
 export const migrationName = (restore: WorkloadRestore, vm: WorkloadRef): string =>
   boundedName(`${restore.metadata.name}-${vm.name}`, `${restore.metadata.uid}\n${vm.namespace}/${vm.name}`);
 
+/** What each VM may be restored to, by "namespace/name": its own files and its own claims. */
+export interface OwnedDisks {
+  files: ReadonlyMap<string, readonly string[]>;
+  claims: ReadonlyMap<string, readonly PlannedClaim[]>;
+}
+
 /** The step of one restore node, with its VMs in plan order. */
 export function buildNodeRestore(
   restore: WorkloadRestore,
@@ -47,7 +53,7 @@ export function buildNodeRestore(
   node: string,
   entries: readonly RestorePlanEntry[],
   resolved: ReadonlyMap<string, ResolvedWorkload>,
-  ownedFiles: ReadonlyMap<string, readonly string[]>,
+  owned: OwnedDisks,
 ): NodeRestore {
   const first = resolved.get(`${entries[0]!.namespace}/${entries[0]!.name}`)!;
   return {
@@ -71,7 +77,8 @@ export function buildNodeRestore(
         name: e.name,
         backup: e.backup,
         backupPath: resolved.get(`${e.namespace}/${e.name}`)!.backupPath,
-        files: [...(ownedFiles.get(`${e.namespace}/${e.name}`) ?? [])],
+        files: [...(owned.files.get(`${e.namespace}/${e.name}`) ?? [])],
+        ...claimsOf(owned.claims.get(`${e.namespace}/${e.name}`)),
         action: e.action as NodeRestore["spec"]["workloads"][number]["action"],
         ...(e.activeNode ? { activeNode: e.activeNode } : {}),
         ...(e.group ? { group: e.group } : {}),
@@ -80,7 +87,14 @@ export function buildNodeRestore(
   };
 }
 
-/** The restore Job of a step: the node agent writes the VMs' disks back on the step's node. */
+// Only VMs with claims carry the field, so that the steps of hostDisk VMs stay as they were.
+const claimsOf = (claims: readonly PlannedClaim[] | undefined) =>
+  claims?.length ? { claims: claims.map((c) => ({ ...c })) } : {};
+
+/**
+ * The restore Job of a step: the node agent writes the VMs' disks back on the step's node, with their
+ * claims mounted read-write (it writes them) and attached where a backup Job has them.
+ */
 export function buildRestoreJob(restore: WorkloadRestore, step: NodeRestore, settings: OperatorSettings): JobManifest {
   return agentJobManifest({
     name: step.metadata.name!,
@@ -96,6 +110,8 @@ export function buildRestoreJob(restore: WorkloadRestore, step: NodeRestore, set
     locationClaim: step.spec.location.claimName,
     settings,
     serviceAccountName: agentServiceAccountName(step.metadata as { name: string }),
+    claims: step.spec.workloads.flatMap((w) => w.claims ?? []),
+    claimAccess: "ReadWrite",
   });
 }
 

@@ -28,6 +28,7 @@ import {
   type ObservedNode,
   type ObservedWorkload,
   type OrderingPolicy,
+  type PlannedClaim,
   type RestorePlanEntry,
   type WorkloadRef,
 } from "../../planning/index.js";
@@ -61,6 +62,11 @@ export interface RestoreWorld {
    * spec, see runtime/file-claims.ts); a VM absent here may be written nothing.
    */
   ownedFiles?: ReadonlyMap<string, readonly string[]>;
+  /**
+   * While New: the claims each VM may be restored to, by "namespace/name" (the claims its current spec
+   * alone names, see runtime/claim-disks.ts); a VM absent here may be written no claim.
+   */
+  ownedClaims?: ReadonlyMap<string, readonly PlannedClaim[]>;
 }
 
 export interface RestoreSettings {
@@ -242,7 +248,7 @@ export function decideRestore(world: RestoreWorld, settings: RestoreSettings): R
         node,
         plan.entries.filter((e) => e.restoreNode === node && e.action !== "Skip"),
         resolved,
-        world.ownedFiles ?? new Map(),
+        { files: world.ownedFiles ?? new Map(), claims: world.ownedClaims ?? new Map() },
       ),
     );
     const planned = entries.filter((e) => e.action !== "Skip").length;

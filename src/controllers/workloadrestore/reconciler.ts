@@ -16,12 +16,13 @@ import type { Informer } from "../../k8s/informer.js";
 import { Resources, type ResourceType } from "../../k8s/resources.js";
 import type { KubeObject } from "../../k8s/types.js";
 import { volumeLeaseName, type LeaseObject, type VolumeLeases } from "../../k8s/volume-lease.js";
-import { workloadKey } from "../../planning/index.js";
+import { workloadKey, type PlannedClaim, type WorkloadRef } from "../../planning/index.js";
 import type { Logger } from "../../telemetry/logger.js";
 import type { OperatorMetrics } from "../../telemetry/metrics.js";
 import type { OperatorSettings } from "../runtime/agent-job.js";
 import { grantStepAccess, revokeStepAccess } from "../runtime/step-access.js";
 import { ownedFilesNow } from "../runtime/file-claims.js";
+import { observeClaim, restorableClaimsNow, vmNamesClaims, type ClaimObject } from "../runtime/claim-disks.js";
 import { claimFilesystemIdentity } from "../runtime/volume-identity.js";
 import { requestsByNode, type PodObject } from "../runtime/node-requests.js";
 import { observeNode, observeWorkload } from "../runtime/observe.js";
@@ -213,6 +214,7 @@ export class WorkloadRestoreReconciler {
       // One restore Job mounts one shared volume, so the resolved VMs share its mount path.
       const mount = world.resolution.workloads[0]?.nodeMountPath;
       if (mount) world.ownedFiles = ownedFilesNow(vmis.items, informers.vms.list(), mount);
+      world.ownedClaims = await this.ownedClaims(ns, world.resolution.workloads);
       return world;
     }
     const current = steps
@@ -232,6 +234,22 @@ export class WorkloadRestoreReconciler {
       world.lease = leaseStateOf(world.leaseObject, restoreOwnerId(restore), now, this.deps.ownerActive);
     }
     return world;
+  }
+
+  /**
+   * The claims each VM may be restored to. Captures with claims are only of VMs of the backup's namespace
+   * (a backup Job mounts no other namespace's claims), which is the restore's: its Job mounts them there.
+   * The claims are read only when a VM to restore names one.
+   */
+  private async ownedClaims(ns: string, workloads: readonly WorkloadRef[]): Promise<Map<string, PlannedClaim[]>> {
+    const vms = this.deps.informers.vms.list((vm) => vm.metadata.namespace === ns);
+    const wanted = new Set(workloads.map(workloadKey));
+    if (!vms.some((vm) => wanted.has(workloadKey({ namespace: ns, name: vm.metadata.name! })) && vmNamesClaims(vm)))
+      return new Map();
+    const claims = await this.deps.client.list<KubeObject & ClaimObject>(Resources.PersistentVolumeClaim, {
+      namespace: ns,
+    });
+    return restorableClaimsNow(vms, ns, claims.items.map(observeClaim));
   }
 
   /**

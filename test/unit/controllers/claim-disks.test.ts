@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { VirtualMachineInstance } from "../../../src/api/kubevirt.js";
 import { claimVolumes } from "../../../src/controllers/runtime/agent-job.js";
-import { observeClaim, withClaims } from "../../../src/controllers/runtime/claim-disks.js";
+import { observeClaim, restorableClaimsNow, withClaims } from "../../../src/controllers/runtime/claim-disks.js";
 import type { ObservedWorkload } from "../../../src/planning/index.js";
 
 const workload = (namespace: string): ObservedWorkload => ({
@@ -88,5 +88,55 @@ describe("claim disks of a backup's VMs", () => {
     ]);
     assert.deepEqual(v.mounts, [{ name: "claim-0", mountPath: "/var/lib/fedbackup/claims/a", readOnly: true }]);
     assert.deepEqual(v.devices, [{ name: "claim-1", devicePath: "/var/lib/fedbackup/devices/b" }]);
+  });
+});
+
+describe("claims a restore may write", () => {
+  const vm = (namespace: string, name: string, volumes: NonNullable<VirtualMachineInstance["spec"]>["volumes"]) => ({
+    metadata: { namespace, name },
+    spec: { template: { spec: { volumes } } },
+  });
+
+  it("gives each VM of the namespace the Bound claims its template alone names, with their mode", () => {
+    const owned = restorableClaimsNow(
+      [
+        vm("ns", "db", [
+          { name: "root", dataVolume: { name: "db-root" } },
+          { name: "logs", persistentVolumeClaim: { claimName: "db-logs" } },
+          { name: "shared", persistentVolumeClaim: { claimName: "scratch" } },
+        ]),
+        vm("ns", "web", [
+          { name: "root", persistentVolumeClaim: { claimName: "web-root" } },
+          { name: "scratch", persistentVolumeClaim: { claimName: "scratch" } },
+        ]),
+        vm("other", "db", [{ name: "root", persistentVolumeClaim: { claimName: "db-root" } }]),
+      ],
+      "ns",
+      [bound("db-root"), bound("db-logs", "Block"), bound("scratch"), bound("web-root")],
+    );
+    assert.deepEqual(owned.get("ns/db"), [
+      { volume: "logs", claimName: "db-logs", sourceKind: "PersistentVolumeClaim", volumeMode: "Block" },
+      { volume: "root", claimName: "db-root", sourceKind: "DataVolume", volumeMode: "Filesystem" },
+    ]);
+    assert.deepEqual(
+      owned.get("ns/web")?.map((c) => c.claimName),
+      ["web-root"],
+    );
+    assert.equal(owned.has("other/db"), false);
+  });
+
+  it("gives no claim that is missing or not Bound", () => {
+    const pending = observeClaim({ metadata: { name: "p" }, status: { phase: "Pending" } });
+    const owned = restorableClaimsNow(
+      [
+        vm("ns", "db", [
+          { name: "a", persistentVolumeClaim: { claimName: "p" } },
+          { name: "b", persistentVolumeClaim: { claimName: "gone" } },
+        ]),
+      ],
+      "ns",
+      [pending],
+    );
+    assert.equal(owned.has("ns/db"), false);
   });
 });

@@ -10,7 +10,7 @@ import type {
 import { backupPath, buildNodeSnapshot } from "../../../src/controllers/federatedbackup/builders.js";
 import type { JobView } from "../../../src/controllers/runtime/job-view.js";
 import type { LeaseState } from "../../../src/controllers/runtime/lease-state.js";
-import { restoreOwnerId } from "../../../src/controllers/workloadrestore/builders.js";
+import { buildRestoreJob, restoreOwnerId } from "../../../src/controllers/workloadrestore/builders.js";
 import {
   decideRestore,
   type RestoreAction,
@@ -31,6 +31,15 @@ const SECOND = 1_000;
 const MINUTE = 60 * SECOND;
 const iso = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 const settings = { leaseRenewMs: 10 * SECOND };
+
+interface PodVolume {
+  name: string;
+  persistentVolumeClaim?: { claimName: string; readOnly?: boolean };
+}
+interface Container {
+  volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[];
+  volumeDevices?: { name: string; devicePath: string }[];
+}
 const BACKUP_PATH = "vms/nightly-01234567";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -258,6 +267,40 @@ describe("decideRestore", () => {
       observed: [vmi("vms/a", "n1"), vmi("vms/b", "n1"), vmi("vms/c", "n2"), vmi("vms/d", "n2"), vmi("vms/e", "n2")],
       ownedFiles: new Map([["vms/c", ["vms/c/disk.img"]]]),
       ...over,
+    });
+
+    it("lists in each step the claims a VM may be restored to, and its Job mounts them read-write", () => {
+      const root = { volume: "root", claimName: "c-root", sourceKind: "DataVolume", volumeMode: "Filesystem" } as const;
+      const data = {
+        volume: "data",
+        claimName: "c-data",
+        sourceKind: "PersistentVolumeClaim",
+        volumeMode: "Block",
+      } as const;
+      const d = decideRestore(newWorld({ ownedClaims: new Map([["vms/c", [data, root]]]) }), settings);
+      const [first] = only(d, "CreateStep").map((a) => a.step);
+      assert.deepEqual(first!.spec.workloads[0]!.claims, [data, root]);
+      // VMs without claims carry no field, so their steps are as before.
+      assert.equal("claims" in first!.spec.workloads[1]!, false);
+
+      const job = buildRestoreJob(restore(), first!, { agentImage: "fedbackup:test" }) as unknown as {
+        spec: { template: { spec: { volumes: PodVolume[]; containers: Container[] } } };
+      };
+      const pod = job.spec.template.spec;
+      const claimVolumes = pod.volumes.filter((v) => v.persistentVolumeClaim?.claimName.startsWith("c-"));
+      assert.deepEqual(
+        claimVolumes.map((v) => [v.persistentVolumeClaim!.claimName, v.persistentVolumeClaim!.readOnly]),
+        [
+          ["c-data", undefined],
+          ["c-root", undefined],
+        ],
+      );
+      const mount = pod.containers[0]!.volumeMounts.find((m) => m.mountPath.endsWith("/c-root"));
+      assert.equal(mount?.readOnly, undefined);
+      assert.deepEqual(
+        pod.containers[0]!.volumeDevices?.map((v) => v.devicePath),
+        ["/var/lib/fedbackup/devices/c-data"],
+      );
     });
 
     it("writes status.plan and creates one NodeRestore per restore node, in node order, touching no VM", () => {
