@@ -15,15 +15,9 @@ import type { NodeSnapshot } from "../../src/api/v1alpha1/index.js";
 import { Resources } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
 import { loopDevicesUsable, waitForBound } from "../harness/block-volumes.js";
-import {
-  claimDisksOf,
-  cleanupClaimDisks,
-  createVm,
-  diskPaths,
-  migrateVm,
-  type VmFixture,
-} from "../harness/workloads.js";
+import { claimDisksOf, cleanupClaimDisks, createVm, diskPaths, migrateVm } from "../harness/workloads.js";
 import { BackupObserver } from "./backup-observer.js";
+import { tenVmsOnThreeNodes } from "./claim-vms.js";
 import {
   adminClient,
   backupEnv,
@@ -69,50 +63,7 @@ describe("FederatedBackup of VMs on claims and DataVolumes (Filesystem and Block
 
   it("captures hostDisk, Filesystem- and Block-claim VMs on 3 nodes, one migrating mid-backup, byte for byte", async () => {
     const env = await backupEnv("claims");
-    const vms: VmFixture[] = [
-      { name: "host-1", node: "node-a" },
-      { name: "host-2", node: "node-b", disks: [256 * KiB] },
-      { name: "host-3", node: "node-c" },
-      {
-        name: "fs-1",
-        node: "node-a",
-        claimDisks: [{ source: "persistentVolumeClaim", volumeMode: "Filesystem", size: 3 * MiB + 5 }],
-      },
-      {
-        name: "fs-2",
-        node: "node-b",
-        claimDisks: [{ source: "dataVolume", volumeMode: "Filesystem", size: 2 * MiB, accessModes: ["ReadWriteMany"] }],
-      },
-      {
-        name: "fs-3",
-        node: "node-c",
-        claimDisks: [{ source: "persistentVolumeClaim", volumeMode: "Filesystem", size: 1 * MiB }],
-      },
-      {
-        name: "blk-1",
-        node: "node-a",
-        claimDisks: [{ source: "dataVolume", volumeMode: "Block", size: 4 * MiB, content: "mixed" }],
-      },
-      {
-        name: "blk-2",
-        node: "node-b",
-        claimDisks: [
-          { source: "persistentVolumeClaim", volumeMode: "Block", size: 4 * MiB, content: "mixed" },
-          { source: "dataVolume", volumeMode: "Block", size: 2 * MiB, content: "random" },
-        ],
-      },
-      {
-        name: "blk-3",
-        node: "node-c",
-        claimDisks: [{ source: "persistentVolumeClaim", volumeMode: "Block", size: 3 * MiB, content: "zeros" }],
-      },
-      {
-        name: "mixed",
-        node: "node-c",
-        disks: [128 * KiB],
-        claimDisks: [{ source: "persistentVolumeClaim", volumeMode: "Filesystem", size: 512 * KiB }],
-      },
-    ];
+    const vms = tenVmsOnThreeNodes();
     const other = await freshNamespace("claims-other");
     const observer = new BackupObserver([env.namespace], async (job, event) => {
       // node-c goes first (most VMs), node-b last: fs-2 (on a ReadWriteMany DataVolume) moves from node-b to
