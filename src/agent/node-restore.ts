@@ -4,6 +4,7 @@
 // attempt restored: writing them again would only repeat the same bytes, and cost the time of a full copy.
 import { posix } from "node:path";
 import { ManifestError, relativeManifestPath, relativePathProblem } from "./manifest.js";
+import type { AllowedClaim } from "./restore.js";
 import { RestoreError, restoreWorkload } from "./restore.js";
 import { isCode, unsafeCause, withRoot } from "./safe-fs.js";
 import type { NodeRestoreStatusResult } from "../api/v1alpha1/index.js";
@@ -12,7 +13,8 @@ import { errorMessage, silentLog, vmKey } from "./types.js";
 
 /**
  * One VM's result, as in the NodeRestore's status.results. `reason` when not restored: a RestoreErrorReason
- * (ForeignFile and UnsafeFile among them), MissingBackup, Running or RestoreFailed.
+ * (ForeignFile, UnsafeFile and ClaimPartlyWritten among them), MissingBackup, Running or RestoreFailed.
+ * `files` and `bytes` count the claim disks too.
  */
 export type NodeRestoreResult = NodeRestoreStatusResult;
 
@@ -26,6 +28,11 @@ export interface NodeRestoreWorkload {
    * computed by the operator): a backup that lists any other file fails the VM with ForeignFile.
    */
   files: readonly string[];
+  /**
+   * The claims this VM may be restored to (the NodeRestore's `claims`): a backup with a claim disk that is
+   * not among them fails the VM with ForeignFile (VolumeModeMismatch for a claim now in another mode).
+   */
+  claims?: readonly AllowedClaim[];
 }
 
 export interface NodeRestoreInput {
@@ -34,6 +41,9 @@ export interface NodeRestoreInput {
   sharedRoot: string;
   /** Local directory where the backup location is mounted. */
   locationRoot: string;
+  /** Where the Job mounts each Filesystem-mode claim (<claimsRoot>/<claim>) and attaches each Block-mode one. */
+  claimsRoot?: string;
+  devicesRoot?: string;
   workloads: NodeRestoreWorkload[];
   /** The results of an earlier attempt: the VMs restored there are kept as they are. */
   previous?: readonly NodeRestoreResult[];
@@ -101,6 +111,9 @@ async function restoreOne(
       backupPath: workload.backupPath,
       sharedRoot: input.sharedRoot,
       allowedFiles: workload.files,
+      allowedClaims: workload.claims ?? [],
+      claimsRoot: input.claimsRoot,
+      devicesRoot: input.devicesRoot,
       log,
       ...(input.signal ? { signal: input.signal } : {}),
     });

@@ -1,62 +1,66 @@
-// Puts one VM's disk files back from a backup, all or nothing.
+// Puts one VM's disks back from a backup, all or nothing as far as disks allow: its files on the shared
+// volume, the disk.img of its Filesystem-mode claims and the devices of its Block-mode claims
+// (restore-claims.ts says what is particular to claims).
 //
 // Order matters more than speed here, because the target is the VM's only current disk:
-// 0. refuse a manifest that lists a file the VM may not be restored to (ForeignFile): the operator names
-//    the files a VM may be written to (the disks its VirtualMachine uses now and no other VM uses), and a
-//    manifest at the location is not trusted to say so;
+// 0. refuse a manifest that lists a file or a claim disk the VM may not be restored to (ForeignFile, or
+//    VolumeModeMismatch for a claim now in another mode): the operator names the files and claims a VM may
+//    be written to (those its VirtualMachine uses now and no other VM uses), and a manifest at the location
+//    is not trusted to say so;
 // 1. verify every backup file (size and sha256) before touching anything: a corrupt, truncated or
-//    missing backup aborts with the disks as they were;
+//    missing backup aborts with the disks as they were (a block disk's data file: its size here, its
+//    sha256 with the holes in step 2's read of it, before anything is written either);
 // 2. check every target before writing anything: each directory on the way a plain directory, the file
-//    (and a `.fedbackup-prev` left by an interrupted restore) absent or a regular file with one link;
+//    (and a `.fedbackup-prev` left by an interrupted restore) absent or a regular file with one link; each
+//    device opened exclusively, a block device at least as large as the backup's (ClaimTooSmall), and
+//    its data verified;
 // 3. copy each file into a temporary file beside its target, hashing again on the way (from the very
 //    descriptor that was verified) and giving it the current file's mode and owner;
-// 4. swap: current file -> <target>.fedbackup-prev, temporary file -> target, for every file; if a swap
+// 4. write each device and read it back: only now, once everything else is known to be restorable;
+// 5. swap: current file -> <target>.fedbackup-prev, temporary file -> target, for every file; if a swap
 //    fails, the previous files are put back;
-// 5. only when every file is swapped, delete the previous files.
-// A restore killed during step 4 leaves .fedbackup-prev files; the next restore of the VM puts them back
+// 6. only when every file is swapped, delete the previous files.
+// A restore killed during step 5 leaves .fedbackup-prev files; the next restore of the VM puts them back
 // (target missing) or drops them (target present, i.e. the swap had finished) before it starts.
+// A device has no previous version to go back to: a write or read-back that fails in step 4 leaves it
+// partly written, and cannot be undone. The temporary files are then removed and no file is swapped, and
+// the VM fails with ClaimPartlyWritten, which says so: it must not be started before a restore succeeds.
 //
-// The location and the shared volume are writable by tenants, so everything is reached through safe-fs.ts
-// below their mount points: a backup file, manifest or directory replaced by a symlink, a FIFO, a device
-// or a hard link fails the VM (UnsafeFile) before anything is written, and every write acts on a directory
-// descriptor opened without following any symlink, so it lands in that directory and nowhere else.
+// The location, the shared volume and the claims are writable by tenants, so everything is reached through
+// safe-fs.ts below their mount points: a backup file, manifest or directory replaced by a symlink, a FIFO,
+// a device or a hard link fails the VM (UnsafeFile) before anything is written, and every write acts on a
+// directory descriptor opened without following any symlink, so it lands in that directory and nowhere else.
 import type { FileHandle } from "node:fs/promises";
 import { posix } from "node:path";
 import { isWorkloadSnapshotPath } from "../planning/shared-volume-layout.js";
 import { isTempName, tempNameFor } from "./atomic-files.js";
 import { copyAndHash, sha256OfFile } from "./copy-and-hash.js";
-import type { FileSource, ManifestFile, WorkloadManifest } from "./manifest.js";
-import { ManifestError, checkRelativePath, manifestFileSource, readWorkloadManifest } from "./manifest.js";
-import type { SafeDir } from "./safe-fs.js";
-import { isCode, refuseUnlessPlainFile, unsafeCause, withRoot } from "./safe-fs.js";
+import type { ManifestFile, ManifestFilesystemDisk, WorkloadManifest } from "./manifest.js";
+import {
+  ManifestError,
+  backupBlockDiskPath,
+  backupFilesystemDiskPath,
+  checkRelativePath,
+  manifestFileSource,
+  readWorkloadManifest,
+} from "./manifest.js";
+import type { AllowedClaim, PlannedBlockDisk } from "./restore-claims.js";
+import {
+  checkAllowedClaims,
+  claimOf,
+  closeBlockDisks,
+  openClaimMount,
+  prepareBlockDisks,
+  writeBlockDisks,
+} from "./restore-claims.js";
+import { RestoreError } from "./restore-error.js";
+import { SafeDir, isCode, refuseUnlessPlainFile, unsafeCause, withRoot } from "./safe-fs.js";
 import type { AgentLog } from "./types.js";
 import { errorMessage, silentLog } from "./types.js";
 
-export type RestoreErrorReason =
-  | "ChecksumMismatch"
-  | "MissingFile"
-  | "SizeMismatch"
-  | "InvalidManifest"
-  /** The manifest lists a file that is not among the files the VM may be restored to. */
-  | "ForeignFile"
-  /** A backup file or a target is not a plain file below plain directories (see safe-fs.ts). */
-  | "UnsafeFile"
-  /** The backup holds disks on claims, which restores do not write yet: nothing was written. */
-  | "ClaimDisksNotRestored";
-
-/** A restore refused because the backup cannot be trusted; the VM's disks were not touched. */
-export class RestoreError extends Error {
-  override readonly name = "RestoreError";
-  constructor(
-    readonly reason: RestoreErrorReason,
-    message: string,
-    /** The file concerned, relative to the shared volume root. */
-    readonly path?: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
+export { RestoreError } from "./restore-error.js";
+export type { RestoreErrorReason } from "./restore-error.js";
+export type { AllowedClaim } from "./restore-claims.js";
 
 export interface RestoreRequest {
   /** Local directory where the backup location is mounted (trusted; nothing below it is). */
@@ -65,7 +69,10 @@ export interface RestoreRequest {
   backupPath: string;
   namespace: string;
   name: string;
-  /** Local directory where the shared volume is mounted: the files are restored to their paths below it. */
+  /**
+   * Local directory where the shared volume is mounted: the files are restored to their paths below it.
+   * Opened only for a backup that lists files.
+   */
   sharedRoot: string;
   /**
    * The files this VM may be restored to, relative to the shared volume root (the NodeRestore's
@@ -73,12 +80,23 @@ export interface RestoreRequest {
    * or written; an empty list allows nothing.
    */
   allowedFiles: readonly string[];
+  /**
+   * The claims this VM may be restored to (the NodeRestore's `claims`): a manifest with a claim disk that
+   * is not one of them (same volume, claim and mode) fails the VM before anything is read or written.
+   */
+  allowedClaims?: readonly AllowedClaim[];
+  /** Where each Filesystem-mode claim is mounted, as <claimsRoot>/<claim> (needed when the backup has one). */
+  claimsRoot?: string;
+  /** Where each Block-mode claim is attached, as the device <devicesRoot>/<claim> (needed when the backup has one). */
+  devicesRoot?: string;
   signal?: AbortSignal;
   log?: AgentLog;
 }
 
 export interface RestoreResult {
+  /** Disks written: files, claims' disk.img files and claims' devices. */
   files: number;
+  /** Their sizes (a device's: the size of the device in the backup). */
   bytes: number;
   verified: true;
 }
@@ -86,12 +104,22 @@ export interface RestoreResult {
 /** Suffix of the current file while it is being replaced. */
 export const PREVIOUS_SUFFIX = ".fedbackup-prev";
 
+/** What a restored file must be: a file of the manifest, or a Filesystem-mode claim's disk.img. */
+type Expected = Pick<ManifestFile, "bytes" | "sha256" | "mode" | "uid" | "gid">;
+
 interface Planned {
-  file: ManifestFile;
-  source: FileSource;
+  /** The file, for messages: its path on the shared volume, or the claim whose disk.img it is. */
+  what: string;
+  /** The file for RestoreError.path. */
+  path: string;
+  expected: Expected;
+  /** The backup file: below the backup's directory, or below the shared volume root (a kept snapshot). */
+  sourceDir: SafeDir;
+  sourcePath: string;
   /** The backup file, open from its verification until it is copied: the copy reads what was verified. */
   sourceHandle?: FileHandle;
-  /** The target's directory (relative to the shared volume root, "" for the root) and name in it. */
+  /** The root the target is below (the shared volume, or the claim's mount), its directory and name. */
+  root: SafeDir;
   dirPath: string;
   name: string;
   previous: string;
@@ -105,42 +133,87 @@ interface Planned {
 }
 
 export async function restoreWorkload(req: RestoreRequest): Promise<RestoreResult> {
-  return withRoot(req.locationRoot, (location) =>
-    withRoot(req.sharedRoot, (shared) => restoreIn(location, shared, req, req.log ?? silentLog)),
-  );
+  return withRoot(req.locationRoot, (location) => restoreIn(location, req, req.log ?? silentLog));
 }
 
-async function restoreIn(location: SafeDir, shared: SafeDir, req: RestoreRequest, log: AgentLog) {
+async function restoreIn(location: SafeDir, req: RestoreRequest, log: AgentLog) {
   const backup = await openBackup(location, req);
+  // Everything opened for this VM, closed whatever happens.
+  const roots: SafeDir[] = [];
   const planned: Planned[] = [];
+  const devices: PlannedBlockDisk[] = [];
+  const openRoot = async (open: () => Promise<SafeDir>) => {
+    const root = await open();
+    roots.push(root);
+    return root;
+  };
   try {
     const manifest = await loadManifest(backup, req);
     checkAllowed(manifest, req);
-    for (const file of manifest.files) {
-      const dirPath = posix.dirname(file.path);
-      const name = posix.basename(file.path);
-      planned.push({
-        file,
-        source: manifestFileSource(manifest, file.path),
-        dirPath: dirPath === "." ? "" : dirPath,
-        name,
-        previous: `${name}${PREVIOUS_SUFFIX}`,
-      });
+    checkAllowedClaims(manifest, req.allowedClaims ?? [], vmOf(req));
+    // Without files, nothing is read or written on the shared volume: a VM on claims only needs none.
+    if (manifest.files.length > 0) {
+      const shared = await openRoot(() => SafeDir.openRoot(req.sharedRoot));
+      for (const file of manifest.files) planned.push(filePlan(manifest, file, backup, shared));
     }
+    for (const disk of manifest.filesystemDisks ?? []) {
+      const mount = await openRoot(() => openClaimMount(req.claimsRoot, disk)).catch((err: unknown) => {
+        throw refusal(err, `cannot restore ${claimOf(disk)}`, disk.source.claimName);
+      });
+      planned.push(claimDiskPlan(req, disk, backup, mount));
+    }
+    devices.push(...(manifest.blockDisks ?? []).map((disk) => ({ disk })));
 
     // 1. Verify the whole backup first.
     for (const item of planned) {
       req.signal?.throwIfAborted();
-      await verifyBackupFile(item, item.source.root === "backup" ? backup : shared, req.signal);
+      await verifyBackupFile(item, req.signal);
     }
-    // 2. Look at every target before the first write.
-    for (const item of planned) await checkTarget(shared, item);
-    return await writeAll(shared, planned, req, log);
+    for (const item of devices) await openBlockData(backup, req, item);
+    // 2. Look at every target before the first write; the devices' data is verified on the way.
+    for (const item of planned) await checkTarget(item);
+    await prepareBlockDisks(devices, req.devicesRoot, req.signal);
+    return await writeAll(planned, devices, req, log);
   } finally {
     const opened = planned.flatMap((item) => [item.sourceHandle, item.dir]);
     await Promise.allSettled(opened.flatMap((handle) => (handle ? [handle.close()] : [])));
+    await closeBlockDisks(devices);
+    await Promise.allSettled(roots.map((root) => root.close()));
     await backup.close();
   }
+}
+
+function filePlan(manifest: WorkloadManifest, file: ManifestFile, backup: SafeDir, shared: SafeDir): Planned {
+  const source = manifestFileSource(manifest, file.path);
+  const dirPath = posix.dirname(file.path);
+  const name = posix.basename(file.path);
+  return {
+    what: file.path,
+    path: file.path,
+    expected: file,
+    sourceDir: source.root === "backup" ? backup : shared,
+    sourcePath: source.path,
+    root: shared,
+    dirPath: dirPath === "." ? "" : dirPath,
+    name,
+    previous: `${name}${PREVIOUS_SUFFIX}`,
+  };
+}
+
+// A Filesystem-mode claim's disk.img: at the root of the claim, as CDI lays it out and backups read it.
+function claimDiskPlan(req: RestoreRequest, disk: ManifestFilesystemDisk, backup: SafeDir, mount: SafeDir): Planned {
+  const name = "disk.img";
+  return {
+    what: `the disk.img of ${claimOf(disk)}`,
+    path: `${disk.source.claimName}/${name}`,
+    expected: disk,
+    sourceDir: backup,
+    sourcePath: backupFilesystemDiskPath(req.namespace, req.name, disk.name),
+    root: mount,
+    dirPath: "",
+    name,
+    previous: `${name}${PREVIOUS_SUFFIX}`,
+  };
 }
 
 async function openBackup(location: SafeDir, req: RestoreRequest): Promise<SafeDir> {
@@ -184,15 +257,6 @@ async function loadManifest(backup: SafeDir, req: RestoreRequest): Promise<Workl
         `snapshot of ${vmOf(req)}`,
     );
   }
-  // Restoring only the VM's files would leave its claim disks as they are and still report it restored.
-  const onClaims = [...(manifest.blockDisks ?? []), ...(manifest.filesystemDisks ?? [])];
-  if (onClaims.length > 0) {
-    throw new RestoreError(
-      "ClaimDisksNotRestored",
-      `the backup of ${vmOf(req)} holds disks on claims (${onClaims.map((d) => d.source.claimName).join(", ")}), ` +
-        `which restores do not write yet; nothing was written`,
-    );
-  }
   return manifest;
 }
 
@@ -209,67 +273,90 @@ function checkAllowed(manifest: WorkloadManifest, req: RestoreRequest): void {
   }
 }
 
-async function verifyBackupFile(item: Planned, root: SafeDir, signal: AbortSignal | undefined): Promise<void> {
-  const { file } = item;
-  try {
-    item.sourceHandle = await root.openFile(item.source.path);
-  } catch (err) {
-    if (isCode(err, "ENOENT")) {
-      throw new RestoreError(
-        "MissingFile",
-        `backup file for ${file.path} is missing (${root.relative(item.source.path)})`,
-        file.path,
-        { cause: err },
-      );
-    }
-    throw refusal(err, `backup file for ${file.path} is not safe to read`, file.path);
-  }
-  const size = (await item.sourceHandle.stat()).size;
-  if (size !== file.bytes) {
-    throw new RestoreError(
-      "SizeMismatch",
-      `backup file for ${file.path} has ${size} bytes, the manifest lists ${file.bytes}: it is truncated or was modified`,
-      file.path,
-    );
-  }
+async function verifyBackupFile(item: Planned, signal: AbortSignal | undefined): Promise<void> {
+  const { expected, what } = item;
+  item.sourceHandle = await openBackupFile(item.sourceDir, item.sourcePath, what, item.path, expected.bytes);
   const { bytes, sha256 } = await sha256OfFile(item.sourceHandle, signal ? { signal } : {});
-  if (bytes !== file.bytes) {
-    throw new RestoreError(
-      "SizeMismatch",
-      `backup file for ${file.path} changed size while it was verified`,
-      file.path,
-    );
+  if (bytes !== expected.bytes) {
+    throw new RestoreError("SizeMismatch", `backup file for ${what} changed size while it was verified`, item.path);
   }
-  if (sha256 !== file.sha256) {
+  if (sha256 !== expected.sha256) {
     throw new RestoreError(
       "ChecksumMismatch",
-      `backup file for ${file.path} is corrupt: sha256 ${sha256}, the manifest lists ${file.sha256}`,
-      file.path,
+      `backup file for ${what} is corrupt: sha256 ${sha256}, the manifest lists ${expected.sha256}`,
+      item.path,
     );
   }
+}
+
+// A block disk's data file, open and of the size the manifest lists: its sha256 is verified with the holes
+// when its device is prepared (prepareBlockDisks), in the one read made of it before anything is written.
+async function openBlockData(backup: SafeDir, req: RestoreRequest, item: PlannedBlockDisk): Promise<void> {
+  const { disk } = item;
+  const path = backupBlockDiskPath(req.namespace, req.name, disk.name);
+  item.data = await openBackupFile(
+    backup,
+    path,
+    `the device of ${claimOf(disk)}`,
+    disk.source.claimName,
+    disk.storedBytes,
+  );
+}
+
+// The backup file `path` below `dir`, opened through safe-fs and checked to have `bytes`: MissingFile,
+// UnsafeFile or SizeMismatch (naming `what`, and `errorPath` as the error's path) otherwise.
+async function openBackupFile(
+  dir: SafeDir,
+  path: string,
+  what: string,
+  errorPath: string,
+  bytes: number,
+): Promise<FileHandle> {
+  let handle: FileHandle;
+  try {
+    handle = await dir.openFile(path);
+  } catch (err) {
+    if (isCode(err, "ENOENT")) {
+      throw new RestoreError("MissingFile", `backup file for ${what} is missing (${dir.relative(path)})`, errorPath, {
+        cause: err,
+      });
+    }
+    throw refusal(err, `backup file for ${what} is not safe to read`, errorPath);
+  }
+  const size = (await handle.stat()).size;
+  if (size !== bytes) {
+    await handle.close();
+    throw new RestoreError(
+      "SizeMismatch",
+      `backup file for ${what} has ${size} bytes, the manifest lists ${bytes}: it is truncated or was modified`,
+      errorPath,
+    );
+  }
+  return handle;
 }
 
 // Read-only: every directory on the way must be a plain directory (or missing: it is created later), the
 // target and a previous file absent or a regular file with one link.
-async function checkTarget(shared: SafeDir, item: Planned): Promise<void> {
-  for (const rel of [item.file.path, `${item.file.path}${PREVIOUS_SUFFIX}`]) {
+async function checkTarget(item: Planned): Promise<void> {
+  const target = item.dirPath === "" ? item.name : `${item.dirPath}/${item.name}`;
+  for (const rel of [target, `${target}${PREVIOUS_SUFFIX}`]) {
     try {
-      const info = await shared.entryStat(rel);
-      if (info) refuseUnlessPlainFile(info, rel);
+      const info = await item.root.entryStat(rel);
+      if (info) refuseUnlessPlainFile(info, item.root.relative(rel));
     } catch (err) {
-      throw refusal(err, `cannot restore ${item.file.path} on the shared volume`, item.file.path);
+      throw refusal(err, cannotRestore(item), item.path);
     }
   }
 }
 
-async function writeAll(shared: SafeDir, planned: Planned[], req: RestoreRequest, log: AgentLog) {
+async function writeAll(planned: Planned[], devices: PlannedBlockDisk[], req: RestoreRequest, log: AgentLog) {
   const copyOpts = req.signal ? { signal: req.signal } : {};
   // The first writes: missing directories, created component by component without following anything.
   for (const item of planned) {
     try {
-      item.dir = await shared.openDir(item.dirPath, { create: true });
+      item.dir = await item.root.openDir(item.dirPath, { create: true });
     } catch (err) {
-      throw refusal(err, `cannot restore ${item.file.path} on the shared volume`, item.file.path);
+      throw refusal(err, cannotRestore(item), item.path);
     }
   }
 
@@ -278,11 +365,11 @@ async function writeAll(shared: SafeDir, planned: Planned[], req: RestoreRequest
     try {
       await recoverInterrupted(item, log);
     } catch (err) {
-      throw refusal(err, `cannot restore ${item.file.path} on the shared volume`, item.file.path);
+      throw refusal(err, cannotRestore(item), item.path);
     }
   }
 
-  // 3. Copy into temporary files beside the targets.
+  // 3. Copy into temporary files beside the targets; 4. then write the devices.
   try {
     for (const item of planned) {
       req.signal?.throwIfAborted();
@@ -292,12 +379,13 @@ async function writeAll(shared: SafeDir, planned: Planned[], req: RestoreRequest
       const temp = await dir.createFile(item.temp, 0o600);
       try {
         const copied = await copyAndHash(item.sourceHandle!, temp, copyOpts);
-        if (copied.bytes !== item.file.bytes || copied.sha256 !== item.file.sha256) {
+        const { expected } = item;
+        if (copied.bytes !== expected.bytes || copied.sha256 !== expected.sha256) {
           throw new RestoreError(
             "ChecksumMismatch",
-            `backup file ${item.file.path} changed while it was restored: sha256 ${copied.sha256} (${copied.bytes} bytes), ` +
-              `the manifest lists ${item.file.sha256} (${item.file.bytes} bytes)`,
-            item.file.path,
+            `backup file for ${item.what} changed while it was restored: sha256 ${copied.sha256} (${copied.bytes} bytes), ` +
+              `the manifest lists ${expected.sha256} (${expected.bytes} bytes)`,
+            item.path,
           );
         }
         await matchOwnership(item, temp);
@@ -306,12 +394,14 @@ async function writeAll(shared: SafeDir, planned: Planned[], req: RestoreRequest
         await temp.close();
       }
     }
+    req.signal?.throwIfAborted();
+    await writeBlockDisks(devices, vmOf(req), log);
   } catch (err) {
     for (const item of planned) if (item.temp) await item.dir!.unlink(item.temp).catch(() => false);
     throw refusal(err, `cannot restore ${vmOf(req)}`);
   }
 
-  // 4. Swap every file; on failure put the previous ones back.
+  // 5. Swap every file; on failure put the previous ones back.
   try {
     for (const item of planned) {
       const dir = item.dir!;
@@ -332,13 +422,18 @@ async function writeAll(shared: SafeDir, planned: Planned[], req: RestoreRequest
     throw err;
   }
 
-  // 5. Every file is in place: the previous versions can go.
+  // 6. Every file is in place: the previous versions can go.
   for (const item of planned) if (item.movedAside) await item.dir!.unlink(item.previous);
   for (const item of planned) await item.dir!.sync();
-  const bytes = planned.reduce((sum, item) => sum + item.file.bytes, 0);
-  log.info("VM disks restored", { vm: vmOf(req), files: planned.length, bytes });
-  return { files: planned.length, bytes, verified: true as const };
+  const files = planned.length + devices.length;
+  const bytes =
+    planned.reduce((sum, item) => sum + item.expected.bytes, 0) + devices.reduce((sum, d) => sum + d.disk.bytes, 0);
+  log.info("VM disks restored", { vm: vmOf(req), files, bytes });
+  return { files, bytes, verified: true as const };
 }
+
+const cannotRestore = (item: Planned): string =>
+  item.what === item.path ? `cannot restore ${item.what} on the shared volume` : `cannot restore ${item.what}`;
 
 // A restore killed midway leaves temporary copies (possibly disk-sized: removed) and, during the swap,
 // <target>.fedbackup-prev. Without a target, that is the VM's disk (moved aside, not yet replaced): put it
@@ -372,12 +467,10 @@ async function recoverInterrupted(item: Planned, log: AgentLog): Promise<void> {
 // unprivileged user): copy the current file's mode and owner, or the ones recorded at backup time. Only
 // the permission bits: setuid, setgid and sticky are never set (a manifest may have been edited to ask).
 async function matchOwnership(item: Planned, temp: FileHandle): Promise<void> {
-  let mode = item.file.mode;
-  let uid = item.file.uid;
-  let gid = item.file.gid;
+  let { mode, uid, gid } = item.expected;
   const current = await item.dir!.entryStat(item.name);
   if (current) {
-    refuseUnlessPlainFile(current, item.file.path);
+    refuseUnlessPlainFile(current, item.path);
     mode = Number(current.mode);
     uid = Number(current.uid);
     gid = Number(current.gid);

@@ -38,10 +38,10 @@ Flags:
   --snapshots-path PATH   the backup's snapshots, relative to the shared volume root (cleanup)
   --shared-root DIR       where the shared volume is mounted (default ${AGENT_SHARED_MOUNT})
   --location-root DIR     where the backup location is mounted (default ${AGENT_LOCATION_MOUNT})
-  --claims-root DIR       where each Filesystem-mode claim is mounted, as DIR/CLAIM (backup; default
-                          ${AGENT_CLAIMS_MOUNT})
-  --devices-root DIR      where each Block-mode claim is attached, as the device DIR/CLAIM (backup;
-                          default ${AGENT_CLAIM_DEVICES})
+  --claims-root DIR       where each Filesystem-mode claim is mounted, as DIR/CLAIM (backup, restore;
+                          default ${AGENT_CLAIMS_MOUNT})
+  --devices-root DIR      where each Block-mode claim is attached, as the device DIR/CLAIM (backup,
+                          restore; default ${AGENT_CLAIM_DEVICES})
   --kubeconfig PATH       kubeconfig (default: the pod's ServiceAccount)
   -h, --help              print this help
 
@@ -55,8 +55,8 @@ const FLAG_COMMANDS: Record<string, readonly string[]> = {
   "from-snapshot": ["backup"],
   "backup-path": ["cleanup"],
   "snapshots-path": ["cleanup"],
-  "claims-root": ["backup"],
-  "devices-root": ["backup"],
+  "claims-root": ["backup", "restore"],
+  "devices-root": ["backup", "restore"],
 };
 
 /**
@@ -87,7 +87,7 @@ export async function runAgent(argv: string[], io: Io = stdio): Promise<number> 
         "snapshots-path": { type: "string" },
         "shared-root": { type: "string", default: AGENT_SHARED_MOUNT },
         "location-root": { type: "string", default: AGENT_LOCATION_MOUNT },
-        // No default here, so that giving them to another command is refused; the defaults apply in backup.
+        // No default here, so that giving them to another command is refused; the defaults apply in backup and restore.
         "claims-root": { type: "string" },
         "devices-root": { type: "string" },
         kubeconfig: { type: "string" },
@@ -153,7 +153,7 @@ interface StepContext {
   log: Logger;
   sharedRoot: string;
   locationRoot: string;
-  /** Where the step's Job mounts Filesystem-mode claims and attaches Block-mode ones (backup). */
+  /** Where the step's Job mounts Filesystem-mode claims and attaches Block-mode ones. */
   claimsRoot: string;
   devicesRoot: string;
   fromSnapshot: boolean;
@@ -329,10 +329,23 @@ async function restoreStep(ctx: StepContext): Promise<void> {
         node,
         sharedRoot: ctx.sharedRoot,
         locationRoot: ctx.locationRoot,
+        claimsRoot: ctx.claimsRoot,
+        devicesRoot: ctx.devicesRoot,
         workloads: step.spec.workloads
           .filter((w) => !decided.has(vmKey(w)))
-          // No `files`: nothing may be written for that VM (its restore fails with ForeignFile).
-          .map((w) => ({ namespace: w.namespace, name: w.name, backupPath: w.backupPath, files: w.files ?? [] })),
+          // No `files` or `claims`: nothing may be written there for that VM (a backup that has some fails
+          // with ForeignFile).
+          .map((w) => ({
+            namespace: w.namespace,
+            name: w.name,
+            backupPath: w.backupPath,
+            files: w.files ?? [],
+            claims: (w.claims ?? []).map((c) => ({
+              volume: c.volume,
+              claimName: c.claimName,
+              volumeMode: c.volumeMode,
+            })),
+          })),
         previous,
         signal: abort.signal,
       },

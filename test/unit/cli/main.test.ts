@@ -181,4 +181,25 @@ describe("fedbackup command line", function () {
       /^fedbackup agent: ENOENT: no such file or directory, open '\/nonexistent\/kubeconfig'$/m,
     );
   });
+
+  it("agent restore takes --claims-root and --devices-root as backup does; cleanup refuses them", async () => {
+    // Accepted: the run goes on to the kubeconfig.
+    assertOneLine(
+      await runCli([
+        "agent",
+        "restore",
+        "--step=ns/step",
+        "--claims-root=/claims",
+        "--devices-root=/devices",
+        "--kubeconfig=/nonexistent/kubeconfig",
+      ]),
+      1,
+      /^fedbackup agent: ENOENT: no such file or directory, open '\/nonexistent\/kubeconfig'$/m,
+    );
+    assertOneLine(
+      await runCli(["agent", "cleanup", "--backup-path=x", "--devices-root=/devices"]),
+      2,
+      /--devices-root is not a flag of agent cleanup/,
+    );
+  });
 });

@@ -37,7 +37,7 @@ const NOT_SHOWN: Record<string, string> = {
       "ReadBackMismatch",
     ].map((r) => [
       r,
-      "agent/block-device.ts's BlockDeviceErrorReason: a backup reports the VM as CaptureFailed with the error's message; nothing restores Block-mode claims yet",
+      "agent/block-device.ts's BlockDeviceErrorReason: a backup reports the VM as CaptureFailed with the error's message, a restore as one of its own reasons (agent/restore-claims.ts) or RestoreFailed",
     ]),
   ),
   NoDataDisk:

@@ -1,0 +1,177 @@
+// The disks of a VM that are claims, in a restore. restore.ts keeps the order of the whole restore (see
+// there); this file says what is particular to claims:
+// - which claim disks a backup may write: its manifest is untrusted, so every claim disk it lists must be a
+//   claim the operator allows for the VM (the NodeRestore's `claims`: the claims its VirtualMachine names
+//   now and no other VM names), with the same volume, the same claim and the same volume mode;
+// - where they are: the restore Job mounts each Filesystem-mode claim at <claimsRoot>/<claim> and attaches
+//   each Block-mode claim as the device <devicesRoot>/<claim>, as the backup Job does;
+// - a Filesystem-mode claim's disk.img is restored like a hostDisk file (verified, copied beside it,
+//   swapped in), below the claim's mount point, through safe-fs.ts like every path a tenant can write;
+// - a Block-mode claim's device cannot be swapped: block-device.ts checks the device (a block device, not
+//   in use, at least as large as the backup's) and verifies the data file before anything is written
+//   (prepareBlockDisks), and writes it and reads it back (writeBlockDisks) only once every file's
+//   temporary copy is ready. A write that fails leaves the device partly written (ClaimPartlyWritten).
+import type { FileHandle } from "node:fs/promises";
+import { posix } from "node:path";
+import type { PreparedBlockRestore } from "./block-device.js";
+import { BlockDeviceError, prepareBlockRestore } from "./block-device.js";
+import type { ManifestBlockDisk, ManifestFilesystemDisk, WorkloadManifest } from "./manifest.js";
+import { checkName } from "./manifest.js";
+import type { RestoreErrorReason } from "./restore-error.js";
+import { RestoreError } from "./restore-error.js";
+import type { SafeDir } from "./safe-fs.js";
+import { isCode, withRoot } from "./safe-fs.js";
+import type { AgentLog } from "./types.js";
+import { errorMessage } from "./types.js";
+
+/** A claim the VM may be restored to (NodeRestore spec.workloads[].claims). */
+export interface AllowedClaim {
+  /** The volume's name in the VM spec. */
+  volume: string;
+  claimName: string;
+  volumeMode: "Filesystem" | "Block";
+}
+
+type ClaimDisk = ManifestBlockDisk | ManifestFilesystemDisk;
+
+/** `claim pvc-a (volume root)`, for messages. */
+export const claimOf = (disk: ClaimDisk): string => `claim ${disk.source.claimName} (volume ${disk.name})`;
+
+/**
+ * Throws ForeignFile for a claim disk of the manifest that is not an allowed claim of the VM (by volume and
+ * claim), VolumeModeMismatch for one whose claim has another volume mode now. Nothing is read or written.
+ */
+export function checkAllowedClaims(manifest: WorkloadManifest, allowed: readonly AllowedClaim[], vm: string): void {
+  for (const disk of [...(manifest.filesystemDisks ?? []), ...(manifest.blockDisks ?? [])]) {
+    const { claimName } = disk.source;
+    const claim = allowed.find((c) => c.volume === disk.name && c.claimName === claimName);
+    if (!claim) {
+      throw new RestoreError(
+        "ForeignFile",
+        `the backup of ${vm} holds ${claimOf(disk)}, which is not a claim ${vm} may be restored to (a claim its ` +
+          `VirtualMachine names now under that volume and no other VM names); nothing was written`,
+        claimName,
+      );
+    }
+    if (claim.volumeMode !== disk.volumeMode) {
+      throw new RestoreError(
+        "VolumeModeMismatch",
+        `the backup of ${vm} holds ${claimOf(disk)} in ${disk.volumeMode} mode, but the claim is in ` +
+          `${claim.volumeMode} mode now: ${disk.volumeMode === "Block" ? "a device" : "a disk.img"} cannot be ` +
+          `restored onto ${claim.volumeMode === "Block" ? "a device" : "a filesystem"}; nothing was written`,
+        claimName,
+      );
+    }
+  }
+}
+
+/** Where the disk.img of a Filesystem-mode claim is restored: the root of the claim's mount, opened. */
+export async function openClaimMount(claimsRoot: string | undefined, disk: ManifestFilesystemDisk): Promise<SafeDir> {
+  const claim = checkName("claim name", disk.source.claimName);
+  return withRoot(rootFor(claimsRoot, "claimsRoot", disk), async (claims) => {
+    try {
+      return await claims.openDir(claim);
+    } catch (err) {
+      if (!isCode(err, "ENOENT")) throw err;
+      throw new Error(`${claimOf(disk)} is not mounted at ${posix.join(claimsRoot!, claim)}`, { cause: err });
+    }
+  });
+}
+
+/** A Block-mode claim disk of the backup, from the check of its data file to its write. */
+export interface PlannedBlockDisk {
+  disk: ManifestBlockDisk;
+  /** The data file at the location, open from its size check on: what is verified is what is written. */
+  data?: FileHandle;
+  /** The device, checked and held exclusively, and the data verified. */
+  prepared?: PreparedBlockRestore;
+}
+
+/**
+ * Opens each claim's device exclusively and checks it, then verifies its data file with the holes against
+ * the sha256 of the backup (prepareBlockRestore): nothing is written. A device smaller than the backup's
+ * fails with ClaimTooSmall.
+ */
+export async function prepareBlockDisks(
+  items: readonly PlannedBlockDisk[],
+  devicesRoot: string | undefined,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  for (const item of items) {
+    const { disk } = item;
+    const device = posix.join(
+      rootFor(devicesRoot, "devicesRoot", disk),
+      checkName("claim name", disk.source.claimName),
+    );
+    try {
+      item.prepared = await prepareBlockRestore(item.data!, disk, device, signal ? { signal } : {});
+    } catch (err) {
+      throw refusedDevice(err, disk, device);
+    }
+  }
+}
+
+// Why a device was not prepared, as a restore reason where there is one; nothing was written either way.
+const DEVICE_REFUSALS: Partial<Record<BlockDeviceError["reason"], RestoreErrorReason>> = {
+  DeviceTooSmall: "ClaimTooSmall",
+  ChecksumMismatch: "ChecksumMismatch",
+  SizeMismatch: "SizeMismatch",
+  InvalidLayout: "InvalidManifest",
+  // A symlink, a file or anything else than the device the Job attached; or replaced while it was opened.
+  NotBlockDevice: "UnsafeFile",
+  DeviceChanged: "UnsafeFile",
+};
+
+function refusedDevice(err: unknown, disk: ManifestBlockDisk, device: string): unknown {
+  const claim = disk.source.claimName;
+  const reason = err instanceof BlockDeviceError ? DEVICE_REFUSALS[err.reason] : undefined;
+  if (reason)
+    return new RestoreError(reason, `cannot restore ${claimOf(disk)}: ${errorMessage(err)}`, claim, { cause: err });
+  if (isCode(err, "ENOENT")) return new Error(`${claimOf(disk)} is not attached at ${device}`, { cause: err });
+  // DeviceBusy and I/O errors: RestoreFailed with the message.
+  return err instanceof BlockDeviceError
+    ? new Error(`cannot restore ${claimOf(disk)}: ${err.message}`, { cause: err })
+    : err;
+}
+
+/**
+ * Writes every prepared device and reads it back. A failure once a device has begun to be written is
+ * ClaimPartlyWritten, naming the devices written: a device cannot be rolled back.
+ */
+export async function writeBlockDisks(items: readonly PlannedBlockDisk[], vm: string, log: AgentLog): Promise<void> {
+  const written: string[] = [];
+  for (const item of items) {
+    const { disk } = item;
+    try {
+      const result = await item.prepared!.write();
+      written.push(claimOf(disk));
+      log.info("claim device restored", {
+        vm,
+        claim: disk.source.claimName,
+        bytes: result.bytes,
+        tailBytes: result.tailBytes,
+        readBack: result.readBack,
+      });
+    } catch (err) {
+      const touched = err instanceof BlockDeviceError && err.deviceWritten;
+      if (!touched && written.length === 0) throw err;
+      const message =
+        `${touched ? `the device of ${claimOf(disk)} is partly written` : `${claimOf(disk)} was not written`}: ` +
+        `${errorMessage(err)}. A device cannot be put back as it was: do not start ${vm} on it, restore it again` +
+        `${written.length > 0 ? ` (written in full before: ${written.join(", ")})` : ""}; the VM's files were not replaced`;
+      log.error("a claim's device is partly written", { vm, claim: disk.source.claimName, error: errorMessage(err) });
+      throw new RestoreError("ClaimPartlyWritten", message, disk.source.claimName, { cause: err });
+    }
+  }
+}
+
+/** Releases the devices and the data files. */
+export async function closeBlockDisks(items: readonly PlannedBlockDisk[]): Promise<void> {
+  const closing = items.flatMap((item) => [item.prepared?.close(), item.data?.close()]);
+  await Promise.allSettled(closing.filter((p) => p !== undefined));
+}
+
+function rootFor(root: string | undefined, what: string, disk: ClaimDisk): string {
+  if (root === undefined) throw new Error(`cannot restore ${claimOf(disk)}: the restore has no ${what}`);
+  return root;
+}
