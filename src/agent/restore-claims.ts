@@ -6,7 +6,9 @@
 // - where they are: the restore Job mounts each Filesystem-mode claim at <claimsRoot>/<claim> and attaches
 //   each Block-mode claim as the device <devicesRoot>/<claim>, as the backup Job does;
 // - a Filesystem-mode claim's disk.img is restored like a hostDisk file (verified, copied beside it,
-//   swapped in), below the claim's mount point, through safe-fs.ts like every path a tenant can write;
+//   swapped in), below the claim's mount point, through safe-fs.ts like every path a tenant can write. The
+//   copy needs free room on the claim for its non-zero data (zero chunks stay holes): a claim too full for
+//   it fails the VM (ENOSPC, RestoreFailed) before any device is written or any file replaced;
 // - a Block-mode claim's device cannot be swapped: block-device.ts checks the device (a block device, not
 //   in use, at least as large as the backup's) and verifies the data file before anything is written
 //   (prepareBlockDisks), and writes it and reads it back (writeBlockDisks) only once every file's

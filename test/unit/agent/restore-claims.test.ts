@@ -387,6 +387,41 @@ describe("agent/restore restoreWorkload with disks on claims", function () {
       await assertRefusedUntouched("UnsafeFile", /is a regular file, not a block device/, {}, [node()]);
     });
 
+    it("a claim too full for the copy of its disk.img: RestoreFailed (ENOSPC), the device and every file untouched", async () => {
+      // The claim becomes a 1.5 MiB filesystem holding its current 1 MiB disk.img: no room for the copy.
+      const current = await readFile(claimImage());
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=1536k", "tmpfs", join(claims, "pvc-a")]);
+      try {
+        await writeFile(claimImage(), current);
+        const before = await snapshot([node()]);
+        const [result] = await runNodeRestore(
+          {
+            node: "node-1",
+            sharedRoot: shared,
+            locationRoot: dirname(location),
+            claimsRoot: claims,
+            devicesRoot: devices,
+            workloads: [
+              {
+                namespace: "prod",
+                name: "a",
+                backupPath: basename(location),
+                files: [disk],
+                claims: [fsClaim, blockClaim],
+              },
+            ],
+          },
+          { runningOn: () => Promise.resolve(undefined), report: () => Promise.resolve(), log: memoryLog() },
+        );
+        assert.equal(result?.restored, false);
+        assert.equal(result?.reason, "RestoreFailed", result?.message);
+        assert.match(result?.message ?? "", /ENOSPC/);
+        assert.deepEqual(await snapshot([node()]), before, "something was written");
+      } finally {
+        execFileSync("umount", [join(claims, "pvc-a")]);
+      }
+    });
+
     it("a data file changed after its verification: ClaimPartlyWritten, files not swapped, temporaries removed", async () => {
       // The data file changes while the files are copied, between the device's check and its write: what
       // an edit at the location by someone else would do. Only the read-back can catch it.
