@@ -8,9 +8,11 @@ import type { FederatedBackup, NodeSnapshot, WorkloadRestore } from "../api/v1al
 import {
   buildDigest,
   filterDigest,
+  parseDiskKinds,
   parseLabelSelector,
   parseWhen,
   renderTable,
+  type DigestClaim,
   type DigestCriteria,
   type DigestInput,
   type DigestRow,
@@ -41,10 +43,16 @@ Flags:
       --restored-since T     last restored at or after T
       --never-backed-up      only VMs without any capture
       --min-node-failures N  only VMs whose node has at least N failed backup steps
+      --disks KINDS          only VMs with a disk of one of these kinds: hostDisk (a file on the shared
+                             volume), claim (a PersistentVolumeClaim or DataVolume), dataVolume, Filesystem
+                             or Block (a claim of that volume mode); case-insensitive, several separated
+                             by commas
   -o, --output FORMAT        table (default), json or yaml
   -h, --help                 print this help
 
-Table columns: LAST BACKUP and LAST RESTORE are ages ("2h ago"; "never" and "-" when there is none),
+Table columns: DISKS the VM's data disks (hostDisk, claim or dataVolume with its volume mode, "2× " when
+repeated; a Missing VM's as its last capture recorded them, its shared-volume files as "file"),
+LAST BACKUP and LAST RESTORE are ages ("2h ago"; "never" and "-" when there is none),
 BACKUP the FederatedBackup of the last capture (namespace/name when it lives in another namespace),
 FAILURES the failed backup steps on the VM's current node.
 
@@ -85,6 +93,7 @@ export function parseDigestArgs(argv: string[], now: number): DigestArgs {
       "restored-since": { type: "string" },
       "never-backed-up": { type: "boolean" },
       "min-node-failures": { type: "string" },
+      disks: { type: "string" },
       output: { type: "string", short: "o", default: "table" },
       help: { type: "boolean", short: "h" },
     },
@@ -122,6 +131,13 @@ export function parseDigestArgs(argv: string[], now: number): DigestArgs {
   if (values["never-backed-up"]) criteria.neverBackedUp = true;
   const min = values["min-node-failures"];
   if (min !== undefined) criteria.minNodeFailures = integerFlag("min-node-failures", min);
+  if (values.disks !== undefined) {
+    try {
+      criteria.disks = parseDiskKinds(values.disks);
+    } catch (err) {
+      throw new UsageError(`--disks: ${(err as Error).message}`);
+    }
+  }
   return {
     ...(values.kubeconfig === undefined ? {} : { kubeconfig: values.kubeconfig }),
     ...(values.context === undefined ? {} : { context: values.context }),
@@ -156,7 +172,7 @@ async function listWide<T extends KubeObject>(
 
 /** Everything the digest needs, read with one LIST per type, all at once. */
 export async function readDigestInput(client: KubeClient, namespace: string | undefined): Promise<DigestInput> {
-  const [vmis, backups, steps, restores, nodes] = await Promise.all([
+  const [vmis, backups, steps, restores, nodes, claims] = await Promise.all([
     client
       .list<VirtualMachineInstance & KubeObject>(Resources.VirtualMachineInstance, {
         ...(namespace ? { namespace } : {}),
@@ -178,8 +194,21 @@ export async function readDigestInput(client: KubeClient, namespace: string | un
         throw err;
       },
     ),
+    // The claims give their volume mode; without the right to list them, modes come from the last captures.
+    client
+      .list<DigestClaim & KubeObject>(Resources.PersistentVolumeClaim, {
+        ...(namespace ? { namespace } : {}),
+        limit: 5000,
+      })
+      .then(
+        (l) => l.items,
+        (err: unknown) => {
+          if (isStatus(err, 403)) return undefined;
+          throw err;
+        },
+      ),
   ]);
-  return { vmis, backups, steps, restores, ...(nodes ? { nodes } : {}) };
+  return { vmis, backups, steps, restores, ...(nodes ? { nodes } : {}), ...(claims ? { claims } : {}) };
 }
 
 export function renderDigest(rows: readonly DigestRow[], output: Output, now: number): string {

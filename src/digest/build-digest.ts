@@ -1,9 +1,10 @@
 // One row per VM: every VMI, plus every VM that no longer exists but was backed up or restored ("Missing").
 import { compareStrings } from "../planning/index.js";
 import { indexCaptures, type CaptureSummary } from "./capture-index.js";
+import { capturedDisks, indexClaimModes, vmiDisks } from "./disks.js";
 import { countFailedSteps } from "./node-failures.js";
 import { indexRestores, type RestoreSummary } from "./restore-index.js";
-import { vmKey, type DigestInput, type DigestRow } from "./types.js";
+import { vmKey, type DigestDisk, type DigestInput, type DigestRow } from "./types.js";
 import { readyNodes, vmiState, type VmiState } from "./vmi-state.js";
 
 /** The phase of a VM that has no VMI any more. */
@@ -15,6 +16,7 @@ function row(
   name: string,
   state: VmiState & { nodeReady?: boolean; nodeFailures: number },
   labels: Record<string, string>,
+  disks: DigestDisk[],
   capture: CaptureSummary | undefined,
   restore: RestoreSummary | undefined,
 ): DigestRow {
@@ -25,6 +27,7 @@ function row(
     ...(state.nodeReady === undefined ? {} : { nodeReady: state.nodeReady }),
     phase: state.phase,
     migrating: state.migrating,
+    disks,
     ...(capture ? { lastBackup: { ...capture.last } } : {}),
     ...(restore ? { lastRestore: { ...restore.last } } : {}),
     backups: capture?.backups.size ?? 0,
@@ -43,6 +46,7 @@ export function buildDigest(input: DigestInput, now: number): DigestRow[] {
   const restores = indexRestores(input.restores, now);
   const failures = countFailedSteps(input.steps);
   const ready = input.nodes ? readyNodes(input.nodes) : undefined;
+  const claimModes = input.claims ? indexClaimModes(input.claims) : undefined;
 
   const rows: DigestRow[] = [];
   const seen = new Set<string>();
@@ -57,8 +61,10 @@ export function buildDigest(input: DigestInput, now: number): DigestRow[] {
       state.node === undefined
         ? { nodeFailures: 0 }
         : { ...(ready ? { nodeReady: ready.has(state.node) } : {}), nodeFailures: failures.get(state.node) ?? 0 };
+    const capture = captures.get(key);
+    const disks = vmiDisks(vmi, claimModes, capture?.workload);
     rows.push(
-      row(namespace, name, { ...state, ...onNode }, { ...vmi.metadata.labels }, captures.get(key), restores.get(key)),
+      row(namespace, name, { ...state, ...onNode }, { ...vmi.metadata.labels }, disks, capture, restores.get(key)),
     );
   }
 
@@ -66,7 +72,9 @@ export function buildDigest(input: DigestInput, now: number): DigestRow[] {
   for (const key of new Set([...captures.keys(), ...restores.keys()])) {
     if (seen.has(key)) continue;
     const slash = key.indexOf("/");
-    rows.push(row(key.slice(0, slash), key.slice(slash + 1), gone, {}, captures.get(key), restores.get(key)));
+    const capture = captures.get(key);
+    const disks = capturedDisks(capture?.workload);
+    rows.push(row(key.slice(0, slash), key.slice(slash + 1), gone, {}, disks, capture, restores.get(key)));
   }
 
   return rows.sort((a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.name, b.name));

@@ -2,7 +2,7 @@
 import { LABEL_BACKUP } from "../api/labels.js";
 import { compareStrings } from "../planning/index.js";
 import { firstTime } from "./timestamps.js";
-import { vmKey, type DigestBackup, type DigestStep, type LastBackup } from "./types.js";
+import { vmKey, type DigestBackup, type DigestStep, type DigestStepWorkload, type LastBackup } from "./types.js";
 
 export interface CaptureSummary {
   /** Shared by every VM the same step captured: copy it before handing it out. */
@@ -11,6 +11,8 @@ export interface CaptureSummary {
   lastMs: number;
   /** The backups ("namespace/name") holding a capture. */
   backups: Set<string>;
+  /** The latest capturing step's spec.workloads[] entry for the VM (its files and claims), when it has one. */
+  workload?: DigestStepWorkload;
 }
 
 /** The FederatedBackup a step belongs to: spec.backupName, else its fedbackup.io/backup label. */
@@ -45,6 +47,16 @@ function isLater(a: { ms: number; last: LastBackup }, b: CaptureSummary): boolea
   return compareStrings(a.last.backup, b.last.backup) > 0;
 }
 
+/** A step's spec.workloads[] by "namespace/name"; the first entry wins (the operator lists a VM once). */
+function workloadsByKey(step: DigestStep): Map<string, DigestStepWorkload> {
+  const byKey = new Map<string, DigestStepWorkload>();
+  for (const w of step.spec?.workloads ?? []) {
+    const key = vmKey(w.namespace, w.name);
+    if (!byKey.has(key)) byKey.set(key, w);
+  }
+  return byKey;
+}
+
 /** Indexes the captured[] entries of all steps. Steps that name no backup are ignored. */
 export function indexCaptures(
   backups: readonly DigestBackup[],
@@ -62,17 +74,26 @@ export function indexCaptures(
     const backup = vmKey(step.metadata.namespace ?? "", backupName);
     const { at, ms } = captureTime(step, backupsByKey.get(backup), now);
     const candidate = { ms, last: { backup, at, node: step.spec?.node ?? "", round: step.spec?.round ?? 1 } };
+    const workloads = workloadsByKey(step);
     for (const c of captured) {
       const key = vmKey(c.namespace, c.name);
+      const workload = workloads.get(key);
       const summary = index.get(key);
       if (!summary) {
-        index.set(key, { last: candidate.last, lastMs: ms, backups: new Set([backup]) });
+        index.set(key, {
+          last: candidate.last,
+          lastMs: ms,
+          backups: new Set([backup]),
+          ...(workload ? { workload } : {}),
+        });
         continue;
       }
       summary.backups.add(backup);
       if (isLater(candidate, summary)) {
         summary.last = candidate.last;
         summary.lastMs = ms;
+        if (workload) summary.workload = workload;
+        else delete summary.workload;
       }
     }
   }

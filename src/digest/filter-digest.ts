@@ -1,4 +1,5 @@
 // Keeps the rows that meet every given criterion, in their order.
+import { isDiskOfKind } from "./disks.js";
 import { parseLabelSelector, matchesRequirements } from "./label-selector.js";
 import { parseTime } from "./timestamps.js";
 import type { DigestCriteria, DigestRow } from "./types.js";
@@ -36,6 +37,10 @@ export function filterDigest(rows: readonly DigestRow[], criteria: DigestCriteri
   if (c.minNodeFailures !== undefined) {
     const min = c.minNodeFailures;
     tests.push((r) => r.nodeFailures >= min);
+  }
+  if (c.disks?.length) {
+    const kinds = c.disks;
+    tests.push((r) => r.disks.some((d) => kinds.some((k) => isDiskOfKind(d, k))));
   }
   return rows.filter((r) => tests.every((t) => t(r)));
 }

@@ -3,6 +3,17 @@
 export { buildDigest, MISSING_PHASE } from "./build-digest.js";
 export { backupNameOf, captureTime, indexCaptures } from "./capture-index.js";
 export type { CaptureSummary } from "./capture-index.js";
+export {
+  capturedDisks,
+  DISK_KINDS,
+  diskLabel,
+  indexClaimModes,
+  isDiskOfKind,
+  parseDiskKinds,
+  summarizeDisks,
+  vmiDisks,
+} from "./disks.js";
+export type { DiskKind } from "./disks.js";
 export { filterDigest } from "./filter-digest.js";
 export { formatAge } from "./format-age.js";
 export { matchesRequirements, parseLabelSelector } from "./label-selector.js";
@@ -15,13 +26,17 @@ export type { RestoreSummary } from "./restore-index.js";
 export { parseTime } from "./timestamps.js";
 export type {
   DigestBackup,
+  DigestClaim,
   DigestCriteria,
+  DigestDisk,
   DigestInput,
   DigestNode,
   DigestRestore,
   DigestRow,
   DigestStep,
+  DigestStepWorkload,
   DigestVmi,
+  DigestVolume,
   LastBackup,
   LastRestore,
 } from "./types.js";

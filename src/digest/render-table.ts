@@ -1,4 +1,5 @@
 // The digest as a kubectl-style table.
+import { summarizeDisks } from "./disks.js";
 import { formatAge } from "./format-age.js";
 import type { DigestRow } from "./types.js";
 
@@ -7,6 +8,7 @@ export const TABLE_COLUMNS = [
   "NAME",
   "NODE",
   "PHASE",
+  "DISKS",
   "LAST BACKUP",
   "BACKUP",
   "LAST RESTORE",
@@ -26,6 +28,7 @@ export function tableCells(row: DigestRow, now: number): string[] {
     row.name,
     node,
     row.migrating ? `${row.phase} (Migrating)` : row.phase,
+    summarizeDisks(row.disks),
     row.lastBackup ? formatAge(row.lastBackup.at, now) : "never",
     row.lastBackup ? shortRef(row.lastBackup.backup, row.namespace) : "-",
     row.lastRestore ? formatAge(row.lastRestore.at, now) : "-",

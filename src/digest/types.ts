@@ -1,6 +1,7 @@
 // The shapes the digest reads and the rows it produces. Inputs are the cluster's objects as plain JSON;
 // only the fields named here are read, so the generated API types (and hand-written literals in tests)
 // fit them as they are.
+import type { DiskKind } from "./disks.js";
 
 /** Metadata fields the digest reads. */
 export interface DigestMeta {
@@ -10,9 +11,21 @@ export interface DigestMeta {
   creationTimestamp?: string;
 }
 
+/**
+ * One entry of a VMI's spec.volumes, as far as its disk layout goes: the data sources. The others
+ * (containerDisk, cloudInitNoCloud, ...) are never backed up and not read.
+ */
+export interface DigestVolume {
+  name?: string;
+  hostDisk?: unknown;
+  persistentVolumeClaim?: { claimName?: string };
+  dataVolume?: { name?: string };
+}
+
 /** A VirtualMachineInstance. */
 export interface DigestVmi {
   metadata: DigestMeta;
+  spec?: { volumes?: readonly DigestVolume[] };
   status?: {
     phase?: string;
     nodeName?: string;
@@ -26,10 +39,19 @@ export interface DigestBackup {
   status?: { completionTime?: string };
 }
 
+/** A VM a step was asked to capture: its files on the shared volume and its claims. */
+export interface DigestStepWorkload {
+  namespace: string;
+  name: string;
+  /** Relative to the shared volume's mount path. */
+  files?: readonly string[];
+  claims?: ReadonlyArray<{ volume: string; claimName: string; sourceKind?: string; volumeMode?: string }>;
+}
+
 /** A NodeSnapshot: one step of a backup, with the VMs it captured. */
 export interface DigestStep {
   metadata: DigestMeta;
-  spec?: { backupName?: string; node?: string; round?: number };
+  spec?: { backupName?: string; node?: string; round?: number; workloads?: readonly DigestStepWorkload[] };
   status?: {
     phase?: string;
     startTime?: string;
@@ -54,6 +76,12 @@ export interface DigestNode {
   status?: { conditions?: ReadonlyArray<{ type: string; status: string }> };
 }
 
+/** A PersistentVolumeClaim: its volume mode (Kubernetes defaults it to Filesystem). */
+export interface DigestClaim {
+  metadata: DigestMeta;
+  spec?: { volumeMode?: string };
+}
+
 export interface DigestInput {
   vmis: readonly DigestVmi[];
   backups: readonly DigestBackup[];
@@ -62,6 +90,24 @@ export interface DigestInput {
   restores: readonly DigestRestore[];
   /** When given, rows say whether the VM's node is Ready. */
   nodes?: readonly DigestNode[];
+  /** When given, the volume mode of a VM's claims comes from them (else from the VM's last capture). */
+  claims?: readonly DigestClaim[];
+}
+
+/**
+ * One data disk of a VM. A running VM's come from its VMI's spec.volumes; a Missing VM's from its last
+ * capture (the capturing step's workloads[] entry), where the files on the shared volume are "file".
+ */
+export interface DigestDisk {
+  /** The volume's name in the VM spec; absent for a file known only from a capture. */
+  volume?: string;
+  type: "hostDisk" | "persistentVolumeClaim" | "dataVolume" | "file";
+  /** A claim's name in the VM's namespace (a DataVolume's claim has the DataVolume's name). */
+  claim?: string;
+  /** A claim's volume mode: from the claim, else from the VM's last capture; absent when neither says. */
+  volumeMode?: "Filesystem" | "Block";
+  /** A captured file's path, relative to the shared volume's mount path. */
+  file?: string;
 }
 
 /** The most recent capture of a VM. */
@@ -98,6 +144,8 @@ export interface DigestRow {
   phase: string;
   /** A live migration is in progress. */
   migrating: boolean;
+  /** The VM's data disks ([] when it has none, or for a Missing VM never captured with its disks listed). */
+  disks: DigestDisk[];
   /** The VMI's labels ({} for a Missing VM); what label selectors match. */
   labels: Record<string, string>;
   lastBackup?: LastBackup;
@@ -126,6 +174,8 @@ export interface DigestCriteria {
   neverBackedUp?: boolean;
   /** Only VMs whose current node has at least this many failed steps. */
   minNodeFailures?: number;
+  /** Only VMs with at least one disk of one of these kinds (see isDiskOfKind). */
+  disks?: readonly DiskKind[];
 }
 
 /** The VM key used throughout: "namespace/name". */

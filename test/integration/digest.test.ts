@@ -254,6 +254,7 @@ describe("fedbackup digest", function () {
       nodeReady: true,
       phase: "Running",
       migrating: false,
+      disks: [{ volume: "disk0", type: "hostDisk" }],
       lastBackup: { backup: `${ns}/nightly`, at: times.nightly, node: "node-a", round: 1 },
       lastRestore: { restore: `${ns}/restore-web`, at: times.restored, node: "node-a" },
       backups: 2,
@@ -267,6 +268,7 @@ describe("fedbackup digest", function () {
       nodeReady: false,
       phase: "Running",
       migrating: false,
+      disks: [{ volume: "disk0", type: "hostDisk" }],
       lastBackup: { backup: `${ns}/weekly`, at: times.weekly, node: "node-a", round: 1 },
       backups: 1,
       nodeFailures: 0,
@@ -282,6 +284,8 @@ describe("fedbackup digest", function () {
       name: "gone",
       phase: "Missing",
       migrating: false,
+      // As its capture recorded them: its file on the shared volume.
+      disks: [{ type: "file", file: `${ns}/gone/disk0.img` }],
       lastBackup: { backup: `${ns}/weekly`, at: times.weekly, node: "node-a", round: 1 },
       backups: 1,
       nodeFailures: 0,
@@ -378,12 +382,22 @@ describe("fedbackup digest", function () {
 
   it("prints a table by default and YAML on request", async () => {
     const table = (await digest("-n", ns)).split("\n");
-    assert.match(table[0]!, /^NAMESPACE +NAME +NODE +PHASE +LAST BACKUP +BACKUP +LAST RESTORE +FAILURES$/);
+    assert.match(table[0]!, /^NAMESPACE +NAME +NODE +PHASE +DISKS +LAST BACKUP +BACKUP +LAST RESTORE +FAILURES$/);
     const line = (name: string) => table.find((l) => l.split(/ {3,}/)[1] === name)?.split(/ {3,}/);
-    assert.deepEqual(line("web")?.slice(2, 7), ["node-a", "Running", "2h ago", "nightly", "30m ago"]);
-    assert.deepEqual(line("db"), [ns, "db", `${nodeB} (NotReady)`, "Running", "8d ago", "weekly", "-", "0"]);
-    assert.deepEqual(line("batch"), [ns, "batch", "-", "Pending", "never", "-", "-", "0"]);
-    assert.deepEqual(line("gone"), [ns, "gone", "-", "Missing", "8d ago", "weekly", "-", "0"]);
+    assert.deepEqual(line("web")?.slice(2, 8), ["node-a", "Running", "hostDisk", "2h ago", "nightly", "30m ago"]);
+    assert.deepEqual(line("db"), [
+      ns,
+      "db",
+      `${nodeB} (NotReady)`,
+      "Running",
+      "hostDisk",
+      "8d ago",
+      "weekly",
+      "-",
+      "0",
+    ]);
+    assert.deepEqual(line("batch"), [ns, "batch", "-", "Pending", "hostDisk", "never", "-", "-", "0"]);
+    assert.deepEqual(line("gone"), [ns, "gone", "-", "Missing", "file", "8d ago", "weekly", "-", "0"]);
     assert.equal(table.length, 1 + 6 + 1);
 
     assert.deepEqual(yaml.load(await digest("-n", other, "-o", "yaml")), await rows("-n", other));

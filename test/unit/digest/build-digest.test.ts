@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { buildDigest, type DigestInput, type DigestRow } from "../../../src/digest/index.js";
+import { buildDigest, type DigestInput, type DigestRow, type DigestVolume } from "../../../src/digest/index.js";
 import { backup, hoursAgo, node, NOW, restore, step, vmi } from "./fixtures.js";
 
 // A failed step that was asked to capture apps/gone (spec.workloads) and captured nothing.
@@ -311,6 +311,127 @@ const cases: Case[] = [
     want: { "apps/a": { nodeReady: true }, "apps/b": { nodeReady: false }, "apps/c": { nodeReady: false } },
   },
   {
+    title: "a VM's data disks from its spec, in spec order, with the volume modes its claims give",
+    input: {
+      vmis: [
+        vmi("apps/mixed", {
+          node: "node-a",
+          volumes: [
+            { name: "root", hostDisk: { path: "/var/lib/vmdisks/apps/mixed/root.img", type: "Disk" } },
+            { name: "cloudinit", cloudInitNoCloud: { userData: "#cloud-config" } } as DigestVolume,
+            { name: "data", persistentVolumeClaim: { claimName: "mixed-data" } },
+            { name: "scratch", containerDisk: { image: "busybox" } } as DigestVolume,
+            { name: "imported", dataVolume: { name: "mixed-dv" } },
+          ],
+        }),
+        vmi("apps/plain", {
+          node: "node-a",
+          volumes: [{ name: "boot", containerDisk: { image: "fedora" } } as DigestVolume],
+        }),
+      ],
+      claims: [
+        { metadata: { namespace: "apps", name: "mixed-data" }, spec: { volumeMode: "Block" } },
+        // Kubernetes defaults volumeMode to Filesystem; a claim without one is read as such.
+        { metadata: { namespace: "apps", name: "mixed-dv" }, spec: {} },
+        { metadata: { namespace: "other", name: "mixed-data" }, spec: { volumeMode: "Filesystem" } },
+      ],
+    },
+    want: {
+      "apps/mixed": {
+        disks: [
+          { volume: "root", type: "hostDisk" },
+          { volume: "data", type: "persistentVolumeClaim", claim: "mixed-data", volumeMode: "Block" },
+          { volume: "imported", type: "dataVolume", claim: "mixed-dv", volumeMode: "Filesystem" },
+        ],
+      },
+      "apps/plain": { disks: [] },
+    },
+  },
+  {
+    title: "without the claims, a claim's volume mode is the one its last capture recorded, else left out",
+    input: {
+      vmis: [
+        vmi("apps/db", {
+          node: "node-a",
+          volumes: [
+            { name: "data", persistentVolumeClaim: { claimName: "db-data" } },
+            { name: "new", dataVolume: { name: "db-new" } },
+          ],
+        }),
+      ],
+      steps: [
+        step("apps/s", {
+          backup: "b",
+          node: "node-a",
+          completionTime: hoursAgo(1),
+          captured: ["apps/db"],
+          workloads: [
+            {
+              namespace: "apps",
+              name: "db",
+              files: [],
+              claims: [
+                { volume: "data", claimName: "db-data", sourceKind: "PersistentVolumeClaim", volumeMode: "Block" },
+              ],
+            },
+          ],
+        }),
+      ],
+    },
+    want: {
+      "apps/db": {
+        disks: [
+          { volume: "data", type: "persistentVolumeClaim", claim: "db-data", volumeMode: "Block" },
+          { volume: "new", type: "dataVolume", claim: "db-new" },
+        ],
+      },
+    },
+  },
+  {
+    title: "a Missing VM's disks are those of its latest capture: its files on the shared volume and its claims",
+    input: {
+      steps: [
+        step("apps/old", {
+          backup: "old",
+          node: "node-a",
+          completionTime: hoursAgo(30),
+          captured: ["apps/gone", "apps/bare"],
+          workloads: [{ namespace: "apps", name: "gone", files: ["apps/gone/disk0.img"] }],
+        }),
+        step("apps/new", {
+          backup: "new",
+          node: "node-b",
+          completionTime: hoursAgo(2),
+          captured: ["apps/gone"],
+          workloads: [
+            { namespace: "apps", name: "other", files: ["apps/other/disk0.img"] },
+            {
+              namespace: "apps",
+              name: "gone",
+              files: ["apps/gone/disk0.img"],
+              claims: [
+                { volume: "data", claimName: "gone-data", sourceKind: "DataVolume", volumeMode: "Block" },
+                { volume: "logs", claimName: "gone-logs", volumeMode: "Filesystem" },
+              ],
+            },
+          ],
+        }),
+      ],
+    },
+    want: {
+      "apps/gone": {
+        phase: "Missing",
+        disks: [
+          { type: "file", file: "apps/gone/disk0.img" },
+          { volume: "data", type: "dataVolume", claim: "gone-data", volumeMode: "Block" },
+          { volume: "logs", type: "persistentVolumeClaim", claim: "gone-logs", volumeMode: "Filesystem" },
+        ],
+      },
+      // Its capturing step does not list it in spec.workloads: nothing is known of its disks.
+      "apps/bare": { phase: "Missing", disks: [] },
+    },
+  },
+  {
     title: "sorted by namespace, then name, by code units; a VMI listed twice is one row",
     input: {
       vmis: [vmi("b/x"), vmi("a/b"), vmi("a/B"), vmi("a/a"), vmi("a/a"), vmi("B/z")],
@@ -357,6 +478,7 @@ describe("buildDigest", () => {
       "nodeReady",
       "phase",
       "migrating",
+      "disks",
       "lastBackup",
       "lastRestore",
       "backups",

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { buildDigest, filterDigest, type DigestCriteria } from "../../../src/digest/index.js";
+import { buildDigest, filterDigest, type DigestCriteria, type DiskKind } from "../../../src/digest/index.js";
 import { backup, hoursAgo, NOW, restore, step, vmi } from "./fixtures.js";
 
 // One fleet for every filter:
@@ -134,4 +134,80 @@ describe("filterDigest", () => {
     assert.notEqual(kept, rows);
     assert.deepEqual(rows, copy);
   });
+});
+
+describe("filterDigest by disks", () => {
+  // VMs of both layouts: a VM keeps when one of its disks is of one of the kinds asked for.
+  const fleet = buildDigest(
+    {
+      vmis: [
+        vmi("apps/files", {
+          node: "node-a",
+          volumes: [{ name: "root", hostDisk: { path: "/var/lib/vmdisks/a.img" } }],
+        }),
+        vmi("apps/fs", {
+          node: "node-a",
+          volumes: [{ name: "root", persistentVolumeClaim: { claimName: "fs-root" } }],
+        }),
+        vmi("apps/blk", {
+          node: "node-b",
+          volumes: [{ name: "root", persistentVolumeClaim: { claimName: "blk-root" } }],
+        }),
+        vmi("apps/dv", { node: "node-b", volumes: [{ name: "root", dataVolume: { name: "dv-root" } }] }),
+        vmi("apps/mixed", {
+          node: "node-c",
+          volumes: [
+            { name: "root", hostDisk: { path: "/var/lib/vmdisks/m.img" } },
+            { name: "data", persistentVolumeClaim: { claimName: "mixed-data" } },
+          ],
+        }),
+        vmi("apps/none", { node: "node-c" }),
+      ],
+      claims: [
+        { metadata: { namespace: "apps", name: "fs-root" }, spec: { volumeMode: "Filesystem" } },
+        { metadata: { namespace: "apps", name: "blk-root" }, spec: { volumeMode: "Block" } },
+        { metadata: { namespace: "apps", name: "dv-root" }, spec: { volumeMode: "Block" } },
+        { metadata: { namespace: "apps", name: "mixed-data" }, spec: { volumeMode: "Filesystem" } },
+      ],
+      backups: [],
+      steps: [
+        step("apps/s", {
+          backup: "b",
+          node: "node-a",
+          completionTime: hoursAgo(1),
+          captured: ["apps/gone"],
+          workloads: [
+            {
+              namespace: "apps",
+              name: "gone",
+              files: [],
+              claims: [{ volume: "root", claimName: "gone-root", sourceKind: "DataVolume", volumeMode: "Filesystem" }],
+            },
+          ],
+        }),
+      ],
+      restores: [],
+    },
+    NOW,
+  );
+  const disksCases: Array<[DiskKind[], string[]]> = [
+    [["hostDisk"], ["files", "mixed"]],
+    [["claim"], ["blk", "dv", "fs", "gone", "mixed"]],
+    [["dataVolume"], ["dv", "gone"]],
+    [["Filesystem"], ["fs", "gone", "mixed"]],
+    [["Block"], ["blk", "dv"]],
+    [
+      ["hostDisk", "Block"],
+      ["blk", "dv", "files", "mixed"],
+    ],
+    [[], ["blk", "dv", "files", "fs", "gone", "mixed", "none"]],
+  ];
+  for (const [disks, want] of disksCases) {
+    it(`--disks ${disks.join(",") || "(none)"}: ${want.join(", ")}`, () => {
+      assert.deepEqual(
+        filterDigest(fleet, { disks }).map((r) => r.name),
+        want,
+      );
+    });
+  }
 });

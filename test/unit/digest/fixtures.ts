@@ -1,5 +1,13 @@
 // Literal cluster objects for the digest tests: each test states only the fields it is about.
-import type { DigestBackup, DigestNode, DigestRestore, DigestStep, DigestVmi } from "../../../src/digest/index.js";
+import type {
+  DigestBackup,
+  DigestNode,
+  DigestRestore,
+  DigestStep,
+  DigestStepWorkload,
+  DigestVmi,
+  DigestVolume,
+} from "../../../src/digest/index.js";
 
 export const NOW = Date.parse("2025-06-01T12:00:00Z");
 /** An ISO timestamp `hours` before NOW. */
@@ -12,11 +20,18 @@ function split(key: string): { namespace: string; name: string } {
 
 export function vmi(
   key: string,
-  fields: { node?: string; phase?: string; labels?: Record<string, string>; migratingTo?: string } = {},
+  fields: {
+    node?: string;
+    phase?: string;
+    labels?: Record<string, string>;
+    migratingTo?: string;
+    volumes?: DigestVolume[];
+  } = {},
 ): DigestVmi {
   const phase = fields.phase ?? (fields.node ? "Running" : "Pending");
   return {
     metadata: { ...split(key), labels: fields.labels ?? { app: "demo" } },
+    ...(fields.volumes ? { spec: { volumes: fields.volumes } } : {}),
     status: {
       phase,
       ...(fields.node ? { nodeName: fields.node } : {}),
@@ -42,6 +57,8 @@ export interface StepFields {
   captured?: string[];
   /** Name the backup only in the fedbackup.io/backup label, not in spec.backupName. */
   labelOnly?: boolean;
+  /** spec.workloads: the VMs the step was asked to capture, with their files and claims. */
+  workloads?: DigestStepWorkload[];
 }
 
 export function step(key: string, f: StepFields): DigestStep {
@@ -57,6 +74,7 @@ export function step(key: string, f: StepFields): DigestStep {
       ...(f.labelOnly ? {} : { backupName: f.backup }),
       ...(f.node ? { node: f.node } : {}),
       round: f.round ?? 1,
+      ...(f.workloads ? { workloads: f.workloads } : {}),
     },
     status: {
       phase: f.phase ?? "Succeeded",

@@ -27,6 +27,11 @@ describe("renderTable", () => {
       nodeReady: true,
       phase: "Running",
       migrating: true,
+      disks: [
+        { volume: "root", type: "hostDisk" },
+        { volume: "data", type: "dataVolume", claim: "web-data", volumeMode: "Block" },
+        { volume: "logs", type: "dataVolume", claim: "web-logs", volumeMode: "Block" },
+      ],
       lastBackup: { backup: "apps/nightly", at: hoursAgo(2), node: "node-a", round: 1 },
       lastRestore: { restore: "apps/r1", at: hoursAgo(72), node: "node-a" },
       backups: 3,
@@ -40,22 +45,32 @@ describe("renderTable", () => {
       nodeReady: false,
       phase: "Running",
       migrating: false,
+      disks: [{ volume: "disk0", type: "persistentVolumeClaim", claim: "db-0", volumeMode: "Filesystem" }],
       lastBackup: { backup: "ops/all", at: hoursAgo(0.25), node: "node-b", round: 2 },
       backups: 1,
       nodeFailures: 0,
       labels: {},
     },
-    { namespace: "ops", name: "gone", phase: "Missing", migrating: false, backups: 0, nodeFailures: 0, labels: {} },
+    {
+      namespace: "ops",
+      name: "gone",
+      phase: "Missing",
+      migrating: false,
+      disks: [],
+      backups: 0,
+      nodeFailures: 0,
+      labels: {},
+    },
   ];
 
   it("lays out the columns kubectl-style", () => {
     assert.equal(
       renderTable(rows, NOW),
       [
-        "NAMESPACE   NAME   NODE                PHASE                 LAST BACKUP   BACKUP    LAST RESTORE   FAILURES",
-        "apps        web    node-a              Running (Migrating)   2h ago        nightly   3d ago         2",
-        "apps        db     node-b (NotReady)   Running               15m ago       ops/all   -              0",
-        "ops         gone   -                   Missing               never         -         -              0",
+        "NAMESPACE   NAME   NODE                PHASE                 DISKS                             LAST BACKUP   BACKUP    LAST RESTORE   FAILURES",
+        "apps        web    node-a              Running (Migrating)   hostDisk, 2× dataVolume (Block)   2h ago        nightly   3d ago         2",
+        "apps        db     node-b (NotReady)   Running               claim (Filesystem)                15m ago       ops/all   -              0",
+        "ops         gone   -                   Missing               -                                 never         -         -              0",
         "",
       ].join("\n"),
     );
@@ -64,7 +79,7 @@ describe("renderTable", () => {
   it("prints the header alone for no rows", () => {
     assert.equal(
       renderTable([], NOW),
-      "NAMESPACE   NAME   NODE   PHASE   LAST BACKUP   BACKUP   LAST RESTORE   FAILURES\n",
+      "NAMESPACE   NAME   NODE   PHASE   DISKS   LAST BACKUP   BACKUP   LAST RESTORE   FAILURES\n",
     );
   });
 });
