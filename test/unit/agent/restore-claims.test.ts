@@ -23,6 +23,7 @@ import { basename, dirname, join } from "node:path";
 import type { PlannedClaim } from "../../../src/agent/backup.js";
 import { runNodeBackup } from "../../../src/agent/backup.js";
 import type { WorkloadManifest } from "../../../src/agent/manifest.js";
+import type { NodeRestoreResult } from "../../../src/agent/node-restore.js";
 import { runNodeRestore } from "../../../src/agent/node-restore.js";
 import type { AllowedClaim, RestoreErrorReason, RestoreRequest, RestoreResult } from "../../../src/agent/restore.js";
 import { RestoreError, restoreWorkload } from "../../../src/agent/restore.js";
@@ -144,6 +145,22 @@ describe("agent/restore restoreWorkload with disks on claims", function () {
     assert.deepEqual(await snapshot(extra), before, "something was written");
   }
 
+  /** prod/a's result from runNodeRestore, as `agent restore` runs it, with these claims allowed. */
+  async function restoreStep(allowed: AllowedClaim[]): Promise<NodeRestoreResult | undefined> {
+    const [result] = await runNodeRestore(
+      {
+        node: "node-1",
+        sharedRoot: shared,
+        locationRoot: dirname(location),
+        claimsRoot: claims,
+        devicesRoot: devices,
+        workloads: [{ namespace: "prod", name: "a", backupPath: basename(location), files: [disk], claims: allowed }],
+      },
+      { runningOn: () => Promise.resolve(undefined), report: () => Promise.resolve(), log: memoryLog() },
+    );
+    return result;
+  }
+
   const editManifest = async (edit: (m: WorkloadManifest) => void) => {
     const path = join(location, "prod/a/manifest.json");
     const manifest = JSON.parse(await readFile(path, "utf8")) as WorkloadManifest;
@@ -261,19 +278,7 @@ describe("agent/restore restoreWorkload with disks on claims", function () {
     });
 
     it("runNodeRestore passes the step's claims and roots, and counts the claim in the VM's result", async () => {
-      const [result] = await runNodeRestore(
-        {
-          node: "node-1",
-          sharedRoot: shared,
-          locationRoot: dirname(location),
-          claimsRoot: claims,
-          devicesRoot: devices,
-          workloads: [
-            { namespace: "prod", name: "a", backupPath: basename(location), files: [disk], claims: [fsClaim] },
-          ],
-        },
-        { runningOn: () => Promise.resolve(undefined), report: () => Promise.resolve(), log: memoryLog() },
-      );
+      const result = await restoreStep([fsClaim]);
       assert.deepEqual(result, {
         namespace: "prod",
         name: "a",
@@ -394,25 +399,7 @@ describe("agent/restore restoreWorkload with disks on claims", function () {
       try {
         await writeFile(claimImage(), current);
         const before = await snapshot([node()]);
-        const [result] = await runNodeRestore(
-          {
-            node: "node-1",
-            sharedRoot: shared,
-            locationRoot: dirname(location),
-            claimsRoot: claims,
-            devicesRoot: devices,
-            workloads: [
-              {
-                namespace: "prod",
-                name: "a",
-                backupPath: basename(location),
-                files: [disk],
-                claims: [fsClaim, blockClaim],
-              },
-            ],
-          },
-          { runningOn: () => Promise.resolve(undefined), report: () => Promise.resolve(), log: memoryLog() },
-        );
+        const result = await restoreStep([fsClaim, blockClaim]);
         assert.equal(result?.restored, false);
         assert.equal(result?.reason, "RestoreFailed", result?.message);
         assert.match(result?.message ?? "", /ENOSPC/);
