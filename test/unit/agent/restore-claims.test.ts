@@ -8,6 +8,7 @@ import { promises as fsp } from "node:fs";
 import {
   chmod,
   copyFile,
+  link,
   mkdir,
   open,
   readFile,
@@ -39,6 +40,7 @@ import {
   memoryLog,
   nodeBackupPlan,
   realClock,
+  releaseFifo,
   writeRandomFile,
 } from "./helpers.js";
 
@@ -237,6 +239,25 @@ describe("agent/restore restoreWorkload with disks on claims", function () {
       await rm(claimImage());
       await symlink(secret, claimImage());
       await assertRefusedUntouched("UnsafeFile", /pvc-a\/disk\.img is a symbolic link/);
+    });
+
+    it("a disk.img in the claim that is a hard link (to a host file) or a FIFO: UnsafeFile, nothing written", async () => {
+      await rm(claimImage());
+      await link(secret, claimImage());
+      await assertRefusedUntouched("UnsafeFile", /pvc-a\/disk\.img has 2 hard links/);
+      await rm(claimImage());
+      execFileSync("mkfifo", [claimImage()]);
+      try {
+        await assertRefusedUntouched("UnsafeFile", /pvc-a\/disk\.img is a FIFO/);
+      } finally {
+        await releaseFifo(claimImage());
+      }
+    });
+
+    it("a .fedbackup-prev planted as a symlink in the claim: UnsafeFile, nothing written", async () => {
+      await rm(claimImage());
+      await symlink(secret, `${claimImage()}.fedbackup-prev`);
+      await assertRefusedUntouched("UnsafeFile", /pvc-a\/disk\.img\.fedbackup-prev is a symbolic link/);
     });
 
     it("a claim mount that is a symlink (to another claim) is refused: UnsafeFile", async () => {
