@@ -329,16 +329,44 @@ describe("agent/restore restoreWorkload with disks on claims", function () {
     });
 
     /** A loop device of `bytes` exposed as the claim's device node (replacing the one there). */
-    async function attach(bytes: number, content: "mixed" | "random"): Promise<LoopDevice> {
+    async function attach(bytes: number, content: "mixed" | "random", at = node()): Promise<LoopDevice> {
       const loop = attachLoopDevice(bytes, content);
       loops.push(loop);
       const [major, minor] = execFileSync("stat", ["-c", "%t %T", loop.device], { encoding: "utf8" })
         .trim()
         .split(" ")
         .map((hex) => String(parseInt(hex, 16)));
-      await rm(node(), { force: true });
-      execFileSync("mknod", [node(), "b", major!, minor!]);
+      await rm(at, { force: true });
+      execFileSync("mknod", [at, "b", major!, minor!]);
       return loop;
+    }
+
+    /**
+     * The restore's error when the data file of volume `volume` changes while the files are copied, between
+     * its device's check and its write: what an edit at the location by someone else would do. Only the
+     * read-back can catch it.
+     */
+    async function refusedWithDataChanged(volume: string, overrides: Partial<RestoreRequest> = {}) {
+      const dataFile = join(location, `prod/a/devices/${volume}.data`);
+      const realOpen = fsp.open;
+      let changed = false;
+      fsp.open = async (path, ...rest) => {
+        if (!changed && /\.tmp-[0-9a-f]{12}$/.test(String(path))) {
+          changed = true;
+          const data = await realOpen(dataFile, "r+");
+          await data.write(Buffer.from([0x01]), 0, 1, 17);
+          await data.close();
+        }
+        return realOpen(path, ...rest);
+      };
+      syncBuiltinESMExports();
+      try {
+        return await refused(overrides);
+      } finally {
+        fsp.open = realOpen;
+        syncBuiltinESMExports();
+        assert.ok(changed, "the data file was not changed");
+      }
     }
 
     // VM prod/a: a file, a Filesystem-mode claim and a Block-mode claim of 1 MiB runs of data and zeros
@@ -431,30 +459,8 @@ describe("agent/restore restoreWorkload with disks on claims", function () {
     });
 
     it("a data file changed after its verification: ClaimPartlyWritten, files not swapped, temporaries removed", async () => {
-      // The data file changes while the files are copied, between the device's check and its write: what
-      // an edit at the location by someone else would do. Only the read-back can catch it.
-      const dataFile = join(location, "prod/a/devices/data.data");
       const before = await snapshot();
-      const realOpen = fsp.open;
-      let changed = false;
-      fsp.open = async (path, ...rest) => {
-        if (!changed && /\.tmp-[0-9a-f]{12}$/.test(String(path))) {
-          changed = true;
-          const data = await realOpen(dataFile, "r+");
-          await data.write(Buffer.from([0x01]), 0, 1, 17);
-          await data.close();
-        }
-        return realOpen(path, ...rest);
-      };
-      syncBuiltinESMExports();
-      let error: RestoreError;
-      try {
-        error = await refused();
-      } finally {
-        fsp.open = realOpen;
-        syncBuiltinESMExports();
-      }
-      assert.ok(changed);
+      const error = await refusedWithDataChanged("data");
       assert.equal(error.reason, "ClaimPartlyWritten", error.message);
       assert.match(
         error.message,
@@ -467,6 +473,25 @@ describe("agent/restore restoreWorkload with disks on claims", function () {
       // The files are as they were (no temporaries left); the device is not its backup any more.
       assert.deepEqual(await snapshot(), before);
       assert.ok(!(await readFile(node())).equals(backedUp));
+    });
+
+    it("a second device that fails after the first was written: ClaimPartlyWritten naming the one written", async () => {
+      const second: AllowedClaim = { volume: "data2", claimName: "pvc-blk2", volumeMode: "Block" };
+      const secondNode = join(devices, second.claimName);
+      await attach(4 * MiB, "mixed", secondNode);
+      await rm(join(location, "prod"), { recursive: true });
+      await backUp([disk], [fsClaim, blockClaim, second]);
+      const first = await readFile(node());
+      fill(node(), 8 * MiB, "random");
+      const before = await snapshot();
+      const error = await refusedWithDataChanged("data2", { allowedClaims: [fsClaim, blockClaim, second] });
+      assert.equal(error.reason, "ClaimPartlyWritten", error.message);
+      assert.match(
+        error.message,
+        /the device of claim pvc-blk2 \(volume data2\) is partly written: .*\(written in full before: claim pvc-blk \(volume data\)\)/,
+      );
+      assert.ok((await readFile(node())).equals(first), "the first device is not its backup");
+      assert.deepEqual(await snapshot(), before);
     });
   });
 });
