@@ -1,5 +1,5 @@
 // The disks of a VM as the planners see them: plain data that vm-disks.ts derives from a VMI's volumes
-// and the claims of its namespace, and that storage-group.ts and namespace-jobs.ts work on.
+// and the claims of its namespace, and that storage-group.ts works on.
 
 /** A PersistentVolumeClaim of the VM's namespace, as the gather step observed it. */
 export interface ObservedClaim {
