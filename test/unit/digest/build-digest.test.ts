@@ -388,6 +388,30 @@ const cases: Case[] = [
     },
   },
   {
+    title: "a claim the claims do not list (deleted since) has the volume mode of the last capture",
+    input: {
+      vmis: [vmi("apps/db", { node: "node-a", volumes: [{ name: "data", dataVolume: { name: "db-data" } }] })],
+      claims: [{ metadata: { namespace: "apps", name: "other" }, spec: { volumeMode: "Filesystem" } }],
+      steps: [
+        step("apps/s", {
+          backup: "b",
+          node: "node-a",
+          completionTime: hoursAgo(1),
+          captured: ["apps/db"],
+          workloads: [
+            {
+              namespace: "apps",
+              name: "db",
+              files: [],
+              claims: [{ volume: "data", claimName: "db-data", sourceKind: "DataVolume", volumeMode: "Block" }],
+            },
+          ],
+        }),
+      ],
+    },
+    want: { "apps/db": { disks: [{ volume: "data", type: "dataVolume", claim: "db-data", volumeMode: "Block" }] } },
+  },
+  {
     title: "a Missing VM's disks are those of its latest capture: its files on the shared volume and its claims",
     input: {
       steps: [
