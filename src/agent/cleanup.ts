@@ -15,16 +15,15 @@ export interface CleanupPlan {
   sharedRoot: string;
   /** The backup's directory, relative to the location root. */
   backupPath: string;
-  /** The backup's snapshot directory, relative to the shared volume root. */
-  snapshotsPath: string;
+  /** The backup's snapshot directory, relative to the shared volume root; none for a backup without one. */
+  snapshotsPath?: string;
 }
 
 export async function cleanupBackup(plan: CleanupPlan): Promise<string[]> {
   const removed: string[] = [];
-  for (const [root, rel] of [
-    [plan.locationRoot, plan.backupPath],
-    [plan.sharedRoot, plan.snapshotsPath],
-  ] as const) {
+  const trees: Array<readonly [string, string]> = [[plan.locationRoot, plan.backupPath]];
+  if (plan.snapshotsPath !== undefined) trees.push([plan.sharedRoot, plan.snapshotsPath]);
+  for (const [root, rel] of trees) {
     checkRelativePath(rel);
     await withRoot(root, (dir) => dir.removeTree(rel));
     removed.push(path.join(root, rel));

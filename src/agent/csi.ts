@@ -109,7 +109,7 @@ export async function takeVolumeSnapshot(
         },
         spec: {
           volumeSnapshotClassName: step.spec.snapshot.volumeSnapshotClassName,
-          source: { persistentVolumeClaimName: step.spec.sharedVolume.claimName },
+          source: { persistentVolumeClaimName: sharedClaimOf(step) },
         },
       } as KubeObject);
       // The cut point is when the snapshot controller sets creationTime (readyToUse may come much later).
@@ -238,4 +238,10 @@ async function deleteAndWait(client: KubeClient, ns: string, name: string, pollM
     await new Promise((r) => setTimeout(r, pollMs));
   }
   throw new Error(`the VolumeSnapshot ${name} of an earlier attempt is still being deleted`);
+}
+
+/** The CSI method snapshots the shared volume: a step without one has no files to snapshot. */
+function sharedClaimOf(step: NodeSnapshot): string {
+  if (!step.spec.sharedVolume) throw new Error(`step ${step.metadata.name} names no shared volume to snapshot`);
+  return step.spec.sharedVolume.claimName;
 }

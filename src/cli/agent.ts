@@ -24,7 +24,7 @@ import { parseFlags, stdio, UsageError, type Io } from "./flags.js";
 
 export const agentUsage = `Usage: fedbackup agent backup --step NAMESPACE/NAME [flags]
        fedbackup agent restore --step NAMESPACE/NAME [flags]
-       fedbackup agent cleanup --backup-path PATH --snapshots-path PATH [flags]
+       fedbackup agent cleanup --backup-path PATH [--snapshots-path PATH] [flags]
 
 backup runs one node step of a FederatedBackup; restore writes back the disks of one node step of a
 WorkloadRestore; cleanup removes a deleted backup's files at the location and its kept snapshots on the
@@ -35,7 +35,8 @@ Flags:
   --from-snapshot         CSI method: extract from the claim restored from the step's VolumeSnapshot,
                           mounted as the shared volume, without freezing (backup)
   --backup-path PATH      the backup's directory, relative to the location root (cleanup)
-  --snapshots-path PATH   the backup's snapshots, relative to the shared volume root (cleanup)
+  --snapshots-path PATH   the backup's snapshots, relative to the shared volume root (cleanup; none
+                          for a backup without a shared volume)
   --shared-root DIR       where the shared volume is mounted (default ${AGENT_SHARED_MOUNT})
   --location-root DIR     where the backup location is mounted (default ${AGENT_LOCATION_MOUNT})
   --claims-root DIR       where each Filesystem-mode claim is mounted, as DIR/CLAIM (backup, restore;
@@ -106,13 +107,13 @@ export async function runAgent(argv: string[], io: Io = stdio): Promise<number> 
       throw usage(`--${flag} is not a flag of agent ${command}`);
   }
   if (command === "cleanup") {
-    if (!values["backup-path"] || !values["snapshots-path"])
-      throw usage("--backup-path and --snapshots-path are required");
+    // Without --snapshots-path (a backup without a shared volume) nothing on a shared volume is touched.
+    if (!values["backup-path"]) throw usage("--backup-path is required");
     const removed = await cleanupBackup({
       locationRoot: values["location-root"],
       sharedRoot: values["shared-root"],
       backupPath: values["backup-path"],
-      snapshotsPath: values["snapshots-path"],
+      ...(values["snapshots-path"] ? { snapshotsPath: values["snapshots-path"] } : {}),
     });
     createLogger("agent").info("backup files removed", { removed });
     return 0;

@@ -15,14 +15,14 @@ export const operatorUsage = `Usage: fedbackup operator [flags]
 
 Flags:
   --kubeconfig PATH          kubeconfig to use (default: $KUBECONFIG, else in-cluster, else ~/.kube/config)
-  --namespace NS             namespace of the operator, where shared-volume Leases live
+  --namespace NS             namespace of the operator, where the storage Leases live
                              (default: $POD_NAMESPACE, else the kubeconfig's namespace, else fedbackup-system)
   --agent-image IMAGE        image of the node agent Jobs (default: $FEDBACKUP_AGENT_IMAGE)
                              ($FEDBACKUP_AGENT_JOB: JSON of the agent Jobs' imagePullPolicy, imagePullSecrets,
                              nodeSelector, tolerations, resources and priorityClassName)
   --metrics-bind-address A   address of /metrics (default :8080; "0" disables)
   --health-bind-address A    address of /healthz and /readyz (default :8081; "0" disables)
-  --lease-duration SECONDS   duration of the shared-volume Lease (default 60)
+  --lease-duration SECONDS   duration of the storage back ends' Leases (default 60)
   --concurrency N            backups reconciled at once (default 2)
   --leader-elect             reconcile only while holding the Lease ${LEADER_LEASE_NAME} in NS, so that
                              several replicas can run (default off)

@@ -1,7 +1,8 @@
-// The Lease that makes one node at a time the coordinating node of a shared volume. Its holder is the
-// node whose step runs; annotations name the run (FederatedBackup or WorkloadRestore) that owns it, so
-// two runs on one volume never overlap: the second waits until the first releases it, or until the
-// Lease has expired and its owner is gone.
+// The Leases that keep two runs on one storage back end from working at once: one per back end, keyed as
+// planning/storage-group.ts keys them (`volume/<identity>` for a shared volume, `storageclass/<name>`,
+// `group/<name>`, `claim/<namespace>/<name>`). Its holder is the node whose step runs; annotations name
+// the run (FederatedBackup or WorkloadRestore) that owns it, so two runs on one back end never overlap: the
+// second waits until the first releases it, or until the Lease has expired and its owner is gone.
 import { microTime } from "../api/timestamps.js";
 import { fnv1a32Hex } from "../planning/fnv1a.js";
 import type { KubeClient } from "./client.js";
@@ -11,6 +12,8 @@ import type { KubeObject } from "./types.js";
 
 export const LEASE_OWNER_ANNOTATION = "fedbackup.io/owner";
 export const LEASE_STEP_ANNOTATION = "fedbackup.io/step";
+/** The storage key the Lease stands for (storage-group.ts), for `kubectl get lease -o yaml` readers. */
+export const LEASE_STORAGE_ANNOTATION = "fedbackup.io/storage-backend";
 
 export interface LeaseObject extends KubeObject {
   spec?: {
@@ -43,17 +46,35 @@ export function viewLease(lease: LeaseObject | undefined): LeaseView | undefined
 }
 
 /**
- * Lease names are DNS subdomains: the identity made readable and bounded, with a hash of the identity
- * itself, since cleaning maps several identities to one text ("nfs:h:/a/b" and "nfs:h:/a-b").
+ * A Lease name (a DNS subdomain) for `text`: the text made readable and bounded, with a hash of the text
+ * itself, since cleaning maps several texts to one ("nfs:h:/a/b" and "nfs:h:/a-b").
  */
-export function volumeLeaseName(volumeId: string): string {
-  const clean = volumeId
+function boundedLeaseName(prefix: string, text: string): string {
+  const clean = text
     .toLowerCase()
     .replace(/[^a-z0-9.-]+/g, "-")
     .replace(/^[-.]+|[-.]+$/g, "")
     .slice(0, 200)
     .replace(/[-.]+$/g, "");
-  return `fedbackup-volume-${clean}-${fnv1a32Hex(volumeId)}`;
+  return `${prefix}${clean}-${fnv1a32Hex(text)}`;
+}
+
+/** The Lease of a shared volume, by its filesystem identity (runtime/volume-identity.ts). */
+export function volumeLeaseName(volumeId: string): string {
+  return boundedLeaseName("fedbackup-volume-", volumeId);
+}
+
+const VOLUME_KEY = "volume/";
+
+/**
+ * The Lease of a storage key. A `volume/<identity>` key keeps the name the shared volume's Lease has always
+ * had, so that runs of an older operator and of this one on one volume still exclude each other; the other
+ * keys get names of their own (the whole key hashed: a StorageClass and a group of one name stay apart).
+ */
+export function storageLeaseName(key: string): string {
+  return key.startsWith(VOLUME_KEY)
+    ? volumeLeaseName(key.slice(VOLUME_KEY.length))
+    : boundedLeaseName("fedbackup-storage-", key);
 }
 
 export class VolumeLeases {
@@ -63,9 +84,9 @@ export class VolumeLeases {
     readonly durationSeconds = 60,
   ) {}
 
-  async read(volumeId: string): Promise<LeaseObject | undefined> {
+  async read(key: string): Promise<LeaseObject | undefined> {
     try {
-      return await this.client.get<LeaseObject>(Resources.Lease, this.namespace, volumeLeaseName(volumeId));
+      return await this.client.get<LeaseObject>(Resources.Lease, this.namespace, storageLeaseName(key));
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -73,19 +94,19 @@ export class VolumeLeases {
   }
 
   /**
-   * Takes or renews the Lease for `owner`, with `node` as holder. `current` is what the caller read and
+   * Takes or renews the Lease of storage key `key` for `owner`, with `node` as holder. `current` is what the caller read and
    * decided it may take; the update carries its resourceVersion, so a concurrent change makes this
    * fail with a conflict (retry on the next pass) instead of two owners believing they hold it.
    */
   async claim(
-    volumeId: string,
+    key: string,
     current: LeaseObject | undefined,
     owner: string,
     node: string,
     step: string,
     now: number,
   ): Promise<LeaseObject> {
-    const name = volumeLeaseName(volumeId);
+    const name = storageLeaseName(key);
     const sameOwner = viewLease(current)?.owner === owner;
     const transitions =
       (current?.spec?.leaseTransitions ?? 0) + (current && viewLease(current)?.holderNode !== node ? 1 : 0);
@@ -99,7 +120,8 @@ export class VolumeLeases {
         annotations: {
           [LEASE_OWNER_ANNOTATION]: owner,
           [LEASE_STEP_ANNOTATION]: step,
-          "fedbackup.io/volume": volumeId,
+          [LEASE_STORAGE_ANNOTATION]: key,
+          ...(key.startsWith(VOLUME_KEY) ? { "fedbackup.io/volume": key.slice(VOLUME_KEY.length) } : {}),
         },
         ...(current ? { resourceVersion: current.metadata.resourceVersion } : {}),
       },
@@ -126,8 +148,8 @@ export class VolumeLeases {
   }
 
   /** Gives the Lease up if `owner` holds it (a no-op otherwise). */
-  async release(volumeId: string, owner: string): Promise<void> {
-    const current = await this.read(volumeId);
+  async release(key: string, owner: string): Promise<void> {
+    const current = await this.read(key);
     if (!current || viewLease(current)?.owner !== owner) return;
     await this.client.replace(Resources.Lease, {
       ...current,

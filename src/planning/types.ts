@@ -26,10 +26,11 @@ export interface ObservedWorkload extends WorkloadRef {
   /** Disk/extra file paths relative to the shared volume root; empty = no disk on the shared volume. */
   files: string[];
   /**
-   * A path the VM names that is not its own (see file-ownership.ts): the VM is not captured, and this
-   * says why (the detail names the path and, for SharedFile, the other VM).
+   * A path the VM names that is not its own (see file-ownership.ts), or hostDisk files in a run without a
+   * shared volume (NoSharedDisk): the VM is not captured, and this says why (the detail names the path and,
+   * for SharedFile, the other VM).
    */
-  fileProblem?: { reason: "SharedFile" | "UnsafeFile"; detail: string };
+  fileProblem?: { reason: "SharedFile" | "UnsafeFile" | "NoSharedDisk"; detail: string };
   /** Its disks that are claims of its namespace (see vm-disks.ts); absent or empty when it has none. */
   claims?: PlannedClaim[];
   /** Why its claims cannot be captured (the first problem, see vm-disks.ts); the VM is then not captured. */

@@ -55,7 +55,9 @@ describe("fedbackup CRDs on the API server", () => {
   it("`kubectl explain federatedbackup.spec` shows the field descriptions", () => {
     const out = cluster().kubectl(["explain", "federatedbackup.spec"]);
     assert.match(out, /GROUP:\s+fedbackup\.io/);
-    assert.match(out, /sharedVolume\s+<Object> -required-/);
+    assert.match(out, /location\s+<Object> -required-/);
+    assert.match(out, /sharedVolume\s+<Object>\n/, "sharedVolume is optional");
+    assert.match(out, /storageGroup\s+<string>/);
     assert.match(out, /The shared ReadWriteMany filesystem that holds the VM disk images/);
     const snapshot = cluster().kubectl(["explain", "fb.spec.snapshot.method"]);
     assert.match(snapshot, /ENUM:\s+Auto\s+Reflink\s+CSI\s+Copy/);

@@ -64,9 +64,19 @@ export interface FederatedBackupSpec {
   /**
    * The shared ReadWriteMany filesystem that holds the VM disk images (KubeVirt hostDisk volumes).
    * It is mounted on every node at the same path, and the operator's Jobs reach it through a
-   * PersistentVolumeClaim.
+   * PersistentVolumeClaim. Optional: without it only the VMs whose disks are claims of the backup's
+   * namespace are backed up, and a VM with hostDisk volumes is reported missing with reason
+   * NoSharedDisk.
    */
-  sharedVolume: FederatedBackupSpecSharedVolume;
+  sharedVolume?: FederatedBackupSpecSharedVolume;
+  /**
+   * The storage group of the VMs' claims: runs whose steps touch one back end never work at once,
+   * and by default a claim's back end is its StorageClass (a Lease per StorageClass). Name a group
+   * when claims of different StorageClasses share one back end (two classes of one Ceph pool), or
+   * to serialize more coarsely: every run naming the group then excludes every other. hostDisk
+   * files are serialized by the shared volume whatever the group. A DNS label.
+   */
+  storageGroup?: string;
   /**
    * Which VMs (running VirtualMachineInstances) to back up. Either select them with namespaces and
    * a label selector, or list them by name. If nothing is set, every VM in the FederatedBackup's
@@ -142,7 +152,9 @@ export interface FederatedBackupSpec {
 /**
  * The shared ReadWriteMany filesystem that holds the VM disk images (KubeVirt hostDisk volumes). It
  * is mounted on every node at the same path, and the operator's Jobs reach it through a
- * PersistentVolumeClaim.
+ * PersistentVolumeClaim. Optional: without it only the VMs whose disks are claims of the backup's
+ * namespace are backed up, and a VM with hostDisk volumes is reported missing with reason
+ * NoSharedDisk.
  */
 export interface FederatedBackupSpecSharedVolume {
   /**
@@ -381,6 +393,15 @@ export interface FederatedBackupStatus {
   completionTime?: string;
   /** The snapshot method actually used; with spec.snapshot.method Auto, the one it chose. */
   snapshotMethod?: FederatedBackupStatusSnapshotMethod;
+  /**
+   * The storage back ends this run works on, whose Leases (coordination.k8s.io, in the operator's
+   * namespace) it takes together before each node step and holds until it ends: volume/<filesystem>
+   * for the shared volume of hostDisk files, storageclass/<name> for claims (group/<name> with
+   * spec.storageGroup), claim/<namespace>/<name> for a claim with neither. Runs that share one wait
+   * for each other (Progressing WaitingForVolumeLease names the back end and the run holding it).
+   * At most 32 listed.
+   */
+  storageBackends?: string[];
   /** The node currently being processed, if any. */
   coordinatingNode?: string;
   /**
@@ -745,8 +766,11 @@ export interface NodeSnapshotSpec {
   round: number;
   /** Position of this step in its round, from 1; steps run in this order, one at a time. */
   order: number;
-  /** The shared filesystem holding the VMs' disks, as in the FederatedBackup. */
-  sharedVolume: NodeSnapshotSpecSharedVolume;
+  /**
+   * The shared filesystem holding the VMs' hostDisk files, as in the FederatedBackup; absent when
+   * the backup names none (its VMs are on claims only, and the Job mounts no shared volume).
+   */
+  sharedVolume?: NodeSnapshotSpecSharedVolume;
   /** Where this step writes the VMs' files and manifests. */
   location: NodeSnapshotSpecLocation;
   /** How to quiesce and snapshot, as in the FederatedBackup. */
@@ -759,7 +783,10 @@ export interface NodeSnapshotSpec {
   unplaced?: NodeSnapshotSpecUnplacedEntry[];
 }
 
-/** The shared filesystem holding the VMs' disks, as in the FederatedBackup. */
+/**
+ * The shared filesystem holding the VMs' hostDisk files, as in the FederatedBackup; absent when the
+ * backup names none (its VMs are on claims only, and the Job mounts no shared volume).
+ */
 export interface NodeSnapshotSpecSharedVolume {
   /** ReadWriteMany PVC through which the Job reaches the shared filesystem. */
   claimName: string;
@@ -1007,6 +1034,14 @@ export interface WorkloadRestoreSpec {
   /** The VMs to restore. Empty means every VM in the backup. A VM may appear only once. */
   workloads?: WorkloadRestoreSpecWorkload[];
   /**
+   * The storage group of the VMs' claims: runs whose steps touch one back end never work at once,
+   * and by default a claim's back end is its StorageClass (a Lease per StorageClass). Name a group
+   * when claims of different StorageClasses share one back end (two classes of one Ceph pool), or
+   * to serialize more coarsely: every run naming the group then excludes every other. hostDisk
+   * files are serialized by the shared volume whatever the group. A DNS label.
+   */
+  storageGroup?: string;
+  /**
    * Which node each VM's disks are restored on.
    *
    * @defaultValue `{}`
@@ -1181,6 +1216,15 @@ export interface WorkloadRestoreStatus {
   startTime?: string;
   /** When the restore reached Completed, PartiallyFailed or Failed. */
   completionTime?: string;
+  /**
+   * The storage back ends this run works on, whose Leases (coordination.k8s.io, in the operator's
+   * namespace) it takes together before each node step and holds until it ends: volume/<filesystem>
+   * for the shared volume of hostDisk files, storageclass/<name> for claims (group/<name> with
+   * spec.storageGroup), claim/<namespace>/<name> for a claim with neither. Runs that share one wait
+   * for each other (Progressing WaitingForVolumeLease names the back end and the run holding it).
+   * At most 32 listed.
+   */
+  storageBackends?: string[];
   /** The node currently being processed, if any. */
   coordinatingNode?: string;
   /** Counters for the whole run. */

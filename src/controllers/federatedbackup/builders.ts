@@ -68,7 +68,9 @@ export function buildNodeSnapshot(
       ...(node ? { node } : {}),
       round,
       order,
-      sharedVolume: { claimName: s.sharedVolume.claimName, nodeMountPath: s.sharedVolume.nodeMountPath },
+      ...(s.sharedVolume
+        ? { sharedVolume: { claimName: s.sharedVolume.claimName, nodeMountPath: s.sharedVolume.nodeMountPath } }
+        : {}),
       location: {
         persistentVolumeClaim: { claimName: s.location.persistentVolumeClaim!.claimName },
         path: backupPath(backup),
@@ -169,7 +171,10 @@ export function buildAgentJob(
     args: ["agent", "backup", `--step=${step.metadata.namespace}/${step.metadata.name}`, ...(variant.extraArgs ?? [])],
     backoffLimit: backup.spec.nodeBackoffLimit ?? DEFAULTS.nodeBackoffLimit,
     activeDeadlineSeconds: Math.ceil(parseDuration(backup.spec.nodeTimeout ?? DEFAULTS.nodeTimeout) / 1000),
-    sharedClaim: variant.sharedClaim ?? step.spec.sharedVolume.claimName,
+    // Without a shared volume (VMs on claims only) the Job mounts none.
+    ...(variant.sharedClaim || step.spec.sharedVolume
+      ? { sharedClaim: variant.sharedClaim ?? step.spec.sharedVolume!.claimName }
+      : {}),
     locationClaim: step.spec.location.persistentVolumeClaim.claimName,
     // The VMs' own claims (always of the step's namespace), read where they are: only by the Job that
     // captures while the guests are frozen, never by a CSI step's extract Job (it reads the snapshot).
@@ -202,10 +207,15 @@ export function buildCleanupJob(backup: FederatedBackup, node: string, settings:
     owner: ownerRef(backup),
     node,
     container: "cleanup",
-    args: ["agent", "cleanup", `--backup-path=${backupPath(backup)}`, `--snapshots-path=${snapshotsPath(backup)}`],
+    args: [
+      "agent",
+      "cleanup",
+      `--backup-path=${backupPath(backup)}`,
+      ...(backup.spec.sharedVolume ? [`--snapshots-path=${snapshotsPath(backup)}`] : []),
+    ],
     backoffLimit: 2,
     activeDeadlineSeconds: 3600,
-    sharedClaim: backup.spec.sharedVolume.claimName,
+    ...(backup.spec.sharedVolume ? { sharedClaim: backup.spec.sharedVolume.claimName } : {}),
     locationClaim: backup.spec.location.persistentVolumeClaim!.claimName,
     settings,
   });

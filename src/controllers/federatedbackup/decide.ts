@@ -29,7 +29,7 @@ import {
 } from "../../planning/index.js";
 import { jsonEqual } from "../runtime/conditions.js";
 import { orderingPolicy } from "../runtime/ordering.js";
-import type { LeaseState } from "../runtime/lease-state.js";
+import { waitingForLeaseMessage, type LeaseSetState } from "../runtime/lease-state.js";
 import { backupPath, buildNodeSnapshot, DEFAULTS } from "./builders.js";
 import { capturedWorkloads, expectedWorkloads, missingWorkloads, type StepWithPhase } from "./missing.js";
 import { buildStatus, type StatusFacts } from "./status.js";
@@ -44,7 +44,8 @@ export interface BackupWorld {
   /** In-scope VMIs as observed now. */
   workloads: ObservedWorkload[];
   nodes: ObservedNode[];
-  lease: LeaseState;
+  /** The Leases of every storage back end of the run's VMs, as one (runtime/lease-state.ts). */
+  lease: LeaseSetState;
   /** Something the API server could not check: a missing PVC, VolumeSnapshotClass, ... */
   invalid?: { reason: string; message: string };
   /** While New: namespaces spec.workloads names that do not exist (a typo selects nothing there). */
@@ -120,6 +121,7 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
     backupPath: backupPath(backup),
     expiresAt: prev.expiresAt,
     progressing: { reason: "Discovering", message: "finding the selected VMs and where they run" },
+    ...(world.lease.keys ? { storageBackends: world.lease.keys } : {}),
   };
   const result = (extraSteps: StepWithPhase[] = [], requeueAfterMs?: number): BackupDecision => ({
     actions,
@@ -148,7 +150,7 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
 
   // Finished: the status was settled when the run ended; only housekeeping (release the Lease, expire).
   if (isFinished(facts.phase)) {
-    if (world.lease.ours) actions.push({ kind: "ReleaseLease" });
+    if (world.lease.ours || world.lease.heldSome) actions.push({ kind: "ReleaseLease" });
     const settled = { actions, status: prev };
     if (facts.expiresAt) {
       const left = Date.parse(facts.expiresAt) - now;
@@ -162,7 +164,7 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
     facts.phase = "Failed";
     facts.invalid = world.invalid;
     facts.completionTime = nowIso;
-    if (world.lease.ours) actions.push({ kind: "ReleaseLease" });
+    if (world.lease.ours || world.lease.heldSome) actions.push({ kind: "ReleaseLease" });
     actions.push({ kind: "Event", type: "Warning", reason: world.invalid.reason, message: world.invalid.message });
     return result();
   }
@@ -302,10 +304,10 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
     }
     if (!nodeState?.ready) return failStep(nodeState ? `node ${node} is not Ready` : `node ${node} no longer exists`);
     if (!world.lease.ours && !world.lease.free) {
-      facts.progressing = {
-        reason: "WaitingForVolumeLease",
-        message: `the shared volume is in use by ${world.lease.owner ?? "another run"}; waiting for it to finish`,
-      };
+      // All or none: the Leases of some back ends are given back while another is waited for, so that two
+      // runs never each hold one the other waits for.
+      if (world.lease.heldSome) actions.push({ kind: "ReleaseLease" });
+      facts.progressing = { reason: "WaitingForVolumeLease", message: waitingForLeaseMessage(world.lease) };
       return result([], 5_000);
     }
     actions.push({ kind: "ClaimLease", node, step: current.step.metadata.name! });

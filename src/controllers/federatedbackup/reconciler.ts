@@ -12,7 +12,7 @@ import type { EventSink } from "../../k8s/events.js";
 import type { Informer } from "../../k8s/informer.js";
 import { Resources } from "../../k8s/resources.js";
 import type { KubeObject } from "../../k8s/types.js";
-import { volumeLeaseName as leaseNameFor, type LeaseObject, type VolumeLeases } from "../../k8s/volume-lease.js";
+import { storageLeaseName, type LeaseObject, type VolumeLeases } from "../../k8s/volume-lease.js";
 import type { Logger } from "../../telemetry/logger.js";
 import type { OperatorMetrics } from "../../telemetry/metrics.js";
 import { resolveFileOwnership } from "../../planning/index.js";
@@ -35,12 +35,20 @@ import {
 import type { OperatorSettings } from "../runtime/agent-job.js";
 import { viewJob } from "../runtime/job-view.js";
 import { decideBackup, type BackupAction, type BackupWorld } from "./decide.js";
-import { claimVolumeLease, leaseStateOf, type LeaseState, type OwnerActive } from "../runtime/lease-state.js";
+import {
+  claimStorageLeases,
+  leaseSetStateOf,
+  releaseStorageLeases,
+  type LeaseSetState,
+  type OwnerActive,
+} from "../runtime/lease-state.js";
+import { ClaimClasses } from "../runtime/claim-classes.js";
+import { runStorageKeys } from "../runtime/storage-keys.js";
 import { logAction, logPhase } from "../runtime/log-action.js";
 import { createIfAbsent, deleteIfExists, setFinalizer, tryGet, writeStatus } from "../runtime/objects.js";
 import { grantStepAccess, revokeStepAccess } from "../runtime/step-access.js";
 import { claimFilesystemIdentity } from "../runtime/volume-identity.js";
-import { fileClaimants, withOwnership } from "../runtime/file-claims.js";
+import { fileClaimants, withOwnership, withoutSharedVolume } from "../runtime/file-claims.js";
 import { requestsByNode, type PodObject } from "../runtime/node-requests.js";
 import { namesClaims, observeClaim, withClaims, type ClaimObject } from "../runtime/claim-disks.js";
 import { observeNode, observeWorkload, stoppedWorkload } from "../runtime/observe.js";
@@ -95,8 +103,11 @@ export function backupIsActive(b: FederatedBackup | undefined): boolean {
 export class FederatedBackupReconciler {
   /** Backup UID → the shared volume's identity; a claim's bound volume does not change, so it is read once. */
   private readonly volumeIds = new Map<string, string>();
+  private readonly claimClasses: ClaimClasses;
 
-  constructor(private readonly deps: BackupReconcilerDeps) {}
+  constructor(private readonly deps: BackupReconcilerDeps) {
+    this.claimClasses = new ClaimClasses(deps.client);
+  }
 
   async reconcile(key: string): Promise<ReconcileResult | void> {
     const { informers, client } = this.deps;
@@ -213,7 +224,9 @@ export class FederatedBackupReconciler {
   }
 
   // The filesystem behind the claim keys the Lease: two claims of one filesystem exclude each other.
-  private async volumeId(backup: FederatedBackup): Promise<string> {
+  // Undefined for a backup without a shared volume.
+  private async volumeId(backup: FederatedBackup): Promise<string | undefined> {
+    if (!backup.spec.sharedVolume) return undefined;
     const known = this.volumeIds.get(backup.metadata.uid!);
     if (known) return known;
     const ns = backup.metadata.namespace!;
@@ -224,9 +237,38 @@ export class FederatedBackupReconciler {
     return identity;
   }
 
+  /**
+   * The storage back ends of the backup's VMs (every step with a node, every round) and the state of their
+   * Leases. Recomputed on every pass from the steps, so a restarted operator finds the Leases it holds.
+   */
+  private async storage(
+    backup: FederatedBackup,
+    steps: readonly NodeSnapshot[],
+    volumeId: string | undefined,
+  ): Promise<{ keys: string[]; lease: LeaseSetState }> {
+    const workloads = steps.filter((s) => !!s.spec.node).flatMap((s) => s.spec.workloads ?? []);
+    const classes = await this.claimClasses.of(backup.metadata.uid!, workloads);
+    const keys = runStorageKeys(workloads, classes, {
+      ...(backup.spec.storageGroup ? { group: backup.spec.storageGroup } : {}),
+      ...(volumeId ? { sharedVolumeIdentity: volumeId } : {}),
+    });
+    const lease = leaseSetStateOf(
+      keys,
+      (key) => this.leaseObject(key),
+      backupOwnerId(backup),
+      this.deps.clock.now(),
+      this.deps.ownerActive,
+    );
+    return { keys, lease };
+  }
+
+  private leaseObject(key: string): LeaseObject | undefined {
+    return this.deps.informers.leases.get(`${this.deps.leases.namespace}/${storageLeaseName(key)}`);
+  }
+
   private async gather(
     backup: FederatedBackup,
-  ): Promise<BackupWorld & { volumeId: string; leaseObject?: LeaseObject }> {
+  ): Promise<BackupWorld & { storageKeys: string[]; leaseObject?: LeaseObject }> {
     const { informers, client, clock } = this.deps;
     const ns = backup.metadata.namespace!;
     const name = backup.metadata.name!;
@@ -264,7 +306,8 @@ export class FederatedBackupReconciler {
     let invalid: BackupWorld["invalid"];
     let missingNamespaces: string[] | undefined;
     if (phase === "New") {
-      const sharedPvc = await tryGet(client, Resources.PersistentVolumeClaim, ns, backup.spec.sharedVolume.claimName);
+      const sharedClaim = backup.spec.sharedVolume?.claimName;
+      const sharedPvc = !sharedClaim || (await tryGet(client, Resources.PersistentVolumeClaim, ns, sharedClaim));
       // Who created the run may reach into every namespace it selects (before anything is touched).
       invalid =
         (await checkCreatorAccess(client, backup, "FederatedBackup", backupNamespaces(backup), BACKUP_ACCESS)) ??
@@ -276,7 +319,7 @@ export class FederatedBackupReconciler {
     }
     const volumeId = await this.volumeId(backup);
 
-    const mount = backup.spec.sharedVolume.nodeMountPath;
+    const mount = backup.spec.sharedVolume?.nodeMountPath;
     // The expected list is made once, at New, and everything is verified against it: read the VMIs from the
     // API server then rather than from a cache that may lag behind (a VMI it misses would never be expected).
     // Verification rounds locate missing VMs again and may use the cache.
@@ -288,7 +331,9 @@ export class FederatedBackupReconciler {
           : [];
     // Which file is whose is decided over every VM on the cluster, selected or not: a VM of another
     // namespace that names the same file makes it nobody's (see planning/file-ownership.ts).
-    const ownership = resolveFileOwnership(fileClaimants(vmis, vmis.length ? informers.vms.list() : [], mount));
+    const ownership = mount
+      ? resolveFileOwnership(fileClaimants(vmis, vmis.length ? informers.vms.list() : [], mount))
+      : new Map();
     const selected = vmis.filter((v) => inScope(v, backup.spec.workloads, ns));
     // The claims of the backup's namespace, read only when a VM of it names one (see claim-disks.ts).
     const claims = selected.some((v) => v.metadata.namespace === ns && namesClaims(v))
@@ -296,8 +341,14 @@ export class FederatedBackupReconciler {
           observeClaim,
         )
       : [];
+    // Without a shared volume no file is captured: a VM with hostDisks is NoSharedDisk (withoutSharedVolume).
     const workloads = selected.map((v) =>
-      withClaims(withOwnership(observeWorkload(v, mount), ownership), v, ns, claims),
+      withClaims(
+        mount ? withOwnership(observeWorkload(v, mount), ownership) : withoutSharedVolume(observeWorkload(v, "/"), v),
+        v,
+        ns,
+        claims,
+      ),
     );
     // VMs named explicitly without an instance: a stopped VirtualMachine is NotRunning, no VM at all NotFound.
     const absent: Array<{ namespace: string; name: string }> = [];
@@ -317,8 +368,8 @@ export class FederatedBackupReconciler {
       .list()
       .map((n) => observeNode(n, requested.get(n.metadata.name!), failures.get(n.metadata.name!) ?? 0));
 
-    const leaseObject = informers.leases.get(`${this.deps.leases.namespace}/${leaseNameFor(volumeId)}`);
-    const lease = this.leaseState(backup, leaseObject, clock.now());
+    const { keys: storageKeys, lease } = await this.storage(backup, stepObjects, volumeId);
+    const leaseObject = storageKeys[0] !== undefined ? this.leaseObject(storageKeys[0]) : undefined;
     return {
       now: clock.now(),
       backup,
@@ -329,13 +380,9 @@ export class FederatedBackupReconciler {
       ...(invalid ? { invalid } : {}),
       ...(missingNamespaces?.length ? { missingNamespaces } : {}),
       ...(absent.length ? { absent } : {}),
-      volumeId,
+      storageKeys,
       ...(leaseObject ? { leaseObject } : {}),
     };
-  }
-
-  private leaseState(backup: FederatedBackup, lease: LeaseObject | undefined, now: number): LeaseState {
-    return leaseStateOf(lease, backupOwnerId(backup), now, this.deps.ownerActive);
   }
 
   private async validate(backup: FederatedBackup, sharedFound: boolean): Promise<BackupWorld["invalid"]> {
@@ -343,7 +390,7 @@ export class FederatedBackupReconciler {
     if (!sharedFound) {
       return {
         reason: "SharedVolumeClaimNotFound",
-        message: `PersistentVolumeClaim ${ns}/${backup.spec.sharedVolume.claimName} (spec.sharedVolume.claimName) does not exist`,
+        message: `PersistentVolumeClaim ${ns}/${backup.spec.sharedVolume?.claimName} (spec.sharedVolume.claimName) does not exist`,
       };
     }
     const locationClaim = backup.spec.location.persistentVolumeClaim?.claimName;
@@ -398,16 +445,17 @@ export class FederatedBackupReconciler {
         );
         return;
       case "ClaimLease":
-        world.leaseObject = await claimVolumeLease(
+        for (const lease of await claimStorageLeases(
           leases,
-          world.volumeId,
-          world.leaseObject,
+          world.storageKeys,
+          (key) => this.leaseObject(key),
           { owner, node: action.node, step: action.step, now: clock.now() },
           this.deps.ownerActive,
-        );
+        ))
+          this.deps.informers.leases.observe(lease);
         return;
       case "ReleaseLease":
-        await leases.release(world.volumeId, owner);
+        await releaseStorageLeases(leases, world.storageKeys, owner);
         return;
       case "StartJob": {
         await grantStepAccess(client, stepAccessOf(action.step));
@@ -424,10 +472,12 @@ export class FederatedBackupReconciler {
       case "StartExtract": {
         // Restore the snapshot into a claim like the shared one, then extract from it on the step's node.
         const ns = action.step.metadata.namespace!;
+        const sharedClaim = action.step.spec.sharedVolume?.claimName;
+        if (!sharedClaim) throw new TerminalError(`NodeSnapshot ${action.step.metadata.name} names no shared volume`);
         const shared = await client.get<KubeObject & Parameters<typeof buildRestoredClaim>[2]>(
           Resources.PersistentVolumeClaim,
           ns,
-          action.step.spec.sharedVolume.claimName,
+          sharedClaim,
         );
         for (const [type, manifest] of [
           [Resources.PersistentVolumeClaim, buildRestoredClaim(backup, action.step, shared)],
@@ -528,28 +578,36 @@ export class FederatedBackupReconciler {
 
     const volumeId = await this.volumeId(backup);
     const owner = backupOwnerId(backup);
+    // The cleanup works on the location and the kept snapshots on the shared volume: it holds the shared
+    // volume's Lease, when the backup has one.
+    const cleanupKeys = volumeId ? [`volume/${volumeId}`] : [];
     if ((backup.spec.deletionPolicy ?? "Delete") === "Delete" && steps.length > 0) {
       const job = informers.jobs.get(`${ns}/${cleanupJobName(backup)}`);
       const view = job ? viewJob(job as Parameters<typeof viewJob>[0]) : undefined;
       const location = backup.spec.location.persistentVolumeClaim?.claimName;
       const claims = await Promise.all(
-        [backup.spec.sharedVolume.claimName, location].map((c) =>
+        [backup.spec.sharedVolume?.claimName, location].map((c) =>
           c ? tryGet(client, Resources.PersistentVolumeClaim, ns, c) : Promise.resolve(undefined),
         ),
       );
-      if (!view && claims.every(Boolean)) {
+      if (!view && claims.every((c, i) => !!c || (i === 0 && !backup.spec.sharedVolume))) {
         const node = informers.nodes
           .list((n) => n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false)
           .map((n) => n.metadata.name!)
           .sort()[0];
         if (node) {
-          const leaseObject = informers.leases.get(`${this.deps.leases.namespace}/${leaseNameFor(volumeId)}`);
-          const lease = this.leaseState(backup, leaseObject, clock.now());
+          const lease = leaseSetStateOf(
+            cleanupKeys,
+            (key) => this.leaseObject(key),
+            owner,
+            clock.now(),
+            this.deps.ownerActive,
+          );
           if (!lease.ours && !lease.free) return { requeueAfterMs: 5_000 }; // another run works on the volume
-          await claimVolumeLease(
+          await claimStorageLeases(
             this.deps.leases,
-            volumeId,
-            leaseObject,
+            cleanupKeys,
+            (key) => this.leaseObject(key),
             { owner, node, step: cleanupJobName(backup), now: clock.now() },
             this.deps.ownerActive,
           );
@@ -572,7 +630,10 @@ export class FederatedBackupReconciler {
         events.record(backup, "Warning", "FilesLeft", `${why}; ${backupPath(backup)} is left at the location`);
       }
     }
-    await this.deps.leases.release(volumeId, owner);
+    // Every Lease the run may hold: its back ends' and the cleanup's.
+    const { keys } = await this.storage(backup, steps, volumeId);
+    await releaseStorageLeases(this.deps.leases, [...new Set([...keys, ...cleanupKeys])].sort(), owner);
     await setFinalizer(client, Resources.FederatedBackup, backup, FINALIZER_CLEANUP, false);
+    this.claimClasses.forget(backup.metadata.uid!);
   }
 }

@@ -12,6 +12,7 @@ import type {
 } from "../../api/v1alpha1/index.js";
 import { mergeConditions, type DesiredCondition } from "../runtime/conditions.js";
 import { capturedWorkloads, expectedWorkloads, missingWorkloads, type StepWithPhase } from "./missing.js";
+import { MAX_LISTED_STORAGE_BACKENDS } from "../runtime/storage-keys.js";
 
 export const MISSING_LIMIT = 100;
 /** Node steps listed in status.nodes at most: 600 entries of ~250 bytes leave room under 256 KiB. */
@@ -34,6 +35,8 @@ export interface StatusFacts {
   startTime?: string;
   completionTime?: string;
   coordinatingNode?: string;
+  /** The storage keys whose Leases the run takes (runtime/storage-keys.ts). */
+  storageBackends?: readonly string[];
   backupPath?: string;
   expiresAt?: string;
   /** Why the run is where it is, for the Progressing condition. */
@@ -118,6 +121,9 @@ export function buildStatus(
     ...(facts.completionTime ? { completionTime: facts.completionTime } : {}),
     ...(method ? { snapshotMethod: method } : {}),
     ...(facts.coordinatingNode ? { coordinatingNode: facts.coordinatingNode } : {}),
+    ...(facts.storageBackends?.length
+      ? { storageBackends: facts.storageBackends.slice(0, MAX_LISTED_STORAGE_BACKENDS) }
+      : {}),
     ...(facts.backupPath ? { backupPath: facts.backupPath } : {}),
     ...(facts.expiresAt ? { expiresAt: facts.expiresAt } : {}),
     progress: {

@@ -85,6 +85,23 @@ export function withOwnership(
   };
 }
 
+/**
+ * A run without a shared volume captures no file: a VM whose volumes include hostDisks is kept out of it
+ * (NoSharedDisk, saying why), rather than captured without the disks it keeps there.
+ */
+export function withoutSharedVolume(workload: ObservedWorkload, vmi: VirtualMachineInstance): ObservedWorkload {
+  const hostDisks = (vmi.spec?.volumes ?? []).filter((v) => v.hostDisk).map((v) => JSON.stringify(v.name));
+  const bare = { ...workload, files: [] };
+  if (hostDisks.length === 0) return bare;
+  return {
+    ...bare,
+    fileProblem: {
+      reason: "NoSharedDisk",
+      detail: `its hostDisk volumes ${hostDisks.join(", ")} cannot be captured: no spec.sharedVolume is set (name the shared volume they live on there)`,
+    },
+  };
+}
+
 /** The VM's files on the shared volume: its shared hostDisk paths plus the extra-files annotation. */
 export function sharedFilesOf(vmi: VirtualMachineInstance, nodeMountPath: string): string[] {
   const claim = fileClaimantOf({ namespace: "", name: "" }, vmi.spec, vmi.metadata.annotations, nodeMountPath);

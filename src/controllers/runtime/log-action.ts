@@ -20,8 +20,8 @@ export interface LoggedAction {
 const MESSAGES: Record<string, string> = {
   CreateStep: "creating a node step",
   DeleteStep: "deleting a node step",
-  ClaimLease: "taking the shared-volume Lease for a node",
-  ReleaseLease: "releasing the shared-volume Lease",
+  ClaimLease: "taking the storage back ends' Leases for a node",
+  ReleaseLease: "releasing the storage back ends' Leases",
   StartJob: "starting the node Job",
   DeleteJob: "deleting the node Job",
   StartExtract: "starting the extract Job from the volume snapshot",
@@ -37,7 +37,7 @@ const MESSAGES: Record<string, string> = {
 
 /**
  * Logs `action` of `run` (events are not logged: they are recorded as Events). A lease claim for the
- * node that already holds it for this run (`lease`: the shared-volume Lease before the action, `owner`:
+ * node that already holds it for this run (`lease`: the first storage Lease before the action, `owner`:
  * the run's owner id) is a renewal, logged at debug.
  */
 export function logAction(
@@ -61,7 +61,7 @@ export function logAction(
     ...(action.vm ? { vm: `${action.vm.namespace ?? run.metadata.namespace}/${action.vm.name}` } : {}),
     ...(action.phase ? { phase: action.phase } : {}),
   };
-  if (renewal) log.debug("renewing the shared-volume Lease", meta);
+  if (renewal) log.debug("renewing the storage back ends' Leases", meta);
   else log.info(MESSAGES[action.kind] ?? action.kind, meta);
 }
 

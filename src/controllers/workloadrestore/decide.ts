@@ -34,7 +34,7 @@ import {
 } from "../../planning/index.js";
 import { jsonEqual } from "../runtime/conditions.js";
 import { orderingPolicy } from "../runtime/ordering.js";
-import type { LeaseState } from "../runtime/lease-state.js";
+import { waitingForLeaseMessage, type LeaseSetState } from "../runtime/lease-state.js";
 import { REPORT_GRACE_MS, type JobView } from "../runtime/job-view.js";
 import { buildNodeRestore, RESTORE_DEFAULTS, restoreOwnerId } from "./builders.js";
 import { BACKUPS_LISTED, type Resolution } from "./resolve.js";
@@ -53,7 +53,8 @@ export interface RestoreWorld {
   /** The VMs of the current step (all planned VMs while New), by "namespace/name". */
   vms: ReadonlyMap<string, VmView>;
   nodes: ObservedNode[];
-  lease: LeaseState;
+  /** The Leases of every storage back end of the run's VMs, as one (runtime/lease-state.ts). */
+  lease: LeaseSetState;
   /** While New: the captures to restore from, and the VMIs now. */
   resolution?: Resolution;
   observed?: ObservedWorkload[];
@@ -135,6 +136,7 @@ export function decideRestore(world: RestoreWorld, settings: RestoreSettings): R
     startTime: prev.startTime,
     completionTime: prev.completionTime,
     progressing: { reason: "Planning", message: "choosing a restore node and an action for every VM" },
+    ...(world.lease.keys ? { storageBackends: world.lease.keys } : {}),
   };
   const result = (requeueAfterMs?: number): RestoreDecision => ({
     actions,
@@ -144,7 +146,7 @@ export function decideRestore(world: RestoreWorld, settings: RestoreSettings): R
   });
 
   if (isFinished(facts.phase)) {
-    if (world.lease.ours) actions.push({ kind: "ReleaseLease" });
+    if (world.lease.ours || world.lease.heldSome) actions.push({ kind: "ReleaseLease" });
     return { actions, status: prev, statusEvents };
   }
 
@@ -299,13 +301,11 @@ export function decideRestore(world: RestoreWorld, settings: RestoreSettings): R
 
   const current = steps.find(({ step }) => !isDone(step.status?.phase));
   if (!current) return finish();
-  // Nothing of a step is touched without the shared volume (another run may have taken it over after
-  // this one's Lease expired while the operator was away).
+  // Nothing of a step is touched without every back end's Lease (another run may have taken one over after
+  // this one's expired while the operator was away). The ones held are given back meanwhile: all or none.
   if (!world.lease.ours && !world.lease.free) {
-    facts.progressing = {
-      reason: "WaitingForVolumeLease",
-      message: `the shared volume is in use by ${world.lease.owner ?? "another run"}; waiting for it to finish`,
-    };
+    if (world.lease.heldSome) actions.push({ kind: "ReleaseLease" });
+    facts.progressing = { reason: "WaitingForVolumeLease", message: waitingForLeaseMessage(world.lease) };
     return result(5_000);
   }
   const position = `${current.step.spec.order}/${steps.length}`;

@@ -15,7 +15,7 @@ import type { EventSink } from "../../k8s/events.js";
 import type { Informer } from "../../k8s/informer.js";
 import { Resources, type ResourceType } from "../../k8s/resources.js";
 import type { KubeObject } from "../../k8s/types.js";
-import { volumeLeaseName, type LeaseObject, type VolumeLeases } from "../../k8s/volume-lease.js";
+import { storageLeaseName, type LeaseObject, type VolumeLeases } from "../../k8s/volume-lease.js";
 import { workloadKey, type PlannedClaim, type WorkloadRef } from "../../planning/index.js";
 import type { Logger } from "../../telemetry/logger.js";
 import type { OperatorMetrics } from "../../telemetry/metrics.js";
@@ -30,7 +30,9 @@ import { viewJob } from "../runtime/job-view.js";
 import { jsonEqual } from "../runtime/conditions.js";
 import { RESTORE_ACCESS, restoreNamespaces } from "../runtime/creator-access.js";
 import { checkCreatorAccess } from "../runtime/creator-check.js";
-import { claimVolumeLease, leaseStateOf, type OwnerActive } from "../runtime/lease-state.js";
+import { claimStorageLeases, leaseSetStateOf, releaseStorageLeases, type OwnerActive } from "../runtime/lease-state.js";
+import { ClaimClasses } from "../runtime/claim-classes.js";
+import { runStorageKeys } from "../runtime/storage-keys.js";
 import { logAction, logPhase } from "../runtime/log-action.js";
 import { createIfAbsent, deleteIfExists, setFinalizer, tryGet, writeStatus } from "../runtime/objects.js";
 import type { ReconcileResult } from "../runtime/work-queue.js";
@@ -80,13 +82,16 @@ export function restoreIsActive(r: WorkloadRestore | undefined): boolean {
   return !!r && !r.metadata.deletionTimestamp && !isFinished(r.status?.phase);
 }
 
-type World = RestoreWorld & { volumeId?: string; leaseObject?: LeaseObject };
+type World = RestoreWorld & { storageKeys: string[]; leaseObject?: LeaseObject };
 
 export class WorkloadRestoreReconciler {
   /** Restore UID → the shared volume's identity (a bound claim's volume does not change). */
   private readonly volumeIds = new Map<string, string>();
+  private readonly claimClasses: ClaimClasses;
 
-  constructor(private readonly deps: RestoreReconcilerDeps) {}
+  constructor(private readonly deps: RestoreReconcilerDeps) {
+    this.claimClasses = new ClaimClasses(deps.client);
+  }
 
   async reconcile(key: string): Promise<ReconcileResult | void> {
     const { informers, client } = this.deps;
@@ -160,9 +165,12 @@ export class WorkloadRestoreReconciler {
         ),
       );
     }
-    const volumeId = this.volumeIds.get(restore.metadata.uid!);
-    if (volumeId) await this.deps.leases.release(volumeId, me);
+    const steps = informers.restoreSteps.list(
+      (s) => s.metadata.namespace === ns && s.spec.restoreUID === restore.metadata.uid,
+    );
+    await releaseStorageLeases(this.deps.leases, await this.storageKeys(restore, steps), me);
     await setFinalizer(client, Resources.WorkloadRestore, restore, FINALIZER_RELEASE_VMS, false);
+    this.claimClasses.forget(restore.metadata.uid!);
   }
 
   private async gather(restore: WorkloadRestore): Promise<World> {
@@ -190,7 +198,15 @@ export class WorkloadRestoreReconciler {
       .list()
       .map((n) => observeNode(n, requested.get(n.metadata.name!), failures.get(n.metadata.name!) ?? 0));
 
-    const world: World = { now, restore, steps, vms: new Map(), nodes, lease: { ours: false, free: true } };
+    const world: World = {
+      now,
+      restore,
+      steps,
+      vms: new Map(),
+      nodes,
+      lease: { ours: false, free: true },
+      storageKeys: [],
+    };
     if (phase === "New") {
       // The plan is made once and rests on what the backups captured and where the VMs run: read them, do
       // not trust a cache that may not have caught up (with a backup that finished an instant ago, say).
@@ -225,15 +241,42 @@ export class WorkloadRestoreReconciler {
       const preparing = ["Pending", "Preparing", undefined].includes(current.status?.phase);
       const views = await Promise.all(current.spec.workloads.map((w) => this.viewVm(restore, w, preparing)));
       world.vms = new Map(current.spec.workloads.map((w, i) => [workloadKey(w), views[i]!]));
-      world.volumeId = await this.volumeId(restore, current);
-    } else {
-      world.volumeId = this.volumeIds.get(restore.metadata.uid!);
     }
-    if (world.volumeId) {
-      world.leaseObject = informers.leases.get(`${this.deps.leases.namespace}/${volumeLeaseName(world.volumeId)}`);
-      world.lease = leaseStateOf(world.leaseObject, restoreOwnerId(restore), now, this.deps.ownerActive);
+    world.storageKeys = await this.storageKeys(restore, stepObjects);
+    world.lease = leaseSetStateOf(
+      world.storageKeys,
+      (key) => this.leaseObject(key),
+      restoreOwnerId(restore),
+      now,
+      this.deps.ownerActive,
+    );
+    const first = world.storageKeys[0];
+    if (first !== undefined) {
+      const leaseObject = this.leaseObject(first);
+      if (leaseObject) world.leaseObject = leaseObject;
     }
     return world;
+  }
+
+  /**
+   * The storage back ends of the VMs the run restores (every step): the shared volume when files are
+   * restored, each claim's StorageClass, or the group spec.storageGroup names. Recomputed on every pass.
+   */
+  private async storageKeys(restore: WorkloadRestore, steps: readonly NodeRestore[]): Promise<string[]> {
+    const withFiles = steps.find(
+      (s) => !!s.spec.sharedVolume?.claimName && s.spec.workloads.some((w) => w.files?.length),
+    );
+    const volumeId = withFiles ? await this.volumeId(restore, withFiles) : undefined;
+    const workloads = steps.flatMap((s) => s.spec.workloads);
+    const classes = await this.claimClasses.of(restore.metadata.uid!, workloads);
+    return runStorageKeys(workloads, classes, {
+      ...(restore.spec.storageGroup ? { group: restore.spec.storageGroup } : {}),
+      ...(volumeId ? { sharedVolumeIdentity: volumeId } : {}),
+    });
+  }
+
+  private leaseObject(key: string): LeaseObject | undefined {
+    return this.deps.informers.leases.get(`${this.deps.leases.namespace}/${storageLeaseName(key)}`);
   }
 
   /**
@@ -337,20 +380,18 @@ export class WorkloadRestoreReconciler {
         await deleteIfExists(client, Resources.NodeRestore, action.step.metadata.namespace, action.step.metadata.name!);
         return;
       case "ClaimLease":
-        if (!world.volumeId) return;
-        world.leaseObject = await claimVolumeLease(
+        for (const lease of await claimStorageLeases(
           leases,
-          world.volumeId,
-          world.leaseObject,
+          world.storageKeys,
+          (key) => this.leaseObject(key),
           { owner, node: action.node, step: action.step, now: clock.now() },
           this.deps.ownerActive,
-        );
+        ))
+          informers.leases.observe(lease);
         return;
-      case "ReleaseLease": {
-        const volumeId = world.volumeId ?? this.volumeIds.get(restore.metadata.uid!);
-        if (volumeId) await leases.release(volumeId, owner);
+      case "ReleaseLease":
+        await releaseStorageLeases(leases, world.storageKeys, owner);
         return;
-      }
       case "HoldVm": {
         const vm = informers.vms.get(workloadKey(action.vm));
         if (vm) await patchVm(action.vm, holdPatch(vm, action.hold));

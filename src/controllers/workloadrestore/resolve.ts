@@ -171,8 +171,9 @@ export function resolveWorkloads(
       ...(w.targetNode ? { targetNode: w.targetNode } : {}),
       ...(step.spec.node ? { originalNode: step.spec.node } : {}),
       backupPath: step.spec.location.path,
-      sharedClaim: step.spec.sharedVolume.claimName,
-      nodeMountPath: step.spec.sharedVolume.nodeMountPath,
+      // A backup without a shared volume holds claims only (its hostDisk VMs were NoSharedDisk).
+      sharedClaim: step.spec.sharedVolume?.claimName ?? "",
+      nodeMountPath: step.spec.sharedVolume?.nodeMountPath ?? "",
       locationClaim: step.spec.location.persistentVolumeClaim.claimName,
     });
   }

@@ -12,6 +12,7 @@ import type {
 } from "../../api/v1alpha1/index.js";
 import type { RestorePlanEntry, WorkloadRef } from "../../planning/index.js";
 import { mergeConditions, type DesiredCondition } from "../runtime/conditions.js";
+import { MAX_LISTED_STORAGE_BACKENDS } from "../runtime/storage-keys.js";
 
 export const LIST_LIMIT = 500;
 /**
@@ -37,6 +38,8 @@ export interface RestoreFacts {
   startTime?: string;
   completionTime?: string;
   coordinatingNode?: string;
+  /** The storage keys whose Leases the run takes (runtime/storage-keys.ts). */
+  storageBackends?: readonly string[];
   dryRun?: boolean;
   progressing: { reason: string; message: string };
   invalid?: { reason: string; message: string };
@@ -138,6 +141,9 @@ export function buildRestoreStatus(
     ...(facts.startTime ? { startTime: facts.startTime } : {}),
     ...(facts.completionTime ? { completionTime: facts.completionTime } : {}),
     ...(facts.coordinatingNode ? { coordinatingNode: facts.coordinatingNode } : {}),
+    ...(facts.storageBackends?.length
+      ? { storageBackends: facts.storageBackends.slice(0, MAX_LISTED_STORAGE_BACKENDS) }
+      : {}),
     progress: {
       restored: `${restored}/${total}`,
       workloadsTotal: total,

@@ -72,6 +72,17 @@ describe("agent/cleanup cleanupBackup", function () {
     assert.deepEqual(await othersNow(), before, "another backup's files changed");
   });
 
+  it("without a snapshots path (a backup without a shared volume) removes its location directory only", async () => {
+    const removed = await cleanupBackup({
+      locationRoot: location,
+      sharedRoot: shared,
+      backupPath: backupPathOf(nightlyA),
+    });
+    assert.deepEqual(removed, [join(location, backupPathOf(nightlyA))]);
+    assert.equal(existsSync(join(location, backupPathOf(nightlyA))), false);
+    assert.equal(existsSync(join(shared, backupSnapshotsPath(nightlyA))), true, "the shared volume is not touched");
+  });
+
   it("removes symlinks planted inside the trees as names, never what they point to", async () => {
     const kept = join(shared, backupSnapshotsPath(nightlyA));
     await symlink(join(shared, backupSnapshotsPath(nightlyB)), join(kept, "to-b"));

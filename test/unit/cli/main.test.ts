@@ -128,7 +128,7 @@ describe("fedbackup command line", function () {
         argv: ["agent", "restore", "--step=a/b", "--from-snapshot"],
         message: /--from-snapshot is not a flag of agent restore/,
       },
-      { argv: ["agent", "cleanup", "--backup-path", "x"], message: /--backup-path and --snapshots-path are required/ },
+      { argv: ["agent", "cleanup", "--snapshots-path", "x"], message: /--backup-path is required/ },
       {
         argv: ["agent", "backup", "--step", "a/b", "now"],
         message: /^fedbackup agent backup: Unexpected argument 'now'/,

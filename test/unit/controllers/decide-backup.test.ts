@@ -129,6 +129,34 @@ describe("decideBackup", () => {
       assert.equal(d.status.conditions?.find((c) => c.type === "Progressing")?.reason, "WaitingForVolumeLease");
     });
 
+    it("gives back the back ends it holds while it waits for another, names the one it waits for and lists them all", () => {
+      const d = decideBackup(
+        world(b, {
+          steps: steps().map((step) => ({ step })),
+          lease: {
+            ours: false,
+            free: false,
+            heldSome: true,
+            keys: ["storageclass/fast", "volume/nfs:h:/d"],
+            blockedKey: "volume/nfs:h:/d",
+            owner: "WorkloadRestore/vms/r1",
+          },
+        }),
+        settings,
+      );
+      assert.deepEqual(
+        d.actions.map((a) => a.kind),
+        ["ReleaseLease"],
+      );
+      const progressing = d.status.conditions?.find((c) => c.type === "Progressing");
+      assert.equal(progressing?.reason, "WaitingForVolumeLease");
+      assert.match(
+        progressing?.message ?? "",
+        /storage back end volume\/nfs:h:\/d is in use by WorkloadRestore\/vms\/r1/,
+      );
+      assert.deepEqual(d.status.storageBackends, ["storageclass/fast", "volume/nfs:h:/d"]);
+    });
+
     it("fails the step of a node that is not Ready when its turn comes, without a Job", () => {
       const d = decideBackup(
         world(b, { steps: steps().map((step) => ({ step })), nodes: [node("n1"), node("n2", false)] }),

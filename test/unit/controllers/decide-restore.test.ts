@@ -2475,7 +2475,7 @@ describe("decideRestore", () => {
           [condition(d, "Progressing")?.reason, condition(d, "Progressing")?.message],
           [
             "WaitingForVolumeLease",
-            "the shared volume is in use by FederatedBackup/vms/nightly; waiting for it to finish",
+            "a storage back end is in use by FederatedBackup/vms/nightly; waiting for it to finish",
           ],
         );
         assert.equal(d.status.phase, "InProgress");
