@@ -40,6 +40,7 @@ import { buildNodeRestore, RESTORE_DEFAULTS, restoreOwnerId } from "./builders.j
 import { BACKUPS_LISTED, type Resolution } from "./resolve.js";
 import { buildRestoreStatus, skipReasons, type PlanProblem, type RestoreFacts } from "./status.js";
 import { startStrategy, type VmHold, type VmView } from "./vm-hold.js";
+import { JOB_FAILED, describeDisksAfterFailure, disksAfterFailure, mayStartAgain } from "./disks-after-failure.js";
 
 export interface ObservedRestoreStep {
   step: NodeRestore;
@@ -612,7 +613,14 @@ function startVms(p: StepPass): StepOutcome {
       // Back to the strategy it had (a VM that did not run keeps the Always it was started with).
       const afterwards =
         hold.runStrategy === "Halted" || hold.runStrategy === runStrategy ? undefined : hold.runStrategy;
-      if (!target) {
+      const failure = failureOf(report, step.status?.message);
+      const disks = restored ? "Untouched" : disksAfterFailure(p.outcomes.get(key)?.reason ?? failure.reason, w);
+      if (!mayStartAgain(disks)) {
+        // A device partly written (or maybe): released stopped, never started on it.
+        if (!p.outcomes.has(key)) p.fail(w, failure.reason, `${failure.text}; ${describeDisksAfterFailure(disks)}`);
+        p.actions.push({ kind: "ReleaseVm", vm: w, hold, runStrategy: "Halted" });
+        notes.push(`${w.name} left stopped`);
+      } else if (!target) {
         // It did not run before and its restore failed: back to how it was.
         p.actions.push({ kind: "ReleaseVm", vm: w, hold, runStrategy: hold.runStrategy });
       } else if (!world.nodes.find((n) => n.name === target)?.ready) {
@@ -669,7 +677,8 @@ function startVms(p: StepPass): StepOutcome {
     } else {
       const after = runsOn ? `; started again on ${runsOn}` : "";
       const failure = failureOf(report, step.status?.message);
-      p.fail(w, failure.reason, `${failure.text}; its disks were not touched${after}`, runsOn);
+      const disks = describeDisksAfterFailure(disksAfterFailure(failure.reason, w));
+      p.fail(w, failure.reason, `${failure.text}; ${disks}${after}`, runsOn);
     }
   }
   if (notes.length > 0) {
@@ -706,5 +715,5 @@ function failureOf(
     const reason = /^[A-Z][A-Za-z0-9]{0,63}$/.test(report.reason ?? "") ? report.reason! : "RestoreFailed";
     return { reason, text: `${report.reason ?? "RestoreFailed"}: ${report.message ?? "no detail"}` };
   }
-  return { reason: "JobFailed", text: `not restored: ${stepMessage ?? "the restore Job did not report this VM"}` };
+  return { reason: JOB_FAILED, text: `not restored: ${stepMessage ?? "the restore Job did not report this VM"}` };
 }

@@ -1882,6 +1882,45 @@ describe("decideRestore", () => {
       });
     }
 
+    describe("a VM on a Block-mode claim", () => {
+      const onBlock = (): Planned => {
+        const p = single();
+        p.steps[0]!.spec.workloads[0]!.claims = [{ volume: "root", claimName: "a-root", volumeMode: "Block" }];
+        return p;
+      };
+      const PARTLY = {
+        restored: false,
+        reason: "ClaimPartlyWritten",
+        message: "device a-root partly written",
+      } as const;
+
+      for (const [title, report] of [
+        ["whose device the agent wrote in part", PARTLY],
+        ["that the Job did not report on (it may have been writing)", undefined],
+      ] as const) {
+        it(`${title} is released stopped, not started, and its outcome says why`, () => {
+          const d = decideRestore(
+            stepWorld(onBlock(), starting(report), { vms: vms({ "vms/a": held("n3") }) }),
+            settings,
+          );
+          assert.deepEqual(vmActions(d), ["ReleaseVm a Halted"]);
+          const [outcome] = records(d)[0]?.outcomes ?? [];
+          assert.equal(outcome?.phase, "Failed");
+          assert.equal(outcome?.reason, report ? "ClaimPartlyWritten" : "JobFailed");
+          assert.match(outcome?.message ?? "", /left stopped \(runStrategy Halted\)/);
+          assert.doesNotMatch(outcome?.message ?? "", /not touched/);
+        });
+      }
+
+      it("whose backup failed its checksum is started again where it ran: nothing was written", () => {
+        const d = decideRestore(
+          stepWorld(onBlock(), starting(CHECKSUM), { vms: vms({ "vms/a": held("n3") }) }),
+          settings,
+        );
+        assert.deepEqual(vmActions(d), ["StartVm a@n3 Always"]);
+      });
+    });
+
     it("releases unpinned, for KubeVirt to place, a VM whose node is gone, and fails it with the agent's reason", () => {
       const d = decideRestore(stepWorld(single(), starting(CHECKSUM), { vms: vms({ "vms/a": held("n4") }) }), settings);
       assert.deepEqual(vmActions(d), ["ReleaseVm a Always"]);
