@@ -10,6 +10,7 @@ import path from "node:path";
 import type { NodeSnapshot } from "../../src/api/v1alpha1/index.js";
 import { runDigest } from "../../src/cli/digest.js";
 import type { DigestDisk, DigestRow } from "../../src/digest/index.js";
+import { KubeClient } from "../../src/k8s/client.js";
 import { Resources, type ResourceType } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
 import { loopDevicesUsable, waitForBound } from "../harness/block-volumes.js";
@@ -243,6 +244,13 @@ describe("fedbackup digest of VMs on hostDisks, claims and DataVolumes", functio
     try {
       const viewerConfig = path.join(dir, "kubeconfig");
       writeFileSync(viewerConfig, await cluster().serviceAccountKubeconfigYaml(ns, "viewer"), { mode: 0o600 });
+      // The viewer really cannot list the claims: the modes below can only come from the capture.
+      const viewerClient = KubeClient.load(viewerConfig);
+      try {
+        await assert.rejects(viewerClient.list(Resources.PersistentVolumeClaim, { namespace: ns }), /forbidden/i);
+      } finally {
+        viewerClient.close();
+      }
       let out = "";
       let err = "";
       const code = await runDigest(
