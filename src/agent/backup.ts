@@ -12,7 +12,10 @@
 // path leads to is read or written.
 //
 // Disks on claims (PersistentVolumeClaims and DataVolumes of the VM's namespace, which the step's Job mounts,
-// see src/api/labels.ts) are captured with the Copy method only so far: inside the VM's freeze window, right
+// see src/api/labels.ts) are captured as the step's spec decided for each: CSI claims are cut by the
+// snapshot Job (csi.ts) and read here by the extract Job from claims restored from their snapshots, mounted
+// where the claims would be (PlannedClaim.readFrom), the freeze reports coming from the snapshot Job; Copy
+// claims are copied inside the VM's freeze window, right
 // after its files are, each claim is copied straight to the location with its sha256 in the same pass
 // (there is no snapshot of a claim to extract from later): a Filesystem-mode claim's disk.img (opened
 // through safe-fs.ts below the claims' mount directory, like a file of the shared volume) to
@@ -20,9 +23,10 @@
 // (zero chunks are holes, listed in the manifest and not stored). The window stays bounded by maxFreeze: a
 // copy that outlasts it goes on with the guest thawed and the manifest says FreezeBudgetExceeded. Each copy
 // is written to a temporary name and renamed once complete, and the manifest (which lists them) comes last,
-// so a Job retried after a crash redoes the VM from scratch. With the Reflink or CSI method, whose window
-// covers the whole node and must stay short, a VM with claims fails (CaptureFailed) instead of having its
-// claims silently left out.
+// so a Job retried after a crash redoes the VM from scratch. With the Reflink method, whose window covers
+// the whole node and must stay short, a VM with claims fails (CaptureFailed) instead of having its claims
+// silently left out (the operator leaves such VMs out before, with ReflinkNotSupported). Each claim disk of
+// the manifest says which method captured it and why.
 import { constants } from "node:fs";
 import { posix } from "node:path";
 import { isInSharedVolumeTop } from "../planning/shared-volume-layout.js";
@@ -94,6 +98,15 @@ export interface PlannedClaim {
   /** How the VM names the claim (default PersistentVolumeClaim). */
   sourceKind?: "PersistentVolumeClaim" | "DataVolume";
   volumeMode: "Filesystem" | "Block";
+  /** How the claim was cut, as the step's spec decided (default Copy); recorded in the manifest. */
+  snapshotMethod?: "CSI" | "Copy";
+  /** Why that method, recorded in the manifest. */
+  why?: string;
+  /**
+   * The name the disk is found under at claimsRoot or devicesRoot when it is not claimName's: the claim
+   * restored from the claim's VolumeSnapshot, which a CSI step's extract Job reads (see csi.ts).
+   */
+  readFrom?: string;
 }
 
 export interface NodeBackupPlan {
@@ -260,7 +273,9 @@ async function runIn(backup: SafeDir, plan: NodeBackupPlan, deps: NodeBackupDeps
   for (const item of pending) {
     deps.signal?.throwIfAborted();
     item.startedAt = clock.now();
-    if (claimsOf(item).length > 0 && provider.method !== "Copy") {
+    // Claims are copied in the freeze window (Copy) or read from claims restored from their snapshots
+    // (the extract Job of the CSI method, whose freeze was the snapshot Job's).
+    if (claimsOf(item).length > 0 && provider.method !== "Copy" && !deps.frozenReports) {
       fail(
         item.vm,
         "CaptureFailed",
@@ -524,6 +539,7 @@ async function captureClaims(
     for (const claim of claimsOf(item)) {
       signal?.throwIfAborted();
       const source = { kind: claim.sourceKind ?? "PersistentVolumeClaim", claimName: claim.claimName };
+      const how = { method: claim.snapshotMethod ?? "Copy", ...(claim.why ? { why: claim.why } : {}) };
       try {
         if (claim.volumeMode === "Filesystem") {
           const target = backupFilesystemDiskPath(vm.namespace, vm.name, claim.volume);
@@ -536,14 +552,14 @@ async function captureClaims(
               return { ...copied, mode: info.mode & 0o7777, uid: info.uid, gid: info.gid };
             }),
           );
-          out.filesystemDisks.push({ name: claim.volume, source, volumeMode: "Filesystem", ...disk });
+          out.filesystemDisks.push({ name: claim.volume, source, volumeMode: "Filesystem", ...how, ...disk });
         } else {
           const target = backupBlockDiskPath(vm.namespace, vm.name, claim.volume);
-          const device = posix.join(rootOf(plan.devicesRoot, "devicesRoot"), claim.claimName);
+          const device = posix.join(rootOf(plan.devicesRoot, "devicesRoot"), claim.readFrom ?? claim.claimName);
           const layout = await withDir(backup, posix.dirname(target), { create: true }, (dir) =>
             commitAtomic(dir, posix.basename(target), (temp) => extractBlockDevice(device, temp, opts)),
           );
-          out.blockDisks.push({ name: claim.volume, source, volumeMode: "Block", ...layout });
+          out.blockDisks.push({ name: claim.volume, source, volumeMode: "Block", ...how, ...layout });
         }
       } catch (err) {
         throw new ClaimError(claim, err);
@@ -587,7 +603,7 @@ function describeClaimError(err: Error): string {
 // The disk.img of a Filesystem-mode claim, relative to claimsRoot: through the claim's directory, so that
 // a claim directory swapped for a symlink is refused like the file.
 const claimDiskImage = (claim: PlannedClaim): string =>
-  posix.join(checkName("claim name", claim.claimName), "disk.img");
+  posix.join(checkName("claim name", claim.readFrom ?? claim.claimName), "disk.img");
 
 function rootOf(root: string | undefined, what: string): string {
   if (root === undefined) throw new Error(`the plan has no ${what} to find the claims in`);
@@ -672,6 +688,7 @@ function workloadProblem(workload: PlannedWorkload): { reason: FailedReason; mes
     try {
       checkName("disk name", claim.volume);
       checkName("claim name", claim.claimName);
+      if (claim.readFrom !== undefined) checkName("claim name", claim.readFrom);
     } catch (err) {
       return { reason: "CaptureFailed", message: errorMessage(err) };
     }
@@ -735,7 +752,10 @@ async function claimSourceProblem(
         });
       } else {
         await (
-          await openBlockDevice(posix.join(rootOf(plan.devicesRoot, "devicesRoot"), claim.claimName), O_RDONLY)
+          await openBlockDevice(
+            posix.join(rootOf(plan.devicesRoot, "devicesRoot"), claim.readFrom ?? claim.claimName),
+            O_RDONLY,
+          )
         ).close();
       }
     } catch (err) {

@@ -1,24 +1,35 @@
-// The CSI snapshot method (spec.snapshot.method CSI): the cut point is a VolumeSnapshot of the whole shared
-// claim, and the files are read from a claim restored from it. A step takes two Jobs on its node:
+// The CSI snapshot method: the cut point is a VolumeSnapshot, and the disks are read from a claim restored
+// from it. Two things are cut this way: the whole shared claim (spec.snapshot.method CSI), and each claim of
+// a VM that the step's spec says is cut with CSI (spec.workloads[].claims[].snapshotMethod, which Auto picks
+// where a VolumeSnapshotClass exists for the claim's driver). A step takes two Jobs on its node:
 //
-//   1. the step's Job (`agent backup --step NS/NAME`): freezes the node's VMs, creates the
-//      snapshot.storage.k8s.io/v1 VolumeSnapshot `<step>` of the shared claim (owned by the NodeSnapshot,
-//      class from the spec), waits until its status.creationTime is set (the cut point; the freeze is still
-//      bounded by maxFreeze), thaws, and reports the snapshot's name and the per-VM freeze windows and
-//      indications in the step's status.volumeSnapshot (and the VMs it could not capture in status.failed).
-//   2. the operator then creates the PVC `<step>-snapshot` restored from it and the Job `<step>-extract`
-//      (`agent backup --step NS/NAME --from-snapshot`, that claim mounted as the shared volume): it extracts
-//      the files with sha256 and writes the manifests as any other method does, freezing nothing, and reports
-//      `captured`. Then the operator deletes the restored claim and (unless extractAt Restore) the snapshot.
+//   1. the step's Job (`agent backup --step NS/NAME`): freezes the VMs to cut, creates the
+//      snapshot.storage.k8s.io/v1 VolumeSnapshots (`<step>` of the shared claim, claimSnapshotName(step, claim)
+//      of each CSI claim of a frozen VM; owned by the NodeSnapshot), waits until each has its
+//      status.creationTime (the cut point; the freeze is still bounded by maxFreeze), thaws, and reports
+//      them and the per-VM freeze windows and indications in the step's status.volumeSnapshot and
+//      status.claimSnapshots (and the VMs it could not capture in status.failed). The same Job captures the
+//      step's other VMs (claims resolved to Copy, files with Auto) as any step does.
+//   2. the operator then creates the claims restored from them (`<step>-snapshot`, restoredClaimSnapshotName
+//      of each claim snapshot) and the Job `<step>-extract` (`agent backup --step NS/NAME --from-snapshot`,
+//      the restored shared claim mounted as the shared volume, each restored claim where step 1's Job found
+//      the claim's disk): it extracts the files and the claims' disks with sha256 and writes the manifests as
+//      any other method does, freezing nothing, and reports `captured`. Then the operator deletes the
+//      restored claims and the snapshots (the shared one is kept with extractAt Restore).
 //
 // Every name derives from the step's, and each Job derives what to do from what exists: a retried snapshot
-// Job deletes the VolumeSnapshot of an interrupted attempt (its freeze windows are unknown) and takes a new
-// one; a retried extract Job skips the VMs whose manifests are complete.
+// Job deletes the VolumeSnapshots of an interrupted attempt (their freeze windows are unknown) and takes new
+// ones; a retried extract Job skips the VMs whose manifests are complete.
 import { rfc3339 } from "../api/timestamps.js";
-import type { NodeSnapshot, NodeSnapshotStatusVolumeSnapshot } from "../api/v1alpha1/index.js";
+import type {
+  NodeSnapshot,
+  NodeSnapshotStatusClaimSnapshot,
+  NodeSnapshotStatusVolumeSnapshot,
+} from "../api/v1alpha1/index.js";
 import type { KubeClient } from "../k8s/client.js";
 import { isNotFound } from "../k8s/errors.js";
 import { Resources } from "../k8s/resources.js";
+import { claimSnapshotName } from "../planning/claim-snapshot-names.js";
 import type { KubeObject } from "../k8s/types.js";
 import type { FailedWorkload, Indication } from "./manifest.js";
 import { checkRelativePath } from "./manifest.js";
@@ -44,14 +55,27 @@ export interface CsiSnapshotDeps {
 }
 
 export interface CsiSnapshotResult {
-  /** Absent when no VM was left to capture (nothing was snapshotted). */
+  /** Absent when no VM was left to capture (nothing was snapshotted); `name` only with the shared claim's. */
   volumeSnapshot?: NodeSnapshotStatusVolumeSnapshot;
+  /** The VolumeSnapshots of the frozen VMs' CSI claims. */
+  claimSnapshots: NodeSnapshotStatusClaimSnapshot[];
   failed: FailedWorkload[];
+}
+
+type StepWorkload = NonNullable<NodeSnapshot["spec"]["workloads"]>[number];
+
+/** Whether a VM of the step is cut by step 1 (see the top): with method CSI all are, else those on CSI claims. */
+export function isCutWithCsi(step: NodeSnapshot, w: StepWorkload): boolean {
+  return step.spec.snapshot.method === "CSI" || (w.claims ?? []).some((c) => c.snapshotMethod === "CSI");
 }
 
 const iso = (ms: number | null): string | undefined => (ms === null ? undefined : rfc3339(ms));
 
-/** Step 1 of the CSI method: freeze, VolumeSnapshot of the shared claim until its cut point, thaw. */
+/**
+ * Step 1 of the CSI method: freeze, VolumeSnapshots (the shared claim's with method CSI, each CSI claim's)
+ * until their cut points, thaw. Only the VMs isCutWithCsi picks; with method CSI, a VM without any disk is
+ * NoSharedDisk.
+ */
 export async function takeVolumeSnapshot(
   step: NodeSnapshot & KubeObject,
   timing: { freezeTimeoutMs: number; maxFreezeMs: number },
@@ -60,19 +84,62 @@ export async function takeVolumeSnapshot(
   const { client, log } = deps;
   const ns = step.metadata.namespace!;
   const name = step.metadata.name!;
+  const sharedMethod = step.spec.snapshot.method === "CSI";
   const failed: FailedWorkload[] = [];
   const vms: VmRef[] = [];
+  const byVm = new Map<string, StepWorkload>();
   for (const w of step.spec.workloads ?? []) {
-    if (w.files.length === 0)
+    if (!isCutWithCsi(step, w)) continue;
+    if (w.files.length === 0 && !(w.claims ?? []).length)
       failed.push({ ...ref(w), reason: "NoSharedDisk", message: "it has no disk file on the shared volume" });
-    else vms.push(ref(w));
+    else {
+      vms.push(ref(w));
+      byVm.set(vmKey(w), w);
+    }
   }
+  // With method CSI every claim is cut with CSI (the operator left out the VMs whose claims cannot be).
+  const claimCuts = (w: StepWorkload) =>
+    (w.claims ?? [])
+      .filter((c) => sharedMethod || c.snapshotMethod === "CSI")
+      .map((c) => ({ ...c, volumeSnapshot: claimSnapshotName(name, c.claimName) }));
 
-  // Before any freeze: an earlier attempt's snapshot has no known freeze window, so it goes.
-  await deleteAndWait(client, ns, name, deps.pollMs ?? 200);
-  if (vms.length === 0) return { failed };
+  // Before any freeze: an earlier attempt's snapshots have no known freeze window, so they go.
+  const pollMs = deps.pollMs ?? 200;
+  if (sharedMethod) await deleteAndWait(client, ns, name, pollMs);
+  for (const w of byVm.values())
+    for (const c of claimCuts(w)) await deleteAndWait(client, ns, c.volumeSnapshot, pollMs);
+  if (vms.length === 0) return { failed, claimSnapshots: [] };
 
   let cut: string | undefined;
+  let sharedTaken = false;
+  const claimSnapshots: NodeSnapshotStatusClaimSnapshot[] = [];
+  const create = (snapshotName: string, claimName: string, className: string | undefined) =>
+    client.create(Resources.VolumeSnapshot, {
+      apiVersion: "snapshot.storage.k8s.io/v1",
+      kind: "VolumeSnapshot",
+      metadata: {
+        name: snapshotName,
+        namespace: ns,
+        labels: { ...step.metadata.labels },
+        ownerReferences: [
+          {
+            apiVersion: step.apiVersion,
+            kind: step.kind,
+            name,
+            uid: step.metadata.uid!,
+            controller: true,
+            // Not blocking: that would need update on the step's finalizers (the API server's
+            // OwnerReferencesPermissionEnforcement), a right the agent has no other use for. The operator
+            // deletes the snapshots itself when the step is over; the collector removes a leftover.
+            blockOwnerDeletion: false,
+          },
+        ],
+      },
+      spec: {
+        ...(className ? { volumeSnapshotClassName: className } : {}),
+        source: { persistentVolumeClaimName: claimName },
+      },
+    } as KubeObject);
   const frozen = await withFrozen(
     vms,
     deps.freezer,
@@ -86,45 +153,53 @@ export async function takeVolumeSnapshot(
     },
     async (session) => {
       if (session.vms.length === 0) return;
-      await client.create(Resources.VolumeSnapshot, {
-        apiVersion: "snapshot.storage.k8s.io/v1",
-        kind: "VolumeSnapshot",
-        metadata: {
-          name,
-          namespace: ns,
-          labels: { ...step.metadata.labels },
-          ownerReferences: [
-            {
-              apiVersion: step.apiVersion,
-              kind: step.kind,
-              name,
-              uid: step.metadata.uid!,
-              controller: true,
-              // Not blocking: that would need update on the step's finalizers (the API server's
-              // OwnerReferencesPermissionEnforcement), a right the agent has no other use for. The operator
-              // deletes the snapshot itself when the step releases its Lease; the collector removes a leftover.
-              blockOwnerDeletion: false,
+      const frozenVms = session.vms.map((vm) => byVm.get(vmKey(vm))!);
+      // Every snapshot first, then the waits: the cuts are as close together as the API allows.
+      const pending: Array<{ name: string; entry?: NodeSnapshotStatusClaimSnapshot }> = [];
+      const sharedClaim = step.spec.sharedVolume?.claimName;
+      if (sharedMethod && sharedClaim && frozenVms.some((w) => w.files.length > 0)) {
+        await create(name, sharedClaim, step.spec.snapshot.volumeSnapshotClassName);
+        sharedTaken = true;
+        pending.push({ name });
+      }
+      for (const w of frozenVms) {
+        for (const c of claimCuts(w)) {
+          await create(
+            c.volumeSnapshot,
+            c.claimName,
+            c.volumeSnapshotClassName ?? step.spec.snapshot.volumeSnapshotClassName,
+          );
+          pending.push({
+            name: c.volumeSnapshot,
+            entry: {
+              ...ref(w),
+              volume: c.volume,
+              claimName: c.claimName,
+              volumeMode: c.volumeMode,
+              volumeSnapshot: c.volumeSnapshot,
             },
-          ],
-        },
-        spec: {
-          volumeSnapshotClassName: step.spec.snapshot.volumeSnapshotClassName,
-          source: { persistentVolumeClaimName: sharedClaimOf(step) },
-        },
-      } as KubeObject);
+          });
+        }
+      }
       // The cut point is when the snapshot controller sets creationTime (readyToUse may come much later).
       // The wait is not bounded here: maxFreeze thaws the guests meanwhile (FreezeBudgetExceeded), and the
       // Job's activeDeadlineSeconds (nodeTimeout) ends a snapshot that never comes.
-      for (;;) {
-        session.signal.throwIfAborted();
-        const vs = await client.get<VolumeSnapshotObject>(Resources.VolumeSnapshot, ns, name);
-        if (vs.status?.creationTime) {
-          cut = vs.status.creationTime;
-          return;
+      let last: string | undefined;
+      for (const p of pending) {
+        for (;;) {
+          session.signal.throwIfAborted();
+          const vs = await client.get<VolumeSnapshotObject>(Resources.VolumeSnapshot, ns, p.name);
+          const at = vs.status?.creationTime;
+          if (at) {
+            if (p.entry) claimSnapshots.push({ ...p.entry, creationTime: at });
+            if (!last || Date.parse(at) > Date.parse(last)) last = at;
+            break;
+          }
+          if (vs.status?.error?.message) throw new Error(`VolumeSnapshot ${p.name}: ${vs.status.error.message}`);
+          await new Promise((r) => setTimeout(r, pollMs));
         }
-        if (vs.status?.error?.message) throw new Error(`VolumeSnapshot ${name}: ${vs.status.error.message}`);
-        await new Promise((r) => setTimeout(r, deps.pollMs ?? 200));
       }
+      cut = last;
     },
   );
   const workloads: NonNullable<NodeSnapshotStatusVolumeSnapshot["workloads"]> = [];
@@ -145,9 +220,18 @@ export async function takeVolumeSnapshot(
       ...(report.thawError ? { thawError: report.thawError } : {}),
     });
   }
-  if (!cut) return { failed };
-  log.info("VolumeSnapshot taken", { volumeSnapshot: name, creationTime: cut, vms: workloads.length });
-  return { volumeSnapshot: { name, creationTime: cut, workloads }, failed };
+  if (!cut) return { failed, claimSnapshots: [] };
+  log.info("VolumeSnapshots taken", {
+    ...(sharedTaken ? { volumeSnapshot: name } : {}),
+    claimSnapshots: claimSnapshots.length,
+    creationTime: cut,
+    vms: workloads.length,
+  });
+  return {
+    volumeSnapshot: { ...(sharedTaken ? { name } : {}), creationTime: cut, workloads },
+    claimSnapshots,
+    failed,
+  };
 }
 
 /** Step 2 of the CSI method: the freeze reports of step 1, as runNodeBackup takes them. */
@@ -238,10 +322,4 @@ async function deleteAndWait(client: KubeClient, ns: string, name: string, pollM
     await new Promise((r) => setTimeout(r, pollMs));
   }
   throw new Error(`the VolumeSnapshot ${name} of an earlier attempt is still being deleted`);
-}
-
-/** The CSI method snapshots the shared volume: a step without one has no files to snapshot. */
-function sharedClaimOf(step: NodeSnapshot): string {
-  if (!step.spec.sharedVolume) throw new Error(`step ${step.metadata.name} names no shared volume to snapshot`);
-  return step.spec.sharedVolume.claimName;
 }

@@ -126,7 +126,13 @@ export interface ManifestBlockDisk extends BlockLayout {
   name: string;
   source: { kind: BlockDiskSourceKind; claimName: string };
   volumeMode: "Block";
+  /** How the claim was cut: CSI (a VolumeSnapshot) or Copy (under freeze); absent in older manifests (Copy). */
+  method?: ClaimDiskMethod;
+  /** Why that method (what Auto picked and why). */
+  why?: string;
 }
+
+export type ClaimDiskMethod = "CSI" | "Copy";
 
 /**
  * A disk of the VM that is a claim in Filesystem mode: the `disk.img` at the claim's root (as CDI lays it
@@ -137,6 +143,9 @@ export interface ManifestFilesystemDisk {
   name: string;
   source: { kind: BlockDiskSourceKind; claimName: string };
   volumeMode: "Filesystem";
+  /** As ManifestBlockDisk.method. */
+  method?: ClaimDiskMethod;
+  why?: string;
   /** The size of disk.img. */
   bytes: number;
   /** Lowercase hex sha256 of disk.img. */
@@ -488,6 +497,8 @@ function parseClaimDisks(v: Validator, version: WorkloadManifestSchemaVersion): 
     const other = claims.get(claim);
     if (other) throw new ManifestError("Invalid", `manifest lists claim ${claim} for two ${both(other, kind)}`);
     claims.set(claim, kind);
+    if (disk.has("method")) disk.oneOf("method", ["CSI", "Copy"]);
+    if (disk.has("why")) disk.string("why");
   };
   let total = 0;
   v.array("blockDisks").forEach((value, i) => {

@@ -9,7 +9,8 @@ import { AGENT_CLAIM_DEVICES, AGENT_CLAIMS_MOUNT, AGENT_LOCATION_MOUNT, AGENT_SH
 import type { NodeRestore, NodeRestoreStatus, NodeSnapshot } from "../api/v1alpha1/index.js";
 import { runNodeBackup, type NodeBackupResult } from "../agent/backup.js";
 import { runNodeRestore } from "../agent/node-restore.js";
-import { freezeReportsOf, RestoredVolumeSnapshotProvider, takeVolumeSnapshot } from "../agent/csi.js";
+import { restoredClaimSnapshotName } from "../planning/claim-snapshot-names.js";
+import { freezeReportsOf, isCutWithCsi, RestoredVolumeSnapshotProvider, takeVolumeSnapshot } from "../agent/csi.js";
 import { cleanupBackup } from "../agent/cleanup.js";
 import { FreezeError, type Freezer, type IsActiveOnNode } from "../agent/quiesce.js";
 import { vmKey } from "../agent/types.js";
@@ -202,83 +203,137 @@ async function backupStep(ctx: StepContext): Promise<void> {
     maxFreezeMs: parseDuration(s.snapshot.maxFreeze),
   };
   const fromSnapshot = ctx.fromSnapshot;
-  if (s.snapshot.method === "CSI" && !fromSnapshot) {
-    // First Job of a CSI step (see src/agent/csi.ts): the cut point only; the extract Job reports `captured`.
-    const taken = await takeVolumeSnapshot(step, timing, {
-      client,
-      freezer,
-      isActiveOnNode,
-      clock: { now: () => Date.now() },
-      log,
-    });
+  const clock = { now: () => Date.now() };
+  const plannedOf = (w: NonNullable<typeof s.workloads>[number], readFrom?: (claim: string) => string | undefined) => ({
+    namespace: w.namespace,
+    name: w.name,
+    uid: w.uid ?? "",
+    files: w.files,
+    ...(w.claims?.length
+      ? {
+          claims: w.claims.map((c) => {
+            const from = readFrom?.(c.claimName);
+            return {
+              volume: c.volume,
+              claimName: c.claimName,
+              ...(c.sourceKind ? { sourceKind: c.sourceKind } : {}),
+              volumeMode: c.volumeMode,
+              // With method CSI every claim is cut with CSI (the operator left out those that cannot be).
+              snapshotMethod: s.snapshot.method === "CSI" ? ("CSI" as const) : (c.snapshotMethod ?? "Copy"),
+              ...(c.why ? { why: c.why } : {}),
+              ...(from ? { readFrom: from } : {}),
+            };
+          }),
+        }
+      : {}),
+  });
+  const plan = (
+    workloads: NonNullable<typeof s.workloads>,
+    extractAt: typeof s.extractAt,
+    readFrom?: (ns: string, vm: string, claim: string) => string | undefined,
+  ) => ({
+    // The step lives in its backup's namespace; namespace, name and uid key the backup's snapshots.
+    backup: { namespace, name: s.backupName, uid: s.backupUID },
+    node,
+    round: s.round,
+    method: s.snapshot.method === "CSI" ? ("Auto" as const) : s.snapshot.method,
+    quiesce: s.snapshot.quiesce,
+    ...timing,
+    extractAt,
+    sharedRoot: ctx.sharedRoot,
+    locationRoot: ctx.locationRoot,
+    claimsRoot: ctx.claimsRoot,
+    devicesRoot: ctx.devicesRoot,
+    backupPath: s.location.path,
+    workloads: workloads.map((w) => plannedOf(w, readFrom && ((claim) => readFrom(w.namespace, w.name, claim)))),
+  });
+  const locationPath = (p: string) => path.posix.join(s.location.path, p);
+  const capturedEntries = (result: NodeBackupResult) =>
+    result.captured.map((c) => ({
+      namespace: c.namespace,
+      name: c.name,
+      uid: c.uid,
+      bytes: c.bytes,
+      files: c.files,
+      indication: c.indication,
+      freezeWindowMs: c.freezeWindowMs,
+      manifest: locationPath(c.manifestPath),
+      ...(c.sha256 ? { sha256: c.sha256 } : {}),
+    }));
+  const failedEntries = (failed: readonly { namespace: string; name: string; reason: string; message?: string }[]) =>
+    failed.map((f) => ({ namespace: f.namespace, name: f.name, reason: f.reason, message: f.message }));
+  const cutVms = (s.workloads ?? []).filter((w) => isCutWithCsi(step, w));
+
+  if (!fromSnapshot && cutVms.length > 0) {
+    // First Job of a CSI step (see src/agent/csi.ts): the cut points of the VMs cut with CSI; the step's
+    // other VMs are captured here as any step's are. The extract Job reports the rest, and `capturedCount`.
+    const taken = await takeVolumeSnapshot(step, timing, { client, freezer, isActiveOnNode, clock, log });
+    const others = (s.workloads ?? []).filter((w) => !isCutWithCsi(step, w));
+    const rest =
+      others.length > 0
+        ? await runNodeBackup(plan(others, s.extractAt), { freezer, isActiveOnNode, clock, log })
+        : undefined;
+    const captured = rest ? capturedEntries(rest) : [];
     await client.patch(
       Resources.NodeSnapshot,
       namespace,
       name,
       {
         status: {
-          snapshotMethod: "CSI",
-          failed: taken.failed,
+          snapshotMethod: s.snapshot.method === "CSI" || !rest ? "CSI" : rest.method,
+          failed: failedEntries([...taken.failed, ...(rest?.failed ?? [])]),
+          captured,
           // Nothing to extract: this Job's report is the step's whole report.
-          ...(taken.volumeSnapshot ? { volumeSnapshot: taken.volumeSnapshot } : { capturedCount: 0, captured: [] }),
+          ...(taken.volumeSnapshot
+            ? { volumeSnapshot: taken.volumeSnapshot, claimSnapshots: taken.claimSnapshots }
+            : { capturedCount: captured.length }),
         },
       },
       { subresource: "status" },
     );
-    log.info("snapshot taken", { volumeSnapshot: taken.volumeSnapshot?.name, failed: taken.failed.length });
+    log.info("snapshot taken", {
+      volumeSnapshot: taken.volumeSnapshot?.name,
+      claimSnapshots: taken.claimSnapshots.length,
+      failed: taken.failed.length,
+      captured: captured.length,
+    });
     return;
   }
   const taken = fromSnapshot ? step.status?.volumeSnapshot : undefined;
-  if (fromSnapshot && !taken?.name) throw new Error("the step reports no VolumeSnapshot to extract from");
+  const claimSnapshots = fromSnapshot ? (step.status?.claimSnapshots ?? []) : [];
+  if (fromSnapshot && !taken?.name && claimSnapshots.length === 0)
+    throw new Error("the step reports no VolumeSnapshot to extract from");
   const inSnapshot = new Set((taken?.workloads ?? []).map((w) => `${w.namespace}/${w.name}`));
+  // Each CSI claim is read from the claim restored from its snapshot, mounted under that claim's name.
+  const restoredOf = new Map(
+    claimSnapshots.map((c) => [`${c.namespace}/${c.name}/${c.claimName}`, restoredClaimSnapshotName(c.volumeSnapshot)]),
+  );
   const result: NodeBackupResult = await runNodeBackup(
-    {
-      // The step lives in its backup's namespace; namespace, name and uid key the backup's snapshots.
-      backup: { namespace, name: s.backupName, uid: s.backupUID },
-      node,
-      round: s.round,
-      method: s.snapshot.method === "CSI" ? "Auto" : s.snapshot.method,
-      quiesce: s.snapshot.quiesce,
-      ...timing,
-      extractAt: s.extractAt,
-      sharedRoot: ctx.sharedRoot,
-      locationRoot: ctx.locationRoot,
-      claimsRoot: ctx.claimsRoot,
-      devicesRoot: ctx.devicesRoot,
-      backupPath: s.location.path,
-      workloads: (s.workloads ?? [])
-        .filter((w) => !taken || inSnapshot.has(`${w.namespace}/${w.name}`))
-        .map((w) => ({
-          namespace: w.namespace,
-          name: w.name,
-          uid: w.uid ?? "",
-          files: w.files,
-          ...(w.claims?.length
-            ? {
-                claims: w.claims.map((c) => ({
-                  volume: c.volume,
-                  claimName: c.claimName,
-                  ...(c.sourceKind ? { sourceKind: c.sourceKind } : {}),
-                  volumeMode: c.volumeMode,
-                })),
-              }
-            : {}),
-        })),
-    },
+    plan(
+      (s.workloads ?? []).filter((w) => !taken || inSnapshot.has(`${w.namespace}/${w.name}`)),
+      // Claims are always extracted at once; only the shared volume's snapshot can be kept for a restore.
+      taken && !taken.name ? "Backup" : s.extractAt,
+      taken ? (ns, vm, claim) => restoredOf.get(`${ns}/${vm}/${claim}`) : undefined,
+    ),
     {
       freezer,
       isActiveOnNode,
-      clock: { now: () => Date.now() },
+      clock,
       log,
       ...(taken
         ? {
-            snapshotProvider: new RestoredVolumeSnapshotProvider({ namespace, name: taken.name! }, ctx.sharedRoot),
+            snapshotProvider: new RestoredVolumeSnapshotProvider(
+              { namespace, name: taken.name ?? name },
+              ctx.sharedRoot,
+            ),
             frozenReports: freezeReportsOf(taken),
           }
         : {}),
     },
   );
-  const locationPath = (p: string) => path.posix.join(s.location.path, p);
+  // The snapshot Job's report (the VMs it captured or failed) is kept beside the extract Job's.
+  const before = taken ? step.status : undefined;
+  const captured = [...(before?.captured ?? []), ...capturedEntries(result)];
   await client.patch(
     Resources.NodeSnapshot,
     namespace,
@@ -286,24 +341,9 @@ async function backupStep(ctx: StepContext): Promise<void> {
     {
       status: {
         snapshotMethod: result.method,
-        capturedCount: result.captured.length,
-        captured: result.captured.map((c) => ({
-          namespace: c.namespace,
-          name: c.name,
-          uid: c.uid,
-          bytes: c.bytes,
-          files: c.files,
-          indication: c.indication,
-          freezeWindowMs: c.freezeWindowMs,
-          manifest: locationPath(c.manifestPath),
-          ...(c.sha256 ? { sha256: c.sha256 } : {}),
-        })),
-        failed: [...(taken ? (step.status?.failed ?? []) : []), ...result.failed].map((f) => ({
-          namespace: f.namespace,
-          name: f.name,
-          reason: f.reason,
-          message: f.message,
-        })),
+        capturedCount: captured.length,
+        captured,
+        failed: failedEntries([...(before?.failed ?? []), ...result.failed]),
       },
     },
     { subresource: "status" },

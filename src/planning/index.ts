@@ -59,3 +59,6 @@ export type {
   RestoreWorkload,
 } from "./restore-plan.js";
 export { planRestore } from "./restore-plan.js";
+export { claimSnapshotName, restoredClaimSnapshotName } from "./claim-snapshot-names.js";
+export type { SnapshotClassInfo, WorkloadClaimMethods } from "./workload-claim-methods.js";
+export { planWorkloadClaimMethods, snapshotClassByDriver } from "./workload-claim-methods.js";

@@ -63,6 +63,10 @@ function baseMessage(reason: MissingReason, ctx: MissingReasonContext): string {
       return `${vm}${ctx.node ? ` on ${node}` : ""} has a claim that is not Bound, so it was not captured; a later backup can capture it once it is`;
     case "ClaimInOtherNamespace":
       return `${vm}${ctx.node ? ` on ${node}` : ""} has its disks on claims of its own namespace, which a backup of another namespace cannot mount (a Job mounts only claims of its namespace); back it up with a FederatedBackup in its namespace`;
+    case "VolumeSnapshotClassNotFound":
+      return `${vm}${ctx.node ? ` on ${node}` : ""} has a claim that spec.snapshot.method CSI cannot cut with a VolumeSnapshot, so it was not captured`;
+    case "ReflinkNotSupported":
+      return `${vm}${ctx.node ? ` on ${node}` : ""} has a claim that spec.snapshot.method Reflink cannot clone, so it was not captured`;
     case "CaptureFailed":
       return `capturing ${vm} on ${node} failed${inRound}`;
   }

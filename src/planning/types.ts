@@ -45,9 +45,21 @@ export interface PlannedClaim {
   /** How the VM names it: directly, or through a DataVolume of the claim's name. */
   sourceKind: "PersistentVolumeClaim" | "DataVolume";
   volumeMode: "Filesystem" | "Block";
+  /** How the claim is cut (see workload-claim-methods.ts); absent on steps planned before it was decided. */
+  snapshotMethod?: "CSI" | "Copy";
+  /** Why that method, one line (what Auto picked and why). */
+  why?: string;
+  /** CSI only: the VolumeSnapshotClass of the claim's driver. */
+  volumeSnapshotClassName?: string;
 }
 
-export type ClaimProblemReason = "InvalidVolume" | "ClaimNotFound" | "ClaimNotBound" | "ClaimInOtherNamespace";
+export type ClaimProblemReason =
+  | "InvalidVolume"
+  | "ClaimNotFound"
+  | "ClaimNotBound"
+  | "ClaimInOtherNamespace"
+  | "VolumeSnapshotClassNotFound"
+  | "ReflinkNotSupported";
 
 /** A Node as observed now. */
 export interface ObservedNode {
@@ -88,6 +100,8 @@ export const MISSING_REASONS = [
   "ClaimNotFound",
   "ClaimNotBound",
   "ClaimInOtherNamespace",
+  "VolumeSnapshotClassNotFound",
+  "ReflinkNotSupported",
   "CaptureFailed",
 ] as const;
 

@@ -171,6 +171,12 @@ export interface ClaimOptions {
   storageClassName?: string;
   /** A node the volume is reachable from only (PV nodeAffinity on kubernetes.io/hostname). */
   node?: string;
+  /**
+   * The CSI driver that "provisioned" the PV (its pv.kubernetes.io/provisioned-by annotation, as the CSI
+   * external-provisioner writes it): the operator takes it as the claim's driver, so the CSI double's class
+   * applies to the claim.
+   */
+  provisionedBy?: string;
   /** Labels, annotations and owners of the claim. */
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
@@ -226,7 +232,10 @@ export async function createPreboundClaim(
   await client.create(Resources.PersistentVolume, {
     apiVersion: "v1",
     kind: "PersistentVolume",
-    metadata: { name: p.pvName },
+    metadata: {
+      name: p.pvName,
+      ...(p.provisionedBy ? { annotations: { "pv.kubernetes.io/provisioned-by": p.provisionedBy } } : {}),
+    },
     spec: {
       capacity: { storage: p.capacity },
       volumeMode: p.volumeMode,

@@ -519,7 +519,10 @@ export interface FederatedBackupStatusMissingEntry {
    * directories). InvalidVolume: a volume without a name, with two sources, or naming a claim that
    * is not a DNS label. ClaimNotFound: a claim it names does not exist. ClaimNotBound: a claim it
    * names is not Bound. ClaimInOtherNamespace: its disks are claims of a namespace other than the
-   * backup's, which its Jobs cannot mount. CaptureFailed: the snapshot or the copy failed.
+   * backup's, which its Jobs cannot mount. VolumeSnapshotClassNotFound: spec.snapshot.method CSI,
+   * and no VolumeSnapshotClass is for the CSI driver of one of its claims. ReflinkNotSupported:
+   * spec.snapshot.method Reflink, which cannot cut claims. CaptureFailed: the snapshot or the copy
+   * failed.
    */
   reason: FederatedBackupStatusMissingEntryReason;
   /** Human-readable detail. */
@@ -543,6 +546,8 @@ export type FederatedBackupStatusMissingEntryReason =
   | "ClaimNotFound"
   | "ClaimNotBound"
   | "ClaimInOtherNamespace"
+  | "VolumeSnapshotClassNotFound"
+  | "ReflinkNotSupported"
   | "CaptureFailed";
 
 /** Kind of the NodeRestore resource. */
@@ -853,7 +858,19 @@ export interface NodeSnapshotSpecWorkloadClaim {
   /** How the VM names the claim. */
   sourceKind?: SourceKind;
   volumeMode: VolumeMode;
+  /**
+   * How the claim is cut, decided when the step was planned (spec.snapshot.method resolved for this
+   * claim): CSI, a VolumeSnapshot taken while the VM is frozen and extracted after the thaw from a
+   * claim restored from it; Copy, copied while the VM is frozen.
+   */
+  snapshotMethod?: NodeSnapshotSpecWorkloadClaimSnapshotMethod;
+  /** Why that method (what Auto picked and why). */
+  why?: string;
+  /** CSI only, the VolumeSnapshotClass of the claim's CSI driver. */
+  volumeSnapshotClassName?: string;
 }
+
+export type NodeSnapshotSpecWorkloadClaimSnapshotMethod = "CSI" | "Copy";
 
 export interface NodeSnapshotSpecUnplacedEntry {
   /** Namespace of the VirtualMachineInstance. */
@@ -902,6 +919,12 @@ export interface NodeSnapshotStatus {
    * claim restored from it after the extraction.
    */
   volumeSnapshot?: NodeSnapshotStatusVolumeSnapshot;
+  /**
+   * The VolumeSnapshots of the VMs' claims cut with CSI (spec.workloads[].claims[].snapshotMethod)
+   * that the step's Job took, the VMs' freeze windows being in volumeSnapshot.workloads. The
+   * operator restores each into a claim for the extract Job, then deletes both.
+   */
+  claimSnapshots?: NodeSnapshotStatusClaimSnapshot[];
   /** The VMs this step was asked to capture but did not, and why. */
   failed?: NodeSnapshotStatusFailedEntry[];
 }
@@ -954,7 +977,7 @@ export interface NodeSnapshotStatusVolumeSnapshot {
   workloads?: NodeSnapshotStatusVolumeSnapshotWorkload[];
   /**
    * The operator removed the claim restored for the extraction and (unless extractAt Restore) the
-   * VolumeSnapshot.
+   * VolumeSnapshot; and the claims restored from claimSnapshots and their VolumeSnapshots.
    */
   released?: boolean;
 }
@@ -976,6 +999,22 @@ export interface NodeSnapshotStatusVolumeSnapshotWorkload {
   freezeWindowMs?: number;
   /** Set when unfreeze kept failing (KubeVirt's unfreezeTimeout thaws the guest). */
   thawError?: string;
+}
+
+export interface NodeSnapshotStatusClaimSnapshot {
+  /** Namespace of the VM. */
+  namespace: string;
+  /** Name of the VM. */
+  name: string;
+  /** The volume's name in the VM spec. */
+  volume?: string;
+  /** The VM's claim. */
+  claimName: string;
+  volumeMode?: VolumeMode;
+  /** The VolumeSnapshot of the claim, in this namespace. */
+  volumeSnapshot: string;
+  /** Its cut point (the VolumeSnapshot's status.creationTime). */
+  creationTime?: string;
 }
 
 export interface NodeSnapshotStatusFailedEntry {

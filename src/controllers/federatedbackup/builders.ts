@@ -13,7 +13,9 @@ import { parseDuration } from "../../api/duration.js";
 import { API_VERSION, type FederatedBackup, type NodeSnapshot } from "../../api/v1alpha1/index.js";
 import {
   backupSnapshotsPath,
+  claimSnapshotName,
   fnv1a32Hex,
+  restoredClaimSnapshotName,
   stepName,
   type ObservedWorkload,
   type UnplacedWorkload,
@@ -140,12 +142,74 @@ export function buildRestoredClaim(
   };
 }
 
-/** The second Job of a CSI step: extracts from the restored claim, mounted where the shared volume goes. */
+/** Whether a step takes VolumeSnapshots (see src/agent/csi.ts): method CSI, or a claim cut with CSI. */
+export const usesCsiCut = (step: NodeSnapshot): boolean =>
+  step.spec.snapshot.method === "CSI" ||
+  (step.spec.workloads ?? []).some((w) => (w.claims ?? []).some((c) => c.snapshotMethod === "CSI"));
+
+/** The VolumeSnapshots of a step's CSI claims, named after the step and the claim (claim-snapshot-names.ts). */
+export const claimSnapshotNames = (step: NodeSnapshot): string[] =>
+  (step.spec.workloads ?? []).flatMap((w) =>
+    (w.claims ?? [])
+      .filter((c) => step.spec.snapshot.method === "CSI" || c.snapshotMethod === "CSI")
+      .map((c) => claimSnapshotName(step.metadata.name!, c.claimName)),
+  );
+
+/** A PersistentVolumeClaim, in the fields a claim restored from its snapshot copies. */
+export interface SourceClaim {
+  spec?: { storageClassName?: string; resources?: { requests?: { storage?: string } } };
+  status?: { capacity?: { storage?: string } };
+}
+
+/**
+ * The claims restored from the VolumeSnapshots of a step's CSI claims (status.claimSnapshots): each of its
+ * source's class and size and of its volume mode, read by the extract Job only. `sources` by claim name; a
+ * claim whose source is gone is restored at the size its snapshot reports none of, so it is left out.
+ */
+export function buildRestoredClaimSnapshots(
+  backup: FederatedBackup,
+  step: NodeSnapshot,
+  sources: ReadonlyMap<string, SourceClaim>,
+) {
+  return (step.status?.claimSnapshots ?? []).flatMap((c) => {
+    const source = sources.get(c.claimName);
+    if (!source) return [];
+    const storage = source.status?.capacity?.storage ?? source.spec?.resources?.requests?.storage ?? "1Gi";
+    return [
+      {
+        apiVersion: "v1",
+        kind: "PersistentVolumeClaim",
+        metadata: {
+          name: restoredClaimSnapshotName(c.volumeSnapshot),
+          namespace: step.metadata.namespace!,
+          labels: { ...commonLabels(backup), [LABEL_NODE]: step.spec.node!, [LABEL_ROUND]: String(step.spec.round) },
+          ownerReferences: [ownerRef({ apiVersion: API_VERSION, kind: "NodeSnapshot", metadata: step.metadata })],
+        },
+        spec: {
+          accessModes: ["ReadWriteOnce"],
+          volumeMode: c.volumeMode ?? "Filesystem",
+          ...(source.spec?.storageClassName !== undefined ? { storageClassName: source.spec.storageClassName } : {}),
+          resources: { requests: { storage } },
+          dataSource: { apiGroup: "snapshot.storage.k8s.io", kind: "VolumeSnapshot", name: c.volumeSnapshot },
+        },
+      },
+    ];
+  });
+}
+
+/**
+ * The second Job of a CSI step: extracts from the restored claims, the shared one mounted where the shared
+ * volume goes, each claim's where the step's Job found the claim (under the restored claim's name).
+ */
 export function buildExtractJob(backup: FederatedBackup, step: NodeSnapshot, settings: OperatorSettings): JobManifest {
   return buildAgentJob(backup, step, settings, {
     name: extractJobName(step),
-    sharedClaim: restoredClaimName(step),
+    ...(step.status?.volumeSnapshot?.name ? { sharedClaim: restoredClaimName(step) } : {}),
     extraArgs: ["--from-snapshot"],
+    claims: (step.status?.claimSnapshots ?? []).map((c) => ({
+      claimName: restoredClaimSnapshotName(c.volumeSnapshot),
+      volumeMode: c.volumeMode ?? "Filesystem",
+    })),
   });
 }
 
@@ -154,7 +218,12 @@ export function buildAgentJob(
   backup: FederatedBackup,
   step: NodeSnapshot,
   settings: OperatorSettings,
-  variant: { name?: string; sharedClaim?: string; extraArgs?: string[] } = {},
+  variant: {
+    name?: string;
+    sharedClaim?: string;
+    extraArgs?: string[];
+    claims?: { claimName: string; volumeMode: "Filesystem" | "Block" }[];
+  } = {},
 ): JobManifest {
   return agentJobManifest({
     name: variant.name ?? step.metadata.name!,
@@ -178,7 +247,7 @@ export function buildAgentJob(
     locationClaim: step.spec.location.persistentVolumeClaim.claimName,
     // The VMs' own claims (always of the step's namespace), read where they are: only by the Job that
     // captures while the guests are frozen, never by a CSI step's extract Job (it reads the snapshot).
-    claims: variant.sharedClaim ? [] : (step.spec.workloads ?? []).flatMap((w) => w.claims ?? []),
+    claims: variant.claims ?? (variant.sharedClaim ? [] : (step.spec.workloads ?? []).flatMap((w) => w.claims ?? [])),
     settings,
     serviceAccountName: agentServiceAccountName(step.metadata as { name: string }),
   });
@@ -228,5 +297,6 @@ export function stepAccessOf(step: NodeSnapshot): StepAccessRequest {
     step: { namespace: step.metadata.namespace!, name: step.metadata.name!, uid: step.metadata.uid! },
     workloads: (step.spec.workloads ?? []).map((w) => ({ namespace: w.namespace, name: w.name })),
     ...(step.spec.snapshot.method === "CSI" ? { volumeSnapshot: volumeSnapshotName(step) } : {}),
+    ...(usesCsiCut(step) ? { claimSnapshots: claimSnapshotNames(step) } : {}),
   };
 }

@@ -30,7 +30,8 @@ import {
 import { jsonEqual } from "../runtime/conditions.js";
 import { orderingPolicy } from "../runtime/ordering.js";
 import { waitingForLeaseMessage, type LeaseSetState } from "../runtime/lease-state.js";
-import { backupPath, buildNodeSnapshot, DEFAULTS } from "./builders.js";
+import { backupPath, buildNodeSnapshot, DEFAULTS, usesCsiCut } from "./builders.js";
+import { claimMethodsSummary } from "./claim-methods-event.js";
 import { capturedWorkloads, expectedWorkloads, missingWorkloads, type StepWithPhase } from "./missing.js";
 import { buildStatus, type StatusFacts } from "./status.js";
 import { byRoundAndOrder, deriveStepPhase, type ObservedStep } from "./steps.js";
@@ -109,7 +110,7 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
   for (const { step, derived } of withPhase) {
     // A finished CSI step leaves no restored claim behind (the step's status records that it is done).
     const finished = derived.phase === "Succeeded" || derived.phase === "Failed";
-    if (step.spec.snapshot.method === "CSI" && step.spec.node && finished && !step.status?.volumeSnapshot?.released)
+    if (usesCsiCut(step) && step.spec.node && finished && !step.status?.volumeSnapshot?.released)
       actions.push({ kind: "ReleaseVolumeSnapshot", step });
   }
 
@@ -209,6 +210,8 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
       facts.completionTime = nowIso;
       return result(planned);
     }
+    const methods = claimMethodsSummary(desired);
+    if (methods) actions.push({ kind: "Event", type: "Normal", reason: "ClaimSnapshotMethods", message: methods });
     if (world.missingNamespaces?.length) {
       actions.push({
         kind: "Event",

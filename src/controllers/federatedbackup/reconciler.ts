@@ -15,7 +15,7 @@ import type { KubeObject } from "../../k8s/types.js";
 import { storageLeaseName, type LeaseObject, type VolumeLeases } from "../../k8s/volume-lease.js";
 import type { Logger } from "../../telemetry/logger.js";
 import type { OperatorMetrics } from "../../telemetry/metrics.js";
-import { resolveFileOwnership } from "../../planning/index.js";
+import { resolveFileOwnership, restoredClaimSnapshotName } from "../../planning/index.js";
 import { jsonEqual } from "../runtime/conditions.js";
 import { BACKUP_ACCESS, backupNamespaces } from "../runtime/creator-access.js";
 import { checkCreatorAccess } from "../runtime/creator-check.js";
@@ -26,10 +26,13 @@ import {
   buildCleanupJob,
   buildExtractJob,
   buildRestoredClaim,
+  buildRestoredClaimSnapshots,
   cleanupJobName,
   extractJobName,
   restoredClaimName,
   stepAccessOf,
+  type SourceClaim,
+  usesCsiCut,
   volumeSnapshotName,
 } from "./builders.js";
 import type { OperatorSettings } from "../runtime/agent-job.js";
@@ -51,6 +54,7 @@ import { claimFilesystemIdentity } from "../runtime/volume-identity.js";
 import { fileClaimants, withOwnership, withoutSharedVolume } from "../runtime/file-claims.js";
 import { requestsByNode, type PodObject } from "../runtime/node-requests.js";
 import { namesClaims, observeClaim, withClaims, type ClaimObject } from "../runtime/claim-disks.js";
+import { withClaimMethods } from "../runtime/claim-methods.js";
 import { observeNode, observeWorkload, stoppedWorkload } from "../runtime/observe.js";
 import { inScope } from "./scope.js";
 import { decideThaws, withThawed, type FreezeView } from "./thaw.js";
@@ -103,6 +107,8 @@ export function backupIsActive(b: FederatedBackup | undefined): boolean {
 export class FederatedBackupReconciler {
   /** Backup UID → the shared volume's identity; a claim's bound volume does not change, so it is read once. */
   private readonly volumeIds = new Map<string, string>();
+  /** PersistentVolume name → its CSI driver (null: none); a volume's driver does not change. */
+  private readonly claimDrivers = new Map<string, string | null>();
   private readonly claimClasses: ClaimClasses;
 
   constructor(private readonly deps: BackupReconcilerDeps) {
@@ -294,8 +300,7 @@ export class FederatedBackupReconciler {
         : cached;
     const steps: ObservedStep[] = stepObjects.map((step) => {
       const job = informers.jobs.get(`${ns}/${step.metadata.name}`);
-      const extract =
-        step.spec.snapshot.method === "CSI" ? informers.jobs.get(`${ns}/${extractJobName(step)}`) : undefined;
+      const extract = usesCsiCut(step) ? informers.jobs.get(`${ns}/${extractJobName(step)}`) : undefined;
       return {
         step,
         ...(job ? { job: viewJob(job as Parameters<typeof viewJob>[0]) } : {}),
@@ -350,6 +355,8 @@ export class FederatedBackupReconciler {
         claims,
       ),
     );
+    // Each claim's snapshot method is decided here, and recorded in the steps' specs that the agents execute.
+    workloads.splice(0, workloads.length, ...(await withClaimMethods(client, backup, workloads, this.claimDrivers)));
     // VMs named explicitly without an instance: a stopped VirtualMachine is NotRunning, no VM at all NotFound.
     const absent: Array<{ namespace: string; name: string }> = [];
     if (phase === "New") {
@@ -470,21 +477,27 @@ export class FederatedBackupReconciler {
         }
         return;
       case "StartExtract": {
-        // Restore the snapshot into a claim like the shared one, then extract from it on the step's node.
+        // Restore the snapshots into claims like their sources, then extract from them on the step's node.
         const ns = action.step.metadata.namespace!;
+        const claims: KubeObject[] = [];
         const sharedClaim = action.step.spec.sharedVolume?.claimName;
-        if (!sharedClaim) throw new TerminalError(`NodeSnapshot ${action.step.metadata.name} names no shared volume`);
-        const shared = await client.get<KubeObject & Parameters<typeof buildRestoredClaim>[2]>(
-          Resources.PersistentVolumeClaim,
-          ns,
-          sharedClaim,
-        );
-        for (const [type, manifest] of [
-          [Resources.PersistentVolumeClaim, buildRestoredClaim(backup, action.step, shared)],
-          [Resources.Job, buildExtractJob(backup, action.step, this.deps.settings)],
-        ] as const) {
-          await createIfAbsent(client, type, manifest as KubeObject);
+        if (action.step.status?.volumeSnapshot?.name && sharedClaim) {
+          const shared = await client.get<KubeObject & SourceClaim>(Resources.PersistentVolumeClaim, ns, sharedClaim);
+          claims.push(buildRestoredClaim(backup, action.step, shared));
         }
+        const sources = new Map<string, SourceClaim>();
+        for (const c of action.step.status?.claimSnapshots ?? []) {
+          const source = await tryGet<KubeObject & SourceClaim>(
+            client,
+            Resources.PersistentVolumeClaim,
+            ns,
+            c.claimName,
+          );
+          if (source) sources.set(c.claimName, source);
+        }
+        claims.push(...buildRestoredClaimSnapshots(backup, action.step, sources));
+        for (const claim of claims) await createIfAbsent(client, Resources.PersistentVolumeClaim, claim);
+        await createIfAbsent(client, Resources.Job, buildExtractJob(backup, action.step, this.deps.settings));
         return;
       }
       case "ReleaseVolumeSnapshot": {
@@ -492,10 +505,20 @@ export class FederatedBackupReconciler {
         // The step's status holds the extract Job's report, so the Job goes too: its finished pod would
         // otherwise keep the restored claim (pvc-protection) until the backup is deleted. The snapshot first,
         // the claim last, and the step records the release after both: an interrupted pass does it again.
+        // The claims' snapshots are always extracted at once, so they always go.
+        const claimSnapshots = action.step.status?.claimSnapshots ?? [];
         if (action.step.spec.extractAt !== "Restore")
           await deleteIfExists(client, Resources.VolumeSnapshot, ns, volumeSnapshotName(action.step));
+        for (const c of claimSnapshots) await deleteIfExists(client, Resources.VolumeSnapshot, ns, c.volumeSnapshot);
         await deleteIfExists(client, Resources.Job, ns, extractJobName(action.step));
         await deleteIfExists(client, Resources.PersistentVolumeClaim, ns, restoredClaimName(action.step));
+        for (const c of claimSnapshots)
+          await deleteIfExists(
+            client,
+            Resources.PersistentVolumeClaim,
+            ns,
+            restoredClaimSnapshotName(c.volumeSnapshot),
+          );
         this.deps.informers.steps.observe(
           await client.patch<NodeSnapshot & KubeObject>(
             Resources.NodeSnapshot,

@@ -22,19 +22,21 @@ export function deriveStepPhase({ step, job, extract }: ObservedStep, now: numbe
   const recorded = step.status?.phase;
   if (!step.spec.node) return { phase: "Unplaced", message: step.status?.message };
   if (recorded === "Succeeded" || recorded === "Failed") return { phase: recorded, message: step.status?.message };
-  const snapshot = step.status?.volumeSnapshot?.name;
+  const claimSnapshots = step.status?.claimSnapshots?.length ?? 0;
+  const snapshot =
+    (step.status?.volumeSnapshot?.name ? `VolumeSnapshot ${step.status.volumeSnapshot.name}` : undefined) ??
+    (claimSnapshots > 0 ? `${claimSnapshots} VolumeSnapshots of claims` : undefined);
   if (job?.complete && snapshot) {
     // CSI method: the snapshot Job is done; the step goes on with the extract Job (see src/agent/csi.ts),
     // and ends with it (not with the extract agent's report, which comes before its pod exits).
-    if (!extract)
-      return { phase: "Running", message: `extracting from VolumeSnapshot ${snapshot}`, startExtract: true };
+    if (!extract) return { phase: "Running", message: `extracting from ${snapshot}`, startExtract: true };
     if (extract.failed) {
       return {
         phase: "Failed",
         message: `the extract Job failed (${extract.failureReason ?? "Failed"}): ${extract.failureMessage ?? "no message"}`,
       };
     }
-    if (!extract.complete) return { phase: "Running", message: `extracting from VolumeSnapshot ${snapshot}` };
+    if (!extract.complete) return { phase: "Running", message: `extracting from ${snapshot}` };
     const reported = step.status?.capturedCount !== undefined;
     const completedAt = Date.parse(extract.completionTime ?? "") || now;
     if (!reported && now - completedAt < REPORT_GRACE_MS)

@@ -23,6 +23,8 @@ export interface StepAccessRequest {
   workloads: readonly { namespace: string; name: string }[];
   /** The VolumeSnapshot the agent creates and reads (CSI method); named after the step. */
   volumeSnapshot?: string;
+  /** The VolumeSnapshots of the step's claims cut with CSI, which the agent creates and reads. */
+  claimSnapshots?: readonly string[];
 }
 
 const RBAC = "rbac.authorization.k8s.io/v1";
@@ -92,15 +94,16 @@ function stepRules(req: StepAccessRequest): Rule[] {
     { apiGroups: ["fedbackup.io"], resources: [plural], verbs: ["get"], resourceNames: own },
     { apiGroups: ["fedbackup.io"], resources: [`${plural}/status`], verbs: ["patch"], resourceNames: own },
   ];
-  if (req.volumeSnapshot) {
+  const snapshots = [...(req.volumeSnapshot ? [req.volumeSnapshot] : []), ...(req.claimSnapshots ?? [])];
+  if (snapshots.length > 0) {
     rules.push(
-      // create cannot be limited by name in RBAC; the agent creates only the one named after its step.
+      // create cannot be limited by name in RBAC; the agent creates only the ones named after its step.
       { apiGroups: ["snapshot.storage.k8s.io"], resources: ["volumesnapshots"], verbs: ["create"] },
       {
         apiGroups: ["snapshot.storage.k8s.io"],
         resources: ["volumesnapshots"],
         verbs: ["get", "delete"],
-        resourceNames: [req.volumeSnapshot],
+        resourceNames: snapshots,
       },
     );
   }

@@ -130,6 +130,7 @@ describe("agent/backup runNodeBackup with disks on claims (Copy)", function () {
         name: "rootdisk",
         source: { kind: "PersistentVolumeClaim", claimName: "pvc-a" },
         volumeMode: "Filesystem",
+        method: "Copy",
         bytes: reference.bytes,
         sha256: reference.sha256,
         mode: info.mode & 0o7777,

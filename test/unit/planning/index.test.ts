@@ -38,8 +38,10 @@ describe("src/planning/index.ts", () => {
       "NodeSkipped",
       "NotFound",
       "NotRunning",
+      "ReflinkNotSupported",
       "SharedFile",
       "UnsafeFile",
+      "VolumeSnapshotClassNotFound",
     ]);
   });
 });

@@ -1,0 +1,108 @@
+// How each claim of the selected VMs is cut (planning/workload-claim-methods.ts decides), from what the
+// cluster says: the CSI driver of each claim's bound PersistentVolume and the VolumeSnapshotClasses that
+// exist. The decision goes into the workload's claims, and from there into its step's spec, which the
+// agent executes; a VM whose claims the method asked for cannot cut gets a claimProblem and is left out.
+import type { FederatedBackup } from "../../api/v1alpha1/index.js";
+import type { KubeClient } from "../../k8s/client.js";
+import { isNotFound } from "../../k8s/errors.js";
+import { Resources } from "../../k8s/resources.js";
+import type { KubeObject } from "../../k8s/types.js";
+import {
+  planWorkloadClaimMethods,
+  snapshotClassByDriver,
+  type ObservedWorkload,
+  type SnapshotClassInfo,
+} from "../../planning/index.js";
+import { tryGet } from "./objects.js";
+
+// What dynamic provisioning (the CSI external-provisioner included) writes on a PV it made: its driver.
+const PROVISIONED_BY = "pv.kubernetes.io/provisioned-by";
+const DEFAULT_CLASS = "snapshot.storage.kubernetes.io/is-default-class";
+
+interface VolumeObject extends KubeObject {
+  spec?: { csi?: { driver?: string } };
+}
+
+/**
+ * The CSI driver of a PersistentVolume: spec.csi.driver, or for a volume that is not a CSI one in its spec
+ * (an in-tree volume migrated to CSI, a local volume a CSI provisioner made), the provisioner it names.
+ */
+export function volumeDriver(pv: VolumeObject): string | undefined {
+  return pv.spec?.csi?.driver || pv.metadata.annotations?.[PROVISIONED_BY] || undefined;
+}
+
+/** The VolumeSnapshotClasses of the cluster; none when the snapshot API is not installed. */
+export async function listSnapshotClasses(client: KubeClient): Promise<SnapshotClassInfo[]> {
+  try {
+    const list = await client.list<KubeObject & { driver?: string }>(Resources.VolumeSnapshotClass);
+    return list.items.map((c) => ({
+      name: c.metadata.name!,
+      driver: c.driver ?? "",
+      isDefault: c.metadata.annotations?.[DEFAULT_CLASS] === "true",
+    }));
+  } catch (err) {
+    if (isNotFound(err)) return [];
+    throw err;
+  }
+}
+
+/**
+ * The workloads with each claim's method (and why), or with a claimProblem when the method asked for cannot
+ * cut one of its claims. `drivers` caches PV name → driver across passes (a PV's driver never changes).
+ */
+export async function withClaimMethods(
+  client: KubeClient,
+  backup: FederatedBackup,
+  workloads: readonly ObservedWorkload[],
+  drivers: Map<string, string | null>,
+): Promise<ObservedWorkload[]> {
+  const pending = workloads.filter((w) => w.claims?.length && !w.claimProblem);
+  if (pending.length === 0) return [...workloads];
+  const ns = backup.metadata.namespace!;
+  const classes = await listSnapshotClasses(client);
+  const named = backup.spec.snapshot?.volumeSnapshotClassName;
+  const byDriver = snapshotClassByDriver(classes, named);
+  const namedDriver = named ? classes.find((c) => c.name === named)?.driver : undefined;
+  const requested = backup.spec.snapshot?.method ?? "Auto";
+  const driverOf = async (claimName: string): Promise<string | undefined> => {
+    const pvc = await tryGet<KubeObject & { spec?: { volumeName?: string } }>(
+      client,
+      Resources.PersistentVolumeClaim,
+      ns,
+      claimName,
+    );
+    const pvName = pvc?.spec?.volumeName;
+    if (!pvName) return undefined;
+    if (!drivers.has(pvName)) {
+      const pv = await tryGet<VolumeObject>(client, Resources.PersistentVolume, undefined, pvName);
+      if (!pv) return undefined;
+      drivers.set(pvName, volumeDriver(pv) ?? null);
+    }
+    return drivers.get(pvName) ?? undefined;
+  };
+  const out: ObservedWorkload[] = [];
+  for (const w of workloads) {
+    if (!pending.includes(w)) {
+      out.push(w);
+      continue;
+    }
+    const claimDrivers = new Map<string, string>();
+    for (const c of w.claims!) {
+      const driver = await driverOf(c.claimName);
+      if (driver) claimDrivers.set(c.claimName, driver);
+    }
+    const planned = planWorkloadClaimMethods(
+      { hasFiles: w.files.length > 0, claims: w.claims!, drivers: claimDrivers },
+      requested,
+      byDriver,
+      // Explicit CSI cuts with the class the user named, so only claims of its driver can be cut.
+      requested === "CSI" ? namedDriver : undefined,
+    );
+    out.push(
+      planned.ok
+        ? { ...w, claims: planned.claims }
+        : { ...w, claimProblem: { reason: planned.reason, detail: planned.detail } },
+    );
+  }
+  return out;
+}

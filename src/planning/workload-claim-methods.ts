@@ -1,0 +1,120 @@
+// How the claims of one VM are cut, decided once when its step is planned and recorded in the step's spec
+// (the decision recorded there is the one the agent executes). Each claim is resolved on its own
+// (claim-snapshot-method.ts); then the VM as a whole:
+//
+// - A VM's disks are cut together, in one freeze window, so with Auto a VM is cut with CSI only when every
+//   one of its disks is a claim Auto would cut with CSI. A VM that also has disk files on the shared volume,
+//   or a claim without a VolumeSnapshotClass, has all its claims copied (Copy) in its freeze window, and
+//   `why` says which disk decided it.
+// - Reflink is not implemented for claims: Auto never picks it (the clone would have to be made inside the
+//   claim, mounted read-write, and removed after the extraction), and an explicit Reflink on a VM with
+//   claims is ReflinkNotSupported, saying so.
+// - An explicit method that cannot cut a claim leaves the VM out with the claim's reason
+//   (VolumeSnapshotClassNotFound, ReflinkNotSupported) and a message naming the claim.
+import {
+  resolveClaimSnapshotMethod,
+  type ClaimMethodResolution,
+  type RequestedSnapshotMethod,
+  type SnapshotCapabilities,
+} from "./claim-snapshot-method.js";
+import type { PlannedClaim } from "./types.js";
+
+/** A VolumeSnapshotClass as the choice of a class needs it. */
+export interface SnapshotClassInfo {
+  name: string;
+  driver: string;
+  /** Annotated snapshot.storage.kubernetes.io/is-default-class: "true". */
+  isDefault: boolean;
+}
+
+/**
+ * The class used for each driver: spec.snapshot.volumeSnapshotClassName for its own driver when the user
+ * named one, else the driver's default class, else its first class by name.
+ */
+export function snapshotClassByDriver(classes: readonly SnapshotClassInfo[], named?: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const sorted = [...classes].sort(
+    (a, b) =>
+      Number(b.name === named) - Number(a.name === named) ||
+      Number(b.isDefault) - Number(a.isDefault) ||
+      (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
+  );
+  for (const c of sorted) if (c.driver && !out.has(c.driver)) out.set(c.driver, c.name);
+  return out;
+}
+
+export type WorkloadClaimMethods =
+  | { ok: true; claims: PlannedClaim[] }
+  | { ok: false; reason: "VolumeSnapshotClassNotFound" | "ReflinkNotSupported"; detail: string };
+
+export interface WorkloadClaimInput {
+  /** Whether the VM also has disk files on the shared volume. */
+  hasFiles: boolean;
+  claims: readonly PlannedClaim[];
+  /** The CSI driver of each claim's bound volume, by claim name; absent when not a CSI volume. */
+  drivers: ReadonlyMap<string, string>;
+}
+
+/** The method of each claim of a VM, or why the method asked for cannot capture it (see the top). */
+export function planWorkloadClaimMethods(
+  input: WorkloadClaimInput,
+  requested: RequestedSnapshotMethod,
+  classes: ReadonlyMap<string, string>,
+  namedClassDriver?: string,
+): WorkloadClaimMethods {
+  const capabilities: SnapshotCapabilities = {
+    driversWithClass: new Set(classes.keys()),
+    ...(namedClassDriver !== undefined ? { namedClassDriver } : {}),
+  };
+  const resolved: Array<{ claim: PlannedClaim; r: ClaimMethodResolution }> = input.claims.map((claim) => {
+    const driver = input.drivers.get(claim.claimName);
+    return {
+      claim,
+      r: resolveClaimSnapshotMethod(
+        { claimName: claim.claimName, volumeMode: claim.volumeMode, ...(driver ? { driver } : {}) },
+        requested,
+        capabilities,
+      ),
+    };
+  });
+  for (const { claim, r } of resolved) {
+    if (!r.ok) return { ok: false, reason: r.reason, detail: r.message };
+    if (r.method === "Reflink")
+      return {
+        ok: false,
+        reason: "ReflinkNotSupported",
+        detail: `claim ${claim.claimName}: reflink clones of claims are not supported yet (spec.snapshot.method Reflink); use Auto, CSI or Copy`,
+      };
+  }
+  if (requested === "Auto") {
+    const notCsi = resolved.find(({ r }) => r.ok && r.method !== "CSI");
+    const anyCsi = resolved.some(({ r }) => r.ok && r.method === "CSI");
+    if (anyCsi && (input.hasFiles || notCsi)) {
+      const why = input.hasFiles
+        ? "Auto picked Copy: the VM also has disk files on the shared volume, and one VM's disks are cut in one freeze window"
+        : `Auto picked Copy: claim ${notCsi!.claim.claimName} of the same VM cannot be cut with CSI (${
+            notCsi!.r.ok ? notCsi!.r.why : ""
+          }), and one VM's disks are cut in one freeze window`;
+      return { ok: true, claims: resolved.map(({ claim }) => ({ ...strip(claim), snapshotMethod: "Copy", why })) };
+    }
+  }
+  return {
+    ok: true,
+    claims: resolved.map(({ claim, r }) => {
+      if (!r.ok || r.method !== "CSI") return { ...strip(claim), snapshotMethod: "Copy", why: r.ok ? r.why : "" };
+      return {
+        ...strip(claim),
+        snapshotMethod: "CSI",
+        why: r.why,
+        volumeSnapshotClassName: classes.get(r.driver!)!,
+      };
+    }),
+  };
+}
+
+const strip = ({ volume, claimName, sourceKind, volumeMode }: PlannedClaim): PlannedClaim => ({
+  volume,
+  claimName,
+  sourceKind,
+  volumeMode,
+});

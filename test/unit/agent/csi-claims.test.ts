@@ -1,0 +1,175 @@
+// The extract Job of a step whose claims are cut with CSI: each claim's disk is read from the claim restored
+// from its VolumeSnapshot (PlannedClaim.readFrom), nothing is frozen, and the manifest says CSI and why.
+import assert from "node:assert/strict";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { runNodeBackup } from "../../../src/agent/backup.js";
+import { freezeReportsOf, isCutWithCsi, RestoredVolumeSnapshotProvider } from "../../../src/agent/csi.js";
+import { readWorkloadManifest } from "../../../src/agent/manifest.js";
+import type { NodeSnapshot } from "../../../src/api/v1alpha1/index.js";
+import {
+  RecordingFreezer,
+  alwaysActive,
+  assertSameBytes,
+  makeTempDir,
+  memoryLog,
+  realClock,
+  writeRandomFile,
+} from "./helpers.js";
+
+const WHY = "Auto picked CSI: a VolumeSnapshotClass exists for driver rbd.csi.ceph.com";
+
+describe("agent/csi: claims cut with CSI", function () {
+  this.timeout(30_000);
+
+  it("extracts a claim from the claim restored from its snapshot, freezing nothing", async () => {
+    const { dir, cleanup } = makeTempDir("csi-claims");
+    try {
+      const claims = join(dir, "claims");
+      const shared = join(dir, "shared");
+      await mkdir(shared, { recursive: true });
+      // The restored claim is mounted under its own name; the VM's claim itself is not there at all.
+      await writeRandomFile(join(claims, "step-pvc-a-12345678-restore/disk.img"), 200_001);
+      // A disk.img under the claim's own name would be the live disk: it must not be read.
+      await mkdir(join(claims, "pvc-a"), { recursive: true });
+      await writeFile(join(claims, "pvc-a/disk.img"), "live");
+      const reports = freezeReportsOf({
+        creationTime: "2026-11-25T12:00:01Z",
+        workloads: [{ namespace: "vms", name: "a", indication: "GuestAgent", freezeWindowMs: 40 }],
+      });
+      const freezer = new RecordingFreezer();
+      const result = await runNodeBackup(
+        {
+          backup: { namespace: "vms", name: "nightly", uid: "uid-nightly" },
+          node: "n1",
+          round: 1,
+          method: "Auto",
+          quiesce: "GuestAgent",
+          freezeTimeoutMs: 2000,
+          maxFreezeMs: 30_000,
+          extractAt: "Backup",
+          sharedRoot: shared,
+          locationRoot: dir,
+          backupPath: "location",
+          claimsRoot: claims,
+          devicesRoot: join(dir, "devices"),
+          workloads: [
+            {
+              namespace: "vms",
+              name: "a",
+              uid: "ua",
+              files: [],
+              claims: [
+                {
+                  volume: "root",
+                  claimName: "pvc-a",
+                  volumeMode: "Filesystem",
+                  snapshotMethod: "CSI",
+                  why: WHY,
+                  readFrom: "step-pvc-a-12345678-restore",
+                },
+              ],
+            },
+          ],
+        },
+        {
+          freezer,
+          isActiveOnNode: alwaysActive,
+          clock: realClock,
+          log: memoryLog(),
+          signals: [],
+          snapshotProvider: new RestoredVolumeSnapshotProvider({ namespace: "vms", name: "step" }, shared),
+          frozenReports: reports,
+        },
+      );
+      assert.deepEqual(freezer.events, []);
+      assert.deepEqual(result.failed, []);
+      assert.deepEqual(
+        result.captured.map((c) => [c.name, c.freezeWindowMs]),
+        [["a", 40]],
+      );
+      const manifest = await readWorkloadManifest(join(dir, "location"), "vms", "a");
+      assert.equal(manifest.method, "CSI");
+      assert.deepEqual(
+        manifest.filesystemDisks?.map((d) => [d.name, d.source.claimName, d.method, d.why, d.bytes]),
+        [["root", "pvc-a", "CSI", WHY, 200_001]],
+      );
+      await assertSameBytes(
+        join(claims, "step-pvc-a-12345678-restore/disk.img"),
+        join(dir, "location/vms/a/claims/root/disk.img"),
+      );
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it("refuses a readFrom that is not one path component", async () => {
+    const { dir, cleanup } = makeTempDir("csi-claims-bad");
+    try {
+      await mkdir(join(dir, "shared"), { recursive: true });
+      const result = await runNodeBackup(
+        {
+          backup: { namespace: "vms", name: "nightly", uid: "uid-nightly" },
+          node: "n1",
+          round: 1,
+          method: "Copy",
+          quiesce: "GuestAgent",
+          freezeTimeoutMs: 2000,
+          maxFreezeMs: 30_000,
+          extractAt: "Backup",
+          sharedRoot: join(dir, "shared"),
+          locationRoot: dir,
+          backupPath: "location",
+          claimsRoot: join(dir, "claims"),
+          workloads: [
+            {
+              namespace: "vms",
+              name: "a",
+              uid: "ua",
+              files: [],
+              claims: [{ volume: "root", claimName: "pvc-a", volumeMode: "Filesystem", readFrom: "../elsewhere" }],
+            },
+          ],
+        },
+        {
+          freezer: new RecordingFreezer(),
+          isActiveOnNode: alwaysActive,
+          clock: realClock,
+          log: memoryLog(),
+          signals: [],
+        },
+      );
+      assert.deepEqual(
+        result.failed.map((f) => [f.name, f.reason]),
+        [["a", "CaptureFailed"]],
+      );
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it("cuts with CSI the VMs on a CSI claim, or every VM with method CSI", () => {
+    const step = (method: "Auto" | "CSI") => ({ spec: { snapshot: { method } } }) as unknown as NodeSnapshot;
+    const onCsi = {
+      namespace: "n",
+      name: "a",
+      files: [],
+      claims: [{ volume: "r", claimName: "c", volumeMode: "Block", snapshotMethod: "CSI" }],
+    } as never;
+    const onCopy = {
+      namespace: "n",
+      name: "b",
+      files: [],
+      claims: [{ volume: "r", claimName: "d", volumeMode: "Block", snapshotMethod: "Copy" }],
+    } as never;
+    const host = { namespace: "n", name: "c", files: ["x.img"] } as never;
+    assert.deepEqual(
+      [onCsi, onCopy, host].map((w) => isCutWithCsi(step("Auto"), w)),
+      [true, false, false],
+    );
+    assert.deepEqual(
+      [onCsi, onCopy, host].map((w) => isCutWithCsi(step("CSI"), w)),
+      [true, true, true],
+    );
+  });
+});

@@ -1,0 +1,143 @@
+import assert from "node:assert/strict";
+import type { PlannedClaim } from "../../../src/planning/index.js";
+import { planWorkloadClaimMethods, snapshotClassByDriver } from "../../../src/planning/index.js";
+
+const RBD = "rbd.csi.ceph.com";
+const NFS = "nfs.csi.k8s.io";
+const classes = new Map([[RBD, "rbd-snap"]]);
+const claim = (claimName: string, volumeMode: "Filesystem" | "Block" = "Filesystem"): PlannedClaim => ({
+  volume: `v-${claimName}`,
+  claimName,
+  sourceKind: "PersistentVolumeClaim",
+  volumeMode,
+});
+const drivers = (entries: Record<string, string>) => new Map(Object.entries(entries));
+const methods = (r: ReturnType<typeof planWorkloadClaimMethods>) =>
+  r.ok ? r.claims.map((c) => [c.claimName, c.snapshotMethod, c.volumeSnapshotClassName]) : r.reason;
+
+describe("planWorkloadClaimMethods", () => {
+  it("Auto cuts every claim of a driver with a class with CSI, with that class, and says why", () => {
+    const r = planWorkloadClaimMethods(
+      { hasFiles: false, claims: [claim("a"), claim("b", "Block")], drivers: drivers({ a: RBD, b: RBD }) },
+      "Auto",
+      classes,
+    );
+    assert.deepEqual(methods(r), [
+      ["a", "CSI", "rbd-snap"],
+      ["b", "CSI", "rbd-snap"],
+    ]);
+    assert.ok(r.ok);
+    assert.equal(r.claims[0]!.why, `Auto picked CSI: a VolumeSnapshotClass exists for driver ${RBD}`);
+    // The claim's own fields are kept as they were.
+    assert.deepEqual(
+      r.claims.map(({ volume, sourceKind, volumeMode }) => [volume, sourceKind, volumeMode]),
+      [
+        ["v-a", "PersistentVolumeClaim", "Filesystem"],
+        ["v-b", "PersistentVolumeClaim", "Block"],
+      ],
+    );
+  });
+
+  it("Auto copies the claims of a VM that is not all CSI: one VM's disks are cut in one window", () => {
+    const withFiles = planWorkloadClaimMethods(
+      { hasFiles: true, claims: [claim("a")], drivers: drivers({ a: RBD }) },
+      "Auto",
+      classes,
+    );
+    assert.deepEqual(methods(withFiles), [["a", "Copy", undefined]]);
+    assert.ok(withFiles.ok);
+    assert.match(withFiles.claims[0]!.why!, /^Auto picked Copy: the VM also has disk files on the shared volume/);
+    const mixed = planWorkloadClaimMethods(
+      { hasFiles: false, claims: [claim("a"), claim("b")], drivers: drivers({ a: RBD, b: NFS }) },
+      "Auto",
+      classes,
+    );
+    assert.deepEqual(methods(mixed), [
+      ["a", "Copy", undefined],
+      ["b", "Copy", undefined],
+    ]);
+    assert.ok(mixed.ok);
+    assert.match(
+      mixed.claims[0]!.why!,
+      /claim b of the same VM cannot be cut with CSI \(Auto picked Copy: no VolumeSnapshotClass exists for driver nfs/,
+    );
+  });
+
+  it("Auto copies claims with no CSI driver or no class, saying so", () => {
+    const r = planWorkloadClaimMethods(
+      { hasFiles: false, claims: [claim("a")], drivers: drivers({}) },
+      "Auto",
+      classes,
+    );
+    assert.ok(r.ok);
+    assert.equal(r.claims[0]!.snapshotMethod, "Copy");
+    assert.match(r.claims[0]!.why!, /^Auto picked Copy: it is not on a CSI volume/);
+  });
+
+  it("explicit CSI with no class for a claim's driver leaves the VM out: VolumeSnapshotClassNotFound", () => {
+    const r = planWorkloadClaimMethods(
+      { hasFiles: true, claims: [claim("a"), claim("b")], drivers: drivers({ a: RBD, b: NFS }) },
+      "CSI",
+      classes,
+      RBD,
+    );
+    assert.equal(methods(r), "VolumeSnapshotClassNotFound");
+    assert.ok(!r.ok);
+    assert.match(
+      r.detail,
+      /claim b is on CSI driver nfs\.csi\.k8s\.io, but VolumeSnapshotClass spec\.snapshot\.volumeSnapshotClassName is for rbd/,
+    );
+    // With the named class's driver, every claim is CSI, the VM's files notwithstanding.
+    const ok = planWorkloadClaimMethods(
+      { hasFiles: true, claims: [claim("a")], drivers: drivers({ a: RBD }) },
+      "CSI",
+      classes,
+      RBD,
+    );
+    assert.deepEqual(methods(ok), [["a", "CSI", "rbd-snap"]]);
+  });
+
+  it("explicit Reflink on claims is ReflinkNotSupported: Block ones cannot clone, Filesystem ones not yet", () => {
+    const block = planWorkloadClaimMethods(
+      { hasFiles: false, claims: [claim("a", "Block")], drivers: drivers({}) },
+      "Reflink",
+      classes,
+    );
+    assert.ok(!block.ok && block.reason === "ReflinkNotSupported");
+    assert.match(block.detail, /Block-mode claim/);
+    const fs = planWorkloadClaimMethods(
+      { hasFiles: false, claims: [claim("a")], drivers: drivers({}) },
+      "Reflink",
+      classes,
+    );
+    assert.ok(!fs.ok && fs.reason === "ReflinkNotSupported");
+    assert.match(fs.detail, /not supported yet/);
+  });
+
+  it("explicit Copy copies every claim", () => {
+    const r = planWorkloadClaimMethods(
+      { hasFiles: false, claims: [claim("a")], drivers: drivers({ a: RBD }) },
+      "Copy",
+      classes,
+    );
+    assert.deepEqual(methods(r), [["a", "Copy", undefined]]);
+  });
+});
+
+describe("snapshotClassByDriver", () => {
+  it("takes the named class for its driver, else the default class, else the first by name", () => {
+    const classes = [
+      { name: "b-rbd", driver: RBD, isDefault: false },
+      { name: "a-rbd", driver: RBD, isDefault: false },
+      { name: "z-nfs", driver: NFS, isDefault: true },
+      { name: "c-nfs", driver: NFS, isDefault: false },
+      { name: "no-driver", driver: "", isDefault: true },
+    ];
+    assert.deepEqual([...snapshotClassByDriver(classes)].sort(), [
+      [NFS, "z-nfs"],
+      [RBD, "a-rbd"],
+    ]);
+    assert.equal(snapshotClassByDriver(classes, "b-rbd").get(RBD), "b-rbd");
+    assert.equal(snapshotClassByDriver(classes, "b-rbd").get(NFS), "z-nfs");
+  });
+});
