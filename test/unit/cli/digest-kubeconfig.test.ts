@@ -163,9 +163,10 @@ describe("fedbackup digest: kubeconfig, context and namespace", function () {
       `Bearer bob GET ${VMIS}/namespaces/team-b/virtualmachineinstances`,
       `Bearer bob GET ${VMIS}/namespaces/ops/virtualmachineinstances`,
     ]);
-    // Every other LIST went there too.
+    // Every other LIST went there too: six per run (VMIs, FederatedBackups, NodeSnapshots, WorkloadRestores,
+    // Nodes, PersistentVolumeClaims).
     assert.ok(serverB.requests.every((r) => r.startsWith("Bearer bob GET ")));
-    assert.equal(serverB.requests.length, 10);
+    assert.equal(serverB.requests.length, 12);
   });
 
   it('lists namespace "default" when the context names none', async () => {
