@@ -1,16 +1,25 @@
 // Runs are serialized by storage back end, not by the shared volume alone: two backups of VMs on claims of
 // one StorageClass never run node steps at once (one Lease per StorageClass), a backup of another
 // StorageClass runs beside them, and a backup without spec.sharedVolume captures its claim VMs (and reports
-// a hostDisk VM NoSharedDisk) with Jobs that mount no shared volume.
+// a hostDisk VM NoSharedDisk) with Jobs that mount no shared volume; a restore from it holds the Lease of
+// its claims' StorageClass.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { backupFilesystemDiskPath } from "../../src/agent/manifest.js";
-import type { FederatedBackup } from "../../src/api/v1alpha1/index.js";
+import type { FederatedBackup, WorkloadRestore } from "../../src/api/v1alpha1/index.js";
 import { Resources } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
 import { storageLeaseName, viewLease, type LeaseObject } from "../../src/k8s/volume-lease.js";
-import { claimDisksOf, cleanupClaimDisks, createVm, type VmFixture } from "../harness/workloads.js";
+import { SimulatedVmController } from "../harness/kubevirt-vms.js";
+import {
+  claimDisksOf,
+  cleanupClaimDisks,
+  createVirtualMachine,
+  createVm,
+  type VmFixture,
+} from "../harness/workloads.js";
 import { waitForBound } from "../harness/block-volumes.js";
 import { BackupObserver, type JobRecord } from "./backup-observer.js";
 import {
@@ -158,6 +167,54 @@ describe("Storage back-end Leases", function () {
     } finally {
       await operator.stop();
       await observer.stop();
+      await cleanupClaimDisks(env.namespace);
+      env.cleanup();
+    }
+  });
+  it("restores VMs on claims from a backup without a shared volume, under their StorageClass's Lease", async () => {
+    const env = await backupEnv("leases-restore");
+    const sim = new SimulatedVmController(adminClient());
+    await sim.start();
+    const operator = await startOperator();
+    try {
+      const vm = onClaim("db", "node-b", "slow");
+      await createVirtualMachine(adminClient(), env.namespace, env.shared.hostDir, vm);
+      const [disk] = claimDisksOf(env.namespace, "db");
+      await waitForBound(adminClient(), env.namespace, disk!.claimName);
+      const atBackup = readFileSync(disk!.path);
+      const manifest = backupManifest(env, "nightly", { workloads: { names: [{ name: "db" }] } });
+      delete (manifest.spec as Partial<FederatedBackup["spec"]>).sharedVolume;
+      await adminClient().create(Resources.FederatedBackup, manifest);
+      const fb = await backupFinished(env.namespace, "nightly", 120_000);
+      assert.equal(fb.status?.phase, "Completed", JSON.stringify(fb.status?.missing));
+
+      writeFileSync(disk!.path, randomBytes(atBackup.length));
+      await adminClient().create(Resources.WorkloadRestore, {
+        apiVersion: "fedbackup.io/v1alpha1",
+        kind: "WorkloadRestore",
+        metadata: { name: "back", namespace: env.namespace },
+        spec: { backupRef: { name: "nightly" } },
+      } as KubeObject);
+      const restored = await waitFor("WorkloadRestore back to finish", 120_000, async () => {
+        const r = await adminClient().get<WorkloadRestore & KubeObject>(
+          Resources.WorkloadRestore,
+          env.namespace,
+          "back",
+        );
+        return ["Completed", "PartiallyFailed", "Failed"].includes(r.status?.phase ?? "") ? r : undefined;
+      });
+      assert.equal(restored.status?.phase, "Completed", JSON.stringify(restored.status?.results));
+      assert.deepEqual(restored.status?.storageBackends, ["storageclass/slow"]);
+      assert.ok(readFileSync(disk!.path).equals(atBackup), "the claim holds the backed-up bytes again");
+      const lease = await adminClient().get<LeaseObject>(
+        Resources.Lease,
+        OPERATOR_NAMESPACE,
+        storageLeaseName("storageclass/slow"),
+      );
+      assert.equal(viewLease(lease)?.owner, undefined, "released at the end");
+    } finally {
+      await operator.stop();
+      await sim.stop();
       await cleanupClaimDisks(env.namespace);
       env.cleanup();
     }
