@@ -77,10 +77,12 @@ e2e: deps test-tools controlplane ## The chart installed with helm into a local 
 test: lint test-unit test-integration e2e ## Everything CI runs: lint, unit, integration and end-to-end tests.
 
 # Benchmarks report and never fail on a missed goal (only on an error). test-tools installs xfsprogs (as root)
-# for the agent's Reflink freeze-window case; the digest benchmark runs against a local control plane.
+# for the agent's Reflink freeze-window case; the CSI freeze-window case and the digest benchmark run against
+# a local control plane.
 .PHONY: bench
-bench: deps test-tools controlplane ## Benchmarks vs their goals: the agent's data path (2 GiB copy+hash, memory, freeze windows; root for Reflink), the digest (a few minutes).
+bench: deps test-tools controlplane ## Benchmarks vs their goals: the agent's data path (2 GiB copy+hash, memory, freeze windows; root for Reflink), the CSI freeze window per claim, the digest (a few minutes).
 	tsx test/bench/agent-goals.ts
+	tsx test/bench/csi-freeze-bench.ts
 	tsx test/bench/digest-bench.ts
 
 .PHONY: cluster

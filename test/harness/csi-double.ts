@@ -12,6 +12,12 @@
 // copies the device's bytes to a sparse file, a claim restored from it gets a new loop device on a copy of
 // that file and a Block-mode PV; deleting the restored claim detaches the device and deletes the file.
 //
+// By default the copy is the cut point: creationTime is set once it is done, so a freeze around the snapshot
+// lasts as long as the copy. With `cutFirst`, creationTime is set before the copy and readyToUse after it, as
+// a CSI driver whose snapshot is a cheap cut (copy-on-write) reports them: the freeze then does not depend on
+// the volume's size. The double copies after the cut, so what it keeps is the volume as it is at the end of
+// the copy: with cutFirst, nothing may write to the source while a snapshot of it is being taken.
+//
 // It records every snapshot it took and every claim it restored, for assertions.
 import { execFile } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
@@ -88,7 +94,10 @@ export class CsiDouble {
   /** Restored PV name → its loop device (Block mode). */
   private readonly loops = new Map<string, LoopDevice>();
 
-  constructor(cp: ControlPlane) {
+  constructor(
+    cp: ControlPlane,
+    private readonly options: { cutFirst?: boolean } = {},
+  ) {
     this.client = new KubeClient(cp.kubeConfig);
     const warn = { warn: () => {} };
     this.vsInformer = new Informer<VolumeSnapshot>(this.client, Resources.VolumeSnapshot, {}, warn);
@@ -164,6 +173,13 @@ export class CsiDouble {
     if (!from) return; // not a hostPath volume or a loop device: not ours
     this.busy.add(uid);
     const at = Date.now();
+    if (this.options.cutFirst) {
+      const cut = await this.setStatus(ns, vs.metadata.name!, {
+        creationTime: new Date(at).toISOString(),
+        readyToUse: false,
+      });
+      if (!cut) return;
+    }
     const dir = path.join(this.dir, `snapshot-${uid}`);
     let bytes: number;
     if (from.volumeMode === "Block") {
@@ -186,23 +202,22 @@ export class CsiDouble {
       volumeMode: from.volumeMode,
       at,
     });
+    await this.setStatus(ns, vs.metadata.name!, {
+      creationTime: new Date(at).toISOString(),
+      readyToUse: true,
+      restoreSize: String(bytes),
+      boundVolumeSnapshotContentName: `snapcontent-${uid}`,
+    });
+  }
+
+  /** Writes a VolumeSnapshot's status; false when it is gone. */
+  private async setStatus(ns: string, name: string, status: Record<string, unknown>): Promise<boolean> {
     try {
-      await this.client.patch(
-        Resources.VolumeSnapshot,
-        ns,
-        vs.metadata.name!,
-        {
-          status: {
-            creationTime: new Date(at).toISOString(),
-            readyToUse: true,
-            restoreSize: String(bytes),
-            boundVolumeSnapshotContentName: `snapcontent-${uid}`,
-          },
-        },
-        { subresource: "status" },
-      );
+      await this.client.patch(Resources.VolumeSnapshot, ns, name, { status }, { subresource: "status" });
+      return true;
     } catch (err) {
       if (!isNotFound(err)) throw err;
+      return false;
     }
   }
 
