@@ -180,6 +180,13 @@ describe("FederatedBackup of VMs on claims, CSI per claim (Auto)", function () {
         } else assert.equal(claim.snapshotMethod, "Copy", `${vm}/${claim.claimName}`);
       }
       assert.match(claims.get("plain")?.why ?? "", /^Auto picked Copy: it is not on a CSI volume/);
+      // And one Event says it for the run.
+      const events = await adminClient().list<KubeObject & { reason?: string; note?: string }>(Resources.Event, {
+        namespace: env.namespace,
+      });
+      const picked = events.items.find((e) => e.reason === "ClaimSnapshotMethods")?.note ?? "";
+      assert.match(picked, /^5 claims by CSI \(Auto picked CSI: a VolumeSnapshotClass exists for driver /, picked);
+      assert.match(picked, /1 claim by Copy \(Auto picked Copy: it is not on a CSI volume/, picked);
       assert.match(claims.get("mixed")?.why ?? "", /also has disk files on the shared volume/);
 
       // One VolumeSnapshot per CSI claim, of that claim; each recorded in its step, then released.
