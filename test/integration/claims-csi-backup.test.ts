@@ -268,4 +268,104 @@ describe("FederatedBackup of VMs on claims, CSI per claim (Auto)", function () {
       env.cleanup();
     }
   });
+
+  it("with CSI named: the shared volume and the claims cut in one freeze; a claim of no CSI driver is VolumeSnapshotClassNotFound", async () => {
+    const env = await backupEnv("claims-csi-named");
+    const vms: VmFixture[] = [
+      {
+        name: "both",
+        node: "node-a",
+        disks: [192 * KiB],
+        claimDisks: [{ source: "persistentVolumeClaim", volumeMode: "Filesystem", size: 1 * MiB + 7, ...csi }],
+      },
+      {
+        name: "blk",
+        node: "node-a",
+        claimDisks: [{ source: "dataVolume", volumeMode: "Block", size: 2 * MiB, content: "mixed", ...csi }],
+      },
+      { name: "host", node: "node-a" },
+    ];
+    const nocsi: VmFixture = {
+      name: "nocsi",
+      node: "node-a",
+      claimDisks: [{ source: "persistentVolumeClaim", volumeMode: "Filesystem", size: 256 * KiB }],
+    };
+    const operator = await startOperator();
+    const double = await csiDouble();
+    try {
+      for (const vm of [...vms, nocsi]) await createVm(adminClient(), env.namespace, env.shared.hostDir, vm);
+      for (const vm of [...vms, nocsi])
+        for (const d of claimDisksOf(env.namespace, vm.name))
+          await waitForBound(adminClient(), env.namespace, d.claimName);
+      await adminClient().create(
+        Resources.FederatedBackup,
+        backupManifest(env, "named", { snapshot: { method: "CSI", volumeSnapshotClassName: CLASS } }),
+      );
+      const fb = await backupFinished(env.namespace, "named", 240_000);
+      assert.equal(fb.status?.phase, "PartiallyFailed", JSON.stringify(fb.status, null, 1));
+      const missing = fb.status?.missing ?? [];
+      assert.deepEqual(
+        missing.map((m) => [m.name, m.reason]),
+        [["nocsi", "VolumeSnapshotClassNotFound"]],
+      );
+      assert.match(missing[0]?.message ?? "", /claim nocsi-disk0 is not on a CSI volume/);
+      const steps = (
+        await adminClient().list<NodeSnapshot & KubeObject>(Resources.NodeSnapshot, {
+          namespace: env.namespace,
+          labelSelector: "fedbackup.io/backup=named",
+        })
+      ).items.filter((s) => s.spec.node);
+      assert.equal(steps.length, 1);
+      const step = steps[0]!;
+      // One VolumeSnapshot of the shared claim and one per claim, all cut while the VMs were frozen.
+      assert.equal(step.status?.volumeSnapshot?.name, step.metadata.name);
+      assert.deepEqual((step.status?.claimSnapshots ?? []).map((c) => c.claimName).sort(), ["blk-disk0", "both-disk1"]);
+      const taken = double.snapshots.filter((s) => s.namespace === env.namespace).map((s) => s.sourceClaim);
+      assert.deepEqual(taken.sort(), ["blk-disk0", "both-disk1", env.shared.claimName].sort());
+      assert.equal(step.status?.volumeSnapshot?.released, true);
+      const left = await adminClient().list(Resources.VolumeSnapshot, { namespace: env.namespace });
+      assert.deepEqual(
+        left.items.map((s) => s.metadata.name),
+        [],
+      );
+      const claimsLeft = await adminClient().list(Resources.PersistentVolumeClaim, { namespace: env.namespace });
+      assert.deepEqual(
+        claimsLeft.items.map((c) => c.metadata.name).filter((n) => n!.endsWith("-restore") || n!.endsWith("-snapshot")),
+        [],
+      );
+
+      const backupDir = path.join(env.location.hostDir, fb.status.backupPath!);
+      for (const vm of vms) {
+        const manifest = await readWorkloadManifest(backupDir, env.namespace, vm.name);
+        assert.equal(manifest.method, "CSI", vm.name);
+        for (const rel of diskPaths(env.namespace, vm)) {
+          const copy = readFileSync(path.join(backupDir, env.namespace, vm.name, "files", rel));
+          assert.ok(copy.equals(readFileSync(path.join(env.shared.hostDir, rel))), `${rel} differs`);
+        }
+        for (const disk of claimDisksOf(env.namespace, vm.name)) {
+          const source = readFileSync(disk.path);
+          if (disk.volumeMode === "Filesystem") {
+            const entry = manifest.filesystemDisks?.find((d) => d.name === disk.volumeName);
+            assert.equal(entry?.method, "CSI");
+            assert.equal(entry?.why, "CSI, as spec.snapshot.method asks");
+            const copy = readFileSync(
+              path.join(backupDir, backupFilesystemDiskPath(env.namespace, vm.name, disk.volumeName)),
+            );
+            assert.ok(copy.equals(source), `${vm.name}/${disk.volumeName} differs`);
+          } else {
+            const entry = manifest.blockDisks!.find((d) => d.name === disk.volumeName)!;
+            assert.equal(entry.method, "CSI");
+            const data = readFileSync(
+              path.join(backupDir, backupBlockDiskPath(env.namespace, vm.name, disk.volumeName)),
+            );
+            assert.ok(reassemble(data, entry).equals(source), `${vm.name}/${disk.volumeName} differs`);
+          }
+        }
+      }
+    } finally {
+      await operator.stop();
+      await cleanupClaimDisks(env.namespace);
+      env.cleanup();
+    }
+  });
 });
