@@ -586,15 +586,21 @@ export interface NodeRestoreSpec {
   node: string;
   /** Position of the node in the restore's node order, from 1. */
   order: number;
-  /** The shared volume holding the VMs' disks. */
-  sharedVolume: NodeRestoreSpecSharedVolume;
+  /**
+   * The shared volume holding the VMs' hostDisk files; absent when their backup had none (VMs on
+   * claims only), and the Job then mounts no shared volume.
+   */
+  sharedVolume?: NodeRestoreSpecSharedVolume;
   /** Where the backups are. */
   location: NodeRestoreSpecLocation;
   /** The VMs to restore on this node. */
   workloads: NodeRestoreSpecWorkload[];
 }
 
-/** The shared volume holding the VMs' disks. */
+/**
+ * The shared volume holding the VMs' hostDisk files; absent when their backup had none (VMs on
+ * claims only), and the Job then mounts no shared volume.
+ */
 export interface NodeRestoreSpecSharedVolume {
   /** PersistentVolumeClaim of the shared volume, in this namespace. */
   claimName: string;

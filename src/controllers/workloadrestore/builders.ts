@@ -70,7 +70,7 @@ export function buildNodeRestore(
       restoreUID: restore.metadata.uid!,
       node,
       order,
-      sharedVolume: { claimName: first.sharedClaim },
+      ...(first.sharedClaim ? { sharedVolume: { claimName: first.sharedClaim } } : {}),
       location: { claimName: first.locationClaim },
       workloads: entries.map((e) => ({
         namespace: e.namespace,
@@ -106,7 +106,7 @@ export function buildRestoreJob(restore: WorkloadRestore, step: NodeRestore, set
     args: ["agent", "restore", `--step=${step.metadata.namespace}/${step.metadata.name}`],
     backoffLimit: RESTORE_DEFAULTS.jobBackoffLimit,
     activeDeadlineSeconds: Math.ceil(parseDuration(restore.spec.nodeTimeout ?? RESTORE_DEFAULTS.nodeTimeout) / 1000),
-    sharedClaim: step.spec.sharedVolume.claimName,
+    ...(step.spec.sharedVolume ? { sharedClaim: step.spec.sharedVolume.claimName } : {}),
     locationClaim: step.spec.location.claimName,
     settings,
     serviceAccountName: agentServiceAccountName(step.metadata as { name: string }),

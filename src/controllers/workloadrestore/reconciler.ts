@@ -355,7 +355,7 @@ export class WorkloadRestoreReconciler {
     if (known) return known;
     // The filesystem behind the claim keys the Lease: backups and restores of one filesystem share it,
     // whichever claim or namespace they reach it through.
-    const claim = step.spec.sharedVolume.claimName;
+    const claim = step.spec.sharedVolume?.claimName ?? "";
     const identity = await claimFilesystemIdentity(this.deps.client, step.metadata.namespace!, claim);
     if (!identity) return `unbound:${step.metadata.namespace}/${claim}`;
     this.volumeIds.set(restore.metadata.uid!, identity);

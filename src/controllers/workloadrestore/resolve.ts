@@ -12,6 +12,7 @@ export const BACKUPS_LISTED = 20;
 export interface ResolvedWorkload extends RestoreWorkload {
   /** The backup's directory, relative to the location PVC root. */
   backupPath: string;
+  /** The shared volume's claim; "" when the backup had none (VMs on claims only). */
   sharedClaim: string;
   /** Where the capture's backup saw the shared volume mounted on the nodes (its disks' paths start there). */
   nodeMountPath: string;
