@@ -4,9 +4,18 @@ import assert from "node:assert/strict";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { runNodeBackup } from "../../../src/agent/backup.js";
-import { freezeReportsOf, isCutWithCsi, RestoredVolumeSnapshotProvider } from "../../../src/agent/csi.js";
+import {
+  freezeReportsOf,
+  isCutWithCsi,
+  RestoredVolumeSnapshotProvider,
+  takeVolumeSnapshot,
+} from "../../../src/agent/csi.js";
 import { readWorkloadManifest } from "../../../src/agent/manifest.js";
 import type { NodeSnapshot } from "../../../src/api/v1alpha1/index.js";
+import type { KubeClient } from "../../../src/k8s/client.js";
+import { ApiError } from "../../../src/k8s/errors.js";
+import type { KubeObject } from "../../../src/k8s/types.js";
+import { claimSnapshotName } from "../../../src/planning/index.js";
 import {
   RecordingFreezer,
   alwaysActive,
@@ -171,5 +180,113 @@ describe("agent/csi: claims cut with CSI", function () {
       [onCsi, onCopy, host].map((w) => isCutWithCsi(step("CSI"), w)),
       [true, true, true],
     );
+  });
+});
+
+describe("agent/csi: takeVolumeSnapshot of claims", () => {
+  const stepName = "nightly-r1-n1";
+  /** A KubeClient for VolumeSnapshots only: records the calls, a created snapshot gets its cut point at once. */
+  function fakeClient(existing: string[] = []) {
+    const snapshots = new Map<string, KubeObject & { spec?: unknown; status?: { creationTime?: string } }>(
+      existing.map((n) => [n, { metadata: { name: n } }]),
+    );
+    const calls: string[] = [];
+    const client = {
+      create: (_type: unknown, obj: KubeObject & { spec?: unknown }) => {
+        calls.push(`create ${obj.metadata.name}`);
+        snapshots.set(obj.metadata.name!, { ...obj, status: { creationTime: "2026-11-25T12:00:01Z" } });
+        return Promise.resolve(obj);
+      },
+      get: (_type: unknown, _ns: string, name: string) => {
+        const vs = snapshots.get(name);
+        if (!vs) return Promise.reject(new ApiError(404, "NotFound", `${name} not found`));
+        return Promise.resolve(vs);
+      },
+      delete: (_type: unknown, _ns: string, name: string) => {
+        calls.push(`delete ${name}`);
+        if (!snapshots.delete(name)) return Promise.reject(new ApiError(404, "NotFound", `${name} not found`));
+        return Promise.resolve();
+      },
+    };
+    return { client: client as unknown as KubeClient, calls, snapshots };
+  }
+  const claim = (claimName: string, snapshotMethod: "CSI" | "Copy") => ({
+    volume: `v-${claimName}`,
+    claimName,
+    volumeMode: "Filesystem" as const,
+    snapshotMethod,
+    ...(snapshotMethod === "CSI" ? { volumeSnapshotClassName: "rbd-snap" } : {}),
+  });
+  const step = {
+    apiVersion: "fedbackup.io/v1alpha1",
+    kind: "NodeSnapshot",
+    metadata: { name: stepName, namespace: "vms", uid: "step-uid", labels: { "fedbackup.io/backup": "nightly" } },
+    spec: {
+      backupName: "nightly",
+      backupUID: "uid",
+      node: "n1",
+      round: 1,
+      order: 1,
+      location: { persistentVolumeClaim: { claimName: "backups" }, path: "p" },
+      snapshot: { method: "Auto", quiesce: "GuestAgent", freezeTimeout: "30s", maxFreeze: "2m" },
+      extractAt: "Backup",
+      workloads: [
+        { namespace: "vms", name: "a", uid: "ua", files: [], claims: [claim("pvc-a", "CSI"), claim("pvc-b", "CSI")] },
+        { namespace: "vms", name: "c", uid: "uc", files: [], claims: [claim("pvc-c", "Copy")] },
+        { namespace: "vms", name: "gone", uid: "ug", files: [], claims: [claim("pvc-g", "CSI")] },
+      ],
+    },
+  } as unknown as NodeSnapshot & KubeObject;
+
+  it("cuts each CSI claim of the frozen VMs, after removing an earlier attempt's, and thaws after every cut point", async () => {
+    const a = claimSnapshotName(stepName, "pvc-a");
+    const b = claimSnapshotName(stepName, "pvc-b");
+    const g = claimSnapshotName(stepName, "pvc-g");
+    const { client, calls, snapshots } = fakeClient([a]);
+    const freezer = new RecordingFreezer();
+    const order: string[] = [];
+    freezer.onFreeze = (vm) => Promise.resolve(void order.push(`freeze ${vm.name} after ${calls.length} calls`));
+    freezer.onUnfreeze = (vm) => Promise.resolve(void order.push(`thaw ${vm.name} after ${calls.length} calls`));
+    const taken = await takeVolumeSnapshot(
+      step,
+      { freezeTimeoutMs: 2000, maxFreezeMs: 30_000 },
+      {
+        client,
+        freezer,
+        isActiveOnNode: (vm) =>
+          Promise.resolve(
+            vm.name === "gone" ? { active: false, reason: "Migrated", message: "now on n2" } : { active: true },
+          ),
+        clock: realClock,
+        log: memoryLog(),
+        pollMs: 1,
+      },
+    );
+    // The earlier attempt's snapshot goes before any freeze; the Copy VM is not this function's.
+    assert.deepEqual(calls, [`delete ${a}`, `delete ${b}`, `delete ${g}`, `create ${a}`, `create ${b}`]);
+    assert.deepEqual(order, ["freeze a after 3 calls", "thaw a after 5 calls"]);
+    assert.deepEqual(
+      taken.claimSnapshots.map((c) => [c.name, c.claimName, c.volumeSnapshot, c.creationTime]),
+      [
+        ["a", "pvc-a", a, "2026-11-25T12:00:01Z"],
+        ["a", "pvc-b", b, "2026-11-25T12:00:01Z"],
+      ],
+    );
+    assert.equal(taken.volumeSnapshot?.name, undefined, "no snapshot of the shared claim");
+    assert.deepEqual(
+      taken.volumeSnapshot?.workloads?.map((w) => w.name),
+      ["a"],
+    );
+    assert.deepEqual(
+      taken.failed.map((f) => [f.name, f.reason]),
+      [["gone", "Migrated"]],
+    );
+    const created = snapshots.get(a) as unknown as {
+      spec: { volumeSnapshotClassName: string; source: { persistentVolumeClaimName: string } };
+      metadata: { ownerReferences: Array<{ uid: string }> };
+    };
+    assert.equal(created.spec.volumeSnapshotClassName, "rbd-snap");
+    assert.equal(created.spec.source.persistentVolumeClaimName, "pvc-a");
+    assert.equal(created.metadata.ownerReferences[0]!.uid, "step-uid");
   });
 });
