@@ -289,4 +289,35 @@ describe("agent/csi: takeVolumeSnapshot of claims", () => {
     assert.equal(created.spec.source.persistentVolumeClaimName, "pvc-a");
     assert.equal(created.metadata.ownerReferences[0]!.uid, "step-uid");
   });
+
+  it("thaws at maxFreeze when a cut point is late, and says so (FreezeBudgetExceeded)", async () => {
+    const { client, snapshots } = fakeClient();
+    // The snapshot controller takes its time: no creationTime until 300 ms after the create.
+    const create = client.create.bind(client);
+    (client as unknown as { create: typeof create }).create = async (type, obj) => {
+      const out = await create(type, obj);
+      const vs = snapshots.get(obj.metadata.name!)!;
+      const at = vs.status;
+      vs.status = {};
+      setTimeout(() => (vs.status = at), 300);
+      return out;
+    };
+    const freezer = new RecordingFreezer();
+    const onlyA = {
+      ...step,
+      spec: { ...step.spec, workloads: step.spec.workloads!.slice(0, 1) },
+    } as NodeSnapshot & KubeObject;
+    const taken = await takeVolumeSnapshot(
+      onlyA,
+      { freezeTimeoutMs: 2000, maxFreezeMs: 100 },
+      { client, freezer, isActiveOnNode: alwaysActive, clock: realClock, log: memoryLog(), pollMs: 5 },
+    );
+    freezer.assertAllThawed();
+    assert.deepEqual(
+      taken.volumeSnapshot?.workloads?.map((w) => [w.name, w.indication]),
+      [["a", "FreezeBudgetExceeded"]],
+    );
+    assert.ok((taken.volumeSnapshot?.workloads?.[0]?.freezeWindowMs ?? 0) < 300, "thawed before the cut point came");
+    assert.equal(taken.claimSnapshots.length, 2, "the snapshots are still recorded");
+  });
 });
