@@ -23,19 +23,25 @@
 // (zero chunks are holes, listed in the manifest and not stored). The window stays bounded by maxFreeze: a
 // copy that outlasts it goes on with the guest thawed and the manifest says FreezeBudgetExceeded. Each copy
 // is written to a temporary name and renamed once complete, and the manifest (which lists them) comes last,
-// so a Job retried after a crash redoes the VM from scratch. With the Reflink method, whose window covers
-// the whole node and must stay short, a VM with claims fails (CaptureFailed) instead of having its claims
-// silently left out (the operator leaves such VMs out before, with ReflinkNotSupported). Each claim disk of
-// the manifest says which method captured it and why.
+// so a Job retried after a crash redoes the VM from scratch. Reflink claims (Filesystem mode) are cloned
+// inside the freeze window instead (claim-reflink.ts: a clone of disk.img in the claim's root, which the Job
+// mounts read-write for it), then extracted from the clone after the thaw exactly as Copy extracts
+// disk.img, and the clone is removed; a clone that fails because the filesystem cannot clone fails the VM
+// with ReflinkNotSupported. With the Reflink method for the shared volume, whose window covers the whole
+// node and must stay short, a VM with claims not all cut with Reflink fails (CaptureFailed) instead of
+// having them copied in that window. Each claim disk of the manifest says which method captured it and why.
 import { constants } from "node:fs";
 import { posix } from "node:path";
 import { isInSharedVolumeTop } from "../planning/shared-volume-layout.js";
 import { commitAtomic, removeDurably } from "./atomic-files.js";
 import { BlockDeviceError, extractBlockDevice, openBlockDevice } from "./block-device.js";
+import type { ClaimCloneSource } from "./claim-reflink.js";
+import { ClaimCloneError, claimClonePath, cloneClaimDisk, discardClaimClone } from "./claim-reflink.js";
 import { copyAndHash, sha256OfFile } from "./copy-and-hash.js";
 import type {
   CaptureMethod,
   CapturedWorkload,
+  ClaimDiskMethod,
   Consistency,
   ExtractAt,
   FailedReason,
@@ -99,7 +105,7 @@ export interface PlannedClaim {
   sourceKind?: "PersistentVolumeClaim" | "DataVolume";
   volumeMode: "Filesystem" | "Block";
   /** How the claim was cut, as the step's spec decided (default Copy); recorded in the manifest. */
-  snapshotMethod?: "CSI" | "Copy";
+  snapshotMethod?: "CSI" | "Reflink" | "Copy";
   /** Why that method, recorded in the manifest. */
   why?: string;
   /**
@@ -175,6 +181,14 @@ const claimsOf = (item: Pending): readonly PlannedClaim[] => item.workload.claim
 interface CapturedClaims {
   blockDisks: ManifestBlockDisk[];
   filesystemDisks: ManifestFilesystemDisk[];
+  /** Reflink claims cloned in the window, extracted after the thaw (extractClaimClones) into filesystemDisks. */
+  clones: Array<{
+    claim: PlannedClaim;
+    /** The manifest's source, method and why of the disk, as captureClaims records them. */
+    source: ManifestFilesystemDisk["source"];
+    how: { method: ClaimDiskMethod; why?: string };
+    image: ClaimCloneSource;
+  }>;
 }
 
 type ClaimCapture = ({ ok: true } & CapturedClaims) | { ok: false; error: Error };
@@ -275,16 +289,23 @@ async function runIn(backup: SafeDir, plan: NodeBackupPlan, deps: NodeBackupDeps
     item.startedAt = clock.now();
     // Claims are copied in the freeze window (Copy) or read from claims restored from their snapshots
     // (the extract Job of the CSI method, whose freeze was the snapshot Job's).
-    if (claimsOf(item).length > 0 && provider.method !== "Copy" && !deps.frozenReports) {
+    // In the node-wide window of Reflink, only clones (no copies) of claims are made.
+    const claimsFit =
+      provider.method === "Copy" ||
+      deps.frozenReports ||
+      (provider.method === "Reflink" && claimsOf(item).every((c) => c.snapshotMethod === "Reflink"));
+    if (claimsOf(item).length > 0 && !claimsFit) {
       fail(
         item.vm,
         "CaptureFailed",
-        `claims are captured with the Copy method only so far (the method of this step is ${provider.method})`,
+        `with the ${provider.method} method of this step, claims are captured only when each is cut with Reflink`,
       );
       continue;
     }
     try {
       if (item.workload.files.length > 0) await provider.discard(item.vm, ctx);
+      // The clone an interrupted attempt left in a claim goes before a new one is made.
+      if (!deps.frozenReports) await discardClones(plan, item);
       const problem =
         (await sourceProblem(plan.sharedRoot, item.workload.files)) ?? (await claimSourceProblem(plan, claimsOf(item)));
       if (problem) fail(item.vm, problem.reason, problem.message);
@@ -356,6 +377,15 @@ async function runIn(backup: SafeDir, plan: NodeBackupPlan, deps: NodeBackupDeps
         continue;
       }
       try {
+        if (claims) await extractClaimClones(backup, plan, item, claims, deps.signal);
+      } catch (err) {
+        deps.signal?.throwIfAborted();
+        fail(item.vm, reasonOf(err), describeClaimError(err instanceof Error ? err : new Error(String(err))));
+        await removeCapturedData(backup, item.vm);
+        await release(provider, outcome.snapshot, ctx).catch(() => {});
+        continue;
+      }
+      try {
         captured.push(
           await extract(backup, plan, deps, ctx, provider, extractAt, item, report, outcome.snapshot, claims),
         );
@@ -364,6 +394,14 @@ async function runIn(backup: SafeDir, plan: NodeBackupPlan, deps: NodeBackupDeps
         fail(item.vm, reasonOf(err), `extracting the snapshot failed: ${errorMessage(err)}`);
         await removeCapturedData(backup, item.vm);
         await release(provider, outcome.snapshot, ctx).catch(() => {});
+      }
+    }
+    // Whatever happened to each VM (extracted, failed, not frozen), no clone stays in its claims.
+    if (!deps.frozenReports) {
+      for (const item of group) {
+        await discardClones(plan, item).catch((err: unknown) =>
+          log.warn("could not remove a claim's clone", { vm: vmKey(item.vm), error: errorMessage(err) }),
+        );
       }
     }
   }
@@ -533,7 +571,7 @@ async function captureClaims(
 ): Promise<ClaimCapture> {
   const { vm } = item;
   const opts = signal ? { signal } : {};
-  const out: CapturedClaims = { blockDisks: [], filesystemDisks: [] };
+  const out: CapturedClaims = { blockDisks: [], filesystemDisks: [], clones: [] };
   try {
     await forgetEarlierCapture(backup, vm);
     for (const claim of claimsOf(item)) {
@@ -541,7 +579,15 @@ async function captureClaims(
       const source = { kind: claim.sourceKind ?? "PersistentVolumeClaim", claimName: claim.claimName };
       const how = { method: claim.snapshotMethod ?? "Copy", ...(claim.why ? { why: claim.why } : {}) };
       try {
-        if (claim.volumeMode === "Filesystem") {
+        if (claim.volumeMode === "Filesystem" && claim.snapshotMethod === "Reflink") {
+          // Only the clone in the window; it is extracted after the thaw (extractClaimClones).
+          const cloned = await cloneClaimDisk(
+            rootOf(plan.claimsRoot, "claimsRoot"),
+            claim.readFrom ?? claim.claimName,
+            plan.backup.uid,
+          );
+          out.clones.push({ claim, source, how, image: cloned });
+        } else if (claim.volumeMode === "Filesystem") {
           const target = backupFilesystemDiskPath(vm.namespace, vm.name, claim.volume);
           const disk = await withRoot(rootOf(plan.claimsRoot, "claimsRoot"), (claims) =>
             withFile(claims, claimDiskImage(claim), async (image) => {
@@ -573,6 +619,54 @@ async function captureClaims(
   }
 }
 
+// Extracts the VM's Reflink clones (captureClaims) to the location after the thaw, as captureClaims copies a
+// disk.img, each with its sha256, into `claims.filesystemDisks`, in the order of the VM's claims. A failure
+// throws a ClaimError; the caller removes what was written and the clones.
+async function extractClaimClones(
+  backup: SafeDir,
+  plan: NodeBackupPlan,
+  item: Pending,
+  claims: CapturedClaims,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  if (claims.clones.length === 0) return;
+  const opts = signal ? { signal } : {};
+  const { vm } = item;
+  for (const { claim, source, how, image } of claims.clones) {
+    signal?.throwIfAborted();
+    try {
+      const target = backupFilesystemDiskPath(vm.namespace, vm.name, claim.volume);
+      const copied = await withRoot(rootOf(plan.claimsRoot, "claimsRoot"), (root) =>
+        withFile(root, claimClonePath(claim.readFrom ?? claim.claimName, plan.backup.uid), (clone) =>
+          withDir(backup, posix.dirname(target), { create: true }, (dir) =>
+            commitAtomic(dir, posix.basename(target), (temp) => copyAndHash(clone, temp, opts)),
+          ),
+        ),
+      );
+      claims.filesystemDisks.push({
+        name: claim.volume,
+        source,
+        volumeMode: "Filesystem",
+        ...how,
+        ...copied,
+        ...image,
+      });
+    } catch (err) {
+      throw new ClaimError(claim, err);
+    }
+  }
+  const order = new Map(claimsOf(item).map((c, i) => [c.volume, i]));
+  claims.filesystemDisks.sort((a, b) => (order.get(a.name) ?? 0) - (order.get(b.name) ?? 0));
+}
+
+// Removes the clones of the VM's Reflink claims, left by this run or an interrupted one.
+async function discardClones(plan: NodeBackupPlan, item: Pending): Promise<void> {
+  for (const claim of claimsOf(item)) {
+    if (claim.volumeMode !== "Filesystem" || claim.snapshotMethod !== "Reflink") continue;
+    await discardClaimClone(rootOf(plan.claimsRoot, "claimsRoot"), claim.readFrom ?? claim.claimName, plan.backup.uid);
+  }
+}
+
 /** A claim that could not be read or copied; `cause` says why. */
 class ClaimError extends Error {
   override readonly name = "ClaimError";
@@ -587,6 +681,7 @@ class ClaimError extends Error {
 }
 
 function describeClaimCause(err: unknown): string {
+  if (err instanceof ClaimCloneError) return err.message;
   const unsafe = unsafeCause(err);
   if (unsafe) return `unsafe file on the claim: ${unsafe.message}`;
   if (err instanceof BlockDeviceError) return err.message;
@@ -659,6 +754,8 @@ async function removeCapturedData(backup: SafeDir, vm: VmRef): Promise<void> {
 // A path that safe-fs refused (a symlink, a hard link, a FIFO or device, a directory swapped meanwhile)
 // fails the VM with UnsafeFile; every other failure is CaptureFailed.
 function reasonOf(err: unknown): FailedReason {
+  if (err instanceof ClaimError && err.cause instanceof ClaimCloneError && err.cause.unsupported)
+    return "ReflinkNotSupported";
   return unsafeCause(err) ? "UnsafeFile" : "CaptureFailed";
 }
 

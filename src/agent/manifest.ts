@@ -132,7 +132,7 @@ export interface ManifestBlockDisk extends BlockLayout {
   why?: string;
 }
 
-export type ClaimDiskMethod = "CSI" | "Copy";
+export type ClaimDiskMethod = "CSI" | "Reflink" | "Copy";
 
 /**
  * A disk of the VM that is a claim in Filesystem mode: the `disk.img` at the claim's root (as CDI lays it
@@ -209,7 +209,14 @@ export interface CapturedWorkload {
 }
 
 /** Reasons use the FederatedBackup status.missing vocabulary. */
-export type FailedReason = "Migrated" | "NotRunning" | "NoSharedDisk" | "UnsafeFile" | "CaptureFailed";
+export type FailedReason =
+  | "Migrated"
+  | "NotRunning"
+  | "NoSharedDisk"
+  | "UnsafeFile"
+  // A claim cut with Reflink whose filesystem could not clone its disk.img.
+  | "ReflinkNotSupported"
+  | "CaptureFailed";
 
 /** One VM a node run did not capture. */
 export interface FailedWorkload {
@@ -497,7 +504,7 @@ function parseClaimDisks(v: Validator, version: WorkloadManifestSchemaVersion): 
     const other = claims.get(claim);
     if (other) throw new ManifestError("Invalid", `manifest lists claim ${claim} for two ${both(other, kind)}`);
     claims.set(claim, kind);
-    if (disk.has("method")) disk.oneOf("method", ["CSI", "Copy"]);
+    if (disk.has("method")) disk.oneOf("method", ["CSI", "Reflink", "Copy"]);
     if (disk.has("why")) disk.string("why");
   };
   let total = 0;

@@ -149,10 +149,12 @@ export async function probeReflink(root: string, dir: string): Promise<ReflinkPr
   );
 }
 
-// A copy-on-write clone of the open file `source` as the new file `name` of `dir`. Both are named through
-// /proc/self/fd, so the clone is of exactly the file that was opened and lands exactly in `dir`; EXCL
-// creates the clone with O_CREAT|O_EXCL, so nothing already there (a planted symlink) is followed.
-async function cloneInto(source: FileHandle, dir: SafeDir, name: string): Promise<void> {
+/**
+ * A copy-on-write clone of the open file `source` as the new file `name` of `dir`. Both are named through
+ * /proc/self/fd, so the clone is of exactly the file that was opened and lands exactly in `dir`; EXCL
+ * creates the clone with O_CREAT|O_EXCL, so nothing already there (a planted symlink) is followed.
+ */
+export async function cloneInto(source: FileHandle, dir: SafeDir, name: string): Promise<void> {
   await copyFile(
     descriptorPath(source.fd),
     dir.entryPath(name),
@@ -302,7 +304,14 @@ async function captureFile(
   }
 }
 
-function describeFsError(err: unknown, path: string): string {
+/** Whether a failed clone says the filesystem cannot clone (rather than, say, that it is full or read-only). */
+export function isReflinkUnsupported(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === "EXDEV" || code === "EOPNOTSUPP" || code === "ENOTSUP" || code === "EINVAL" || code === "ENOSYS";
+}
+
+/** A filesystem error of a capture of `path`, in words (reflink's own errnos explained). */
+export function describeFsError(err: unknown, path: string): string {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === "ENOENT") return `the source file ${path} does not exist`;
   if (code === "EXDEV")

@@ -46,7 +46,7 @@ export interface PlannedClaim {
   sourceKind: "PersistentVolumeClaim" | "DataVolume";
   volumeMode: "Filesystem" | "Block";
   /** How the claim is cut (see workload-claim-methods.ts); absent on steps planned before it was decided. */
-  snapshotMethod?: "CSI" | "Copy";
+  snapshotMethod?: "CSI" | "Reflink" | "Copy";
   /** Why that method, one line (what Auto picked and why). */
   why?: string;
   /** CSI only: the VolumeSnapshotClass of the claim's driver. */

@@ -6,9 +6,12 @@
 //   one of its disks is a claim Auto would cut with CSI. A VM that also has disk files on the shared volume,
 //   or a claim without a VolumeSnapshotClass, has all its claims copied (Copy) in its freeze window, and
 //   `why` says which disk decided it.
-// - Reflink is not implemented for claims: Auto never picks it (the clone would have to be made inside the
-//   claim, mounted read-write, and removed after the extraction), and an explicit Reflink on a VM with
-//   claims is ReflinkNotSupported, saying so.
+// - Reflink clones a Filesystem-mode claim's disk.img inside the claim (mounted read-write for it). Auto picks
+//   it only for a claim whose bound PersistentVolume says its filesystem clones (annotation
+//   fedbackup.io/reflink: "true", see controllers/runtime/claim-methods.ts); explicit Reflink takes it for
+//   every Filesystem-mode claim not annotated "false", and the agent reports a clone that fails.
+// - When Auto falls back from CSI for a VM (a disk that cannot be cut with CSI), each claim is cut with
+//   Reflink when its filesystem is known to clone, else copied.
 // - An explicit method that cannot cut a claim leaves the VM out with the claim's reason
 //   (VolumeSnapshotClassNotFound, ReflinkNotSupported) and a message naming the claim.
 import {
@@ -53,6 +56,8 @@ export interface WorkloadClaimInput {
   claims: readonly PlannedClaim[];
   /** The CSI driver of each claim's bound volume, by claim name; absent when not a CSI volume. */
   drivers: ReadonlyMap<string, string>;
+  /** Whether each claim's filesystem clones files, by claim name; absent when unknown. */
+  reflink?: ReadonlyMap<string, boolean>;
 }
 
 /** The method of each claim of a VM, or why the method asked for cannot capture it (see the top). */
@@ -68,40 +73,48 @@ export function planWorkloadClaimMethods(
   };
   const resolved: Array<{ claim: PlannedClaim; r: ClaimMethodResolution }> = input.claims.map((claim) => {
     const driver = input.drivers.get(claim.claimName);
+    const reflink = input.reflink?.get(claim.claimName);
     return {
       claim,
       r: resolveClaimSnapshotMethod(
-        { claimName: claim.claimName, volumeMode: claim.volumeMode, ...(driver ? { driver } : {}) },
+        {
+          claimName: claim.claimName,
+          volumeMode: claim.volumeMode,
+          ...(driver ? { driver } : {}),
+          ...(reflink !== undefined ? { reflink } : {}),
+        },
         requested,
         capabilities,
       ),
     };
   });
-  for (const { claim, r } of resolved) {
+  for (const { r } of resolved) {
     if (!r.ok) return { ok: false, reason: r.reason, detail: r.message };
-    if (r.method === "Reflink")
-      return {
-        ok: false,
-        reason: "ReflinkNotSupported",
-        detail: `claim ${claim.claimName}: reflink clones of claims are not supported yet (spec.snapshot.method Reflink); use Auto, CSI or Copy`,
-      };
   }
   if (requested === "Auto") {
     const notCsi = resolved.find(({ r }) => r.ok && r.method !== "CSI");
     const anyCsi = resolved.some(({ r }) => r.ok && r.method === "CSI");
     if (anyCsi && (input.hasFiles || notCsi)) {
-      const why = input.hasFiles
-        ? "Auto picked Copy: the VM also has disk files on the shared volume, and one VM's disks are cut in one freeze window"
-        : `Auto picked Copy: claim ${notCsi!.claim.claimName} of the same VM cannot be cut with CSI (${
+      const because = input.hasFiles
+        ? "the VM also has disk files on the shared volume, and one VM's disks are cut in one freeze window"
+        : `claim ${notCsi!.claim.claimName} of the same VM cannot be cut with CSI (${
             notCsi!.r.ok ? notCsi!.r.why : ""
           }), and one VM's disks are cut in one freeze window`;
-      return { ok: true, claims: resolved.map(({ claim }) => ({ ...strip(claim), snapshotMethod: "Copy", why })) };
+      return {
+        ok: true,
+        claims: resolved.map(({ claim }) => {
+          const method =
+            claim.volumeMode === "Filesystem" && input.reflink?.get(claim.claimName) === true ? "Reflink" : "Copy";
+          return { ...strip(claim), snapshotMethod: method, why: `Auto picked ${method}: ${because}` };
+        }),
+      };
     }
   }
   return {
     ok: true,
     claims: resolved.map(({ claim, r }) => {
-      if (!r.ok || r.method !== "CSI") return { ...strip(claim), snapshotMethod: "Copy", why: r.ok ? r.why : "" };
+      if (!r.ok || r.method !== "CSI")
+        return { ...strip(claim), snapshotMethod: r.ok ? r.method : "Copy", why: r.ok ? r.why : "" };
       return {
         ...strip(claim),
         snapshotMethod: "CSI",

@@ -278,7 +278,10 @@ export interface FederatedBackupSpecSnapshot {
    * filesystem (needs XFS, Btrfs or another filesystem with reflink support). CSI: VolumeSnapshots
    * of PersistentVolumeClaim disks, using volumeSnapshotClassName. Copy: a full copy of each image
    * while the guest is frozen, slow but works everywhere. Auto: Reflink where the shared filesystem
-   * supports it, otherwise Copy.
+   * supports it, otherwise Copy. Claims are resolved one by one: Reflink clones a Filesystem-mode
+   * claim's disk.img inside the claim; Auto picks CSI where a VolumeSnapshotClass exists for the
+   * claim's driver, else Reflink where the claim's PersistentVolume is annotated
+   * fedbackup.io/reflink "true", else Copy.
    *
    * @defaultValue `"Auto"`
    */
@@ -520,9 +523,10 @@ export interface FederatedBackupStatusMissingEntry {
    * is not a DNS label. ClaimNotFound: a claim it names does not exist. ClaimNotBound: a claim it
    * names is not Bound. ClaimInOtherNamespace: its disks are claims of a namespace other than the
    * backup's, which its Jobs cannot mount. VolumeSnapshotClassNotFound: spec.snapshot.method CSI,
-   * and no VolumeSnapshotClass is for the CSI driver of one of its claims. ReflinkNotSupported:
-   * spec.snapshot.method Reflink, which cannot cut claims. CaptureFailed: the snapshot or the copy
-   * failed.
+   * and no VolumeSnapshotClass is for the CSI driver of one of its claims. ReflinkNotSupported: a
+   * claim could not be cloned (spec.snapshot.method Reflink on a Block-mode claim or one whose PV
+   * is annotated fedbackup.io/reflink "false", or a filesystem that refused the clone).
+   * CaptureFailed: the snapshot or the copy failed.
    */
   reason: FederatedBackupStatusMissingEntryReason;
   /** Human-readable detail. */
@@ -867,7 +871,10 @@ export interface NodeSnapshotSpecWorkloadClaim {
   /**
    * How the claim is cut, decided when the step was planned (spec.snapshot.method resolved for this
    * claim): CSI, a VolumeSnapshot taken while the VM is frozen and extracted after the thaw from a
-   * claim restored from it; Copy, copied while the VM is frozen.
+   * claim restored from it; Reflink (Filesystem mode only), a copy-on-write clone of its disk.img
+   * made inside the claim (mounted read-write for it) while the VM is frozen, extracted after the
+   * thaw and then removed; Auto picks it only for a claim whose PersistentVolume is annotated
+   * fedbackup.io/reflink "true"; Copy, copied while the VM is frozen.
    */
   snapshotMethod?: NodeSnapshotSpecWorkloadClaimSnapshotMethod;
   /** Why that method (what Auto picked and why). */
@@ -876,7 +883,7 @@ export interface NodeSnapshotSpecWorkloadClaim {
   volumeSnapshotClassName?: string;
 }
 
-export type NodeSnapshotSpecWorkloadClaimSnapshotMethod = "CSI" | "Copy";
+export type NodeSnapshotSpecWorkloadClaimSnapshotMethod = "CSI" | "Reflink" | "Copy";
 
 export interface NodeSnapshotSpecUnplacedEntry {
   /** Namespace of the VirtualMachineInstance. */

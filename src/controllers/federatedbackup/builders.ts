@@ -21,7 +21,13 @@ import {
   type UnplacedWorkload,
 } from "../../planning/index.js";
 import { agentServiceAccountName, type StepAccessRequest } from "../runtime/agent-access.js";
-import { agentJobManifest, ownerRef, type JobManifest, type OperatorSettings } from "../runtime/agent-job.js";
+import {
+  agentJobManifest,
+  ownerRef,
+  type ClaimToMount,
+  type JobManifest,
+  type OperatorSettings,
+} from "../runtime/agent-job.js";
 
 export const DEFAULTS = {
   freezeTimeout: "30s",
@@ -222,7 +228,7 @@ export function buildAgentJob(
     name?: string;
     sharedClaim?: string;
     extraArgs?: string[];
-    claims?: { claimName: string; volumeMode: "Filesystem" | "Block" }[];
+    claims?: ClaimToMount[];
   } = {},
 ): JobManifest {
   return agentJobManifest({
@@ -247,7 +253,18 @@ export function buildAgentJob(
     locationClaim: step.spec.location.persistentVolumeClaim.claimName,
     // The VMs' own claims (always of the step's namespace), read where they are: only by the Job that
     // captures while the guests are frozen, never by a CSI step's extract Job (it reads the snapshot).
-    claims: variant.claims ?? (variant.sharedClaim ? [] : (step.spec.workloads ?? []).flatMap((w) => w.claims ?? [])),
+    // A claim cut with Reflink is mounted read-write: its clone is made inside it.
+    claims:
+      variant.claims ??
+      (variant.sharedClaim
+        ? []
+        : (step.spec.workloads ?? []).flatMap((w) =>
+            (w.claims ?? []).map((c): ClaimToMount => ({
+              claimName: c.claimName,
+              volumeMode: c.volumeMode,
+              ...(c.snapshotMethod === "Reflink" ? { access: "ReadWrite" as const } : {}),
+            })),
+          )),
     settings,
     serviceAccountName: agentServiceAccountName(step.metadata as { name: string }),
   });

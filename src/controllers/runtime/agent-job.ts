@@ -194,32 +194,36 @@ export function agentJobManifest(p: {
 
 export type ClaimAccess = "ReadOnly" | "ReadWrite";
 
+/** A claim the agent mounts; `access` overrides the Job's claimAccess for it. */
+export interface ClaimToMount {
+  claimName: string;
+  volumeMode: "Filesystem" | "Block";
+  access?: ClaimAccess;
+}
+
 /**
  * The pod volumes for the VMs' claims, each once: a Filesystem-mode claim mounted at AGENT_CLAIMS_MOUNT/<claim>
  * (its disk.img inside), a Block-mode claim attached at AGENT_CLAIM_DEVICES/<claim>. Volume names are by
  * position (claim names may be longer than a volume name may be). Read-only unless asked: capturing never
- * writes to a VM's disk, and a read-only claim keeps a bug from doing so.
+ * writes to a VM's disk, and a read-only claim keeps a bug from doing so. A claim cut with Reflink is the
+ * exception (its access ReadWrite): the clone of its disk.img is made inside it, next to the image.
  */
-export function claimVolumes(
-  claims: readonly { claimName: string; volumeMode: "Filesystem" | "Block" }[],
-  access: ClaimAccess = "ReadOnly",
-) {
-  const readOnly = access === "ReadOnly";
+export function claimVolumes(claims: readonly ClaimToMount[], access: ClaimAccess = "ReadOnly") {
   const unique = [...new Map(claims.map((c) => [c.claimName, c])).values()].sort((a, b) =>
     a.claimName < b.claimName ? -1 : a.claimName > b.claimName ? 1 : 0,
   );
-  const named = unique.map((c, i) => ({ ...c, volume: `claim-${i}` }));
+  const named = unique.map((c, i) => ({ ...c, volume: `claim-${i}`, readOnly: (c.access ?? access) === "ReadOnly" }));
   return {
     volumes: named.map((c) => ({
       name: c.volume,
-      persistentVolumeClaim: { claimName: c.claimName, ...(readOnly ? { readOnly } : {}) },
+      persistentVolumeClaim: { claimName: c.claimName, ...(c.readOnly ? { readOnly: true } : {}) },
     })),
     mounts: named
       .filter((c) => c.volumeMode === "Filesystem")
       .map((c) => ({
         name: c.volume,
         mountPath: `${AGENT_CLAIMS_MOUNT}/${c.claimName}`,
-        ...(readOnly ? { readOnly } : {}),
+        ...(c.readOnly ? { readOnly: true } : {}),
       })),
     devices: named
       .filter((c) => c.volumeMode === "Block")

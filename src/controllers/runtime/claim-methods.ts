@@ -1,6 +1,7 @@
 // How each claim of the selected VMs is cut (planning/workload-claim-methods.ts decides), from what the
-// cluster says: the CSI driver of each claim's bound PersistentVolume and the VolumeSnapshotClasses that
-// exist. The decision goes into the workload's claims, and from there into its step's spec, which the
+// cluster says: the CSI driver of each claim's bound PersistentVolume, whether that volume's filesystem
+// clones files (its annotation fedbackup.io/reflink, set by the user: "true" or "false"; absent is unknown,
+// never guessed from the driver) and the VolumeSnapshotClasses that exist. The decision goes into the workload's claims, and from there into its step's spec, which the
 // agent executes; a VM whose claims the method asked for cannot cut gets a claimProblem and is left out.
 import type { FederatedBackup } from "../../api/v1alpha1/index.js";
 import type { KubeClient } from "../../k8s/client.js";
@@ -18,6 +19,8 @@ import { tryGet } from "./objects.js";
 // What dynamic provisioning (the CSI external-provisioner included) writes on a PV it made: its driver.
 const PROVISIONED_BY = "pv.kubernetes.io/provisioned-by";
 const DEFAULT_CLASS = "snapshot.storage.kubernetes.io/is-default-class";
+/** Set by the user on a PersistentVolume whose filesystem supports reflink clones ("true") or not ("false"). */
+export const REFLINK_ANNOTATION = "fedbackup.io/reflink";
 
 interface VolumeObject extends KubeObject {
   spec?: { csi?: { driver?: string } };
@@ -29,6 +32,12 @@ interface VolumeObject extends KubeObject {
  */
 export function volumeDriver(pv: VolumeObject): string | undefined {
   return pv.spec?.csi?.driver || pv.metadata.annotations?.[PROVISIONED_BY] || undefined;
+}
+
+/** What the user says of a PersistentVolume's reflink support; undefined when nothing (or not a boolean). */
+export function volumeReflink(pv: VolumeObject): boolean | undefined {
+  const value = pv.metadata.annotations?.[REFLINK_ANNOTATION];
+  return value === "true" ? true : value === "false" ? false : undefined;
 }
 
 /** The VolumeSnapshotClasses of the cluster; none when the snapshot API is not installed. */
@@ -48,7 +57,8 @@ export async function listSnapshotClasses(client: KubeClient): Promise<SnapshotC
 
 /**
  * The workloads with each claim's method (and why), or with a claimProblem when the method asked for cannot
- * cut one of its claims. `drivers` caches PV name → driver across passes (a PV's driver never changes).
+ * cut one of its claims. `drivers` caches PV name → driver across passes (a PV's driver never changes); the
+ * reflink annotation is read on each pass, since the user may set it at any time.
  */
 export async function withClaimMethods(
   client: KubeClient,
@@ -64,7 +74,7 @@ export async function withClaimMethods(
   const byDriver = snapshotClassByDriver(classes, named);
   const namedDriver = named ? classes.find((c) => c.name === named)?.driver : undefined;
   const requested = backup.spec.snapshot?.method ?? "Auto";
-  const driverOf = async (claimName: string): Promise<string | undefined> => {
+  const volumeOf = async (claimName: string): Promise<{ driver?: string; reflink?: boolean }> => {
     const pvc = await tryGet<KubeObject & { spec?: { volumeName?: string } }>(
       client,
       Resources.PersistentVolumeClaim,
@@ -72,13 +82,13 @@ export async function withClaimMethods(
       claimName,
     );
     const pvName = pvc?.spec?.volumeName;
-    if (!pvName) return undefined;
-    if (!drivers.has(pvName)) {
-      const pv = await tryGet<VolumeObject>(client, Resources.PersistentVolume, undefined, pvName);
-      if (!pv) return undefined;
-      drivers.set(pvName, volumeDriver(pv) ?? null);
-    }
-    return drivers.get(pvName) ?? undefined;
+    if (!pvName) return {};
+    const pv = await tryGet<VolumeObject>(client, Resources.PersistentVolume, undefined, pvName);
+    if (!pv) return {};
+    if (!drivers.has(pvName)) drivers.set(pvName, volumeDriver(pv) ?? null);
+    const driver = drivers.get(pvName) ?? undefined;
+    const reflink = volumeReflink(pv);
+    return { ...(driver ? { driver } : {}), ...(reflink !== undefined ? { reflink } : {}) };
   };
   const out: ObservedWorkload[] = [];
   for (const w of workloads) {
@@ -87,12 +97,14 @@ export async function withClaimMethods(
       continue;
     }
     const claimDrivers = new Map<string, string>();
+    const reflink = new Map<string, boolean>();
     for (const c of w.claims!) {
-      const driver = await driverOf(c.claimName);
-      if (driver) claimDrivers.set(c.claimName, driver);
+      const volume = await volumeOf(c.claimName);
+      if (volume.driver) claimDrivers.set(c.claimName, volume.driver);
+      if (volume.reflink !== undefined) reflink.set(c.claimName, volume.reflink);
     }
     const planned = planWorkloadClaimMethods(
-      { hasFiles: w.files.length > 0, claims: w.claims!, drivers: claimDrivers },
+      { hasFiles: w.files.length > 0, claims: w.claims!, drivers: claimDrivers, reflink },
       requested,
       byDriver,
       // Explicit CSI cuts with the class the user named, so only claims of its driver can be cut.

@@ -321,7 +321,10 @@ describe("agent/backup runNodeBackup with disks on claims (Copy)", function () {
       result.failed.map((f) => [f.name, f.reason]),
       [["a", "CaptureFailed"]],
     );
-    assert.match(result.failed[0]?.message ?? "", /^claims are captured with the Copy method only so far/);
+    assert.match(
+      result.failed[0]?.message ?? "",
+      /^with the Reflink method of this step, claims are captured only when each is cut with Reflink/,
+    );
     assert.deepEqual(freezer.events, []);
     assert.equal(existsSync(join(env.location, "prod/a")), false);
   });

@@ -97,21 +97,89 @@ describe("planWorkloadClaimMethods", () => {
     assert.deepEqual(methods(ok), [["a", "CSI", "rbd-snap"]]);
   });
 
-  it("explicit Reflink on claims is ReflinkNotSupported: Block ones cannot clone, Filesystem ones not yet", () => {
+  it("explicit Reflink clones Filesystem-mode claims unless marked as not cloning; a Block claim is ReflinkNotSupported", () => {
     const block = planWorkloadClaimMethods(
-      { hasFiles: false, claims: [claim("a", "Block")], drivers: drivers({}) },
+      { hasFiles: false, claims: [claim("a"), claim("b", "Block")], drivers: drivers({}) },
       "Reflink",
       classes,
     );
     assert.ok(!block.ok && block.reason === "ReflinkNotSupported");
-    assert.match(block.detail, /Block-mode claim/);
+    assert.match(block.detail, /claim b is a Block-mode claim/);
     const fs = planWorkloadClaimMethods(
-      { hasFiles: false, claims: [claim("a")], drivers: drivers({}) },
+      {
+        hasFiles: true,
+        claims: [claim("a"), claim("b")],
+        drivers: drivers({ a: RBD }),
+        reflink: new Map([["b", true]]),
+      },
       "Reflink",
       classes,
     );
-    assert.ok(!fs.ok && fs.reason === "ReflinkNotSupported");
-    assert.match(fs.detail, /not supported yet/);
+    assert.deepEqual(methods(fs), [
+      ["a", "Reflink", undefined],
+      ["b", "Reflink", undefined],
+    ]);
+    assert.ok(fs.ok && fs.claims.every((c) => c.why === "Reflink, as spec.snapshot.method asks"));
+    const no = planWorkloadClaimMethods(
+      { hasFiles: false, claims: [claim("a")], drivers: drivers({}), reflink: new Map([["a", false]]) },
+      "Reflink",
+      classes,
+    );
+    assert.ok(!no.ok && no.reason === "ReflinkNotSupported");
+    assert.match(no.detail, /filesystem of claim a does not support reflink/);
+  });
+
+  it("Auto: CSI where a class exists, else Reflink where the filesystem is known to clone, else Copy", () => {
+    const r = planWorkloadClaimMethods(
+      {
+        hasFiles: false,
+        claims: [claim("a"), claim("b"), claim("c"), claim("d", "Block")],
+        drivers: drivers({ a: NFS }),
+        reflink: new Map([
+          ["a", true],
+          ["c", false],
+          ["d", true],
+        ]),
+      },
+      "Auto",
+      classes,
+    );
+    assert.deepEqual(methods(r), [
+      ["a", "Reflink", undefined],
+      ["b", "Copy", undefined],
+      ["c", "Copy", undefined],
+      ["d", "Copy", undefined],
+    ]);
+    assert.ok(r.ok);
+    assert.deepEqual(
+      r.claims.map((c) => c.why),
+      [
+        `Auto picked Reflink: no VolumeSnapshotClass exists for driver ${NFS}, and its filesystem supports reflink`,
+        "Auto picked Copy: it is not on a CSI volume, and its filesystem's reflink support is unknown",
+        "Auto picked Copy: it is not on a CSI volume, and its filesystem does not support reflink",
+        "Auto picked Copy: it is not on a CSI volume, and a Block-mode claim cannot be cloned",
+      ],
+    );
+  });
+
+  it("Auto falling back from CSI for a VM clones the claims known to clone and copies the others", () => {
+    const r = planWorkloadClaimMethods(
+      {
+        hasFiles: true,
+        claims: [claim("a"), claim("b")],
+        drivers: drivers({ a: RBD, b: RBD }),
+        reflink: new Map([["a", true]]),
+      },
+      "Auto",
+      classes,
+    );
+    assert.deepEqual(methods(r), [
+      ["a", "Reflink", undefined],
+      ["b", "Copy", undefined],
+    ]);
+    assert.ok(r.ok);
+    assert.match(r.claims[0]!.why!, /^Auto picked Reflink: the VM also has disk files on the shared volume/);
+    assert.match(r.claims[1]!.why!, /^Auto picked Copy: the VM also has disk files on the shared volume/);
   });
 
   it("explicit Copy copies every claim", () => {
