@@ -42,6 +42,7 @@ import type {
   CaptureMethod,
   CapturedWorkload,
   ClaimDiskMethod,
+  ClaimDiskSource,
   Consistency,
   ExtractAt,
   FailedReason,
@@ -51,6 +52,7 @@ import type {
   ManifestFile,
   ManifestFilesystemDisk,
   NodeManifest,
+  SkippedVolume,
   WorkloadManifest,
 } from "./manifest.js";
 import {
@@ -94,6 +96,8 @@ export interface PlannedWorkload {
   files: string[];
   /** Disks on claims of the VM's namespace (see NodeSnapshot spec.workloads[].claims). */
   claims?: PlannedClaim[];
+  /** Its volumes that are not data, named in its manifest. */
+  skippedVolumes?: SkippedVolume[];
 }
 
 /** A disk of the VM that is a claim: mounted at <claimsRoot>/<claimName> or attached at <devicesRoot>/<claimName>. */
@@ -113,6 +117,10 @@ export interface PlannedClaim {
    * restored from the claim's VolumeSnapshot, which a CSI step's extract Job reads (see csi.ts).
    */
   readFrom?: string;
+  /** The claim's shape when the step was planned, recorded in the manifest's source. */
+  accessModes?: string[];
+  storageClassName?: string;
+  sizeBytes?: number;
 }
 
 export interface NodeBackupPlan {
@@ -537,6 +545,9 @@ async function extract(
     files,
     ...(blockDisks ? { blockDisks } : {}),
     ...(filesystemDisks ? { filesystemDisks } : {}),
+    ...(item.workload.skippedVolumes?.length
+      ? { skippedVolumes: item.workload.skippedVolumes.map((s) => ({ volume: s.volume, type: s.type })) }
+      : {}),
     totalBytes: [...files, ...(blockDisks ?? []), ...(filesystemDisks ?? [])].reduce((sum, d) => sum + d.bytes, 0),
     startedAt: iso(item.startedAt),
     completedAt: iso(deps.clock.now()),
@@ -576,7 +587,13 @@ async function captureClaims(
     await forgetEarlierCapture(backup, vm);
     for (const claim of claimsOf(item)) {
       signal?.throwIfAborted();
-      const source = { kind: claim.sourceKind ?? "PersistentVolumeClaim", claimName: claim.claimName };
+      const source: ClaimDiskSource = {
+        kind: claim.sourceKind ?? "PersistentVolumeClaim",
+        claimName: claim.claimName,
+        ...(claim.accessModes?.length ? { accessModes: [...claim.accessModes] } : {}),
+        ...(claim.storageClassName ? { storageClassName: claim.storageClassName } : {}),
+        ...(claim.sizeBytes !== undefined ? { sizeBytes: claim.sizeBytes } : {}),
+      };
       const how = { method: claim.snapshotMethod ?? "Copy", ...(claim.why ? { why: claim.why } : {}) };
       try {
         if (claim.volumeMode === "Filesystem" && claim.snapshotMethod === "Reflink") {

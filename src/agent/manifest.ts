@@ -120,11 +120,31 @@ export interface BlockLayout {
 /** Where a block disk's data comes from in the VM spec. A DataVolume's claim has the DataVolume's name. */
 export type BlockDiskSourceKind = "PersistentVolumeClaim" | "DataVolume";
 
+/**
+ * The claim a disk was captured from, with its shape at the time (absent in manifests written before it
+ * was recorded): what a claim made again for it needs.
+ */
+export interface ClaimDiskSource {
+  kind: BlockDiskSourceKind;
+  claimName: string;
+  accessModes?: string[];
+  storageClassName?: string;
+  /** The claim's capacity in bytes (status.capacity.storage), which may exceed the disk's. */
+  sizeBytes?: number;
+}
+
+/** A volume of the VM that is not data (containerDisk, cloudInitNoCloud, ...): named, never captured. */
+export interface SkippedVolume {
+  volume: string;
+  /** The volume source's field name. */
+  type: string;
+}
+
 /** A disk of the VM that is a claim in Block mode, read as a raw device; its data file is backupBlockDiskPath. */
 export interface ManifestBlockDisk extends BlockLayout {
   /** The volume's name in the VM spec (spec.template.spec.volumes[].name); one path component. */
   name: string;
-  source: { kind: BlockDiskSourceKind; claimName: string };
+  source: ClaimDiskSource;
   volumeMode: "Block";
   /** How the claim was cut: CSI (a VolumeSnapshot) or Copy (under freeze); absent in older manifests (Copy). */
   method?: ClaimDiskMethod;
@@ -141,7 +161,7 @@ export type ClaimDiskMethod = "CSI" | "Reflink" | "Copy";
 export interface ManifestFilesystemDisk {
   /** The volume's name in the VM spec (spec.template.spec.volumes[].name); one path component. */
   name: string;
-  source: { kind: BlockDiskSourceKind; claimName: string };
+  source: ClaimDiskSource;
   volumeMode: "Filesystem";
   /** As ManifestBlockDisk.method. */
   method?: ClaimDiskMethod;
@@ -183,6 +203,8 @@ export interface WorkloadManifest {
   blockDisks?: ManifestBlockDisk[];
   /** Schema version 2 only: the VM's Filesystem-mode claims, always stored at the location. */
   filesystemDisks?: ManifestFilesystemDisk[];
+  /** The VM's volumes that are not data, left out on purpose; absent when it has none. */
+  skippedVolumes?: SkippedVolume[];
   /** The sum of the bytes of the files, of the block disks (device sizes, holes included) and of the filesystem disks. */
   totalBytes: number;
   startedAt: string;
@@ -462,6 +484,13 @@ export function parseWorkloadManifest(value: unknown): WorkloadManifest {
     for (const key of ["mode", "uid", "gid"]) file.optionalInteger(key);
   });
   total += parseClaimDisks(v, version);
+  if (v.has("skippedVolumes")) {
+    v.array("skippedVolumes").forEach((_, i) => {
+      const skipped = v.child("skippedVolumes", i);
+      skipped.string("volume");
+      skipped.string("type");
+    });
+  }
   if (v.integer("totalBytes") !== total) {
     throw new ManifestError(
       "Invalid",
@@ -504,6 +533,11 @@ function parseClaimDisks(v: Validator, version: WorkloadManifestSchemaVersion): 
     const other = claims.get(claim);
     if (other) throw new ManifestError("Invalid", `manifest lists claim ${claim} for two ${both(other, kind)}`);
     claims.set(claim, kind);
+    if (source.has("accessModes") && !source.array("accessModes").every((m) => typeof m === "string")) {
+      throw new ManifestError("Invalid", `manifest ${kind} ${name}: source.accessModes must be strings`);
+    }
+    source.optionalString("storageClassName");
+    source.optionalInteger("sizeBytes");
     if (disk.has("method")) disk.oneOf("method", ["CSI", "Reflink", "Copy"]);
     if (disk.has("why")) disk.string("why");
   };

@@ -209,6 +209,7 @@ async function backupStep(ctx: StepContext): Promise<void> {
     name: w.name,
     uid: w.uid ?? "",
     files: w.files,
+    ...(w.skippedVolumes?.length ? { skippedVolumes: w.skippedVolumes } : {}),
     ...(w.claims?.length
       ? {
           claims: w.claims.map((c) => {
@@ -222,6 +223,9 @@ async function backupStep(ctx: StepContext): Promise<void> {
               snapshotMethod: s.snapshot.method === "CSI" ? ("CSI" as const) : (c.snapshotMethod ?? "Copy"),
               ...(c.why ? { why: c.why } : {}),
               ...(from ? { readFrom: from } : {}),
+              ...(c.accessModes ? { accessModes: c.accessModes } : {}),
+              ...(c.storageClassName ? { storageClassName: c.storageClassName } : {}),
+              ...(c.sizeBytes !== undefined ? { sizeBytes: c.sizeBytes } : {}),
             };
           }),
         }

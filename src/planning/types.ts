@@ -1,5 +1,6 @@
 // Plain data the planner works on. The gather step fills these in from the cluster; the planner
 // never sees a Kubernetes object, so every decision can be unit-tested with literals.
+import type { SkippedVolume } from "./disks.js";
 
 /** Identifies one VirtualMachineInstance. */
 export interface WorkloadRef {
@@ -35,6 +36,8 @@ export interface ObservedWorkload extends WorkloadRef {
   claims?: PlannedClaim[];
   /** Why its claims cannot be captured (the first problem, see vm-disks.ts); the VM is then not captured. */
   claimProblem?: { reason: ClaimProblemReason; detail: string };
+  /** Its volumes that are not data (vm-disks.ts): named in its manifest as skipped, never captured. */
+  skippedVolumes?: SkippedVolume[];
 }
 
 /** A disk of a VM that is a PersistentVolumeClaim of its namespace, as a node step lists it. */
@@ -45,6 +48,13 @@ export interface PlannedClaim {
   /** How the VM names it: directly, or through a DataVolume of the claim's name. */
   sourceKind: "PersistentVolumeClaim" | "DataVolume";
   volumeMode: "Filesystem" | "Block";
+  /**
+   * The claim's shape when the step was planned, recorded in the backup so that a claim can be made again
+   * like it: access modes, StorageClass, capacity in bytes. Backups only; a restore step names the claim.
+   */
+  accessModes?: string[];
+  storageClassName?: string;
+  sizeBytes?: number;
   /** How the claim is cut (see workload-claim-methods.ts); absent on steps planned before it was decided. */
   snapshotMethod?: "CSI" | "Reflink" | "Copy";
   /** Why that method, one line (what Auto picked and why). */

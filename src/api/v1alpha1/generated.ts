@@ -853,11 +853,23 @@ export interface NodeSnapshotSpecWorkload {
   /** The VM's files, relative to the shared volume's mount path. */
   files: string[];
   /**
+   * The VM's volumes that are not data (containerDisk, cloudInitNoCloud, configMap, ...): named in
+   * its manifest as skipped, never captured.
+   */
+  skippedVolumes?: NodeSnapshotSpecWorkloadSkippedVolume[];
+  /**
    * The VM's disks that are PersistentVolumeClaims (or DataVolumes' claims) of its namespace. The
    * step's Job mounts each Filesystem-mode claim (its disk.img) and attaches each Block-mode claim
    * as a device.
    */
   claims?: NodeSnapshotSpecWorkloadClaim[];
+}
+
+export interface NodeSnapshotSpecWorkloadSkippedVolume {
+  /** The volume's name in the VM spec. */
+  volume: string;
+  /** The volume source's field name (containerDisk, cloudInitNoCloud, ...). */
+  type: string;
 }
 
 export interface NodeSnapshotSpecWorkloadClaim {
@@ -868,6 +880,12 @@ export interface NodeSnapshotSpecWorkloadClaim {
   /** How the VM names the claim. */
   sourceKind?: SourceKind;
   volumeMode: VolumeMode;
+  /** The claim's spec.accessModes when the step was planned. */
+  accessModes?: string[];
+  /** The claim's StorageClass when the step was planned; absent for none. */
+  storageClassName?: string;
+  /** The claim's capacity (status.capacity.storage) in bytes when the step was planned. */
+  sizeBytes?: number;
   /**
    * How the claim is cut, decided when the step was planned (spec.snapshot.method resolved for this
    * claim): CSI, a VolumeSnapshot taken while the VM is frozen and extracted after the thaw from a

@@ -97,6 +97,7 @@ export function buildNodeSnapshot(
         uid: w.uid,
         files: w.files,
         ...(w.claims?.length ? { claims: w.claims } : {}),
+        ...(w.skippedVolumes?.length ? { skippedVolumes: w.skippedVolumes } : {}),
       })),
       ...(unplaced.length
         ? {

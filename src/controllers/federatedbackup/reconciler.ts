@@ -53,7 +53,7 @@ import { grantStepAccess, revokeStepAccess } from "../runtime/step-access.js";
 import { claimFilesystemIdentity } from "../runtime/volume-identity.js";
 import { fileClaimants, withOwnership, withoutSharedVolume } from "../runtime/file-claims.js";
 import { requestsByNode, type PodObject } from "../runtime/node-requests.js";
-import { namesClaims, observeClaim, withClaims, type ClaimObject } from "../runtime/claim-disks.js";
+import { namesClaims, observeClaim, withClaims, withSkippedVolumes, type ClaimObject } from "../runtime/claim-disks.js";
 import { withClaimMethods } from "../runtime/claim-methods.js";
 import { observeNode, observeWorkload, stoppedWorkload } from "../runtime/observe.js";
 import { inScope } from "./scope.js";
@@ -348,11 +348,14 @@ export class FederatedBackupReconciler {
       : [];
     // Without a shared volume no file is captured: a VM with hostDisks is NoSharedDisk (withoutSharedVolume).
     const workloads = selected.map((v) =>
-      withClaims(
-        mount ? withOwnership(observeWorkload(v, mount), ownership) : withoutSharedVolume(observeWorkload(v, "/"), v),
+      withSkippedVolumes(
+        withClaims(
+          mount ? withOwnership(observeWorkload(v, mount), ownership) : withoutSharedVolume(observeWorkload(v, "/"), v),
+          v,
+          ns,
+          claims,
+        ),
         v,
-        ns,
-        claims,
       ),
     );
     // Each claim's snapshot method is decided here, and recorded in the steps' specs that the agents execute.

@@ -4,7 +4,7 @@
 import type { HostDiskVolume, VirtualMachine, VirtualMachineInstance } from "../../api/kubevirt.js";
 import type { ClaimProblemReason, ObservedWorkload, PlannedClaim } from "../../planning/index.js";
 import { exclusiveClaims } from "../../planning/claim-ownership.js";
-import { classifyVmDisks, type ObservedClaim, type VmDisk } from "../../planning/vm-disks.js";
+import { classifyVmDisks, type ClaimDisk, type ObservedClaim, type VmDisk } from "../../planning/vm-disks.js";
 import { parseQuantity } from "./quantity.js";
 
 /** A PersistentVolumeClaim as the API server returns it, in the fields read here. */
@@ -71,10 +71,14 @@ export function withClaims(
   if (problem) {
     return { ...workload, claimProblem: { reason: problem.reason as ClaimProblemReason, detail: problem.detail } };
   }
-  return { ...workload, claims: plannedClaims(disks.disks) };
+  return { ...workload, claims: plannedClaims(disks.disks, "WithShape") };
 }
 
-const plannedClaims = (disks: readonly VmDisk[]): PlannedClaim[] =>
+/**
+ * The claims among a VM's disks. A backup step records each claim's shape (so that a claim deleted since
+ * can be made again like it); a restore step names the claims to write, nothing more.
+ */
+const plannedClaims = (disks: readonly VmDisk[], detail: "WithShape" | "NamesOnly"): PlannedClaim[] =>
   disks.flatMap((d) =>
     d.kind === "claim"
       ? [
@@ -83,10 +87,26 @@ const plannedClaims = (disks: readonly VmDisk[]): PlannedClaim[] =>
             claimName: d.claimName,
             sourceKind: d.source === "dataVolume" ? "DataVolume" : "PersistentVolumeClaim",
             volumeMode: d.volumeMode,
+            ...(detail === "WithShape" ? claimShape(d) : {}),
           },
         ]
       : [],
   );
+
+const claimShape = (claim: ClaimDisk): Partial<PlannedClaim> => ({
+  accessModes: [...claim.accessModes],
+  ...(claim.storageClassName ? { storageClassName: claim.storageClassName } : {}),
+  ...(claim.sizeBytes !== undefined ? { sizeBytes: claim.sizeBytes } : {}),
+});
+
+/**
+ * The VM's volumes that are not data (containerDisk, cloudInitNoCloud, ...), named in its manifest as
+ * skipped. Every VM has them looked at, whatever its disks.
+ */
+export function withSkippedVolumes(workload: ObservedWorkload, vmi: VirtualMachineInstance): ObservedWorkload {
+  const { skipped } = classifyVmDisks({ workload, volumes: vmi.spec?.volumes ?? [], claims: [] });
+  return skipped.length > 0 ? { ...workload, skippedVolumes: skipped } : workload;
+}
 
 /**
  * The claims each VM of `namespace` may be restored to (by workloadKey): the Bound claims its
@@ -104,7 +124,7 @@ export function restorableClaimsNow(
     .map((vm) => {
       const workload = { namespace, name: vm.metadata.name! };
       const volumes = vm.spec?.template?.spec?.volumes ?? [];
-      return { workload, claims: plannedClaims(classifyVmDisks({ workload, volumes, claims }).disks) };
+      return { workload, claims: plannedClaims(classifyVmDisks({ workload, volumes, claims }).disks, "NamesOnly") };
     });
   return exclusiveClaims(named);
 }

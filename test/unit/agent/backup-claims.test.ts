@@ -173,6 +173,35 @@ describe("agent/backup runNodeBackup with disks on claims (Copy)", function () {
     );
   });
 
+  it("records each claim's shape in its disk's source, and names the VM's non-data volumes as skipped", async () => {
+    await writeRandomFile(join(env.claims, "pvc-a", "disk.img"), 64 * 1024);
+    const claim = {
+      ...fsClaim("rootdisk", "pvc-a"),
+      accessModes: ["ReadWriteMany"],
+      storageClassName: "cephfs",
+      sizeBytes: 10 * 1024 ** 3,
+    };
+    const skippedVolumes = [
+      { volume: "cloudinit", type: "cloudInitNoCloud" },
+      { volume: "boot", type: "containerDisk" },
+    ];
+    const result = await runNodeBackup(
+      makePlan(env, [{ namespace: "prod", name: "a", uid: "uid-a", files: [], claims: [claim], skippedVolumes }]),
+      deps(new RecordingFreezer()),
+    );
+    assert.deepEqual(result.failed, []);
+    const raw: unknown = JSON.parse(await readFile(join(env.location, "prod/a/manifest.json"), "utf8"));
+    const manifest = parseWorkloadManifest(raw);
+    assert.deepEqual(manifest.filesystemDisks?.[0]?.source, {
+      kind: "PersistentVolumeClaim",
+      claimName: "pvc-a",
+      accessModes: ["ReadWriteMany"],
+      storageClassName: "cephfs",
+      sizeBytes: 10 * 1024 ** 3,
+    });
+    assert.deepEqual(manifest.skippedVolumes, skippedVolumes);
+  });
+
   it("captures a hostDisk file and a claim of one VM in one window; totals and counts include both", async () => {
     await writeRandomFile(join(env.shared, "vms/m/disk.img"), 2 * MiB);
     await writeRandomFile(join(env.claims, "dv-data", "disk.img"), MiB + 512);

@@ -78,6 +78,19 @@ describe("agent/manifest: block disks", function () {
     });
   });
 
+  it("accepts a claim's recorded shape and skipped volumes, and refuses access modes that are not strings", () => {
+    const shaped = blockDisk({
+      source: { kind: "DataVolume", claimName: "a-root", accessModes: ["ReadWriteOnce"], sizeBytes: 11 * MiB },
+    });
+    const m = { ...manifest([shaped]), skippedVolumes: [{ volume: "cloudinit", type: "cloudInitNoCloud" }] };
+    assert.deepEqual(parseWorkloadManifest(structuredClone(m)), m);
+    const bad = structuredClone(m) as unknown as { blockDisks: Array<{ source: { accessModes: unknown[] } }> };
+    bad.blockDisks[0]!.source.accessModes = [7];
+    assert.throws(() => parseWorkloadManifest(bad), /accessModes must be strings/);
+    const noType = { ...structuredClone(m), skippedVolumes: [{ volume: "cloudinit" }] };
+    assert.throws(() => parseWorkloadManifest(noType), ManifestError);
+  });
+
   it("rejects hole lists that are not sorted, merged, chunk-aligned and within the device", () => {
     const bytes = 10 * MiB + 4096;
     const bad: [string, Partial<BlockLayout>, RegExp][] = [

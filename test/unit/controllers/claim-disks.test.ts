@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import type { VirtualMachineInstance } from "../../../src/api/kubevirt.js";
 import { claimVolumes } from "../../../src/controllers/runtime/agent-job.js";
-import { observeClaim, restorableClaimsNow, withClaims } from "../../../src/controllers/runtime/claim-disks.js";
+import {
+  observeClaim,
+  restorableClaimsNow,
+  withClaims,
+  withSkippedVolumes,
+} from "../../../src/controllers/runtime/claim-disks.js";
 import type { ObservedWorkload } from "../../../src/planning/index.js";
 
 const workload = (namespace: string): ObservedWorkload => ({
@@ -54,11 +59,14 @@ describe("claim disks of a backup's VMs", () => {
       [bound("db-root", "Block"), bound("db-data")],
     );
     assert.equal(w.claimProblem, undefined);
-    assert.deepEqual(w.claims, [
-      // Named by two volumes: the first by name stands for both.
-      { volume: "again", claimName: "db-data", sourceKind: "PersistentVolumeClaim", volumeMode: "Filesystem" },
-      { volume: "root", claimName: "db-root", sourceKind: "DataVolume", volumeMode: "Block" },
-    ]);
+    assert.deepEqual(
+      w.claims?.map(({ volume, claimName, sourceKind, volumeMode }) => ({ volume, claimName, sourceKind, volumeMode })),
+      [
+        // Named by two volumes: the first by name stands for both.
+        { volume: "again", claimName: "db-data", sourceKind: "PersistentVolumeClaim", volumeMode: "Filesystem" },
+        { volume: "root", claimName: "db-root", sourceKind: "DataVolume", volumeMode: "Block" },
+      ],
+    );
   });
 
   it("a VM without claims is left as it was", () => {
@@ -138,5 +146,41 @@ describe("claims a restore may write", () => {
       [pending],
     );
     assert.equal(owned.has("ns/db"), false);
+  });
+});
+
+describe("what a backup step records of a VM's volumes", () => {
+  it("each claim's access modes, StorageClass and capacity", () => {
+    const w = withClaims(workload("ns"), vmi([{ name: "root", persistentVolumeClaim: { claimName: "a" } }]), "ns", [
+      bound("a", "Block"),
+    ]);
+    assert.deepEqual(w.claims, [
+      {
+        volume: "root",
+        claimName: "a",
+        sourceKind: "PersistentVolumeClaim",
+        volumeMode: "Block",
+        accessModes: ["ReadWriteOnce"],
+        storageClassName: "fast",
+        sizeBytes: 2 * 1024 ** 3,
+      },
+    ]);
+  });
+
+  it("the volumes that are not data, for any VM, and nothing for a VM without them", () => {
+    const w = withSkippedVolumes(
+      workload("ns"),
+      vmi([
+        { name: "disk0", hostDisk: { path: "/shared/ns/db/disk0.img", type: "Disk" } },
+        { name: "boot", containerDisk: { image: "quay.io/containerdisks/fedora" } },
+        { name: "init", cloudInitNoCloud: { userData: "#cloud-config" } },
+      ] as NonNullable<VirtualMachineInstance["spec"]>["volumes"]),
+    );
+    assert.deepEqual(w.skippedVolumes, [
+      { volume: "boot", type: "containerDisk" },
+      { volume: "init", type: "cloudInitNoCloud" },
+    ]);
+    const plain = withSkippedVolumes(workload("ns"), vmi([{ name: "disk0", hostDisk: { path: "/x", type: "Disk" } }]));
+    assert.equal("skippedVolumes" in plain, false);
   });
 });
