@@ -4,14 +4,11 @@
 // with its disks (volume modes from the claims, or from the last capture when claims cannot be listed),
 // --disks keeps the VMs of one layout, and a VM that is gone shows the disks its capture recorded.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import type { NodeSnapshot } from "../../src/api/v1alpha1/index.js";
 import { runDigest } from "../../src/cli/digest.js";
 import type { DigestDisk, DigestRow } from "../../src/digest/index.js";
 import { KubeClient } from "../../src/k8s/client.js";
-import { Resources, type ResourceType } from "../../src/k8s/resources.js";
+import { Resources } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
 import { loopDevicesUsable, waitForBound } from "../harness/block-volumes.js";
 import { claimDisksOf, cleanupClaimDisks, createVm, type VmFixture } from "../harness/workloads.js";
@@ -27,14 +24,7 @@ import {
   type BackupEnv,
 } from "./operator-env.js";
 import { cluster } from "./setup.js";
-
-const rbacType = (kind: string, plural: string): ResourceType => ({
-  group: "rbac.authorization.k8s.io",
-  version: "v1",
-  plural,
-  kind,
-  namespaced: true,
-});
+import { asDigestViewer } from "./digest-viewer.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -214,36 +204,7 @@ describe("fedbackup digest of VMs on hostDisks, claims and DataVolumes", functio
 
   it("takes the volume modes from the last capture for a user who may not list claims", async () => {
     const ns = env!.namespace;
-    const client = adminClient();
-    await client.create(Resources.ServiceAccount, {
-      apiVersion: "v1",
-      kind: "ServiceAccount",
-      metadata: { namespace: ns, name: "viewer" },
-    });
-    await client.create(rbacType("Role", "roles"), {
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "Role",
-      metadata: { namespace: ns, name: "digest-viewer" },
-      rules: [
-        { apiGroups: ["kubevirt.io"], resources: ["virtualmachineinstances"], verbs: ["list"] },
-        {
-          apiGroups: ["fedbackup.io"],
-          resources: ["federatedbackups", "nodesnapshots", "workloadrestores"],
-          verbs: ["list"],
-        },
-      ],
-    } as KubeObject);
-    await client.create(rbacType("RoleBinding", "rolebindings"), {
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "RoleBinding",
-      metadata: { namespace: ns, name: "digest-viewer" },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "digest-viewer" },
-      subjects: [{ kind: "ServiceAccount", name: "viewer", namespace: ns }],
-    } as KubeObject);
-    const dir = mkdtempSync(path.join(os.tmpdir(), "fedbackup-digest-claims-viewer-"));
-    try {
-      const viewerConfig = path.join(dir, "kubeconfig");
-      writeFileSync(viewerConfig, await cluster().serviceAccountKubeconfigYaml(ns, "viewer"), { mode: 0o600 });
+    await asDigestViewer(ns, async (viewerConfig) => {
       // The viewer really cannot list the claims: the modes below can only come from the capture.
       const viewerClient = KubeClient.load(viewerConfig);
       try {
@@ -262,9 +223,7 @@ describe("fedbackup digest of VMs on hostDisks, claims and DataVolumes", functio
       const viewer = (JSON.parse(out) as DigestRow[]).map((r) => [r.name, r.disks]);
       const admin = (await rows("-n", ns)).map((r) => [r.name, r.disks]);
       assert.deepEqual(viewer, admin);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it("shows a VM that is gone with the disks its last capture recorded", async () => {

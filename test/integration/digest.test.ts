@@ -13,6 +13,7 @@ import type { KubeObject } from "../../src/k8s/types.js";
 import { createVm, NODE_MOUNT_PATH } from "../harness/workloads.js";
 import { adminClient } from "./operator-env.js";
 import { cluster, freshNamespace } from "./setup.js";
+import { asDigestViewer } from "./digest-viewer.js";
 
 /** An RFC 3339 timestamp `ms` before now, to the second. */
 const ago = (ms: number): string => new Date(Date.now() - ms).toISOString().replace(/\.\d+Z$/, "Z");
@@ -418,43 +419,7 @@ describe("fedbackup digest", function () {
   });
 
   it("works for a user who may read only one namespace", async () => {
-    const rbac = (kind: string, plural: string): ResourceType => ({
-      group: "rbac.authorization.k8s.io",
-      version: "v1",
-      plural,
-      kind,
-      namespaced: true,
-    });
-    const client = adminClient();
-    await client.create(Resources.ServiceAccount, {
-      apiVersion: "v1",
-      kind: "ServiceAccount",
-      metadata: { namespace: ns, name: "viewer" },
-    });
-    await client.create(rbac("Role", "roles"), {
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "Role",
-      metadata: { namespace: ns, name: "digest-viewer" },
-      rules: [
-        { apiGroups: ["kubevirt.io"], resources: ["virtualmachineinstances"], verbs: ["list"] },
-        {
-          apiGroups: ["fedbackup.io"],
-          resources: ["federatedbackups", "nodesnapshots", "workloadrestores"],
-          verbs: ["list"],
-        },
-      ],
-    } as KubeObject);
-    await client.create(rbac("RoleBinding", "rolebindings"), {
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "RoleBinding",
-      metadata: { namespace: ns, name: "digest-viewer" },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "digest-viewer" },
-      subjects: [{ kind: "ServiceAccount", name: "viewer", namespace: ns }],
-    } as KubeObject);
-    const dir = mkdtempSync(path.join(os.tmpdir(), "fedbackup-digest-viewer-"));
-    try {
-      const viewerConfig = path.join(dir, "kubeconfig");
-      writeFileSync(viewerConfig, await cluster().serviceAccountKubeconfigYaml(ns, "viewer"), { mode: 0o600 });
+    await asDigestViewer(ns, async (viewerConfig) => {
       let out = "";
       let err = "";
       const code = await runDigest(
@@ -475,8 +440,6 @@ describe("fedbackup digest", function () {
       );
       assert.equal(denied, 1);
       assert.match(err, /^fedbackup digest: .*forbidden/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
