@@ -5,12 +5,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import {
-  backupBlockDiskPath,
-  backupFilesystemDiskPath,
-  readWorkloadManifest,
-  type WorkloadManifest,
-} from "../../src/agent/manifest.js";
+import { backupBlockDiskPath, backupFilesystemDiskPath, readWorkloadManifest } from "../../src/agent/manifest.js";
 import type { NodeSnapshot } from "../../src/api/v1alpha1/index.js";
 import { Resources } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
@@ -29,24 +24,10 @@ import {
   startOperator,
 } from "./operator-env.js";
 import { freshNamespace } from "./setup.js";
+import { reassemble } from "./stored-disks.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-
-/** A Block disk's content as the backup holds it: the data file with zeros put back where the holes are. */
-function reassemble(dataFile: Buffer, disk: NonNullable<WorkloadManifest["blockDisks"]>[number]): Buffer {
-  const out = Buffer.alloc(disk.bytes);
-  let read = 0;
-  let at = 0;
-  for (const hole of [...disk.holes, { offset: disk.bytes, length: 0 }]) {
-    const length = hole.offset - at;
-    dataFile.copy(out, at, read, read + length);
-    read += length;
-    at = hole.offset + hole.length;
-  }
-  assert.equal(read, dataFile.length, "the data file holds exactly the bytes outside the holes");
-  return out;
-}
 
 describe("FederatedBackup of VMs on claims and DataVolumes (Filesystem and Block)", function () {
   this.timeout(300_000);

@@ -7,12 +7,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import {
-  backupBlockDiskPath,
-  backupFilesystemDiskPath,
-  readWorkloadManifest,
-  type WorkloadManifest,
-} from "../../src/agent/manifest.js";
+import { backupBlockDiskPath, backupFilesystemDiskPath, readWorkloadManifest } from "../../src/agent/manifest.js";
 import type { NodeSnapshot } from "../../src/api/v1alpha1/index.js";
 import { Resources } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
@@ -37,25 +32,12 @@ import {
   podRunner,
   startOperator,
 } from "./operator-env.js";
+import { reassemble } from "./stored-disks.js";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const CLASS = "fedbackup-test-claims";
 const csi = { provisionedBy: CSI_DOUBLE_DRIVER };
-
-/** A Block disk's content as the backup holds it: the data file with zeros put back where the holes are. */
-function reassemble(dataFile: Buffer, disk: NonNullable<WorkloadManifest["blockDisks"]>[number]): Buffer {
-  const out = Buffer.alloc(disk.bytes);
-  let read = 0;
-  let at = 0;
-  for (const hole of [...disk.holes, { offset: disk.bytes, length: 0 }]) {
-    const length = hole.offset - at;
-    dataFile.copy(out, at, read, read + length);
-    read += length;
-    at = hole.offset + hole.length;
-  }
-  return out;
-}
 
 describe("FederatedBackup of VMs on claims, CSI per claim (Auto)", function () {
   this.timeout(300_000);
