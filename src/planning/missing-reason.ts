@@ -66,7 +66,7 @@ function baseMessage(reason: MissingReason, ctx: MissingReasonContext): string {
     case "VolumeSnapshotClassNotFound":
       return `${vm}${ctx.node ? ` on ${node}` : ""} has a claim that spec.snapshot.method CSI cannot cut with a VolumeSnapshot, so it was not captured`;
     case "ReflinkNotSupported":
-      return `${vm}${ctx.node ? ` on ${node}` : ""} has a claim that spec.snapshot.method Reflink cannot clone, so it was not captured`;
+      return `${vm}${ctx.node ? ` on ${node}` : ""} has a claim that cannot be cloned with Reflink (Block mode, or a filesystem that does not clone), so it was not captured`;
     case "CaptureFailed":
       return `capturing ${vm} on ${node} failed${inRound}`;
   }
