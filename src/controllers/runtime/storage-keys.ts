@@ -9,8 +9,11 @@ export interface StepStorage {
   namespace: string;
   /** Its files on the shared volume, relative to the volume's root. */
   files?: readonly string[];
-  /** Its claims, of its namespace. */
-  claims?: readonly { claimName: string; volumeMode?: "Filesystem" | "Block" }[];
+  /**
+   * Its claims, of its namespace. A backup step records each claim's StorageClass when it was planned
+   * (absent for a claim without one, and in restore steps, which name their claims only).
+   */
+  claims?: readonly { claimName: string; volumeMode?: "Filesystem" | "Block"; storageClassName?: string }[];
 }
 
 /** At most this many keys are listed in a run's status (the Leases are taken whatever their number). */
@@ -50,6 +53,17 @@ export function runStorageKeys(
     return { workload: { namespace: w.namespace }, disks };
   });
   return nodeStepStorageKeys(steps, options);
+}
+
+/** The StorageClasses the steps recorded, by claimRef: no claim needs to be read for them. */
+export function recordedClasses(workloads: readonly StepStorage[]): Map<string, string> {
+  return new Map(
+    workloads.flatMap((w) =>
+      (w.claims ?? []).flatMap((c) =>
+        c.storageClassName ? [[claimRef(w.namespace, c.claimName), c.storageClassName]] : [],
+      ),
+    ) as Array<[string, string]>,
+  );
 }
 
 /** The claims of `workloads` whose StorageClass `known` does not hold yet (claimRef, sorted, each once). */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { claimsToLookUp, runStorageKeys } from "../../../src/controllers/runtime/storage-keys.js";
+import { claimsToLookUp, recordedClasses, runStorageKeys } from "../../../src/controllers/runtime/storage-keys.js";
 
 const classes = new Map([
   ["vms/a-disk", "fast"],
@@ -58,5 +58,23 @@ describe("runtime/storage-keys claimsToLookUp", () => {
       ),
       ["other/z", "vms/z"],
     );
+  });
+});
+
+describe("runtime/storage-keys recordedClasses", () => {
+  it("takes the StorageClass a backup step recorded, so that only claims without one are read", () => {
+    const workloads = [
+      { namespace: "vms", claims: [{ claimName: "a", storageClassName: "fast" }, { claimName: "b" }] },
+      { namespace: "other", claims: [{ claimName: "a", storageClassName: "slow" }] },
+    ];
+    const recorded = recordedClasses(workloads);
+    assert.deepEqual(
+      [...recorded],
+      [
+        ["vms/a", "fast"],
+        ["other/a", "slow"],
+      ],
+    );
+    assert.deepEqual(claimsToLookUp(workloads, recorded), ["vms/b"]);
   });
 });
