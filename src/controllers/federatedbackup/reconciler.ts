@@ -53,7 +53,14 @@ import { grantStepAccess, revokeStepAccess } from "../runtime/step-access.js";
 import { claimFilesystemIdentity } from "../runtime/volume-identity.js";
 import { fileClaimants, withOwnership, withoutSharedVolume } from "../runtime/file-claims.js";
 import { requestsByNode, type PodObject } from "../runtime/node-requests.js";
-import { namesClaims, observeClaim, withClaims, withSkippedVolumes, type ClaimObject } from "../runtime/claim-disks.js";
+import {
+  boundVolumesOf,
+  namesClaims,
+  observeClaim,
+  withClaims,
+  withSkippedVolumes,
+  type ClaimObject,
+} from "../runtime/claim-disks.js";
 import { withClaimMethods } from "../runtime/claim-methods.js";
 import { observeNode, observeWorkload, stoppedWorkload } from "../runtime/observe.js";
 import { inScope } from "./scope.js";
@@ -341,11 +348,10 @@ export class FederatedBackupReconciler {
       : new Map();
     const selected = vmis.filter((v) => inScope(v, backup.spec.workloads, ns));
     // The claims of the backup's namespace, read only when a VM of it names one (see claim-disks.ts).
-    const claims = selected.some((v) => v.metadata.namespace === ns && namesClaims(v))
-      ? (await client.list<KubeObject & ClaimObject>(Resources.PersistentVolumeClaim, { namespace: ns })).items.map(
-          observeClaim,
-        )
+    const claimObjects = selected.some((v) => v.metadata.namespace === ns && namesClaims(v))
+      ? (await client.list<KubeObject & ClaimObject>(Resources.PersistentVolumeClaim, { namespace: ns })).items
       : [];
+    const claims = claimObjects.map(observeClaim);
     // Without a shared volume no file is captured: a VM with hostDisks is NoSharedDisk (withoutSharedVolume).
     const workloads = selected.map((v) =>
       withSkippedVolumes(
@@ -359,7 +365,11 @@ export class FederatedBackupReconciler {
       ),
     );
     // Each claim's snapshot method is decided here, and recorded in the steps' specs that the agents execute.
-    workloads.splice(0, workloads.length, ...(await withClaimMethods(client, backup, workloads, this.claimDrivers)));
+    workloads.splice(
+      0,
+      workloads.length,
+      ...(await withClaimMethods(client, backup, workloads, this.claimDrivers, boundVolumesOf(claimObjects))),
+    );
     // VMs named explicitly without an instance: a stopped VirtualMachine is NotRunning, no VM at all NotFound.
     const absent: Array<{ namespace: string; name: string }> = [];
     if (phase === "New") {

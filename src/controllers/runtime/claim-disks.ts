@@ -10,7 +10,7 @@ import { parseQuantity } from "./quantity.js";
 /** A PersistentVolumeClaim as the API server returns it, in the fields read here. */
 export interface ClaimObject {
   metadata: { name?: string; namespace?: string };
-  spec?: { volumeMode?: string; accessModes?: string[]; storageClassName?: string };
+  spec?: { volumeMode?: string; accessModes?: string[]; storageClassName?: string; volumeName?: string };
   status?: { phase?: string; capacity?: Record<string, string> };
 }
 
@@ -25,6 +25,10 @@ export function observeClaim(pvc: ClaimObject): ObservedClaim {
     ...(pvc.spec?.storageClassName ? { storageClassName: pvc.spec.storageClassName } : {}),
   };
 }
+
+/** The PersistentVolume each claim is bound to, by claim name (claims not bound yet are left out). */
+export const boundVolumesOf = (claims: readonly ClaimObject[]): Map<string, string> =>
+  new Map(claims.flatMap((c) => (c.metadata.name && c.spec?.volumeName ? [[c.metadata.name, c.spec.volumeName]] : [])));
 
 /** Whether a VMI names any claim (a persistentVolumeClaim or a dataVolume volume). */
 export function namesClaims(vmi: VirtualMachineInstance): boolean {

@@ -65,6 +65,8 @@ export async function withClaimMethods(
   backup: FederatedBackup,
   workloads: readonly ObservedWorkload[],
   drivers: Map<string, string | null>,
+  /** The bound PersistentVolume of each claim of the backup's namespace, from the claims already listed. */
+  boundVolumes: ReadonlyMap<string, string> = new Map(),
 ): Promise<ObservedWorkload[]> {
   const pending = workloads.filter((w) => w.claims?.length && !w.claimProblem);
   if (pending.length === 0) return [...workloads];
@@ -75,13 +77,16 @@ export async function withClaimMethods(
   const namedDriver = named ? classes.find((c) => c.name === named)?.driver : undefined;
   const requested = backup.spec.snapshot?.method ?? "Auto";
   const volumeOf = async (claimName: string): Promise<{ driver?: string; reflink?: boolean }> => {
-    const pvc = await tryGet<KubeObject & { spec?: { volumeName?: string } }>(
-      client,
-      Resources.PersistentVolumeClaim,
-      ns,
-      claimName,
-    );
-    const pvName = pvc?.spec?.volumeName;
+    const pvName =
+      boundVolumes.get(claimName) ??
+      (
+        await tryGet<KubeObject & { spec?: { volumeName?: string } }>(
+          client,
+          Resources.PersistentVolumeClaim,
+          ns,
+          claimName,
+        )
+      )?.spec?.volumeName;
     if (!pvName) return {};
     const pv = await tryGet<VolumeObject>(client, Resources.PersistentVolume, undefined, pvName);
     if (!pv) return {};

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { VirtualMachineInstance } from "../../../src/api/kubevirt.js";
 import { claimVolumes } from "../../../src/controllers/runtime/agent-job.js";
 import {
+  boundVolumesOf,
   observeClaim,
   restorableClaimsNow,
   withClaims,
@@ -182,5 +183,19 @@ describe("what a backup step records of a VM's volumes", () => {
     ]);
     const plain = withSkippedVolumes(workload("ns"), vmi([{ name: "disk0", hostDisk: { path: "/x", type: "Disk" } }]));
     assert.equal("skippedVolumes" in plain, false);
+  });
+});
+
+describe("the volumes the listed claims are bound to", () => {
+  it("maps each bound claim to its PersistentVolume, leaving out one not bound yet", () => {
+    assert.deepEqual(
+      [
+        ...boundVolumesOf([
+          { metadata: { name: "a" }, spec: { volumeName: "pv-a" } },
+          { metadata: { name: "pending" }, spec: {} },
+        ]),
+      ],
+      [["a", "pv-a"]],
+    );
   });
 });
