@@ -17,9 +17,14 @@
 //      any other method does, freezing nothing, and reports `captured`. Then the operator deletes the
 //      restored claims and the snapshots (the shared one is kept with extractAt Restore).
 //
+// A VM whose CSI claims are all on a driver with a VolumeGroupSnapshotClass (claims[].groupSnapshot) is cut
+// in one VolumeGroupSnapshot instead, its disks at one instant (csi-group.ts); its members are recorded in
+// status.claimSnapshots like the single ones, and the operator deletes the group after the extraction.
+//
 // Every name derives from the step's, and each Job derives what to do from what exists: a retried snapshot
-// Job deletes the VolumeSnapshots of an interrupted attempt (their freeze windows are unknown) and takes new
-// ones; a retried extract Job skips the VMs whose manifests are complete.
+// Job deletes the VolumeSnapshots (and VolumeGroupSnapshots, taking their claims' labels off) of an
+// interrupted attempt (their freeze windows are unknown) and takes new ones; a retried extract Job skips the
+// VMs whose manifests are complete.
 import { rfc3339 } from "../api/timestamps.js";
 import type {
   NodeSnapshot,
@@ -31,6 +36,15 @@ import { isNotFound } from "../k8s/errors.js";
 import { Resources } from "../k8s/resources.js";
 import { claimSnapshotName } from "../planning/claim-snapshot-names.js";
 import type { KubeObject } from "../k8s/types.js";
+import type { GroupCut } from "./csi-group.js";
+import {
+  createGroupSnapshot,
+  deleteGroupAndWait,
+  groupCutOf,
+  groupCutPoint,
+  groupMembers,
+  labelClaims,
+} from "./csi-group.js";
 import type { FailedWorkload, Indication } from "./manifest.js";
 import { checkRelativePath } from "./manifest.js";
 import type { Freezer, IsActiveOnNode, VmFreezeReport } from "./quiesce.js";
@@ -103,16 +117,30 @@ export async function takeVolumeSnapshot(
       .filter((c) => sharedMethod || c.snapshotMethod === "CSI")
       .map((c) => ({ ...c, volumeSnapshot: claimSnapshotName(name, c.claimName) }));
 
+  const groups = new Map<string, GroupCut>();
+  for (const [key, w] of byVm) {
+    const group = groupCutOf(name, w, claimCuts(w));
+    if (group) groups.set(key, group);
+  }
+
   // Before any freeze: an earlier attempt's snapshots have no known freeze window, so they go.
   const pollMs = deps.pollMs ?? 200;
   if (sharedMethod) await deleteAndWait(client, ns, name, pollMs);
-  for (const w of byVm.values())
-    for (const c of claimCuts(w)) await deleteAndWait(client, ns, c.volumeSnapshot, pollMs);
+  for (const [key, w] of byVm) {
+    const group = groups.get(key);
+    if (group) {
+      await deleteGroupAndWait(client, ns, group.name, pollMs);
+      await labelClaims(client, ns, group, false);
+    } else for (const c of claimCuts(w)) await deleteAndWait(client, ns, c.volumeSnapshot, pollMs);
+  }
   if (vms.length === 0) return { failed, claimSnapshots: [] };
 
   let cut: string | undefined;
   let sharedTaken = false;
   const claimSnapshots: NodeSnapshotStatusClaimSnapshot[] = [];
+  /** The groups created, with their cut points. */
+  const groupsTaken: Array<{ group: GroupCut; creationTime: string }> = [];
+  const labelled: GroupCut[] = [];
   const create = (snapshotName: string, claimName: string, className: string | undefined) =>
     client.create(Resources.VolumeSnapshot, {
       apiVersion: "snapshot.storage.k8s.io/v1",
@@ -140,6 +168,10 @@ export async function takeVolumeSnapshot(
         source: { persistentVolumeClaimName: claimName },
       },
     } as KubeObject);
+  // The group label comes off whatever happens (a retried Job would take it off too, before its freeze).
+  const unlabel = async () => {
+    for (const group of labelled) await labelClaims(client, ns, group, false);
+  };
   const frozen = await withFrozen(
     vms,
     deps.freezer,
@@ -162,7 +194,16 @@ export async function takeVolumeSnapshot(
         sharedTaken = true;
         pending.push({ name });
       }
+      const pendingGroups: GroupCut[] = [];
       for (const w of frozenVms) {
+        const group = groups.get(vmKey(w));
+        if (group) {
+          labelled.push(group);
+          await labelClaims(client, ns, group, true);
+          await createGroupSnapshot(client, step, group);
+          pendingGroups.push(group);
+          continue;
+        }
         for (const c of claimCuts(w)) {
           await create(
             c.volumeSnapshot,
@@ -185,6 +226,18 @@ export async function takeVolumeSnapshot(
       // The wait is not bounded here: maxFreeze thaws the guests meanwhile (FreezeBudgetExceeded), and the
       // Job's activeDeadlineSeconds (nodeTimeout) ends a snapshot that never comes.
       let last: string | undefined;
+      for (const group of pendingGroups) {
+        for (;;) {
+          session.signal.throwIfAborted();
+          const at = await groupCutPoint(client, ns, group.name);
+          if (at) {
+            groupsTaken.push({ group, creationTime: at });
+            if (!last || Date.parse(at) > Date.parse(last)) last = at;
+            break;
+          }
+          await new Promise((r) => setTimeout(r, pollMs));
+        }
+      }
       for (const p of pending) {
         for (;;) {
           session.signal.throwIfAborted();
@@ -201,7 +254,17 @@ export async function takeVolumeSnapshot(
       }
       cut = last;
     },
-  );
+  ).catch(async (err: unknown) => {
+    await unlabel();
+    throw err;
+  });
+  // After the thaw: the members of each group, then the labels off (the selector has been read by then).
+  try {
+    for (const { group, creationTime } of groupsTaken)
+      claimSnapshots.push(...(await groupMembers(client, ns, group, creationTime, pollMs)));
+  } finally {
+    await unlabel();
+  }
   const workloads: NonNullable<NodeSnapshotStatusVolumeSnapshot["workloads"]> = [];
   for (const report of frozen.reports) {
     if (!report.captured) {
@@ -224,6 +287,7 @@ export async function takeVolumeSnapshot(
   log.info("VolumeSnapshots taken", {
     ...(sharedTaken ? { volumeSnapshot: name } : {}),
     claimSnapshots: claimSnapshots.length,
+    ...(groupsTaken.length > 0 ? { volumeGroupSnapshots: groupsTaken.length } : {}),
     creationTime: cut,
     vms: workloads.length,
   });

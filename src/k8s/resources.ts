@@ -30,6 +30,15 @@ export const Resources = {
   ),
   VolumeSnapshot: r("snapshot.storage.k8s.io", "v1", "volumesnapshots", "VolumeSnapshot"),
   VolumeSnapshotClass: r("snapshot.storage.k8s.io", "v1", "volumesnapshotclasses", "VolumeSnapshotClass", false),
+  // v1beta2: served by external-snapshotter v8.4 and later (v8.6 also serves v1, and stores v1beta2).
+  VolumeGroupSnapshot: r("groupsnapshot.storage.k8s.io", "v1beta2", "volumegroupsnapshots", "VolumeGroupSnapshot"),
+  VolumeGroupSnapshotClass: r(
+    "groupsnapshot.storage.k8s.io",
+    "v1beta2",
+    "volumegroupsnapshotclasses",
+    "VolumeGroupSnapshotClass",
+    false,
+  ),
   Node: r("", "v1", "nodes", "Node", false),
   Pod: r("", "v1", "pods", "Pod"),
   PersistentVolumeClaim: r("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim"),

@@ -60,5 +60,7 @@ export type {
 } from "./restore-plan.js";
 export { planRestore } from "./restore-plan.js";
 export { claimSnapshotName, restoredClaimSnapshotName } from "./claim-snapshot-names.js";
+export { GROUP_SNAPSHOT_LABEL, groupSnapshotName } from "./group-snapshot-names.js";
+export { vmGroupSnapshotClass, type GroupCutClaim } from "./vm-group-cut.js";
 export type { SnapshotClassInfo, WorkloadClaimMethods } from "./workload-claim-methods.js";
 export { planWorkloadClaimMethods, snapshotClassByDriver } from "./workload-claim-methods.js";

@@ -61,6 +61,10 @@ export interface PlannedClaim {
   why?: string;
   /** CSI only: the VolumeSnapshotClass of the claim's driver. */
   volumeSnapshotClassName?: string;
+  /** CSI only: the claim's driver has a VolumeGroupSnapshotClass (its VM's claims are cut in one group). */
+  groupSnapshot?: boolean;
+  /** With groupSnapshot: the VolumeGroupSnapshotClass of the claim's driver. */
+  volumeGroupSnapshotClassName?: string;
 }
 
 export type ClaimProblemReason =

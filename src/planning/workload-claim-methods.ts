@@ -12,6 +12,9 @@
 //   every Filesystem-mode claim not annotated "false", and the agent reports a clone that fails.
 // - When Auto falls back from CSI for a VM (a disk that cannot be cut with CSI), each claim is cut with
 //   Reflink when its filesystem is known to clone, else copied.
+// - A CSI claim whose driver also has a VolumeGroupSnapshotClass is marked groupSnapshot, with that class:
+//   the agent then cuts a VM whose CSI claims are all so marked in one VolumeGroupSnapshot, its disks at one
+//   instant (agent/csi.ts); the method is still CSI, and the extraction is the same.
 // - An explicit method that cannot cut a claim leaves the VM out with the claim's reason
 //   (VolumeSnapshotClassNotFound, ReflinkNotSupported) and a message naming the claim.
 import {
@@ -66,9 +69,12 @@ export function planWorkloadClaimMethods(
   requested: RequestedSnapshotMethod,
   classes: ReadonlyMap<string, string>,
   namedClassDriver?: string,
+  /** The VolumeGroupSnapshotClass used for each driver that has one (snapshotClassByDriver). */
+  groupClasses: ReadonlyMap<string, string> = new Map(),
 ): WorkloadClaimMethods {
   const capabilities: SnapshotCapabilities = {
     driversWithClass: new Set(classes.keys()),
+    groupSnapshotDrivers: new Set(groupClasses.keys()),
     ...(namedClassDriver !== undefined ? { namedClassDriver } : {}),
   };
   const resolved: Array<{ claim: PlannedClaim; r: ClaimMethodResolution }> = input.claims.map((claim) => {
@@ -120,6 +126,7 @@ export function planWorkloadClaimMethods(
         snapshotMethod: "CSI",
         why: r.why,
         volumeSnapshotClassName: classes.get(r.driver!)!,
+        ...(r.groupSnapshot ? { groupSnapshot: true, volumeGroupSnapshotClassName: groupClasses.get(r.driver!)! } : {}),
       };
     }),
   };

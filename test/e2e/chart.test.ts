@@ -60,6 +60,8 @@ const execFileP = promisify(execFile);
 const RELEASE = "fedbackup";
 const IMAGE = "fedbackup:e2e";
 const CSI_CLASS = "fedbackup-e2e-hostpath";
+/** Another driver name the CSI double answers for: it alone has a VolumeGroupSnapshotClass. */
+const GROUP_DRIVER = "group.hostpath.csi.fedbackup.test";
 const FINISHED = ["Completed", "PartiallyFailed", "Failed"];
 
 /**
@@ -411,6 +413,53 @@ describe("e2e: the chart installed with helm, the operator running from its pod"
         );
         assert.ok(source.equals(copy), `${rel} differs`);
       }
+    }
+  });
+
+  it("cuts a VM's claims in one VolumeGroupSnapshot where the driver has a group class, byte for byte", async () => {
+    const groupEnv = await backupEnv("e2e-group");
+    onTeardown(async () => {
+      await cleanupClaimDisks(groupEnv.namespace);
+      groupEnv.cleanup();
+    });
+    const double = await csiDouble();
+    await double.ensureClass(`${CSI_CLASS}-group`, GROUP_DRIVER);
+    await double.ensureGroupClass(`${CSI_CLASS}-group`, GROUP_DRIVER);
+    const vm: VmFixture = {
+      name: "g",
+      node: "node-a",
+      claimDisks: [
+        { source: "persistentVolumeClaim", volumeMode: "Filesystem", size: 192 * 1024, provisionedBy: GROUP_DRIVER },
+        { source: "dataVolume", volumeMode: "Filesystem", size: 128 * 1024 + 1, provisionedBy: GROUP_DRIVER },
+      ],
+    };
+    await createVirtualMachine(adminClient(), groupEnv.namespace, groupEnv.shared.hostDir, vm);
+    for (const d of claimDisksOf(groupEnv.namespace, "g"))
+      await waitForBound(adminClient(), groupEnv.namespace, d.claimName);
+    await adminClient().create(
+      Resources.FederatedBackup,
+      backupManifest(groupEnv, "group", { snapshot: { method: "Auto" } }),
+    );
+    const fb = await backupFinished(groupEnv.namespace, "group");
+    assert.equal(fb.status?.phase, "Completed", JSON.stringify(fb.status, null, 1));
+    assert.deepEqual(
+      double.groupSnapshots.filter((g) => g.namespace === groupEnv.namespace).map((g) => g.members.length),
+      [2],
+    );
+    const left = await adminClient().list(Resources.VolumeGroupSnapshot, { namespace: groupEnv.namespace });
+    assert.deepEqual(
+      left.items.map((o) => o.metadata.name),
+      [],
+    );
+    for (const d of claimDisksOf(groupEnv.namespace, "g")) {
+      const copy = readFileSync(
+        path.join(
+          groupEnv.location.hostDir,
+          fb.status.backupPath!,
+          backupFilesystemDiskPath(groupEnv.namespace, "g", d.volumeName),
+        ),
+      );
+      assert.ok(copy.equals(readFileSync(d.path)), `g's ${d.volumeName} differs at the location`);
     }
   });
 

@@ -18,8 +18,16 @@
 // the volume's size. The double copies after the cut, so what it keeps is the volume as it is at the end of
 // the copy: with cutFirst, nothing may write to the source while a snapshot of it is being taken.
 //
-// It records every snapshot it took and every claim it restored, for assertions.
+// - A VolumeGroupSnapshot (groupsnapshot.storage.k8s.io/v1beta2) selecting claims of its namespace by label:
+//   as the snapshot controller does, a member VolumeSnapshot per selected claim (`snapshot-<hash>`, owned by
+//   the group, with the finalizer that keeps it while its group exists, and status.volumeGroupSnapshotName),
+//   every claim copied at one cut point: the group's and every member's creationTime are the same instant.
+//   Deleting the group deletes its members; a member deleted alone stays (finalizer) until its group is gone,
+//   as upstream, where an individual member cannot be deleted.
+//
+// It records every snapshot it took (a group's members too) and every claim it restored, for assertions.
 import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -39,8 +47,19 @@ export const CSI_DOUBLE_DRIVER = "hostpath.csi.fedbackup.test";
 
 type VolumeSnapshot = KubeObject & {
   spec: { source: { persistentVolumeClaimName?: string }; volumeSnapshotClassName?: string };
+  status?: { creationTime?: string; readyToUse?: boolean; volumeGroupSnapshotName?: string };
+};
+type LabelSelector = {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: Array<{ key: string; operator: string; values?: string[] }>;
+};
+type VolumeGroupSnapshot = KubeObject & {
+  spec: { source: { selector?: LabelSelector }; volumeGroupSnapshotClassName?: string };
   status?: { creationTime?: string; readyToUse?: boolean };
 };
+
+/** The finalizer the snapshot controller puts on a group's member snapshots (upstream's name). */
+export const IN_GROUP_FINALIZER = "snapshot.storage.kubernetes.io/volumesnapshot-in-group-protection";
 type Claim = KubeObject & {
   spec: {
     volumeName?: string;
@@ -66,6 +85,14 @@ export interface SnapshotRecord {
   at: number;
 }
 
+export interface GroupSnapshotRecord {
+  namespace: string;
+  name: string;
+  /** The member VolumeSnapshots it made, by source claim. */
+  members: Array<{ name: string; sourceClaim: string }>;
+  at: number;
+}
+
 export interface RestoreRecord {
   namespace: string;
   claim: string;
@@ -82,8 +109,10 @@ export interface RestoreRecord {
 export class CsiDouble {
   readonly snapshots: SnapshotRecord[] = [];
   readonly restores: RestoreRecord[] = [];
+  readonly groupSnapshots: GroupSnapshotRecord[] = [];
   private readonly client: KubeClient;
   private readonly vsInformer: Informer<VolumeSnapshot>;
+  private readonly vgsInformer: Informer<VolumeGroupSnapshot>;
   private readonly pvcInformer: Informer<Claim>;
   private readonly dir = mkdtempSync(path.join(os.tmpdir(), "fedbackup-csi-"));
   /** Objects being worked on (by uid), so that one event storm does one copy. */
@@ -102,8 +131,17 @@ export class CsiDouble {
     const warn = { warn: () => {} };
     this.vsInformer = new Informer<VolumeSnapshot>(this.client, Resources.VolumeSnapshot, {}, warn);
     this.pvcInformer = new Informer<Claim>(this.client, Resources.PersistentVolumeClaim, {}, warn);
+    this.vgsInformer = new Informer<VolumeGroupSnapshot>(this.client, Resources.VolumeGroupSnapshot, {}, warn);
     const report = (err: unknown) => process.stderr.write(`csi double: ${String(err)}\n`);
+    this.vgsInformer.on((event, vgs) => {
+      if (event === "delete" || vgs.metadata.deletionTimestamp) void this.onGroupGone(vgs).catch(report);
+      else void this.onGroupSnapshot(vgs).catch(report);
+    });
     this.vsInformer.on((event, vs) => {
+      if (event !== "delete" && vs.metadata.deletionTimestamp) {
+        void this.onMemberDeleting(vs).catch(report);
+        return;
+      }
       if (event === "delete") {
         const dir = this.snapshotDirs.get(vs.metadata.uid!);
         if (dir) rmSync(dir, { recursive: true, force: true });
@@ -122,9 +160,11 @@ export class CsiDouble {
   async start(): Promise<void> {
     await this.vsInformer.start();
     await this.pvcInformer.start();
+    await this.vgsInformer.start();
   }
 
   async stop(): Promise<void> {
+    await this.vgsInformer.stop();
     await this.vsInformer.stop();
     await this.pvcInformer.stop();
     this.client.close();
@@ -133,14 +173,33 @@ export class CsiDouble {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  /** A VolumeSnapshotClass of this driver (cluster-scoped; created once, kept). */
-  async ensureClass(name: string): Promise<void> {
+  /**
+   * A VolumeSnapshotClass of this driver (cluster-scoped; created once, kept). The double takes snapshots of
+   * every hostPath or loop-device volume whatever its driver: `driver` names another, for tests that need
+   * two drivers with different classes.
+   */
+  async ensureClass(name: string, driver = CSI_DOUBLE_DRIVER): Promise<void> {
     try {
       await this.client.create(Resources.VolumeSnapshotClass, {
         apiVersion: "snapshot.storage.k8s.io/v1",
         kind: "VolumeSnapshotClass",
         metadata: { name },
-        driver: CSI_DOUBLE_DRIVER,
+        driver,
+        deletionPolicy: "Delete",
+      } as KubeObject);
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+    }
+  }
+
+  /** A VolumeGroupSnapshotClass of this driver, or of `driver` (cluster-scoped; created once, kept). */
+  async ensureGroupClass(name: string, driver = CSI_DOUBLE_DRIVER): Promise<void> {
+    try {
+      await this.client.create(Resources.VolumeGroupSnapshotClass, {
+        apiVersion: "groupsnapshot.storage.k8s.io/v1beta2",
+        kind: "VolumeGroupSnapshotClass",
+        metadata: { name },
+        driver,
         deletionPolicy: "Delete",
       } as KubeObject);
     } catch (err) {
@@ -166,6 +225,7 @@ export class CsiDouble {
   private async onSnapshot(vs: VolumeSnapshot): Promise<void> {
     const uid = vs.metadata.uid!;
     if (vs.status?.creationTime || vs.metadata.deletionTimestamp || this.busy.has(uid)) return;
+    if (vs.metadata.ownerReferences?.some((o) => o.kind === "VolumeGroupSnapshot")) return; // a group's member
     const ns = vs.metadata.namespace!;
     const source = vs.spec.source.persistentVolumeClaimName;
     if (!source) return;
@@ -181,17 +241,7 @@ export class CsiDouble {
       if (!cut) return;
     }
     const dir = path.join(this.dir, `snapshot-${uid}`);
-    let bytes: number;
-    if (from.volumeMode === "Block") {
-      // The device's bytes, zero runs left as holes; the restore size is the device's size.
-      mkdirSync(this.dir, { recursive: true });
-      await run("cp", ["--sparse=always", from.path, dir]);
-      bytes = statSync(dir).size;
-    } else {
-      await copyDir(from.path, dir);
-      const { stdout } = await run("du", ["-sb", dir]);
-      bytes = Number(stdout.split(/\s/)[0]) || 0;
-    }
+    const bytes = await this.copySource(from, dir);
     this.snapshotDirs.set(uid, dir);
     this.snapshotModes.set(uid, from.volumeMode);
     this.snapshots.push({
@@ -208,6 +258,121 @@ export class CsiDouble {
       restoreSize: String(bytes),
       boundVolumeSnapshotContentName: `snapcontent-${uid}`,
     });
+  }
+
+  /** Copies a claim's volume to `dir` (a sparse file of the device's bytes in Block mode); its size. */
+  private async copySource(from: { path: string; volumeMode: VolumeMode }, dir: string): Promise<number> {
+    if (from.volumeMode === "Block") {
+      // The device's bytes, zero runs left as holes; the restore size is the device's size.
+      mkdirSync(this.dir, { recursive: true });
+      await run("cp", ["--sparse=always", from.path, dir]);
+      return statSync(dir).size;
+    }
+    await copyDir(from.path, dir);
+    const { stdout } = await run("du", ["-sb", dir]);
+    return Number(stdout.split(/\s/)[0]) || 0;
+  }
+
+  /**
+   * A VolumeGroupSnapshot: its members first (as the snapshot controller creates them), then every selected
+   * claim copied, all at one cut point, then the members' and the group's status.
+   */
+  private async onGroupSnapshot(vgs: VolumeGroupSnapshot): Promise<void> {
+    const uid = vgs.metadata.uid!;
+    if (vgs.status?.creationTime || this.busy.has(uid)) return;
+    const selector = vgs.spec.source.selector;
+    if (!selector) return;
+    const ns = vgs.metadata.namespace!;
+    this.busy.add(uid);
+    const claims = this.pvcInformer
+      .list()
+      .filter((pvc) => pvc.metadata.namespace === ns && matches(selector, pvc.metadata.labels ?? {}));
+    const sources: Array<{ claim: string; from: { path: string; volumeMode: VolumeMode } }> = [];
+    for (const pvc of claims) {
+      const from = await this.sourceOfClaim(ns, pvc.metadata.name!);
+      if (from) sources.push({ claim: pvc.metadata.name!, from });
+    }
+    const at = Date.now();
+    const creationTime = new Date(at).toISOString();
+    if (this.options.cutFirst) {
+      const cut = await this.setGroupStatus(ns, vgs.metadata.name!, { creationTime, readyToUse: false });
+      if (!cut) return;
+    }
+    const members: GroupSnapshotRecord["members"] = [];
+    for (const { claim, from } of sources) {
+      const name = `snapshot-${createHash("sha256").update(`${uid}${claim}`).digest("hex")}`;
+      const member = await this.client.create<VolumeSnapshot>(Resources.VolumeSnapshot, {
+        apiVersion: "snapshot.storage.k8s.io/v1",
+        kind: "VolumeSnapshot",
+        metadata: {
+          name,
+          namespace: ns,
+          finalizers: [IN_GROUP_FINALIZER],
+          ownerReferences: [
+            {
+              apiVersion: "groupsnapshot.storage.k8s.io/v1beta2",
+              kind: "VolumeGroupSnapshot",
+              name: vgs.metadata.name!,
+              uid,
+            },
+          ],
+        },
+        spec: { source: { persistentVolumeClaimName: claim } },
+      });
+      const dir = path.join(this.dir, `snapshot-${member.metadata.uid}`);
+      const bytes = await this.copySource(from, dir);
+      this.snapshotDirs.set(member.metadata.uid!, dir);
+      this.snapshotModes.set(member.metadata.uid!, from.volumeMode);
+      this.snapshots.push({ namespace: ns, name, sourceClaim: claim, dir, volumeMode: from.volumeMode, at });
+      members.push({ name, sourceClaim: claim });
+      await this.setStatus(ns, name, {
+        creationTime,
+        readyToUse: true,
+        restoreSize: String(bytes),
+        boundVolumeSnapshotContentName: `snapcontent-${member.metadata.uid}`,
+        volumeGroupSnapshotName: vgs.metadata.name,
+      });
+    }
+    this.groupSnapshots.push({ namespace: ns, name: vgs.metadata.name!, members, at });
+    await this.setGroupStatus(ns, vgs.metadata.name!, {
+      creationTime,
+      readyToUse: true,
+      boundVolumeGroupSnapshotContentName: `groupsnapcontent-${uid}`,
+    });
+  }
+
+  /** A deleted group: its members go with it (their finalizer comes off once the group is gone). */
+  private async onGroupGone(vgs: VolumeGroupSnapshot): Promise<void> {
+    for (const vs of this.vsInformer.list()) {
+      if (vs.metadata.namespace !== vgs.metadata.namespace) continue;
+      if (!vs.metadata.ownerReferences?.some((o) => o.uid === vgs.metadata.uid)) continue;
+      await this.client.delete(Resources.VolumeSnapshot, vs.metadata.namespace, vs.metadata.name!).catch(ignoreGone);
+      await this.onMemberDeleting(vs);
+    }
+  }
+
+  /** A member being deleted keeps its finalizer while its group exists, as the snapshot controller does. */
+  private async onMemberDeleting(vs: VolumeSnapshot): Promise<void> {
+    if (!vs.metadata.finalizers?.includes(IN_GROUP_FINALIZER)) return;
+    const owner = vs.metadata.ownerReferences?.find((o) => o.kind === "VolumeGroupSnapshot");
+    const group = owner ? this.vgsInformer.get(`${vs.metadata.namespace}/${owner.name}`) : undefined;
+    if (group && group.metadata.uid === owner?.uid && !group.metadata.deletionTimestamp) return;
+    await this.client
+      .patch(Resources.VolumeSnapshot, vs.metadata.namespace, vs.metadata.name!, {
+        metadata: { finalizers: (vs.metadata.finalizers ?? []).filter((f) => f !== IN_GROUP_FINALIZER) },
+      })
+      .catch(ignoreGone);
+  }
+
+  /** Writes a VolumeGroupSnapshot's status; false when it is gone. */
+  private async setGroupStatus(ns: string, name: string, status: Record<string, unknown>): Promise<boolean> {
+    try {
+      await this.client.patch(Resources.VolumeGroupSnapshot, ns, name, { status }, { subresource: "status" });
+      return true;
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      return false;
+    }
   }
 
   /** Writes a VolumeSnapshot's status; false when it is gone. */
@@ -313,6 +478,31 @@ export class CsiDouble {
       loop.detach();
     } else rmSync(restore.dir, { recursive: true, force: true });
   }
+}
+
+const ignoreGone = (err: unknown): void => {
+  if (!isNotFound(err)) throw err;
+};
+
+/** Whether labels match a label selector (matchLabels and the four operators of matchExpressions). */
+function matches(selector: LabelSelector, labels: Record<string, string>): boolean {
+  for (const [key, value] of Object.entries(selector.matchLabels ?? {})) if (labels[key] !== value) return false;
+  for (const e of selector.matchExpressions ?? []) {
+    const has = Object.hasOwn(labels, e.key);
+    const inValues = has && (e.values ?? []).includes(labels[e.key]!);
+    const ok =
+      e.operator === "In"
+        ? inValues
+        : e.operator === "NotIn"
+          ? !inValues
+          : e.operator === "Exists"
+            ? has
+            : e.operator === "DoesNotExist"
+              ? !has
+              : false;
+    if (!ok) return false;
+  }
+  return true;
 }
 
 async function copyDir(from: string, to: string): Promise<void> {

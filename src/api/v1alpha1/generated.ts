@@ -899,6 +899,14 @@ export interface NodeSnapshotSpecWorkloadClaim {
   why?: string;
   /** CSI only, the VolumeSnapshotClass of the claim's CSI driver. */
   volumeSnapshotClassName?: string;
+  /**
+   * CSI only: the claim's driver has a VolumeGroupSnapshotClass, so a VM whose CSI claims all have
+   * it is cut in one VolumeGroupSnapshot (its disks at one instant) instead of a VolumeSnapshot per
+   * claim.
+   */
+  groupSnapshot?: boolean;
+  /** With groupSnapshot, the VolumeGroupSnapshotClass of the claim's CSI driver. */
+  volumeGroupSnapshotClassName?: string;
 }
 
 export type NodeSnapshotSpecWorkloadClaimSnapshotMethod = "CSI" | "Reflink" | "Copy";

@@ -14,6 +14,8 @@ import { API_VERSION, type FederatedBackup, type NodeSnapshot } from "../../api/
 import {
   backupSnapshotsPath,
   claimSnapshotName,
+  groupSnapshotName,
+  vmGroupSnapshotClass,
   fnv1a32Hex,
   restoredClaimSnapshotName,
   stepName,
@@ -154,13 +156,28 @@ export const usesCsiCut = (step: NodeSnapshot): boolean =>
   step.spec.snapshot.method === "CSI" ||
   (step.spec.workloads ?? []).some((w) => (w.claims ?? []).some((c) => c.snapshotMethod === "CSI"));
 
-/** The VolumeSnapshots of a step's CSI claims, named after the step and the claim (claim-snapshot-names.ts). */
+type StepWorkload = NonNullable<NodeSnapshot["spec"]["workloads"]>[number];
+const csiClaimsOf = (step: NodeSnapshot, w: StepWorkload) =>
+  (w.claims ?? []).filter((c) => step.spec.snapshot.method === "CSI" || c.snapshotMethod === "CSI");
+
+/**
+ * The VolumeSnapshots of a step's CSI claims, named after the step and the claim (claim-snapshot-names.ts);
+ * not those of a VM cut in one VolumeGroupSnapshot, whose members the snapshot controller names.
+ */
 export const claimSnapshotNames = (step: NodeSnapshot): string[] =>
-  (step.spec.workloads ?? []).flatMap((w) =>
-    (w.claims ?? [])
-      .filter((c) => step.spec.snapshot.method === "CSI" || c.snapshotMethod === "CSI")
-      .map((c) => claimSnapshotName(step.metadata.name!, c.claimName)),
-  );
+  (step.spec.workloads ?? []).flatMap((w) => {
+    const claims = csiClaimsOf(step, w);
+    if (vmGroupSnapshotClass(claims)) return [];
+    return claims.map((c) => claimSnapshotName(step.metadata.name!, c.claimName));
+  });
+
+/** The VolumeGroupSnapshots of a step's VMs cut in one group (group-snapshot-names.ts), with their claims. */
+export const groupSnapshotsOf = (step: NodeSnapshot): Array<{ name: string; claims: string[] }> =>
+  (step.spec.workloads ?? []).flatMap((w) => {
+    const claims = csiClaimsOf(step, w);
+    if (!vmGroupSnapshotClass(claims)) return [];
+    return [{ name: groupSnapshotName(step.metadata.name!, w), claims: claims.map((c) => c.claimName) }];
+  });
 
 /** A PersistentVolumeClaim, in the fields a claim restored from its snapshot copies. */
 export interface SourceClaim {
@@ -316,5 +333,6 @@ export function stepAccessOf(step: NodeSnapshot): StepAccessRequest {
     workloads: (step.spec.workloads ?? []).map((w) => ({ namespace: w.namespace, name: w.name })),
     ...(step.spec.snapshot.method === "CSI" ? { volumeSnapshot: volumeSnapshotName(step) } : {}),
     ...(usesCsiCut(step) ? { claimSnapshots: claimSnapshotNames(step) } : {}),
+    ...(usesCsiCut(step) && groupSnapshotsOf(step).length > 0 ? { groupSnapshots: groupSnapshotsOf(step) } : {}),
   };
 }

@@ -29,6 +29,7 @@ import {
   buildRestoredClaimSnapshots,
   cleanupJobName,
   extractJobName,
+  groupSnapshotsOf,
   restoredClaimName,
   stepAccessOf,
   type SourceClaim,
@@ -522,6 +523,9 @@ export class FederatedBackupReconciler {
         const claimSnapshots = action.step.status?.claimSnapshots ?? [];
         if (action.step.spec.extractAt !== "Restore")
           await deleteIfExists(client, Resources.VolumeSnapshot, ns, volumeSnapshotName(action.step));
+        // A group's members go with the group (a member alone cannot be deleted while its group exists).
+        for (const g of groupSnapshotsOf(action.step))
+          await deleteIfExists(client, Resources.VolumeGroupSnapshot, ns, g.name);
         for (const c of claimSnapshots) await deleteIfExists(client, Resources.VolumeSnapshot, ns, c.volumeSnapshot);
         await deleteIfExists(client, Resources.Job, ns, extractJobName(action.step));
         await deleteIfExists(client, Resources.PersistentVolumeClaim, ns, restoredClaimName(action.step));

@@ -4,7 +4,9 @@
 // the objects its agent touches: its own step object (read it, report into its status), the step's
 // VolumeSnapshot (CSI method), and in each namespace whose VMs it handles, those VMs' instances (read; and
 // for a backup, freeze and thaw). Nothing is granted on a ClusterRole or without resourceNames, except the
-// creation of the step's VolumeSnapshot, which RBAC cannot narrow by name (the name does not exist yet).
+// creation of the step's VolumeSnapshot (and VolumeGroupSnapshots), which RBAC cannot narrow by name (the
+// name does not exist yet), and the list of the step namespace's VolumeSnapshots for a step that takes a
+// VolumeGroupSnapshot: its members are named by the snapshot controller, and found by their owner.
 // An agent token therefore cannot reach another step, another run's snapshot or another VM, and once the
 // step is over the ServiceAccount, Roles and RoleBindings are deleted (tokens of a deleted ServiceAccount
 // stop authenticating as soon as the API server's cache sees the deletion).
@@ -25,6 +27,11 @@ export interface StepAccessRequest {
   volumeSnapshot?: string;
   /** The VolumeSnapshots of the step's claims cut with CSI, which the agent creates and reads. */
   claimSnapshots?: readonly string[];
+  /**
+   * The VolumeGroupSnapshots of the step's VMs cut in one group, with the claims the agent labels for each
+   * (all in the step's namespace).
+   */
+  groupSnapshots?: readonly { name: string; claims: readonly string[] }[];
 }
 
 const RBAC = "rbac.authorization.k8s.io/v1";
@@ -105,6 +112,23 @@ function stepRules(req: StepAccessRequest): Rule[] {
         verbs: ["get", "delete"],
         resourceNames: snapshots,
       },
+    );
+  }
+  const groups = req.groupSnapshots ?? [];
+  if (groups.length > 0) {
+    const claims = [...new Set(groups.flatMap((g) => g.claims))].sort();
+    rules.push(
+      { apiGroups: ["groupsnapshot.storage.k8s.io"], resources: ["volumegroupsnapshots"], verbs: ["create"] },
+      {
+        apiGroups: ["groupsnapshot.storage.k8s.io"],
+        resources: ["volumegroupsnapshots"],
+        verbs: ["get", "delete"],
+        resourceNames: groups.map((g) => g.name),
+      },
+      // The members: named by the snapshot controller, found among the namespace's by their owner.
+      { apiGroups: ["snapshot.storage.k8s.io"], resources: ["volumesnapshots"], verbs: ["list"] },
+      // The label the group selects them by (csi-group.ts), put on and taken off.
+      { apiGroups: [""], resources: ["persistentvolumeclaims"], verbs: ["patch"], resourceNames: claims },
     );
   }
   return rules;

@@ -19,6 +19,7 @@ import { tryGet } from "./objects.js";
 // What dynamic provisioning (the CSI external-provisioner included) writes on a PV it made: its driver.
 const PROVISIONED_BY = "pv.kubernetes.io/provisioned-by";
 const DEFAULT_CLASS = "snapshot.storage.kubernetes.io/is-default-class";
+const DEFAULT_GROUP_CLASS = "groupsnapshot.storage.kubernetes.io/is-default-class";
 /** Set by the user on a PersistentVolume whose filesystem supports reflink clones ("true") or not ("false"). */
 export const REFLINK_ANNOTATION = "fedbackup.io/reflink";
 
@@ -56,6 +57,24 @@ export async function listSnapshotClasses(client: KubeClient): Promise<SnapshotC
 }
 
 /**
+ * The VolumeGroupSnapshotClasses of the cluster; none when the group snapshot API is not installed (or not
+ * at the version the agent uses, v1beta2).
+ */
+export async function listGroupSnapshotClasses(client: KubeClient): Promise<SnapshotClassInfo[]> {
+  try {
+    const list = await client.list<KubeObject & { driver?: string }>(Resources.VolumeGroupSnapshotClass);
+    return list.items.map((c) => ({
+      name: c.metadata.name!,
+      driver: c.driver ?? "",
+      isDefault: c.metadata.annotations?.[DEFAULT_GROUP_CLASS] === "true",
+    }));
+  } catch (err) {
+    if (isNotFound(err)) return [];
+    throw err;
+  }
+}
+
+/**
  * The workloads with each claim's method (and why), or with a claimProblem when the method asked for cannot
  * cut one of its claims. `drivers` caches PV name → driver across passes (a PV's driver never changes); the
  * reflink annotation is read on each pass, since the user may set it at any time.
@@ -74,6 +93,7 @@ export async function withClaimMethods(
   const classes = await listSnapshotClasses(client);
   const named = backup.spec.snapshot?.volumeSnapshotClassName;
   const byDriver = snapshotClassByDriver(classes, named);
+  const groupByDriver = snapshotClassByDriver(await listGroupSnapshotClasses(client));
   const namedDriver = named ? classes.find((c) => c.name === named)?.driver : undefined;
   const requested = backup.spec.snapshot?.method ?? "Auto";
   const volumeOf = async (claimName: string): Promise<{ driver?: string; reflink?: boolean }> => {
@@ -114,6 +134,7 @@ export async function withClaimMethods(
       byDriver,
       // Explicit CSI cuts with the class the user named, so only claims of its driver can be cut.
       requested === "CSI" ? namedDriver : undefined,
+      groupByDriver,
     );
     out.push(
       planned.ok

@@ -66,6 +66,32 @@ describe("buildStepAccess", () => {
     );
   });
 
+  it("grants a step cutting VMs in VolumeGroupSnapshots its groups by name, the label on their claims, and the list of snapshots", () => {
+    const access = buildStepAccess({
+      kind: "NodeSnapshot",
+      step,
+      workloads: [{ namespace: "team-a", name: "db" }],
+      groupSnapshots: [{ name: "nightly-r1-node-1-db-0123abcd", claims: ["db-data", "db-root"] }],
+    });
+    const own = access.roles[0]!.rules as Array<Record<string, unknown>>;
+    assert.deepEqual(own.slice(2), [
+      { apiGroups: ["groupsnapshot.storage.k8s.io"], resources: ["volumegroupsnapshots"], verbs: ["create"] },
+      {
+        apiGroups: ["groupsnapshot.storage.k8s.io"],
+        resources: ["volumegroupsnapshots"],
+        verbs: ["get", "delete"],
+        resourceNames: ["nightly-r1-node-1-db-0123abcd"],
+      },
+      { apiGroups: ["snapshot.storage.k8s.io"], resources: ["volumesnapshots"], verbs: ["list"] },
+      {
+        apiGroups: [""],
+        resources: ["persistentvolumeclaims"],
+        verbs: ["patch"],
+        resourceNames: ["db-data", "db-root"],
+      },
+    ]);
+  });
+
   it("grants a restore step's agent no freeze and no VolumeSnapshot", () => {
     const access = buildStepAccess({ kind: "NodeRestore", step, workloads: [{ namespace: "team-a", name: "web" }] });
     const verbs = access.roles.flatMap((r) =>

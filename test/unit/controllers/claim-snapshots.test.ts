@@ -8,6 +8,7 @@ import {
   buildNodeSnapshot,
   buildRestoredClaimSnapshots,
   claimSnapshotNames,
+  groupSnapshotsOf,
   stepAccessOf,
   usesCsiCut,
 } from "../../../src/controllers/federatedbackup/builders.js";
@@ -16,7 +17,12 @@ import { decideBackup } from "../../../src/controllers/federatedbackup/decide.js
 import { deriveStepPhase } from "../../../src/controllers/federatedbackup/steps.js";
 import { buildStepAccess } from "../../../src/controllers/runtime/agent-access.js";
 import { volumeDriver } from "../../../src/controllers/runtime/claim-methods.js";
-import { claimSnapshotName, restoredClaimSnapshotName, type ObservedWorkload } from "../../../src/planning/index.js";
+import {
+  claimSnapshotName,
+  groupSnapshotName,
+  restoredClaimSnapshotName,
+  type ObservedWorkload,
+} from "../../../src/planning/index.js";
 
 const NOW = Date.parse("2026-11-25T12:00:00Z");
 const WHY = "Auto picked CSI: a VolumeSnapshotClass exists for driver rbd.csi.ceph.com";
@@ -115,6 +121,37 @@ describe("claims cut with CSI (operator)", () => {
     ]);
     const copyOnly = buildNodeSnapshot(backup, 1, 1, "n1", [vm("h", undefined, ["vms/h/disk.img"])]);
     assert.equal(usesCsiCut(copyOnly), false);
+  });
+
+  it("a VM whose CSI claims are all groupSnapshot is cut in one VolumeGroupSnapshot, granted by name with its claims", () => {
+    const group = (claimName: string) => ({
+      ...csiClaim(claimName, "Filesystem"),
+      groupSnapshot: true,
+      volumeGroupSnapshotClassName: "rbd-group",
+    });
+    const step = buildNodeSnapshot(backup, 1, 1, "n1", [
+      vm("g", [group("pvc-g1"), group("pvc-g2")]),
+      vm("a", [csiClaim("pvc-a", "Filesystem")]),
+    ]);
+    step.metadata.uid = "step-uid";
+    assert.deepEqual(
+      step.spec
+        .workloads!.find((w) => w.name === "g")!
+        .claims!.map((c) => [c.groupSnapshot, c.volumeGroupSnapshotClassName]),
+      [
+        [true, "rbd-group"],
+        [true, "rbd-group"],
+      ],
+    );
+    // g's members are named by the snapshot controller: only a's snapshot is named after the step.
+    assert.deepEqual(claimSnapshotNames(step), [claimSnapshotName(step.metadata.name!, "pvc-a")]);
+    const groups = [
+      { name: groupSnapshotName(step.metadata.name!, { namespace: "vms", name: "g" }), claims: ["pvc-g1", "pvc-g2"] },
+    ];
+    assert.deepEqual(groupSnapshotsOf(step), groups);
+    assert.deepEqual(stepAccessOf(step).groupSnapshots, groups);
+    // Without group snapshots, the access asks for none.
+    assert.equal(stepAccessOf(csiStep()).groupSnapshots, undefined);
   });
 
   it("grants the agent get and delete on its claims' snapshots by name, and create", () => {

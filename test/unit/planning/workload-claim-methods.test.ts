@@ -16,6 +16,54 @@ const methods = (r: ReturnType<typeof planWorkloadClaimMethods>) =>
   r.ok ? r.claims.map((c) => [c.claimName, c.snapshotMethod, c.volumeSnapshotClassName]) : r.reason;
 
 describe("planWorkloadClaimMethods", () => {
+  it("marks a CSI claim whose driver has a VolumeGroupSnapshotClass groupSnapshot, with that class; others not", () => {
+    const r = planWorkloadClaimMethods(
+      {
+        hasFiles: false,
+        claims: [claim("a"), claim("b", "Block"), claim("c")],
+        drivers: drivers({ a: RBD, b: RBD, c: NFS }),
+      },
+      "CSI",
+      new Map([...classes, [NFS, "nfs-snap"]]),
+      undefined,
+      new Map([[RBD, "rbd-group"]]),
+    );
+    assert.ok(r.ok);
+    assert.deepEqual(
+      r.claims.map((c) => [c.claimName, c.snapshotMethod, c.groupSnapshot, c.volumeGroupSnapshotClassName]),
+      [
+        ["a", "CSI", true, "rbd-group"],
+        ["b", "CSI", true, "rbd-group"],
+        ["c", "CSI", undefined, undefined],
+      ],
+    );
+    const auto = planWorkloadClaimMethods(
+      { hasFiles: false, claims: [claim("a")], drivers: drivers({ a: RBD }) },
+      "Auto",
+      classes,
+      undefined,
+      new Map([[RBD, "rbd-group"]]),
+    );
+    assert.ok(auto.ok);
+    assert.equal(auto.claims[0]!.groupSnapshot, true);
+    assert.match(auto.claims[0]!.why!, /supports VolumeGroupSnapshot$/);
+  });
+
+  it("never marks a copied claim groupSnapshot, even on a driver with a group class", () => {
+    const r = planWorkloadClaimMethods(
+      { hasFiles: true, claims: [claim("a")], drivers: drivers({ a: RBD }) },
+      "Auto",
+      classes,
+      undefined,
+      new Map([[RBD, "rbd-group"]]),
+    );
+    assert.ok(r.ok);
+    assert.deepEqual(
+      r.claims.map((c) => [c.snapshotMethod, c.groupSnapshot, c.volumeGroupSnapshotClassName]),
+      [["Copy", undefined, undefined]],
+    );
+  });
+
   it("Auto cuts every claim of a driver with a class with CSI, with that class, and says why", () => {
     const r = planWorkloadClaimMethods(
       { hasFiles: false, claims: [claim("a"), claim("b", "Block")], drivers: drivers({ a: RBD, b: RBD }) },
