@@ -14,7 +14,6 @@
 // Reflink on a Block-mode claim, or on a filesystem known not to clone, is ReflinkNotSupported. A
 // filesystem whose support is unknown is tried, as today for the shared volume: the agent reports a
 // failed clone. Copy always works.
-import { compareStrings } from "./compare.js";
 
 export type RequestedSnapshotMethod = "Auto" | "CSI" | "Reflink" | "Copy";
 export type ClaimSnapshotMethod = "CSI" | "Reflink" | "Copy";
@@ -139,36 +138,3 @@ export function resolveClaimSnapshotMethod(
 
 const noClass = (driver: string | undefined): string =>
   driver ? `no VolumeSnapshotClass exists for driver ${driver}` : "it is not on a CSI volume";
-
-/** How one VM's CSI claims are cut: one VolumeGroupSnapshot per driver that supports it, else one by one. */
-export interface VmCsiCuts {
-  /** Per driver with group support, the VM's claims it cuts at one instant; sorted by driver, claims by name. */
-  groups: Array<{ driver: string; claims: string[] }>;
-  /** Claims cut by their own VolumeSnapshot, sorted. */
-  single: string[];
-}
-
-/**
- * Groups a VM's CSI claims for the cut. A VolumeGroupSnapshot is taken through one driver's class, so a
- * VM whose claims are on two drivers gets one group per driver (the guest's freeze is what makes them
- * consistent with each other then). A group of one claim is still a group: the driver's group path is
- * used the same way for every VM.
- */
-export function vmCsiCuts(resolutions: readonly ClaimMethodResolution[]): VmCsiCuts {
-  const groups = new Map<string, Set<string>>();
-  const single = new Set<string>();
-  for (const r of resolutions) {
-    if (!r.ok || r.method !== "CSI") continue;
-    if (r.groupSnapshot && r.driver) {
-      const claims = groups.get(r.driver) ?? new Set<string>();
-      claims.add(r.claimName);
-      groups.set(r.driver, claims);
-    } else single.add(r.claimName);
-  }
-  return {
-    groups: [...groups]
-      .sort(([a], [b]) => compareStrings(a, b))
-      .map(([driver, claims]) => ({ driver, claims: [...claims].sort(compareStrings) })),
-    single: [...single].sort(compareStrings),
-  };
-}

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { ClaimForSnapshot, SnapshotCapabilities } from "../../../src/planning/claim-snapshot-method.js";
-import { resolveClaimSnapshotMethod, vmCsiCuts } from "../../../src/planning/claim-snapshot-method.js";
+import { resolveClaimSnapshotMethod } from "../../../src/planning/claim-snapshot-method.js";
 
 const RBD = "rbd.csi.ceph.com";
 const NFS = "nfs.csi.k8s.io";
@@ -99,28 +99,5 @@ describe("resolveClaimSnapshotMethod", () => {
       const r = resolveClaimSnapshotMethod(c, "Copy", caps);
       assert.ok(r.ok && r.method === "Copy" && r.why === "Copy, as spec.snapshot.method asks");
     }
-  });
-});
-
-describe("vmCsiCuts", () => {
-  it("cuts a VM's claims of a group-capable driver together, one group per driver, the rest one by one", () => {
-    const both = { driversWithClass: new Set([RBD, NFS, "a.csi"]), groupSnapshotDrivers: new Set([RBD, "a.csi"]) };
-    const cuts = vmCsiCuts([
-      resolveClaimSnapshotMethod(blockClaim({ claimName: "z", driver: RBD }), "Auto", both),
-      resolveClaimSnapshotMethod(blockClaim({ claimName: "b", driver: RBD }), "Auto", both),
-      resolveClaimSnapshotMethod(blockClaim({ claimName: "b", driver: RBD }), "Auto", both),
-      resolveClaimSnapshotMethod(fsClaim({ claimName: "n", driver: NFS }), "Auto", both),
-      resolveClaimSnapshotMethod(fsClaim({ claimName: "x", driver: "a.csi" }), "Auto", both),
-      resolveClaimSnapshotMethod(fsClaim({ claimName: "c" }), "Auto", both),
-      resolveClaimSnapshotMethod(fsClaim({ claimName: "bad" }), "CSI", both),
-    ]);
-    assert.deepEqual(cuts, {
-      groups: [
-        { driver: "a.csi", claims: ["x"] },
-        { driver: RBD, claims: ["b", "z"] },
-      ],
-      single: ["n"],
-    });
-    assert.deepEqual(vmCsiCuts([]), { groups: [], single: [] });
   });
 });
