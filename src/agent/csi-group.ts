@@ -138,23 +138,3 @@ export async function groupMembers(
     await new Promise((r) => setTimeout(r, pollMs));
   }
 }
-
-/** Deletes an earlier attempt's group (its members go with it) and waits until it is gone. */
-export async function deleteGroupAndWait(client: KubeClient, ns: string, name: string, pollMs: number): Promise<void> {
-  try {
-    await client.delete(Resources.VolumeGroupSnapshot, ns, name);
-  } catch (err) {
-    if (isNotFound(err)) return;
-    throw err;
-  }
-  for (let i = 0; i < 600; i++) {
-    try {
-      await client.get(Resources.VolumeGroupSnapshot, ns, name);
-    } catch (err) {
-      if (isNotFound(err)) return;
-      throw err;
-    }
-    await new Promise((r) => setTimeout(r, pollMs));
-  }
-  throw new Error(`the VolumeGroupSnapshot ${name} of an earlier attempt is still being deleted`);
-}

@@ -32,19 +32,12 @@ import type {
   NodeSnapshotStatusVolumeSnapshot,
 } from "../api/v1alpha1/index.js";
 import type { KubeClient } from "../k8s/client.js";
-import { isNotFound } from "../k8s/errors.js";
+import { deleteAndWait } from "./delete-and-wait.js";
 import { Resources } from "../k8s/resources.js";
 import { claimSnapshotName } from "../planning/claim-snapshot-names.js";
 import type { KubeObject } from "../k8s/types.js";
 import type { GroupCut } from "./csi-group.js";
-import {
-  createGroupSnapshot,
-  deleteGroupAndWait,
-  groupCutOf,
-  groupCutPoint,
-  groupMembers,
-  labelClaims,
-} from "./csi-group.js";
+import { createGroupSnapshot, groupCutOf, groupCutPoint, groupMembers, labelClaims } from "./csi-group.js";
 import type { FailedWorkload, Indication } from "./manifest.js";
 import { checkRelativePath } from "./manifest.js";
 import type { Freezer, IsActiveOnNode, VmFreezeReport } from "./quiesce.js";
@@ -125,13 +118,14 @@ export async function takeVolumeSnapshot(
 
   // Before any freeze: an earlier attempt's snapshots have no known freeze window, so they go.
   const pollMs = deps.pollMs ?? 200;
-  if (sharedMethod) await deleteAndWait(client, ns, name, pollMs);
+  if (sharedMethod) await deleteAndWait(client, Resources.VolumeSnapshot, ns, name, pollMs);
   for (const [key, w] of byVm) {
     const group = groups.get(key);
     if (group) {
-      await deleteGroupAndWait(client, ns, group.name, pollMs);
+      await deleteAndWait(client, Resources.VolumeGroupSnapshot, ns, group.name, pollMs);
       await labelClaims(client, ns, group, false);
-    } else for (const c of claimCuts(w)) await deleteAndWait(client, ns, c.volumeSnapshot, pollMs);
+    } else
+      for (const c of claimCuts(w)) await deleteAndWait(client, Resources.VolumeSnapshot, ns, c.volumeSnapshot, pollMs);
   }
   if (vms.length === 0) return { failed, claimSnapshots: [] };
 
@@ -368,22 +362,3 @@ export class RestoredVolumeSnapshotProvider implements SnapshotProvider {
 }
 
 const ref = (w: VmRef): VmRef => ({ namespace: w.namespace, name: w.name });
-
-async function deleteAndWait(client: KubeClient, ns: string, name: string, pollMs: number): Promise<void> {
-  try {
-    await client.delete(Resources.VolumeSnapshot, ns, name);
-  } catch (err) {
-    if (isNotFound(err)) return;
-    throw err;
-  }
-  for (let i = 0; i < 600; i++) {
-    try {
-      await client.get(Resources.VolumeSnapshot, ns, name);
-    } catch (err) {
-      if (isNotFound(err)) return;
-      throw err;
-    }
-    await new Promise((r) => setTimeout(r, pollMs));
-  }
-  throw new Error(`the VolumeSnapshot ${name} of an earlier attempt is still being deleted`);
-}
