@@ -641,6 +641,23 @@ export interface NodeRestoreSpecWorkload {
    * claim disk that is not listed here, before it writes anything.
    */
   claims?: NodeRestoreSpecWorkloadClaim[];
+  /**
+   * The captured VM whose backup is read, when it is not this VM (a copy restored under another
+   * name or namespace). Absent: the VM's own backup.
+   */
+  source?: NodeRestoreSpecWorkloadSource;
+  /**
+   * For a copy: where each file of the captured VM's backup is written instead of its captured path
+   * (each target is also listed in files). A backup file not listed here is written at its captured
+   * path, which files must then allow.
+   */
+  renamedFiles?: NodeRestoreSpecWorkloadRenamedFile[];
+  /**
+   * The node agent reads the VM's captured definition from the backup, verifies it against the
+   * manifest's sha256 before any disk is written, and reports it in status.results[].definition
+   * (the operator re-creates the VM from it).
+   */
+  reportDefinition?: boolean;
   /** The planned action (see WorkloadRestore status.plan). */
   action: NodeRestoreSpecWorkloadAction;
   /** Where the VM ran when the restore was planned. */
@@ -656,12 +673,33 @@ export interface NodeRestoreSpecWorkloadClaim {
   claimName: string;
   /** How the VM names the claim. */
   sourceKind?: SourceKind;
+  /**
+   * The claim the backup's disk was captured from, when it is not claimName (a copy, or a claim
+   * re-created under another name).
+   */
+  capturedClaimName?: string;
   volumeMode: VolumeMode;
 }
 
 export type SourceKind = "PersistentVolumeClaim" | "DataVolume";
 
 export type VolumeMode = "Filesystem" | "Block";
+
+/**
+ * The captured VM whose backup is read, when it is not this VM (a copy restored under another name
+ * or namespace). Absent: the VM's own backup.
+ */
+export interface NodeRestoreSpecWorkloadSource {
+  namespace: string;
+  name: string;
+}
+
+export interface NodeRestoreSpecWorkloadRenamedFile {
+  /** The file's path in the backup, relative to the shared volume root. */
+  from: string;
+  /** Where it is written, relative to the shared volume root. */
+  to: string;
+}
 
 export type NodeRestoreSpecWorkloadAction =
   "RestoreInPlace" | "MigrateThenRestore" | "StopThenRestore" | "RestoreThenStart";
@@ -710,6 +748,11 @@ export interface NodeRestoreStatusResult {
   bytes?: number;
   /** Whether every file matched the checksum recorded at backup. */
   verified?: boolean;
+  /**
+   * With spec.workloads[].reportDefinition: the VM's captured definition (definition.json of its
+   * backup), verified against its manifest. Absent when the backup holds none.
+   */
+  definition?: Record<string, unknown>;
   /** Why the VM was not restored, in CamelCase (ChecksumMismatch, MissingFile, ...). */
   reason?: string;
   /** Human-readable detail. */
