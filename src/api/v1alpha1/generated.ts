@@ -653,6 +653,12 @@ export interface NodeRestoreSpecWorkload {
    */
   renamedFiles?: NodeRestoreSpecWorkloadRenamedFile[];
   /**
+   * What the operator does with the VirtualMachine object (WorkloadRestore
+   * status.plan[].definition): Create it from the reported definition, Replace its spec with it, or
+   * Keep it.
+   */
+  definition?: NodeRestoreSpecWorkloadDefinition;
+  /**
    * The node agent reads the VM's captured definition from the backup, verifies it against the
    * manifest's sha256 before any disk is written, and reports it in status.results[].definition
    * (the operator re-creates the VM from it).
@@ -674,6 +680,11 @@ export interface NodeRestoreSpecWorkloadClaim {
   /** How the VM names the claim. */
   sourceKind?: SourceKind;
   /**
+   * The claim does not exist: the operator creates it with this shape (the captured one, its class
+   * possibly overridden) before the Job runs.
+   */
+  create?: NodeRestoreSpecWorkloadClaimCreate;
+  /**
    * The claim the backup's disk was captured from, when it is not claimName (a copy, or a claim
    * re-created under another name).
    */
@@ -682,6 +693,17 @@ export interface NodeRestoreSpecWorkloadClaim {
 }
 
 export type SourceKind = "PersistentVolumeClaim" | "DataVolume";
+
+/**
+ * The claim does not exist: the operator creates it with this shape (the captured one, its class
+ * possibly overridden) before the Job runs.
+ */
+export interface NodeRestoreSpecWorkloadClaimCreate {
+  accessModes: string[];
+  storageClassName?: string;
+  /** The requested size, a quantity. */
+  storage: string;
+}
 
 export type VolumeMode = "Filesystem" | "Block";
 
@@ -700,6 +722,8 @@ export interface NodeRestoreSpecWorkloadRenamedFile {
   /** Where it is written, relative to the shared volume root. */
   to: string;
 }
+
+export type NodeRestoreSpecWorkloadDefinition = "Create" | "Replace" | "Keep";
 
 export type NodeRestoreSpecWorkloadAction =
   "RestoreInPlace" | "MigrateThenRestore" | "StopThenRestore" | "RestoreThenStart";
@@ -766,6 +790,8 @@ export interface NodeRestoreStatusOutcome {
   name: string;
   /** Restored or Failed. */
   phase: NodeRestoreStatusOutcomePhase;
+  /** What became of the VirtualMachine object (see WorkloadRestore status.results[].definition). */
+  definition?: NodeRestoreStatusOutcomeDefinition;
   /** Node the VM runs on after the step, if it runs. */
   node?: string;
   /** Bytes of disk data written. */
@@ -785,6 +811,8 @@ export interface NodeRestoreStatusOutcome {
 }
 
 export type NodeRestoreStatusOutcomePhase = "Restored" | "Failed";
+
+export type NodeRestoreStatusOutcomeDefinition = "Created" | "Replaced" | "Kept" | "Matches";
 
 /** Kind of the NodeSnapshot resource. */
 export const NODE_SNAPSHOT_KIND = "NodeSnapshot";
@@ -1155,6 +1183,34 @@ export interface WorkloadRestoreSpec {
   /** The VMs to restore. Empty means every VM in the backup. A VM may appear only once. */
   workloads?: WorkloadRestoreSpecWorkload[];
   /**
+   * Restore the VMs of a namespace (a key) as copies into another (its value), for the whole
+   * restore; spec.workloads[].targetNamespace overrides it for one VM. The creator of the
+   * WorkloadRestore must be allowed to act in every target namespace.
+   */
+  namespaceMapping?: Record<string, string>;
+  /**
+   * What becomes of the VirtualMachine object of a VM that exists. Keep (the default): only its
+   * disks are restored; its spec stays as it is, and the results say whether it differs from the
+   * captured one. Replace: its spec is also put back as captured (its run strategy too). A VM that
+   * does not exist (deleted, or a copy) is always created from the captured definition.
+   *
+   * @defaultValue `"Keep"`
+   */
+  definition?: WorkloadRestoreSpecDefinition;
+  /**
+   * The StorageClass of the claims the restore creates (for a deleted VM whose claims are gone, or
+   * a copy); default: each claim's captured StorageClass. Claims that exist keep theirs.
+   */
+  storageClassName?: string;
+  /**
+   * A copy keeps the captured MAC addresses, firmware UUID and serial instead of new ones. Only for
+   * a copy that never runs beside its original (on another cluster network, say): two VMs with one
+   * MAC address on one network break each other's traffic.
+   *
+   * @defaultValue `false`
+   */
+  keepIdentity?: boolean;
+  /**
    * The storage group of the VMs' claims: runs whose steps touch one back end never work at once,
    * and by default a claim's back end is its StorageClass (a Lease per StorageClass). Name a group
    * when claims of different StorageClasses share one back end (two classes of one Ceph pool), or
@@ -1242,6 +1298,20 @@ export interface WorkloadRestoreSpecWorkload {
   /** Node to restore this VM's disks on. Overrides spec.placement for this VM, whatever its policy. */
   targetNode?: string;
   /**
+   * Restore the VM as a copy under this name (in targetNamespace, or the namespace namespaceMapping
+   * maps it to, or its own). A copy is a new VirtualMachine made from the captured definition, with
+   * its own claims and files and new MAC addresses, firmware UUID and serial unless keepIdentity is
+   * set; the original is never touched. A VirtualMachine of the target's name must not exist.
+   */
+  targetName?: string;
+  /**
+   * Restore the VM as a copy into this namespace (overrides namespaceMapping for this VM). The
+   * creator of the WorkloadRestore must be allowed to act there, as in the VM's own. A VM on claims
+   * can only be restored into the WorkloadRestore's namespace (its Job mounts the claims of its own
+   * namespace).
+   */
+  targetNamespace?: string;
+  /**
    * The FederatedBackup, in this namespace, to restore this VM from. Overrides spec.backupRef for
    * this VM.
    */
@@ -1256,6 +1326,8 @@ export interface WorkloadRestoreSpecWorkloadBackupRef {
   /** Name of the FederatedBackup. */
   name: string;
 }
+
+export type WorkloadRestoreSpecDefinition = "Keep" | "Replace";
 
 /** Which node each VM's disks are restored on. */
 export interface WorkloadRestoreSpecPlacement {
@@ -1401,6 +1473,17 @@ export interface WorkloadRestoreStatusPlanEntry {
   /** The spec.groups entry the VM belongs to, if any. */
   group?: string;
   /**
+   * For a copy (targetName, targetNamespace or namespaceMapping): the captured VM it is made from.
+   * The entry's namespace and name are the copy's.
+   */
+  source?: WorkloadRestoreStatusPlanEntrySource;
+  /**
+   * What becomes of the VirtualMachine object. Create: it does not exist (deleted, or a copy) and
+   * is created from the captured definition. Replace: its spec is put back as captured
+   * (spec.definition Replace). Keep: only the disks are restored.
+   */
+  definition?: WorkloadRestoreStatusPlanEntryDefinition;
+  /**
    * What keeps the VM from being restored as asked, in CamelCase; absent when nothing does. For
    * action Skip, why it is skipped: InGroupsTwice (it is in more than one group),
    * GroupTargetsDiffer (the members of its group name different targetNodes), TargetNodeRequired
@@ -1411,15 +1494,29 @@ export interface WorkloadRestoreStatusPlanEntry {
    * backup does not record its node), ControlPlaneSkipped (its restore node is a control-plane node
    * and ordering.controlPlaneNode is Skip), NotCaptured (the backup holds no capture of it),
    * VolumeSnapshotOnly (its files are only in a CSI VolumeSnapshot), OtherVolumes (its capture uses
-   * other volumes than the other VMs'). For a planned VM, a mistake the plan worked around:
-   * ListedTwice (listed more than once in spec.workloads; planned from its first entry). The
-   * condition PlanProblems lists them all.
+   * other volumes than the other VMs'), NoDefinition (its VirtualMachine does not exist and its
+   * capture holds no definition to create it from), TargetExists (a copy's target VirtualMachine
+   * exists), ClaimInOtherNamespace (a VM on claims to be restored into another namespace than the
+   * WorkloadRestore's), DiskInUse (a file or claim the VM would be created with is named by another
+   * VM). For a planned VM, a mistake the plan worked around: ListedTwice (listed more than once in
+   * spec.workloads; planned from its first entry). The condition PlanProblems lists them all.
    */
   problem?: string;
 }
 
 export type WorkloadRestoreStatusPlanEntryAction =
   "RestoreInPlace" | "MigrateThenRestore" | "StopThenRestore" | "RestoreThenStart" | "Skip";
+
+/**
+ * For a copy (targetName, targetNamespace or namespaceMapping): the captured VM it is made from.
+ * The entry's namespace and name are the copy's.
+ */
+export interface WorkloadRestoreStatusPlanEntrySource {
+  namespace: string;
+  name: string;
+}
+
+export type WorkloadRestoreStatusPlanEntryDefinition = "Create" | "Replace" | "Keep";
 
 /** The outcome for one VM. */
 export interface WorkloadRestoreStatusResult {
@@ -1436,6 +1533,12 @@ export interface WorkloadRestoreStatusResult {
   /** Whether the restored disk images matched the checksums recorded at backup. */
   verified?: boolean;
   /**
+   * What became of the VirtualMachine object. Created: made from the captured definition. Replaced:
+   * its spec put back as captured. Kept: its spec differs from the captured one and was left as it
+   * is (definition Keep). Matches: its spec is the captured one.
+   */
+  definition?: WorkloadRestoreStatusResultDefinition;
+  /**
    * Why the VM was not restored, in CamelCase (phases Failed and Skipped; absent otherwise). Found
    * by the node agent, the VM's disks untouched: ChecksumMismatch, SizeMismatch, MissingFile (a
    * file of the backup is corrupt, truncated or missing), MissingBackup (no backup of the VM at the
@@ -1449,8 +1552,11 @@ export interface WorkloadRestoreStatusResult {
    * MigrationFailed, MigrationTimeout (not migrated to its restore node within nodeTimeout),
    * NodeFailed (its node became NotReady or disappeared), JobFailed (the restore Job failed, timed
    * out or ended without reporting the VM; one with Block-mode claims is left stopped),
-   * StartTimeout (restored, but not running on its node within nodeTimeout). Skipped: the problem
-   * of its status.plan entry (see there).
+   * StartTimeout (restored, but not running on its node within nodeTimeout), MissingReferences
+   * (restored and created, but left halted: a Secret or ConfigMap it references does not exist; the
+   * message names them), DefinitionNotReported (restored, but no definition came back to create it
+   * from), VMExists (a VirtualMachine of the name to create appeared after the plan; nothing
+   * touched). Skipped: the problem of its status.plan entry (see there).
    */
   reason?: string;
   /** Human-readable detail, for example why the restore failed. */
@@ -1458,3 +1564,5 @@ export interface WorkloadRestoreStatusResult {
 }
 
 export type WorkloadRestoreStatusResultPhase = "Pending" | "Running" | "Restored" | "Failed" | "Skipped";
+
+export type WorkloadRestoreStatusResultDefinition = "Created" | "Replaced" | "Kept" | "Matches";
