@@ -2,7 +2,7 @@
 // Reads the cluster with one LIST per resource type (in parallel), builds the digest with the pure
 // src/digest/ library, filters it and prints it as a table, JSON or YAML.
 import * as yaml from "js-yaml";
-import type { NodeObject, VirtualMachineInstance } from "../api/kubevirt.js";
+import type { NodeObject, VirtualMachine, VirtualMachineInstance } from "../api/kubevirt.js";
 import { LABEL_MANAGED_BY } from "../api/labels.js";
 import type { FederatedBackup, NodeSnapshot, WorkloadRestore } from "../api/v1alpha1/index.js";
 import {
@@ -11,6 +11,7 @@ import {
   parseDiskKinds,
   parseLabelSelector,
   parseWhen,
+  renderDeletedTable,
   renderTable,
   type DigestClaim,
   type DigestCriteria,
@@ -26,7 +27,9 @@ import { errorLine, integerFlag, parseFlags, usageErrorLine, UsageError } from "
 export const digestUsage = `Usage: fedbackup digest [flags]
 
 Where every VM (VirtualMachineInstance) is, in what state, and when it was last backed up or restored.
-VMs that no longer exist but were backed up are listed with phase Missing. Every filter given must hold.
+A VM without a VMI that was backed up is listed with phase Missing while its VirtualMachine exists (it is
+stopped). VMs that exist only in backups (neither a VirtualMachine nor a VMI) are left out: --deleted
+lists them, and only them. Every filter given must hold.
 
 Flags:
   --kubeconfig PATH          kubeconfig to use (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)
@@ -35,9 +38,14 @@ Flags:
                              in a pod without a kubeconfig, the pod's namespace)
   -A, --all-namespaces       VMs in every namespace (wins over --namespace)
   -l, --selector SELECTOR    label selector on the VMI's labels: a=b,c!=d,e,!f (also a in (x,y), a notin (x,y))
+      --deleted              only VMs that exist only in backups (phase Deleted), with their last capture
+                             and whether it carries the VM's definition (needed to re-create it). The
+                             other filters apply as to any VM: a deleted VM has no labels (so a=b keeps
+                             none, !a all), runs on no node (--node keeps none), has no node failures
+                             (--min-node-failures 1 keeps none); its disks are those its capture recorded
       --node NODE            only VMs running on this node
       --phase PHASE          only VMs in this phase (Running, Pending, Succeeded, Failed, Missing, ...;
-                             case-insensitive, several separated by commas)
+                             Deleted with --deleted; case-insensitive, several separated by commas)
       --backed-up-before T   last backed up before T (an age such as 30m, 2h, 7d, 1h30m, or an ISO timestamp)
       --backed-up-since T    last backed up at or after T
       --restored-since T     last restored at or after T
@@ -55,6 +63,10 @@ repeated; a Missing VM's as its last capture recorded them, its shared-volume fi
 LAST BACKUP and LAST RESTORE are ages ("2h ago"; "never" and "-" when there is none),
 BACKUP the FederatedBackup of the last capture (namespace/name when it lives in another namespace),
 FAILURES the failed backup steps on the VM's current node.
+With --deleted: NAMESPACE, NAME, DISKS, LAST BACKUP, BACKUP, CAPTURED ON (the node of the last capture),
+DEFINITION (yes when the last capture carries the VM's definition, so a restore can re-create it; no when
+it does not say so), LAST RESTORE. --deleted needs the right to list VirtualMachines: without it a deleted
+VM cannot be told from a stopped one (both are Missing).
 
 Exit codes: 0 (also when no VM matches), 1 when the cluster cannot be read, 2 on bad flags.
 `;
@@ -86,6 +98,7 @@ export function parseDigestArgs(argv: string[], now: number): DigestArgs {
       namespace: { type: "string", short: "n" },
       "all-namespaces": { type: "boolean", short: "A" },
       selector: { type: "string", short: "l" },
+      deleted: { type: "boolean" },
       node: { type: "string" },
       phase: { type: "string" },
       "backed-up-before": { type: "string" },
@@ -120,6 +133,7 @@ export function parseDigestArgs(argv: string[], now: number): DigestArgs {
     }
     criteria.selector = values.selector;
   }
+  if (values.deleted) criteria.deleted = true;
   if (values.node !== undefined) criteria.node = values.node;
   if (values.phase !== undefined) criteria.phase = values.phase;
   const before = when("backed-up-before", values["backed-up-before"]);
@@ -172,13 +186,26 @@ async function listWide<T extends KubeObject>(
 
 /** Everything the digest needs, read with one LIST per type, all at once. */
 export async function readDigestInput(client: KubeClient, namespace: string | undefined): Promise<DigestInput> {
-  const [vmis, backups, steps, restores, nodes, claims] = await Promise.all([
+  const [vmis, vms, backups, steps, restores, nodes, claims] = await Promise.all([
     client
       .list<VirtualMachineInstance & KubeObject>(Resources.VirtualMachineInstance, {
         ...(namespace ? { namespace } : {}),
         limit: 5000,
       })
       .then((l) => l.items),
+    // They tell a deleted VM from a stopped one; without the right to list them, neither is told (Missing).
+    client
+      .list<VirtualMachine>(Resources.VirtualMachine, {
+        ...(namespace ? { namespace } : {}),
+        limit: 5000,
+      })
+      .then(
+        (l) => l.items,
+        (err: unknown) => {
+          if (isStatus(err, 403)) return undefined;
+          throw err;
+        },
+      ),
     listWide<FederatedBackup & KubeObject>(client, Resources.FederatedBackup, namespace),
     listWide<NodeSnapshot & KubeObject>(client, Resources.NodeSnapshot, namespace, `${LABEL_MANAGED_BY}=fedbackup`),
     // Older installations may not serve WorkloadRestores yet: no restores then.
@@ -208,18 +235,33 @@ export async function readDigestInput(client: KubeClient, namespace: string | un
         },
       ),
   ]);
-  return { vmis, backups, steps, restores, ...(nodes ? { nodes } : {}), ...(claims ? { claims } : {}) };
+  return {
+    vmis,
+    ...(vms ? { vms } : {}),
+    backups,
+    steps,
+    restores,
+    ...(nodes ? { nodes } : {}),
+    ...(claims ? { claims } : {}),
+  };
 }
 
-export function renderDigest(rows: readonly DigestRow[], output: Output, now: number): string {
+/** The rows as `output` says; a table of deleted VMs (`deleted`) has their own columns. */
+export function renderDigest(rows: readonly DigestRow[], output: Output, now: number, deleted = false): string {
   switch (output) {
     case "json":
       return `${JSON.stringify(rows, null, 2)}\n`;
     case "yaml":
       return yaml.dump(rows, { noRefs: true, lineWidth: -1 });
     case "table":
-      return renderTable(rows, now);
+      return deleted ? renderDeletedTable(rows, now) : renderTable(rows, now);
   }
+}
+
+/** What stderr says when no row matches a table. */
+export function nothingFoundLine(namespace: string | undefined, deleted: boolean): string {
+  const what = deleted ? "No deleted VMs found" : "No VMs found";
+  return namespace ? `${what} in namespace ${namespace}.\n` : `${what}.\n`;
 }
 
 /**
@@ -253,14 +295,21 @@ export async function runDigest(
     // As kubectl: the context's namespace unless -n or -A says otherwise.
     const namespace = args.allNamespaces ? undefined : (args.namespace ?? (client.namespaceFromConfig || "default"));
     const input = await readDigestInput(client, namespace);
+    const deleted = args.criteria.deleted === true;
+    if (deleted && !input.vms) {
+      const where = namespace ? `in namespace ${namespace}` : "in all namespaces";
+      throw new Error(
+        `--deleted needs the right to list VirtualMachines (kubevirt.io virtualmachines) ${where}: without it a deleted VM cannot be told from a stopped one`,
+      );
+    }
     const now = Date.now();
     const criteria = namespace === undefined ? args.criteria : { ...args.criteria, namespace };
     const rows = filterDigest(buildDigest(input, now), criteria);
     if (rows.length === 0 && args.output === "table") {
-      err(namespace ? `No VMs found in namespace ${namespace}.\n` : "No VMs found.\n");
+      err(nothingFoundLine(namespace, deleted));
       return 0;
     }
-    out(renderDigest(rows, args.output, now));
+    out(renderDigest(rows, args.output, now, deleted));
     return 0;
   } catch (e) {
     err(errorLine("digest", e));

@@ -1,14 +1,13 @@
-// One row per VM: every VMI, plus every VM that no longer exists but was backed up or restored ("Missing").
+// One row per VM: every VMI, plus every VM without a VMI that was backed up or restored: "Missing" while
+// its VirtualMachine exists, "Deleted" when it exists only in backups (see gone-phase.ts).
 import { compareStrings } from "../planning/index.js";
 import { indexCaptures, type CaptureSummary } from "./capture-index.js";
 import { capturedDisks, indexClaimModes, vmiDisks } from "./disks.js";
+import { existingVms, phaseWithoutVmi } from "./gone-phase.js";
 import { countFailedSteps } from "./node-failures.js";
 import { indexRestores, type RestoreSummary } from "./restore-index.js";
 import { vmKey, type DigestDisk, type DigestInput, type DigestRow } from "./types.js";
 import { readyNodes, vmiState, type VmiState } from "./vmi-state.js";
-
-/** The phase of a VM that has no VMI any more. */
-export const MISSING_PHASE = "Missing";
 
 /** A row with its fields in a fixed order (JSON and YAML output show them so), absent ones left out. */
 function row(
@@ -47,6 +46,7 @@ export function buildDigest(input: DigestInput, now: number): DigestRow[] {
   const failures = countFailedSteps(input.steps);
   const ready = input.nodes ? readyNodes(input.nodes) : undefined;
   const claimModes = input.claims ? indexClaimModes(input.claims) : undefined;
+  const vms = input.vms ? existingVms(input.vms) : undefined;
 
   const rows: DigestRow[] = [];
   const seen = new Set<string>();
@@ -68,12 +68,12 @@ export function buildDigest(input: DigestInput, now: number): DigestRow[] {
     );
   }
 
-  const gone = { phase: MISSING_PHASE, migrating: false, nodeFailures: 0 };
   for (const key of new Set([...captures.keys(), ...restores.keys()])) {
     if (seen.has(key)) continue;
     const slash = key.indexOf("/");
     const capture = captures.get(key);
     const disks = capturedDisks(capture?.workload);
+    const gone = { phase: phaseWithoutVmi(key, vms), migrating: false, nodeFailures: 0 };
     rows.push(row(key.slice(0, slash), key.slice(slash + 1), gone, {}, disks, capture, restores.get(key)));
   }
 

@@ -40,6 +40,14 @@ export function captureTime(
   );
 }
 
+/**
+ * What a captured[] entry says of the VM's definition: its boolean, or undefined for anything else (absent
+ * in captures recorded before the field existed; never trusted to be of the right type).
+ */
+export function capturedDefinition(entry: { definition?: unknown }): boolean | undefined {
+  return typeof entry.definition === "boolean" ? entry.definition : undefined;
+}
+
 /** Whether capture a is more recent than b: later time, then later round, then the greater backup name. */
 function isLater(a: { ms: number; last: LastBackup }, b: CaptureSummary): boolean {
   if (a.ms !== b.lastMs) return a.ms > b.lastMs;
@@ -78,10 +86,12 @@ export function indexCaptures(
     for (const c of captured) {
       const key = vmKey(c.namespace, c.name);
       const workload = workloads.get(key);
+      const definition = capturedDefinition(c);
+      const last = definition === undefined ? candidate.last : { ...candidate.last, definition };
       const summary = index.get(key);
       if (!summary) {
         index.set(key, {
-          last: candidate.last,
+          last,
           lastMs: ms,
           backups: new Set([backup]),
           ...(workload ? { workload } : {}),
@@ -90,7 +100,7 @@ export function indexCaptures(
       }
       summary.backups.add(backup);
       if (isLater(candidate, summary)) {
-        summary.last = candidate.last;
+        summary.last = last;
         summary.lastMs = ms;
         if (workload) summary.workload = workload;
         else delete summary.workload;

@@ -1,15 +1,22 @@
 // Keeps the rows that meet every given criterion, in their order.
 import { isDiskOfKind } from "./disks.js";
+import { DELETED_PHASE } from "./gone-phase.js";
 import { parseLabelSelector, matchesRequirements } from "./label-selector.js";
 import { parseTime } from "./timestamps.js";
 import type { DigestCriteria, DigestRow } from "./types.js";
 
 type Test = (row: DigestRow) => boolean;
 
-/** Throws when criteria.selector is not a valid label selector. */
+/** A row of a VM that exists only in backups (neither a VirtualMachine nor a VMI). */
+const isDeleted: Test = (row) => row.phase === DELETED_PHASE;
+
+/**
+ * Throws when criteria.selector is not a valid label selector. Deleted VMs are kept only with
+ * criteria.deleted, and then only they are.
+ */
 export function filterDigest(rows: readonly DigestRow[], criteria: DigestCriteria): DigestRow[] {
-  const tests: Test[] = [];
   const c = criteria;
+  const tests: Test[] = [c.deleted ? isDeleted : (r) => !isDeleted(r)];
   if (c.namespace !== undefined) tests.push((r) => r.namespace === c.namespace);
   if (c.selector !== undefined) {
     const requirements = parseLabelSelector(c.selector);

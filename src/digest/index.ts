@@ -1,7 +1,7 @@
 // The workload digest: where every VM is, in what state, and when it was last backed up or restored.
 // Pure: plain objects in, rows out; the CLI (src/cli/digest.ts) does the reading and the printing.
-export { buildDigest, MISSING_PHASE } from "./build-digest.js";
-export { backupNameOf, captureTime, indexCaptures } from "./capture-index.js";
+export { buildDigest } from "./build-digest.js";
+export { backupNameOf, captureTime, capturedDefinition, indexCaptures } from "./capture-index.js";
 export type { CaptureSummary } from "./capture-index.js";
 export {
   capturedDisks,
@@ -16,11 +16,19 @@ export {
 export type { DiskKind } from "./disks.js";
 export { filterDigest } from "./filter-digest.js";
 export { formatAge } from "./format-age.js";
+export { DELETED_PHASE, existingVms, MISSING_PHASE, phaseWithoutVmi } from "./gone-phase.js";
 export { matchesRequirements, parseLabelSelector } from "./label-selector.js";
 export type { Requirement } from "./label-selector.js";
 export { countFailedSteps } from "./node-failures.js";
 export { parseWhen } from "./parse-when.js";
-export { renderTable, tableCells, TABLE_COLUMNS } from "./render-table.js";
+export {
+  deletedTableCells,
+  DELETED_TABLE_COLUMNS,
+  renderDeletedTable,
+  renderTable,
+  tableCells,
+  TABLE_COLUMNS,
+} from "./render-table.js";
 export { indexRestores } from "./restore-index.js";
 export type { RestoreSummary } from "./restore-index.js";
 export { parseTime } from "./timestamps.js";
@@ -35,6 +43,7 @@ export type {
   DigestRow,
   DigestStep,
   DigestStepWorkload,
+  DigestVm,
   DigestVmi,
   DigestVolume,
   LastBackup,

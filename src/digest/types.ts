@@ -22,6 +22,11 @@ export interface DigestVolume {
   dataVolume?: { name?: string };
 }
 
+/** A VirtualMachine: only whether it exists is read. */
+export interface DigestVm {
+  metadata: DigestMeta;
+}
+
 /** A VirtualMachineInstance. */
 export interface DigestVmi {
   metadata: DigestMeta;
@@ -56,7 +61,12 @@ export interface DigestStep {
     phase?: string;
     startTime?: string;
     completionTime?: string;
-    captured?: ReadonlyArray<{ namespace: string; name: string }>;
+    /**
+     * definition: whether the capture carries the VM's definition (its VirtualMachine), which a restore
+     * needs to re-create a deleted VM. Read as untrusted: only a boolean is taken, anything else is as if
+     * absent (the field is newer than the CRD the generated types were made from).
+     */
+    captured?: ReadonlyArray<{ namespace: string; name: string; definition?: unknown }>;
   };
 }
 
@@ -84,6 +94,11 @@ export interface DigestClaim {
 
 export interface DigestInput {
   vmis: readonly DigestVmi[];
+  /**
+   * The VirtualMachines. When given, a VM known from a capture or restore that has neither a VMI nor a
+   * VirtualMachine is Deleted (else, as when they could not be read, Missing).
+   */
+  vms?: readonly DigestVm[];
   backups: readonly DigestBackup[];
   steps: readonly DigestStep[];
   /** The WorkloadRestores: their status.results say when and where each VM was last restored. */
@@ -120,6 +135,12 @@ export interface LastBackup {
   node: string;
   /** The verification round of the capturing step. */
   round: number;
+  /**
+   * Whether the capture carries the VM's definition, so that a restore can re-create the VM: the step's
+   * status.captured[].definition. Absent when the step does not say (captures recorded before the field
+   * existed carry no definition).
+   */
+  definition?: boolean;
 }
 
 /** The most recent successful restore of a VM. */
@@ -140,13 +161,17 @@ export interface DigestRow {
   node?: string;
   /** Whether that node is Ready; only when nodes were given. A node that no longer exists is not Ready. */
   nodeReady?: boolean;
-  /** The VMI's status.phase ("Unknown" when it has none); "Missing" when the VMI no longer exists. */
+  /**
+   * The VMI's status.phase ("Unknown" when it has none); for a VM without a VMI, known from a capture or a
+   * restore: "Missing" while its VirtualMachine exists (stopped) or when VirtualMachines could not be read,
+   * "Deleted" when neither exists any more.
+   */
   phase: string;
   /** A live migration is in progress. */
   migrating: boolean;
   /** The VM's data disks ([] when it has none, or for a Missing VM never captured with its disks listed). */
   disks: DigestDisk[];
-  /** The VMI's labels ({} for a Missing VM); what label selectors match. */
+  /** The VMI's labels ({} for a Missing or Deleted VM); what label selectors match. */
   labels: Record<string, string>;
   lastBackup?: LastBackup;
   lastRestore?: LastRestore;
@@ -176,6 +201,12 @@ export interface DigestCriteria {
   minNodeFailures?: number;
   /** Only VMs with at least one disk of one of these kinds (see isDiskOfKind). */
   disks?: readonly DiskKind[];
+  /**
+   * true: only Deleted VMs (in backups only: neither a VirtualMachine nor a VMI exists). Otherwise they
+   * are left out: the digest's default is the cluster's VMs. The other criteria apply to Deleted VMs as to
+   * any row: they have no node, no labels and no node failures.
+   */
+  deleted?: boolean;
 }
 
 /** The VM key used throughout: "namespace/name". */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { buildDigest, type DigestInput, type DigestRow, type DigestVolume } from "../../../src/digest/index.js";
-import { backup, hoursAgo, node, NOW, restore, step, vmi } from "./fixtures.js";
+import { backup, hoursAgo, node, NOW, restore, step, vm, vmi } from "./fixtures.js";
 
 // A failed step that was asked to capture apps/gone (spec.workloads) and captured nothing.
 const expectedOnly = {
@@ -463,6 +463,129 @@ const cases: Case[] = [
     },
     want: {},
     keys: ["0/first", "B/z", "a/B", "a/a", "a/b", "a/zz-gone", "b/x"],
+  },
+  {
+    title: "with the VirtualMachines: a captured VM with neither a VirtualMachine nor a VMI is Deleted",
+    input: {
+      vmis: [vmi("apps/web", { node: "node-a" })],
+      // web runs; stopped has its VirtualMachine but no VMI; erased and restored-only have neither.
+      vms: [vm("apps/web"), vm("apps/stopped")],
+      backups: [backup("apps/nightly", hoursAgo(2))],
+      steps: [
+        step("apps/nightly-a", {
+          backup: "nightly",
+          node: "node-a",
+          completionTime: hoursAgo(3),
+          captured: ["apps/web", "apps/stopped", "apps/erased"],
+          workloads: [{ namespace: "apps", name: "erased", files: ["apps/erased/disk0.img"] }],
+        }),
+      ],
+      restores: [restore("apps/r", { completionTime: hoursAgo(1), results: [{ vm: "apps/restored-only" }] })],
+    },
+    want: {
+      "apps/web": { phase: "Running", node: "node-a" },
+      "apps/stopped": { phase: "Missing" },
+      "apps/erased": {
+        phase: "Deleted",
+        migrating: false,
+        labels: {},
+        backups: 1,
+        nodeFailures: 0,
+        disks: [{ type: "file", file: "apps/erased/disk0.img" }],
+        lastBackup: { backup: "apps/nightly", at: hoursAgo(3), node: "node-a", round: 1 },
+      },
+      // Known only from a restore: it no longer exists either, and has no capture to restore from.
+      "apps/restored-only": { phase: "Deleted", backups: 0 },
+    },
+    absent: { "apps/erased": ["node", "nodeReady", "lastRestore"], "apps/restored-only": ["lastBackup"] },
+  },
+  {
+    title: "a VM deleted and created again under the same name is not Deleted, with or without a VMI",
+    input: {
+      vmis: [vmi("apps/again", { node: "node-b" })],
+      vms: [vm("apps/again"), vm("apps/again-stopped")],
+      steps: [
+        step("apps/s", {
+          backup: "b",
+          node: "node-a",
+          completionTime: hoursAgo(30),
+          captured: ["apps/again", "apps/again-stopped"],
+        }),
+      ],
+    },
+    want: { "apps/again": { phase: "Running", node: "node-b" }, "apps/again-stopped": { phase: "Missing" } },
+  },
+  {
+    title: "the same VM name in another namespace does not keep a deleted VM alive",
+    input: {
+      vms: [vm("other/db")],
+      steps: [step("apps/s", { backup: "b", node: "n", completionTime: hoursAgo(1), captured: ["apps/db"] })],
+    },
+    want: { "apps/db": { phase: "Deleted" } },
+  },
+  {
+    title: "without the VirtualMachines (not readable) a VM without a VMI stays Missing",
+    input: {
+      steps: [step("apps/s", { backup: "b", node: "n", completionTime: hoursAgo(1), captured: ["apps/gone"] })],
+    },
+    want: { "apps/gone": { phase: "Missing" } },
+  },
+  {
+    title: "an empty list of VirtualMachines: every VM without a VMI is Deleted",
+    input: {
+      vms: [],
+      steps: [step("apps/s", { backup: "b", node: "n", completionTime: hoursAgo(1), captured: ["apps/gone"] })],
+    },
+    want: { "apps/gone": { phase: "Deleted" } },
+  },
+  {
+    title: "whether the last capture carries the VM's definition, as its captured[] entry says (booleans only)",
+    input: {
+      vms: [],
+      steps: [
+        step("apps/s", {
+          backup: "b",
+          node: "node-a",
+          completionTime: hoursAgo(1),
+          captured: ["apps/with", "apps/without", "apps/unsaid", "apps/garbage"],
+          definitions: { "apps/with": true, "apps/without": false, "apps/garbage": "true" },
+        }),
+      ],
+    },
+    want: {
+      "apps/with": { lastBackup: { backup: "apps/b", at: hoursAgo(1), node: "node-a", round: 1, definition: true } },
+      "apps/without": {
+        lastBackup: { backup: "apps/b", at: hoursAgo(1), node: "node-a", round: 1, definition: false },
+      },
+      "apps/unsaid": { lastBackup: { backup: "apps/b", at: hoursAgo(1), node: "node-a", round: 1 } },
+      "apps/garbage": { lastBackup: { backup: "apps/b", at: hoursAgo(1), node: "node-a", round: 1 } },
+    },
+  },
+  {
+    title: "the definition is the latest capture's, not any earlier one's",
+    input: {
+      vms: [],
+      steps: [
+        step("apps/old", {
+          backup: "old",
+          node: "node-a",
+          completionTime: hoursAgo(48),
+          captured: ["apps/db", "apps/web"],
+          definitions: { "apps/db": true },
+        }),
+        step("apps/new", {
+          backup: "new",
+          node: "node-b",
+          completionTime: hoursAgo(2),
+          captured: ["apps/db", "apps/web"],
+          definitions: { "apps/db": false, "apps/web": true },
+        }),
+      ],
+    },
+    want: {
+      "apps/db": { lastBackup: { backup: "apps/new", at: hoursAgo(2), node: "node-b", round: 1, definition: false } },
+      "apps/web": { lastBackup: { backup: "apps/new", at: hoursAgo(2), node: "node-b", round: 1, definition: true } },
+    },
   },
 ];
 

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
-import { digestUsage, parseDigestArgs, runDigest } from "../../../src/cli/digest.js";
-import { NOW } from "./fixtures.js";
+import { digestUsage, nothingFoundLine, parseDigestArgs, renderDigest, runDigest } from "../../../src/cli/digest.js";
+import type { DigestRow } from "../../../src/digest/index.js";
+import { hoursAgo, NOW } from "./fixtures.js";
 
 describe("fedbackup digest flags", () => {
   const hour = 3_600_000;
@@ -25,6 +26,13 @@ describe("fedbackup digest flags", () => {
       },
     },
     { argv: ["--never-backed-up"], want: { criteria: { neverBackedUp: true } } },
+    { argv: ["--deleted"], want: { criteria: { deleted: true } } },
+    {
+      argv: ["--deleted", "-n", "apps", "--disks", "claim", "--backed-up-since", "1d"],
+      want: {
+        criteria: { namespace: "apps", deleted: true, disks: ["claim"], backedUpSince: new Date(NOW - 24 * hour) },
+      },
+    },
     { argv: ["--min-node-failures", "2"], want: { criteria: { minNodeFailures: 2 } } },
     { argv: ["--disks", "claim"], want: { criteria: { disks: ["claim"] } } },
     { argv: ["--disks=block,HOSTDISK"], want: { criteria: { disks: ["Block", "hostDisk"] } } },
@@ -51,6 +59,7 @@ describe("fedbackup digest flags", () => {
     { argv: ["--nodes", "x"], message: /Unknown option '--nodes'/ },
     { argv: ["vms"], message: /Unexpected argument 'vms'/ },
     { argv: ["--never-backed-up=yes"], message: /--never-backed-up/ },
+    { argv: ["--deleted=yes"], message: /--deleted/ },
   ];
   for (const { argv, message } of bad) {
     it(`rejects ${argv.join(" ")}`, () => assert.throws(() => parseDigestArgs(argv, NOW), message));
@@ -70,6 +79,36 @@ describe("fedbackup digest flags", () => {
       err.join(""),
       `fedbackup digest: unknown output format "xml": use table, json or yaml (see 'fedbackup digest --help')\n`,
     );
+  });
+
+  it("says what was not found, deleted VMs or VMs, and where", () => {
+    assert.equal(nothingFoundLine("apps", false), "No VMs found in namespace apps.\n");
+    assert.equal(nothingFoundLine(undefined, false), "No VMs found.\n");
+    assert.equal(nothingFoundLine("apps", true), "No deleted VMs found in namespace apps.\n");
+    assert.equal(nothingFoundLine(undefined, true), "No deleted VMs found.\n");
+  });
+
+  it("prints deleted VMs with their own columns in a table, and as any row in JSON", () => {
+    const row: DigestRow = {
+      namespace: "apps",
+      name: "db",
+      phase: "Deleted",
+      migrating: false,
+      disks: [],
+      lastBackup: { backup: "apps/nightly", at: hoursAgo(2), node: "node-a", round: 1, definition: true },
+      backups: 1,
+      nodeFailures: 0,
+      labels: {},
+    };
+    assert.match(renderDigest([row], "table", NOW, true), /^NAMESPACE +NAME +DISKS +LAST BACKUP +BACKUP +CAPTURED ON/);
+    assert.match(renderDigest([row], "table", NOW, true), /\napps +db +- +2h ago +nightly +node-a +yes +-\n$/);
+    assert.match(renderDigest([row], "table", NOW), /^NAMESPACE +NAME +NODE +PHASE/);
+    assert.deepEqual(JSON.parse(renderDigest([row], "json", NOW, true)), [row]);
+  });
+
+  it("documents --deleted in its usage", () => {
+    assert.match(digestUsage, /--deleted +only VMs that exist only in backups \(phase Deleted\)/);
+    assert.match(digestUsage, /CAPTURED ON/);
   });
 
   it("prints its usage with --help", async () => {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { buildDigest, filterDigest, type DigestCriteria, type DiskKind } from "../../../src/digest/index.js";
-import { backup, hoursAgo, NOW, restore, step, vmi } from "./fixtures.js";
+import { backup, hoursAgo, NOW, restore, step, vm, vmi } from "./fixtures.js";
 
 // One fleet for every filter:
 //   apps/web   Running on node-a (2 failed steps there), tier=web,  backed up 2h ago, restored 1h ago
@@ -206,6 +206,107 @@ describe("filterDigest by disks", () => {
     it(`--disks ${disks.join(",") || "(none)"}: ${want.join(", ")}`, () => {
       assert.deepEqual(
         filterDigest(fleet, { disks }).map((r) => r.name),
+        want,
+      );
+    });
+  }
+});
+
+describe("filterDigest with deleted VMs", () => {
+  // apps/web runs on node-a (1 failed step there), tier=web; apps/stopped has its VirtualMachine, no VMI;
+  // apps/old-db (captured 30h ago on node-a, restored 1h ago, a claim) and ops/erased (captured 2h ago on
+  // node-b, a hostDisk file) exist only in backups; ops/restored-only is known only from a restore.
+  const fleet = buildDigest(
+    {
+      vmis: [vmi("apps/web", { node: "node-a", labels: { tier: "web" } })],
+      vms: [vm("apps/web"), vm("apps/stopped")],
+      backups: [],
+      steps: [
+        step("apps/daily", {
+          backup: "daily",
+          node: "node-a",
+          completionTime: hoursAgo(30),
+          captured: ["apps/old-db", "apps/stopped"],
+          workloads: [
+            {
+              namespace: "apps",
+              name: "old-db",
+              claims: [{ volume: "root", claimName: "old-db-root", volumeMode: "Block" }],
+            },
+          ],
+        }),
+        step("apps/failed", { backup: "daily", node: "node-a", phase: "Failed" }),
+        step("ops/recent", {
+          backup: "recent",
+          node: "node-b",
+          completionTime: hoursAgo(2),
+          captured: ["ops/erased", "apps/web"],
+          workloads: [{ namespace: "ops", name: "erased", files: ["ops/erased/disk0.img"] }],
+        }),
+      ],
+      restores: [
+        restore("apps/r", { completionTime: hoursAgo(1), results: [{ vm: "apps/old-db", node: "node-a" }] }),
+        restore("ops/r", { completionTime: hoursAgo(3), results: [{ vm: "ops/restored-only" }] }),
+      ],
+    },
+    NOW,
+  );
+  const at = (h: number) => new Date(NOW - h * 3_600_000);
+  const deleted = ["apps/old-db", "ops/erased", "ops/restored-only"];
+
+  const deletedCases: Array<{ title: string; criteria: DigestCriteria; want: string[] }> = [
+    { title: "by default: the cluster's VMs, none deleted", criteria: {}, want: ["apps/stopped", "apps/web"] },
+    { title: "deleted false is the default", criteria: { deleted: false }, want: ["apps/stopped", "apps/web"] },
+    { title: "deleted: only the deleted VMs", criteria: { deleted: true }, want: deleted },
+    {
+      title: "deleted, one namespace",
+      criteria: { deleted: true, namespace: "ops" },
+      want: ["ops/erased", "ops/restored-only"],
+    },
+    { title: "deleted, phase Deleted: all of them", criteria: { deleted: true, phase: "deleted" }, want: deleted },
+    { title: "deleted, phase Running: none", criteria: { deleted: true, phase: "Running" }, want: [] },
+    { title: "without deleted, phase Deleted: none", criteria: { phase: "Deleted" }, want: [] },
+    {
+      title: "deleted, an equality selector: none (no labels)",
+      criteria: { deleted: true, selector: "tier=web" },
+      want: [],
+    },
+    { title: "deleted, a does-not-exist selector: all", criteria: { deleted: true, selector: "!tier" }, want: deleted },
+    { title: "deleted, a node: none (they run nowhere)", criteria: { deleted: true, node: "node-a" }, want: [] },
+    { title: "deleted, min node failures 1: none", criteria: { deleted: true, minNodeFailures: 1 }, want: [] },
+    { title: "deleted, min node failures 0: all", criteria: { deleted: true, minNodeFailures: 0 }, want: deleted },
+    { title: "deleted, backed up since 1d", criteria: { deleted: true, backedUpSince: at(24) }, want: ["ops/erased"] },
+    {
+      title: "deleted, backed up before 1d",
+      criteria: { deleted: true, backedUpBefore: at(24) },
+      want: ["apps/old-db"],
+    },
+    { title: "deleted, restored since 2h", criteria: { deleted: true, restoredSince: at(2) }, want: ["apps/old-db"] },
+    {
+      title: "deleted, never backed up",
+      criteria: { deleted: true, neverBackedUp: true },
+      want: ["ops/restored-only"],
+    },
+    {
+      title: "deleted, disks from the capture: a claim",
+      criteria: { deleted: true, disks: ["claim"] },
+      want: ["apps/old-db"],
+    },
+    {
+      title: "deleted, disks from the capture: Block",
+      criteria: { deleted: true, disks: ["Block"] },
+      want: ["apps/old-db"],
+    },
+    {
+      title: "deleted, disks from the capture: a hostDisk file",
+      criteria: { deleted: true, disks: ["hostDisk"] },
+      want: ["ops/erased"],
+    },
+  ];
+  for (const { title, criteria, want } of deletedCases) {
+    it(title, () => {
+      assert.deepEqual(
+        filterDigest(fleet, criteria).map((r) => `${r.namespace}/${r.name}`),
         want,
       );
     });

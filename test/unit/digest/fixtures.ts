@@ -5,6 +5,7 @@ import type {
   DigestRestore,
   DigestStep,
   DigestStepWorkload,
+  DigestVm,
   DigestVmi,
   DigestVolume,
 } from "../../../src/digest/index.js";
@@ -40,6 +41,11 @@ export function vmi(
   };
 }
 
+/** A VirtualMachine: only its name matters to the digest. */
+export function vm(key: string): DigestVm {
+  return { metadata: split(key) };
+}
+
 export function backup(key: string, completionTime?: string): DigestBackup {
   return { metadata: split(key), status: completionTime ? { completionTime } : {} };
 }
@@ -59,6 +65,8 @@ export interface StepFields {
   labelOnly?: boolean;
   /** spec.workloads: the VMs the step was asked to capture, with their files and claims. */
   workloads?: DigestStepWorkload[];
+  /** status.captured[].definition by "namespace/name" (any value: the digest must not trust its type). */
+  definitions?: Record<string, unknown>;
 }
 
 export function step(key: string, f: StepFields): DigestStep {
@@ -80,7 +88,10 @@ export function step(key: string, f: StepFields): DigestStep {
       phase: f.phase ?? "Succeeded",
       ...(f.startTime ? { startTime: f.startTime } : {}),
       ...(f.completionTime ? { completionTime: f.completionTime } : {}),
-      captured: (f.captured ?? []).map(split),
+      captured: (f.captured ?? []).map((key) => ({
+        ...split(key),
+        ...(f.definitions && key in f.definitions ? { definition: f.definitions[key] } : {}),
+      })),
     },
   };
 }

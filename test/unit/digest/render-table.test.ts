@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatAge, renderTable, type DigestRow } from "../../../src/digest/index.js";
+import { formatAge, renderDeletedTable, renderTable, type DigestRow } from "../../../src/digest/index.js";
 import { hoursAgo, NOW } from "./fixtures.js";
 
 describe("formatAge", () => {
@@ -80,6 +80,55 @@ describe("renderTable", () => {
     assert.equal(
       renderTable([], NOW),
       "NAMESPACE   NAME   NODE   PHASE   DISKS   LAST BACKUP   BACKUP   LAST RESTORE   FAILURES\n",
+    );
+  });
+});
+
+describe("renderDeletedTable", () => {
+  const deleted = (name: string, fields: Partial<DigestRow>): DigestRow => ({
+    namespace: "apps",
+    name,
+    phase: "Deleted",
+    migrating: false,
+    disks: [],
+    backups: 1,
+    nodeFailures: 0,
+    labels: {},
+    ...fields,
+  });
+  const rows: DigestRow[] = [
+    deleted("db", {
+      disks: [{ volume: "root", type: "persistentVolumeClaim", claim: "db-root", volumeMode: "Block" }],
+      lastBackup: { backup: "apps/nightly", at: hoursAgo(2), node: "node-a", round: 1, definition: true },
+      lastRestore: { restore: "apps/r1", at: hoursAgo(72), node: "node-a" },
+    }),
+    deleted("old", {
+      disks: [{ type: "file", file: "apps/old/disk0.img" }],
+      lastBackup: { backup: "ops/weekly", at: hoursAgo(200), node: "node-b", round: 2, definition: false },
+    }),
+    // A capture recorded before captures said whether they carry the definition: it carries none.
+    deleted("legacy", { lastBackup: { backup: "apps/nightly", at: hoursAgo(30), node: "", round: 1 } }),
+    deleted("restored-only", { backups: 0, lastRestore: { restore: "apps/r1", at: hoursAgo(72), node: "" } }),
+  ];
+
+  it("shows the last capture: when, which backup, on which node, whether it carries the definition", () => {
+    assert.equal(
+      renderDeletedTable(rows, NOW),
+      [
+        "NAMESPACE   NAME            DISKS           LAST BACKUP   BACKUP       CAPTURED ON   DEFINITION   LAST RESTORE",
+        "apps        db              claim (Block)   2h ago        nightly      node-a        yes          3d ago",
+        "apps        old             file            8d ago        ops/weekly   node-b        no           -",
+        "apps        legacy          -               1d ago        nightly      -             no           -",
+        "apps        restored-only   -               never         -            -             -            3d ago",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("prints the header alone for no rows", () => {
+    assert.equal(
+      renderDeletedTable([], NOW),
+      "NAMESPACE   NAME   DISKS   LAST BACKUP   BACKUP   CAPTURED ON   DEFINITION   LAST RESTORE\n",
     );
   });
 });
