@@ -743,6 +743,7 @@ function capturedFromManifest(manifest: WorkloadManifest, reused: boolean): Capt
     freezeWindowMs: manifest.freeze.windowMs,
     manifestPath: workloadManifestPath(manifest.workload.namespace, manifest.workload.name),
     reused,
+    definition: manifest.definition !== undefined,
   };
   if (manifest.message !== undefined) entry.message = manifest.message;
   const first = manifest.files[0] ?? manifest.filesystemDisks?.[0] ?? manifest.blockDisks?.[0];

@@ -5,6 +5,8 @@
 //   <namespace>/<vm>/files/<path>       the disk images, at their path relative to the shared volume root
 //   <namespace>/<vm>/devices/<disk>.data the non-zero chunks of a block device, packed (see block-device.ts)
 //   <namespace>/<vm>/claims/<disk>/disk.img the disk.img of a Filesystem-mode claim, as it is on the claim
+//   <namespace>/<vm>/definition.json    the VM's definition (planning/vm-definition.ts), when its VirtualMachine was read
+//   <namespace>/<vm>/secrets.json       the Secrets it references (planning/vm-secrets.ts), mode 0600, with includeSecrets
 //   nodes/<node>-r<round>.json          one per node Job run: which VMs it captured and which it could not
 //
 // A VM's manifest is written last, after all its files are durable (atomic-files.ts), so its presence is
@@ -24,6 +26,14 @@
 // restoring the files and silently leaving the claims out. This code reads both; version 1 must have
 // neither field, version 2 must have `blockDisks` (empty when the VM has no Block-mode claim) and may have
 // `filesystemDisks`. Node manifests stay version 1.
+//
+// The VM's definition and Secrets (definition-file.ts) are listed in the optional fields `definition` and
+// `secrets` ({path, bytes, sha256}, path relative to the VM's directory), without a version bump: they add
+// to what a restore can do and take nothing away from what it did. A reader of an earlier release ignores
+// fields it does not check (parseWorkloadManifest checks the fields it knows and never refuses others), so
+// it restores the disks of such a manifest exactly as before and simply cannot re-create a deleted VM; a
+// bump would instead make that reader refuse disks it can restore. Neither file counts in totalBytes (the
+// sum of the disks, which an earlier reader checks), and both are written before the manifest, like disks.
 import { isAbsolute, posix } from "node:path";
 import { isErrno, writeJsonAtomic } from "./atomic-files.js";
 import type { SafeDir } from "./safe-fs.js";
@@ -205,10 +215,28 @@ export interface WorkloadManifest {
   filesystemDisks?: ManifestFilesystemDisk[];
   /** The VM's volumes that are not data, left out on purpose; absent when it has none. */
   skippedVolumes?: SkippedVolume[];
+  /** The VM's definition (definition-file.ts); absent when none was captured (no VirtualMachine, older backups). */
+  definition?: ManifestStoredFile<typeof DEFINITION_FILE>;
+  /** The Secrets the VM references, stored with the backup's includeSecrets; absent otherwise. */
+  secrets?: ManifestStoredFile<typeof SECRETS_FILE>;
   /** The sum of the bytes of the files, of the block disks (device sizes, holes included) and of the filesystem disks. */
   totalBytes: number;
   startedAt: string;
   completedAt: string;
+}
+
+/** The VM's definition file, in its directory. */
+export const DEFINITION_FILE = "definition.json";
+/** The file of the Secrets it references (with includeSecrets), in its directory. */
+export const SECRETS_FILE = "secrets.json";
+
+/** A file of the VM's directory that is not a disk, with its size and checksum. */
+export interface ManifestStoredFile<P extends string = string> {
+  /** Relative to the VM's directory: always the one name of its kind. */
+  path: P;
+  bytes: number;
+  /** Lowercase hex. */
+  sha256: string;
 }
 
 /** One VM captured by a node run (also one entry of the node manifest). */
@@ -228,6 +256,10 @@ export interface CapturedWorkload {
   sha256?: string;
   /** Already complete from an earlier attempt of the same round; reported from its manifest, not redone. */
   reused: boolean;
+  /** The VM's definition is in its backup. */
+  definition: boolean;
+  /** With includeSecrets: how many Secrets were stored with it. */
+  secrets?: number;
 }
 
 /** Reasons use the FederatedBackup status.missing vocabulary. */
@@ -304,6 +336,16 @@ export function backupFilesystemDiskPath(namespace: string, name: string, disk: 
   return posix.join(workloadDir(namespace, name), "claims", checkName("disk name", disk), "disk.img");
 }
 
+/** A VM's definition: `<ns>/<vm>/definition.json`. */
+export function workloadDefinitionPath(namespace: string, name: string): string {
+  return posix.join(workloadDir(namespace, name), DEFINITION_FILE);
+}
+
+/** The Secrets a VM references (with includeSecrets): `<ns>/<vm>/secrets.json`. */
+export function workloadSecretsPath(namespace: string, name: string): string {
+  return posix.join(workloadDir(namespace, name), SECRETS_FILE);
+}
+
 /** A node run's manifest: `nodes/<node>-r<round>.json`. */
 export function nodeManifestPath(node: string, round: number): string {
   return posix.join("nodes", `${checkName("node name", node)}-r${checkRound(round)}.json`);
@@ -371,7 +413,7 @@ function checkRound(round: number): number {
  */
 export type BackupDir = SafeDir | string;
 
-function inBackupDir<T>(backup: BackupDir, fn: (dir: SafeDir) => Promise<T>): Promise<T> {
+export function inBackupDir<T>(backup: BackupDir, fn: (dir: SafeDir) => Promise<T>): Promise<T> {
   return typeof backup === "string" ? withRoot(backup, fn) : fn(backup);
 }
 
@@ -491,6 +533,8 @@ export function parseWorkloadManifest(value: unknown): WorkloadManifest {
       skipped.string("type");
     });
   }
+  parseStoredFile(v, "definition", DEFINITION_FILE);
+  parseStoredFile(v, "secrets", SECRETS_FILE);
   if (v.integer("totalBytes") !== total) {
     throw new ManifestError(
       "Invalid",
@@ -500,6 +544,17 @@ export function parseWorkloadManifest(value: unknown): WorkloadManifest {
   v.string("startedAt");
   v.string("completedAt");
   return value as WorkloadManifest;
+}
+
+// An optional stored file of the VM's directory: its one name, a size, a sha256.
+function parseStoredFile(v: Validator, key: string, path: string): void {
+  if (!v.has(key)) return;
+  const file = v.child(key);
+  if (file.string("path") !== path) throw new ManifestError("Invalid", `manifest ${key}.path must be ${path}`);
+  file.integer("bytes");
+  if (!/^[0-9a-f]{64}$/.test(file.string("sha256"))) {
+    throw new ManifestError("Invalid", `manifest ${key}.sha256 is not a lowercase hex sha256`);
+  }
 }
 
 // The disks on claims (block and filesystem) of a manifest of schema `version`, checked; returns the sum of
@@ -714,6 +769,12 @@ async function checkComplete(
       path: backupFilesystemDiskPath(namespace, name, disk.name),
       bytes: disk.bytes,
     })),
+    ...(manifest.definition
+      ? [{ what: "the definition", path: workloadDefinitionPath(namespace, name), bytes: manifest.definition.bytes }]
+      : []),
+    ...(manifest.secrets
+      ? [{ what: "the Secrets file", path: workloadSecretsPath(namespace, name), bytes: manifest.secrets.bytes }]
+      : []),
   ];
   for (const { what, path, bytes } of claimDisks) {
     try {
