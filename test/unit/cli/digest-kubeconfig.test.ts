@@ -163,10 +163,11 @@ describe("fedbackup digest: kubeconfig, context and namespace", function () {
       `Bearer bob GET ${VMIS}/namespaces/team-b/virtualmachineinstances`,
       `Bearer bob GET ${VMIS}/namespaces/ops/virtualmachineinstances`,
     ]);
-    // Every other LIST went there too: six per run (VMIs, FederatedBackups, NodeSnapshots, WorkloadRestores,
-    // Nodes, PersistentVolumeClaims).
+    // Every other LIST went there too: seven per run (VMIs, VirtualMachines, FederatedBackups, NodeSnapshots,
+    // WorkloadRestores, Nodes, PersistentVolumeClaims).
     assert.ok(serverB.requests.every((r) => r.startsWith("Bearer bob GET ")));
-    assert.equal(serverB.requests.length, 12);
+    assert.equal(serverB.requests.length, 14);
+    assert.ok(serverB.requests.includes(`Bearer bob GET ${VMIS}/namespaces/team-b/virtualmachines`));
   });
 
   it('lists namespace "default" when the context names none', async () => {
