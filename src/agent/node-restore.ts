@@ -4,7 +4,7 @@
 // attempt restored: writing them again would only repeat the same bytes, and cost the time of a full copy.
 import { posix } from "node:path";
 import { ManifestError, relativeManifestPath, relativePathProblem } from "./manifest.js";
-import type { AllowedClaim } from "./restore.js";
+import type { AllowedClaim, RenamedFile } from "./restore.js";
 import { RestoreError, restoreWorkload } from "./restore.js";
 import { isCode, unsafeCause, withRoot } from "./safe-fs.js";
 import type { NodeRestoreStatusResult } from "../api/v1alpha1/index.js";
@@ -33,6 +33,12 @@ export interface NodeRestoreWorkload {
    * not among them fails the VM with ForeignFile (VolumeModeMismatch for a claim now in another mode).
    */
   claims?: readonly AllowedClaim[];
+  /** The captured VM whose backup is read, when it is not this VM (a copy under another name or namespace). */
+  source?: VmRef;
+  /** Backup files written at another path than their captured one (each `to` among files). */
+  renamedFiles?: readonly RenamedFile[];
+  /** Report the VM's captured definition, verified before any disk is written, in its result. */
+  reportDefinition?: boolean;
 }
 
 export interface NodeRestoreInput {
@@ -115,12 +121,24 @@ async function restoreOne(
       claimsRoot: input.claimsRoot,
       devicesRoot: input.devicesRoot,
       log,
+      ...(workload.source ? { source: workload.source } : {}),
+      ...(workload.renamedFiles ? { renamedFiles: workload.renamedFiles } : {}),
+      ...(workload.reportDefinition ? { reportDefinition: true } : {}),
       ...(input.signal ? { signal: input.signal } : {}),
     });
-    return { ...vm, restored: true, files: restored.files, bytes: restored.bytes, verified: true };
+    const { files, bytes, definition } = restored;
+    // The definition as JSON data, as status.results[] carries it.
+    return {
+      ...vm,
+      restored: true,
+      files,
+      bytes,
+      verified: true,
+      ...(definition ? { definition: { ...definition } } : {}),
+    };
   } catch (err) {
     if (input.signal?.aborted) throw err;
-    if (err instanceof RestoreError && err.cause instanceof ManifestError && err.cause.code === "NotFound") {
+    if (isMissingBackup(err)) {
       return refuse("MissingBackup", await missingBackupMessage(input.locationRoot, workload));
     }
     if (err instanceof RestoreError) return { ...refuse(err.reason, err.message), verified: false };
@@ -130,15 +148,23 @@ async function restoreOne(
   }
 }
 
+// A manifest (or the backup's directory) that is not there; not a missing file the manifest lists.
+const isMissingBackup = (err: unknown): boolean =>
+  err instanceof RestoreError &&
+  err.reason === "InvalidManifest" &&
+  err.cause instanceof ManifestError &&
+  err.cause.code === "NotFound";
+
 // Tells a backup that is gone as a whole (deleted, wrong location) from one that lacks this VM.
 async function missingBackupMessage(locationRoot: string, workload: NodeRestoreWorkload): Promise<string> {
-  const vm = vmKey(workload);
+  const captured = workload.source ?? workload;
+  const vm = workload.source ? `${vmKey(captured)} (restored as ${vmKey(workload)})` : vmKey(workload);
   try {
     await withRoot(locationRoot, async (location) => (await location.openDir(workload.backupPath)).close());
   } catch (err) {
     if (isCode(err, "ENOENT"))
       return `no backup of ${vm}: the backup directory ${workload.backupPath} does not exist at the location`;
   }
-  const manifest = posix.join(workload.backupPath, relativeManifestPath(workload.namespace, workload.name));
+  const manifest = posix.join(workload.backupPath, relativeManifestPath(captured.namespace, captured.name));
   return `no backup of ${vm}: ${manifest} does not exist at the location`;
 }

@@ -2,9 +2,13 @@
 // there); this file says what is particular to claims:
 // - which claim disks a backup may write: its manifest is untrusted, so every claim disk it lists must be a
 //   claim the operator allows for the VM (the NodeRestore's `claims`: the claims its VirtualMachine names
-//   now and no other VM names), with the same volume, the same claim and the same volume mode;
+//   now and no other VM names), with the same volume, the same claim and the same volume mode. The claim a
+//   disk was captured from may differ from the one it is written to (a copy of the VM, a claim re-created
+//   under another name): the allowed claim then says so (capturedClaimName), and the disk is matched by that;
 // - where they are: the restore Job mounts each Filesystem-mode claim at <claimsRoot>/<claim> and attaches
-//   each Block-mode claim as the device <devicesRoot>/<claim>, as the backup Job does;
+//   each Block-mode claim as the device <devicesRoot>/<claim>, as the backup Job does (<claim>: the claim
+//   written to). A claim made again for the restore is blank: a Filesystem-mode one an empty directory (the
+//   disk.img is created), a Block-mode one a device of zeros at least as large as the backup's;
 // - a Filesystem-mode claim's disk.img is restored like a hostDisk file (verified, copied beside it,
 //   swapped in), below the claim's mount point, through safe-fs.ts like every path a tenant can write. The
 //   copy needs free room on the claim for its non-zero data (zero chunks stay holes): a claim too full for
@@ -32,21 +36,48 @@ export interface AllowedClaim {
   volume: string;
   claimName: string;
   volumeMode: "Filesystem" | "Block";
+  /** The claim the backup's disk for this volume was captured from, when it is not claimName. */
+  capturedClaimName?: string;
 }
 
 type ClaimDisk = ManifestBlockDisk | ManifestFilesystemDisk;
 
-/** `claim pvc-a (volume root)`, for messages. */
-export const claimOf = (disk: ClaimDisk): string => `claim ${disk.source.claimName} (volume ${disk.name})`;
+/**
+ * `claim pvc-a (volume root)`, for messages: the claim the disk was captured from, or `claimName` it is
+ * written to (`claim pvc-b (volume root, captured from pvc-a)` when they differ).
+ */
+export function claimOf(disk: ClaimDisk, claimName = disk.source.claimName): string {
+  const captured = disk.source.claimName === claimName ? "" : `, captured from ${disk.source.claimName}`;
+  return `claim ${claimName} (volume ${disk.name}${captured})`;
+}
+
+/** The allowed claim a backup's claim disk is for: the same volume, captured from the same claim. */
+export function allowedClaimFor(disk: ClaimDisk, allowed: readonly AllowedClaim[]): AllowedClaim | undefined {
+  return allowed.find((c) => c.volume === disk.name && (c.capturedClaimName ?? c.claimName) === disk.source.claimName);
+}
 
 /**
- * Throws ForeignFile for a claim disk of the manifest that is not an allowed claim of the VM (by volume and
- * claim), VolumeModeMismatch for one whose claim has another volume mode now. Nothing is read or written.
+ * The claim each claim disk of the manifest is written to (its allowed claim's name). Throws ForeignFile for
+ * a claim disk that is not an allowed claim of the VM (by volume and captured claim) or whose claim another
+ * disk of the manifest already takes, VolumeModeMismatch for one whose claim has another volume mode now.
+ * Nothing is read or written.
  */
-export function checkAllowedClaims(manifest: WorkloadManifest, allowed: readonly AllowedClaim[], vm: string): void {
+export function checkAllowedClaims(
+  manifest: WorkloadManifest,
+  allowed: readonly AllowedClaim[],
+  vm: string,
+): Map<ClaimDisk, string> {
+  const targets = new Map<ClaimDisk, string>();
   for (const disk of [...(manifest.filesystemDisks ?? []), ...(manifest.blockDisks ?? [])]) {
     const { claimName } = disk.source;
-    const claim = allowed.find((c) => c.volume === disk.name && c.claimName === claimName);
+    const claim = allowedClaimFor(disk, allowed);
+    if (claim && [...targets.values()].includes(claim.claimName)) {
+      throw new RestoreError(
+        "ForeignFile",
+        `the backup of ${vm} holds two disks for ${claimOf(disk, claim.claimName)}; nothing was written`,
+        claim.claimName,
+      );
+    }
     if (!claim) {
       throw new RestoreError(
         "ForeignFile",
@@ -64,18 +95,29 @@ export function checkAllowedClaims(manifest: WorkloadManifest, allowed: readonly
         claimName,
       );
     }
+    targets.set(disk, claim.claimName);
   }
+  return targets;
 }
 
-/** Where the disk.img of a Filesystem-mode claim is restored: the root of the claim's mount, opened. */
-export async function openClaimMount(claimsRoot: string | undefined, disk: ManifestFilesystemDisk): Promise<SafeDir> {
-  const claim = checkName("claim name", disk.source.claimName);
+/**
+ * Where the disk.img of a Filesystem-mode claim is restored: the root of the mount of `claimName`, the claim
+ * it is written to, opened.
+ */
+export async function openClaimMount(
+  claimsRoot: string | undefined,
+  disk: ManifestFilesystemDisk,
+  claimName: string,
+): Promise<SafeDir> {
+  const claim = checkName("claim name", claimName);
   return withRoot(rootFor(claimsRoot, "claimsRoot", disk), async (claims) => {
     try {
       return await claims.openDir(claim);
     } catch (err) {
       if (!isCode(err, "ENOENT")) throw err;
-      throw new Error(`${claimOf(disk)} is not mounted at ${posix.join(claimsRoot!, claim)}`, { cause: err });
+      throw new Error(`${claimOf(disk, claimName)} is not mounted at ${posix.join(claimsRoot!, claim)}`, {
+        cause: err,
+      });
     }
   });
 }
@@ -83,6 +125,8 @@ export async function openClaimMount(claimsRoot: string | undefined, disk: Manif
 /** A Block-mode claim disk of the backup, from the check of its data file to its write. */
 export interface PlannedBlockDisk {
   disk: ManifestBlockDisk;
+  /** The claim it is written to (checkAllowedClaims). */
+  claimName: string;
   /** The data file at the location, open from its size check on: what is verified is what is written. */
   data?: FileHandle;
   /** The device, checked and held exclusively, and the data verified. */
@@ -100,15 +144,12 @@ export async function prepareBlockDisks(
   signal: AbortSignal | undefined,
 ): Promise<void> {
   for (const item of items) {
-    const { disk } = item;
-    const device = posix.join(
-      rootFor(devicesRoot, "devicesRoot", disk),
-      checkName("claim name", disk.source.claimName),
-    );
+    const { disk, claimName } = item;
+    const device = posix.join(rootFor(devicesRoot, "devicesRoot", disk), checkName("claim name", claimName));
     try {
       item.prepared = await prepareBlockRestore(item.data!, disk, device, signal ? { signal } : {});
     } catch (err) {
-      throw refusedDevice(err, disk, device);
+      throw refusedDevice(err, item, device);
     }
   }
 }
@@ -124,16 +165,14 @@ const DEVICE_REFUSALS: Partial<Record<BlockDeviceError["reason"], RestoreErrorRe
   DeviceChanged: "UnsafeFile",
 };
 
-function refusedDevice(err: unknown, disk: ManifestBlockDisk, device: string): unknown {
-  const claim = disk.source.claimName;
+function refusedDevice(err: unknown, item: PlannedBlockDisk, device: string): unknown {
+  const claim = item.claimName;
+  const what = claimOf(item.disk, claim);
   const reason = err instanceof BlockDeviceError ? DEVICE_REFUSALS[err.reason] : undefined;
-  if (reason)
-    return new RestoreError(reason, `cannot restore ${claimOf(disk)}: ${errorMessage(err)}`, claim, { cause: err });
-  if (isCode(err, "ENOENT")) return new Error(`${claimOf(disk)} is not attached at ${device}`, { cause: err });
+  if (reason) return new RestoreError(reason, `cannot restore ${what}: ${errorMessage(err)}`, claim, { cause: err });
+  if (isCode(err, "ENOENT")) return new Error(`${what} is not attached at ${device}`, { cause: err });
   // DeviceBusy and I/O errors: RestoreFailed with the message.
-  return err instanceof BlockDeviceError
-    ? new Error(`cannot restore ${claimOf(disk)}: ${err.message}`, { cause: err })
-    : err;
+  return err instanceof BlockDeviceError ? new Error(`cannot restore ${what}: ${err.message}`, { cause: err }) : err;
 }
 
 /**
@@ -143,13 +182,13 @@ function refusedDevice(err: unknown, disk: ManifestBlockDisk, device: string): u
 export async function writeBlockDisks(items: readonly PlannedBlockDisk[], vm: string, log: AgentLog): Promise<void> {
   const written: string[] = [];
   for (const item of items) {
-    const { disk } = item;
+    const { disk, claimName } = item;
     try {
       const result = await item.prepared!.write();
-      written.push(claimOf(disk));
+      written.push(claimOf(disk, claimName));
       log.info("claim device restored", {
         vm,
-        claim: disk.source.claimName,
+        claim: claimName,
         bytes: result.bytes,
         tailBytes: result.tailBytes,
         readBack: result.readBack,
@@ -158,11 +197,11 @@ export async function writeBlockDisks(items: readonly PlannedBlockDisk[], vm: st
       const touched = err instanceof BlockDeviceError && err.deviceWritten;
       if (!touched && written.length === 0) throw err;
       const message =
-        `${touched ? `the device of ${claimOf(disk)} is partly written` : `${claimOf(disk)} was not written`}: ` +
+        `${touched ? `the device of ${claimOf(disk, claimName)} is partly written` : `${claimOf(disk, claimName)} was not written`}: ` +
         `${errorMessage(err)}. A device cannot be put back as it was: do not start ${vm} on it, restore it again` +
         `${written.length > 0 ? ` (written in full before: ${written.join(", ")})` : ""}; the VM's files were not replaced`;
-      log.error("a claim's device is partly written", { vm, claim: disk.source.claimName, error: errorMessage(err) });
-      throw new RestoreError("ClaimPartlyWritten", message, disk.source.claimName, { cause: err });
+      log.error("a claim's device is partly written", { vm, claim: claimName, error: errorMessage(err) });
+      throw new RestoreError("ClaimPartlyWritten", message, claimName, { cause: err });
     }
   }
 }

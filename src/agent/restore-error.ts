@@ -11,6 +11,11 @@ export type RestoreErrorReason =
   | "UnsafeFile"
   /** A claim disk of the backup has another volume mode than the claim the VM names now: nothing was written. */
   | "VolumeModeMismatch"
+  /**
+   * The VM's captured definition (asked for with reportDefinition) does not match its manifest (size,
+   * sha256) or is not a definition: nothing was written.
+   */
+  | "DefinitionCorrupt"
   /** A Block-mode claim's device is smaller than the device in the backup: nothing was written. */
   | "ClaimTooSmall"
   /**

@@ -6,11 +6,16 @@
 // 0. refuse a manifest that lists a file or a claim disk the VM may not be restored to (ForeignFile, or
 //    VolumeModeMismatch for a claim now in another mode): the operator names the files and claims a VM may
 //    be written to (those its VirtualMachine uses now and no other VM uses), and a manifest at the location
-//    is not trusted to say so;
+//    is not trusted to say so. A copy of a VM (restored under another name or namespace) reads the backup of
+//    the VM it copies (`source`), writes some files at other paths than their captured ones
+//    (`renamedFiles`) and its claim disks to other claims (AllowedClaim.capturedClaimName): the targets are
+//    what must be allowed. With reportDefinition, the VM's captured definition is read and verified against
+//    the manifest here too (DefinitionCorrupt otherwise), before any disk is;
 // 1. verify every backup file (size and sha256) before touching anything: a corrupt, truncated or
 //    missing backup aborts with the disks as they were (a block disk's data file: its size here, its
 //    sha256 with the holes in step 2's read of it, before anything is written either);
-// 2. check every target before writing anything: each directory on the way a plain directory, the file
+// 2. check every target before writing anything: each directory on the way a plain directory (or missing:
+//    created in step 3 like the captured path's directory), the file
 //    (and a `.fedbackup-prev` left by an interrupted restore) absent or a regular file with one link; each
 //    device opened exclusively, a block device at least as large as the backup's (ClaimTooSmall), and
 //    its data verified;
@@ -30,11 +35,16 @@
 // safe-fs.ts below their mount points: a backup file, manifest or directory replaced by a symlink, a FIFO,
 // a device or a hard link fails the VM (UnsafeFile) before anything is written, and every write acts on a
 // directory descriptor opened without following any symlink, so it lands in that directory and nowhere else.
+import type { BigIntStats } from "node:fs";
+import { fchmod, fchown } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { posix } from "node:path";
+import { promisify } from "node:util";
+import type { VmDefinition } from "../planning/vm-definition.js";
 import { isWorkloadSnapshotPath } from "../planning/shared-volume-layout.js";
 import { isTempName, tempNameFor } from "./atomic-files.js";
 import { copyAndHash, sha256OfFile } from "./copy-and-hash.js";
+import { readVerifiedDefinition } from "./definition-file.js";
 import type { ManifestFile, ManifestFilesystemDisk, WorkloadManifest } from "./manifest.js";
 import {
   ManifestError,
@@ -54,13 +64,19 @@ import {
   writeBlockDisks,
 } from "./restore-claims.js";
 import { RestoreError } from "./restore-error.js";
+import type { RenamedFile } from "./restore-targets.js";
+import { restoreTargets } from "./restore-targets.js";
 import { SafeDir, isCode, refuseUnlessPlainFile, unsafeCause, withRoot } from "./safe-fs.js";
-import type { AgentLog } from "./types.js";
+import type { AgentLog, VmRef } from "./types.js";
 import { errorMessage, silentLog } from "./types.js";
 
 export { RestoreError } from "./restore-error.js";
 export type { RestoreErrorReason } from "./restore-error.js";
 export type { AllowedClaim } from "./restore-claims.js";
+export type { RenamedFile } from "./restore-targets.js";
+
+const fchmodAsync = promisify(fchmod);
+const fchownAsync = promisify(fchown);
 
 export interface RestoreRequest {
   /** Local directory where the backup location is mounted (trusted; nothing below it is). */
@@ -82,9 +98,24 @@ export interface RestoreRequest {
   allowedFiles: readonly string[];
   /**
    * The claims this VM may be restored to (the NodeRestore's `claims`): a manifest with a claim disk that
-   * is not one of them (same volume, claim and mode) fails the VM before anything is read or written.
+   * is not one of them (same volume, captured claim and mode) fails the VM before anything is read or written.
    */
   allowedClaims?: readonly AllowedClaim[];
+  /**
+   * The captured VM whose backup is read, when it is not this VM (a copy restored under another name or
+   * namespace): its manifest, files and disks, verified as for any restore, written to this VM's targets.
+   */
+  source?: VmRef;
+  /**
+   * Files of the backup written at another path than their captured one (each `to` among allowedFiles);
+   * the others are written at their captured path.
+   */
+  renamedFiles?: readonly RenamedFile[];
+  /**
+   * Read the VM's captured definition, verified against the manifest, before any disk is written (a
+   * corrupt one fails the VM with DefinitionCorrupt, nothing written), and return it.
+   */
+  reportDefinition?: boolean;
   /** Where each Filesystem-mode claim is mounted, as <claimsRoot>/<claim> (needed when the backup has one). */
   claimsRoot?: string;
   /** Where each Block-mode claim is attached, as the device <devicesRoot>/<claim> (needed when the backup has one). */
@@ -99,6 +130,8 @@ export interface RestoreResult {
   /** Their sizes (a device's: the size of the device in the backup). */
   bytes: number;
   verified: true;
+  /** With reportDefinition, the captured definition; absent when the backup holds none. */
+  definition?: VmDefinition;
 }
 
 /** Suffix of the current file while it is being replaced. */
@@ -113,6 +146,11 @@ interface Planned {
   /** The file for RestoreError.path. */
   path: string;
   expected: Expected;
+  /**
+   * The directory of the captured path on the shared volume (a renamed file's original one): a directory
+   * missing on the way to the target is created with its mode and owner.
+   */
+  capturedDir?: string;
   /** The backup file: below the backup's directory, or below the shared volume root (a kept snapshot). */
   sourceDir: SafeDir;
   sourcePath: string;
@@ -149,20 +187,29 @@ async function restoreIn(location: SafeDir, req: RestoreRequest, log: AgentLog) 
   };
   try {
     const manifest = await loadManifest(backup, req);
-    checkAllowed(manifest, req);
-    checkAllowedClaims(manifest, req.allowedClaims ?? [], vmOf(req));
+    const targets = restoreTargets(
+      manifest.files.map((file) => file.path),
+      req.renamedFiles ?? [],
+      req.allowedFiles,
+      vmOf(req),
+    );
+    const claimTargets = checkAllowedClaims(manifest, req.allowedClaims ?? [], vmOf(req));
+    // Before any disk is read in full or written: a definition that does not match leaves the VM untouched.
+    const definition = req.reportDefinition ? await readDefinition(backup, manifest, req) : undefined;
     // Without files, nothing is read or written on the shared volume: a VM on claims only needs none.
     if (manifest.files.length > 0) {
       const shared = await openRoot(() => SafeDir.openRoot(req.sharedRoot));
-      for (const file of manifest.files) planned.push(filePlan(manifest, file, backup, shared));
+      for (const [i, file] of manifest.files.entries())
+        planned.push(filePlan(manifest, file, targets[i]!, backup, shared));
     }
     for (const disk of manifest.filesystemDisks ?? []) {
-      const mount = await openRoot(() => openClaimMount(req.claimsRoot, disk)).catch((err: unknown) => {
-        throw refusal(err, `cannot restore ${claimOf(disk)}`, disk.source.claimName);
+      const claimName = claimTargets.get(disk)!;
+      const mount = await openRoot(() => openClaimMount(req.claimsRoot, disk, claimName)).catch((err: unknown) => {
+        throw refusal(err, `cannot restore ${claimOf(disk, claimName)}`, claimName);
       });
-      planned.push(claimDiskPlan(req, disk, backup, mount));
+      planned.push(claimDiskPlan(req, disk, claimName, backup, mount));
     }
-    devices.push(...(manifest.blockDisks ?? []).map((disk) => ({ disk })));
+    devices.push(...(manifest.blockDisks ?? []).map((disk) => ({ disk, claimName: claimTargets.get(disk)! })));
 
     // 1. Verify the whole backup first.
     for (const item of planned) {
@@ -173,7 +220,8 @@ async function restoreIn(location: SafeDir, req: RestoreRequest, log: AgentLog) 
     // 2. Look at every target before the first write; the devices' data is verified on the way.
     for (const item of planned) await checkTarget(item);
     await prepareBlockDisks(devices, req.devicesRoot, req.signal);
-    return await writeAll(planned, devices, req, log);
+    const restored = await writeAll(planned, devices, req, log);
+    return definition ? { ...restored, definition } : restored;
   } finally {
     const opened = planned.flatMap((item) => [item.sourceHandle, item.dir]);
     await Promise.allSettled(opened.flatMap((handle) => (handle ? [handle.close()] : [])));
@@ -183,14 +231,23 @@ async function restoreIn(location: SafeDir, req: RestoreRequest, log: AgentLog) 
   }
 }
 
-function filePlan(manifest: WorkloadManifest, file: ManifestFile, backup: SafeDir, shared: SafeDir): Planned {
+// A file of the backup, written at `target` (its captured path unless renamed).
+function filePlan(
+  manifest: WorkloadManifest,
+  file: ManifestFile,
+  target: string,
+  backup: SafeDir,
+  shared: SafeDir,
+): Planned {
   const source = manifestFileSource(manifest, file.path);
-  const dirPath = posix.dirname(file.path);
-  const name = posix.basename(file.path);
+  const dirPath = posix.dirname(target);
+  const capturedDir = posix.dirname(file.path);
+  const name = posix.basename(target);
   return {
-    what: file.path,
-    path: file.path,
+    what: target,
+    path: target,
     expected: file,
+    ...(capturedDir === "." ? {} : { capturedDir }),
     sourceDir: source.root === "backup" ? backup : shared,
     sourcePath: source.path,
     root: shared,
@@ -201,14 +258,21 @@ function filePlan(manifest: WorkloadManifest, file: ManifestFile, backup: SafeDi
 }
 
 // A Filesystem-mode claim's disk.img: at the root of the claim, as CDI lays it out and backups read it.
-function claimDiskPlan(req: RestoreRequest, disk: ManifestFilesystemDisk, backup: SafeDir, mount: SafeDir): Planned {
+function claimDiskPlan(
+  req: RestoreRequest,
+  disk: ManifestFilesystemDisk,
+  claimName: string,
+  backup: SafeDir,
+  mount: SafeDir,
+): Planned {
   const name = "disk.img";
+  const captured = capturedOf(req);
   return {
-    what: `the disk.img of ${claimOf(disk)}`,
-    path: `${disk.source.claimName}/${name}`,
+    what: `the disk.img of ${claimOf(disk, claimName)}`,
+    path: `${claimName}/${name}`,
     expected: disk,
     sourceDir: backup,
-    sourcePath: backupFilesystemDiskPath(req.namespace, req.name, disk.name),
+    sourcePath: backupFilesystemDiskPath(captured.namespace, captured.name, disk.name),
     root: mount,
     dirPath: "",
     name,
@@ -230,45 +294,57 @@ async function openBackup(location: SafeDir, req: RestoreRequest): Promise<SafeD
   }
 }
 
+// The manifest of the captured VM (this VM, or the source of a copy).
 async function loadManifest(backup: SafeDir, req: RestoreRequest): Promise<WorkloadManifest> {
+  const captured = capturedOf(req);
+  const of = capturedKey(req);
   let manifest: WorkloadManifest;
   try {
-    manifest = await readWorkloadManifest(backup, req.namespace, req.name);
+    manifest = await readWorkloadManifest(backup, captured.namespace, captured.name);
   } catch (err) {
     if (err instanceof ManifestError) {
       throw new RestoreError("InvalidManifest", `cannot restore ${vmOf(req)}: ${err.message}`, undefined, {
         cause: err,
       });
     }
-    throw refusal(err, `cannot read the manifest of ${vmOf(req)}`);
+    throw refusal(err, `cannot read the manifest of ${of}`);
   }
-  if (manifest.workload.namespace !== req.namespace || manifest.workload.name !== req.name) {
+  if (manifest.workload.namespace !== captured.namespace || manifest.workload.name !== captured.name) {
     throw new RestoreError(
       "InvalidManifest",
-      `the manifest of ${vmOf(req)} describes ${manifest.workload.namespace}/${manifest.workload.name}`,
+      `the manifest of ${of} describes ${manifest.workload.namespace}/${manifest.workload.name}`,
     );
   }
-  // Files kept in a snapshot on the shared volume are read only from a snapshot of this very VM: an edited
-  // manifest must not make the restore read another VM's files.
-  if (manifest.extractAt === "Restore" && !isWorkloadSnapshotPath(manifest.snapshot?.location ?? "", req)) {
+  // Files kept in a snapshot on the shared volume are read only from a snapshot of the captured VM: an
+  // edited manifest must not make the restore read another VM's files.
+  if (manifest.extractAt === "Restore" && !isWorkloadSnapshotPath(manifest.snapshot?.location ?? "", captured)) {
     throw new RestoreError(
       "InvalidManifest",
-      `the manifest of ${vmOf(req)} points to ${JSON.stringify(manifest.snapshot?.location)}, which is not a kept ` +
-        `snapshot of ${vmOf(req)}`,
+      `the manifest of ${of} points to ${JSON.stringify(manifest.snapshot?.location)}, which is not a kept ` +
+        `snapshot of ${of}`,
     );
   }
   return manifest;
 }
 
-function checkAllowed(manifest: WorkloadManifest, req: RestoreRequest): void {
-  const allowed = new Set(req.allowedFiles);
-  const foreign = manifest.files.find((file) => !allowed.has(file.path));
-  if (foreign) {
+// The captured definition, verified against the manifest: DefinitionCorrupt when it does not match.
+async function readDefinition(
+  backup: SafeDir,
+  manifest: WorkloadManifest,
+  req: RestoreRequest,
+): Promise<VmDefinition | undefined> {
+  const captured = capturedOf(req);
+  try {
+    return await readVerifiedDefinition(backup, captured.namespace, captured.name, manifest);
+  } catch (err) {
+    const unsafe = unsafeCause(err);
+    if (unsafe) throw refusal(err, `the definition of ${capturedKey(req)} is not safe to read`);
     throw new RestoreError(
-      "ForeignFile",
-      `the backup of ${vmOf(req)} lists ${foreign.path}, which is not a file ${vmOf(req)} may be restored to ` +
-        `(a disk its VirtualMachine uses now and no other VM uses); nothing was written`,
-      foreign.path,
+      "DefinitionCorrupt",
+      `the captured definition of ${capturedKey(req)} does not match its manifest: ${errorMessage(err)}; ` +
+        `nothing was written`,
+      undefined,
+      { cause: err },
     );
   }
 }
@@ -293,12 +369,13 @@ async function verifyBackupFile(item: Planned, signal: AbortSignal | undefined):
 // when its device is prepared (prepareBlockDisks), in the one read made of it before anything is written.
 async function openBlockData(backup: SafeDir, req: RestoreRequest, item: PlannedBlockDisk): Promise<void> {
   const { disk } = item;
-  const path = backupBlockDiskPath(req.namespace, req.name, disk.name);
+  const captured = capturedOf(req);
+  const path = backupBlockDiskPath(captured.namespace, captured.name, disk.name);
   item.data = await openBackupFile(
     backup,
     path,
-    `the device of ${claimOf(disk)}`,
-    disk.source.claimName,
+    `the device of ${claimOf(disk, item.claimName)}`,
+    item.claimName,
     disk.storedBytes,
   );
 }
@@ -354,7 +431,7 @@ async function writeAll(planned: Planned[], devices: PlannedBlockDisk[], req: Re
   // The first writes: missing directories, created component by component without following anything.
   for (const item of planned) {
     try {
-      item.dir = await item.root.openDir(item.dirPath, { create: true });
+      item.dir = await openTargetDir(item);
     } catch (err) {
       throw refusal(err, cannotRestore(item), item.path);
     }
@@ -432,6 +509,44 @@ async function writeAll(planned: Planned[], devices: PlannedBlockDisk[], req: Re
   return { files, bytes, verified: true as const };
 }
 
+// The target's directory. Its missing directories (a copy's, or a disk's whose directory was removed) are
+// created one by one below the root without following anything, each with the mode and owner of the
+// directory of the captured path when that is a plain directory of the shared volume (the original beside
+// which a copy is written), so that the VM reaches its disk as it did; else with the default mode.
+async function openTargetDir(item: Planned): Promise<SafeDir> {
+  const names = item.dirPath === "" ? [] : item.dirPath.split("/");
+  let template: BigIntStats | undefined;
+  let lookedUp = false;
+  for (let depth = 1; depth <= names.length; depth++) {
+    const rel = names.slice(0, depth).join("/");
+    if (await item.root.entryStat(rel)) continue;
+    if (!lookedUp) {
+      template = await capturedDirStat(item);
+      lookedUp = true;
+    }
+    const created = await item.root.openDir(rel, { create: true, mode: template ? 0o700 : 0o777 });
+    try {
+      if (template) await matchDirOwnership(created, template);
+    } finally {
+      await created.close();
+    }
+  }
+  return item.root.openDir(item.dirPath);
+}
+
+// The directory of the captured path, if it is a plain directory reached through plain directories.
+async function capturedDirStat(item: Planned): Promise<BigIntStats | undefined> {
+  if (item.capturedDir === undefined) return undefined;
+  const info = await item.root.entryStat(item.capturedDir).catch(() => undefined);
+  return info?.isDirectory() ? info : undefined;
+}
+
+// As matchOwnership, for a directory the restore created: owner (as root), then the permission bits only.
+async function matchDirOwnership(dir: SafeDir, template: BigIntStats): Promise<void> {
+  if (process.getuid?.() === 0) await fchownAsync(dir.fd, Number(template.uid), Number(template.gid));
+  await fchmodAsync(dir.fd, Number(template.mode) & 0o777);
+}
+
 const cannotRestore = (item: Planned): string =>
   item.what === item.path ? `cannot restore ${item.what} on the shared volume` : `cannot restore ${item.what}`;
 
@@ -502,3 +617,11 @@ function refusal(err: unknown, context: string, path?: string): unknown {
 }
 
 const vmOf = (req: RestoreRequest): string => `${req.namespace}/${req.name}`;
+/** The VM whose backup is read. */
+const capturedOf = (req: RestoreRequest): VmRef => req.source ?? { namespace: req.namespace, name: req.name };
+/** The captured VM, for messages: `prod/a`, or `prod/a (restored as prod/a-copy)` for a copy. */
+function capturedKey(req: RestoreRequest): string {
+  const captured = capturedOf(req);
+  const key = `${captured.namespace}/${captured.name}`;
+  return key === vmOf(req) ? key : `${key} (restored as ${vmOf(req)})`;
+}
