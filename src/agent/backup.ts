@@ -30,6 +30,12 @@
 // with ReflinkNotSupported. With the Reflink method for the shared volume, whose window covers the whole
 // node and must stay short, a VM with claims not all cut with Reflink fails (CaptureFailed) instead of
 // having them copied in that window. Each claim disk of the manifest says which method captured it and why.
+//
+// Each VM's definition (its VirtualMachine, standalone DataVolumes, referenced Secret and ConfigMap names;
+// definition-capture.ts) is read from the API server before any freeze, and with the step's includeSecrets
+// its Secrets too; they are written to definition.json and secrets.json (definition-file.ts) after its
+// disks and before its manifest, which lists them. A VMI without a VirtualMachine is captured without a
+// definition; the node manifest and the step's status say which VMs have one.
 import { constants } from "node:fs";
 import { posix } from "node:path";
 import { isInSharedVolumeTop } from "../planning/shared-volume-layout.js";
@@ -38,6 +44,9 @@ import { BlockDeviceError, extractBlockDevice, openBlockDevice } from "./block-d
 import type { ClaimCloneSource } from "./claim-reflink.js";
 import { ClaimCloneError, claimClonePath, cloneClaimDisk, discardClaimClone } from "./claim-reflink.js";
 import { copyAndHash, sha256OfFile } from "./copy-and-hash.js";
+import type { CapturedDefinition, VmObjectReader } from "./definition-capture.js";
+import { captureDefinition } from "./definition-capture.js";
+import { readVerifiedSecrets, removeDefinitionFiles, writeDefinition, writeSecrets } from "./definition-file.js";
 import type {
   CaptureMethod,
   CapturedWorkload,
@@ -98,6 +107,10 @@ export interface PlannedWorkload {
   claims?: PlannedClaim[];
   /** Its volumes that are not data, named in its manifest. */
   skippedVolumes?: SkippedVolume[];
+  /** The standalone DataVolumes the step lets the agent read for its definition. */
+  dataVolumes?: string[];
+  /** With includeSecrets, the Secrets the step lets the agent read and store. */
+  secrets?: string[];
 }
 
 /** A disk of the VM that is a claim: mounted at <claimsRoot>/<claimName> or attached at <devicesRoot>/<claimName>. */
@@ -146,6 +159,8 @@ export interface NodeBackupPlan {
   devicesRoot?: string;
   /** This backup's directory at the location, relative to locationRoot (created if missing). */
   backupPath: string;
+  /** Store the Secrets each VM references (its `secrets`) in its secrets.json. */
+  includeSecrets?: boolean;
   workloads: PlannedWorkload[];
 }
 
@@ -166,6 +181,8 @@ export interface NodeBackupDeps {
    * manifests. VMs without a report are not captured.
    */
   frozenReports?: ReadonlyMap<string, VmFreezeReport>;
+  /** Reads each VM's VirtualMachine (and DataVolumes, Secrets) for its definition; without it none is recorded. */
+  vmObjects?: VmObjectReader;
 }
 
 export interface NodeBackupResult {
@@ -181,6 +198,8 @@ interface Pending {
   workload: PlannedWorkload;
   vm: VmRef;
   startedAt: number;
+  /** Read before any freeze (definition-capture.ts). */
+  definition?: CapturedDefinition;
 }
 
 const claimsOf = (item: Pending): readonly PlannedClaim[] => item.workload.claims ?? [];
@@ -247,7 +266,7 @@ async function runIn(backup: SafeDir, plan: NodeBackupPlan, deps: NodeBackupDeps
     });
     if (done.complete) {
       log.info("VM already captured in this round; not redone", { vm: vmKey(vm) });
-      captured.push(capturedFromManifest(done.manifest, true));
+      captured.push(capturedFromManifest(done.manifest, true, await storedSecretsCount(backup, done.manifest)));
       continue;
     }
     pending.push({
@@ -320,6 +339,16 @@ async function runIn(backup: SafeDir, plan: NodeBackupPlan, deps: NodeBackupDeps
       else ready.push(item);
     } catch (err) {
       fail(item.vm, reasonOf(err), `could not prepare the capture: ${errorMessage(err)}`);
+    }
+  }
+  // The definitions, read from the API server before any freeze (an API error fails the run, as others do).
+  if (deps.vmObjects) {
+    for (const item of ready) {
+      deps.signal?.throwIfAborted();
+      item.definition = await captureDefinition(deps.vmObjects, definitionRequest(item), plan.includeSecrets ?? false);
+      // Names only: never a Secret's data.
+      if (item.definition.notes.length > 0)
+        log.info("VM definition", { vm: vmKey(item.vm), notes: item.definition.notes });
     }
   }
 
@@ -554,6 +583,12 @@ async function extract(
   };
   if (message) manifest.message = message;
   if (extractAt === "Restore") manifest.snapshot = { location: snapshot.location };
+  // The definition and Secrets, durable before the manifest that lists them.
+  const captured = item.definition;
+  if (captured?.definition) manifest.definition = await writeDefinition(backup, captured.definition);
+  if (captured?.definition && captured.secrets) {
+    manifest.secrets = await writeSecrets(backup, vm.namespace, vm.name, captured.secrets);
+  }
   // The commit point of this VM: everything above is durable before the manifest appears.
   await writeWorkloadManifest(backup, manifest);
   if (extractAt === "Backup") {
@@ -567,7 +602,7 @@ async function extract(
     freezeWindowMs: manifest.freeze.windowMs,
     bytes: manifest.totalBytes,
   });
-  return capturedFromManifest(manifest, false);
+  return capturedFromManifest(manifest, false, captured?.secrets?.secrets.length);
 }
 
 // Copies the VM's claims to the location, in the freeze window (see the top of this file). The earlier
@@ -730,7 +765,23 @@ export function consistencyOf(indication: Indication, pointInTime: boolean): Con
   return pointInTime ? "CrashConsistent" : "Inconsistent";
 }
 
-function capturedFromManifest(manifest: WorkloadManifest, reused: boolean): CapturedWorkload {
+// What the step lets the agent read for the VM's definition.
+const definitionRequest = (item: Pending) => ({
+  ...item.vm,
+  ...(item.workload.dataVolumes ? { dataVolumes: item.workload.dataVolumes } : {}),
+  ...(item.workload.secrets ? { secrets: item.workload.secrets } : {}),
+});
+
+// How many Secrets a complete manifest of an earlier attempt stored (undefined without them, or unreadable:
+// the count is a report, the capture stays complete).
+async function storedSecretsCount(backup: SafeDir, manifest: WorkloadManifest): Promise<number | undefined> {
+  if (!manifest.secrets) return undefined;
+  const { namespace, name } = manifest.workload;
+  return (await readVerifiedSecrets(backup, namespace, name, manifest).catch(() => undefined))?.secrets.length;
+}
+
+/** `secrets`: how many Secrets the VM's secrets.json holds, when it has one. */
+function capturedFromManifest(manifest: WorkloadManifest, reused: boolean, secrets?: number): CapturedWorkload {
   const entry: CapturedWorkload = {
     namespace: manifest.workload.namespace,
     name: manifest.workload.name,
@@ -745,6 +796,7 @@ function capturedFromManifest(manifest: WorkloadManifest, reused: boolean): Capt
     reused,
     definition: manifest.definition !== undefined,
   };
+  if (manifest.secrets && secrets !== undefined) entry.secrets = secrets;
   if (manifest.message !== undefined) entry.message = manifest.message;
   const first = manifest.files[0] ?? manifest.filesystemDisks?.[0] ?? manifest.blockDisks?.[0];
   if (first) entry.sha256 = first.sha256;
@@ -758,6 +810,7 @@ function capturedFromManifest(manifest: WorkloadManifest, reused: boolean): Capt
 async function forgetEarlierCapture(backup: SafeDir, vm: VmRef): Promise<void> {
   await removeDurably(backup, workloadManifestPath(vm.namespace, vm.name));
   for (const dir of dataDirs(vm)) await backup.removeTree(dir);
+  await removeDefinitionFiles(backup, vm.namespace, vm.name);
 }
 
 // Where a VM's data is at the location: files/, and claims/ and devices/ for its disks on claims.
@@ -767,6 +820,7 @@ const dataDirs = (vm: VmRef): string[] =>
 // After a failed capture (no manifest was written): what it wrote goes, so that nothing unlisted stays.
 async function removeCapturedData(backup: SafeDir, vm: VmRef): Promise<void> {
   for (const dir of dataDirs(vm)) await backup.removeTree(dir).catch(() => {});
+  await removeDefinitionFiles(backup, vm.namespace, vm.name).catch(() => {});
 }
 
 // A path that safe-fs refused (a symlink, a hard link, a FIFO or device, a directory swapped meanwhile)

@@ -28,6 +28,8 @@ export const Resources = {
     "virtualmachineinstancemigrations",
     "VirtualMachineInstanceMigration",
   ),
+  // CDI's DataVolume, read (never written) for a VM's definition.
+  DataVolume: r("cdi.kubevirt.io", "v1beta1", "datavolumes", "DataVolume"),
   VolumeSnapshot: r("snapshot.storage.k8s.io", "v1", "volumesnapshots", "VolumeSnapshot"),
   VolumeSnapshotClass: r("snapshot.storage.k8s.io", "v1", "volumesnapshotclasses", "VolumeSnapshotClass", false),
   // v1beta2: served by external-snapshotter v8.4 and later (v8.6 also serves v1, and stores v1beta2).
@@ -46,6 +48,7 @@ export const Resources = {
   ServiceAccount: r("", "v1", "serviceaccounts", "ServiceAccount"),
   Service: r("", "v1", "services", "Service"),
   ConfigMap: r("", "v1", "configmaps", "ConfigMap"),
+  Secret: r("", "v1", "secrets", "Secret"),
   Namespace: r("", "v1", "namespaces", "Namespace", false),
   APIService: r("apiregistration.k8s.io", "v1", "apiservices", "APIService", false),
   Event: r("events.k8s.io", "v1", "events", "Event"),
