@@ -62,6 +62,19 @@ export interface FederatedBackup {
  */
 export interface FederatedBackupSpec {
   /**
+   * Also store the Secrets each VM references (cloud-init user and network data, SSH keys,
+   * passwords, sysprep, image pull secrets) beside its definition, so that a restore can create
+   * them again. Off by default: a backup always records the VM's definition and the names of the
+   * Secrets and ConfigMaps it references, never their content. With true, each VM's Secrets are
+   * written as plain JSON (their data base64, not encrypted) to <namespace>/<vm>/secrets.json at
+   * the location, mode 0600: they are protected only by who can read the location volume. Needs the
+   * operator installed with get on Secrets (chart value backup.includeSecrets); without it the
+   * backup fails with reason SecretsNotPermitted.
+   *
+   * @defaultValue `false`
+   */
+  includeSecrets?: boolean;
+  /**
    * The shared ReadWriteMany filesystem that holds the VM disk images (KubeVirt hostDisk volumes).
    * It is mounted on every node at the same path, and the operator's Jobs reach it through a
    * PersistentVolumeClaim. Optional: without it only the VMs whose disks are claims of the backup's
@@ -608,6 +621,11 @@ export interface NodeRestoreSpec {
 export interface NodeRestoreSpecSharedVolume {
   /** PersistentVolumeClaim of the shared volume, in this namespace. */
   claimName: string;
+  /**
+   * Where the backups saw the shared volume mounted on the nodes: the hostDisk paths of a VM the
+   * restore creates lie below it.
+   */
+  nodeMountPath?: string;
 }
 
 /** Where the backups are. */
@@ -863,6 +881,11 @@ export interface NodeSnapshotSpec {
   snapshot: NodeSnapshotSpecSnapshot;
   /** Backup extracts the files now; Restore keeps the snapshot and extracts at restore time. */
   extractAt: NodeSnapshotSpecExtractAt;
+  /**
+   * The FederatedBackup's includeSecrets: the agent stores the Secrets each VM references (those in
+   * its workloads[].secrets) in the VM's secrets.json.
+   */
+  includeSecrets?: boolean;
   /** The VMs this step must capture, with their files. */
   workloads?: NodeSnapshotSpecWorkload[];
   /** For a step without a node, the VMs of this round that could not be placed, and why. */
@@ -923,6 +946,17 @@ export interface NodeSnapshotSpecWorkload {
   uid?: string;
   /** The VM's files, relative to the shared volume's mount path. */
   files: string[];
+  /**
+   * The standalone DataVolumes (cdi.kubevirt.io, not the VM's dataVolumeTemplates) the VM's
+   * dataVolume volumes name, when the step was planned: the agent may read them (by name) to record
+   * them in the VM's definition.
+   */
+  dataVolumes?: string[];
+  /**
+   * With includeSecrets, the Secrets the VM references when the step was planned: the agent may
+   * read them (by name) and stores those that exist in the VM's secrets.json.
+   */
+  secrets?: string[];
   /**
    * The VM's volumes that are not data (containerDisk, cloudInitNoCloud, configMap, ...): named in
    * its manifest as skipped, never captured.
@@ -1071,6 +1105,14 @@ export interface NodeSnapshotStatusCapturedEntry {
   manifest?: string;
   /** sha256 of the first file (a prefix is shown in summaries). */
   sha256?: string;
+  /**
+   * The VM's definition (its VirtualMachine without status, standalone DataVolumes, referenced
+   * Secret and ConfigMap names) is in its backup; false when its VirtualMachine could not be read
+   * (a VMI without a VirtualMachine, or one deleted meanwhile).
+   */
+  definition?: boolean;
+  /** With includeSecrets, how many of the Secrets the VM references were stored. */
+  secrets?: number;
 }
 
 /**
