@@ -17,6 +17,8 @@ export interface RequestOptions {
   contentType?: string;
   signal?: AbortSignal;
   timeoutMs?: number;
+  /** Accept header; default application/json. */
+  accept?: string;
 }
 
 export interface ListOptions {
@@ -122,7 +124,7 @@ export class KubeClient {
       opts.body === undefined ? undefined : typeof opts.body === "string" ? opts.body : JSON.stringify(opts.body);
     const headers: Record<string, string> = {
       ...(tls.headers as Record<string, string> | undefined),
-      Accept: "application/json",
+      Accept: opts.accept ?? "application/json",
       "User-Agent": "fedbackup",
     };
     if (body !== undefined) {
@@ -172,6 +174,16 @@ export class KubeClient {
 
   get<T extends KubeObject>(type: ResourceType, namespace: string | undefined, name: string): Promise<T> {
     return this.request<T>("GET", resourcePath(type, namespace, name));
+  }
+
+  /**
+   * An object's metadata only (PartialObjectMetadata): whether a Secret exists, say, without its data ever
+   * reaching the operator.
+   */
+  getMetadata(type: ResourceType, namespace: string | undefined, name: string): Promise<KubeObject> {
+    return this.request<KubeObject>("GET", resourcePath(type, namespace, name), {
+      accept: "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+    });
   }
 
   /** Every object of a type (following `continue` pages), with the collection's resourceVersion. */

@@ -77,8 +77,10 @@ export function restoreNamespaces(
 ): string[] {
   const spec = restore.spec;
   return [
-    ...(spec.workloads ?? []).map((w) => w.namespace),
+    ...(spec.workloads ?? []).flatMap((w) => [w.namespace, ...(w.targetNamespace ? [w.targetNamespace] : [])]),
     ...(spec.groups ?? []).flatMap((g) => g.workloads.map((w) => w.namespace)),
+    ...Object.values(spec.namespaceMapping ?? {}),
+    // The VMs resolved from the backup, by the namespace they are restored into (a copy's, or their own).
     ...resolved.map((w) => w.namespace),
   ];
 }

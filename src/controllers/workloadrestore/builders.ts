@@ -10,12 +10,19 @@ import {
 } from "../../api/labels.js";
 import { parseDuration } from "../../api/duration.js";
 import type { VirtualMachineInstanceMigration } from "../../api/kubevirt.js";
-import { API_VERSION, type NodeRestore, type WorkloadRestore } from "../../api/v1alpha1/index.js";
-import { fnv1a32Hex, type PlannedClaim, type RestorePlanEntry, type WorkloadRef } from "../../planning/index.js";
+import {
+  API_VERSION,
+  type NodeRestore,
+  type NodeRestoreSpecWorkloadClaim,
+  type WorkloadRestore,
+} from "../../api/v1alpha1/index.js";
+import { fnv1a32Hex, type PlannedClaim, type WorkloadRef } from "../../planning/index.js";
 import { agentJobManifest, ownerRef, type JobManifest, type OperatorSettings } from "../runtime/agent-job.js";
 import { agentServiceAccountName, type StepAccessRequest } from "../runtime/agent-access.js";
 import { HOSTNAME_LABEL } from "./vm-hold.js";
 import type { ResolvedWorkload } from "./resolve.js";
+import type { CreatedDisks } from "./created-disks.js";
+import type { PlanEntry } from "./status.js";
 
 export const RESTORE_DEFAULTS = { nodeTimeout: "30m", jobBackoffLimit: 1 } as const;
 
@@ -40,10 +47,14 @@ export const nodeRestoreName = (restore: WorkloadRestore, node: string): string 
 export const migrationName = (restore: WorkloadRestore, vm: WorkloadRef): string =>
   boundedName(`${restore.metadata.name}-${vm.name}`, `${restore.metadata.uid}\n${vm.namespace}/${vm.name}`);
 
-/** What each VM may be restored to, by "namespace/name": its own files and its own claims. */
+/**
+ * What each VM may be restored to, by "namespace/name": its own files and its own claims, or for a VM the
+ * restore creates, the disks it is created with.
+ */
 export interface OwnedDisks {
   files: ReadonlyMap<string, readonly string[]>;
   claims: ReadonlyMap<string, readonly PlannedClaim[]>;
+  created: ReadonlyMap<string, CreatedDisks>;
 }
 
 /** The step of one restore node, with its VMs in plan order. */
@@ -51,7 +62,7 @@ export function buildNodeRestore(
   restore: WorkloadRestore,
   order: number,
   node: string,
-  entries: readonly RestorePlanEntry[],
+  entries: readonly PlanEntry[],
   resolved: ReadonlyMap<string, ResolvedWorkload>,
   owned: OwnedDisks,
 ): NodeRestore {
@@ -70,26 +81,43 @@ export function buildNodeRestore(
       restoreUID: restore.metadata.uid!,
       node,
       order,
-      ...(first.sharedClaim ? { sharedVolume: { claimName: first.sharedClaim } } : {}),
+      ...(first.sharedClaim
+        ? {
+            sharedVolume: {
+              claimName: first.sharedClaim,
+              ...(first.nodeMountPath ? { nodeMountPath: first.nodeMountPath } : {}),
+            },
+          }
+        : {}),
       location: { claimName: first.locationClaim },
-      workloads: entries.map((e) => ({
-        namespace: e.namespace,
-        name: e.name,
-        backup: e.backup,
-        backupPath: resolved.get(`${e.namespace}/${e.name}`)!.backupPath,
-        files: [...(owned.files.get(`${e.namespace}/${e.name}`) ?? [])],
-        ...claimsOf(owned.claims.get(`${e.namespace}/${e.name}`)),
-        action: e.action as NodeRestore["spec"]["workloads"][number]["action"],
-        ...(e.activeNode ? { activeNode: e.activeNode } : {}),
-        ...(e.group ? { group: e.group } : {}),
-      })),
+      workloads: entries.map((e) => {
+        const key = `${e.namespace}/${e.name}`;
+        const w = resolved.get(key)!;
+        const created = owned.created.get(key);
+        return {
+          namespace: e.namespace,
+          name: e.name,
+          backup: e.backup,
+          backupPath: w.backupPath,
+          files: created ? [...created.files] : [...(owned.files.get(key) ?? [])],
+          ...(created ? claimsOf(created.claims) : claimsOf(owned.claims.get(key))),
+          ...(w.source ? { source: { namespace: w.source.namespace, name: w.source.name } } : {}),
+          ...(created?.renamedFiles.length ? { renamedFiles: created.renamedFiles.map((r) => ({ ...r })) } : {}),
+          ...(e.definition ? { definition: e.definition } : {}),
+          // Reported whenever the backup has one: Keep says in the results whether the VM still matches it.
+          ...(w.capture.definition ? { reportDefinition: true } : {}),
+          action: e.action as NodeRestore["spec"]["workloads"][number]["action"],
+          ...(e.activeNode ? { activeNode: e.activeNode } : {}),
+          ...(e.group ? { group: e.group } : {}),
+        };
+      }),
     },
   };
 }
 
 // Only VMs with claims carry the field, so that the steps of hostDisk VMs stay as they were.
-const claimsOf = (claims: readonly PlannedClaim[] | undefined) =>
-  claims?.length ? { claims: claims.map((c) => ({ ...c })) } : {};
+const claimsOf = (claims: readonly (PlannedClaim | NodeRestoreSpecWorkloadClaim)[] | undefined) =>
+  claims?.length ? { claims: claims.map((c) => structuredClone(c)) } : {};
 
 /**
  * The restore Job of a step: the node agent writes the VMs' disks back on the step's node, with their

@@ -17,6 +17,7 @@ import type {
   NodeRestoreStatusOutcome,
   NodeRestoreStatus,
   NodeRestoreStatusPhase,
+  NodeRestoreSpecWorkloadClaim,
   NodeRestoreStatusResult,
   WorkloadRestore,
   WorkloadRestoreStatus,
@@ -38,8 +39,12 @@ import { waitingForLeaseMessage, type LeaseSetState } from "../runtime/lease-sta
 import { REPORT_GRACE_MS, type JobView } from "../runtime/job-view.js";
 import { buildNodeRestore, RESTORE_DEFAULTS, restoreOwnerId } from "./builders.js";
 import { BACKUPS_LISTED, type Resolution } from "./resolve.js";
-import { buildRestoreStatus, skipReasons, type PlanProblem, type RestoreFacts } from "./status.js";
-import { startStrategy, type VmHold, type VmView } from "./vm-hold.js";
+import { buildRestoreStatus, skipReasons, type PlanEntry, type PlanProblem, type RestoreFacts } from "./status.js";
+import type { CreatedDisks, CreatedDisksProblem } from "./created-disks.js";
+import { planVmObjects } from "./vm-objects.js";
+import { RUNNING_STRATEGIES, startStrategy, type VmHold, type VmView } from "./vm-hold.js";
+import { definitionOutcome, replacement, vmCreation, type DefinitionOutcome } from "./vm-object-actions.js";
+import type { RecreatedObjects } from "../../planning/recreated-vm.js";
 import { JOB_FAILED, describeDisksAfterFailure, disksAfterFailure, mayStartAgain } from "./disks-after-failure.js";
 
 export interface ObservedRestoreStep {
@@ -69,6 +74,18 @@ export interface RestoreWorld {
    * alone names, see runtime/claim-disks.ts); a VM absent here may be written no claim.
    */
   ownedClaims?: ReadonlyMap<string, readonly PlannedClaim[]>;
+  /**
+   * While New: the VMs to restore whose VirtualMachine does not exist (by target "namespace/name"), with the disks
+   * they would be created with or why they cannot be (created-disks.ts); a VM absent here exists.
+   */
+  missingVms?: ReadonlyMap<string, CreatedDisks | CreatedDisksProblem>;
+  /**
+   * While Starting: the Secrets and ConfigMaps that the definitions of the step's VMs to create reference and that
+   * do not exist, by target "namespace/name" (e.g. "Secret cloud-init"); a VM absent here lacks nothing.
+   */
+  missingReferences?: ReadonlyMap<string, readonly string[]>;
+  /** While the current step prepares: which of the claims it creates exist ("namespace/name"). */
+  claimsNow?: ReadonlySet<string>;
 }
 
 export interface RestoreSettings {
@@ -87,6 +104,9 @@ export type RestoreAction =
   | { kind: "StartVm"; vm: WorkloadRef; node: string; runStrategy: string }
   | { kind: "ReleaseVm"; vm: WorkloadRef; hold: VmHold; runStrategy?: string }
   | { kind: "CreateMigration"; vm: WorkloadRef; node: string }
+  | { kind: "CreateClaim"; vm: WorkloadRef; claim: NodeRestoreSpecWorkloadClaim; node: string }
+  | { kind: "CreateVm"; vm: WorkloadRef; objects: RecreatedObjects }
+  | { kind: "ReplaceSpec"; vm: WorkloadRef; spec: Record<string, unknown>; hold: VmHold }
   | { kind: "StartJob"; step: NodeRestore }
   | { kind: "DeleteJob"; step: NodeRestore }
   | { kind: "RecordStep"; step: NodeRestore; status: StepStatusPatch }
@@ -152,7 +172,12 @@ export function decideRestore(world: RestoreWorld, settings: RestoreSettings): R
   }
 
   if (facts.phase === "New" || facts.phase === "Planning") {
-    const resolution = world.resolution ?? { workloads: [], unrestorable: [] };
+    const objects = planVmObjects(
+      world.resolution ?? { workloads: [], unrestorable: [] },
+      world.missingVms ?? new Map(),
+      restore.spec.definition ?? "Keep",
+    );
+    const { resolution } = objects;
     const fail = (invalid: { reason: string; message: string }): RestoreDecision => {
       facts.phase = "Failed";
       facts.invalid = invalid;
@@ -163,11 +188,12 @@ export function decideRestore(world: RestoreWorld, settings: RestoreSettings): R
     };
     // The API server fills in the CRD's defaults (the one place they are written down) on every object it
     // serves: a field missing here means that the installed CRD is older than the operator.
-    const { conflictPolicy, waitForBackup } = restore.spec;
-    if (conflictPolicy === undefined || waitForBackup === undefined) {
+    const { conflictPolicy, waitForBackup, definition } = restore.spec;
+    if (conflictPolicy === undefined || waitForBackup === undefined || definition === undefined) {
       const missing = [
         ...(conflictPolicy === undefined ? ["spec.conflictPolicy"] : []),
         ...(waitForBackup === undefined ? ["spec.waitForBackup"] : []),
+        ...(definition === undefined ? ["spec.definition"] : []),
       ];
       return fail({
         reason: "CRDOutdated",
@@ -231,7 +257,15 @@ export function decideRestore(world: RestoreWorld, settings: RestoreSettings): R
       reason: u.message,
       problem: u.reason,
     }));
-    const entries = [...plan.entries, ...skipped];
+    const resolved = new Map(resolution.workloads.map((w) => [workloadKey(w), w]));
+    const planned: PlanEntry[] = plan.entries.map((e) => {
+      const source = resolved.get(workloadKey(e))?.source;
+      const definitionAction = objects.definition.get(workloadKey(e));
+      return e.action === "Skip"
+        ? { ...e, ...(source ? { source } : {}) }
+        : { ...e, ...(source ? { source } : {}), ...(definitionAction ? { definition: definitionAction } : {}) };
+    });
+    const entries = [...planned, ...skipped];
     facts.plan = entries;
     // Sorted by VM; the planner's problems of a VM keep their order.
     facts.problems = [
@@ -243,21 +277,24 @@ export function decideRestore(world: RestoreWorld, settings: RestoreSettings): R
         message: u.message,
       })),
     ].sort(compareWorkloads);
-    const resolved = new Map(resolution.workloads.map((w) => [workloadKey(w), w]));
     const desired = plan.nodeOrder.map((node, i) =>
       buildNodeRestore(
         restore,
         i + 1,
         node,
-        plan.entries.filter((e) => e.restoreNode === node && e.action !== "Skip"),
+        planned.filter((e) => e.restoreNode === node && e.action !== "Skip"),
         resolved,
-        { files: world.ownedFiles ?? new Map(), claims: world.ownedClaims ?? new Map() },
+        {
+          files: world.ownedFiles ?? new Map(),
+          claims: world.ownedClaims ?? new Map(),
+          created: objects.created,
+        },
       ),
     );
-    const planned = entries.filter((e) => e.action !== "Skip").length;
+    const plannedCount = entries.filter((e) => e.action !== "Skip").length;
     const skips = skipReasons(entries);
-    const summary = `${planned} VMs on ${desired.length} nodes (${desired.map((s) => `${s.spec.node}: ${s.spec.workloads.length}`).join(", ") || "none"})${
-      entries.length > planned ? `; ${entries.length - planned} skipped (${skips})` : ""
+    const summary = `${plannedCount} VMs on ${desired.length} nodes (${desired.map((s) => `${s.spec.node}: ${s.spec.workloads.length}`).join(", ") || "none"})${
+      entries.length > plannedCount ? `; ${entries.length - plannedCount} skipped (${skips})` : ""
     }`;
     // Nothing has been touched while the phase is New: steps left by an interrupted pass are replaced when
     // the plan came out differently this time (and removed when there is nothing to run).
@@ -280,7 +317,7 @@ export function decideRestore(world: RestoreWorld, settings: RestoreSettings): R
       // VM is not restored), so the dry run does too, with Ready False and reason DryRunWithSkips: whoever gates the
       // real restore on `kubectl wait --for=condition=Ready` is stopped by a plan that leaves VMs out rather than
       // waved through, and `kubectl get wr` shows it. A plan that skips every VM fails with NothingToRestore, above.
-      const clean = entries.length === planned;
+      const clean = entries.length === plannedCount;
       facts.phase = clean ? "Completed" : "PartiallyFailed";
       facts.completionTime = nowIso;
       facts.dryRun = true;
@@ -476,6 +513,27 @@ function prepare(p: StepPass): StepOutcome {
     if (p.outcomes.has(workloadKey(w))) continue;
     const migrate = w.action === "MigrateThenRestore";
     const v = p.vmOf(w);
+    if (w.definition === "Create") {
+      if (v.exists) {
+        p.fail(
+          w,
+          "VMExists",
+          `a VirtualMachine ${workloadKey(w)} was created after the restore planned to create it; it was not touched, nor its disks`,
+          v.vmi?.node,
+        );
+        continue;
+      }
+      if (giveUp) {
+        p.fail(w, notStoppedReason, `its claims were not all created in time; ${notStopped}`);
+        continue;
+      }
+      // Its claims first: the restore Job mounts them. Created with the node in selected-node, as the scheduler
+      // would for the Job's pod, so that a WaitForFirstConsumer class provisions them where the Job runs.
+      const absent = (w.claims ?? []).filter((c) => c.create && !world.claimsNow?.has(`${w.namespace}/${c.claimName}`));
+      for (const claim of absent) p.actions.push({ kind: "CreateClaim", vm: w, claim, node });
+      if (absent.length > 0) notes.push(`${w.name} creating ${absent.length} claims`);
+      continue;
+    }
     if (!v.exists) {
       p.fail(
         w,
@@ -606,6 +664,60 @@ function startVms(p: StepPass): StepOutcome {
     const v = p.vmOf(w);
     const report = results.get(key);
     const restored = report?.restored === true && !p.outcomes.has(key);
+    if (v.exists && v.hold?.owner === p.me && restored && w.definition === "Replace") {
+      const replaced = replacement(v, report);
+      if (replaced) {
+        p.actions.push({ kind: "ReplaceSpec", vm: w, spec: replaced.spec, hold: replaced.hold });
+        notes.push(`${w.name} spec put back as captured`);
+        continue;
+      }
+      if (!RUNNING_STRATEGIES.has(v.hold.runStrategy)) {
+        // The captured spec does not run: put back as it is, not started.
+        p.actions.push({ kind: "ReleaseVm", vm: w, hold: v.hold, runStrategy: v.hold.runStrategy });
+        notes.push(`${w.name} released stopped, as captured`);
+        continue;
+      }
+    }
+    if (!v.exists && restored && w.definition === "Create" && !p.outcomes.has(key)) {
+      const creation = vmCreation({
+        workload: w,
+        report,
+        nodeMountPath: step.spec.sharedVolume?.nodeMountPath ?? "",
+        owner: p.me,
+        backup: `${step.metadata.namespace}/${w.backup}`,
+        keepIdentity: p.world.restore.spec.keepIdentity === true,
+        missingReferences: world.missingReferences?.get(key) ?? [],
+      });
+      if (creation.kind === "Refuse") {
+        p.fail(w, creation.reason, creation.message);
+        continue;
+      }
+      p.actions.push({ kind: "CreateVm", vm: w, objects: creation.objects });
+      const missing = world.missingReferences?.get(key) ?? [];
+      if (missing.length > 0) {
+        p.fail(
+          w,
+          "MissingReferences",
+          `its disks were restored and its VirtualMachine created, halted: it references ${missing.join(", ")}, ` +
+            "which do not exist in its namespace; create them, then start it",
+        );
+      } else if (creation.held) {
+        notes.push(`${w.name} created, starting on ${node}`);
+      } else {
+        p.outcomes.set(key, {
+          namespace: w.namespace,
+          name: w.name,
+          phase: "Restored",
+          definition: "Created",
+          bytes: report.bytes ?? 0,
+          verified: report.verified === true,
+          message:
+            `${report.files ?? 0} files, ${report.bytes ?? 0} bytes written and verified; its VirtualMachine was ` +
+            `created from its captured definition, not started: its run strategy is ${creation.runStrategy}`,
+        });
+      }
+      continue;
+    }
     if (v.exists && v.hold?.owner === p.me) {
       const hold = v.hold;
       const target = restored ? node : hold.activeNode;
@@ -663,6 +775,7 @@ function startVms(p: StepPass): StepOutcome {
     if (p.outcomes.has(key)) continue;
     const runsOn = v.vmi?.phase === "Running" ? v.vmi.node : undefined;
     if (restored) {
+      const definition = definitionOutcome(w, v, report);
       p.outcomes.set(key, {
         namespace: w.namespace,
         name: w.name,
@@ -670,9 +783,15 @@ function startVms(p: StepPass): StepOutcome {
         node,
         bytes: report.bytes ?? 0,
         verified: report.verified === true,
+        ...(definition ? { definition } : {}),
         message:
           `${report.files ?? 0} files, ${report.bytes ?? 0} bytes written and verified; ` +
-          (v.exists ? `running on ${runsOn ?? node}` : "the VirtualMachine was deleted meanwhile"),
+          (!v.exists
+            ? "the VirtualMachine was deleted meanwhile"
+            : runsOn || RUNNING_STRATEGIES.has(v.runStrategy)
+              ? `running on ${runsOn ?? node}`
+              : `not running (run strategy ${v.runStrategy})`) +
+          (definition ? `; VirtualMachine ${DEFINITION_WORDS[definition]}` : ""),
       });
     } else {
       const after = runsOn ? `; started again on ${runsOn}` : "";
@@ -702,6 +821,13 @@ function startVms(p: StepPass): StepOutcome {
   });
   return { reason: "NodeDone", message: `${restoredCount} of ${total} VMs restored`, done: true };
 }
+
+const DEFINITION_WORDS: Record<DefinitionOutcome, string> = {
+  Created: "created from its captured definition",
+  Replaced: "spec put back as captured",
+  Kept: "spec kept, although it differs from the captured one",
+  Matches: "spec as captured",
+};
 
 /**
  * Why a VM the restore Job was sent was not restored: the agent's reason when it reported one (anything that is

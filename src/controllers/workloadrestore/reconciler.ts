@@ -21,7 +21,8 @@ import type { Logger } from "../../telemetry/logger.js";
 import type { OperatorMetrics } from "../../telemetry/metrics.js";
 import type { OperatorSettings } from "../runtime/agent-job.js";
 import { grantStepAccess, revokeStepAccess } from "../runtime/step-access.js";
-import { ownedFilesNow } from "../runtime/file-claims.js";
+import { fileClaimants, ownedFilesNow } from "../runtime/file-claims.js";
+import { isNotFound } from "../../k8s/errors.js";
 import { observeClaim, restorableClaimsNow, vmNamesClaims, type ClaimObject } from "../runtime/claim-disks.js";
 import { claimFilesystemIdentity } from "../runtime/volume-identity.js";
 import { requestsByNode, type PodObject } from "../runtime/node-requests.js";
@@ -38,9 +39,13 @@ import { createIfAbsent, deleteIfExists, setFinalizer, tryGet, writeStatus } fro
 import type { ReconcileResult } from "../runtime/work-queue.js";
 import { buildMigration, buildRestoreJob, migrationName, restoreOwnerId, stepAccessOf } from "./builders.js";
 import { decideRestore, type RestoreAction, type RestoreWorld } from "./decide.js";
-import { resolveWorkloads } from "./resolve.js";
+import { resolveWorkloads, type ResolvedWorkload } from "./resolve.js";
+import { claimsNamedBy, createdClaim } from "./created-claims.js";
+import { createdDisks, type CreatedDisks, type CreatedDisksProblem } from "./created-disks.js";
+import { reportedDefinition } from "./vm-object-actions.js";
 import { restoreTransition } from "./transitions.js";
 import {
+  ANNOTATION_RESTORE_HOLD,
   effectiveRunStrategy,
   holdPatch,
   pinnedNodeOf,
@@ -231,6 +236,7 @@ export class WorkloadRestoreReconciler {
       const mount = world.resolution.workloads[0]?.nodeMountPath;
       if (mount) world.ownedFiles = ownedFilesNow(vmis.items, informers.vms.list(), mount);
       world.ownedClaims = await this.ownedClaims(ns, world.resolution.workloads);
+      world.missingVms = await this.missingVms(restore, world.resolution.workloads, vmis.items);
       return world;
     }
     const current = steps
@@ -241,6 +247,8 @@ export class WorkloadRestoreReconciler {
       const preparing = ["Pending", "Preparing", undefined].includes(current.status?.phase);
       const views = await Promise.all(current.spec.workloads.map((w) => this.viewVm(restore, w, preparing)));
       world.vms = new Map(current.spec.workloads.map((w, i) => [workloadKey(w), views[i]!]));
+      if (preparing) world.claimsNow = await this.claimsToCreateNow(current);
+      if (current.status?.phase === "Starting") world.missingReferences = await this.missingReferences(current);
     }
     world.storageKeys = await this.storageKeys(restore, stepObjects);
     world.lease = leaseSetStateOf(
@@ -296,6 +304,98 @@ export class WorkloadRestoreReconciler {
   }
 
   /**
+   * The VMs to restore whose VirtualMachine does not exist, with the disks each would be created with (or why it
+   * cannot be). A VM the cache lacks is read before its absence is trusted.
+   */
+  private async missingVms(
+    restore: WorkloadRestore,
+    workloads: readonly ResolvedWorkload[],
+    vmis: readonly VirtualMachineInstance[],
+  ): Promise<Map<string, CreatedDisks | CreatedDisksProblem>> {
+    const { informers, client } = this.deps;
+    const missing: ResolvedWorkload[] = [];
+    for (const w of workloads) {
+      const key = workloadKey(w);
+      if (!informers.vms.get(key) && !(await this.confirm(informers.vms, Resources.VirtualMachine, w))) missing.push(w);
+    }
+    const result = new Map<string, CreatedDisks | CreatedDisksProblem>();
+    if (missing.length === 0) return result;
+    const ns = restore.metadata.namespace!;
+    const vms = informers.vms.list();
+    const existingClaims = missing.some((w) => w.capture.claims.length > 0)
+      ? new Map(
+          (await client.list<KubeObject & ClaimObject>(Resources.PersistentVolumeClaim, { namespace: ns })).items.map(
+            (c) => [c.metadata.name!, { ...(c.spec?.volumeMode ? { volumeMode: c.spec.volumeMode } : {}) }],
+          ),
+        )
+      : new Map<string, { volumeMode?: string }>();
+    const namedClaims = claimsNamedBy(vms);
+    for (const w of missing) {
+      const namedFiles = new Set(
+        w.nodeMountPath ? fileClaimants(vmis, vms, w.nodeMountPath).flatMap((c) => [...c.disks, ...c.extra]) : [],
+      );
+      result.set(
+        workloadKey(w),
+        createdDisks({
+          restoreNamespace: ns,
+          source: w.source ?? w,
+          target: w,
+          capture: w.capture,
+          existingClaims,
+          namedFiles,
+          namedClaims,
+          ...(restore.spec.storageClassName ? { storageClassName: restore.spec.storageClassName } : {}),
+        }),
+      );
+    }
+    return result;
+  }
+
+  /** Which of the claims the step creates exist now (read, not cached: they are created an instant before). */
+  private async claimsToCreateNow(step: NodeRestore): Promise<Set<string>> {
+    const wanted = step.spec.workloads.flatMap((w) =>
+      (w.claims ?? []).filter((c) => c.create).map((c) => ({ namespace: w.namespace, name: c.claimName })),
+    );
+    const found = await Promise.all(
+      wanted.map((c) => tryGet(this.deps.client, Resources.PersistentVolumeClaim, c.namespace, c.name)),
+    );
+    return new Set(wanted.filter((_, i) => found[i]).map((c) => `${c.namespace}/${c.name}`));
+  }
+
+  /**
+   * The Secrets and ConfigMaps that the reported definitions of the step's VMs to create reference and that do
+   * not exist. Only their metadata is read: their data never reaches the operator.
+   */
+  private async missingReferences(step: NodeRestore): Promise<Map<string, string[]>> {
+    const results = new Map((step.status?.results ?? []).map((r) => [workloadKey(r), r]));
+    const missing = new Map<string, string[]>();
+    for (const w of step.spec.workloads) {
+      if (w.definition !== "Create") continue;
+      const definition = reportedDefinition(results.get(workloadKey(w)));
+      if (!definition || "error" in definition) continue;
+      const lacking: string[] = [];
+      const kinds = [
+        ["Secret", Resources.Secret, definition.references.secrets],
+        ["ConfigMap", Resources.ConfigMap, definition.references.configMaps],
+      ] as const;
+      for (const [kind, type, references] of kinds) {
+        for (const reference of references) {
+          const exists = await this.deps.client.getMetadata(type, w.namespace, reference.name).then(
+            () => true,
+            (err: unknown) => {
+              if (isNotFound(err)) return false;
+              throw err;
+            },
+          );
+          if (!exists) lacking.push(`${kind} ${reference.name} (${reference.usedBy})`);
+        }
+      }
+      if (lacking.length > 0) missing.set(workloadKey(w), lacking);
+    }
+    return missing;
+  }
+
+  /**
    * The VM as the caches see it. What the caches do not hold is read from the API server before anything
    * rests on its absence: a VM that does not exist fails its restore, and while the step prepares, a VMI
    * that is gone lets the restore Job start (a cache can lag behind a watch that was just opened).
@@ -320,6 +420,7 @@ export class WorkloadRestoreReconciler {
       runStrategy: vm ? effectiveRunStrategy(vm) : "Halted",
       ...(hold ? { hold } : {}),
       ...(pinned ? { pinnedNode: pinned } : {}),
+      ...(vm?.spec ? { spec: vm.spec } : {}),
       ...(vmi
         ? {
             vmi: {
@@ -410,6 +511,42 @@ export class WorkloadRestoreReconciler {
           buildMigration(restore, action.vm, action.node),
         );
         if (created) informers.migrations.observe(created);
+        return;
+      }
+      case "CreateClaim":
+        await createIfAbsent(
+          client,
+          Resources.PersistentVolumeClaim,
+          createdClaim(restore, action.vm, action.claim, action.node),
+        );
+        return;
+      case "CreateVm": {
+        // The standalone DataVolumes first: the VirtualMachine waits for them.
+        for (const dv of action.objects.dataVolumes) {
+          await createIfAbsent(client, Resources.DataVolume, dv as unknown as KubeObject);
+        }
+        const created = await createIfAbsent(
+          client,
+          Resources.VirtualMachine,
+          action.objects.virtualMachine as unknown as VirtualMachine & KubeObject,
+        );
+        if (created) informers.vms.observe(created);
+        return;
+      }
+      case "ReplaceSpec": {
+        // The whole spec, not a merge: a field the captured spec lacks must go.
+        const vm = informers.vms.get(workloadKey(action.vm));
+        if (!vm) return;
+        informers.vms.observe(
+          await client.replace<VirtualMachine & KubeObject>(Resources.VirtualMachine, {
+            ...vm,
+            metadata: {
+              ...vm.metadata,
+              annotations: { ...vm.metadata.annotations, [ANNOTATION_RESTORE_HOLD]: JSON.stringify(action.hold) },
+            },
+            spec: action.spec,
+          }),
+        );
         return;
       }
       case "StartJob": {

@@ -1,9 +1,15 @@
 // Which capture each VM of a WorkloadRestore is restored from. Pure: the backups and their steps
 // (NodeSnapshots) in, one capture per VM out, or the reason a VM cannot be restored.
 import { isFinished, isRestorable } from "../../api/phases.js";
-import type { FederatedBackup, NodeSnapshot, WorkloadRestore } from "../../api/v1alpha1/index.js";
+import type {
+  FederatedBackup,
+  NodeSnapshot,
+  NodeSnapshotSpecWorkloadClaim,
+  WorkloadRestore,
+} from "../../api/v1alpha1/index.js";
 import { indexCaptures, vmKey } from "../../digest/index.js";
 import { compareWorkloads, type RestoreWorkload, type WorkloadRef } from "../../planning/index.js";
+import { isCopy, restoreTarget } from "../../planning/restore-target.js";
 
 /** A VM with the capture it is restored from. */
 /** How many backups a message names; it counts the rest (a condition's message holds 32768 characters). */
@@ -17,6 +23,18 @@ export interface ResolvedWorkload extends RestoreWorkload {
   /** Where the capture's backup saw the shared volume mounted on the nodes (its disks' paths start there). */
   nodeMountPath: string;
   locationClaim: string;
+  /** For a copy: the captured VM it is made from (namespace and name are the copy's). */
+  source?: WorkloadRef;
+  /** What the capture holds: what a VM created from it is made of. */
+  capture: CaptureContents;
+}
+
+/** A capture's disks as its backup step recorded them, and whether it holds the VM's definition. */
+export interface CaptureContents {
+  /** hostDisk files, relative to the shared volume root. */
+  files: string[];
+  claims: NodeSnapshotSpecWorkloadClaim[];
+  definition: boolean;
 }
 
 /**
@@ -26,7 +44,15 @@ export interface ResolvedWorkload extends RestoreWorkload {
  */
 export interface Unrestorable extends WorkloadRef {
   backup: string;
-  reason: "NotCaptured" | "VolumeSnapshotOnly" | "OtherVolumes";
+  reason:
+    | "NotCaptured"
+    | "VolumeSnapshotOnly"
+    | "OtherVolumes"
+    | "NoDefinition"
+    | "TargetExists"
+    | "ClaimInOtherNamespace"
+    | "DiskInUse"
+    | "ClaimShapeUnknown";
   /** One sentence, starting with "Skipped:". */
   message: string;
 }
@@ -110,11 +136,13 @@ export function resolveWorkloads(
     return best?.step;
   };
 
-  let wanted: Array<WorkloadRef & { targetNode?: string; backup?: string }>;
+  // Each VM asked for, by its captured name; the plan and the steps know it by its target's.
+  let wanted: Array<WorkloadRef & { targetNode?: string; backup?: string; target?: WorkloadRef }>;
   if (spec.workloads?.length) {
     wanted = spec.workloads.map((w) => ({
       namespace: w.namespace,
       name: w.name,
+      target: restoreTarget(w, w, spec.namespaceMapping),
       ...(w.targetNode ? { targetNode: w.targetNode } : {}),
       ...(w.backupRef?.name || spec.backupRef?.name ? { backup: w.backupRef?.name ?? spec.backupRef?.name } : {}),
     }));
@@ -137,13 +165,14 @@ export function resolveWorkloads(
   const unrestorable: Unrestorable[] = [];
   for (const w of wanted) {
     const key = vmKey(w.namespace, w.name);
+    const target = w.target ?? restoreTarget(w, undefined, spec.namespaceMapping);
+    const copy = isCopy(w, target);
     const backupName = w.backup ?? latest?.get(key)?.last.backup.split("/")[1];
     const backup = backupName ? backupByName.get(backupName) : undefined;
     const step = backup ? captureIn(backup, w) : undefined;
     if (!backup || !step) {
       unrestorable.push({
-        namespace: w.namespace,
-        name: w.name,
+        ...target,
         backup: backupName ?? "",
         reason: "NotCaptured",
         message: backup
@@ -155,8 +184,7 @@ export function resolveWorkloads(
     if (step.spec.snapshot.method === "CSI" && step.spec.extractAt === "Restore") {
       // Its files are only in the VolumeSnapshot; a restore Job mounts the shared volume and the location.
       unrestorable.push({
-        namespace: w.namespace,
-        name: w.name,
+        ...target,
         backup: backup.metadata.name!,
         reason: "VolumeSnapshotOnly",
         message:
@@ -165,9 +193,16 @@ export function resolveWorkloads(
       });
       continue;
     }
+    const captured = step.status?.captured?.find((c) => c.namespace === w.namespace && c.name === w.name);
+    const planned = step.spec.workloads?.find((p) => p.namespace === w.namespace && p.name === w.name);
     found.push({
-      namespace: w.namespace,
-      name: w.name,
+      ...target,
+      ...(copy ? { source: { namespace: w.namespace, name: w.name } } : {}),
+      capture: {
+        files: [...(planned?.files ?? [])],
+        claims: [...(planned?.claims ?? [])],
+        definition: (captured as { definition?: boolean } | undefined)?.definition === true,
+      },
       backup: backup.metadata.name!,
       ...(w.targetNode ? { targetNode: w.targetNode } : {}),
       ...(step.spec.node ? { originalNode: step.spec.node } : {}),

@@ -33,7 +33,7 @@ export interface PlanProblem extends WorkloadRef {
 export interface RestoreFacts {
   phase: WorkloadRestoreStatusPhase;
   /** The whole plan while it is made; afterwards the (possibly truncated) status.plan. */
-  plan: ReadonlyArray<RestorePlanEntry | WorkloadRestoreStatusPlanEntry>;
+  plan: ReadonlyArray<PlanEntry | WorkloadRestoreStatusPlanEntry>;
   planTruncated: number;
   startTime?: string;
   completionTime?: string;
@@ -73,6 +73,7 @@ export function buildRestoreStatus(
               ...(o.node ? { node: o.node } : {}),
               ...(o.bytes !== undefined ? { bytes: o.bytes } : {}),
               ...(o.verified !== undefined ? { verified: o.verified } : {}),
+              ...(o.definition ? { definition: o.definition } : {}),
               ...(o.reason ? { reason: o.reason } : {}),
               ...(o.message ? { message: o.message } : {}),
             }
@@ -157,10 +158,15 @@ export function buildRestoreStatus(
   };
 }
 
-function toPlanEntry(e: RestorePlanEntry | WorkloadRestoreStatusPlanEntry): WorkloadRestoreStatusPlanEntry {
+/** A plan entry as the status keeps it: the planner's, with what the restore does with the VM object. */
+export type PlanEntry = RestorePlanEntry & Pick<WorkloadRestoreStatusPlanEntry, "source" | "definition">;
+
+function toPlanEntry(e: PlanEntry | WorkloadRestoreStatusPlanEntry): WorkloadRestoreStatusPlanEntry {
   return {
     namespace: e.namespace,
     name: e.name,
+    ...(e.source ? { source: { namespace: e.source.namespace, name: e.source.name } } : {}),
+    ...(e.definition ? { definition: e.definition } : {}),
     ...(e.activeNode ? { activeNode: e.activeNode } : {}),
     ...(e.restoreNode ? { restoreNode: e.restoreNode } : {}),
     action: e.action,

@@ -27,12 +27,15 @@ export interface VmView {
   hold?: VmHold;
   /** The template's kubernetes.io/hostname node selector. */
   pinnedNode?: string;
+  /** The VirtualMachine's spec (definition Keep says whether it differs from the captured one). */
+  spec?: Record<string, unknown>;
   vmi?: { node?: string; phase: string; migrating: boolean };
   /** This restore's migration of the VM, if it created one. */
   migration?: { phase: string };
 }
 
-const RUNNING_STRATEGIES = new Set(["Always", "RerunOnFailure"]);
+/** Run strategies under which KubeVirt keeps the VM running. */
+export const RUNNING_STRATEGIES: ReadonlySet<string> = new Set(["Always", "RerunOnFailure"]);
 
 export function effectiveRunStrategy(vm: VirtualMachine): string {
   if (vm.spec?.runStrategy) return vm.spec.runStrategy;

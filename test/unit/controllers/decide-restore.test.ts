@@ -114,6 +114,7 @@ const resolved = (key: string, fields: Partial<ResolvedWorkload> = {}): Resolved
   sharedClaim: "vmdisks",
   nodeMountPath: "/var/lib/vms",
   locationClaim: "backups",
+  capture: { files: [`${key}/disk.img`], claims: [], definition: false },
   ...fields,
 });
 
@@ -316,7 +317,7 @@ describe("decideRestore", () => {
       );
       const [first] = steps;
       assert.equal(first?.spec.restoreUID, "uid-r1");
-      assert.deepEqual(first?.spec.sharedVolume, { claimName: "vmdisks" });
+      assert.deepEqual(first?.spec.sharedVolume, { claimName: "vmdisks", nodeMountPath: "/var/lib/vms" });
       assert.deepEqual(first?.spec.location, { claimName: "backups" });
       assert.deepEqual(first?.spec.workloads[0], {
         namespace: "vms",
@@ -324,6 +325,7 @@ describe("decideRestore", () => {
         backup: "nightly",
         backupPath: BACKUP_PATH,
         files: ["vms/c/disk.img"],
+        definition: "Keep",
         action: "RestoreInPlace",
         activeNode: "n2",
       });

@@ -102,6 +102,7 @@ describe("resolveWorkloads", () => {
           sharedClaim: "vmdisks",
           nodeMountPath: "/disks",
           locationClaim: "backups",
+          capture: { files: ["vms/a/disk.img"], claims: [], definition: false },
         },
         {
           namespace: "vms",
@@ -112,6 +113,7 @@ describe("resolveWorkloads", () => {
           sharedClaim: "vmdisks",
           nodeMountPath: "/disks",
           locationClaim: "backups",
+          capture: { files: ["vms/b/disk.img"], claims: [], definition: false },
         },
         {
           namespace: "vms",
@@ -122,6 +124,7 @@ describe("resolveWorkloads", () => {
           sharedClaim: "vmdisks",
           nodeMountPath: "/disks",
           locationClaim: "backups",
+          capture: { files: ["vms/c/disk.img"], claims: [], definition: false },
         },
       ]);
     });
