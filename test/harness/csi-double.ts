@@ -6,7 +6,11 @@
 //   status subresource (creationTime, readyToUse, restoreSize, boundVolumeSnapshotContentName).
 // - A PVC whose dataSource is a VolumeSnapshot: the snapshot's directory is copied to a new directory and a
 //   hostPath PV pre-bound to the claim is created (the PV binder controller completes the binding).
-// - A restored claim that is deleted: its PV and directory go too.
+// - A blank PVC (no dataSource, no volumeName) whose StorageClass's provisioner is CSI_DOUBLE_DRIVER, as the
+//   CSI external-provisioner would: a new empty directory as a hostPath PV (Filesystem), or a loop device of
+//   zeros of the requested size as a Block-mode PV (Block), annotated pv.kubernetes.io/provisioned-by with the
+//   driver and bound to the claim as a restored claim is.
+// - A restored or provisioned claim that is deleted: its PV and directory (or loop device) go too.
 //
 // Block-mode claims (a PV of volumeMode Block on a loop device, block-volumes.ts) work alike: the snapshot
 // copies the device's bytes to a sparse file, a claim restored from it gets a new loop device on a copy of
@@ -32,12 +36,13 @@ import { mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
+import { parseQuantity } from "../../src/controllers/runtime/quantity.js";
 import { KubeClient } from "../../src/k8s/client.js";
 import { isAlreadyExists, isNotFound } from "../../src/k8s/errors.js";
 import { Informer } from "../../src/k8s/informer.js";
 import { Resources } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
-import { attachLoopDevice, type LoopDevice } from "./block-volumes.js";
+import { StorageClassResource, attachLoopDevice, type LoopDevice } from "./block-volumes.js";
 import type { ControlPlane } from "./control-plane.js";
 
 const run = promisify(execFile);
@@ -106,9 +111,27 @@ export interface RestoreRecord {
   deleted?: boolean;
 }
 
+/** A blank claim the double provisioned (its StorageClass's provisioner is CSI_DOUBLE_DRIVER). */
+export interface ProvisionRecord {
+  namespace: string;
+  claim: string;
+  pv: string;
+  /** The new empty directory (Filesystem) or the loop device's backing file (Block). */
+  dir: string;
+  volumeMode: VolumeMode;
+  /** The loop device of a Block-mode claim. */
+  device?: string;
+  /** Its size in bytes (Block: the requested size rounded up to 512). */
+  size: number;
+  deleted?: boolean;
+}
+
+type StorageClass = KubeObject & { provisioner?: string };
+
 export class CsiDouble {
   readonly snapshots: SnapshotRecord[] = [];
   readonly restores: RestoreRecord[] = [];
+  readonly provisioned: ProvisionRecord[] = [];
   readonly groupSnapshots: GroupSnapshotRecord[] = [];
   private readonly client: KubeClient;
   private readonly vsInformer: Informer<VolumeSnapshot>;
@@ -389,6 +412,7 @@ export class CsiDouble {
   private async onClaim(pvc: Claim): Promise<void> {
     const uid = pvc.metadata.uid!;
     const source = pvc.spec.dataSource;
+    if (!source && !pvc.spec.volumeName && !this.busy.has(uid)) return this.provisionBlank(pvc);
     if (!source || source.kind !== "VolumeSnapshot" || pvc.spec.volumeName || this.busy.has(uid)) return;
     const ns = pvc.metadata.namespace!;
     const vs = this.vsInformer.get(`${ns}/${source.name}`);
@@ -463,11 +487,79 @@ export class CsiDouble {
       });
   }
 
+  /**
+   * A blank claim of a class of the double's driver, as the external-provisioner makes one: an empty
+   * directory or a loop device of zeros of the requested size, as a PV pre-bound to the claim.
+   */
+  private async provisionBlank(pvc: Claim): Promise<void> {
+    const className = pvc.spec.storageClassName;
+    if (!className) return;
+    const sc = await this.client.get<StorageClass>(StorageClassResource, undefined, className).catch((err: unknown) => {
+      if (!isNotFound(err)) throw err;
+      return undefined;
+    });
+    const uid = pvc.metadata.uid!;
+    if (sc?.provisioner !== CSI_DOUBLE_DRIVER || this.busy.has(uid)) return;
+    this.busy.add(uid);
+    const ns = pvc.metadata.namespace!;
+    const pv = `pvc-${uid}`;
+    const requested = pvc.spec.resources?.requests?.storage ?? "1Gi";
+    const volumeMode: VolumeMode = pvc.spec.volumeMode === "Block" ? "Block" : "Filesystem";
+    let record: ProvisionRecord;
+    let source: Record<string, unknown>;
+    if (volumeMode === "Block") {
+      const loop = attachLoopDevice(Math.ceil(parseQuantity(requested) / 512) * 512, "zeros");
+      this.loops.set(pv, loop);
+      record = {
+        namespace: ns,
+        claim: pvc.metadata.name!,
+        pv,
+        dir: loop.file,
+        volumeMode,
+        device: loop.device,
+        size: loop.size,
+      };
+      source = { hostPath: { path: loop.device, type: "BlockDevice" } };
+    } else {
+      const dir = path.join(this.dir, `provisioned-${uid}`);
+      mkdirSync(dir, { recursive: true });
+      record = { namespace: ns, claim: pvc.metadata.name!, pv, dir, volumeMode, size: parseQuantity(requested) };
+      source = { hostPath: { path: dir, type: "Directory" } };
+    }
+    this.provisioned.push(record);
+    await this.client.create(Resources.PersistentVolume, {
+      apiVersion: "v1",
+      kind: "PersistentVolume",
+      metadata: { name: pv, annotations: { "pv.kubernetes.io/provisioned-by": CSI_DOUBLE_DRIVER } },
+      spec: {
+        capacity: { storage: requested },
+        volumeMode,
+        accessModes: pvc.spec.accessModes ?? ["ReadWriteOnce"],
+        persistentVolumeReclaimPolicy: "Retain",
+        storageClassName: className,
+        ...source,
+        claimRef: { namespace: ns, name: pvc.metadata.name, uid },
+      },
+    } as KubeObject);
+    await this.client
+      .patch(Resources.PersistentVolumeClaim, ns, pvc.metadata.name!, { spec: { volumeName: pv } })
+      .catch(ignoreGone);
+  }
+
   private async onClaimGone(pvc: Claim): Promise<void> {
+    const blank = this.provisioned.find(
+      (r) => r.namespace === pvc.metadata.namespace && r.pv === `pvc-${pvc.metadata.uid}` && !r.deleted,
+    );
+    if (blank) return this.release(blank);
     const restore = this.restores.find(
       (r) => r.namespace === pvc.metadata.namespace && r.claim === pvc.metadata.name && !r.deleted,
     );
     if (!restore || restore.pv !== `restored-${pvc.metadata.uid}`) return;
+    return this.release(restore);
+  }
+
+  /** Deletes a restored or provisioned claim's PV, then its directory or loop device. */
+  private async release(restore: { pv: string; dir: string; deleted?: boolean }): Promise<void> {
     restore.deleted = true;
     await this.client.delete(Resources.PersistentVolume, undefined, restore.pv).catch((err: unknown) => {
       if (!isNotFound(err)) throw err;

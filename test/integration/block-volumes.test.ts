@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Resources } from "../../src/k8s/resources.js";
@@ -19,6 +19,7 @@ import {
   waitForBound,
   type BlockVolumeFixture,
 } from "../harness/block-volumes.js";
+import { CSI_DOUBLE_DRIVER } from "../harness/csi-double.js";
 import { PodRunner, RUNNER_ANNOTATION } from "../harness/pod-runner.js";
 import {
   claimDisksOf,
@@ -49,6 +50,9 @@ const MiB = 1024 * 1024;
 const RUNNER = "block-volumes-test";
 const DEVICE_PATH = "/dev/fedbackup-test/disk";
 const STORAGE_CLASS = "fedbackup-test-block";
+/** A class whose provisioner is the CSI double's driver: it provisions blank claims of it. */
+const CSI_CLASS = "fedbackup-test-csi-double";
+const WRITER_IMAGE = "fedbackup-test:writer";
 
 /** The loop devices still attached to `file` (also when the file was deleted meanwhile). */
 const attachedTo = (file: string): string =>
@@ -72,10 +76,11 @@ describe("harness: Block-mode claims on loop devices, DataVolumes and VM claim d
     ns = await freshNamespace("block-volumes");
     sharedDir = mkdtempSync(path.join(os.tmpdir(), "fedbackup-block-volumes-"));
     await ensureStorageClass(client(), STORAGE_CLASS);
-    // The device's sha256 as the container sees it at its devicePath, and that it is a block device there.
+    // The device's sha256 as the container sees it at its devicePath, and that it is a block device there;
+    // WRITER_IMAGE runs the shell script of its args.
     runner = new PodRunner(cluster(), {
       name: RUNNER,
-      programFor: () => ["sh", "-c", 'test -b "$0" && sha256sum "$0"'],
+      programFor: (image) => (image === WRITER_IMAGE ? ["sh", "-c"] : ["sh", "-c", 'test -b "$0" && sha256sum "$0"']),
     });
     await runner.start();
   });
@@ -234,6 +239,92 @@ describe("harness: Block-mode claims on loop devices, DataVolumes and VM claim d
     } finally {
       rmSync(fsDir, { recursive: true, force: true });
     }
+  });
+
+  it("CSI double: provisions blank claims of its driver's class, an empty directory and a device of zeros, writable by a pod", async () => {
+    const csi = await csiDouble();
+    await ensureStorageClass(client(), CSI_CLASS, CSI_DOUBLE_DRIVER);
+    const blank = (name: string, volumeMode: "Filesystem" | "Block", storage: string) =>
+      client().create(Resources.PersistentVolumeClaim, {
+        apiVersion: "v1",
+        kind: "PersistentVolumeClaim",
+        metadata: { name, namespace: ns },
+        spec: {
+          volumeMode,
+          accessModes: ["ReadWriteOnce"],
+          storageClassName: CSI_CLASS,
+          resources: { requests: { storage } },
+        },
+      } as KubeObject);
+    await blank("blank-fs", "Filesystem", "16Mi");
+    await blank("blank-blk", "Block", "8Mi");
+    const provisioned = async (claim: string) => {
+      const pvName = await waitForBound(client(), ns, claim);
+      const pv = await client().get<Pv>(Resources.PersistentVolume, undefined, pvName);
+      const record = csi.provisioned.find((r) => r.namespace === ns && r.claim === claim)!;
+      assert.equal(record.pv, pvName);
+      assert.equal(pv.metadata.annotations?.["pv.kubernetes.io/provisioned-by"], CSI_DOUBLE_DRIVER);
+      assert.equal(pv.spec.storageClassName, CSI_CLASS);
+      return { pv, record };
+    };
+    const fs = await provisioned("blank-fs");
+    assert.equal(fs.pv.spec.volumeMode, "Filesystem");
+    assert.deepEqual(fs.pv.spec.hostPath, { path: fs.record.dir, type: "Directory" });
+    assert.deepEqual(readdirSync(fs.record.dir), []);
+    const blk = await provisioned("blank-blk");
+    assert.equal(blk.pv.spec.volumeMode, "Block");
+    assert.deepEqual(blk.pv.spec.hostPath, { path: blk.record.device, type: "BlockDevice" });
+    assert.equal(Number(execFileSync("blockdev", ["--getsize64", blk.record.device!], { encoding: "utf8" })), 8 * MiB);
+    assert.ok(readFileSync(blk.record.device!).equals(Buffer.alloc(8 * MiB)), "the device is not zeros");
+
+    // A pod with both: a file written on the directory claim, bytes written to the device.
+    await client().create(Resources.Pod, {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: {
+        name: "writes-blank-claims",
+        namespace: ns,
+        labels: { "app.kubernetes.io/component": "agent" },
+        annotations: { [RUNNER_ANNOTATION]: RUNNER },
+      },
+      spec: {
+        nodeName: "node-a",
+        restartPolicy: "Never",
+        containers: [
+          {
+            name: "agent",
+            image: WRITER_IMAGE,
+            args: [
+              `echo written > /data/probe && printf written | dd of=${DEVICE_PATH} conv=notrunc,fsync 2>/dev/null`,
+            ],
+            volumeMounts: [{ name: "fs", mountPath: "/data" }],
+            volumeDevices: [{ name: "blk", devicePath: DEVICE_PATH }],
+          },
+        ],
+        volumes: [
+          { name: "fs", persistentVolumeClaim: { claimName: "blank-fs" } },
+          { name: "blk", persistentVolumeClaim: { claimName: "blank-blk" } },
+        ],
+      },
+    } as KubeObject);
+    const pod = await waitFor("the pod to end", 30_000, async () => {
+      const p = await client().get<Pod>(Resources.Pod, ns, "writes-blank-claims");
+      return p.status?.phase === "Succeeded" || p.status?.phase === "Failed" ? p : undefined;
+    });
+    const run = runner!.runs.find((r) => r.namespace === ns && r.name === "writes-blank-claims")!;
+    assert.equal(pod.status?.phase, "Succeeded", readFileSync(run.log, "utf8"));
+    assert.equal(readFileSync(path.join(fs.record.dir, "probe"), "utf8"), "written\n");
+    assert.equal(readFileSync(blk.record.device!).subarray(0, 7).toString(), "written");
+
+    // Deleting the claims removes their PVs, the directory and the device, as for restored claims.
+    await client().delete(Resources.Pod, ns, "writes-blank-claims");
+    await client().delete(Resources.PersistentVolumeClaim, ns, "blank-fs");
+    await client().delete(Resources.PersistentVolumeClaim, ns, "blank-blk");
+    await waitFor("the blank claims' volumes to be released", 30_000, () =>
+      Promise.resolve(fs.record.deleted && blk.record.deleted && attachedTo(blk.record.dir) === "" ? true : undefined),
+    );
+    assert.equal(statSync(fs.record.dir, { throwIfNoEntry: false }), undefined);
+    assert.equal(statSync(blk.record.dir, { throwIfNoEntry: false }), undefined);
   });
 
   it("makes VMs whose disks are DataVolumes and claims of both modes, named as KubeVirt names them", async () => {
