@@ -93,3 +93,21 @@ export async function refusedNamespaces(
   }
   return refused;
 }
+
+interface SelfSubjectAccessReview extends KubeObject {
+  spec: { resourceAttributes: ResourceAttributes };
+  status?: { allowed?: boolean; denied?: boolean };
+}
+
+const SelfSubjectAccessReviews: ResourceType = authorization("selfsubjectaccessreviews", "SelfSubjectAccessReview");
+
+/** Whether the authorizers allow this client's own identity the request (a SelfSubjectAccessReview). */
+export async function mayI(client: KubeClient, attributes: ResourceAttributes): Promise<boolean> {
+  const review = await client.create<SelfSubjectAccessReview>(SelfSubjectAccessReviews, {
+    apiVersion: "authorization.k8s.io/v1",
+    kind: "SelfSubjectAccessReview",
+    metadata: {},
+    spec: { resourceAttributes: { ...attributes } },
+  });
+  return review.status?.allowed === true && review.status.denied !== true;
+}

@@ -38,6 +38,10 @@ export interface ObservedWorkload extends WorkloadRef {
   claimProblem?: { reason: ClaimProblemReason; detail: string };
   /** Its volumes that are not data (vm-disks.ts): named in its manifest as skipped, never captured. */
   skippedVolumes?: SkippedVolume[];
+  /** The standalone DataVolumes its VirtualMachine names (vm-definition.ts): read by the agent for its definition. */
+  dataVolumes?: string[];
+  /** The Secrets its VirtualMachine references, only for a backup with includeSecrets: read and stored by the agent. */
+  secrets?: string[];
 }
 
 /** A disk of a VM that is a PersistentVolumeClaim of its namespace, as a node step lists it. */

@@ -93,6 +93,7 @@ export function buildNodeSnapshot(
         ...(s.snapshot?.volumeSnapshotClassName ? { volumeSnapshotClassName: s.snapshot.volumeSnapshotClassName } : {}),
       },
       extractAt: s.extractAt ?? "Backup",
+      ...(s.includeSecrets ? { includeSecrets: true } : {}),
       workloads: workloads.map((w) => ({
         namespace: w.namespace,
         name: w.name,
@@ -100,6 +101,9 @@ export function buildNodeSnapshot(
         files: w.files,
         ...(w.claims?.length ? { claims: w.claims } : {}),
         ...(w.skippedVolumes?.length ? { skippedVolumes: w.skippedVolumes } : {}),
+        // What the agent may read for the VM's definition (and store, for Secrets with includeSecrets).
+        ...(w.dataVolumes?.length ? { dataVolumes: w.dataVolumes } : {}),
+        ...(s.includeSecrets && w.secrets?.length ? { secrets: w.secrets } : {}),
       })),
       ...(unplaced.length
         ? {
@@ -330,7 +334,12 @@ export function stepAccessOf(step: NodeSnapshot): StepAccessRequest {
   return {
     kind: "NodeSnapshot",
     step: { namespace: step.metadata.namespace!, name: step.metadata.name!, uid: step.metadata.uid! },
-    workloads: (step.spec.workloads ?? []).map((w) => ({ namespace: w.namespace, name: w.name })),
+    workloads: (step.spec.workloads ?? []).map((w) => ({
+      namespace: w.namespace,
+      name: w.name,
+      ...(w.dataVolumes?.length ? { dataVolumes: w.dataVolumes } : {}),
+      ...(step.spec.includeSecrets && w.secrets?.length ? { secrets: w.secrets } : {}),
+    })),
     ...(step.spec.snapshot.method === "CSI" ? { volumeSnapshot: volumeSnapshotName(step) } : {}),
     ...(usesCsiCut(step) ? { claimSnapshots: claimSnapshotNames(step) } : {}),
     ...(usesCsiCut(step) && groupSnapshotsOf(step).length > 0 ? { groupSnapshots: groupSnapshotsOf(step) } : {}),

@@ -64,6 +64,8 @@ import {
 } from "../runtime/claim-disks.js";
 import { withClaimMethods } from "../runtime/claim-methods.js";
 import { observeNode, observeWorkload, stoppedWorkload } from "../runtime/observe.js";
+import { withDefinitionReads } from "../runtime/definition-reads.js";
+import { SECRETS_ACCESS, operatorSecretsRefusal } from "../runtime/secrets-permission.js";
 import { inScope } from "./scope.js";
 import { decideThaws, withThawed, type FreezeView } from "./thaw.js";
 import { isTerminalStepPhase, type ObservedStep } from "./steps.js";
@@ -324,6 +326,10 @@ export class FederatedBackupReconciler {
       // Who created the run may reach into every namespace it selects (before anything is touched).
       invalid =
         (await checkCreatorAccess(client, backup, "FederatedBackup", backupNamespaces(backup), BACKUP_ACCESS)) ??
+        (backup.spec.includeSecrets
+          ? ((await checkCreatorAccess(client, backup, "FederatedBackup", backupNamespaces(backup), SECRETS_ACCESS)) ??
+            (await operatorSecretsRefusal(client, backupNamespaces(backup))))
+          : undefined) ??
         (await this.validate(backup, !!sharedPvc));
       missingNamespaces = [];
       for (const name of new Set(backupNamespaces(backup))) {
@@ -355,14 +361,21 @@ export class FederatedBackupReconciler {
     const claims = claimObjects.map(observeClaim);
     // Without a shared volume no file is captured: a VM with hostDisks is NoSharedDisk (withoutSharedVolume).
     const workloads = selected.map((v) =>
-      withSkippedVolumes(
-        withClaims(
-          mount ? withOwnership(observeWorkload(v, mount), ownership) : withoutSharedVolume(observeWorkload(v, "/"), v),
+      withDefinitionReads(
+        withSkippedVolumes(
+          withClaims(
+            mount
+              ? withOwnership(observeWorkload(v, mount), ownership)
+              : withoutSharedVolume(observeWorkload(v, "/"), v),
+            v,
+            ns,
+            claims,
+          ),
           v,
-          ns,
-          claims,
         ),
-        v,
+        // The VirtualMachine of the instance (same name): what its agent may read for its definition.
+        informers.vms.get(`${v.metadata.namespace}/${v.metadata.name}`),
+        backup.spec.includeSecrets ?? false,
       ),
     );
     // Each claim's snapshot method is decided here, and recorded in the steps' specs that the agents execute.

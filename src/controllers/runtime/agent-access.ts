@@ -3,7 +3,9 @@
 // Each step (NodeSnapshot or NodeRestore) gets a ServiceAccount of its own, and Roles that name exactly
 // the objects its agent touches: its own step object (read it, report into its status), the step's
 // VolumeSnapshot (CSI method), and in each namespace whose VMs it handles, those VMs' instances (read; and
-// for a backup, freeze and thaw). Nothing is granted on a ClusterRole or without resourceNames, except the
+// for a backup, freeze and thaw). A backup's agent also reads, by name, what each VM's definition needs:
+// its VirtualMachine, the standalone DataVolumes the step names for it, and only when the backup has
+// includeSecrets the Secrets the step names for it. Nothing is granted on a ClusterRole or without resourceNames, except the
 // creation of the step's VolumeSnapshot (and VolumeGroupSnapshots), which RBAC cannot narrow by name (the
 // name does not exist yet), and the list of the step namespace's VolumeSnapshots for a step that takes a
 // VolumeGroupSnapshot: its members are named by the snapshot controller, and found by their owner.
@@ -21,8 +23,16 @@ export type StepKind = "NodeSnapshot" | "NodeRestore";
 export interface StepAccessRequest {
   kind: StepKind;
   step: { namespace: string; name: string; uid: string };
-  /** The VMs the agent reads (and, for a backup, freezes and thaws). */
-  workloads: readonly { namespace: string; name: string }[];
+  /**
+   * The VMs the agent reads (and, for a backup, freezes and thaws), with, for a backup, the DataVolumes and
+   * Secrets it reads for each VM's definition (Secrets only with includeSecrets).
+   */
+  workloads: readonly {
+    namespace: string;
+    name: string;
+    dataVolumes?: readonly string[];
+    secrets?: readonly string[];
+  }[];
   /** The VolumeSnapshot the agent creates and reads (CSI method); named after the step. */
   volumeSnapshot?: string;
   /** The VolumeSnapshots of the step's claims cut with CSI, which the agent creates and reads. */
@@ -80,17 +90,30 @@ function foreignName(step: { namespace: string; name: string }): string {
   return bounded(`fedbackup-agent.${step.namespace}.${step.name}`);
 }
 
-function grouped(workloads: StepAccessRequest["workloads"]): Map<string, string[]> {
-  const byNamespace = new Map<string, Set<string>>();
+/** What the agent touches in one namespace: VMs, and for their definitions DataVolumes and Secrets. */
+interface NamespaceNames {
+  vms: string[];
+  dataVolumes: string[];
+  secrets: string[];
+}
+
+function grouped(workloads: StepAccessRequest["workloads"]): Map<string, NamespaceNames> {
+  const byNamespace = new Map<string, { vms: Set<string>; dataVolumes: Set<string>; secrets: Set<string> }>();
   for (const w of workloads) {
     let names = byNamespace.get(w.namespace);
-    if (!names) byNamespace.set(w.namespace, (names = new Set()));
-    names.add(w.name);
+    if (!names) byNamespace.set(w.namespace, (names = { vms: new Set(), dataVolumes: new Set(), secrets: new Set() }));
+    names.vms.add(w.name);
+    for (const dv of w.dataVolumes ?? []) names.dataVolumes.add(dv);
+    for (const secret of w.secrets ?? []) names.secrets.add(secret);
   }
+  const sorted = (names: Set<string>) => [...names].sort();
   return new Map(
     [...byNamespace.entries()]
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([ns, names]) => [ns, [...names].sort()]),
+      .map(([ns, names]) => [
+        ns,
+        { vms: sorted(names.vms), dataVolumes: sorted(names.dataVolumes), secrets: sorted(names.secrets) },
+      ]),
   );
 }
 
@@ -134,17 +157,33 @@ function stepRules(req: StepAccessRequest): Rule[] {
   return rules;
 }
 
-function workloadRules(kind: StepKind, names: string[]): Rule[] {
+function workloadRules(kind: StepKind, names: NamespaceNames): Rule[] {
   const rules: Rule[] = [
-    { apiGroups: ["kubevirt.io"], resources: ["virtualmachineinstances"], verbs: ["get"], resourceNames: names },
+    { apiGroups: ["kubevirt.io"], resources: ["virtualmachineinstances"], verbs: ["get"], resourceNames: names.vms },
   ];
   if (kind === "NodeSnapshot") {
-    rules.push({
-      apiGroups: ["subresources.kubevirt.io"],
-      resources: ["virtualmachineinstances/freeze", "virtualmachineinstances/unfreeze"],
-      verbs: ["update"],
-      resourceNames: names,
-    });
+    rules.push(
+      {
+        apiGroups: ["subresources.kubevirt.io"],
+        resources: ["virtualmachineinstances/freeze", "virtualmachineinstances/unfreeze"],
+        verbs: ["update"],
+        resourceNames: names.vms,
+      },
+      // The VMs' definitions (agent/definition-capture.ts).
+      { apiGroups: ["kubevirt.io"], resources: ["virtualmachines"], verbs: ["get"], resourceNames: names.vms },
+    );
+    if (names.dataVolumes.length > 0) {
+      rules.push({
+        apiGroups: ["cdi.kubevirt.io"],
+        resources: ["datavolumes"],
+        verbs: ["get"],
+        resourceNames: names.dataVolumes,
+      });
+    }
+    // Named in the step only for a backup with includeSecrets (federatedbackup/builders.ts).
+    if (names.secrets.length > 0) {
+      rules.push({ apiGroups: [""], resources: ["secrets"], verbs: ["get"], resourceNames: names.secrets });
+    }
   }
   return rules;
 }

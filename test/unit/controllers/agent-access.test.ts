@@ -42,6 +42,7 @@ describe("buildStepAccess", () => {
       [
         ["api", "web"],
         ["api", "web"],
+        ["api", "web"],
       ],
     );
     assert.deepEqual(foreign!.rules[1], {
@@ -89,6 +90,43 @@ describe("buildStepAccess", () => {
         verbs: ["patch"],
         resourceNames: ["db-data", "db-root"],
       },
+    ]);
+  });
+
+  it("grants a backup step's agent get on each VM's VirtualMachine, and on the DataVolumes and Secrets the step names, by name", () => {
+    const access = buildStepAccess({
+      kind: "NodeSnapshot",
+      step,
+      workloads: [
+        { namespace: "team-a", name: "web", dataVolumes: ["web-data"], secrets: ["web-ci", "shared-keys"] },
+        { namespace: "team-a", name: "api", secrets: ["shared-keys"] },
+        { namespace: "team-b", name: "db" },
+      ],
+    });
+    const rulesOf = (i: number) =>
+      (
+        access.roles[i]!.rules as Array<{
+          apiGroups: string[];
+          resources: string[];
+          verbs: string[];
+          resourceNames?: string[];
+        }>
+      ).map(
+        (r) =>
+          `${r.apiGroups[0] || "core"}/${r.resources.join(",")}:${r.verbs.join(",")}:${(r.resourceNames ?? ["*"]).join(",")}`,
+      );
+    assert.deepEqual(rulesOf(1), [
+      "kubevirt.io/virtualmachineinstances:get:api,web",
+      "subresources.kubevirt.io/virtualmachineinstances/freeze,virtualmachineinstances/unfreeze:update:api,web",
+      "kubevirt.io/virtualmachines:get:api,web",
+      "cdi.kubevirt.io/datavolumes:get:web-data",
+      "core/secrets:get:shared-keys,web-ci",
+    ]);
+    // Nothing named, nothing granted: no DataVolume or Secret rule (a rule without names would grant all).
+    assert.deepEqual(rulesOf(2), [
+      "kubevirt.io/virtualmachineinstances:get:db",
+      "subresources.kubevirt.io/virtualmachineinstances/freeze,virtualmachineinstances/unfreeze:update:db",
+      "kubevirt.io/virtualmachines:get:db",
     ]);
   });
 
