@@ -65,16 +65,26 @@ test-tools: ## Debian packages the tests use: xfsprogs, for the reflink tests on
 test-unit: deps test-tools ## Unit tests (no cluster).
 	mocha --reporter-option label=unit 'test/unit/**/*.test.ts'
 
+# A test whose title (its own or its describe's) holds "[long]" is a long scenario (many VMs, several nodes,
+# several runs): make test leaves it to test-long and runs a short form of the same feature instead.
+LONG_TAG := \[long\]
+
 .PHONY: test-integration
-test-integration: deps test-tools controlplane ## Integration tests against a real local control plane.
-	mocha --reporter-option label=integration --require test/integration/setup.ts --timeout 180000 'test/integration/**/*.test.ts'
+test-integration: deps test-tools controlplane ## Integration tests against a real local control plane, without the [long] scenarios.
+	mocha --reporter-option label=integration --require test/integration/setup.ts --timeout 180000 \
+	  --grep '$(LONG_TAG)' --invert 'test/integration/**/*.test.ts'
+
+.PHONY: test-long
+test-long: deps test-tools controlplane ## The long integration scenarios, tagged [long] in their titles (not part of make test).
+	mocha --reporter-option label=long --require test/integration/setup.ts --timeout 180000 \
+	  --grep '$(LONG_TAG)' 'test/integration/**/*.test.ts'
 
 .PHONY: e2e
 e2e: deps test-tools controlplane ## The chart installed with helm into a local control plane, the operator running from its pod as its ServiceAccount; backup and restore scenarios; RBAC granted vs used.
 	mocha --reporter-option label=e2e --require test/integration/setup.ts --timeout 600000 'test/e2e/**/*.test.ts'
 
 .PHONY: test
-test: lint test-unit test-integration e2e ## Everything CI runs: lint, unit, integration and end-to-end tests.
+test: lint test-unit test-integration e2e ## Everything CI runs: lint, unit, integration (without [long]) and end-to-end tests.
 
 # Benchmarks report and never fail on a missed goal (only on an error). test-tools installs xfsprogs (as root)
 # for the agent's Reflink freeze-window case; the CSI freeze-window case and the digest benchmark run against

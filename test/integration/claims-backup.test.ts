@@ -44,13 +44,15 @@ describe("FederatedBackup of VMs on claims and DataVolumes (Filesystem and Block
 
   // With Auto and neither a VolumeSnapshotClass nor a reflink annotation for these claims, each is copied:
   // the same captures as Copy names, chosen by Auto (and the hostDisk files cut as Auto picks for the volume).
+  // The Auto run repeats the Copy run's scenario, so it is a long one (make test-long); make test runs Copy.
   for (const method of ["Copy", "Auto"] as const) {
+    const tag = method === "Auto" ? "[long] " : "";
     // Copy as asked, or as Auto picked it and says why.
     const assertCopied = (entry: { method?: string; why?: string }) => {
       assert.equal(entry.method, "Copy");
       if (method === "Auto") assert.match(entry.why ?? "", /^Auto picked Copy/);
     };
-    it(`with ${method}: captures hostDisk, Filesystem- and Block-claim VMs on 3 nodes, one migrating mid-backup, byte for byte`, async () => {
+    it(`${tag}with ${method}: captures hostDisk, Filesystem- and Block-claim VMs on 3 nodes, one migrating mid-backup, byte for byte`, async () => {
       const env = await backupEnv(`claims-${method.toLowerCase()}`);
       const vms = tenVmsOnThreeNodes();
       const other = await freshNamespace("claims-other");

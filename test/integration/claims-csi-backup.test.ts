@@ -51,7 +51,9 @@ describe("FederatedBackup of VMs on claims, CSI per claim (Auto)", function () {
 
   after(() => cleanupClaimDisks());
 
-  it("cuts every claim of a CSI driver with a class by a VolumeSnapshot, copies the others, byte for byte", async () => {
+  // Seven VMs on two nodes, one migrating: a long scenario (make test-long). make test's short form of CSI
+  // claims is the next test (CSI named: Filesystem and Block claims, a PersistentVolumeClaim and a DataVolume).
+  it("[long] cuts every claim of a CSI driver with a class by a VolumeSnapshot, copies the others, byte for byte", async () => {
     const env = await backupEnv("claims-csi");
     const vms: VmFixture[] = [
       // ReadWriteMany: it migrates to node-b once node-b's step is over, so round 2 captures it there.
