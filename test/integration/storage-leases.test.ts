@@ -58,7 +58,10 @@ describe("Storage back-end Leases", function () {
 
   after(() => cleanupClaimDisks());
 
-  it("serializes two backups of one StorageClass, runs one of another beside them, and backs up claims without a shared volume", async () => {
+  // Eight VMs in four backups that must overlap: a long scenario (make test-long). make test's short form of the
+  // Leases is the next test (a restore holds its claims' StorageClass Lease and gives it back); the Lease's
+  // decisions are unit-tested (test/unit/controllers/lease-state.test.ts, storage-keys.test.ts).
+  it("[long] serializes two backups of one StorageClass, runs one of another beside them, and backs up claims without a shared volume", async () => {
     const env = await backupEnv("leases");
     const vms: VmFixture[] = [
       onClaim("fast-a1", "node-a", "fast"),
