@@ -10,7 +10,7 @@ import { runDigest } from "../../src/cli/digest.js";
 import type { DigestRow } from "../../src/digest/index.js";
 import { Resources, type ResourceType } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
-import { createVm, NODE_MOUNT_PATH } from "../harness/workloads.js";
+import { createVirtualMachine, createVm, NODE_MOUNT_PATH } from "../harness/workloads.js";
 import { adminClient } from "./operator-env.js";
 import { cluster, freshNamespace } from "./setup.js";
 import { asDigestViewer } from "./digest-viewer.js";
@@ -147,6 +147,8 @@ describe("fedbackup digest", function () {
       createVm(client, ns, sharedDir, { name: "flaky", node: nodeC, labels: { tier: "web" } }),
       createVm(client, ns, sharedDir, { name: "batch" }),
       createVm(client, other, sharedDir, { name: "tools", node: nodeB, labels: { tier: "web" } }),
+      // Backed up, now stopped: its VirtualMachine exists without a VMI (Missing, not Deleted).
+      createVirtualMachine(client, ns, sharedDir, { name: "gone", running: false }),
     ]);
     await createWithStatus(Resources.FederatedBackup, backupObject(ns, "weekly", times.weekly));
     await createWithStatus(Resources.FederatedBackup, backupObject(ns, "nightly", times.nightly));
@@ -355,6 +357,8 @@ describe("fedbackup digest", function () {
 
   it("filters by phase", async () => {
     assert.deepEqual(await names("-n", ns, "--phase", "Missing"), [`${ns}/gone`]);
+    // A stopped VM is not a deleted one.
+    assert.deepEqual(await names("-n", ns, "--deleted"), []);
     assert.deepEqual(await names("-n", ns, "--phase", "pending"), [`${ns}/batch`]);
     assert.deepEqual(await names("-n", other, "--phase", "Running"), [`${other}/tools`]);
   });
