@@ -64,7 +64,7 @@ export interface DigestStep {
     /**
      * definition: whether the capture carries the VM's definition (its VirtualMachine), which a restore
      * needs to re-create a deleted VM. Read as untrusted: only a boolean is taken, anything else is as if
-     * absent (the field is newer than the CRD the generated types were made from).
+     * absent (as in captures recorded before the field existed).
      */
     captured?: ReadonlyArray<{ namespace: string; name: string; definition?: unknown }>;
   };
