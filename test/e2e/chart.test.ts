@@ -72,6 +72,8 @@ const NEEDED_ON_PATHS_NOT_TAKEN: Record<string, string> = {
   "delete fedbackup.io/nodesnapshots":
     "a backup step whose spec differs from the plan (made by an older version, or an object in the way) is deleted and made again",
   "delete fedbackup.io/noderestores": "a restore step whose spec differs from the plan is deleted and made again",
+  "create authorization.k8s.io/selfsubjectaccessreviews":
+    "a backup with spec.includeSecrets first checks that the operator may read Secrets (else SecretsNotPermitted)",
 };
 
 type Backup = FederatedBackup & KubeObject;
