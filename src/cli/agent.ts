@@ -8,6 +8,7 @@ import { parseDuration } from "../api/duration.js";
 import { AGENT_CLAIM_DEVICES, AGENT_CLAIMS_MOUNT, AGENT_LOCATION_MOUNT, AGENT_SHARED_MOUNT } from "../api/labels.js";
 import type { NodeRestore, NodeRestoreStatus, NodeSnapshot } from "../api/v1alpha1/index.js";
 import { runNodeBackup, type NodeBackupResult } from "../agent/backup.js";
+import { apiVmObjectReader } from "../agent/definition-capture.js";
 import { runNodeRestore } from "../agent/node-restore.js";
 import { restoredClaimSnapshotName } from "../planning/claim-snapshot-names.js";
 import { freezeReportsOf, isCutWithCsi, RestoredVolumeSnapshotProvider, takeVolumeSnapshot } from "../agent/csi.js";
@@ -204,12 +205,16 @@ async function backupStep(ctx: StepContext): Promise<void> {
   };
   const fromSnapshot = ctx.fromSnapshot;
   const clock = { now: () => Date.now() };
+  // Each VM's definition is read with this step's token (get by name on what the step names).
+  const vmObjects = apiVmObjectReader(client);
   const plannedOf = (w: NonNullable<typeof s.workloads>[number], readFrom?: (claim: string) => string | undefined) => ({
     namespace: w.namespace,
     name: w.name,
     uid: w.uid ?? "",
     files: w.files,
     ...(w.skippedVolumes?.length ? { skippedVolumes: w.skippedVolumes } : {}),
+    ...(w.dataVolumes?.length ? { dataVolumes: w.dataVolumes } : {}),
+    ...(s.includeSecrets && w.secrets?.length ? { secrets: w.secrets } : {}),
     ...(w.claims?.length
       ? {
           claims: w.claims.map((c) => {
@@ -249,6 +254,7 @@ async function backupStep(ctx: StepContext): Promise<void> {
     claimsRoot: ctx.claimsRoot,
     devicesRoot: ctx.devicesRoot,
     backupPath: s.location.path,
+    ...(s.includeSecrets ? { includeSecrets: true } : {}),
     workloads: workloads.map((w) => plannedOf(w, readFrom && ((claim) => readFrom(w.namespace, w.name, claim)))),
   });
   const locationPath = (p: string) => path.posix.join(s.location.path, p);
@@ -263,6 +269,8 @@ async function backupStep(ctx: StepContext): Promise<void> {
       freezeWindowMs: c.freezeWindowMs,
       manifest: locationPath(c.manifestPath),
       ...(c.sha256 ? { sha256: c.sha256 } : {}),
+      definition: c.definition,
+      ...(c.secrets !== undefined ? { secrets: c.secrets } : {}),
     }));
   const failedEntries = (failed: readonly { namespace: string; name: string; reason: string; message?: string }[]) =>
     failed.map((f) => ({ namespace: f.namespace, name: f.name, reason: f.reason, message: f.message }));
@@ -275,7 +283,7 @@ async function backupStep(ctx: StepContext): Promise<void> {
     const others = (s.workloads ?? []).filter((w) => !isCutWithCsi(step, w));
     const rest =
       others.length > 0
-        ? await runNodeBackup(plan(others, s.extractAt), { freezer, isActiveOnNode, clock, log })
+        ? await runNodeBackup(plan(others, s.extractAt), { freezer, isActiveOnNode, clock, log, vmObjects })
         : undefined;
     const captured = rest ? capturedEntries(rest) : [];
     await client.patch(
@@ -324,6 +332,7 @@ async function backupStep(ctx: StepContext): Promise<void> {
       isActiveOnNode,
       clock,
       log,
+      vmObjects,
       ...(taken
         ? {
             snapshotProvider: new RestoredVolumeSnapshotProvider(
