@@ -78,7 +78,8 @@ export const DEFINITION_LIMITS = {
   maxDataVolumes: 64,
   maxReferences: 256,
   maxUsedByLength: 1024,
-  maxMetadataEntries: 256,
+  // The API server bounds all labels or all annotations of an object to 256 KiB, not their number.
+  maxMetadataEntries: 4096,
   maxMetadataKeyLength: 317,
   maxMetadataValueBytes: 256 * 1024,
 } as const;
@@ -205,7 +206,8 @@ const CREDENTIAL_REFERENCES: ReadonlyArray<{ type: string; path: readonly string
  * cloudInitNoCloud and cloudInitConfigDrive secretRef and networkDataSecretRef, sysprep, a containerDisk's
  * imagePullSecret) and its accessCredentials (sshPublicKey and userPassword). Each name once, sorted; a name
  * used in several places lists them all in usedBy. Names that are not DNS-1123 subdomains name no object
- * and are left out.
+ * and are left out. At most DEFINITION_LIMITS.maxReferences of each kind (the first by name), far more than
+ * a VM has volumes, so that a definition is always one parseVmDefinition accepts.
  */
 export function referencesOf(vmSpec: unknown): VmReferences {
   const found: Record<keyof VmReferences, Map<string, string[]>> = { secrets: new Map(), configMaps: new Map() };
@@ -230,6 +232,7 @@ export function referencesOf(vmSpec: unknown): VmReferences {
   const sorted = (map: Map<string, string[]>): Reference[] =>
     [...map.entries()]
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .slice(0, DEFINITION_LIMITS.maxReferences)
       .map(([name, uses]) => ({ name, usedBy: truncate(uses.join("; "), DEFINITION_LIMITS.maxUsedByLength) }));
   return { secrets: sorted(found.secrets), configMaps: sorted(found.configMaps) };
 }
@@ -255,7 +258,10 @@ export function definitionOf(vm: ApiObject, dataVolumes: readonly ApiObject[]): 
   return {
     schemaVersion: VM_DEFINITION_SCHEMA_VERSION,
     virtualMachine,
-    dataVolumes: [...kept.values()].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1)),
+    // standaloneDataVolumeNames is sorted: the first maxDataVolumes by name, like the step's spec.
+    dataVolumes: [...kept.values()]
+      .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1))
+      .slice(0, DEFINITION_LIMITS.maxDataVolumes),
     references: referencesOf(vm.spec),
   };
 }

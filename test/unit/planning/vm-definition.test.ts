@@ -305,3 +305,32 @@ describe("VM definition", () => {
     });
   });
 });
+
+describe("VM definition bounds", () => {
+  it("keeps at most 256 references of a kind and 64 DataVolumes, so that what it makes always parses", () => {
+    const volumes = [
+      ...[...Array(300).keys()].map((i) => ({
+        name: `s${i}`,
+        secret: { secretName: `secret-${String(i).padStart(3, "0")}` },
+      })),
+      ...[...Array(70).keys()].map((i) => ({
+        name: `d${i}`,
+        dataVolume: { name: `dv-${String(i).padStart(2, "0")}` },
+      })),
+    ];
+    const vm: ApiObject = {
+      metadata: { name: "big", namespace: "ns" },
+      spec: { template: { spec: { volumes } } },
+    };
+    const dvs = [...Array(70).keys()].map((i) => ({
+      metadata: { name: `dv-${String(i).padStart(2, "0")}`, namespace: "ns" },
+      spec: {},
+    }));
+    const def = definitionOf(vm, dvs);
+    assert.equal(def.references.secrets.length, 256);
+    assert.equal(def.references.secrets[255]!.name, "secret-255");
+    assert.equal(def.dataVolumes.length, 64);
+    assert.equal(def.dataVolumes[63]!.metadata.name, "dv-63");
+    assert.doesNotThrow(() => parseVmDefinition(JSON.parse(JSON.stringify(def))));
+  });
+});
