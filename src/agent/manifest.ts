@@ -18,8 +18,9 @@
 // below the backup's directory: a manifest, a file or a directory replaced by a symlink, a FIFO or a hard
 // link is never followed or read (UnsafePathError), and a manifest is parsed and checked, never trusted.
 //
-// Schema versions: every reader checks schemaVersion exactly, so a field an older reader does not know is
-// never silently ignored by it. A VM manifest without block disks is version 1, the same bytes as before
+// Schema versions: every reader checks schemaVersion exactly, so a field that changes which disks there are
+// is never silently ignored by an older reader (optional fields that do not, below, need no new version).
+// A VM manifest without block disks is version 1, the same bytes as before
 // block disks existed, so that an agent of an earlier release (during an upgrade) reads it. A manifest that
 // lists disks on claims (`blockDisks`, Block-mode claims read as raw devices; `filesystemDisks`, the
 // disk.img of Filesystem-mode claims) is version 2: an earlier agent refuses it as invalid instead of
