@@ -22,6 +22,7 @@ export function isRetryable(err: unknown): boolean {
 }
 
 export const isNotFound = (err: unknown): boolean => err instanceof ApiError && err.status === 404;
+export const isForbidden = (err: unknown): boolean => err instanceof ApiError && err.status === 403;
 export const isConflict = (err: unknown): boolean => err instanceof ApiError && err.status === 409;
 export const isAlreadyExists = (err: unknown): boolean =>
   err instanceof ApiError && err.status === 409 && err.reason === "AlreadyExists";

@@ -9,11 +9,13 @@
 import { fnv1a32Hex } from "./fnv1a.js";
 import type { WorkloadRef } from "./types.js";
 
-const MAX_NAME = 253;
+/** fedbackup takes only claims named by DNS labels (vm-disks.ts), and CDI names DataVolumes so too. */
+const MAX_NAME = 63;
 
-/** Claim (and DataVolume) names are DNS subdomains: a name too long is shortened, a hash keeps it unique. */
+/** A DNS label: dots (a targetName may have some) become dashes; a name too long is cut, a hash keeps it unique. */
 function bounded(name: string): string {
-  return name.length <= MAX_NAME ? name : `${name.slice(0, MAX_NAME - 9).replace(/[-.]+$/, "")}-${fnv1a32Hex(name)}`;
+  const label = name.replace(/\./g, "-");
+  return label.length <= MAX_NAME ? label : `${label.slice(0, MAX_NAME - 9).replace(/-+$/, "")}-${fnv1a32Hex(name)}`;
 }
 
 /** The name of the copy's claim (or DataVolume) for the original's `claim`. */

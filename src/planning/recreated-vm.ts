@@ -130,9 +130,9 @@ export function foreignDisksOf(
   const template = isObject(spec.template) ? spec.template : undefined;
   const podSpec = template ? objectAt(template, "spec") : undefined;
   for (const volume of arrayAt(podSpec, "volumes")) {
-    const claim = objectAt(volume, "persistentVolumeClaim")?.claimName ?? objectAt(volume, "dataVolume")?.name;
-    if (claim !== undefined && (typeof claim !== "string" || !claims.has(claim)))
-      foreign.push(`claim ${JSON.stringify(claim)}`);
+    for (const claim of claimsNamedByVolume(volume)) {
+      if (typeof claim !== "string" || !claims.has(claim)) foreign.push(`claim ${JSON.stringify(claim)}`);
+    }
     const path = objectAt(volume, "hostDisk")?.path;
     if (path !== undefined && (typeof path !== "string" || !paths.has(path))) {
       foreign.push(`hostDisk ${JSON.stringify(path)}`);
@@ -142,7 +142,26 @@ export function foreignDisksOf(
     const name = objectAt(template, "metadata")?.name;
     if (typeof name !== "string" || !claims.has(name)) foreign.push(`dataVolumeTemplate ${JSON.stringify(name)}`);
   }
+  // A standalone DataVolume adopts the claim of its name (allowClaimAdoption): it must be one of the capture's.
+  for (const dv of definition.dataVolumes) {
+    if (!claims.has(dv.metadata.name)) foreign.push(`DataVolume ${JSON.stringify(dv.metadata.name)}`);
+  }
   return foreign;
+}
+
+/**
+ * Every claim a volume names, whatever the field: persistentVolumeClaim, dataVolume, an ephemeral volume's
+ * claim (read through an overlay) and a memoryDump's (written). Values that are not strings are returned as
+ * they are, for the caller to refuse.
+ */
+export function claimsNamedByVolume(volume: Readonly<Json>): unknown[] {
+  const named = [
+    objectAt(volume, "persistentVolumeClaim")?.claimName,
+    objectAt(volume, "dataVolume")?.name,
+    objectAt(objectAt(volume, "ephemeral") ?? {}, "persistentVolumeClaim")?.claimName,
+    objectAt(volume, "memoryDump")?.claimName,
+  ];
+  return named.filter((n) => n !== undefined);
 }
 
 /** MAC addresses (where the captured spec sets one), firmware UUID and serial (where it sets them) made new. */

@@ -132,9 +132,12 @@ export function planWorkloadClaimMethods(
   };
 }
 
-const strip = ({ volume, claimName, sourceKind, volumeMode }: PlannedClaim): PlannedClaim => ({
-  volume,
-  claimName,
-  sourceKind,
-  volumeMode,
-});
+// A claim without an earlier decision's method, keeping its shape (what a restore creates it again from).
+const strip = ({
+  snapshotMethod: _method,
+  why: _why,
+  volumeSnapshotClassName: _class,
+  groupSnapshot: _group,
+  volumeGroupSnapshotClassName: _groupClass,
+  ...claim
+}: PlannedClaim): PlannedClaim => claim;

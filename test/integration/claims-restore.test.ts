@@ -7,9 +7,8 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import path from "node:path";
-import type { VirtualMachineInstance } from "../../src/api/kubevirt.js";
 import { backupBlockDiskPath } from "../../src/agent/manifest.js";
-import type { NodeRestore, WorkloadRestore } from "../../src/api/v1alpha1/index.js";
+import type { NodeRestore } from "../../src/api/v1alpha1/index.js";
 import { Resources } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
 import { loopDevicesUsable, waitForBound } from "../harness/block-volumes.js";
@@ -32,11 +31,9 @@ import {
   kubevirtDouble,
   podRunner,
   startOperator,
-  waitFor,
   type BackupEnv,
 } from "./operator-env.js";
-
-type Restore = WorkloadRestore & KubeObject;
+import { restoreAndWait, runningOn } from "./restore-runs.js";
 
 /** Where each disk's bytes are on this machine: hostDisk files on the shared volume, claims' files and devices. */
 function diskLocations(env: BackupEnv, vm: VmFixture): string[] {
@@ -58,28 +55,6 @@ function overwrite(location: string): Buffer {
     closeSync(fd);
   }
   return bytes;
-}
-
-async function restore(env: BackupEnv, name: string, spec: Partial<WorkloadRestore["spec"]>): Promise<Restore> {
-  await adminClient().create(Resources.WorkloadRestore, {
-    apiVersion: "fedbackup.io/v1alpha1",
-    kind: "WorkloadRestore",
-    metadata: { name, namespace: env.namespace },
-    spec: { backupRef: { name: "nightly" }, ...spec },
-  } as KubeObject);
-  return waitFor(`WorkloadRestore ${name} to finish`, 240_000, async () => {
-    const r = await adminClient().get<Restore>(Resources.WorkloadRestore, env.namespace, name);
-    return ["Completed", "PartiallyFailed", "Failed"].includes(r.status?.phase ?? "") ? r : undefined;
-  });
-}
-
-async function runningOn(env: BackupEnv, name: string, node: string): Promise<void> {
-  await waitFor(`${name} Running on ${node}`, 30_000, async () => {
-    const vmi = await adminClient()
-      .get<VirtualMachineInstance & KubeObject>(Resources.VirtualMachineInstance, env.namespace, name)
-      .catch(() => undefined);
-    return vmi?.status?.phase === "Running" && vmi.status.nodeName === node ? vmi : undefined;
-  });
 }
 
 /**
@@ -131,7 +106,7 @@ describe("WorkloadRestore of VMs on claims and DataVolumes (Filesystem and Block
 
         // Every disk of every VM changes; the restore must put each back as the backup holds it.
         for (const at of atBackup.keys()) overwrite(at);
-        const all = await restore(env, "all", {});
+        const all = await restoreAndWait(env.namespace, "all", {});
         const results = (all.status?.results ?? []).map(
           (r) => `${r.name} ${r.phase} ${r.reason ?? ""} ${r.message ?? ""}`,
         );
@@ -155,7 +130,7 @@ describe("WorkloadRestore of VMs on claims and DataVolumes (Filesystem and Block
           ],
         );
         assert.equal(steps.flatMap((s) => s.spec.workloads).find((w) => w.name === "host-2")?.claims, undefined);
-        for (const vm of vms) await runningOn(env, vm.name, vm.node!);
+        for (const vm of vms) await runningOn(env.namespace, vm.name, vm.node!);
 
         // A corrupt Block backup: blk-2's second device fails its checksum before anything is written, so both
         // its devices keep what they hold now (not the backup's bytes), and the VM runs again.
@@ -166,12 +141,14 @@ describe("WorkloadRestore of VMs on claims and DataVolumes (Filesystem and Block
         writeFileSync(dataFile, data);
         const devices = claimDisksOf(env.namespace, "blk-2").map((d) => d.path);
         const before = devices.map((device) => overwrite(device));
-        const corrupt = await restore(env, "corrupt", { workloads: [{ namespace: env.namespace, name: "blk-2" }] });
+        const corrupt = await restoreAndWait(env.namespace, "corrupt", {
+          workloads: [{ namespace: env.namespace, name: "blk-2" }],
+        });
         const result = corrupt.status?.results?.find((r) => r.name === "blk-2");
         assert.equal(result?.phase, "Failed", JSON.stringify(corrupt.status?.results));
         assert.equal(result?.reason, "ChecksumMismatch");
         devices.forEach((device, i) => assert.ok(readFileSync(device).equals(before[i]!), `${device} was written`));
-        await runningOn(env, "blk-2", "node-b");
+        await runningOn(env.namespace, "blk-2", "node-b");
         instances.assertNeverTwo();
       } finally {
         await operator.stop();

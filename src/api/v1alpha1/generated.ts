@@ -819,9 +819,11 @@ export interface NodeRestoreStatusOutcome {
   /**
    * Why the VM was not restored, in CamelCase (phase Failed only): the node agent's reason from
    * results (ChecksumMismatch, SizeMismatch, MissingFile, MissingBackup, InvalidManifest,
-   * ForeignFile, UnsafeFile, VolumeModeMismatch, ClaimTooSmall, ClaimPartlyWritten, Running,
-   * RestoreFailed), or the operator's (VMNotFound, NotStopped, MigrationFailed, MigrationTimeout,
-   * NodeFailed, JobFailed, StartTimeout). See WorkloadRestore status.results[].reason.
+   * ForeignFile, UnsafeFile, VolumeModeMismatch, ClaimTooSmall, ClaimPartlyWritten,
+   * DefinitionCorrupt, Running, RestoreFailed), or the operator's (VMNotFound, NotStopped,
+   * MigrationFailed, MigrationTimeout, NodeFailed, JobFailed, StartTimeout, VMExists,
+   * DefinitionNotReported, DefinitionMismatch, MissingReferences). See WorkloadRestore
+   * status.results[].reason.
    */
   reason?: string;
   /** Human-readable detail, for example why the restore failed. */
@@ -1584,21 +1586,22 @@ export interface WorkloadRestoreStatusResult {
    * Why the VM was not restored, in CamelCase (phases Failed and Skipped; absent otherwise). Found
    * by the node agent, the VM's disks untouched: ChecksumMismatch, SizeMismatch, MissingFile (a
    * file of the backup is corrupt, truncated or missing), MissingBackup (no backup of the VM at the
-   * location), InvalidManifest, ForeignFile (the backup lists a file or claim the VM does not own),
-   * UnsafeFile (a symlink, special file or hard link on the way), VolumeModeMismatch (a claim now
-   * in the other volume mode), ClaimTooSmall (a Block-mode claim smaller than the backed-up
-   * device), Running (the VM had an instance when its disks were to be written), RestoreFailed (any
-   * other error); and, the one with disks changed, ClaimPartlyWritten (a Block-mode claim's device
-   * written in part: the VM is left stopped). Decided by the operator: VMNotFound (its
-   * VirtualMachine does not exist), NotStopped (it did not stop within nodeTimeout),
-   * MigrationFailed, MigrationTimeout (not migrated to its restore node within nodeTimeout),
-   * NodeFailed (its node became NotReady or disappeared), JobFailed (the restore Job failed, timed
-   * out or ended without reporting the VM; one with Block-mode claims is left stopped),
-   * StartTimeout (restored, but not running on its node within nodeTimeout), MissingReferences
-   * (restored and created, but left halted: a Secret or ConfigMap it references does not exist; the
-   * message names them), DefinitionNotReported (restored, but no definition came back to create it
-   * from), VMExists (a VirtualMachine of the name to create appeared after the plan; nothing
-   * touched). Skipped: the problem of its status.plan entry (see there).
+   * location), InvalidManifest, DefinitionCorrupt (its captured definition does not match its
+   * manifest), ForeignFile (the backup lists a file or claim the VM does not own), UnsafeFile (a
+   * symlink, special file or hard link on the way), VolumeModeMismatch (a claim now in the other
+   * volume mode), ClaimTooSmall (a Block-mode claim smaller than the backed-up device), Running
+   * (the VM had an instance when its disks were to be written), RestoreFailed (any other error);
+   * and, the one with disks changed, ClaimPartlyWritten (a Block-mode claim's device written in
+   * part: the VM is left stopped). Decided by the operator: VMNotFound (its VirtualMachine does not
+   * exist), NotStopped (it did not stop within nodeTimeout), MigrationFailed, MigrationTimeout (not
+   * migrated to its restore node within nodeTimeout), NodeFailed (its node became NotReady or
+   * disappeared), JobFailed (the restore Job failed, timed out or ended without reporting the VM;
+   * one with Block-mode claims is left stopped), StartTimeout (restored, but not running on its
+   * node within nodeTimeout), MissingReferences (restored and created, but left halted: a Secret or
+   * ConfigMap it references does not exist; the message names them), DefinitionNotReported
+   * (restored, but no definition came back to create it from), VMExists (a VirtualMachine of the
+   * name to create appeared after the plan; nothing touched). Skipped: the problem of its
+   * status.plan entry (see there).
    */
   reason?: string;
   /** Human-readable detail, for example why the restore failed. */

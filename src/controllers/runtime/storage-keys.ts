@@ -13,7 +13,13 @@ export interface StepStorage {
    * Its claims, of its namespace. A backup step records each claim's StorageClass when it was planned
    * (absent for a claim without one, and in restore steps, which name their claims only).
    */
-  claims?: readonly { claimName: string; volumeMode?: "Filesystem" | "Block"; storageClassName?: string }[];
+  claims?: readonly {
+    claimName: string;
+    volumeMode?: "Filesystem" | "Block";
+    storageClassName?: string;
+    /** A claim a restore creates, with the class it is created with (it may not exist yet to be read). */
+    create?: { storageClassName?: string };
+  }[];
 }
 
 /** At most this many keys are listed in a run's status (the Leases are taken whatever their number). */
@@ -60,7 +66,9 @@ export function recordedClasses(workloads: readonly StepStorage[]): Map<string, 
   return new Map(
     workloads.flatMap((w) =>
       (w.claims ?? []).flatMap((c) =>
-        c.storageClassName ? [[claimRef(w.namespace, c.claimName), c.storageClassName]] : [],
+        c.storageClassName || c.create?.storageClassName
+          ? [[claimRef(w.namespace, c.claimName), c.storageClassName ?? c.create!.storageClassName!]]
+          : [],
       ),
     ) as Array<[string, string]>,
   );

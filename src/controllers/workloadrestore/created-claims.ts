@@ -3,6 +3,7 @@ import type { VirtualMachine } from "../../api/kubevirt.js";
 import type { NodeRestoreSpecWorkloadClaim, WorkloadRestore } from "../../api/v1alpha1/index.js";
 import type { KubeObject } from "../../k8s/types.js";
 import type { WorkloadRef } from "../../planning/index.js";
+import { claimsNamedByVolume } from "../../planning/recreated-vm.js";
 
 /** On a claim a restore created: "<namespace>/<WorkloadRestore>". */
 export const ANNOTATION_CREATED_BY_RESTORE = "fedbackup.io/created-by-restore";
@@ -45,14 +46,14 @@ export function createdClaim(
   } as KubeObject;
 }
 
-/** Every claim a VirtualMachine names now, as "namespace/name" (persistentVolumeClaim and dataVolume volumes). */
+/** Every claim a VirtualMachine names now, as "namespace/name", whatever the volume's kind (claimsNamedByVolume). */
 export function claimsNamedBy(vms: readonly VirtualMachine[]): Set<string> {
   const named = new Set<string>();
   for (const vm of vms) {
     for (const volume of vm.spec?.template?.spec?.volumes ?? []) {
-      const v = volume as { persistentVolumeClaim?: { claimName?: string }; dataVolume?: { name?: string } };
-      const claim = v.persistentVolumeClaim?.claimName ?? v.dataVolume?.name;
-      if (claim) named.add(`${vm.metadata.namespace}/${claim}`);
+      for (const claim of claimsNamedByVolume(volume as unknown as Record<string, unknown>)) {
+        if (typeof claim === "string") named.add(`${vm.metadata.namespace}/${claim}`);
+      }
     }
   }
   return named;

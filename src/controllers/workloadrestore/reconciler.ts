@@ -22,7 +22,7 @@ import type { OperatorMetrics } from "../../telemetry/metrics.js";
 import type { OperatorSettings } from "../runtime/agent-job.js";
 import { grantStepAccess, revokeStepAccess } from "../runtime/step-access.js";
 import { fileClaimants, ownedFilesNow } from "../runtime/file-claims.js";
-import { isNotFound } from "../../k8s/errors.js";
+import { isForbidden, isNotFound } from "../../k8s/errors.js";
 import { observeClaim, restorableClaimsNow, vmNamesClaims, type ClaimObject } from "../runtime/claim-disks.js";
 import { claimFilesystemIdentity } from "../runtime/volume-identity.js";
 import { requestsByNode, type PodObject } from "../runtime/node-requests.js";
@@ -248,7 +248,10 @@ export class WorkloadRestoreReconciler {
       const views = await Promise.all(current.spec.workloads.map((w) => this.viewVm(restore, w, preparing)));
       world.vms = new Map(current.spec.workloads.map((w, i) => [workloadKey(w), views[i]!]));
       if (preparing) world.claimsNow = await this.claimsToCreateNow(current);
-      if (current.status?.phase === "Starting") world.missingReferences = await this.missingReferences(current);
+      // The Job's report can end Restoring and begin Starting in one pass: looked at as soon as results are in.
+      if (current.status?.results?.length) {
+        world.missingReferences = await this.missingReferences(current, (key) => !!world.vms.get(key)?.exists);
+      }
     }
     world.storageKeys = await this.storageKeys(restore, stepObjects);
     world.lease = leaseSetStateOf(
@@ -324,9 +327,10 @@ export class WorkloadRestoreReconciler {
     const vms = informers.vms.list();
     const existingClaims = missing.some((w) => w.capture.claims.length > 0)
       ? new Map(
-          (await client.list<KubeObject & ClaimObject>(Resources.PersistentVolumeClaim, { namespace: ns })).items.map(
-            (c) => [c.metadata.name!, { ...(c.spec?.volumeMode ? { volumeMode: c.spec.volumeMode } : {}) }],
-          ),
+          (await client.list<KubeObject & ClaimObject>(Resources.PersistentVolumeClaim, { namespace: ns })).items
+            // A claim being deleted is as good as gone: it is created anew once it is.
+            .filter((c) => !c.metadata.deletionTimestamp)
+            .map((c) => [c.metadata.name!, { ...(c.spec?.volumeMode ? { volumeMode: c.spec.volumeMode } : {}) }]),
         )
       : new Map<string, { volumeMode?: string }>();
     const namedClaims = claimsNamedBy(vms);
@@ -359,18 +363,22 @@ export class WorkloadRestoreReconciler {
     const found = await Promise.all(
       wanted.map((c) => tryGet(this.deps.client, Resources.PersistentVolumeClaim, c.namespace, c.name)),
     );
-    return new Set(wanted.filter((_, i) => found[i]).map((c) => `${c.namespace}/${c.name}`));
+    // One still being deleted (the deleted VM's, say) is not the claim to write: it is waited out.
+    return new Set(
+      wanted.filter((_, i) => found[i] && !found[i]!.metadata.deletionTimestamp).map((c) => `${c.namespace}/${c.name}`),
+    );
   }
 
   /**
-   * The Secrets and ConfigMaps that the reported definitions of the step's VMs to create reference and that do
-   * not exist. Only their metadata is read: their data never reaches the operator.
+   * The Secrets and ConfigMaps that the reported definitions of the step's VMs still to create reference and that
+   * do not exist. Only their metadata is read: their data never reaches the operator.
    */
-  private async missingReferences(step: NodeRestore): Promise<Map<string, string[]>> {
+  private async missingReferences(step: NodeRestore, exists: (key: string) => boolean): Promise<Map<string, string[]>> {
     const results = new Map((step.status?.results ?? []).map((r) => [workloadKey(r), r]));
     const missing = new Map<string, string[]>();
     for (const w of step.spec.workloads) {
-      if (w.definition !== "Create") continue;
+      // Only before it is created: afterwards what it lacks is already decided.
+      if (w.definition !== "Create" || exists(workloadKey(w))) continue;
       const definition = reportedDefinition(results.get(workloadKey(w)));
       if (!definition || "error" in definition) continue;
       const lacking: string[] = [];
@@ -384,6 +392,8 @@ export class WorkloadRestoreReconciler {
             () => true,
             (err: unknown) => {
               if (isNotFound(err)) return false;
+              // Not checked where the operator may not read Secrets (chart value restore.checkSecretReferences).
+              if (isForbidden(err)) return true;
               throw err;
             },
           );

@@ -201,7 +201,7 @@ export function resolveWorkloads(
       capture: {
         files: [...(planned?.files ?? [])],
         claims: [...(planned?.claims ?? [])],
-        definition: (captured as { definition?: boolean } | undefined)?.definition === true,
+        definition: captured?.definition === true,
       },
       backup: backup.metadata.name!,
       ...(w.targetNode ? { targetNode: w.targetNode } : {}),

@@ -39,11 +39,8 @@ describe("copyClaimName", () => {
     assert.match(copyClaimName("x".repeat(20), source, target), /^c+-[0-9a-f]{8}$/);
   });
 
-  // BUG: copyClaimName bounds names at 253 characters (a DNS subdomain), but a claim name fedbackup accepts
-  // is a DNS-1123 label (planning/vm-disks.ts: at most 63 characters, no '.'; what CDI requires of a
-  // DataVolume's name). A copy named "<60 characters>" of db-0 gets the claim "<60 characters>-root" (65), which
-  // CDI refuses for a DataVolume and the copy's next backup skips as InvalidVolume.
-  it.skip("gives claim names that are DNS labels (at most 63 characters, no '.'), still unique", () => {
+  // A claim name fedbackup accepts is a DNS label (vm-disks.ts), as CDI requires of a DataVolume's name.
+  it("gives claim names that are DNS labels (at most 63 characters, no '.'), still unique", () => {
     const long = { namespace: "vms", name: "c".repeat(60) };
     const dotted = { namespace: "vms", name: "db-0.copy" };
     const names = [

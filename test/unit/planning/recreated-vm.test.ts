@@ -324,10 +324,8 @@ describe("foreignDisksOf", () => {
     ]);
   });
 
-  // BUG: an `ephemeral` volume names a claim (used read-only under an overlay), and a `memoryDump` volume names
-  // one that is mounted writable; foreignDisksOf looks only at persistentVolumeClaim and dataVolume, so a
-  // definition from the backup location can give the created VM another VM's claim this way.
-  it.skip("flags a claim named by an ephemeral or a memoryDump volume", () => {
+  // An ephemeral volume reads a claim through an overlay, a memoryDump volume writes one: both name a disk.
+  it("flags a claim named by an ephemeral or a memoryDump volume", () => {
     const d = withVolumes(
       { name: "a", ephemeral: { persistentVolumeClaim: { claimName: "db-1-root" } } },
       { name: "b", memoryDump: { claimName: "db-1-data" } },
@@ -335,10 +333,8 @@ describe("foreignDisksOf", () => {
     assert.equal(foreignDisksOf(d, claims, files, "/disks").length, 2);
   });
 
-  // BUG: definition.dataVolumes (standalone DataVolumes) are not checked: one the VM's volumes do not name, or
-  // named after a claim its capture did not hold, is still created by recreatedObjects with
-  // cdi.kubevirt.io/allowClaimAdoption, so CDI adopts whichever existing claim has that name (another VM's).
-  it.skip("flags a standalone DataVolume of the definition that is not in the capture", () => {
+  // A standalone DataVolume adopts the claim of its name: it must be one the capture held.
+  it("flags a standalone DataVolume of the definition that is not in the capture", () => {
     const d = definition();
     d.dataVolumes.push({
       apiVersion: "cdi.kubevirt.io/v1beta1",

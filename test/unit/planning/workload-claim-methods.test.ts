@@ -16,6 +16,28 @@ const methods = (r: ReturnType<typeof planWorkloadClaimMethods>) =>
   r.ok ? r.claims.map((c) => [c.claimName, c.snapshotMethod, c.volumeSnapshotClassName]) : r.reason;
 
 describe("planWorkloadClaimMethods", () => {
+  it("keeps each claim's shape (a restore creates the claim again from it) and drops an earlier method", () => {
+    const shaped: PlannedClaim = {
+      ...claim("a"),
+      accessModes: ["ReadWriteMany"],
+      storageClassName: "fast",
+      sizeBytes: 1024,
+      snapshotMethod: "CSI",
+      why: "an earlier plan",
+    };
+    for (const requested of ["Copy", "Auto", "CSI"] as const) {
+      const r = planWorkloadClaimMethods(
+        { hasFiles: true, claims: [shaped], drivers: drivers({ a: RBD }) },
+        requested,
+        classes,
+      );
+      assert.ok(r.ok);
+      const [c] = r.claims;
+      assert.deepEqual([c?.accessModes, c?.storageClassName, c?.sizeBytes], [["ReadWriteMany"], "fast", 1024]);
+      assert.notEqual(c?.why, "an earlier plan");
+    }
+  });
+
   it("marks a CSI claim whose driver has a VolumeGroupSnapshotClass groupSnapshot, with that class; others not", () => {
     const r = planWorkloadClaimMethods(
       {
