@@ -23,10 +23,21 @@ export async function restoreAndWait(
     metadata: { name, namespace },
     spec: { backupRef: { name: "nightly" }, ...spec },
   } as KubeObject);
-  return waitFor(`WorkloadRestore ${name} to finish`, timeoutMs, async () => {
-    const r = await adminClient().get<Restore>(Resources.WorkloadRestore, namespace, name);
-    return FINISHED.includes(r.status?.phase ?? "") ? r : undefined;
-  });
+  let last: Restore | undefined;
+  try {
+    return await waitFor(`WorkloadRestore ${name} to finish`, timeoutMs, async () => {
+      last = await adminClient().get<Restore>(Resources.WorkloadRestore, namespace, name);
+      return FINISHED.includes(last.status?.phase ?? "") ? last : undefined;
+    });
+  } catch (err) {
+    // Where it stood: the condition that says what it waits for, and each VM.
+    const progressing = last?.status?.conditions?.find((c) => c.type === "Progressing");
+    throw new Error(
+      `${(err as Error).message}; ${progressing?.reason ?? "no condition"}: ${progressing?.message ?? ""}\n` +
+        (last ? describeResults(last) : ""),
+      { cause: err },
+    );
+  }
 }
 
 /** Waits until the VM's instance is Running on `node`; returns it. */

@@ -1556,7 +1556,9 @@ export type WorkloadRestoreStatusPlanEntryAction =
  * The entry's namespace and name are the copy's.
  */
 export interface WorkloadRestoreStatusPlanEntrySource {
+  /** Namespace of the captured VM. */
   namespace: string;
+  /** Name of the captured VM. */
   name: string;
 }
 
