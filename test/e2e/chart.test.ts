@@ -356,6 +356,95 @@ describe("e2e: the chart installed with helm, the operator running from its pod"
     await runsOn("c2", "node-a");
   });
 
+  it("puts back a changed spec (definition Replace), then brings back two deleted VMs from their definitions", async () => {
+    const ns = env.namespace;
+    const getVm = (name: string) =>
+      adminClient().get<KubeObject & { spec?: { template?: { spec?: Record<string, unknown> } } }>(
+        Resources.VirtualMachine,
+        ns,
+        name,
+      );
+    // c1 names a Secret and a ConfigMap, which a restore that creates it checks (metadata only).
+    await adminClient().create(Resources.Secret, {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: "c1-cloudinit", namespace: ns },
+      stringData: { userdata: "#cloud-config\n" },
+    } as KubeObject);
+    await adminClient().create(Resources.ConfigMap, {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "c1-settings", namespace: ns },
+      data: { mode: "test" },
+    } as KubeObject);
+    const volumes = ((await getVm("c1")).spec?.template?.spec?.volumes ?? []) as unknown[];
+    await adminClient().patch(Resources.VirtualMachine, ns, "c1", {
+      spec: {
+        template: {
+          spec: {
+            volumes: [
+              ...volumes,
+              { name: "cloudinit", cloudInitNoCloud: { secretRef: { name: "c1-cloudinit" } } },
+              { name: "settings", configMap: { name: "c1-settings" } },
+            ],
+          },
+        },
+      },
+    });
+    await adminClient().create(
+      Resources.FederatedBackup,
+      backupManifest(env, "defs", { workloads: { names: [{ name: "c1" }] }, snapshot: { method: "Copy" } }),
+    );
+    assert.equal((await backupFinished(ns, "defs", 150_000)).status?.phase, "Completed");
+
+    await adminClient().patch(Resources.VirtualMachine, ns, "c1", {
+      spec: { template: { spec: { terminationGracePeriodSeconds: 7 } } },
+    });
+    const replaced = await restore("replace", {
+      backupRef: { name: "defs" },
+      definition: "Replace",
+      workloads: [{ namespace: ns, name: "c1" }],
+    });
+    assert.equal(replaced.status?.phase, "Completed", JSON.stringify(replaced.status, null, 1));
+    assert.equal(replaced.status?.results?.[0]?.definition, "Replaced");
+    assert.equal((await getVm("c1")).spec?.template?.spec?.terminationGracePeriodSeconds, undefined);
+    await runsOn("c1", "node-c");
+
+    // Deleted, with their instances: c1 (hostDisk) and dv-1 (its standalone DataVolume and claim stay).
+    for (const name of ["c1", "dv-1"]) {
+      await adminClient().delete(Resources.VirtualMachine, ns, name);
+      await adminClient()
+        .delete(Resources.VirtualMachineInstance, ns, name)
+        .catch(() => undefined);
+    }
+    await waitFor("c1 and dv-1 gone", 60_000, async () => {
+      const left = await Promise.all(
+        ["c1", "dv-1"].map((name) =>
+          adminClient()
+            .get(Resources.VirtualMachineInstance, ns, name)
+            .then(
+              () => true,
+              () => false,
+            ),
+        ),
+      );
+      return left.some(Boolean) ? undefined : true;
+    });
+    const back = await restore("bring-back", {
+      workloads: [
+        { namespace: ns, name: "c1", backupRef: { name: "defs" } },
+        { namespace: ns, name: "dv-1" },
+      ],
+    });
+    assert.equal(back.status?.phase, "Completed", JSON.stringify(back.status, null, 1));
+    assert.deepEqual(back.status?.results?.map((x) => `${x.name} ${x.definition}`).sort(), [
+      "c1 Created",
+      "dv-1 Created",
+    ]);
+    await runsOn("c1", "node-c");
+    await runsOn("dv-1", "node-a");
+  });
+
   it("backs up a VM of another namespace (checked against its creator's rights), and deletes it after its ttl", async () => {
     await creatorPoliciesSettled();
     const other = await freshNamespace("e2e-other");

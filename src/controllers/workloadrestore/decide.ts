@@ -84,8 +84,11 @@ export interface RestoreWorld {
    * do not exist, by target "namespace/name" (e.g. "Secret cloud-init"); a VM absent here lacks nothing.
    */
   missingReferences?: ReadonlyMap<string, readonly string[]>;
-  /** While the current step prepares: which of the claims it creates exist ("namespace/name"). */
-  claimsNow?: ReadonlySet<string>;
+  /**
+   * While the current step prepares: the claims it creates that exist ("namespace/name"), or are still being
+   * deleted (a deleted VM's claim that a pod still uses); one absent here does not exist.
+   */
+  claimsNow?: ReadonlyMap<string, "Present" | "Deleting">;
 }
 
 export interface RestoreSettings {
@@ -529,9 +532,16 @@ function prepare(p: StepPass): StepOutcome {
       }
       // Its claims first: the restore Job mounts them. Created with the node in selected-node, as the scheduler
       // would for the Job's pod, so that a WaitForFirstConsumer class provisions them where the Job runs.
-      const absent = (w.claims ?? []).filter((c) => c.create && !world.claimsNow?.has(`${w.namespace}/${c.claimName}`));
+      const stateOf = (c: { claimName: string }) => world.claimsNow?.get(`${w.namespace}/${c.claimName}`);
+      const absent = (w.claims ?? []).filter((c) => c.create && !stateOf(c));
+      const deleting = (w.claims ?? []).filter((c) => c.create && stateOf(c) === "Deleting");
       for (const claim of absent) p.actions.push({ kind: "CreateClaim", vm: w, claim, node });
       if (absent.length > 0) notes.push(`${w.name} creating ${absent.length} claims`);
+      if (deleting.length > 0) {
+        notes.push(
+          `${w.name} waiting for claim ${deleting[0]!.claimName} to be deleted (a pod still using it keeps it, kubernetes.io/pvc-protection)`,
+        );
+      }
       continue;
     }
     if (!v.exists) {

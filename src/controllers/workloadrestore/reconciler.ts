@@ -355,17 +355,22 @@ export class WorkloadRestoreReconciler {
     return result;
   }
 
-  /** Which of the claims the step creates exist now (read, not cached: they are created an instant before). */
-  private async claimsToCreateNow(step: NodeRestore): Promise<Set<string>> {
+  /**
+   * The claims the step creates as they are now (read, not cached: they are created an instant before): present,
+   * or still being deleted (the deleted VM's, held by kubernetes.io/pvc-protection while a pod uses it).
+   */
+  private async claimsToCreateNow(step: NodeRestore): Promise<Map<string, "Present" | "Deleting">> {
     const wanted = step.spec.workloads.flatMap((w) =>
       (w.claims ?? []).filter((c) => c.create).map((c) => ({ namespace: w.namespace, name: c.claimName })),
     );
     const found = await Promise.all(
       wanted.map((c) => tryGet(this.deps.client, Resources.PersistentVolumeClaim, c.namespace, c.name)),
     );
-    // One still being deleted (the deleted VM's, say) is not the claim to write: it is waited out.
-    return new Set(
-      wanted.filter((_, i) => found[i] && !found[i]!.metadata.deletionTimestamp).map((c) => `${c.namespace}/${c.name}`),
+    // One still being deleted is not the claim to write: it is waited out, then created anew.
+    return new Map(
+      wanted.flatMap((c, i) =>
+        found[i] ? [[`${c.namespace}/${c.name}`, found[i]!.metadata.deletionTimestamp ? "Deleting" : "Present"]] : [],
+      ) as Array<[string, "Present" | "Deleting"]>,
     );
   }
 

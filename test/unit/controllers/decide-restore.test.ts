@@ -3156,3 +3156,182 @@ describe("decideRestore", () => {
     });
   });
 });
+
+// ---------------------------------------------------------------------------------------------------------------
+
+describe("decideRestore: VMs created from their captured definition, and definition Replace", () => {
+  const captured = (
+    runStrategy = "Always",
+    volumes: unknown[] = [{ name: "root", persistentVolumeClaim: { claimName: "a-root" } }],
+  ) => ({
+    schemaVersion: 1,
+    virtualMachine: {
+      apiVersion: "kubevirt.io/v1",
+      kind: "VirtualMachine",
+      metadata: { name: "a", namespace: "vms", labels: { app: "db" } },
+      spec: { runStrategy, template: { spec: { volumes } } },
+    },
+    dataVolumes: [],
+    references: {
+      secrets: [{ name: "a-cloudinit", usedBy: "volume cloudinit (cloudInitNoCloud.secretRef)" }],
+      configMaps: [],
+    },
+  });
+  const claim = {
+    volume: "root",
+    claimName: "a-root",
+    sourceKind: "PersistentVolumeClaim" as const,
+    volumeMode: "Filesystem" as const,
+    accessModes: ["ReadWriteOnce"],
+    storageClassName: "fast",
+    sizeBytes: 1048576,
+  };
+  const withDefinition = { capture: { files: [], claims: [claim], definition: true } };
+  const created = {
+    files: [],
+    renamedFiles: [],
+    claims: [
+      {
+        volume: "root",
+        claimName: "a-root",
+        sourceKind: "PersistentVolumeClaim",
+        volumeMode: "Filesystem",
+        create: { accessModes: ["ReadWriteOnce"], storageClassName: "fast", storage: "1048576" },
+      },
+    ],
+  } as const;
+
+  /** vms/a was deleted: planned Create on n1, the node it was captured on. */
+  function planCreate(): Planned {
+    const r = restore();
+    const d = decideRestore(
+      {
+        now: NOW - 10 * MINUTE,
+        restore: r,
+        steps: [],
+        vms: new Map(),
+        nodes: NODES,
+        lease: LEASE_FREE,
+        resolution: { workloads: [resolved("vms/a", { ...withDefinition, originalNode: "n1" })], unrestorable: [] },
+        observed: [],
+        missingVms: new Map([["vms/a", structuredClone(created) as never]]),
+      },
+      settings,
+    );
+    assert.equal(d.status.phase, "InProgress", JSON.stringify(d.status.conditions));
+    return { restore: { ...r, status: d.status }, steps: only(d, "CreateStep").map((a) => a.step) };
+  }
+
+  it("plans a deleted VM Create, its step naming the claim to create and asking for the definition", () => {
+    const p = planCreate();
+    assert.deepEqual(
+      p.restore.status?.plan?.map((e) => [e.name, e.action, e.restoreNode, e.definition]),
+      [["a", "RestoreThenStart", "n1", "Create"]],
+    );
+    const [w] = p.steps[0]!.spec.workloads;
+    assert.equal(w?.definition, "Create");
+    assert.equal(w?.reportDefinition, true);
+    assert.deepEqual(w?.claims?.[0]?.create, {
+      accessModes: ["ReadWriteOnce"],
+      storageClassName: "fast",
+      storage: "1048576",
+    });
+  });
+
+  it("creates its missing claims before the Job, waits out one still being deleted, and holds no VM", () => {
+    const p = planCreate();
+    const preparing: NodeRestoreStatus = { phase: "Preparing", workloads: 1, startTime: iso(NOW - MINUTE) };
+    const absent = decideRestore(stepWorld(p, preparing, { claimsNow: new Map() }), settings);
+    assert.deepEqual(
+      only(absent, "CreateClaim").map((a) => [a.claim.claimName, a.node]),
+      [["a-root", "n1"]],
+    );
+    assert.deepEqual(vmActions(absent), []);
+    assert.deepEqual(only(absent, "StartJob"), []);
+    const deleting = decideRestore(
+      stepWorld(p, preparing, { claimsNow: new Map([["vms/a-root", "Deleting"]]) }),
+      settings,
+    );
+    assert.deepEqual(only(deleting, "CreateClaim"), []);
+    assert.match(condition(deleting, "Progressing")?.message ?? "", /waiting for claim a-root to be deleted/);
+    const present = decideRestore(
+      stepWorld(p, preparing, { claimsNow: new Map([["vms/a-root", "Present"]]) }),
+      settings,
+    );
+    assert.equal(only(present, "StartJob").length, 1);
+  });
+
+  it("fails a VM to create that appeared meanwhile (VMExists), touching nothing", () => {
+    const p = planCreate();
+    const preparing: NodeRestoreStatus = { phase: "Preparing", workloads: 1, startTime: iso(NOW - MINUTE) };
+    const d = decideRestore(stepWorld(p, preparing, { vms: vms({ "vms/a": running("n2") }) }), settings);
+    assert.deepEqual(only(d, "StartJob"), []);
+    assert.deepEqual(vmActions(d), []);
+    const outcome = records(d).at(-1)?.outcomes?.[0];
+    assert.equal(outcome?.reason, "VMExists");
+  });
+
+  const starting = (definition: unknown): NodeRestoreStatus => ({
+    phase: "Starting",
+    workloads: 1,
+    startTime: iso(NOW - 5 * MINUTE),
+    startingSince: iso(NOW - MINUTE),
+    results: [result("vms/a", { definition: definition as Record<string, unknown> })],
+  });
+
+  it("creates the restored VM halted and held, then starts it on the restore node like any restored VM", () => {
+    const p = planCreate();
+    const d = decideRestore(stepWorld(p, starting(captured())), settings);
+    const [create] = only(d, "CreateVm");
+    const vm = create!.objects.virtualMachine;
+    assert.equal(vm.spec.runStrategy, "Halted");
+    const holdNote = JSON.parse(vm.metadata.annotations!["fedbackup.io/restore-hold"]!) as VmHold;
+    assert.deepEqual([holdNote.owner, holdNote.runStrategy], [ME, "Always"]);
+    assert.deepEqual(records(d).at(-1)?.outcomes ?? [], []);
+    // Next pass: it exists, held by this restore: started pinned to n1 as captured (Always).
+    const next = decideRestore(
+      stepWorld(p, starting(captured()), {
+        vms: vms({ "vms/a": { exists: true, runStrategy: "Halted", hold: holdNote } }),
+      }),
+      settings,
+    );
+    assert.deepEqual(vmActions(next), ["StartVm a@n1 Always"]);
+  });
+
+  it("creates a VM whose Secret is missing halted, unheld, and fails it MissingReferences naming the Secret", () => {
+    const p = planCreate();
+    const d = decideRestore(
+      stepWorld(p, starting(captured()), {
+        missingReferences: new Map([["vms/a", ["Secret a-cloudinit (volume cloudinit)"]]]),
+      }),
+      settings,
+    );
+    const [create] = only(d, "CreateVm");
+    assert.equal(create!.objects.virtualMachine.spec.runStrategy, "Halted");
+    assert.equal(create!.objects.virtualMachine.metadata.annotations?.["fedbackup.io/restore-hold"], undefined);
+    const outcome = records(d).at(-1)?.outcomes?.[0];
+    assert.deepEqual([outcome?.phase, outcome?.reason], ["Failed", "MissingReferences"]);
+    assert.match(outcome?.message ?? "", /Secret a-cloudinit/);
+  });
+
+  it("creates no VM from a definition that names a claim its capture did not hold (DefinitionMismatch)", () => {
+    const p = planCreate();
+    const foreign = captured("Always", [{ name: "root", persistentVolumeClaim: { claimName: "someone-elses" } }]);
+    const d = decideRestore(stepWorld(p, starting(foreign)), settings);
+    assert.deepEqual(only(d, "CreateVm"), []);
+    assert.equal(records(d).at(-1)?.outcomes?.[0]?.reason, "DefinitionMismatch");
+  });
+
+  it("definition Replace puts the captured spec back on the held VM before it starts, then says Replaced", () => {
+    const p = plan([resolved("vms/a", withDefinition)], [vmi("vms/a", "n1")], { definition: "Replace" });
+    assert.equal(p.steps[0]!.spec.workloads[0]?.definition, "Replace");
+    const changed = { runStrategy: "Halted", template: { spec: { volumes: [], terminationGracePeriodSeconds: 7 } } };
+    const view = held("n1", { spec: changed });
+    const replacing = decideRestore(stepWorld(p, starting(captured()), { vms: vms({ "vms/a": view }) }), settings);
+    const [replace] = only(replacing, "ReplaceSpec");
+    assert.equal(replace?.spec.runStrategy, "Halted");
+    assert.deepEqual((replace?.spec.template as { spec: unknown }).spec, captured().virtualMachine.spec.template.spec);
+    assert.equal(replace?.hold.runStrategy, "Always");
+    assert.deepEqual(vmActions(replacing), []);
+  });
+});
