@@ -8,8 +8,6 @@
 // not exist (NotFound) is not an error: a VMI without a VirtualMachine has no definition, a missing
 // DataVolume or Secret is left out. Any other API error is thrown, as the agent's other API errors are.
 import type { KubeClient } from "../k8s/client.js";
-import { isNotFound } from "../k8s/errors.js";
-import type { ResourceType } from "../k8s/resources.js";
 import { Resources } from "../k8s/resources.js";
 import type { KubeObject } from "../k8s/types.js";
 import type { ApiObject, VmDefinition } from "../planning/vm-definition.js";
@@ -80,25 +78,11 @@ export async function captureDefinition(
   return { definition, secrets: secretsFileOf(secrets), notes };
 }
 
-async function getOrUndefined<T extends KubeObject>(
-  client: KubeClient,
-  type: ResourceType,
-  namespace: string,
-  name: string,
-): Promise<T | undefined> {
-  try {
-    return await client.get<T>(type, namespace, name);
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
-}
-
 /** Reads the objects from the API server with the agent's client (its step's token). */
 export function apiVmObjectReader(client: KubeClient): VmObjectReader {
   return {
-    virtualMachine: (ns, name) => getOrUndefined<KubeObject & ApiObject>(client, Resources.VirtualMachine, ns, name),
-    dataVolume: (ns, name) => getOrUndefined<KubeObject & ApiObject>(client, Resources.DataVolume, ns, name),
-    secret: (ns, name) => getOrUndefined<KubeObject & SecretObject>(client, Resources.Secret, ns, name),
+    virtualMachine: (ns, name) => client.find<KubeObject & ApiObject>(Resources.VirtualMachine, ns, name),
+    dataVolume: (ns, name) => client.find<KubeObject & ApiObject>(Resources.DataVolume, ns, name),
+    secret: (ns, name) => client.find<KubeObject & SecretObject>(Resources.Secret, ns, name),
   };
 }

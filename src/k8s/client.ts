@@ -176,6 +176,20 @@ export class KubeClient {
     return this.request<T>("GET", resourcePath(type, namespace, name));
   }
 
+  /** The object, or undefined when it does not exist (404); any other error is thrown. */
+  async find<T extends KubeObject>(
+    type: ResourceType,
+    namespace: string | undefined,
+    name: string,
+  ): Promise<T | undefined> {
+    try {
+      return await this.get<T>(type, namespace, name);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
   /**
    * An object's metadata only (PartialObjectMetadata): whether a Secret exists, say, without its data ever
    * reaching the operator.

@@ -33,18 +33,13 @@ export async function deleteIfExists(
   }
 }
 
-export async function tryGet<T extends KubeObject>(
+export function tryGet<T extends KubeObject>(
   client: KubeClient,
   type: ResourceType,
   namespace: string | undefined,
   name: string,
 ): Promise<T | undefined> {
-  try {
-    return await client.get<T>(type, namespace, name);
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
+  return client.find<T>(type, namespace, name);
 }
 
 /**

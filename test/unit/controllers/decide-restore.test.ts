@@ -192,6 +192,7 @@ function plan(
   workloads: ResolvedWorkload[],
   observed: ObservedWorkload[],
   spec: Partial<WorkloadRestore["spec"]> = {},
+  over: Partial<RestoreWorld> = {},
 ): Planned {
   const r = restore(spec);
   const d = decideRestore(
@@ -204,10 +205,11 @@ function plan(
       lease: LEASE_FREE,
       resolution: { workloads, unrestorable: [] },
       observed,
+      ...over,
     },
     settings,
   );
-  assert.equal(d.status.phase, "InProgress");
+  assert.equal(d.status.phase, "InProgress", JSON.stringify(d.status.conditions));
   return { restore: { ...r, status: d.status }, steps: only(d, "CreateStep").map((a) => a.step) };
 }
 
@@ -3202,25 +3204,15 @@ describe("decideRestore: VMs created from their captured definition, and definit
   } as const;
 
   /** vms/a was deleted: planned Create on n1, the node it was captured on. */
-  function planCreate(): Planned {
-    const r = restore();
-    const d = decideRestore(
+  const planCreate = (): Planned =>
+    plan(
+      [resolved("vms/a", { ...withDefinition, originalNode: "n1" })],
+      [],
+      {},
       {
-        now: NOW - 10 * MINUTE,
-        restore: r,
-        steps: [],
-        vms: new Map(),
-        nodes: NODES,
-        lease: LEASE_FREE,
-        resolution: { workloads: [resolved("vms/a", { ...withDefinition, originalNode: "n1" })], unrestorable: [] },
-        observed: [],
         missingVms: new Map([["vms/a", structuredClone(created) as never]]),
       },
-      settings,
     );
-    assert.equal(d.status.phase, "InProgress", JSON.stringify(d.status.conditions));
-    return { restore: { ...r, status: d.status }, steps: only(d, "CreateStep").map((a) => a.step) };
-  }
 
   it("plans a deleted VM Create, its step naming the claim to create and asking for the definition", () => {
     const p = planCreate();
