@@ -14,11 +14,11 @@ import { Resources } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
 import { cleanupClaimDisks, createVirtualMachine, createVm } from "../harness/workloads.js";
 import {
-  OPERATOR_NAMESPACE,
   adminClient,
   backupEnv,
   backupFinished,
   backupManifest,
+  grantOperatorSecretReads,
   kubevirtDouble,
   podRunner,
   startOperator,
@@ -26,14 +26,6 @@ import {
 
 const KiB = 1024;
 const SECRET_DATA = Buffer.from("#cloud-config\npassword: not-for-logs\n").toString("base64");
-
-const rbac = (plural: string, kind: string) => ({
-  group: "rbac.authorization.k8s.io",
-  version: "v1",
-  plural,
-  kind,
-  namespaced: false,
-});
 
 describe("FederatedBackup: each VM's definition", function () {
   this.timeout(300_000);
@@ -49,6 +41,7 @@ describe("FederatedBackup: each VM's definition", function () {
     const client = adminClient();
     const operator = await startOperator();
     const grantName = `fedbackup-test-secrets-${ns}`;
+    let revokeSecretReads: (() => Promise<void>) | undefined;
     try {
       await client.create(Resources.Secret, {
         apiVersion: "v1",
@@ -168,19 +161,7 @@ describe("FederatedBackup: each VM's definition", function () {
       assert.match(JSON.stringify(refused.status?.conditions), /SecretsNotPermitted/);
 
       // 3. With get on Secrets (what the chart's backup.includeSecrets adds): the Secret is stored, mode 0600.
-      await client.apply(rbac("clusterroles", "ClusterRole"), {
-        apiVersion: "rbac.authorization.k8s.io/v1",
-        kind: "ClusterRole",
-        metadata: { name: grantName },
-        rules: [{ apiGroups: [""], resources: ["secrets"], verbs: ["get"] }],
-      } as KubeObject);
-      await client.apply(rbac("clusterrolebindings", "ClusterRoleBinding"), {
-        apiVersion: "rbac.authorization.k8s.io/v1",
-        kind: "ClusterRoleBinding",
-        metadata: { name: grantName },
-        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: grantName },
-        subjects: [{ kind: "ServiceAccount", name: "fedbackup-operator", namespace: OPERATOR_NAMESPACE }],
-      } as KubeObject);
+      revokeSecretReads = await grantOperatorSecretReads(grantName);
       await client.create(
         Resources.FederatedBackup,
         backupManifest(env, "secrets", { snapshot: { method: "Copy" }, includeSecrets: true }),
@@ -219,8 +200,7 @@ describe("FederatedBackup: each VM's definition", function () {
       );
     } finally {
       await operator.stop();
-      await client.delete(rbac("clusterrolebindings", "ClusterRoleBinding"), undefined, grantName).catch(() => {});
-      await client.delete(rbac("clusterroles", "ClusterRole"), undefined, grantName).catch(() => {});
+      await revokeSecretReads?.();
       await cleanupClaimDisks(ns);
       env.cleanup();
     }

@@ -30,6 +30,7 @@ import {
   backupManifest,
   creatorPoliciesSettled,
   csiDouble,
+  grantOperatorSecretReads,
   kubevirtDouble,
   podRunner,
   startOperator,
@@ -277,6 +278,8 @@ describe("Backups carry the VM: deleted VMs, a deleted namespace, copies, defini
       { name: "web-1", node: "node-a" },
       { name: "web-2", node: "node-b" },
     ];
+    // What the chart value restore.checkSecretReferences grants: the operator checks the Secrets a VM references.
+    const revokeSecretReads = await grantOperatorSecretReads(`fedbackup-test-secrets-${env.namespace}`);
     const operator = await startOperator();
     try {
       for (const vm of vms) {
@@ -329,6 +332,7 @@ describe("Backups carry the VM: deleted VMs, a deleted namespace, copies, defini
       }
     } finally {
       await operator.stop();
+      await revokeSecretReads();
       env.cleanup();
     }
   });

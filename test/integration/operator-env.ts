@@ -275,3 +275,36 @@ export async function creatorPoliciesSettled(): Promise<void> {
   const wait = newest + CREATOR_POLICY_GRACE_MS + 1_000 - Date.now();
   if (wait > 0) await sleep(wait);
 }
+
+const clusterRbac = (plural: string, kind: string) => ({
+  group: "rbac.authorization.k8s.io",
+  version: "v1",
+  plural,
+  kind,
+  namespaced: false,
+});
+
+/**
+ * Grants the operator's ServiceAccount get on Secrets in every namespace, as the chart's backup.includeSecrets
+ * and restore.checkSecretReferences do; returns what takes it back.
+ */
+export async function grantOperatorSecretReads(name: string): Promise<() => Promise<void>> {
+  const client = adminClient();
+  await client.apply(clusterRbac("clusterroles", "ClusterRole"), {
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "ClusterRole",
+    metadata: { name },
+    rules: [{ apiGroups: [""], resources: ["secrets"], verbs: ["get"] }],
+  } as KubeObject);
+  await client.apply(clusterRbac("clusterrolebindings", "ClusterRoleBinding"), {
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "ClusterRoleBinding",
+    metadata: { name },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name },
+    subjects: [{ kind: "ServiceAccount", name: "fedbackup-operator", namespace: OPERATOR_NAMESPACE }],
+  } as KubeObject);
+  return async () => {
+    await client.delete(clusterRbac("clusterrolebindings", "ClusterRoleBinding"), undefined, name).catch(() => {});
+    await client.delete(clusterRbac("clusterroles", "ClusterRole"), undefined, name).catch(() => {});
+  };
+}

@@ -23,6 +23,7 @@ import type { OperatorSettings } from "../runtime/agent-job.js";
 import { grantStepAccess, revokeStepAccess } from "../runtime/step-access.js";
 import { fileClaimants, ownedFilesNow } from "../runtime/file-claims.js";
 import { isForbidden, isNotFound } from "../../k8s/errors.js";
+import { mayI } from "../../k8s/access-review.js";
 import { observeClaim, restorableClaimsNow, vmNamesClaims, type ClaimObject } from "../runtime/claim-disks.js";
 import { claimFilesystemIdentity } from "../runtime/volume-identity.js";
 import { requestsByNode, type PodObject } from "../runtime/node-requests.js";
@@ -367,11 +368,12 @@ export class WorkloadRestoreReconciler {
       wanted.map((c) => tryGet(this.deps.client, Resources.PersistentVolumeClaim, c.namespace, c.name)),
     );
     // One still being deleted is not the claim to write: it is waited out, then created anew.
-    return new Map(
-      wanted.flatMap((c, i) =>
-        found[i] ? [[`${c.namespace}/${c.name}`, found[i]!.metadata.deletionTimestamp ? "Deleting" : "Present"]] : [],
-      ) as Array<[string, "Present" | "Deleting"]>,
-    );
+    const states = new Map<string, "Present" | "Deleting">();
+    wanted.forEach((c, i) => {
+      const claim = found[i];
+      if (claim) states.set(`${c.namespace}/${c.name}`, claim.metadata.deletionTimestamp ? "Deleting" : "Present");
+    });
+    return states;
   }
 
   /**
@@ -381,6 +383,18 @@ export class WorkloadRestoreReconciler {
   private async missingReferences(step: NodeRestore, exists: (key: string) => boolean): Promise<Map<string, string[]>> {
     const results = new Map((step.status?.results ?? []).map((r) => [workloadKey(r), r]));
     const missing = new Map<string, string[]>();
+    // Secrets only where the operator may read them (chart value restore.checkSecretReferences), asked first:
+    // no request is made only to be denied.
+    const secretsReadable = new Map<string, Promise<boolean>>();
+    const maySeeSecrets = (namespace: string) => {
+      if (!secretsReadable.has(namespace)) {
+        secretsReadable.set(
+          namespace,
+          mayI(this.deps.client, { verb: "get", group: "", resource: "secrets", namespace }),
+        );
+      }
+      return secretsReadable.get(namespace)!;
+    };
     for (const w of step.spec.workloads) {
       // Only before it is created: afterwards what it lacks is already decided.
       if (w.definition !== "Create" || exists(workloadKey(w))) continue;
@@ -392,6 +406,7 @@ export class WorkloadRestoreReconciler {
         ["ConfigMap", Resources.ConfigMap, definition.references.configMaps],
       ] as const;
       for (const [kind, type, references] of kinds) {
+        if (kind === "Secret" && references.length > 0 && !(await maySeeSecrets(w.namespace))) continue;
         for (const reference of references) {
           const exists = await this.deps.client.getMetadata(type, w.namespace, reference.name).then(
             () => true,
