@@ -242,6 +242,7 @@ describe("e2e: the chart installed with helm, the operator running from its pod"
   }
 
   async function runsOn(name: string, node: string): Promise<void> {
+    let seen: unknown;
     await waitFor(`${name} Running on ${node}`, 30_000, async () => {
       const vmi = await adminClient()
         .get<KubeObject & { status?: { phase?: string; nodeName?: string } }>(
@@ -250,7 +251,13 @@ describe("e2e: the chart installed with helm, the operator running from its pod"
           name,
         )
         .catch(() => undefined);
+      seen = vmi?.status ?? "no VMI";
       return vmi?.status?.phase === "Running" && vmi.status.nodeName === node ? true : undefined;
+    }).catch(async (err: unknown) => {
+      const vm = await adminClient().get(Resources.VirtualMachine, env.namespace, name);
+      throw new Error(`${(err as Error).message}: VMI ${JSON.stringify(seen)}; VM ${JSON.stringify(vm)}`, {
+        cause: err,
+      });
     });
   }
 
@@ -408,7 +415,8 @@ describe("e2e: the chart installed with helm, the operator running from its pod"
     assert.equal(replaced.status?.phase, "Completed", JSON.stringify(replaced.status, null, 1));
     assert.equal(replaced.status?.results?.[0]?.definition, "Replaced");
     assert.equal((await getVm("c1")).spec?.template?.spec?.terminationGracePeriodSeconds, undefined);
-    await runsOn("c1", "node-c");
+    // Where it runs (it migrated during the first backup), restored there.
+    await runsOn("c1", replaced.status.plan![0]!.restoreNode!);
 
     // Deleted, with their instances: c1 (hostDisk) and dv-1 (its standalone DataVolume and claim stay).
     for (const name of ["c1", "dv-1"]) {
@@ -441,8 +449,14 @@ describe("e2e: the chart installed with helm, the operator running from its pod"
       "c1 Created",
       "dv-1 Created",
     ]);
-    await runsOn("c1", "node-c");
-    await runsOn("dv-1", "node-a");
+    // Created where each was captured.
+    const nodes = new Map(back.status?.plan?.map((e) => [e.name, e.restoreNode!]));
+    await runsOn("c1", nodes.get("c1")!);
+    await runsOn("dv-1", nodes.get("dv-1")!);
+    assert.deepEqual(back.status?.plan?.map((e) => `${e.name} ${e.action} ${e.definition}`).sort(), [
+      "c1 RestoreThenStart Create",
+      "dv-1 RestoreThenStart Create",
+    ]);
   });
 
   it("backs up a VM of another namespace (checked against its creator's rights), and deletes it after its ttl", async () => {
