@@ -408,16 +408,16 @@ export class WorkloadRestoreReconciler {
       for (const [kind, type, references] of kinds) {
         if (kind === "Secret" && references.length > 0 && !(await maySeeSecrets(w.namespace))) continue;
         for (const reference of references) {
-          const exists = await this.deps.client.getMetadata(type, w.namespace, reference.name).then(
+          const present = await this.deps.client.getMetadata(type, w.namespace, reference.name).then(
             () => true,
             (err: unknown) => {
               if (isNotFound(err)) return false;
-              // Not checked where the operator may not read Secrets (chart value restore.checkSecretReferences).
+              // Taken away since it was asked: not checked rather than the restore stopped.
               if (isForbidden(err)) return true;
               throw err;
             },
           );
-          if (!exists) lacking.push(`${kind} ${reference.name} (${reference.usedBy})`);
+          if (!present) lacking.push(`${kind} ${reference.name} (${reference.usedBy})`);
         }
       }
       if (lacking.length > 0) missing.set(workloadKey(w), lacking);
