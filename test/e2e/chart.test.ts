@@ -41,6 +41,7 @@ import {
   type VmFixture,
 } from "../harness/workloads.js";
 import { BackupObserver } from "../integration/backup-observer.js";
+import { restoreAndWait, runningOn } from "../integration/restore-runs.js";
 import {
   adminClient,
   backupEnv,
@@ -62,7 +63,6 @@ const IMAGE = "fedbackup:e2e";
 const CSI_CLASS = "fedbackup-e2e-hostpath";
 /** Another driver name the CSI double answers for: it alone has a VolumeGroupSnapshotClass. */
 const GROUP_DRIVER = "group.hostpath.csi.fedbackup.test";
-const FINISHED = ["Completed", "PartiallyFailed", "Failed"];
 
 /**
  * Grants of the operator that these scenarios do not use, each with the path that needs it. Kept short on
@@ -228,38 +228,9 @@ describe("e2e: the chart installed with helm, the operator running from its pod"
   let atBackup: Map<string, Buffer>;
   let crossBackupCreatedAt = 0;
 
-  async function restore(name: string, spec: Partial<WorkloadRestore["spec"]>): Promise<Restore> {
-    await adminClient().create(Resources.WorkloadRestore, {
-      apiVersion: "fedbackup.io/v1alpha1",
-      kind: "WorkloadRestore",
-      metadata: { name, namespace: env.namespace },
-      spec: { backupRef: { name: "nightly" }, ...spec },
-    } as KubeObject);
-    return waitFor(`WorkloadRestore ${name}`, 150_000, async () => {
-      const r = await adminClient().get<Restore>(Resources.WorkloadRestore, env.namespace, name);
-      return FINISHED.includes(r.status?.phase ?? "") ? r : undefined;
-    });
-  }
-
-  async function runsOn(name: string, node: string): Promise<void> {
-    let seen: unknown;
-    await waitFor(`${name} Running on ${node}`, 30_000, async () => {
-      const vmi = await adminClient()
-        .get<KubeObject & { status?: { phase?: string; nodeName?: string } }>(
-          Resources.VirtualMachineInstance,
-          env.namespace,
-          name,
-        )
-        .catch(() => undefined);
-      seen = vmi?.status ?? "no VMI";
-      return vmi?.status?.phase === "Running" && vmi.status.nodeName === node ? true : undefined;
-    }).catch(async (err: unknown) => {
-      const vm = await adminClient().get(Resources.VirtualMachine, env.namespace, name);
-      throw new Error(`${(err as Error).message}: VMI ${JSON.stringify(seen)}; VM ${JSON.stringify(vm)}`, {
-        cause: err,
-      });
-    });
-  }
+  const restore = (name: string, spec: Partial<WorkloadRestore["spec"]>): Promise<Restore> =>
+    restoreAndWait(env.namespace, name, spec, 150_000);
+  const runsOn = (name: string, node: string) => runningOn(env.namespace, name, node);
 
   function assertRestored(vm: VmFixture): void {
     for (const rel of diskPaths(env.namespace, vm)) {

@@ -21,8 +21,14 @@ export async function restoreAndWait(
     apiVersion: "fedbackup.io/v1alpha1",
     kind: "WorkloadRestore",
     metadata: { name, namespace },
+    // A field set to undefined (a backupRef a test leaves out) is dropped by JSON.
     spec: { backupRef: { name: "nightly" }, ...spec },
   } as KubeObject);
+  return waitForRestore(namespace, name, timeoutMs);
+}
+
+/** Waits for a WorkloadRestore's end; on a timeout says where it stood (its Progressing condition, each VM). */
+export async function waitForRestore(namespace: string, name: string, timeoutMs = 240_000): Promise<Restore> {
   let last: Restore | undefined;
   try {
     return await waitFor(`WorkloadRestore ${name} to finish`, timeoutMs, async () => {
@@ -30,7 +36,6 @@ export async function restoreAndWait(
       return FINISHED.includes(last.status?.phase ?? "") ? last : undefined;
     });
   } catch (err) {
-    // Where it stood: the condition that says what it waits for, and each VM.
     const progressing = last?.status?.conditions?.find((c) => c.type === "Progressing");
     throw new Error(
       `${(err as Error).message}; ${progressing?.reason ?? "no condition"}: ${progressing?.message ?? ""}\n` +
@@ -40,14 +45,27 @@ export async function restoreAndWait(
   }
 }
 
-/** Waits until the VM's instance is Running on `node`; returns it. */
-export function runningOn(namespace: string, name: string, node: string): Promise<VirtualMachineInstance & KubeObject> {
-  return waitFor(`${namespace}/${name} Running on ${node}`, 30_000, async () => {
-    const vmi = await adminClient()
-      .get<VirtualMachineInstance & KubeObject>(Resources.VirtualMachineInstance, namespace, name)
-      .catch(() => undefined);
-    return vmi?.status?.phase === "Running" && vmi.status.nodeName === node ? vmi : undefined;
-  });
+/** Waits until the VM's instance is Running on `node`; returns it. On a timeout, says what the VMI and VM are. */
+export async function runningOn(
+  namespace: string,
+  name: string,
+  node: string,
+): Promise<VirtualMachineInstance & KubeObject> {
+  let seen: unknown = "no VMI";
+  try {
+    return await waitFor(`${namespace}/${name} Running on ${node}`, 30_000, async () => {
+      const vmi = await adminClient()
+        .get<VirtualMachineInstance & KubeObject>(Resources.VirtualMachineInstance, namespace, name)
+        .catch(() => undefined);
+      seen = vmi?.status ?? "no VMI";
+      return vmi?.status?.phase === "Running" && vmi.status.nodeName === node ? vmi : undefined;
+    });
+  } catch (err) {
+    const vm = await adminClient()
+      .get(Resources.VirtualMachine, namespace, name)
+      .catch(() => "no VirtualMachine");
+    throw new Error(`${(err as Error).message}: VMI ${JSON.stringify(seen)}; VM ${JSON.stringify(vm)}`, { cause: err });
+  }
 }
 
 /** One line per result, for an assertion message. */

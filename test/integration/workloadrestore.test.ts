@@ -27,6 +27,7 @@ import {
   waitFor,
   type BackupEnv,
 } from "./operator-env.js";
+import { restoreAndWait, waitForRestore } from "./restore-runs.js";
 
 type Restore = WorkloadRestore & KubeObject;
 type Backup = FederatedBackup & KubeObject;
@@ -109,23 +110,8 @@ async function runBackup(
   return fb;
 }
 
-async function restore(env: BackupEnv, name: string, spec: Partial<WorkloadRestore["spec"]>): Promise<Restore> {
-  await adminClient().create(Resources.WorkloadRestore, {
-    apiVersion: "fedbackup.io/v1alpha1",
-    kind: "WorkloadRestore",
-    metadata: { name, namespace: env.namespace },
-    // JSON drops a backupRef set to undefined: a test can leave the default out.
-    spec: JSON.parse(JSON.stringify({ backupRef: { name: "nightly" }, ...spec })) as WorkloadRestore["spec"],
-  } as KubeObject);
-  return waitForRestore(env, name);
-}
-
-async function waitForRestore(env: BackupEnv, name: string): Promise<Restore> {
-  return waitFor(`WorkloadRestore ${name} to finish`, 150_000, async () => {
-    const r = await adminClient().get<Restore>(Resources.WorkloadRestore, env.namespace, name);
-    return FINISHED.includes(r.status?.phase ?? "") ? r : undefined;
-  });
-}
+const restore = (env: BackupEnv, name: string, spec: Partial<WorkloadRestore["spec"]>): Promise<Restore> =>
+  restoreAndWait(env.namespace, name, spec, 150_000);
 
 /** Writes new random bytes over a VM's disks: what the restore must undo. */
 function damage(env: BackupEnv, vm: VmFixture): void {
@@ -510,7 +496,7 @@ describe("WorkloadRestore", function () {
             (await vmObject(s.env, "c1")).metadata.annotations?.[ANNOTATION_RESTORE_HOLD] ? true : undefined,
           );
           await setNodeReady("node-c", false);
-          const r = await waitForRestore(s.env, "node-lost");
+          const r = await waitForRestore(s.env.namespace, "node-lost", 150_000);
           assert.equal(r.status?.phase, "PartiallyFailed", JSON.stringify(r.status?.results));
           for (const name of ["c1", "c2"]) {
             assert.equal(resultOf(r, name)?.phase, "Failed");
@@ -626,7 +612,7 @@ describe("WorkloadRestore", function () {
       );
       assert.deepEqual(restoreJobs(s, "with-backup"), [], "nothing runs while the backup does");
 
-      const r = await waitForRestore(s.env, "with-backup");
+      const r = await waitForRestore(s.env.namespace, "with-backup", 150_000);
       const b = await adminClient().get<Backup>(Resources.FederatedBackup, ns, "together");
       assert.equal(b.status?.phase, "Completed", JSON.stringify(b.status?.conditions));
       assert.equal(r.status?.phase, "Completed", JSON.stringify(r.status?.conditions));
@@ -735,7 +721,7 @@ describe("WorkloadRestore", function () {
         );
         await operator.kill();
         operator = await startOperatorProcess();
-        const r = await waitForRestore(s.env, "killed");
+        const r = await waitForRestore(s.env.namespace, "killed", 150_000);
         await operator.kill();
 
         assert.equal(r.status?.phase, "Completed", JSON.stringify(r.status?.results));

@@ -335,10 +335,16 @@ export class WorkloadRestoreReconciler {
         )
       : new Map<string, { volumeMode?: string }>();
     const namedClaims = claimsNamedBy(vms);
+    // What every VM names on the shared volume, once per mount path (the resolved VMs share one).
+    const namedFilesByMount = new Map<string, Set<string>>();
+    const namedFilesAt = (mount: string) => {
+      if (!namedFilesByMount.has(mount)) {
+        namedFilesByMount.set(mount, new Set(fileClaimants(vmis, vms, mount).flatMap((c) => [...c.disks, ...c.extra])));
+      }
+      return namedFilesByMount.get(mount)!;
+    };
     for (const w of missing) {
-      const namedFiles = new Set(
-        w.nodeMountPath ? fileClaimants(vmis, vms, w.nodeMountPath).flatMap((c) => [...c.disks, ...c.extra]) : [],
-      );
+      const namedFiles = w.nodeMountPath ? namedFilesAt(w.nodeMountPath) : new Set<string>();
       result.set(
         workloadKey(w),
         createdDisks({
