@@ -88,7 +88,14 @@ describe("Metrics", function () {
       });
       assert.equal(backup.status?.phase, "Completed", JSON.stringify(backup.status?.conditions));
       const finishedAt = Math.ceil(Date.now() / 1000);
-      const after = await scrape(operator);
+      // The operator counts a run once its status write has returned, which a reader can see first.
+      const after = await waitFor("the backup to be counted", 10_000, async () => {
+        const s = await scrape(operator);
+        return s.value("fedbackup_backup_total", { result: "Completed" }) >
+          before.value("fedbackup_backup_total", { result: "Completed" })
+          ? s
+          : undefined;
+      });
       const delta = (name: string, labels: Record<string, string> = {}) =>
         after.value(name, labels) - before.value(name, labels);
       assert.equal(delta("fedbackup_backup_total", { result: "Completed" }), 1);
@@ -131,7 +138,10 @@ describe("Metrics", function () {
         return FINISHED.includes(r.status?.phase ?? "") ? r : undefined;
       });
       assert.equal(restore.status?.phase, "Completed", JSON.stringify(restore.status?.results));
-      const restored = await scrape(operator);
+      const restored = await waitFor("the restore to be counted", 10_000, async () => {
+        const s = await scrape(operator);
+        return s.value("fedbackup_restore_total", { result: "Completed" }) > 0 ? s : undefined;
+      });
       assert.equal(restored.value("fedbackup_restore_total", { result: "Completed" }), 1);
       assert.equal(restored.value("fedbackup_restore_total", { result: "Failed" }), 0);
       assert.equal(restored.value("fedbackup_restore_duration_seconds_count"), 1);
