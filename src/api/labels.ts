@@ -25,6 +25,8 @@ export const FINALIZER_RELEASE_VMS = "fedbackup.io/release-vms";
 /** Where the node agent's Job mounts the shared volume and the backup location. */
 export const AGENT_SHARED_MOUNT = "/var/lib/fedbackup/shared";
 export const AGENT_LOCATION_MOUNT = "/var/lib/fedbackup/location";
+/** Where an S3 location's credentials Secret is mounted in the agent's Job (one file per key). */
+export const AGENT_S3_CREDENTIALS_MOUNT = "/var/run/fedbackup/s3-credentials";
 /** Where an agent Job mounts each Filesystem-mode claim of its VMs: `<this>/<claimName>` (its disk.img inside). */
 export const AGENT_CLAIMS_MOUNT = "/var/lib/fedbackup/claims";
 /** Where an agent Job attaches each Block-mode claim of its VMs: the device `<this>/<claimName>`. */

@@ -608,7 +608,7 @@ export interface NodeRestoreSpec {
    * claims only), and the Job then mounts no shared volume.
    */
   sharedVolume?: NodeRestoreSpecSharedVolume;
-  /** Where the backups are. */
+  /** Where the backups are, a PersistentVolumeClaim or an S3 bucket (exactly one). */
   location: NodeRestoreSpecLocation;
   /** The VMs to restore on this node. */
   workloads: NodeRestoreSpecWorkload[];
@@ -628,10 +628,54 @@ export interface NodeRestoreSpecSharedVolume {
   nodeMountPath?: string;
 }
 
-/** Where the backups are. */
+/** Where the backups are, a PersistentVolumeClaim or an S3 bucket (exactly one). */
 export interface NodeRestoreSpecLocation {
-  /** PersistentVolumeClaim of the backup location, in this namespace. */
+  /** The PVC of the backup location. */
+  persistentVolumeClaim?: PersistentVolumeClaim;
+  /**
+   * An S3-compatible object store: each file is a key under the bucket and prefix; a VM's manifest
+   * is uploaded last, so its presence means every file it lists is complete.
+   */
+  s3?: S3;
+}
+
+/** The PVC of the backup location. */
+export interface PersistentVolumeClaim {
+  /** Name of the PVC, in this namespace. */
   claimName: string;
+}
+
+/**
+ * An S3-compatible object store: each file is a key under the bucket and prefix; a VM's manifest is
+ * uploaded last, so its presence means every file it lists is complete.
+ */
+export interface S3 {
+  /** URL of the S3 API, http(s)://host[:port]. */
+  endpoint: string;
+  /** The bucket. */
+  bucket: string;
+  /** Key prefix of the location inside the bucket, without leading or trailing '/'. */
+  prefix?: string;
+  /** Region to sign requests for; absent means us-east-1. */
+  region?: string;
+  /** Path-style requests (endpoint/bucket/key), as most self-hosted object stores need. */
+  forcePathStyle?: boolean;
+  /**
+   * Secret in this namespace with the keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, mounted
+   * into the agent's Job; never copied into a spec or a log.
+   */
+  credentialsSecretRef: S3CredentialsSecretRef;
+  /** PEM certificates to trust for an https endpoint, in addition to the system's. */
+  caBundle?: string;
+}
+
+/**
+ * Secret in this namespace with the keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, mounted into
+ * the agent's Job; never copied into a spec or a log.
+ */
+export interface S3CredentialsSecretRef {
+  /** Name of the Secret. */
+  name: string;
 }
 
 /** One VM to restore. */
@@ -642,7 +686,10 @@ export interface NodeRestoreSpecWorkload {
   name: string;
   /** The FederatedBackup the disks come from. */
   backup: string;
-  /** Directory of that backup, relative to the location PVC root. */
+  /**
+   * Directory of that backup, relative to the location's root (the PVC's root or the bucket's
+   * prefix).
+   */
   backupPath: string;
   /**
    * The files this VM may be restored to, relative to the shared volume root: the disks its current
@@ -877,7 +924,10 @@ export interface NodeSnapshotSpec {
    * the backup names none (its VMs are on claims only, and the Job mounts no shared volume).
    */
   sharedVolume?: NodeSnapshotSpecSharedVolume;
-  /** Where this step writes the VMs' files and manifests. */
+  /**
+   * Where this step writes the VMs' files and manifests: a PersistentVolumeClaim or an S3 bucket
+   * (exactly one), and this backup's directory in it.
+   */
   location: NodeSnapshotSpecLocation;
   /** How to quiesce and snapshot, as in the FederatedBackup. */
   snapshot: NodeSnapshotSpecSnapshot;
@@ -905,18 +955,23 @@ export interface NodeSnapshotSpecSharedVolume {
   nodeMountPath: string;
 }
 
-/** Where this step writes the VMs' files and manifests. */
+/**
+ * Where this step writes the VMs' files and manifests: a PersistentVolumeClaim or an S3 bucket
+ * (exactly one), and this backup's directory in it.
+ */
 export interface NodeSnapshotSpecLocation {
   /** The PVC of the backup location. */
-  persistentVolumeClaim: NodeSnapshotSpecLocationPersistentVolumeClaim;
-  /** Directory of this backup inside that PVC, relative to its root. */
+  persistentVolumeClaim?: PersistentVolumeClaim;
+  /**
+   * An S3-compatible object store: each file is a key under the bucket and prefix; a VM's manifest
+   * is uploaded last, so its presence means every file it lists is complete.
+   */
+  s3?: S3;
+  /**
+   * Directory of this backup inside the location, relative to its root (the PVC's root, or the
+   * bucket's prefix).
+   */
   path: string;
-}
-
-/** The PVC of the backup location. */
-export interface NodeSnapshotSpecLocationPersistentVolumeClaim {
-  /** Name of the PVC, in this namespace. */
-  claimName: string;
 }
 
 /** How to quiesce and snapshot, as in the FederatedBackup. */

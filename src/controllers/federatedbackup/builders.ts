@@ -30,6 +30,7 @@ import {
   type JobManifest,
   type OperatorSettings,
 } from "../runtime/agent-job.js";
+import { locationSourceOf } from "../../storage/location.js";
 
 export const DEFAULTS = {
   freezeTimeout: "30s",
@@ -272,7 +273,7 @@ export function buildAgentJob(
     ...(variant.sharedClaim || step.spec.sharedVolume
       ? { sharedClaim: variant.sharedClaim ?? step.spec.sharedVolume!.claimName }
       : {}),
-    locationClaim: step.spec.location.persistentVolumeClaim.claimName,
+    location: locationSourceOf(step.spec.location),
     // The VMs' own claims (always of the step's namespace), read where they are: only by the Job that
     // captures while the guests are frozen, never by a CSI step's extract Job (it reads the snapshot).
     // A claim cut with Reflink is mounted read-write: its clone is made inside it.
@@ -324,7 +325,7 @@ export function buildCleanupJob(backup: FederatedBackup, node: string, settings:
     backoffLimit: 2,
     activeDeadlineSeconds: 3600,
     ...(backup.spec.sharedVolume ? { sharedClaim: backup.spec.sharedVolume.claimName } : {}),
-    locationClaim: backup.spec.location.persistentVolumeClaim!.claimName,
+    location: { persistentVolumeClaim: { claimName: backup.spec.location.persistentVolumeClaim!.claimName } },
     settings,
   });
 }

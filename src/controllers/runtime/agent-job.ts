@@ -1,7 +1,14 @@
 // What every agent Job shares, whichever controller makes it: how the operator is told to run agent pods
 // (the chart's agent.* values), the owner reference, and the Job manifest pinned to a node with the shared
 // volume and the location mounted.
-import { AGENT_CLAIM_DEVICES, AGENT_CLAIMS_MOUNT, AGENT_LOCATION_MOUNT, AGENT_SHARED_MOUNT } from "../../api/labels.js";
+import {
+  AGENT_CLAIM_DEVICES,
+  AGENT_CLAIMS_MOUNT,
+  AGENT_LOCATION_MOUNT,
+  AGENT_S3_CREDENTIALS_MOUNT,
+  AGENT_SHARED_MOUNT,
+} from "../../api/labels.js";
+import type { LocationSource } from "../../storage/location.js";
 
 /**
  * Where and how agent pods run (the chart's `agent.*` values, passed as the JSON of `FEDBACKUP_AGENT_JOB`). Each
@@ -105,14 +112,27 @@ export interface JobManifest {
  * Every agent container sees the shared volume and the location at the same paths; a run without a shared
  * volume (VMs on claims only) mounts the location alone.
  */
-const agentMounts = (shared: boolean) => [
+const agentMounts = (shared: boolean, location: LocationSource) => [
   ...(shared ? [{ name: "shared", mountPath: AGENT_SHARED_MOUNT }] : []),
-  { name: "location", mountPath: AGENT_LOCATION_MOUNT },
+  ...(location.persistentVolumeClaim ? [{ name: "location", mountPath: AGENT_LOCATION_MOUNT }] : []),
+  ...(location.s3 ? [{ name: "location-credentials", mountPath: AGENT_S3_CREDENTIALS_MOUNT, readOnly: true }] : []),
 ];
 
-const agentVolumes = (sharedClaim: string | undefined, locationClaim: string) => [
+// An S3 location's key pair reaches the agent only as this Secret's files: never in a spec, an argument or
+// the environment (which `kubectl describe` and crash reports show).
+const agentVolumes = (sharedClaim: string | undefined, location: LocationSource) => [
   ...(sharedClaim ? [{ name: "shared", persistentVolumeClaim: { claimName: sharedClaim } }] : []),
-  { name: "location", persistentVolumeClaim: { claimName: locationClaim } },
+  ...(location.persistentVolumeClaim
+    ? [{ name: "location", persistentVolumeClaim: { claimName: location.persistentVolumeClaim.claimName } }]
+    : []),
+  ...(location.s3
+    ? [
+        {
+          name: "location-credentials",
+          secret: { secretName: location.s3.credentialsSecretRef.name, defaultMode: 0o400 },
+        },
+      ]
+    : []),
 ];
 
 /** What every agent Job shares: pinned to a node, the agent's ServiceAccount, its volumes mounted. */
@@ -128,7 +148,8 @@ export function agentJobManifest(p: {
   activeDeadlineSeconds: number;
   /** The shared volume's claim; none for a run without one. */
   sharedClaim?: string;
-  locationClaim: string;
+  /** Where the backups are: its claim is mounted, or its S3 credentials Secret. */
+  location: LocationSource;
   settings: OperatorSettings;
   /** The step's own ServiceAccount (see runtime/agent-access.ts); none for a Job that needs no API access. */
   serviceAccountName?: string;
@@ -171,7 +192,7 @@ export function agentJobManifest(p: {
               imagePullPolicy: p.settings.imagePullPolicy ?? "IfNotPresent",
               args: p.args,
               env: [{ name: "FEDBACKUP_NODE", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } }],
-              volumeMounts: [...agentMounts(!!p.sharedClaim), ...claims.mounts],
+              volumeMounts: [...agentMounts(!!p.sharedClaim, p.location), ...claims.mounts],
               ...(claims.devices.length ? { volumeDevices: claims.devices } : {}),
               resources: job.resources ?? { requests: { cpu: "100m", memory: "64Mi" }, limits: { memory: "256Mi" } },
               // VM disk images belong to the hypervisor's user (qemu) and restores must keep their owner
@@ -185,7 +206,7 @@ export function agentJobManifest(p: {
               },
             },
           ],
-          volumes: [...agentVolumes(p.sharedClaim, p.locationClaim), ...claims.volumes],
+          volumes: [...agentVolumes(p.sharedClaim, p.location), ...claims.volumes],
         },
       },
     },

@@ -23,6 +23,7 @@ import { HOSTNAME_LABEL } from "./vm-hold.js";
 import type { ResolvedWorkload } from "./resolve.js";
 import type { CreatedDisks } from "./created-disks.js";
 import type { PlanEntry } from "./status.js";
+import { locationSourceOf } from "../../storage/location.js";
 
 export const RESTORE_DEFAULTS = { nodeTimeout: "30m", jobBackoffLimit: 1 } as const;
 
@@ -89,7 +90,7 @@ export function buildNodeRestore(
             },
           }
         : {}),
-      location: { claimName: first.locationClaim },
+      location: first.location,
       workloads: entries.map((e) => {
         const key = `${e.namespace}/${e.name}`;
         const w = resolved.get(key)!;
@@ -135,7 +136,7 @@ export function buildRestoreJob(restore: WorkloadRestore, step: NodeRestore, set
     backoffLimit: RESTORE_DEFAULTS.jobBackoffLimit,
     activeDeadlineSeconds: Math.ceil(parseDuration(restore.spec.nodeTimeout ?? RESTORE_DEFAULTS.nodeTimeout) / 1000),
     ...(step.spec.sharedVolume ? { sharedClaim: step.spec.sharedVolume.claimName } : {}),
-    locationClaim: step.spec.location.claimName,
+    location: locationSourceOf(step.spec.location),
     settings,
     serviceAccountName: agentServiceAccountName(step.metadata as { name: string }),
     claims: step.spec.workloads.flatMap((w) => w.claims ?? []),

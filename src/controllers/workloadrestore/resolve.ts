@@ -10,6 +10,7 @@ import type {
 import { indexCaptures, vmKey } from "../../digest/index.js";
 import { compareWorkloads, type RestoreWorkload, type WorkloadRef } from "../../planning/index.js";
 import { isCopy, restoreTarget } from "../../planning/restore-target.js";
+import { describeLocation, locationIdentity, locationSourceOf, type LocationSource } from "../../storage/location.js";
 
 /** A VM with the capture it is restored from. */
 /** How many backups a message names; it counts the rest (a condition's message holds 32768 characters). */
@@ -22,7 +23,8 @@ export interface ResolvedWorkload extends RestoreWorkload {
   sharedClaim: string;
   /** Where the capture's backup saw the shared volume mounted on the nodes (its disks' paths start there). */
   nodeMountPath: string;
-  locationClaim: string;
+  /** The backup location the capture was written to (its step records it). */
+  location: LocationSource;
   /** For a copy: the captured VM it is made from (namespace and name are the copy's). */
   source?: WorkloadRef;
   /** What the capture holds: what a VM created from it is made of. */
@@ -210,7 +212,7 @@ export function resolveWorkloads(
       // A backup without a shared volume holds claims only (its hostDisk VMs were NoSharedDisk).
       sharedClaim: step.spec.sharedVolume?.claimName ?? "",
       nodeMountPath: step.spec.sharedVolume?.nodeMountPath ?? "",
-      locationClaim: step.spec.location.persistentVolumeClaim.claimName,
+      location: locationSourceOf(step.spec.location),
     });
   }
   if (wanted.length === 0) {
@@ -218,7 +220,7 @@ export function resolveWorkloads(
   }
 
   // The volumes most captures use, ties by name; the others need a WorkloadRestore of their own.
-  const volumesOf = (w: ResolvedWorkload) => `${w.sharedClaim}\n${w.locationClaim}`;
+  const volumesOf = (w: ResolvedWorkload) => `${w.sharedClaim}\n${locationIdentity(w.location)}`;
   const counts = new Map<string, number>();
   for (const w of found) counts.set(volumesOf(w), (counts.get(volumesOf(w)) ?? 0) + 1);
   const [majority] = [...counts].sort(([a, x], [b, y]) => y - x || (a < b ? -1 : 1));
@@ -226,15 +228,15 @@ export function resolveWorkloads(
   for (const w of found) {
     if (majority === undefined || volumesOf(w) === majority[0]) workloads.push(w);
     else {
-      const [shared, location] = majority[0].split("\n");
+      const kept = found.find((f) => volumesOf(f) === majority[0])!;
       unrestorable.push({
         namespace: w.namespace,
         name: w.name,
         backup: w.backup,
         reason: "OtherVolumes",
         message:
-          `Skipped: its capture in ${w.backup} uses shared volume ${w.sharedClaim} and location ${w.locationClaim}, ` +
-          `the other VMs ${shared} and ${location}; restore it with a WorkloadRestore of its own.`,
+          `Skipped: its capture in ${w.backup} uses shared volume ${w.sharedClaim} and location ${describeLocation(w.location)}, ` +
+          `the other VMs ${kept.sharedClaim} and ${describeLocation(kept.location)}; restore it with a WorkloadRestore of its own.`,
       });
     }
   }

@@ -113,7 +113,7 @@ const resolved = (key: string, fields: Partial<ResolvedWorkload> = {}): Resolved
   backupPath: BACKUP_PATH,
   sharedClaim: "vmdisks",
   nodeMountPath: "/var/lib/vms",
-  locationClaim: "backups",
+  location: { persistentVolumeClaim: { claimName: "backups" } },
   capture: { files: [`${key}/disk.img`], claims: [], definition: false },
   ...fields,
 });
@@ -320,7 +320,7 @@ describe("decideRestore", () => {
       const [first] = steps;
       assert.equal(first?.spec.restoreUID, "uid-r1");
       assert.deepEqual(first?.spec.sharedVolume, { claimName: "vmdisks", nodeMountPath: "/var/lib/vms" });
-      assert.deepEqual(first?.spec.location, { claimName: "backups" });
+      assert.deepEqual(first?.spec.location, { persistentVolumeClaim: { claimName: "backups" } });
       assert.deepEqual(first?.spec.workloads[0], {
         namespace: "vms",
         name: "c",

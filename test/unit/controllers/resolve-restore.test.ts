@@ -101,7 +101,7 @@ describe("resolveWorkloads", () => {
           backupPath: backupPath(nightly),
           sharedClaim: "vmdisks",
           nodeMountPath: "/disks",
-          locationClaim: "backups",
+          location: { persistentVolumeClaim: { claimName: "backups" } },
           capture: { files: ["vms/a/disk.img"], claims: [], definition: false },
         },
         {
@@ -112,7 +112,7 @@ describe("resolveWorkloads", () => {
           backupPath: backupPath(nightly),
           sharedClaim: "vmdisks",
           nodeMountPath: "/disks",
-          locationClaim: "backups",
+          location: { persistentVolumeClaim: { claimName: "backups" } },
           capture: { files: ["vms/b/disk.img"], claims: [], definition: false },
         },
         {
@@ -123,7 +123,7 @@ describe("resolveWorkloads", () => {
           backupPath: backupPath(nightly),
           sharedClaim: "vmdisks",
           nodeMountPath: "/disks",
-          locationClaim: "backups",
+          location: { persistentVolumeClaim: { claimName: "backups" } },
           capture: { files: ["vms/c/disk.img"], claims: [], definition: false },
         },
       ]);
@@ -496,7 +496,7 @@ describe("resolveWorkloads", () => {
           backup: "other",
           reason: "OtherVolumes",
           message:
-            "Skipped: its capture in other uses shared volume disks2 and location backups2, the other VMs vmdisks and backups; " +
+            "Skipped: its capture in other uses shared volume disks2 and location PersistentVolumeClaim backups2, the other VMs vmdisks and PersistentVolumeClaim backups; " +
             "restore it with a WorkloadRestore of its own.",
         },
       ]);
@@ -521,7 +521,7 @@ describe("resolveWorkloads", () => {
       );
       assert.match(
         res.unrestorable[0]?.message ?? "",
-        /uses shared volume vmdisks and location backups, the other VMs aaa-disks/,
+        /uses shared volume vmdisks and location PersistentVolumeClaim backups, the other VMs aaa-disks/,
       );
     });
 

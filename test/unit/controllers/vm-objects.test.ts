@@ -12,7 +12,7 @@ function workload(key: string, o: Partial<ResolvedWorkload> = {}): ResolvedWorkl
     backupPath: "nightly-0123",
     sharedClaim: "vmdisks",
     nodeMountPath: "/disks",
-    locationClaim: "backups",
+    location: { persistentVolumeClaim: { claimName: "backups" } },
     capture: { files: [`${key}/disk0.img`], claims: [], definition: true },
     ...o,
   };
