@@ -52,7 +52,8 @@ import type { BigIntStats } from "node:fs";
 import { constants } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { lstat, open, readFile, rm } from "node:fs/promises";
-import type { FileRef } from "./copy-and-hash.js";
+import type { SourceRef, TargetRef } from "./copy-and-hash.js";
+import type { PositionalSink, PositionalSource } from "../storage/positional.js";
 import { checkBuffers, DEFAULT_CHUNK_BYTES, slotOf, zeroBuffer } from "./copy-and-hash.js";
 import type { BlockHole, BlockLayout } from "./manifest.js";
 import {
@@ -122,17 +123,18 @@ export interface BlockOptions {
  */
 export async function extractBlockDevice(
   device: string,
-  target: FileRef,
+  target: TargetRef,
   opts: BlockOptions = {},
 ): Promise<BlockLayout> {
   const chunkBytes = checkChunkBytes(opts.chunkBytes);
   const ringSize = checkBuffers(opts.buffers);
   opts.signal?.throwIfAborted();
   const src = await openBlockDevice(device, O_RDONLY);
-  let dst: FileHandle | undefined;
+  let dst: PositionalSink | undefined;
+  let opened: FileHandle | undefined;
   try {
     if (typeof target === "string") {
-      dst = await open(target, "w");
+      dst = opened = await open(target, "w");
     } else {
       dst = target;
       await dst.truncate(0);
@@ -170,11 +172,11 @@ export async function extractBlockDevice(
     if (!(await endsAt(src, bytes))) {
       throw new BlockDeviceError("DeviceChanged", `${device} grew while it was read (it had ${bytes} bytes)`, device);
     }
-    if (typeof target === "string") await out.close();
+    if (opened) await opened.close();
     return { bytes, sha256, chunkBytes, holes, storedBytes: stored };
   } catch (err) {
-    if (typeof target === "string" && dst) {
-      await dst.close().catch(() => {});
+    if (typeof target === "string" && opened) {
+      await opened.close().catch(() => {});
       await rm(target, { force: true });
     }
     throw err;
@@ -205,7 +207,7 @@ export interface BlockRestoreResult {
  * prepareBlockRestore for each of them first, then write them: nothing is written before all are verified.
  */
 export async function restoreBlockDevice(
-  source: FileRef,
+  source: SourceRef,
   layout: BlockLayout,
   device: string,
   opts: BlockOptions = {},
@@ -235,7 +237,7 @@ export interface PreparedBlockRestore {
  * BlockDeviceError (deviceWritten false) on any of it, having released what it opened.
  */
 export async function prepareBlockRestore(
-  source: FileRef,
+  source: SourceRef,
   layout: BlockLayout,
   device: string,
   opts: BlockOptions = {},
@@ -318,7 +320,7 @@ export async function prepareBlockRestore(
 
 // Steps 3 and 4 of a restore: from the first write on, the device no longer holds what it did.
 async function writeAndReadBack(w: {
-  src: FileHandle;
+  src: PositionalSource;
   out: FileHandle;
   layout: BlockLayout;
   device: string;
@@ -505,11 +507,11 @@ export async function sysfsSize(rdev: bigint): Promise<number | undefined> {
 }
 
 // Whether the device's readable content ends exactly at `bytes`: its last byte reads, the next does not.
-async function endsAt(handle: FileHandle, bytes: number): Promise<boolean> {
+async function endsAt(handle: PositionalSource, bytes: number): Promise<boolean> {
   return (bytes === 0 || (await hasByteAt(handle, bytes - 1))) && !(await hasByteAt(handle, bytes));
 }
 
-async function hasByteAt(handle: FileHandle, position: number): Promise<boolean> {
+async function hasByteAt(handle: PositionalSource, position: number): Promise<boolean> {
   const { bytesRead } = await handle.read(Buffer.alloc(1), 0, 1, position);
   return bytesRead === 1;
 }
@@ -571,7 +573,7 @@ function* layoutSteps(layout: BlockLayout): Generator<Step> {
 }
 
 interface PumpSpec {
-  source: FileHandle;
+  source: PositionalSource;
   steps: Iterator<Step>;
   ring: Buffer[];
   chunkBytes: number;
@@ -580,7 +582,7 @@ interface PumpSpec {
   /** The error for a source that ends before a step's `length` bytes could be read (`got` of them were). */
   shortRead: (step: Step, got: number) => Error;
   /** Where a chunk goes, once hashed, or undefined to write it nowhere. Called in order. */
-  sink?: (chunk: Buffer, step: Step) => { handle: FileHandle; position: number } | undefined;
+  sink?: (chunk: Buffer, step: Step) => { handle: PositionalSink; position: number } | undefined;
 }
 
 // Chunk i goes through ring slot i mod ringSize: read (up to READ_AHEAD chunks ahead, on the thread pool),

@@ -18,6 +18,7 @@ import { createHash } from "node:crypto";
 import type { FileHandle } from "node:fs/promises";
 import { open, rm } from "node:fs/promises";
 import { readFully, writeFully } from "./positional-io.js";
+import type { PositionalSink, PositionalSource } from "../storage/positional.js";
 
 export interface HashResult {
   /** Bytes read from the source (and so the size of the target). */
@@ -28,6 +29,12 @@ export interface HashResult {
 
 /** A path, or a FileHandle the caller opened (and closes). */
 export type FileRef = string | FileHandle;
+
+/** What a copy reads: a path, or a source the caller opened (a FileHandle, an object at the location). */
+export type SourceRef = string | PositionalSource;
+
+/** Where a copy writes: a path, or a sink the caller opened (a FileHandle, an upload to the location). */
+export type TargetRef = string | PositionalSink;
 
 export interface CopyOptions {
   /** Stops the copy between chunks; the promise rejects with signal.reason and the target is removed. */
@@ -67,7 +74,7 @@ const MAX_CHUNK_BYTES = 64 * 1024 * 1024;
  * (see atomic-files.ts); a target given as a handle is left to its caller to remove. Handles are not
  * closed. The target is not fsynced; callers that need durability commit it with commitAtomic.
  */
-export async function copyAndHash(source: FileRef, target: FileRef, opts: CopyOptions = {}): Promise<HashResult> {
+export async function copyAndHash(source: SourceRef, target: TargetRef, opts: CopyOptions = {}): Promise<HashResult> {
   const result = await copy(source, target, opts, true);
   return { bytes: result.bytes, sha256: result.sha256 ?? "" };
 }
@@ -77,14 +84,14 @@ export async function copyAndHash(source: FileRef, target: FileRef, opts: CopyOp
  * hash, the slowest stage, would only lengthen the freeze, and the data is hashed later anyway when it is
  * extracted. Unlike fs.copyFile, all-zero chunks become holes, so a sparse image does not fill the volume.
  */
-export async function copySparse(source: FileRef, target: FileRef, opts: CopyOptions = {}): Promise<{ bytes: number }> {
+export async function copySparse(source: SourceRef, target: TargetRef, opts: CopyOptions = {}): Promise<{ bytes: number }> {
   const { bytes } = await copy(source, target, opts, false);
   return { bytes };
 }
 
 async function copy(
-  source: FileRef,
-  target: FileRef,
+  source: SourceRef,
+  target: TargetRef,
   opts: CopyOptions,
   withHash: boolean,
 ): Promise<{ bytes: number; sha256?: string }> {
@@ -94,10 +101,11 @@ async function copy(
   // Only what is opened here is closed (and, for the target, removed on failure) here.
   const src = typeof source === "string" ? await open(source, "r") : source;
   const closeSrc = () => (typeof source === "string" ? src.close() : Promise.resolve());
-  let dst: FileHandle;
+  let dst: PositionalSink;
+  let opened: FileHandle | undefined;
   try {
     if (typeof target === "string") {
-      dst = await open(target, "w");
+      dst = opened = await open(target, "w");
     } else {
       dst = target;
       // Skipped zero chunks must read back as holes, not as whatever the file held before.
@@ -112,10 +120,10 @@ async function copy(
     await closeSrc();
     // close() can report a deferred write error (NFS does this), so it is part of the copy; a caller that
     // passed a handle syncs and closes it itself (commitAtomic does).
-    if (typeof target === "string") await dst.close();
+    if (opened) await opened.close();
     return result;
   } catch (err) {
-    await Promise.allSettled([closeSrc(), typeof target === "string" ? dst.close() : Promise.resolve()]);
+    await Promise.allSettled([closeSrc(), opened ? opened.close() : Promise.resolve()]);
     if (typeof target === "string") await rm(target, { force: true });
     throw err;
   }
@@ -124,7 +132,7 @@ async function copy(
 /**
  * The size and sha256 of a file, streamed: the next chunks are read while one is hashed.
  */
-export async function sha256OfFile(source: FileRef, opts: CopyOptions = {}): Promise<HashResult> {
+export async function sha256OfFile(source: SourceRef, opts: CopyOptions = {}): Promise<HashResult> {
   const chunkBytes = checkChunkBytes(opts.chunkBytes);
   opts.signal?.throwIfAborted();
   const src = typeof source === "string" ? await open(source, "r") : source;
@@ -142,8 +150,8 @@ export async function sha256OfFile(source: FileRef, opts: CopyOptions = {}): Pro
 // chunks ahead, on the thread pool), hashed (main thread), written (thread pool, one write at a time).
 // A slot is refilled only after its previous chunk has been written.
 async function pump(
-  src: FileHandle,
-  dst: FileHandle | undefined,
+  src: PositionalSource,
+  dst: PositionalSink | undefined,
   chunkBytes: number,
   ringSize: number,
   withHash: boolean,
