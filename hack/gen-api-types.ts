@@ -96,7 +96,7 @@ export function generateApiTypes(crdYamlTexts: string[]): string {
     if (v !== version) throw new Error(`${crd.metadata.name}: storage version ${v}, expected ${version}`);
   }
 
-  const emitter = new Emitter();
+  const emitter = new Emitter(rootSpecAliases(crds));
   for (const crd of crds) {
     const root = storageVersion(crd).schema?.openAPIV3Schema ?? {};
     for (const part of ["spec", "status"]) {
@@ -189,8 +189,31 @@ export function defaultRepoRoot(): string {
   return join(import.meta.dirname, "..");
 }
 
+/**
+ * The kinds' spec schemas by content, without their description and rules: a field whose schema is another
+ * kind's spec (a BackupSchedule's template is a FederatedBackup's spec) gets that spec's type, not a copy.
+ */
+function rootSpecAliases(crds: CustomResourceDefinition[]): Map<string, string> {
+  const aliases = new Map<string, string>();
+  for (const crd of crds) {
+    const spec = storageVersion(crd).schema?.openAPIV3Schema?.properties?.spec;
+    if (spec && Object.keys(spec.properties ?? {}).length > 0) {
+      aliases.set(aliasKey(spec), `${crd.spec.names.kind}Spec`);
+    }
+  }
+  return aliases;
+}
+
+function aliasKey(schema: JSONSchemaProps): string {
+  const { description: _description, "x-kubernetes-validations": _rules, ...content } = schema;
+  return canonical(content);
+}
+
 /** Collects the named types (interfaces and enum unions) while walking the schemas. */
 class Emitter {
+  /** See rootSpecAliases. */
+  constructor(private readonly specAliases: Map<string, string> = new Map()) {}
+
   /** How often each schema (by content) occurs; the inside of a repeated schema is counted once. */
   private readonly occurrences = new Map<string, number>();
   /** Name given to each schema content, so that repeated schemas share one type. */
@@ -199,6 +222,7 @@ class Emitter {
   private pending: string[] = [];
 
   count(schema: JSONSchemaProps, top = false): void {
+    if (!top && this.specAliases.has(aliasKey(schema))) return;
     if (!top && isNamed(schema)) {
       const key = canonical(schema);
       const seen = this.occurrences.get(key) ?? 0;
@@ -251,6 +275,8 @@ class Emitter {
       }
       case "object":
       case undefined: {
+        const alias = this.specAliases.get(aliasKey(schema));
+        if (alias !== undefined) return alias + nullable;
         if (schema.properties && Object.keys(schema.properties).length > 0) {
           return this.named(schema, name, short, (n) => this.interfaceType(schema, n)) + nullable;
         }
