@@ -39,7 +39,8 @@
 import { constants } from "node:fs";
 import { posix } from "node:path";
 import { isInSharedVolumeTop } from "../planning/shared-volume-layout.js";
-import { commitAtomic, removeDurably } from "./atomic-files.js";
+import type { LocationDir } from "../storage/location-dir.js";
+import { withBackupDir, type ObjectStore } from "./backup-dir.js";
 import { BlockDeviceError, extractBlockDevice, openBlockDevice } from "./block-device.js";
 import type { ClaimCloneSource } from "./claim-reflink.js";
 import { ClaimCloneError, claimClonePath, cloneClaimDisk, discardClaimClone } from "./claim-reflink.js";
@@ -90,8 +91,7 @@ import type {
   WorkloadSnapshot,
 } from "./snapshot.js";
 import { CopySnapshotProvider, chooseSnapshotProvider, removeEmptyRunDir } from "./snapshot.js";
-import type { SafeDir } from "./safe-fs.js";
-import { isCode, unsafeCause, withDir, withFile, withRoot } from "./safe-fs.js";
+import { isCode, unsafeCause, withFile, withRoot } from "./safe-fs.js";
 import type { AgentLog, Clock, VmRef } from "./types.js";
 import { errorMessage, vmKey } from "./types.js";
 
@@ -183,6 +183,8 @@ export interface NodeBackupDeps {
   frozenReports?: ReadonlyMap<string, VmFreezeReport>;
   /** Reads each VM's VirtualMachine (and DataVolumes, Secrets) for its definition; without it none is recorded. */
   vmObjects?: VmObjectReader;
+  /** The location is this object store, not the claim mounted at plan.locationRoot. */
+  objectStore?: ObjectStore;
 }
 
 export interface NodeBackupResult {
@@ -222,13 +224,16 @@ type ClaimCapture = ({ ok: true } & CapturedClaims) | { ok: false; error: Error 
 
 export async function runNodeBackup(plan: NodeBackupPlan, deps: NodeBackupDeps): Promise<NodeBackupResult> {
   checkPlan(plan);
-  return withRoot(plan.locationRoot, (location) =>
-    withDir(location, plan.backupPath, { create: true }, (backup) => runIn(backup, plan, deps)),
+  return withBackupDir(
+    { locationRoot: plan.locationRoot, objectStore: deps.objectStore },
+    plan.backupPath,
+    true,
+    (backup) => runIn(backup, plan, deps),
   );
 }
 
 // The run, with the backup's directory at the location open as `backup`.
-async function runIn(backup: SafeDir, plan: NodeBackupPlan, deps: NodeBackupDeps): Promise<NodeBackupResult> {
+async function runIn(backup: LocationDir, plan: NodeBackupPlan, deps: NodeBackupDeps): Promise<NodeBackupResult> {
   const { clock, log } = deps;
   const startedAt = clock.now();
   const captured: CapturedWorkload[] = [];
@@ -506,7 +511,7 @@ async function alreadyFrozen<T>(
 // Extracts one VM's snapshot into <vm>/files (or, with extractAt Restore, only hashes it), then commits its
 // manifest, then deletes the snapshot. Throws on failure; the caller cleans up.
 async function extract(
-  backup: SafeDir,
+  backup: LocationDir,
   plan: NodeBackupPlan,
   deps: NodeBackupDeps,
   ctx: SnapshotContext,
@@ -528,9 +533,7 @@ async function extract(
       withFile(root, posix.join(snapshot.dir, checkRelativePath(file.path)), async (source) => {
         if (extractAt === "Backup") {
           const target = backupFilePath(vm.namespace, vm.name, file.path);
-          return withDir(backup, posix.dirname(target), { create: true }, (dir) =>
-            commitAtomic(dir, posix.basename(target), (temp) => copyAndHash(source, temp, copyOpts)),
-          );
+          return backup.commit(target, (sink) => copyAndHash(source, sink, copyOpts));
         }
         if (file.sha256 !== undefined) return { bytes: file.bytes, sha256: file.sha256 };
         return sha256OfFile(source, copyOpts);
@@ -610,7 +613,7 @@ async function extract(
 // (an unsafe or missing disk, a failed read or write): everything written for it is removed and the error
 // returned; an abort is rethrown.
 async function captureClaims(
-  backup: SafeDir,
+  backup: LocationDir,
   plan: NodeBackupPlan,
   item: Pending,
   signal: AbortSignal | undefined,
@@ -644,9 +647,7 @@ async function captureClaims(
           const disk = await withRoot(rootOf(plan.claimsRoot, "claimsRoot"), (claims) =>
             withFile(claims, claimDiskImage(claim), async (image) => {
               const info = await image.stat();
-              const copied = await withDir(backup, posix.dirname(target), { create: true }, (dir) =>
-                commitAtomic(dir, posix.basename(target), (temp) => copyAndHash(image, temp, opts)),
-              );
+              const copied = await backup.commit(target, (sink) => copyAndHash(image, sink, opts));
               return { ...copied, mode: info.mode & 0o7777, uid: info.uid, gid: info.gid };
             }),
           );
@@ -654,9 +655,7 @@ async function captureClaims(
         } else {
           const target = backupBlockDiskPath(vm.namespace, vm.name, claim.volume);
           const device = posix.join(rootOf(plan.devicesRoot, "devicesRoot"), claim.readFrom ?? claim.claimName);
-          const layout = await withDir(backup, posix.dirname(target), { create: true }, (dir) =>
-            commitAtomic(dir, posix.basename(target), (temp) => extractBlockDevice(device, temp, opts)),
-          );
+          const layout = await backup.commit(target, (sink) => extractBlockDevice(device, sink, opts));
           out.blockDisks.push({ name: claim.volume, source, volumeMode: "Block", ...how, ...layout });
         }
       } catch (err) {
@@ -675,7 +674,7 @@ async function captureClaims(
 // disk.img, each with its sha256, into `claims.filesystemDisks`, in the order of the VM's claims. A failure
 // throws a ClaimError; the caller removes what was written and the clones.
 async function extractClaimClones(
-  backup: SafeDir,
+  backup: LocationDir,
   plan: NodeBackupPlan,
   item: Pending,
   claims: CapturedClaims,
@@ -690,9 +689,7 @@ async function extractClaimClones(
       const target = backupFilesystemDiskPath(vm.namespace, vm.name, claim.volume);
       const copied = await withRoot(rootOf(plan.claimsRoot, "claimsRoot"), (root) =>
         withFile(root, claimClonePath(claim.readFrom ?? claim.claimName, plan.backup.uid), (clone) =>
-          withDir(backup, posix.dirname(target), { create: true }, (dir) =>
-            commitAtomic(dir, posix.basename(target), (temp) => copyAndHash(clone, temp, opts)),
-          ),
+          backup.commit(target, (sink) => copyAndHash(clone, sink, opts)),
         ),
       );
       claims.filesystemDisks.push({
@@ -774,7 +771,7 @@ const definitionRequest = (item: Pending) => ({
 
 // How many Secrets a complete manifest of an earlier attempt stored (undefined without them, or unreadable:
 // the count is a report, the capture stays complete).
-async function storedSecretsCount(backup: SafeDir, manifest: WorkloadManifest): Promise<number | undefined> {
+async function storedSecretsCount(backup: LocationDir, manifest: WorkloadManifest): Promise<number | undefined> {
   if (!manifest.secrets) return undefined;
   const { namespace, name } = manifest.workload;
   return (await readVerifiedSecrets(backup, namespace, name, manifest).catch(() => undefined))?.secrets.length;
@@ -807,8 +804,8 @@ function capturedFromManifest(manifest: WorkloadManifest, reused: boolean, secre
 // manifest goes (durably, so that it cannot reappear next to half-written files after a crash), then the
 // old files and the temporary files of an interrupted attempt. This happens only once a new capture
 // exists, so a VM that cannot be captured now keeps its capture from an earlier round.
-async function forgetEarlierCapture(backup: SafeDir, vm: VmRef): Promise<void> {
-  await removeDurably(backup, workloadManifestPath(vm.namespace, vm.name));
+async function forgetEarlierCapture(backup: LocationDir, vm: VmRef): Promise<void> {
+  await backup.remove(workloadManifestPath(vm.namespace, vm.name));
   for (const dir of dataDirs(vm)) await backup.removeTree(dir);
   await removeDefinitionFiles(backup, vm.namespace, vm.name);
 }
@@ -818,7 +815,7 @@ const dataDirs = (vm: VmRef): string[] =>
   ["files", "claims", "devices"].map((dir) => posix.join(workloadDir(vm.namespace, vm.name), dir));
 
 // After a failed capture (no manifest was written): what it wrote goes, so that nothing unlisted stays.
-async function removeCapturedData(backup: SafeDir, vm: VmRef): Promise<void> {
+async function removeCapturedData(backup: LocationDir, vm: VmRef): Promise<void> {
   for (const dir of dataDirs(vm)) await backup.removeTree(dir).catch(() => {});
   await removeDefinitionFiles(backup, vm.namespace, vm.name).catch(() => {});
 }

@@ -7,11 +7,14 @@
 // keyed by the backup's namespace, name and uid (src/planning/shared-volume-layout.ts), so removing it
 // never touches another backup's snapshots.
 import path from "node:path";
+import { objectStoreDir, type ObjectStore } from "./backup-dir.js";
 import { checkRelativePath } from "./manifest.js";
 import { withRoot } from "./safe-fs.js";
 
 export interface CleanupPlan {
   locationRoot: string;
+  /** The location is this object store (its objects, and its incomplete uploads, are removed there). */
+  objectStore?: ObjectStore;
   sharedRoot: string;
   /** The backup's directory, relative to the location root. */
   backupPath: string;
@@ -21,7 +24,13 @@ export interface CleanupPlan {
 
 export async function cleanupBackup(plan: CleanupPlan): Promise<string[]> {
   const removed: string[] = [];
-  const trees: Array<readonly [string, string]> = [[plan.locationRoot, plan.backupPath]];
+  if (plan.objectStore) {
+    checkRelativePath(plan.backupPath);
+    const location = objectStoreDir(plan.objectStore, "");
+    await location.removeTree(plan.backupPath);
+    removed.push(location.relative(plan.backupPath));
+  }
+  const trees: Array<readonly [string, string]> = plan.objectStore ? [] : [[plan.locationRoot, plan.backupPath]];
   if (plan.snapshotsPath !== undefined) trees.push([plan.sharedRoot, plan.snapshotsPath]);
   for (const [root, rel] of trees) {
     checkRelativePath(rel);

@@ -84,7 +84,11 @@ export async function copyAndHash(source: SourceRef, target: TargetRef, opts: Co
  * hash, the slowest stage, would only lengthen the freeze, and the data is hashed later anyway when it is
  * extracted. Unlike fs.copyFile, all-zero chunks become holes, so a sparse image does not fill the volume.
  */
-export async function copySparse(source: SourceRef, target: TargetRef, opts: CopyOptions = {}): Promise<{ bytes: number }> {
+export async function copySparse(
+  source: SourceRef,
+  target: TargetRef,
+  opts: CopyOptions = {},
+): Promise<{ bytes: number }> {
   const { bytes } = await copy(source, target, opts, false);
   return { bytes };
 }

@@ -1,8 +1,7 @@
 // A VM's definition and Secrets at the backup location: <ns>/<vm>/definition.json and, with the backup's
 // includeSecrets, <ns>/<vm>/secrets.json (see manifest.ts for the layout and why no schema version bump).
 //
-// Both are written like disks: to a temporary name, fsynced, renamed, the directory fsynced
-// (atomic-files.ts), before the VM's manifest, which lists each with its size and sha256. secrets.json is
+// Both are written like disks, complete or not at all (LocationDir.commit), before the VM's manifest, which lists each with its size and sha256. secrets.json is
 // created with mode 0600 and holds the Secrets' data as the API returns it (base64, not encrypted): it is
 // protected only by who can read the location's filesystem. Nothing here logs a Secret's data, and errors
 // never quote it.
@@ -11,19 +10,21 @@
 // symlink, hard link or FIFO is refused), its size and sha256 must be the manifest's, and its content is
 // parsed as untrusted (planning/vm-definition.ts, planning/vm-secrets.ts) and must be of the manifest's VM.
 import { createHash } from "node:crypto";
-import { commitAtomic, isErrno, removeDurably } from "./atomic-files.js";
+import { posix } from "node:path";
+import type { LocationDir } from "../storage/location-dir.js";
+import { isErrno } from "./atomic-files.js";
+import { writeFully } from "./positional-io.js";
 import type { BackupDir, ManifestStoredFile, WorkloadManifest } from "./manifest.js";
 import {
   DEFINITION_FILE,
   ManifestError,
   SECRETS_FILE,
   inBackupDir,
+  readWhole,
   workloadDefinitionPath,
   workloadDir,
   workloadSecretsPath,
 } from "./manifest.js";
-import type { SafeDir } from "./safe-fs.js";
-import { withDir, withFile } from "./safe-fs.js";
 import type { VmDefinition } from "../planning/vm-definition.js";
 import { DEFINITION_LIMITS, parseVmDefinition } from "../planning/vm-definition.js";
 import type { SecretsFile } from "../planning/vm-secrets.js";
@@ -35,7 +36,7 @@ const DEFINITION_FILE_MODE = 0o644;
 
 // Writes `text` as `file` in the VM's directory, atomically and durably; returns what the manifest lists.
 async function writeStored<P extends string>(
-  backup: SafeDir,
+  backup: LocationDir,
   namespace: string,
   name: string,
   file: P,
@@ -43,9 +44,7 @@ async function writeStored<P extends string>(
   mode: number,
 ): Promise<ManifestStoredFile<P>> {
   const bytes = Buffer.from(text, "utf8");
-  await withDir(backup, workloadDir(namespace, name), { create: true }, (dir) =>
-    commitAtomic(dir, file, (temp) => temp.writeFile(bytes).then(() => undefined), mode),
-  );
+  await backup.commit(posix.join(workloadDir(namespace, name), file), (sink) => writeFully(sink, bytes, 0), mode);
   return { path: file, bytes: bytes.length, sha256: createHash("sha256").update(bytes).digest("hex") };
 }
 
@@ -53,7 +52,7 @@ const asJson = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`
 
 /** Writes the VM's definition.json (checked as a reader would check it first); returns the manifest's entry. */
 export async function writeDefinition(
-  backup: SafeDir,
+  backup: LocationDir,
   definition: VmDefinition,
 ): Promise<ManifestStoredFile<typeof DEFINITION_FILE>> {
   // What cannot be read back must never be written.
@@ -64,7 +63,7 @@ export async function writeDefinition(
 
 /** Writes the VM's secrets.json, mode 0600 (checked first); returns the manifest's entry. */
 export async function writeSecrets(
-  backup: SafeDir,
+  backup: LocationDir,
   namespace: string,
   name: string,
   secrets: SecretsFile,
@@ -74,9 +73,9 @@ export async function writeSecrets(
 }
 
 /** Removes the VM's definition.json and secrets.json (durably), so that none outlives the capture it was of. */
-export async function removeDefinitionFiles(backup: SafeDir, namespace: string, name: string): Promise<void> {
-  await removeDurably(backup, workloadDefinitionPath(namespace, name));
-  await removeDurably(backup, workloadSecretsPath(namespace, name));
+export async function removeDefinitionFiles(backup: LocationDir, namespace: string, name: string): Promise<void> {
+  await backup.remove(workloadDefinitionPath(namespace, name));
+  await backup.remove(workloadSecretsPath(namespace, name));
 }
 
 // Reads a stored file of the VM's directory as the manifest lists it: at most maxBytes, exactly the listed
@@ -89,15 +88,18 @@ async function readStored(
 ): Promise<unknown> {
   let bytes: Buffer;
   try {
-    bytes = await inBackupDir(backupDir, (dir) =>
-      withFile(dir, path, async (file) => {
+    bytes = await inBackupDir(backupDir, async (dir) => {
+      const file = await dir.openFile(path);
+      try {
         const { size } = await file.stat();
         if (size !== listed.bytes || size > maxBytes) {
           throw new ManifestError("Invalid", `${path} has ${size} bytes, the manifest lists ${listed.bytes}`);
         }
-        return file.readFile();
-      }),
-    );
+        return await readWhole(file, size);
+      } finally {
+        await file.close();
+      }
+    });
   } catch (err) {
     if (isErrno(err, "ENOENT")) throw new ManifestError("NotFound", `${path} is missing`, { cause: err });
     throw err;

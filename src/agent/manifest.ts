@@ -36,9 +36,12 @@
 // bump would instead make that reader refuse disks it can restore. Neither file counts in totalBytes (the
 // sum of the disks, which an earlier reader checks), and both are written before the manifest, like disks.
 import { isAbsolute, posix } from "node:path";
-import { isErrno, writeJsonAtomic } from "./atomic-files.js";
-import type { SafeDir } from "./safe-fs.js";
-import { unsafeCause, withDir, withFile, withRoot } from "./safe-fs.js";
+import type { LocationDir } from "../storage/location-dir.js";
+import type { PositionalSource } from "../storage/positional.js";
+import { isErrno } from "./atomic-files.js";
+import { FsLocationDir } from "./fs-location-dir.js";
+import { readFully, writeFully } from "./positional-io.js";
+import { unsafeCause, withRoot } from "./safe-fs.js";
 
 export const MANIFEST_SCHEMA_VERSION = 1;
 
@@ -409,13 +412,13 @@ function checkRound(round: number): number {
 // ---- read / write ----
 
 /**
- * The backup's directory: open (the agent's case), or a local path that the caller trusts as a root
- * (nothing below it is trusted either way).
+ * The backup's directory: open at its location (the agent's case), or a local path that the caller trusts
+ * as a root (nothing below it is trusted either way).
  */
-export type BackupDir = SafeDir | string;
+export type BackupDir = LocationDir | string;
 
-export function inBackupDir<T>(backup: BackupDir, fn: (dir: SafeDir) => Promise<T>): Promise<T> {
-  return typeof backup === "string" ? withRoot(backup, fn) : fn(backup);
+export function inBackupDir<T>(backup: BackupDir, fn: (dir: LocationDir) => Promise<T>): Promise<T> {
+  return typeof backup === "string" ? withRoot(backup, (root) => fn(new FsLocationDir(root))) : fn(backup);
 }
 
 /** Commits a VM's manifest; returns its path relative to the backup's directory. */
@@ -424,12 +427,9 @@ export async function writeWorkloadManifest(backup: BackupDir, manifest: Workloa
   // Validate what is written with the same rules as what is read: a manifest this code cannot read back
   // must never be committed.
   parseWorkloadManifest(JSON.parse(JSON.stringify(manifest)));
-  await inBackupDir(backup, (root) =>
-    withDir(root, workloadDir(namespace, name), { create: true }, (dir) =>
-      writeJsonAtomic(dir, "manifest.json", manifest),
-    ),
-  );
-  return workloadManifestPath(namespace, name);
+  const path = workloadManifestPath(namespace, name);
+  await inBackupDir(backup, (dir) => writeJson(dir, path, manifest));
+  return path;
 }
 
 export async function readWorkloadManifest(
@@ -443,9 +443,7 @@ export async function readWorkloadManifest(
 /** Commits a node run's manifest; returns its path relative to the backup's directory. */
 export async function writeNodeManifest(backup: BackupDir, manifest: NodeManifest): Promise<string> {
   const path = nodeManifestPath(manifest.node, manifest.round);
-  await inBackupDir(backup, (root) =>
-    withDir(root, "nodes", { create: true }, (dir) => writeJsonAtomic(dir, posix.basename(path), manifest)),
-  );
+  await inBackupDir(backup, (dir) => writeJson(dir, path, manifest));
   return path;
 }
 
@@ -469,15 +467,18 @@ const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
 async function readJson(backup: BackupDir, path: string): Promise<unknown> {
   let text: string;
   try {
-    text = await inBackupDir(backup, (dir) =>
-      withFile(dir, path, async (file) => {
+    text = await inBackupDir(backup, async (dir) => {
+      const file = await dir.openFile(path);
+      try {
         const { size } = await file.stat();
         if (size > MAX_MANIFEST_BYTES) {
           throw new ManifestError("Invalid", `${path} has ${size} bytes, more than any manifest`);
         }
-        return file.readFile("utf8");
-      }),
-    );
+        return (await readWhole(file, size)).toString("utf8");
+      } finally {
+        await file.close();
+      }
+    });
   } catch (err) {
     if (isErrno(err, "ENOENT")) throw new ManifestError("NotFound", `no manifest at ${path}`, { cause: err });
     throw err;
@@ -708,7 +709,7 @@ export async function checkManifestComplete(
 }
 
 async function checkComplete(
-  backup: SafeDir,
+  backup: LocationDir,
   namespace: string,
   name: string,
   expect: CompletenessExpectation,
@@ -737,7 +738,14 @@ async function checkComplete(
       reason: `the manifest is for VM uid ${manifest.workload.uid}, not ${expect.workloadUid}`,
     };
   }
-  const sizeOf = async (dir: SafeDir, path: string) => withFile(dir, path, async (f) => (await f.stat()).size);
+  const sizeOf = async (dir: { openFile(rel: string): Promise<PositionalSource> }, path: string) => {
+    const file = await dir.openFile(path);
+    try {
+      return (await file.stat()).size;
+    } finally {
+      await file.close();
+    }
+  };
   for (const file of manifest.files) {
     try {
       const source = manifestFileSource(manifest, file.path);
@@ -791,6 +799,20 @@ async function checkComplete(
     }
   }
   return { complete: true, manifest };
+}
+
+/** Writes `value` as indented JSON (one trailing newline) to `path`, complete or not at all. */
+export async function writeJson(dir: LocationDir, path: string, value: unknown, mode?: number): Promise<void> {
+  const data = Buffer.from(`${JSON.stringify(value, null, 2)}\n`);
+  await dir.commit(path, (sink) => writeFully(sink, data, 0), mode);
+}
+
+/** The first `size` bytes of `file` (a shorter file is an error: it changed since its size was read). */
+export async function readWhole(file: PositionalSource, size: number): Promise<Buffer> {
+  const buffer = Buffer.alloc(size);
+  const n = await readFully(file, buffer, size, 0);
+  if (n !== size) throw new ManifestError("Invalid", `a file of ${size} bytes ended after ${n} while it was read`);
+  return buffer;
 }
 
 // ---- a small structural validator, so that manifests from disk are never trusted blindly ----

@@ -10,6 +10,7 @@ import { isCode, unsafeCause, withRoot } from "./safe-fs.js";
 import type { NodeRestoreStatusResult } from "../api/v1alpha1/index.js";
 import type { AgentLog, VmRef } from "./types.js";
 import { errorMessage, silentLog, vmKey } from "./types.js";
+import type { ObjectStore } from "./backup-dir.js";
 
 /**
  * One VM's result, as in the NodeRestore's status.results. `reason` when not restored: a RestoreErrorReason
@@ -47,6 +48,8 @@ export interface NodeRestoreInput {
   sharedRoot: string;
   /** Local directory where the backup location is mounted. */
   locationRoot: string;
+  /** The location is this object store, not the claim mounted at locationRoot. */
+  objectStore?: ObjectStore;
   /** Where the Job mounts each Filesystem-mode claim (<claimsRoot>/<claim>) and attaches each Block-mode one. */
   claimsRoot?: string;
   devicesRoot?: string;
@@ -114,6 +117,7 @@ async function restoreOne(
     const restored = await restoreWorkload({
       ...vm,
       locationRoot: input.locationRoot,
+      ...(input.objectStore ? { objectStore: input.objectStore } : {}),
       backupPath: workload.backupPath,
       sharedRoot: input.sharedRoot,
       allowedFiles: workload.files,
@@ -139,7 +143,7 @@ async function restoreOne(
   } catch (err) {
     if (input.signal?.aborted) throw err;
     if (isMissingBackup(err)) {
-      return refuse("MissingBackup", await missingBackupMessage(input.locationRoot, workload));
+      return refuse("MissingBackup", await missingBackupMessage(input, workload));
     }
     if (err instanceof RestoreError) return { ...refuse(err.reason, err.message), verified: false };
     const unsafe = unsafeCause(err);
@@ -156,11 +160,13 @@ const isMissingBackup = (err: unknown): boolean =>
   err.cause.code === "NotFound";
 
 // Tells a backup that is gone as a whole (deleted, wrong location) from one that lacks this VM.
-async function missingBackupMessage(locationRoot: string, workload: NodeRestoreWorkload): Promise<string> {
+// (An object store has no directories: there, only the manifest is missing.)
+async function missingBackupMessage(input: NodeRestoreInput, workload: NodeRestoreWorkload): Promise<string> {
   const captured = workload.source ?? workload;
   const vm = workload.source ? `${vmKey(captured)} (restored as ${vmKey(workload)})` : vmKey(workload);
   try {
-    await withRoot(locationRoot, async (location) => (await location.openDir(workload.backupPath)).close());
+    if (!input.objectStore)
+      await withRoot(input.locationRoot, async (location) => (await location.openDir(workload.backupPath)).close());
   } catch (err) {
     if (isCode(err, "ENOENT"))
       return `no backup of ${vm}: the backup directory ${workload.backupPath} does not exist at the location`;

@@ -6,7 +6,12 @@ import type { PositionalSink, PositionalSource } from "../storage/positional.js"
  * Reads `length` bytes at `position` into the start of `buffer`; fewer only if the source ends first. A short
  * read is not the end (network filesystems return them): only a read of 0 bytes is.
  */
-export async function readFully(handle: PositionalSource, buffer: Buffer, length: number, position: number): Promise<number> {
+export async function readFully(
+  handle: PositionalSource,
+  buffer: Buffer,
+  length: number,
+  position: number,
+): Promise<number> {
   let filled = 0;
   while (filled < length) {
     const { bytesRead } = await handle.read(buffer, filled, length - filled, position + filled);

@@ -17,7 +17,6 @@
 //   in use, at least as large as the backup's) and verifies the data file before anything is written
 //   (prepareBlockDisks), and writes it and reads it back (writeBlockDisks) only once every file's
 //   temporary copy is ready. A write that fails leaves the device partly written (ClaimPartlyWritten).
-import type { FileHandle } from "node:fs/promises";
 import { posix } from "node:path";
 import type { PreparedBlockRestore } from "./block-device.js";
 import { BlockDeviceError, prepareBlockRestore } from "./block-device.js";
@@ -29,6 +28,7 @@ import type { SafeDir } from "./safe-fs.js";
 import { isCode, withRoot } from "./safe-fs.js";
 import type { AgentLog } from "./types.js";
 import { errorMessage } from "./types.js";
+import type { PositionalSource } from "../storage/positional.js";
 
 /** A claim the VM may be restored to (NodeRestore spec.workloads[].claims). */
 export interface AllowedClaim {
@@ -128,7 +128,7 @@ export interface PlannedBlockDisk {
   /** The claim it is written to (checkAllowedClaims). */
   claimName: string;
   /** The data file at the location, open from its size check on: what is verified is what is written. */
-  data?: FileHandle;
+  data?: PositionalSource;
   /** The device, checked and held exclusively, and the data verified. */
   prepared?: PreparedBlockRestore;
 }

@@ -42,7 +42,11 @@ import { posix } from "node:path";
 import { promisify } from "node:util";
 import type { VmDefinition } from "../planning/vm-definition.js";
 import { isWorkloadSnapshotPath } from "../planning/shared-volume-layout.js";
+import type { LocationDir } from "../storage/location-dir.js";
+import type { PositionalSource } from "../storage/positional.js";
 import { isTempName, tempNameFor } from "./atomic-files.js";
+import { withBackupDir, type ObjectStore } from "./backup-dir.js";
+import { FsLocationDir } from "./fs-location-dir.js";
 import { copyAndHash, sha256OfFile } from "./copy-and-hash.js";
 import { readVerifiedDefinition } from "./definition-file.js";
 import type { ManifestFile, ManifestFilesystemDisk, WorkloadManifest } from "./manifest.js";
@@ -81,6 +85,8 @@ const fchownAsync = promisify(fchown);
 export interface RestoreRequest {
   /** Local directory where the backup location is mounted (trusted; nothing below it is). */
   locationRoot: string;
+  /** The location is this object store, not the claim mounted at locationRoot. */
+  objectStore?: ObjectStore;
   /** The backup's directory, relative to locationRoot. */
   backupPath: string;
   namespace: string;
@@ -152,10 +158,10 @@ interface Planned {
    */
   capturedDir?: string;
   /** The backup file: below the backup's directory, or below the shared volume root (a kept snapshot). */
-  sourceDir: SafeDir;
+  sourceDir: BackupFiles;
   sourcePath: string;
   /** The backup file, open from its verification until it is copied: the copy reads what was verified. */
-  sourceHandle?: FileHandle;
+  sourceHandle?: PositionalSource;
   /** The root the target is below (the shared volume, or the claim's mount), its directory and name. */
   root: SafeDir;
   dirPath: string;
@@ -170,12 +176,23 @@ interface Planned {
   swapped?: boolean;
 }
 
+/** Where a backup file is read from: the backup's directory, or the shared volume (a kept snapshot). */
+type BackupFiles = Pick<LocationDir, "openFile" | "relative"> & { readonly remote?: boolean };
+
 export async function restoreWorkload(req: RestoreRequest): Promise<RestoreResult> {
-  return withRoot(req.locationRoot, (location) => restoreIn(location, req, req.log ?? silentLog));
+  const log = req.log ?? silentLog;
+  if (req.objectStore) return withBackupDir(req, req.backupPath, false, (backup) => restoreIn(backup, req, log));
+  return withRoot(req.locationRoot, async (location) => {
+    const dir = await openBackup(location, req);
+    try {
+      return await restoreIn(new FsLocationDir(dir), req, log);
+    } finally {
+      await dir.close();
+    }
+  });
 }
 
-async function restoreIn(location: SafeDir, req: RestoreRequest, log: AgentLog) {
-  const backup = await openBackup(location, req);
+async function restoreIn(backup: LocationDir, req: RestoreRequest, log: AgentLog) {
   // Everything opened for this VM, closed whatever happens.
   const roots: SafeDir[] = [];
   const planned: Planned[] = [];
@@ -227,7 +244,6 @@ async function restoreIn(location: SafeDir, req: RestoreRequest, log: AgentLog) 
     await Promise.allSettled(opened.flatMap((handle) => (handle ? [handle.close()] : [])));
     await closeBlockDisks(devices);
     await Promise.allSettled(roots.map((root) => root.close()));
-    await backup.close();
   }
 }
 
@@ -236,7 +252,7 @@ function filePlan(
   manifest: WorkloadManifest,
   file: ManifestFile,
   target: string,
-  backup: SafeDir,
+  backup: LocationDir,
   shared: SafeDir,
 ): Planned {
   const source = manifestFileSource(manifest, file.path);
@@ -262,7 +278,7 @@ function claimDiskPlan(
   req: RestoreRequest,
   disk: ManifestFilesystemDisk,
   claimName: string,
-  backup: SafeDir,
+  backup: LocationDir,
   mount: SafeDir,
 ): Planned {
   const name = "disk.img";
@@ -295,7 +311,7 @@ async function openBackup(location: SafeDir, req: RestoreRequest): Promise<SafeD
 }
 
 // The manifest of the captured VM (this VM, or the source of a copy).
-async function loadManifest(backup: SafeDir, req: RestoreRequest): Promise<WorkloadManifest> {
+async function loadManifest(backup: LocationDir, req: RestoreRequest): Promise<WorkloadManifest> {
   const captured = capturedOf(req);
   const of = capturedKey(req);
   let manifest: WorkloadManifest;
@@ -329,7 +345,7 @@ async function loadManifest(backup: SafeDir, req: RestoreRequest): Promise<Workl
 
 // The captured definition, verified against the manifest: DefinitionCorrupt when it does not match.
 async function readDefinition(
-  backup: SafeDir,
+  backup: LocationDir,
   manifest: WorkloadManifest,
   req: RestoreRequest,
 ): Promise<VmDefinition | undefined> {
@@ -352,6 +368,9 @@ async function readDefinition(
 async function verifyBackupFile(item: Planned, signal: AbortSignal | undefined): Promise<void> {
   const { expected, what } = item;
   item.sourceHandle = await openBackupFile(item.sourceDir, item.sourcePath, what, item.path, expected.bytes);
+  // An object store's file is verified once, as it is copied into the temporary file beside its target
+  // (writeAll): before any target changes, without downloading it twice.
+  if (item.sourceDir.remote) return;
   const { bytes, sha256 } = await sha256OfFile(item.sourceHandle, signal ? { signal } : {});
   if (bytes !== expected.bytes) {
     throw new RestoreError("SizeMismatch", `backup file for ${what} changed size while it was verified`, item.path);
@@ -367,7 +386,7 @@ async function verifyBackupFile(item: Planned, signal: AbortSignal | undefined):
 
 // A block disk's data file, open and of the size the manifest lists: its sha256 is verified with the holes
 // when its device is prepared (prepareBlockDisks), in the one read made of it before anything is written.
-async function openBlockData(backup: SafeDir, req: RestoreRequest, item: PlannedBlockDisk): Promise<void> {
+async function openBlockData(backup: LocationDir, req: RestoreRequest, item: PlannedBlockDisk): Promise<void> {
   const { disk } = item;
   const captured = capturedOf(req);
   const path = backupBlockDiskPath(captured.namespace, captured.name, disk.name);
@@ -383,13 +402,13 @@ async function openBlockData(backup: SafeDir, req: RestoreRequest, item: Planned
 // The backup file `path` below `dir`, opened through safe-fs and checked to have `bytes`: MissingFile,
 // UnsafeFile or SizeMismatch (naming `what`, and `errorPath` as the error's path) otherwise.
 async function openBackupFile(
-  dir: SafeDir,
+  dir: BackupFiles,
   path: string,
   what: string,
   errorPath: string,
   bytes: number,
-): Promise<FileHandle> {
-  let handle: FileHandle;
+): Promise<PositionalSource> {
+  let handle: PositionalSource;
   try {
     handle = await dir.openFile(path);
   } catch (err) {

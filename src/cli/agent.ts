@@ -5,7 +5,14 @@
 // restore reads its NodeRestore, writes the stopped VMs' disks back from their backups (each verified
 // first) and reports into status.results. Rerun, it does not redo VMs an earlier attempt restored.
 import { parseDuration } from "../api/duration.js";
-import { AGENT_CLAIM_DEVICES, AGENT_CLAIMS_MOUNT, AGENT_LOCATION_MOUNT, AGENT_SHARED_MOUNT } from "../api/labels.js";
+import {
+  AGENT_CLAIM_DEVICES,
+  AGENT_CLAIMS_MOUNT,
+  AGENT_LOCATION_MOUNT,
+  AGENT_S3_CREDENTIALS_MOUNT,
+  AGENT_SHARED_MOUNT,
+} from "../api/labels.js";
+import { objectStoreOf, parseLocationArgument } from "../agent/object-store-credentials.js";
 import type { NodeRestore, NodeRestoreStatus, NodeSnapshot } from "../api/v1alpha1/index.js";
 import { runNodeBackup, type NodeBackupResult } from "../agent/backup.js";
 import { apiVmObjectReader } from "../agent/definition-capture.js";
@@ -41,6 +48,9 @@ Flags:
                           for a backup without a shared volume)
   --shared-root DIR       where the shared volume is mounted (default ${AGENT_SHARED_MOUNT})
   --location-root DIR     where the backup location is mounted (default ${AGENT_LOCATION_MOUNT})
+  --location JSON         the backup location, as the steps spell it (cleanup; default: the claim
+                          mounted at --location-root)
+  --credentials-dir DIR   where an S3 location's Secret is mounted (default ${AGENT_S3_CREDENTIALS_MOUNT})
   --claims-root DIR       where each Filesystem-mode claim is mounted, as DIR/CLAIM (backup, restore;
                           default ${AGENT_CLAIMS_MOUNT})
   --devices-root DIR      where each Block-mode claim is attached, as the device DIR/CLAIM (backup,
@@ -57,6 +67,7 @@ const FLAG_COMMANDS: Record<string, readonly string[]> = {
   step: ["backup", "restore"],
   "from-snapshot": ["backup"],
   "backup-path": ["cleanup"],
+  location: ["cleanup"],
   "snapshots-path": ["cleanup"],
   "claims-root": ["backup", "restore"],
   "devices-root": ["backup", "restore"],
@@ -90,6 +101,8 @@ export async function runAgent(argv: string[], io: Io = stdio): Promise<number> 
         "snapshots-path": { type: "string" },
         "shared-root": { type: "string", default: AGENT_SHARED_MOUNT },
         "location-root": { type: "string", default: AGENT_LOCATION_MOUNT },
+        location: { type: "string" },
+        "credentials-dir": { type: "string", default: AGENT_S3_CREDENTIALS_MOUNT },
         // No default here, so that giving them to another command is refused; the defaults apply in backup and restore.
         "claims-root": { type: "string" },
         "devices-root": { type: "string" },
@@ -111,8 +124,16 @@ export async function runAgent(argv: string[], io: Io = stdio): Promise<number> 
   if (command === "cleanup") {
     // Without --snapshots-path (a backup without a shared volume) nothing on a shared volume is touched.
     if (!values["backup-path"]) throw usage("--backup-path is required");
+    let location;
+    try {
+      location = values.location ? parseLocationArgument(values.location) : undefined;
+    } catch (err) {
+      throw usage(err instanceof Error ? err.message : String(err));
+    }
+    const objectStore = location && (await objectStoreOf(location, values["credentials-dir"]));
     const removed = await cleanupBackup({
       locationRoot: values["location-root"],
+      ...(objectStore ? { objectStore } : {}),
       sharedRoot: values["shared-root"],
       backupPath: values["backup-path"],
       ...(values["snapshots-path"] ? { snapshotsPath: values["snapshots-path"] } : {}),
@@ -132,6 +153,7 @@ export async function runAgent(argv: string[], io: Io = stdio): Promise<number> 
     log,
     sharedRoot: values["shared-root"],
     locationRoot: values["location-root"],
+    credentialsDir: values["credentials-dir"],
     claimsRoot: values["claims-root"] ?? AGENT_CLAIMS_MOUNT,
     devicesRoot: values["devices-root"] ?? AGENT_CLAIM_DEVICES,
     fromSnapshot: values["from-snapshot"] ?? false,
@@ -156,6 +178,8 @@ interface StepContext {
   log: Logger;
   sharedRoot: string;
   locationRoot: string;
+  /** Where an S3 location's credentials Secret is mounted. */
+  credentialsDir: string;
   /** Where the step's Job mounts Filesystem-mode claims and attaches Block-mode ones. */
   claimsRoot: string;
   devicesRoot: string;
@@ -173,6 +197,8 @@ async function backupStep(ctx: StepContext): Promise<void> {
   const { client, namespace, name, log } = ctx;
   const step = await client.get<NodeSnapshot & KubeObject>(Resources.NodeSnapshot, namespace, name);
   const node = stepNode(step.spec.node);
+  const objectStore = await objectStoreOf(step.spec.location, ctx.credentialsDir);
+  const store = objectStore ? { objectStore } : {};
   const kubevirt = new KubeVirtClient(client);
   const freezer: Freezer = {
     freeze: async (vm, unfreezeTimeoutSeconds) => {
@@ -283,7 +309,7 @@ async function backupStep(ctx: StepContext): Promise<void> {
     const others = (s.workloads ?? []).filter((w) => !isCutWithCsi(step, w));
     const rest =
       others.length > 0
-        ? await runNodeBackup(plan(others, s.extractAt), { freezer, isActiveOnNode, clock, log, vmObjects })
+        ? await runNodeBackup(plan(others, s.extractAt), { freezer, isActiveOnNode, clock, log, vmObjects, ...store })
         : undefined;
     const captured = rest ? capturedEntries(rest) : [];
     await client.patch(
@@ -333,6 +359,7 @@ async function backupStep(ctx: StepContext): Promise<void> {
       clock,
       log,
       vmObjects,
+      ...store,
       ...(taken
         ? {
             snapshotProvider: new RestoredVolumeSnapshotProvider(
@@ -368,6 +395,7 @@ async function restoreStep(ctx: StepContext): Promise<void> {
   const { client, namespace, name, log } = ctx;
   const step = await client.get<NodeRestore & KubeObject>(Resources.NodeRestore, namespace, name);
   const node = stepNode(step.spec.node);
+  const objectStore = await objectStoreOf(step.spec.location, ctx.credentialsDir);
   // VMs with an outcome are the operator's to decide: a rerun of the Job must not write them again.
   const decided = new Set((step.status?.outcomes ?? []).map(vmKey));
   const previous = step.status?.results ?? [];
@@ -383,6 +411,7 @@ async function restoreStep(ctx: StepContext): Promise<void> {
         node,
         sharedRoot: ctx.sharedRoot,
         locationRoot: ctx.locationRoot,
+        ...(objectStore ? { objectStore } : {}),
         claimsRoot: ctx.claimsRoot,
         devicesRoot: ctx.devicesRoot,
         workloads: step.spec.workloads

@@ -9,8 +9,7 @@ import { join } from "node:path";
 import type { NodeBackupPlan, PlannedWorkload } from "../../../src/agent/backup.js";
 import { runNodeBackup } from "../../../src/agent/backup.js";
 import { claimCloneName } from "../../../src/agent/claim-reflink.js";
-import { readWorkloadManifest } from "../../../src/agent/manifest.js";
-import { withRoot } from "../../../src/agent/safe-fs.js";
+import { inBackupDir, readWorkloadManifest } from "../../../src/agent/manifest.js";
 import { probeReflink } from "../../../src/agent/snapshot.js";
 import {
   MiB,
@@ -115,7 +114,7 @@ describe("agent/backup runNodeBackup with claims cut with Reflink (XFS)", functi
       assert.deepEqual(await readFile(stored), original);
       assert.equal(existsSync(clone), false);
       assert.deepEqual(await readdir(join(root, "claims", "pvc-a")), ["disk.img"]);
-      const manifest = await withRoot(join(root, "location", "backups", "nightly"), (b) =>
+      const manifest = await inBackupDir(join(root, "location", "backups", "nightly"), (b) =>
         readWorkloadManifest(b, "prod", "a"),
       );
       assert.equal(manifest.filesystemDisks?.length, 1);
@@ -148,7 +147,7 @@ describe("agent/backup runNodeBackup with claims cut with Reflink (XFS)", functi
     );
     assert.deepEqual(result.failed, []);
     const backup = join(root, "location", "backups", "nightly");
-    const manifest = await withRoot(backup, (b) => readWorkloadManifest(b, "prod", "b"));
+    const manifest = await inBackupDir(backup, (b) => readWorkloadManifest(b, "prod", "b"));
     assert.deepEqual(
       manifest.filesystemDisks?.map((d) => [d.name, d.method]),
       [

@@ -17,7 +17,7 @@ import {
   parseWorkloadManifest,
   writeWorkloadManifest,
 } from "../../../src/agent/manifest.js";
-import { withRoot } from "../../../src/agent/safe-fs.js";
+import { inBackupDir } from "../../../src/agent/manifest.js";
 import { definitionOf } from "../../../src/planning/vm-definition.js";
 import { secretsFileOf } from "../../../src/planning/vm-secrets.js";
 import { makeTempDir } from "./helpers.js";
@@ -64,7 +64,7 @@ describe("agent/definition-file", function () {
   afterEach(() => cleanup());
 
   const written = () =>
-    withRoot(dir, async (root) => ({
+    inBackupDir(dir, async (root) => ({
       definition: await writeDefinition(root, definition),
       secrets: await writeSecrets(root, "prod", "db-0", secrets),
     }));
@@ -155,10 +155,10 @@ describe("agent/definition-file", function () {
 
   it("makes a manifest incomplete when a listed definition is missing, and removes both files", async () => {
     const files = await written();
-    await withRoot(dir, (root) => writeWorkloadManifest(root, manifest(files)));
+    await inBackupDir(dir, (root) => writeWorkloadManifest(root, manifest(files)));
     const expect = { backupUid: "uid-1", round: 1 };
     assert.equal((await checkManifestComplete(dir, "prod", "db-0", expect)).complete, true);
-    await withRoot(dir, (root) => removeDefinitionFiles(root, "prod", "db-0"));
+    await inBackupDir(dir, (root) => removeDefinitionFiles(root, "prod", "db-0"));
     const after = await checkManifestComplete(dir, "prod", "db-0", expect);
     assert.deepEqual(after, { complete: false, reason: "the definition is missing" });
     await assert.rejects(stat(join(dir, "prod/db-0/secrets.json")), { code: "ENOENT" });
@@ -166,7 +166,7 @@ describe("agent/definition-file", function () {
 
   it("refuses to write a definition that could not be read back", async () => {
     const bad = { ...definition, virtualMachine: { ...definition.virtualMachine, kind: "Pod" } };
-    await withRoot(dir, (root) => assert.rejects(writeDefinition(root, bad), /must be VirtualMachine/));
+    await inBackupDir(dir, (root) => assert.rejects(writeDefinition(root, bad), /must be VirtualMachine/));
   });
 
   it("refuses a manifest whose definition path is another file", () => {

@@ -111,7 +111,10 @@ describe("agent/restore restoreWorkload", function () {
 
   it("detects a backup file that changed after the backup (same size) and does not touch the disk", async () => {
     const handle = await open(backupFile(disk), "r+");
-    await handle.write(Buffer.from([0xff]), 0, 1, 3 * MiB);
+    // One byte flipped (a fixed value would leave the random file as it was once in 256 runs).
+    const byte = Buffer.alloc(1);
+    await handle.read(byte, 0, 1, 3 * MiB);
+    await handle.write(Buffer.from([byte[0]! ^ 0xff]), 0, 1, 3 * MiB);
     await handle.close();
     await assertRejectsUntouched(
       "ChecksumMismatch",
