@@ -34,7 +34,12 @@ interface PodSpec {
     /** Block-mode claims, as raw devices at devicePath. */
     volumeDevices?: Array<{ name: string; devicePath: string }>;
   }>;
-  volumes?: Array<{ name: string; persistentVolumeClaim?: { claimName: string }; hostPath?: { path: string } }>;
+  volumes?: Array<{
+    name: string;
+    persistentVolumeClaim?: { claimName: string };
+    hostPath?: { path: string };
+    secret?: { secretName: string; defaultMode?: number };
+  }>;
 }
 
 type Pod = KubeObject & { spec: PodSpec; status?: { phase?: string } };
@@ -177,6 +182,26 @@ export class PodRunner {
       .catch(() => {});
   }
 
+  // As a kubelet projects a Secret volume: one file per key, with the volume's mode. A missing Secret
+  // fails the pod's start (a kubelet would keep it ContainerCreating).
+  private async secretFiles(
+    namespace: string,
+    secret: { secretName: string; defaultMode?: number },
+    podDir: string,
+  ): Promise<string> {
+    const object = await this.client.get<KubeObject & { data?: Record<string, string> }>(
+      Resources.Secret,
+      namespace,
+      secret.secretName,
+    );
+    const dir = path.join(podDir, `secret-${secret.secretName}`);
+    mkdirSync(dir, { mode: 0o755 });
+    for (const [key, value] of Object.entries(object.data ?? {})) {
+      writeFileSync(path.join(dir, key), Buffer.from(value, "base64"), { mode: secret.defaultMode ?? 0o644 });
+    }
+    return dir;
+  }
+
   private async hostPathOf(namespace: string, claimName: string): Promise<string> {
     return (await this.boundVolumeOf(namespace, claimName)).path;
   }
@@ -223,6 +248,7 @@ export class PodRunner {
       if (vol?.persistentVolumeClaim)
         mounts.push({ host: await this.hostPathOf(ns, vol.persistentVolumeClaim.claimName), target: vm.mountPath });
       else if (vol?.hostPath) mounts.push({ host: vol.hostPath.path, target: vm.mountPath });
+      else if (vol?.secret) mounts.push({ host: await this.secretFiles(ns, vol.secret, podDir), target: vm.mountPath });
     }
     // As a kubelet maps a Block-mode claim: its device node appears at the device path (a bind mount onto
     // an empty file made there if there is none, in the pod's mount namespace).
