@@ -124,7 +124,9 @@ export async function abortIncompleteUploads(client: S3Client, bucket: string, p
     );
     for (const upload of page.Uploads ?? []) {
       if (!upload.Key || !upload.UploadId) continue;
-      await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }));
+      await client.send(
+        new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }),
+      );
       aborted++;
     }
     if (!page.IsTruncated) return aborted;

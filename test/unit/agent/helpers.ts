@@ -47,6 +47,18 @@ export async function writeRandomFile(path: string, bytes: number): Promise<void
 }
 
 /** A sparse file of `bytes` (all holes), made with truncate. */
+/** Inverts the byte at `position` of the file at `path`: a change whatever the byte was (random data). */
+export async function flipByte(path: string, position: number): Promise<void> {
+  const handle = await open(path, "r+");
+  try {
+    const byte = Buffer.alloc(1);
+    await handle.read(byte, 0, 1, position);
+    await handle.write(Buffer.from([byte[0]! ^ 0xff]), 0, 1, position);
+  } finally {
+    await handle.close();
+  }
+}
+
 export async function writeSparseFile(path: string, bytes: number): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   await writeFile(path, "");

@@ -36,6 +36,7 @@ import {
   alwaysActive,
   assertSameBytes,
   describeTree,
+  flipByte,
   makeTempDir,
   memoryLog,
   nodeBackupPlan,
@@ -353,9 +354,7 @@ describe("agent/restore restoreWorkload with disks on claims", function () {
       fsp.open = async (path, ...rest) => {
         if (!changed && /\.tmp-[0-9a-f]{12}$/.test(String(path))) {
           changed = true;
-          const data = await realOpen(dataFile, "r+");
-          await data.write(Buffer.from([0x01]), 0, 1, 17);
-          await data.close();
+          await flipByte(dataFile, 17);
         }
         return realOpen(path, ...rest);
       };
@@ -392,9 +391,7 @@ describe("agent/restore restoreWorkload with disks on claims", function () {
     });
 
     it("a corrupt data file: ChecksumMismatch, the device and every file untouched", async () => {
-      const data = await open(join(location, "prod/a/devices/data.data"), "r+");
-      await data.write(Buffer.from([0x01]), 0, 1, 3 * MiB + 17);
-      await data.close();
+      await flipByte(join(location, "prod/a/devices/data.data"), 3 * MiB + 17);
       await assertRefusedUntouched("ChecksumMismatch", /claim pvc-blk \(volume data\).* is corrupt/, {}, [node()]);
     });
 

@@ -8,6 +8,7 @@ import { RestoreError, restoreWorkload } from "../../../src/agent/restore.js";
 import type { RestoreErrorReason } from "../../../src/agent/restore.js";
 import {
   MiB,
+  flipByte,
   RecordingFreezer,
   alwaysActive,
   assertSameBytes,
@@ -110,12 +111,8 @@ describe("agent/restore restoreWorkload", function () {
   });
 
   it("detects a backup file that changed after the backup (same size) and does not touch the disk", async () => {
-    const handle = await open(backupFile(disk), "r+");
-    // One byte flipped (a fixed value would leave the random file as it was once in 256 runs).
-    const byte = Buffer.alloc(1);
-    await handle.read(byte, 0, 1, 3 * MiB);
-    await handle.write(Buffer.from([byte[0]! ^ 0xff]), 0, 1, 3 * MiB);
-    await handle.close();
+    // Flipped: a fixed value would leave the random file as it was once in 256 runs.
+    await flipByte(backupFile(disk), 3 * MiB);
     await assertRejectsUntouched(
       "ChecksumMismatch",
       /vms\/a\/disk\.img is corrupt: sha256 [0-9a-f]{64}, the manifest lists/,
