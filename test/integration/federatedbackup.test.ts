@@ -245,6 +245,9 @@ describe("FederatedBackup controller", function () {
   });
 
   describe("node ordering policies", () => {
+    // Each policy's order is unit-tested (planning/order-nodes.ts); here each runs once against the cluster.
+    // make test keeps one of each kind of input (failed steps, labels, node capacity, the control-plane
+    // role; FreeResources also in the reserved-memory case below), the others are [long].
     // Capacities (setup.ts): node-a 128Gi (control plane), node-b 64Gi, node-c 256Gi. VMs: a 1, b 4, c 2.
     const cases: Array<{
       title: string;
@@ -271,17 +274,17 @@ describe("FederatedBackup controller", function () {
         order: ["node-a", "node-b", "node-c"],
       },
       {
-        title: "FreeResources: the node with the most free memory first",
+        title: "FreeResources: the node with the most free memory first [long]",
         spec: { ordering: { policy: "FreeResources" } },
         order: ["node-c", "node-a", "node-b"],
       },
       {
-        title: "Explicit: the given node list",
+        title: "Explicit: the given node list [long]",
         spec: { ordering: { policy: "Explicit", nodes: ["node-c", "node-a", "node-b"] } },
         order: ["node-c", "node-a", "node-b"],
       },
       {
-        title: "Random: a seeded shuffle that the planner reproduces",
+        title: "Random: a seeded shuffle that the planner reproduces [long]",
         spec: { ordering: { policy: "Random", seed: 7 } },
         order: "random",
       },
@@ -291,7 +294,7 @@ describe("FederatedBackup controller", function () {
         order: ["node-a", "node-b", "node-c"],
       },
       {
-        title: "controlPlaneNode Last: the control-plane node comes last",
+        title: "controlPlaneNode Last: the control-plane node comes last [long]",
         spec: { ordering: { policy: "FreeResources", controlPlaneNode: "Last" } },
         order: ["node-c", "node-b", "node-a"],
       },
