@@ -42,6 +42,8 @@ export interface ResourceAttributes {
   group: string;
   resource: string;
   subresource?: string;
+  /** One object by name (absent: any object). */
+  name?: string;
 }
 
 interface SubjectAccessReview extends KubeObject {
@@ -70,6 +72,7 @@ export async function mayUser(
         group: attributes.group,
         resource: attributes.resource,
         ...(attributes.subresource ? { subresource: attributes.subresource } : {}),
+        ...(attributes.name ? { name: attributes.name } : {}),
       },
     } as SubjectAccessReview["spec"],
   });

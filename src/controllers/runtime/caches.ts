@@ -2,7 +2,7 @@
 // A controller's own kinds (its steps, its migrations) it asks for itself.
 import type { NodeObject, VirtualMachine, VirtualMachineInstance } from "../../api/kubevirt.js";
 import { LABEL_MANAGED_BY } from "../../api/labels.js";
-import type { FederatedBackup, NodeSnapshot } from "../../api/v1alpha1/index.js";
+import type { BackupLocation, FederatedBackup, NodeSnapshot } from "../../api/v1alpha1/index.js";
 import type { Informer } from "../../k8s/informer.js";
 import { Resources } from "../../k8s/resources.js";
 import type { KubeObject } from "../../k8s/types.js";
@@ -16,6 +16,9 @@ export const MANAGED = { labelSelector: `${LABEL_MANAGED_BY}=fedbackup` };
 export type Caches = Pick<ControllerManager, "informer">;
 
 export const backupCache = (m: Caches) => m.informer<FederatedBackup & KubeObject>(Resources.FederatedBackup);
+
+/** The BackupLocations: validated by their controller, read by the backups that reference them. */
+export const backupLocationCache = (m: Caches) => m.informer<BackupLocation & KubeObject>(Resources.BackupLocation);
 
 /** The backups' steps: what each backup captured, and which nodes failed. */
 export const nodeSnapshotCache = (m: Caches) => m.informer<NodeSnapshot & KubeObject>(Resources.NodeSnapshot, MANAGED);

@@ -42,7 +42,8 @@ export async function checkCreatorAccess(
   return accessVerdict(kind, own, creator, check, refused);
 }
 
-async function readCreatorPolicies(client: KubeClient): Promise<CreatorPolicies> {
+/** The four admission objects that make the creator annotation trustworthy (see creatorTrust). */
+export async function readCreatorPolicies(client: KubeClient): Promise<CreatorPolicies> {
   const get = (type: (typeof AccessResources)[keyof typeof AccessResources]) =>
     tryGet<KubeObject & PolicyObject>(client, type, undefined, CREATOR_POLICY_NAME);
   const [mutatingPolicy, mutatingBinding, validatingPolicy, validatingBinding] = await Promise.all([
