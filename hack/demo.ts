@@ -464,7 +464,7 @@ function loadSample(): Backup {
   doc.metadata = { name: doc.metadata.name, namespace: NAMESPACE };
   doc.spec.sharedVolume = { ...doc.spec.sharedVolume, claimName: SHARED_CLAIM, nodeMountPath: NODE_MOUNT_PATH };
   doc.spec.location = {
-    persistentVolumeClaim: { ...doc.spec.location.persistentVolumeClaim, claimName: LOCATION_CLAIM },
+    persistentVolumeClaim: { ...doc.spec.location?.persistentVolumeClaim, claimName: LOCATION_CLAIM },
   };
   return doc;
 }

@@ -31,6 +31,7 @@ import {
   type OperatorSettings,
 } from "../runtime/agent-job.js";
 import { locationSourceOf } from "../../storage/location.js";
+import { backupDirectory, inlineLocation, type ResolvedLocation } from "./location.js";
 
 export const DEFAULTS = {
   freezeTimeout: "30s",
@@ -48,11 +49,19 @@ function commonLabels(backup: FederatedBackup): Record<string, string> {
   };
 }
 
-/** Directory of this backup at the location, relative to the location PVC's root. */
+/**
+ * Directory of a backup with an inline spec.location, relative to the claim's root. A backup that references
+ * a BackupLocation gets its directory from resolveBackupLocation (location.ts).
+ */
 export function backupPath(backup: FederatedBackup): string {
-  const prefix = backup.spec.location.persistentVolumeClaim?.pathPrefix?.replace(/^\/+|\/+$/g, "");
-  const own = `${backup.metadata.namespace}/${backup.metadata.name}-${(backup.metadata.uid ?? "").slice(0, 8)}`;
-  return prefix ? `${prefix}/${own}` : own;
+  return backupDirectory(backup, backup.spec.location?.persistentVolumeClaim?.pathPrefix);
+}
+
+/** The location given, or the backup's inline one (a backup with spec.locationRef must be given its resolution). */
+function locationOrInline(backup: FederatedBackup, location: ResolvedLocation | undefined): ResolvedLocation {
+  const resolved = location ?? inlineLocation(backup);
+  if (!resolved) throw new Error(`FederatedBackup ${backup.metadata.name}: its BackupLocation was not resolved`);
+  return resolved;
 }
 
 export function buildNodeSnapshot(
@@ -62,8 +71,10 @@ export function buildNodeSnapshot(
   node: string | undefined,
   workloads: ObservedWorkload[],
   unplaced: UnplacedWorkload[] = [],
+  location?: ResolvedLocation,
 ): NodeSnapshot {
   const s = backup.spec;
+  const where = locationOrInline(backup, location);
   return {
     apiVersion: API_VERSION,
     kind: "NodeSnapshot",
@@ -82,10 +93,7 @@ export function buildNodeSnapshot(
       ...(s.sharedVolume
         ? { sharedVolume: { claimName: s.sharedVolume.claimName, nodeMountPath: s.sharedVolume.nodeMountPath } }
         : {}),
-      location: {
-        persistentVolumeClaim: { claimName: s.location.persistentVolumeClaim!.claimName },
-        path: backupPath(backup),
-      },
+      location: { ...where.source, path: where.path },
       snapshot: {
         method: s.snapshot?.method ?? "Auto",
         quiesce: s.snapshot?.quiesce ?? "GuestAgent",
@@ -307,8 +315,18 @@ export const snapshotsPath = (backup: FederatedBackup): string =>
 
 export const cleanupJobName = (backup: FederatedBackup): string => `${backup.metadata.name}-cleanup`.slice(0, 63);
 
-/** The Job that removes a deleted backup's files (spec.deletionPolicy Delete), on any Ready node. */
-export function buildCleanupJob(backup: FederatedBackup, node: string, settings: OperatorSettings): JobManifest {
+/**
+ * The Job that removes a deleted backup's files (spec.deletionPolicy Delete), on any Ready node, at the
+ * location its steps recorded. An S3 location is also passed as --location (JSON of the LocationSource: the
+ * bucket and the credentials Secret's name, never its values, which the Job mounts).
+ */
+export function buildCleanupJob(
+  backup: FederatedBackup,
+  node: string,
+  settings: OperatorSettings,
+  location?: ResolvedLocation,
+): JobManifest {
+  const where = locationOrInline(backup, location);
   return agentJobManifest({
     name: cleanupJobName(backup),
     namespace: backup.metadata.namespace!,
@@ -319,13 +337,14 @@ export function buildCleanupJob(backup: FederatedBackup, node: string, settings:
     args: [
       "agent",
       "cleanup",
-      `--backup-path=${backupPath(backup)}`,
+      `--backup-path=${where.path}`,
+      ...(where.source.s3 ? [`--location=${JSON.stringify(where.source)}`] : []),
       ...(backup.spec.sharedVolume ? [`--snapshots-path=${snapshotsPath(backup)}`] : []),
     ],
     backoffLimit: 2,
     activeDeadlineSeconds: 3600,
     ...(backup.spec.sharedVolume ? { sharedClaim: backup.spec.sharedVolume.claimName } : {}),
-    location: { persistentVolumeClaim: { claimName: backup.spec.location.persistentVolumeClaim!.claimName } },
+    location: where.source,
     settings,
   });
 }

@@ -30,7 +30,9 @@ import {
 import { jsonEqual } from "../runtime/conditions.js";
 import { orderingPolicy } from "../runtime/ordering.js";
 import { waitingForLeaseMessage, type LeaseSetState } from "../runtime/lease-state.js";
-import { backupPath, buildNodeSnapshot, DEFAULTS, usesCsiCut } from "./builders.js";
+import { buildNodeSnapshot, DEFAULTS, usesCsiCut } from "./builders.js";
+import { inlineLocation, LOCATION_NOT_FOUND, type ResolvedLocation } from "./location.js";
+import { describeLocation } from "../../storage/location.js";
 import { claimMethodsSummary } from "./claim-methods-event.js";
 import { capturedWorkloads, expectedWorkloads, missingWorkloads, type StepWithPhase } from "./missing.js";
 import { buildStatus, type StatusFacts } from "./status.js";
@@ -47,6 +49,13 @@ export interface BackupWorld {
   nodes: ObservedNode[];
   /** The Leases of every storage back end of the run's VMs, as one (runtime/lease-state.ts). */
   lease: LeaseSetState;
+  /**
+   * Where the run writes: resolved from spec.location or spec.locationRef while New, then the location its
+   * steps recorded (location.ts). Absent for an inline location, which the backup itself says.
+   */
+  location?: ResolvedLocation;
+  /** While New: the referenced BackupLocation is missing or not Available, so the run does not start. */
+  locationWaiting?: { reason: string; message: string };
   /** Something the API server could not check: a missing PVC, VolumeSnapshotClass, ... */
   invalid?: { reason: string; message: string };
   /** While New: namespaces spec.workloads names that do not exist (a typo selects nothing there). */
@@ -96,6 +105,9 @@ export interface BackupDecision {
 
 const iso = rfc3339;
 
+/** How often a run waiting for its BackupLocation looks again, besides the location's own changes. */
+export const LOCATION_RECHECK_MS = 60_000;
+
 export const orderingOf = (backup: FederatedBackup): OrderingPolicy =>
   orderingPolicy(backup.spec.ordering, backup.metadata.uid ?? "");
 
@@ -105,6 +117,7 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
   const prev = backup.status ?? {};
   const actions: BackupAction[] = [];
   const steps = world.steps.map((o) => ({ ...o })).sort((a, b) => byRoundAndOrder(a.step, b.step));
+  const location = world.location ?? inlineLocation(backup);
   const withPhase: StepWithPhase[] = steps.map((o) => ({ step: o.step, derived: deriveStepPhase(o, now) }));
   recordStepPhases(withPhase, steps, nowIso, actions);
   for (const { step, derived } of withPhase) {
@@ -119,7 +132,7 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
     round: prev.progress?.round ?? 1,
     startTime: prev.startTime,
     completionTime: prev.completionTime,
-    backupPath: backupPath(backup),
+    ...(location ? { backupPath: location.path, location: describeLocation(location.source) } : {}),
     expiresAt: prev.expiresAt,
     progressing: { reason: "Discovering", message: "finding the selected VMs and where they run" },
     ...(world.lease.keys ? { storageBackends: world.lease.keys } : {}),
@@ -172,12 +185,21 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
 
   const ordering = orderingOf(backup);
 
+  if (facts.phase === "New" && (world.locationWaiting || !location)) {
+    // Nothing is planned against a location that is not there: the BackupLocation's changes wake the run.
+    facts.progressing = world.locationWaiting ?? {
+      reason: LOCATION_NOT_FOUND,
+      message: "the backup's location could not be resolved",
+    };
+    return result([], LOCATION_RECHECK_MS);
+  }
+
   if (facts.phase === "New") {
     const plan = planDiscovery(world.workloads, world.nodes, ordering, world.absent ?? []);
     const desired = [
-      ...plan.steps.map((s) => buildNodeSnapshot(backup, 1, s.order, s.node, s.workloads)),
+      ...plan.steps.map((s) => buildNodeSnapshot(backup, 1, s.order, s.node, s.workloads, [], location)),
       ...(plan.unplaced.length
-        ? [buildNodeSnapshot(backup, 1, plan.steps.length + 1, undefined, [], plan.unplaced)]
+        ? [buildNodeSnapshot(backup, 1, plan.steps.length + 1, undefined, [], plan.unplaced, location)]
         : []),
     ];
     // Nothing has run while the phase is New, so round-1 steps may still be replaced to match the plan
@@ -370,13 +392,15 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
       };
       return result([], 2_000);
     }
-    const record = unplacedRecord(backup, round + 1, 1, plan.unresolved);
+    const record = unplacedRecord(backup, round + 1, 1, plan.unresolved, location);
     if (record) actions.push({ kind: "CreateStep", step: record.step });
     return finish(record ? [record] : []);
   }
-  const nextSteps = plan.steps.map((s) => buildNodeSnapshot(backup, round + 1, s.order, s.node, s.workloads));
+  const nextSteps = plan.steps.map((s) =>
+    buildNodeSnapshot(backup, round + 1, s.order, s.node, s.workloads, [], location),
+  );
   for (const step of nextSteps) actions.push({ kind: "CreateStep", step });
-  const record = unplacedRecord(backup, round + 1, plan.steps.length + 1, plan.unresolved);
+  const record = unplacedRecord(backup, round + 1, plan.steps.length + 1, plan.unresolved, location);
   if (record) actions.push({ kind: "CreateStep", step: record.step });
   facts.phase = "Reconciling";
   facts.round = round + 1;
@@ -418,9 +442,13 @@ function unplacedRecord(
   round: number,
   order: number,
   unresolved: UnplacedWorkload[],
+  location: ResolvedLocation | undefined,
 ): StepWithPhase | undefined {
   if (unresolved.length === 0) return undefined;
-  return { step: buildNodeSnapshot(backup, round, order, undefined, [], unresolved), derived: { phase: "Unplaced" } };
+  return {
+    step: buildNodeSnapshot(backup, round, order, undefined, [], unresolved, location),
+    derived: { phase: "Unplaced" },
+  };
 }
 
 function toPlanningReason(reason: string): MissingReason | undefined {

@@ -6,7 +6,7 @@ import { rfc3339 } from "../../api/timestamps.js";
 import { KubeVirtClient } from "../../k8s/kubevirt.js";
 import type { NodeObject, VirtualMachine, VirtualMachineInstance } from "../../api/kubevirt.js";
 import { FINALIZER_CLEANUP, LABEL_BACKUP } from "../../api/labels.js";
-import type { FederatedBackup, NodeSnapshot } from "../../api/v1alpha1/index.js";
+import type { BackupLocation, FederatedBackup, NodeSnapshot } from "../../api/v1alpha1/index.js";
 import type { KubeClient } from "../../k8s/client.js";
 import type { EventSink } from "../../k8s/events.js";
 import type { Informer } from "../../k8s/informer.js";
@@ -21,7 +21,6 @@ import { BACKUP_ACCESS, backupNamespaces } from "../runtime/creator-access.js";
 import { checkCreatorAccess } from "../runtime/creator-check.js";
 import { TerminalError, type ReconcileResult } from "../runtime/work-queue.js";
 import {
-  backupPath,
   buildAgentJob,
   buildCleanupJob,
   buildExtractJob,
@@ -70,6 +69,8 @@ import { inScope } from "./scope.js";
 import { decideThaws, withThawed, type FreezeView } from "./thaw.js";
 import { isTerminalStepPhase, type ObservedStep } from "./steps.js";
 import { backupTransition } from "./transitions.js";
+import { recordedLocation, resolveBackupLocation } from "./location.js";
+import { describeLocation } from "../../storage/location.js";
 
 export interface BackupInformers {
   backups: Informer<FederatedBackup & KubeObject>;
@@ -82,6 +83,8 @@ export interface BackupInformers {
   /** Bound, unfinished pods, slimmed to their node and request (runtime/node-requests.ts). */
   pods: Informer<PodObject>;
   leases: Informer<LeaseObject>;
+  /** The BackupLocations runs reference (spec.locationRef). */
+  locations: Informer<BackupLocation & KubeObject>;
 }
 
 export interface BackupReconcilerDeps {
@@ -336,6 +339,12 @@ export class FederatedBackupReconciler {
         if (name !== ns && !(await tryGet(client, Resources.Namespace, undefined, name))) missingNamespaces.push(name);
       }
     }
+    // Resolved while New; once steps exist, the location they recorded is the run's.
+    const resolution =
+      phase === "New" ? resolveBackupLocation(backup, (name) => informers.locations.get(`${ns}/${name}`)) : undefined;
+    const recorded = recordedLocation(stepObjects);
+    const location = recorded ?? (resolution && "location" in resolution ? resolution.location : undefined);
+    const locationWaiting = !recorded && resolution && "waiting" in resolution ? resolution.waiting : undefined;
     const volumeId = await this.volumeId(backup);
 
     const mount = backup.spec.sharedVolume?.nodeMountPath;
@@ -411,6 +420,8 @@ export class FederatedBackupReconciler {
       workloads,
       nodes,
       lease,
+      ...(location ? { location } : {}),
+      ...(locationWaiting ? { locationWaiting } : {}),
       ...(invalid ? { invalid } : {}),
       ...(missingNamespaces?.length ? { missingNamespaces } : {}),
       ...(absent.length ? { absent } : {}),
@@ -427,7 +438,8 @@ export class FederatedBackupReconciler {
         message: `PersistentVolumeClaim ${ns}/${backup.spec.sharedVolume?.claimName} (spec.sharedVolume.claimName) does not exist`,
       };
     }
-    const locationClaim = backup.spec.location.persistentVolumeClaim?.claimName;
+    // A BackupLocation's claim is checked by its controller (ClaimNotFound makes it Unavailable).
+    const locationClaim = backup.spec.location?.persistentVolumeClaim?.claimName;
     if (locationClaim && !(await tryGet(this.deps.client, Resources.PersistentVolumeClaim, ns, locationClaim))) {
       return {
         reason: "LocationClaimNotFound",
@@ -637,13 +649,18 @@ export class FederatedBackupReconciler {
     if ((backup.spec.deletionPolicy ?? "Delete") === "Delete" && steps.length > 0) {
       const job = informers.jobs.get(`${ns}/${cleanupJobName(backup)}`);
       const view = job ? viewJob(job as Parameters<typeof viewJob>[0]) : undefined;
-      const location = backup.spec.location.persistentVolumeClaim?.claimName;
+      // The location the steps recorded and wrote to (the BackupLocation may have changed or gone since).
+      const location = recordedLocation(steps);
+      const locationClaim = location?.source.persistentVolumeClaim?.claimName;
       const claims = await Promise.all(
-        [backup.spec.sharedVolume?.claimName, location].map((c) =>
+        [backup.spec.sharedVolume?.claimName, locationClaim].map((c) =>
           c ? tryGet(client, Resources.PersistentVolumeClaim, ns, c) : Promise.resolve(undefined),
         ),
       );
-      if (!view && claims.every((c, i) => !!c || (i === 0 && !backup.spec.sharedVolume))) {
+      const claimsFound = claims.every(
+        (c, i) => !!c || (i === 0 && !backup.spec.sharedVolume) || (i === 1 && !locationClaim),
+      );
+      if (!view && location && claimsFound) {
         const node = informers.nodes
           .list((n) => n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false)
           .map((n) => n.metadata.name!)
@@ -664,7 +681,7 @@ export class FederatedBackupReconciler {
             { owner, node, step: cleanupJobName(backup), now: clock.now() },
             this.deps.ownerActive,
           );
-          await createIfAbsent(client, Resources.Job, buildCleanupJob(backup, node, settings));
+          await createIfAbsent(client, Resources.Job, buildCleanupJob(backup, node, settings, location));
           return { requeueAfterMs: 60_000 };
         }
       }
@@ -674,13 +691,18 @@ export class FederatedBackupReconciler {
           backup,
           "Normal",
           "FilesRemoved",
-          `removed ${backupPath(backup)} at the location and the kept snapshots`,
+          `removed ${location?.path} at ${location ? describeLocation(location.source) : "the location"} and the kept snapshots`,
         );
       } else {
         const why = view?.failed
           ? `the cleanup Job failed: ${view.failureMessage ?? view.failureReason}`
-          : "no claim or no Ready node to run the cleanup on";
-        events.record(backup, "Warning", "FilesLeft", `${why}; ${backupPath(backup)} is left at the location`);
+          : "no claim, no recorded location or no Ready node to run the cleanup on";
+        events.record(
+          backup,
+          "Warning",
+          "FilesLeft",
+          `${why}; ${location?.path ?? "the backup's directory"} is left at the location`,
+        );
       }
     }
     // Every Lease the run may hold: its back ends' and the cleanup's.

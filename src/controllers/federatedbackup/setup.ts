@@ -5,6 +5,7 @@ import { Resources } from "../../k8s/resources.js";
 import {
   agentJobCache,
   backupCache,
+  backupLocationCache,
   nodeCache,
   nodeSnapshotCache,
   podRequestCache,
@@ -20,6 +21,7 @@ import { ownerByLabel } from "../runtime/owner-label.js";
 import type { OperatorSettings } from "../runtime/agent-job.js";
 import { backupIsActive, FederatedBackupReconciler, type BackupInformers } from "./reconciler.js";
 import { backupStateGauges } from "./state-gauges.js";
+import { backupsWaitingForLocation } from "./waiting-for-location.js";
 
 export const BACKUP_CONTROLLER = "federatedbackup";
 
@@ -40,6 +42,7 @@ export function setupFederatedBackup(ctx: ControllerContext, options: BackupCont
     nodes: nodeCache(manager),
     pods: podRequestCache(manager),
     leases: volumeLeaseCache(manager, ctx.namespace),
+    locations: backupLocationCache(manager),
   };
   const reconciler = new FederatedBackupReconciler({
     client: ctx.client,
@@ -65,6 +68,7 @@ export function setupFederatedBackup(ctx: ControllerContext, options: BackupCont
     .watches(informers.steps, ownerByLabel(LABEL_BACKUP))
     .watches(informers.jobs, ownerByLabel(LABEL_BACKUP))
     .watches(informers.leases, runsWaitingForLease(Resources.FederatedBackup.kind, activeBackups))
-    .watches(informers.nodes, onReadinessChange(activeBackups));
+    .watches(informers.nodes, onReadinessChange(activeBackups))
+    .watches(informers.locations, backupsWaitingForLocation(informers.backups));
   informers.backups.on(backupStateGauges(ctx.metrics));
 }

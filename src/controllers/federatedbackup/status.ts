@@ -38,6 +38,8 @@ export interface StatusFacts {
   /** The storage keys whose Leases the run takes (runtime/storage-keys.ts). */
   storageBackends?: readonly string[];
   backupPath?: string;
+  /** Where the run writes, in words (describeLocation). */
+  location?: string;
   expiresAt?: string;
   /** Why the run is where it is, for the Progressing condition. */
   progressing: { reason: string; message: string };
@@ -125,6 +127,7 @@ export function buildStatus(
       ? { storageBackends: facts.storageBackends.slice(0, MAX_LISTED_STORAGE_BACKENDS) }
       : {}),
     ...(facts.backupPath ? { backupPath: facts.backupPath } : {}),
+    ...(facts.location ? { location: facts.location } : {}),
     ...(facts.expiresAt ? { expiresAt: facts.expiresAt } : {}),
     progress: {
       nodes: `${completed + failed}/${nodeSteps.length}`,

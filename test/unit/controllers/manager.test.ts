@@ -22,6 +22,8 @@ describe("Manager", () => {
     const listed = new Map(cluster.lists.map((l) => [l.plural, l.options]));
     assert.equal(listed.size, cluster.lists.length, "a resource was listed twice");
     assert.deepEqual(Object.fromEntries(listed), {
+      backuplocations: {},
+      backupschedules: {},
       federatedbackups: {},
       nodesnapshots: managed,
       jobs: managed,
@@ -34,6 +36,8 @@ describe("Manager", () => {
       noderestores: managed,
       virtualmachineinstancemigrations: managed,
     });
+    assert.ok(manager.queue("backuplocation"));
+    assert.ok(manager.queue("backupschedule"));
     assert.ok(manager.queue("federatedbackup"));
     assert.ok(manager.queue("workloadrestore"));
     assert.equal(manager.isWorking, true);
