@@ -87,6 +87,8 @@ export function weedMiniArgs(dir: string, ports: ObjectStorePorts, buckets: stri
     "-ip=127.0.0.1",
     "-ip.bind=127.0.0.1",
     "-master.telemetry=false",
+    // As on AWS: a write to a bucket that does not exist fails (NoSuchBucket) instead of creating it.
+    "-s3.autoCreateBucket=false",
     `-master.port=${ports.master}`,
     `-master.port.grpc=${ports.masterGrpc}`,
     `-volume.port=${ports.volume}`,

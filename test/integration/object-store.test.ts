@@ -88,6 +88,14 @@ describe("object store (SeaweedFS S3)", () => {
     assert.equal((await readObject(client, BUCKET, key)).toString(), "right key");
   });
 
+  it("refuses a write to a bucket that does not exist, as AWS does, instead of creating it", async () => {
+    const refused = await rejection(client.send(new PutObjectCommand({ Bucket: "missing", Key: "k", Body: "x" })));
+    assert.equal(refused.name, "NoSuchBucket");
+    await store.createBucket("created");
+    await store.createBucket("created"); // again: the bucket is there already
+    await client.send(new PutObjectCommand({ Bucket: "created", Key: "k", Body: "x" }));
+  });
+
   it("stores a 40 MiB multipart upload of unknown length and reads back the same bytes", async function () {
     this.timeout(60_000);
     const key = "multipart/disk.img";

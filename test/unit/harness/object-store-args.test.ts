@@ -43,6 +43,7 @@ describe("weed mini command line", () => {
     assert.equal(f.get("s3.port.lance"), "0");
     assert.equal(f.get("admin.port.legacy"), "0");
     assert.equal(f.get("master.telemetry"), "false");
+    assert.equal(f.get("s3.autoCreateBucket"), "false");
   });
 
   it("binds loopback only and keeps data, logs and sockets under the directory", () => {
