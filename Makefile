@@ -25,6 +25,10 @@ deps: node_modules/.package-lock.json ## Install npm dependencies (npm ci).
 controlplane: ## Find or build kube-apiserver, etcd, kube-controller-manager, kwok, kubectl, helm.
 	@hack/controlplane/build.sh >/dev/null
 
+.PHONY: objectstore
+objectstore: ## Find or build the SeaweedFS S3 server the tests and the demo run (weed).
+	@hack/objectstore/build.sh >/dev/null
+
 .PHONY: generate
 generate: deps ## Regenerate the TypeScript API types from crds/.
 	tsx hack/gen-api-types.ts
@@ -70,17 +74,17 @@ test-unit: deps test-tools ## Unit tests (no cluster).
 LONG_TAG := \[long\]
 
 .PHONY: test-integration
-test-integration: deps test-tools controlplane ## Integration tests against a real local control plane, without the [long] scenarios.
+test-integration: deps test-tools controlplane objectstore ## Integration tests against a real local control plane, without the [long] scenarios.
 	mocha --reporter-option label=integration --require test/integration/setup.ts --timeout 180000 \
 	  --grep '$(LONG_TAG)' --invert 'test/integration/**/*.test.ts'
 
 .PHONY: test-long
-test-long: deps test-tools controlplane ## The long integration scenarios, tagged [long] in their titles (not part of make test).
+test-long: deps test-tools controlplane objectstore ## The long integration scenarios, tagged [long] in their titles (not part of make test).
 	mocha --reporter-option label=long --require test/integration/setup.ts --timeout 180000 \
 	  --grep '$(LONG_TAG)' 'test/integration/**/*.test.ts'
 
 .PHONY: e2e
-e2e: deps test-tools controlplane ## The chart installed with helm into a local control plane, the operator running from its pod as its ServiceAccount; backup and restore scenarios; RBAC granted vs used.
+e2e: deps test-tools controlplane objectstore ## The chart installed with helm into a local control plane, the operator running from its pod as its ServiceAccount; backup and restore scenarios; RBAC granted vs used.
 	mocha --reporter-option label=e2e --require test/integration/setup.ts --timeout 600000 'test/e2e/**/*.test.ts'
 
 .PHONY: test
@@ -90,7 +94,7 @@ test: lint test-unit test-integration e2e ## Everything CI runs: lint, unit, int
 # for the agent's Reflink freeze-window case; the CSI freeze-window case and the digest benchmark run against
 # a local control plane.
 .PHONY: bench
-bench: deps test-tools controlplane ## Benchmarks vs their goals: the agent's data path (2 GiB copy+hash, memory, freeze windows; root for Reflink), the CSI freeze window per claim, the digest (a few minutes).
+bench: deps test-tools controlplane objectstore ## Benchmarks vs their goals: the agent's data path (2 GiB copy+hash, memory, freeze windows; root for Reflink), the CSI freeze window per claim, the digest (a few minutes).
 	tsx test/bench/agent-goals.ts
 	tsx test/bench/csi-freeze-bench.ts
 	tsx test/bench/digest-bench.ts
@@ -117,7 +121,7 @@ cluster-down: deps ## Stop the local control plane started by `make cluster`.
 	@tsx test/harness/cli.ts down --dir $(CLUSTER_DIR)
 
 .PHONY: demo
-demo: deps controlplane ## The whole product on a throw-away cluster: 8 VMs on 3 nodes backed up node by node, three damaged and restored, then the digest (needs root: pod runner).
+demo: deps controlplane objectstore ## The whole product on a throw-away cluster: 8 VMs on 3 nodes backed up node by node, three damaged and restored, then the digest (needs root: pod runner).
 	tsx hack/demo.ts
 
 .PHONY: run
