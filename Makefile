@@ -30,7 +30,8 @@ objectstore: ## Find or build the SeaweedFS S3 server the tests and the demo run
 	@hack/objectstore/build.sh >/dev/null
 
 .PHONY: generate
-generate: deps ## Regenerate the TypeScript API types from crds/.
+generate: deps ## Regenerate the BackupSchedule CRD (its template is the FederatedBackup spec) and the TypeScript API types from crds/.
+	tsx hack/gen-schedule-crd.ts
 	tsx hack/gen-api-types.ts
 
 .PHONY: manifests
@@ -50,6 +51,7 @@ lint: deps ## Type-check, lint, check formatting and that generated types match 
 	tsc -p tsconfig.json --noEmit
 	eslint --max-warnings=0 .
 	prettier --check --log-level=warn .
+	tsx hack/gen-schedule-crd.ts --check
 	tsx hack/gen-api-types.ts --check
 
 .PHONY: format

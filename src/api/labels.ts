@@ -6,6 +6,10 @@ export const LABEL_BACKUP = "fedbackup.io/backup";
 export const LABEL_RESTORE = "fedbackup.io/restore";
 export const LABEL_NODE = "fedbackup.io/node";
 export const LABEL_ROUND = "fedbackup.io/round";
+/** On a FederatedBackup a BackupSchedule created: the schedule's name (no owner reference: the backup outlives it). */
+export const LABEL_SCHEDULE = "fedbackup.io/schedule";
+/** On a FederatedBackup a BackupSchedule created: the schedule time it was created for (RFC 3339, UTC). */
+export const ANNOTATION_SCHEDULED_TIME = "fedbackup.io/scheduled-time";
 
 /** The component label of node-agent pods; simulated kubelets in tests leave such pods alone. */
 export const COMPONENT_AGENT = "agent";

@@ -566,6 +566,43 @@ describe("e2e: the chart installed with helm, the operator running from its pod"
     assert.ok(Date.now() - crossBackupCreatedAt >= 59_000, "deleted before its ttl was over");
   });
 
+  it("runs a schedule every 5 s with keepLast 1: a newer backup replaces the older, its files deleted", async () => {
+    const template = backupManifest(env, "unused", { workloads: { names: [{ name: "a1" }] } }).spec;
+    await adminClient().create(Resources.BackupSchedule, {
+      apiVersion: "fedbackup.io/v1alpha1",
+      kind: "BackupSchedule",
+      metadata: { name: "often", namespace: env.namespace },
+      spec: { schedule: "*/5 * * * * *", template, retention: { keepLast: 1 } },
+    });
+    const list = async () =>
+      (
+        await adminClient().list<Backup>(Resources.FederatedBackup, {
+          namespace: env.namespace,
+          labelSelector: "fedbackup.io/schedule=often",
+        })
+      ).items;
+    const completed = new Map<string, string>();
+    await waitFor("two Completed backups of the schedule", 120_000, async () => {
+      for (const b of await list())
+        if (b.status?.phase === "Completed") completed.set(b.metadata.name!, b.status.backupPath!);
+      return completed.size >= 2 ? true : undefined;
+    });
+    await adminClient().patch(Resources.BackupSchedule, env.namespace, "often", { spec: { suspend: true } });
+    const [kept] = await waitFor("one backup of the schedule to remain", 120_000, async () => {
+      const backups = await list();
+      for (const b of backups)
+        if (b.status?.phase === "Completed") completed.set(b.metadata.name!, b.status.backupPath!);
+      const settled =
+        backups.length === 1 && backups[0]!.status?.phase === "Completed" && !backups[0]!.metadata.deletionTimestamp;
+      return settled ? backups : undefined;
+    });
+    assert.equal(kept!.metadata.name, [...completed.keys()].sort().at(-1));
+    for (const [name, dir] of completed) {
+      assert.equal(existsSync(path.join(env.location.hostDir, dir)), name === kept!.metadata.name, `${name}'s files`);
+    }
+    await adminClient().delete(Resources.BackupSchedule, env.namespace, "often");
+  });
+
   it("used exactly what the chart grants: no grant unused, no request denied, no wildcard", async function () {
     // Every run has ended: no agent ServiceAccount, Role or RoleBinding is left anywhere.
     const left: string[] = [];
