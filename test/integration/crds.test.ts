@@ -36,6 +36,7 @@ describe("fedbackup CRDs on the API server", () => {
       ["federatedbackups.fedbackup.io", "fb"],
       ["workloadrestores.fedbackup.io", "wr"],
       ["nodesnapshots.fedbackup.io", "nsnap"],
+      ["backuplocations.fedbackup.io", "bl"],
     ] as const) {
       const crd = await ext.readCustomResourceDefinition({ name });
       assert.ok(
@@ -55,7 +56,8 @@ describe("fedbackup CRDs on the API server", () => {
   it("`kubectl explain federatedbackup.spec` shows the field descriptions", () => {
     const out = cluster().kubectl(["explain", "federatedbackup.spec"]);
     assert.match(out, /GROUP:\s+fedbackup\.io/);
-    assert.match(out, /location\s+<Object> -required-/);
+    assert.match(out, /location\s+<Object>\n/, "location is optional: spec.locationRef may name a BackupLocation");
+    assert.match(out, /locationRef\s+<Object>\n/);
     assert.match(out, /sharedVolume\s+<Object>\n/, "sharedVolume is optional");
     assert.match(out, /storageGroup\s+<string>/);
     assert.match(out, /The shared ReadWriteMany filesystem that holds the VM disk images/);
@@ -85,6 +87,12 @@ describe("fedbackup CRDs on the API server", () => {
     assert.equal(fb.spec.snapshot.quiesce, "GuestAgent");
     assert.equal(fb.spec.extractAt, "Backup");
     assert.equal(fb.spec.verification.maxRounds, 3);
+    const bl = (await objects.read({
+      apiVersion: "fedbackup.io/v1alpha1",
+      kind: "BackupLocation",
+      metadata: { name: "offsite", namespace },
+    })) as unknown as { spec: { validationFrequency: string } };
+    assert.equal(bl.spec.validationFrequency, "1m");
   });
 
   it(`rejects ${invalidResources.length} invalid resources, each with a readable message`, async () => {

@@ -242,6 +242,6 @@ describe("invalid and valid resource fixtures", () => {
 
   it("has a valid manifest of each kind", () => {
     const kinds = new Set(validResources.map((r) => r.manifest.kind));
-    assert.deepEqual([...kinds].sort(), ["FederatedBackup", "WorkloadRestore"]);
+    assert.deepEqual([...kinds].sort(), ["BackupLocation", "FederatedBackup", "WorkloadRestore"]);
   });
 });
