@@ -1,0 +1,155 @@
+// Backups on an S3 location, end to end against the real API server and a real S3 server (SeaweedFS): a
+// FederatedBackup that references a BackupLocation writes 8 VMs on 3 nodes to the bucket, the objects are
+// there with the sizes and checksums of the sources, and a WorkloadRestore writes them back byte for byte.
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import type { BackupLocation, FederatedBackup } from "../../src/api/v1alpha1/index.js";
+import { Resources } from "../../src/k8s/resources.js";
+import type { KubeObject } from "../../src/k8s/types.js";
+import { parseWorkloadManifest } from "../../src/storage/manifest-schema.js";
+import { SimulatedVmController } from "../harness/kubevirt-vms.js";
+import { startObjectStore, weedBinary, type ObjectStore } from "../harness/object-store.js";
+import { createVirtualMachine, diskPaths, type VmFixture } from "../harness/workloads.js";
+import {
+  adminClient,
+  backupEnv,
+  backupFinished,
+  backupManifest,
+  creatorPoliciesSettled,
+  grantOperatorSecretReads,
+  kubevirtDouble,
+  podRunner,
+  startOperator,
+  waitFor,
+  type BackupEnv,
+} from "./operator-env.js";
+import { describeResults, restoreAndWait, runningOn } from "./restore-runs.js";
+
+const BUCKET = "offsite";
+const PREFIX = "cluster-a";
+const b64 = (s: string) => Buffer.from(s).toString("base64");
+const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
+
+/** The credentials Secret and an S3 BackupLocation named `name` in `namespace`, once it is Available. */
+export async function s3Location(store: ObjectStore, namespace: string, name: string, prefix: string): Promise<void> {
+  const client = adminClient();
+  await client.apply(Resources.Secret, {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: `${name}-credentials`, namespace },
+    type: "Opaque",
+    data: { AWS_ACCESS_KEY_ID: b64(store.accessKeyId), AWS_SECRET_ACCESS_KEY: b64(store.secretAccessKey) },
+  } as KubeObject);
+  await client.create(Resources.BackupLocation, {
+    apiVersion: "fedbackup.io/v1alpha1",
+    kind: "BackupLocation",
+    metadata: { name, namespace },
+    spec: { s3: { ...store.location(BUCKET, prefix), credentialsSecretRef: { name: `${name}-credentials` } } },
+  });
+  await waitFor(`BackupLocation ${name} to be Available`, 30_000, async () => {
+    const l = await client.get<BackupLocation & KubeObject>(Resources.BackupLocation, namespace, name);
+    return l.status?.phase === "Available" ? true : undefined;
+  });
+}
+
+/** A FederatedBackup of the env's shared volume to the BackupLocation `location`. */
+export function backupTo(env: BackupEnv, name: string, location: string): FederatedBackup & KubeObject {
+  const manifest = backupManifest(env, name, { snapshot: { method: "Copy" } });
+  delete manifest.spec.location;
+  return { ...manifest, spec: { ...manifest.spec, locationRef: { name: location } } };
+}
+
+describe("Backups on an S3 location", function () {
+  this.timeout(600_000);
+  let store: ObjectStore;
+  let sim: SimulatedVmController;
+  let env: BackupEnv;
+  let revokeSecretReads: () => Promise<void>;
+
+  before(async function () {
+    this.timeout(30 * 60_000); // a cold cache builds weed first (hack/objectstore/build.sh)
+    weedBinary();
+    this.timeout(120_000);
+    store = await startObjectStore({ buckets: [BUCKET] });
+    await kubevirtDouble();
+    await podRunner();
+    sim = new SimulatedVmController(adminClient());
+    await sim.start();
+    env = await backupEnv("s3");
+    // As the chart's backupLocations.s3 does: the operator reads the location's Secret to validate it.
+    revokeSecretReads = await grantOperatorSecretReads(`fedbackup-test-s3-${env.namespace}`);
+    await creatorPoliciesSettled();
+  });
+
+  after(async () => {
+    await revokeSecretReads?.();
+    await sim?.stop();
+    await store?.stop();
+    env?.cleanup();
+  });
+
+  it("backs up 8 VMs on 3 nodes to the bucket, checksums matching the sources, and restores them byte for byte", async () => {
+    const ns = env.namespace;
+    const nodes = ["node-a", "node-b", "node-c"];
+    const vms: VmFixture[] = Array.from({ length: 8 }, (_, i) => ({
+      name: `vm-${i}`,
+      node: nodes[i % 3]!,
+      // Two disks each, one larger than an upload part (8 MiB), so that some files are multipart uploads.
+      disks: [i === 0 ? 9 * 1024 * 1024 : 256 * 1024, 64 * 1024],
+    }));
+    const operator = await startOperator();
+    try {
+      await s3Location(store, ns, "offsite", PREFIX);
+      for (const vm of vms) await createVirtualMachine(adminClient(), ns, env.shared.hostDir, vm);
+      const file = (vm: VmFixture, i: number) => path.join(env.shared.hostDir, diskPaths(ns, vm)[i]!);
+      const sources = new Map(vms.flatMap((vm) => [0, 1].map((i) => [file(vm, i), readFileSync(file(vm, i))])));
+
+      await adminClient().create(Resources.FederatedBackup, backupTo(env, "nightly", "offsite"));
+      const fb = await backupFinished(ns, "nightly", 240_000);
+      assert.equal(fb.status?.phase, "Completed", JSON.stringify(fb.status?.conditions));
+      assert.equal(fb.status?.progress?.workloadsCaptured, 8);
+
+      // The bucket: every VM's files and manifest under the backup's path, with their sizes.
+      const s3 = store.client();
+      const base = `${PREFIX}/${fb.status.backupPath}`;
+      const listed = await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: `${base}/` }));
+      const objects = new Map((listed.Contents ?? []).map((o) => [o.Key!.slice(base.length + 1), o.Size!]));
+      for (const vm of vms) {
+        const key = `${ns}/${vm.name}/manifest.json`;
+        assert.ok(objects.has(key), `no manifest for ${vm.name}: ${[...objects.keys()].join(", ")}`);
+        const body = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: `${base}/${key}` }));
+        const manifest = parseWorkloadManifest(JSON.parse(await body.Body!.transformToString()));
+        assert.equal(manifest.files.length, 2);
+        assert.equal(objects.get(`${ns}/${vm.name}/definition.json`), manifest.definition?.bytes, "definition size");
+        for (const f of manifest.files) {
+          const source = sources.get(path.join(env.shared.hostDir, f.path))!;
+          assert.equal(f.sha256, sha256(source), `${vm.name} ${f.path}: the manifest's sha256 is not the source's`);
+          assert.equal(objects.get(`${ns}/${vm.name}/files/${f.path}`), source.length, `${f.path}: object size`);
+        }
+      }
+      // Each node's run recorded itself; nothing else is there, and no upload was left incomplete.
+      const others = [...objects.keys()].filter(
+        (k) => !/^[^/]+\/vm-[0-7]\/(manifest\.json|definition\.json|files\/.+)$/.test(k),
+      );
+      assert.ok(
+        others.every((k) => /^nodes\/node-[abc]-r1\.json$/.test(k)),
+        `unexpected objects: ${others.join(", ")}`,
+      );
+      const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: `${PREFIX}/` }));
+      assert.deepEqual(uploads.Uploads ?? [], []);
+
+      // Every disk overwritten; the restore reads the bucket and puts each back where its VM runs.
+      for (const f of sources.keys()) writeFileSync(f, randomBytes(readFileSync(f).length));
+      const r = await restoreAndWait(ns, "from-s3", {});
+      assert.equal(r.status?.phase, "Completed", describeResults(r));
+      assert.equal(r.status?.results?.filter((x) => x.phase === "Restored").length, 8, describeResults(r));
+      for (const [f, bytes] of sources) assert.ok(readFileSync(f).equals(bytes), `${f} is not its backup`);
+      for (const vm of vms) await runningOn(ns, vm.name, vm.node!);
+    } finally {
+      await operator.stop();
+    }
+  });
+});
