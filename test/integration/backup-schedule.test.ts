@@ -221,6 +221,39 @@ describe("BackupSchedule controller", function () {
     }
   });
 
+  it("refuses a malformed schedule or time zone at admission, and reports ones the operator cannot read", async () => {
+    const env = await backupEnv("bs-invalid");
+    const operator = await startOperator();
+    try {
+      for (const [spec, message] of [
+        [{ schedule: "every day" }, /spec\.schedule must be a cron expression of 5 fields/],
+        [{ schedule: "0 0 0 * * * 2030" }, /spec\.schedule must be a cron expression of 5 fields/],
+        [{ timeZone: "../etc/passwd" }, /spec\.timeZone in body should match/],
+        [{ retention: { maxAge: "30d" } }, /spec\.retention\.maxAge must be a duration/],
+      ] as const) {
+        const err = await rejected(adminClient().create(Resources.BackupSchedule, scheduleManifest(env, "bad", spec)));
+        assert.equal(err.status, 422, err.message);
+        assert.match(err.message, message);
+      }
+      for (const [name, spec, reason] of [
+        ["minute-99", { schedule: "99 * * * *" }, "InvalidSchedule"],
+        ["atlantis", { timeZone: "Europe/Atlantis" }, "InvalidTimeZone"],
+      ] as const) {
+        await adminClient().create(Resources.BackupSchedule, scheduleManifest(env, name, spec));
+        const ready = await waitFor(`${name} to be reported`, 20_000, async () => {
+          const s = await getSchedule(env, name);
+          return s.status?.conditions?.find((c) => c.type === "Ready");
+        });
+        assert.equal(ready.status, "False");
+        assert.equal(ready.reason, reason, ready.message);
+        assert.equal((await getSchedule(env, name)).status?.nextScheduleTime, undefined);
+      }
+    } finally {
+      await operator.stop();
+      env.cleanup();
+    }
+  });
+
   it("[long] every minute with keepLast 3: after five runs three backups and exactly their files remain", async function () {
     this.timeout(9 * 60_000);
     const env = await backupEnv("bs-minute");
