@@ -12,6 +12,8 @@ export interface RunOptions {
   /** Collect and return the command's stdout (otherwise it is discarded). */
   capture?: boolean;
   cwd?: string;
+  /** The command's environment (the benchmark's own by default). */
+  env?: NodeJS.ProcessEnv;
   /** Kills the command (SIGTERM) when aborted. */
   signal?: AbortSignal;
 }
@@ -27,6 +29,7 @@ export function run(command: string, args: readonly string[] = [], opts: RunOpti
     const child = spawn(command, args, {
       stdio: ["ignore", opts.capture ? "pipe" : "ignore", "pipe"],
       ...(opts.cwd ? { cwd: opts.cwd } : {}),
+      ...(opts.env ? { env: opts.env } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
     let stdout = "";
