@@ -59,13 +59,16 @@ format: deps ## Format the sources with prettier.
 	prettier --write --log-level=warn .
 
 .PHONY: test-tools
-test-tools: ## Debian packages the tests use: xfsprogs, for the reflink tests on a loop-mounted XFS; lua5.4, for the Argo CD health checks (root only).
+test-tools: ## Debian packages the tests use: xfsprogs, for the reflink tests on a loop-mounted XFS; lua5.4, for the Argo CD health checks; rclone, the reference of the S3 upload benchmark (root only).
 	@command -v mkfs.xfs >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
 	  { apt-get install -y -qq xfsprogs >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq xfsprogs >/dev/null; }; } || true
 	@command -v mkfs.xfs >/dev/null 2>&1 || echo "note: mkfs.xfs is missing; the reflink tests will be skipped"
 	@command -v lua5.4 >/dev/null 2>&1 || command -v lua5.3 >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
 	  { apt-get install -y -qq lua5.4 >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq lua5.4 >/dev/null; }; } || true
 	@command -v lua5.4 >/dev/null 2>&1 || command -v lua5.3 >/dev/null 2>&1 || echo "note: lua5.4 is missing; the Argo CD health check tests will be skipped"
+	@command -v rclone >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
+	  { apt-get install -y -qq rclone >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq rclone >/dev/null; }; } || true
+	@command -v rclone >/dev/null 2>&1 || echo "note: rclone is missing; make bench skips its rclone rows"
 
 .PHONY: test-unit
 test-unit: deps test-tools ## Unit tests (no cluster).
@@ -100,6 +103,7 @@ bench: deps test-tools controlplane objectstore ## Benchmarks vs their goals: th
 	tsx test/bench/agent-goals.ts
 	tsx test/bench/csi-freeze-bench.ts
 	tsx test/bench/digest-bench.ts
+	tsx test/bench/s3-bench.ts
 
 .PHONY: cluster
 cluster: deps controlplane ## Start a local control plane with 3 simulated nodes; kubeconfig in .cluster/kubeconfig.

@@ -2,6 +2,8 @@
 // operator's controllers registered on it. A new controller is one setup call here and its own setup.ts.
 import type { OperatorSettings } from "./runtime/agent-job.js";
 import { countNodeFailures } from "./runtime/node-failures.js";
+import { setupBackupLocation } from "./backuplocation/setup.js";
+import { setupBackupSchedule } from "./backupschedule/setup.js";
 import { setupFederatedBackup } from "./federatedbackup/setup.js";
 import { nodeSnapshotCache } from "./runtime/caches.js";
 import type { ControllerContext } from "./runtime/controller-context.js";
@@ -47,7 +49,9 @@ export class Manager extends ControllerManager {
       leaseOwners: new LeaseOwners(),
       nodeFailures: () => countNodeFailures(steps.list(), nodeHealth.events(), clock.now()),
     };
+    setupBackupLocation(context);
     setupFederatedBackup(context, { settings: options.settings, migrationWaitMs: options.migrationWaitMs ?? 60_000 });
     setupWorkloadRestore(context, { settings: options.settings });
+    setupBackupSchedule(context);
   }
 }

@@ -18,6 +18,8 @@ const r = (group: string, version: string, plural: string, kind: string, namespa
 export const Resources = {
   FederatedBackup: r("fedbackup.io", "v1alpha1", "federatedbackups", "FederatedBackup"),
   WorkloadRestore: r("fedbackup.io", "v1alpha1", "workloadrestores", "WorkloadRestore"),
+  BackupSchedule: r("fedbackup.io", "v1alpha1", "backupschedules", "BackupSchedule"),
+  BackupLocation: r("fedbackup.io", "v1alpha1", "backuplocations", "BackupLocation"),
   NodeSnapshot: r("fedbackup.io", "v1alpha1", "nodesnapshots", "NodeSnapshot"),
   NodeRestore: r("fedbackup.io", "v1alpha1", "noderestores", "NodeRestore"),
   VirtualMachineInstance: r("kubevirt.io", "v1", "virtualmachineinstances", "VirtualMachineInstance"),

@@ -17,6 +17,8 @@ import { freshNamespace } from "./setup.js";
 const TYPES: Record<string, ResourceType> = {
   FederatedBackup: Resources.FederatedBackup,
   WorkloadRestore: Resources.WorkloadRestore,
+  BackupLocation: Resources.BackupLocation,
+  BackupSchedule: Resources.BackupSchedule,
   PersistentVolume: Resources.PersistentVolume,
   PersistentVolumeClaim: Resources.PersistentVolumeClaim,
   VirtualMachine: Resources.VirtualMachine,

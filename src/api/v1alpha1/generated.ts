@@ -31,6 +31,315 @@ export interface ObjectMeta {
   [k: string]: unknown;
 }
 
+/** Kind of the BackupLocation resource. */
+export const BACKUP_LOCATION_KIND = "BackupLocation";
+/** Plural resource name of BackupLocation, as used in API paths. */
+export const BACKUP_LOCATION_PLURAL = "backuplocations";
+
+/**
+ * BackupLocation is a place where FederatedBackups of its namespace write (spec.locationRef): a
+ * PersistentVolumeClaim or a bucket of an S3-compatible object store. The operator validates it
+ * when it changes and every spec.validationFrequency, and reports status.phase Available or
+ * Unavailable with a reason; a backup that references an Unavailable location waits, and does not
+ * start.
+ */
+export interface BackupLocation {
+  apiVersion: typeof API_VERSION;
+  kind: typeof BACKUP_LOCATION_KIND;
+  metadata: ObjectMeta;
+  /**
+   * The location: exactly one of persistentVolumeClaim and s3. spec.s3 cannot be changed after
+   * creation (the operator sends the credentials Secret's key pair to its endpoint only for the
+   * user who created the location, see "BackupLocation" in the README): create a new BackupLocation
+   * instead.
+   */
+  spec: BackupLocationSpec;
+  /** The outcome of the operator's last validation of the location. */
+  status?: BackupLocationStatus;
+}
+
+/**
+ * The location: exactly one of persistentVolumeClaim and s3. spec.s3 cannot be changed after
+ * creation (the operator sends the credentials Secret's key pair to its endpoint only for the user
+ * who created the location, see "BackupLocation" in the README): create a new BackupLocation
+ * instead.
+ */
+export interface BackupLocationSpec {
+  /**
+   * A ReadWriteMany PersistentVolumeClaim in this namespace, as FederatedBackup's
+   * spec.location.persistentVolumeClaim. Validated by its existence only.
+   */
+  persistentVolumeClaim?: BackupLocationSpecPersistentVolumeClaim;
+  /**
+   * An S3-compatible object store: each file is a key under the bucket and prefix; a VM's manifest
+   * is uploaded last, so its presence means every file it lists is complete.
+   */
+  s3?: S3;
+  /**
+   * How often the operator validates the location again (a Go duration such as 30s, 5m or 1h); it
+   * also validates it at once when the spec changes. At least 10s.
+   *
+   * @defaultValue `"1m"`
+   */
+  validationFrequency?: string;
+}
+
+/**
+ * A ReadWriteMany PersistentVolumeClaim in this namespace, as FederatedBackup's
+ * spec.location.persistentVolumeClaim. Validated by its existence only.
+ */
+export interface BackupLocationSpecPersistentVolumeClaim {
+  /** Name of the PersistentVolumeClaim. */
+  claimName: string;
+  /**
+   * Directory inside the claim under which backups are written, relative to the root of the claim,
+   * for example backups/vms. Each backup gets its own subdirectory below it. Absent: the root of
+   * the claim.
+   */
+  pathPrefix?: string;
+}
+
+/**
+ * An S3-compatible object store: each file is a key under the bucket and prefix; a VM's manifest is
+ * uploaded last, so its presence means every file it lists is complete.
+ */
+export interface S3 {
+  /** URL of the S3 API, http(s)://host[:port]. */
+  endpoint: string;
+  /** The bucket. */
+  bucket: string;
+  /** Key prefix of the location inside the bucket, without leading or trailing '/'. */
+  prefix?: string;
+  /** Region to sign requests for; absent means us-east-1. */
+  region?: string;
+  /** Path-style requests (endpoint/bucket/key), as most self-hosted object stores need. */
+  forcePathStyle?: boolean;
+  /**
+   * Secret in this namespace with the keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, mounted
+   * into the agent's Job; never copied into a spec or a log.
+   */
+  credentialsSecretRef: S3CredentialsSecretRef;
+  /** PEM certificates to trust for an https endpoint, in addition to the system's. */
+  caBundle?: string;
+}
+
+/**
+ * Secret in this namespace with the keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, mounted into
+ * the agent's Job; never copied into a spec or a log.
+ */
+export interface S3CredentialsSecretRef {
+  /** Name of the Secret. */
+  name: string;
+}
+
+/** The outcome of the operator's last validation of the location. */
+export interface BackupLocationStatus {
+  /**
+   * Available: the last validation reached the location (S3: the bucket exists and a probe object
+   * could be written and deleted with the credentials; a claim: it exists). Unavailable: it did not
+   * (see reason and message); backups that reference the location wait.
+   */
+  phase?: BackupLocationStatusPhase;
+  /**
+   * Why the location has its phase, in CamelCase: Validated, or Unreachable, InvalidCredentials,
+   * BucketNotFound, NotWritable, SecretNotFound, SecretIncomplete, SecretNotPermitted,
+   * OperatorSecretsNotPermitted, ClaimNotFound, ValidationFailed (README, Troubleshooting).
+   */
+  reason?: string;
+  /** What the last validation found, in words. */
+  message?: string;
+  /**
+   * When the operator last validated the location: written at every validation (one status write
+   * per location every validationFrequency), so a time older than that means the operator is not
+   * validating it.
+   */
+  lastValidationTime?: string;
+  /** The metadata.generation of the spec the last validation used. */
+  observedGeneration?: number;
+  /**
+   * Standard Kubernetes conditions giving the latest observations of the object's state, for
+   * example Ready.
+   */
+  conditions?: Condition[];
+}
+
+export type BackupLocationStatusPhase = "Available" | "Unavailable";
+
+/** One condition. */
+export interface Condition {
+  /** Type of the condition in CamelCase, for example Ready. */
+  type: string;
+  /** Whether the condition holds. */
+  status: ConditionStatus;
+  /** The metadata.generation the condition was set for. */
+  observedGeneration?: number;
+  /** When the condition last changed its status. */
+  lastTransitionTime: string;
+  /** Machine-readable reason for the last transition, in CamelCase. */
+  reason: string;
+  /** Human-readable details about the last transition; may be empty. */
+  message: string;
+}
+
+export type ConditionStatus = "True" | "False" | "Unknown";
+
+/** Kind of the BackupSchedule resource. */
+export const BACKUP_SCHEDULE_KIND = "BackupSchedule";
+/** Plural resource name of BackupSchedule, as used in API paths. */
+export const BACKUP_SCHEDULE_PLURAL = "backupschedules";
+
+/**
+ * BackupSchedule creates a FederatedBackup from its template at the times of a cron expression, in
+ * a time zone, never while its previous backup still runs, and deletes the backups it created that
+ * its retention no longer keeps (their files at the location go with them, as each backup's
+ * deletionPolicy says). Deleting the schedule keeps its backups: they carry the label
+ * fedbackup.io/schedule and no owner reference.
+ */
+export interface BackupSchedule {
+  apiVersion: typeof API_VERSION;
+  kind: typeof BACKUP_SCHEDULE_KIND;
+  metadata: ObjectMeta;
+  /** When to back up, what each backup is, and which of the schedule's backups are kept. */
+  spec: BackupScheduleSpec;
+  /** What the schedule did last and will do next, written by the operator. */
+  status?: BackupScheduleStatus;
+}
+
+/** When to back up, what each backup is, and which of the schedule's backups are kept. */
+export interface BackupScheduleSpec {
+  /**
+   * A cron expression of 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds
+   * first, or a nickname such as @daily, read in timeZone. An expression the operator's cron parser
+   * refuses sets Ready False with reason InvalidSchedule.
+   */
+  schedule: string;
+  /**
+   * The IANA time zone the schedule is read in, for example Europe/Berlin; also the zone of the
+   * days, weeks and months that retention counts. A name the operator does not know sets Ready
+   * False with reason InvalidTimeZone.
+   *
+   * @defaultValue `"UTC"`
+   */
+  timeZone?: string;
+  /**
+   * Hold back new runs. A run that is going on finishes; times that pass while suspended are not
+   * run afterwards (except the latest, within startingDeadlineSeconds).
+   *
+   * @defaultValue `false`
+   */
+  suspend?: boolean;
+  /**
+   * What happens when a time comes while the schedule's previous backup still runs. Forbid (the
+   * only policy): that time is skipped, reported in status.lastSkipped and as an Event of reason
+   * Skipped.
+   *
+   * @defaultValue `"Forbid"`
+   */
+  concurrencyPolicy?: BackupScheduleSpecConcurrencyPolicy;
+  /**
+   * How late a run may start, in seconds after its time. After an operator outage only the latest
+   * missed time is run, once, and only if it is at most this old; an older one is skipped with
+   * reason MissedDeadline. Absent: the latest missed time is run however late.
+   */
+  startingDeadlineSeconds?: number;
+  /**
+   * The spec of each FederatedBackup the schedule creates, as a FederatedBackup's spec. The
+   * admission policies check the namespaces it selects against the user who creates or changes the
+   * schedule, and the operator checks them again against the schedule's creator before each run.
+   */
+  template: FederatedBackupSpec;
+  /**
+   * Which of the schedule's backups are kept; the others are deleted after each run finishes. A
+   * Completed backup is kept if any keep rule keeps it (keepLast, keepDaily, keepWeekly,
+   * keepMonthly); with no keep rule every Completed backup is kept. PartiallyFailed and Failed
+   * backups are never kept by a rule: they are deleted once they are older than the oldest backup a
+   * rule keeps. maxAge then deletes every finished backup older than it, except the newest
+   * Completed one, which is never deleted. Running backups are never deleted. Absent: nothing is
+   * deleted.
+   */
+  retention?: BackupScheduleSpecRetention;
+}
+
+export type BackupScheduleSpecConcurrencyPolicy = "Forbid";
+
+/**
+ * Which of the schedule's backups are kept; the others are deleted after each run finishes. A
+ * Completed backup is kept if any keep rule keeps it (keepLast, keepDaily, keepWeekly,
+ * keepMonthly); with no keep rule every Completed backup is kept. PartiallyFailed and Failed
+ * backups are never kept by a rule: they are deleted once they are older than the oldest backup a
+ * rule keeps. maxAge then deletes every finished backup older than it, except the newest Completed
+ * one, which is never deleted. Running backups are never deleted. Absent: nothing is deleted.
+ */
+export interface BackupScheduleSpecRetention {
+  /** Keep the newest this many Completed backups. */
+  keepLast?: number;
+  /**
+   * Keep the newest Completed backup of each of the newest this many days (in timeZone) that have
+   * one.
+   */
+  keepDaily?: number;
+  /**
+   * Keep the newest Completed backup of each of the newest this many ISO weeks (Monday to Sunday,
+   * in timeZone) that have one.
+   */
+  keepWeekly?: number;
+  /**
+   * Keep the newest Completed backup of each of the newest this many calendar months (in timeZone)
+   * that have one.
+   */
+  keepMonthly?: number;
+  /**
+   * Delete finished backups scheduled longer ago than this, for example 720h, whatever the keep
+   * rules say (the newest Completed backup excepted). A Go duration (units ns, us, ms, s, m, h).
+   */
+  maxAge?: string;
+}
+
+/** What the schedule did last and will do next, written by the operator. */
+export interface BackupScheduleStatus {
+  /** The metadata.generation of the spec this status describes. */
+  observedGeneration?: number;
+  /**
+   * Ready: True with reason Scheduled while the schedule runs backups; False with reason Suspended,
+   * InvalidSchedule, InvalidTimeZone, NamespaceNotPermitted or CreatorUnknown.
+   */
+  conditions?: Condition[];
+  /** The time of the latest run the schedule started (the cron time, not the creation time). */
+  lastScheduleTime?: string;
+  /** The next time a run is due; absent while suspended or invalid. */
+  nextScheduleTime?: string;
+  /** The FederatedBackup of this schedule that is running, if any. */
+  activeBackup?: string;
+  /** The newest backup of this schedule that reached Completed. */
+  lastSuccessfulBackup?: BackupScheduleStatusLastSuccessfulBackup;
+  /** The latest time that came and was not run, and why. */
+  lastSkipped?: BackupScheduleStatusLastSkipped;
+}
+
+/** The newest backup of this schedule that reached Completed. */
+export interface BackupScheduleStatusLastSuccessfulBackup {
+  /** Name of the FederatedBackup. */
+  name: string;
+  /** When it completed. */
+  completionTime?: string;
+}
+
+/** The latest time that came and was not run, and why. */
+export interface BackupScheduleStatusLastSkipped {
+  /** The cron time that was not run. */
+  time: string;
+  /**
+   * ConcurrentRunActive: the previous backup of the schedule still ran (concurrencyPolicy Forbid).
+   * MissedDeadline: the time was found later than startingDeadlineSeconds after it, for example
+   * after an operator outage.
+   */
+  reason: BackupScheduleStatusLastSkippedReason;
+  /** Human-readable detail, for example the backup that still ran. */
+  message?: string;
+}
+
+export type BackupScheduleStatusLastSkippedReason = "ConcurrentRunActive" | "MissedDeadline";
+
 /** Kind of the FederatedBackup resource. */
 export const FEDERATED_BACKUP_KIND = "FederatedBackup";
 /** Plural resource name of FederatedBackup, as used in API paths. */
@@ -122,10 +431,17 @@ export interface FederatedBackupSpec {
    */
   extractAt?: FederatedBackupSpecExtractAt;
   /**
-   * Where the backup files (disk images, checksums and a manifest) are written. Exactly one
-   * location type must be set.
+   * The BackupLocation, in this namespace, where the backup files are written (instead of
+   * spec.location). The backup starts only once that location is Available; until then it stays New
+   * with the Progressing condition LocationNotFound or LocationUnavailable.
    */
-  location: FederatedBackupSpecLocation;
+  locationRef?: FederatedBackupSpecLocationRef;
+  /**
+   * Where the backup files (disk images, checksums and a manifest) are written, given inline: a
+   * PersistentVolumeClaim. Set this or spec.locationRef (a BackupLocation, which may also be an S3
+   * bucket).
+   */
+  location?: FederatedBackupSpecLocation;
   /**
    * What happens after all nodes are done: the operator compares the VMs it expected with the VMs
    * it captured.
@@ -337,8 +653,19 @@ export type FederatedBackupSpecSnapshotQuiesce = "GuestAgent" | "None";
 export type FederatedBackupSpecExtractAt = "Backup" | "Restore";
 
 /**
- * Where the backup files (disk images, checksums and a manifest) are written. Exactly one location
- * type must be set.
+ * The BackupLocation, in this namespace, where the backup files are written (instead of
+ * spec.location). The backup starts only once that location is Available; until then it stays New
+ * with the Progressing condition LocationNotFound or LocationUnavailable.
+ */
+export interface FederatedBackupSpecLocationRef {
+  /** Name of the BackupLocation. */
+  name: string;
+}
+
+/**
+ * Where the backup files (disk images, checksums and a manifest) are written, given inline: a
+ * PersistentVolumeClaim. Set this or spec.locationRef (a BackupLocation, which may also be an S3
+ * bucket).
  */
 export interface FederatedBackupSpecLocation {
   /**
@@ -410,6 +737,12 @@ export interface FederatedBackupStatus {
   /** The snapshot method actually used; with spec.snapshot.method Auto, the one it chose. */
   snapshotMethod?: FederatedBackupStatusSnapshotMethod;
   /**
+   * Where the run writes, once it started: the location resolved from spec.location or
+   * spec.locationRef, for example "s3://bucket/prefix at https://host" or "PersistentVolumeClaim
+   * backups".
+   */
+  location?: string;
+  /**
    * The storage back ends this run works on, whose Leases (coordination.k8s.io, in the operator's
    * namespace) it takes together before each node step and holds until it ends: volume/<filesystem>
    * for the shared volume of hostDisk files, storageclass/<name> for claims (group/<name> with
@@ -451,24 +784,6 @@ export interface FederatedBackupStatus {
 
 export type FederatedBackupStatusPhase =
   "New" | "InProgress" | "Verifying" | "Reconciling" | "Completed" | "PartiallyFailed" | "Failed";
-
-/** One condition. */
-export interface Condition {
-  /** Type of the condition in CamelCase, for example Ready. */
-  type: string;
-  /** Whether the condition holds. */
-  status: ConditionStatus;
-  /** The metadata.generation the condition was set for. */
-  observedGeneration?: number;
-  /** When the condition last changed its status. */
-  lastTransitionTime: string;
-  /** Machine-readable reason for the last transition, in CamelCase. */
-  reason: string;
-  /** Human-readable details about the last transition; may be empty. */
-  message: string;
-}
-
-export type ConditionStatus = "True" | "False" | "Unknown";
 
 export type FederatedBackupStatusSnapshotMethod = "Reflink" | "CSI" | "Copy";
 
@@ -643,39 +958,6 @@ export interface NodeRestoreSpecLocation {
 export interface PersistentVolumeClaim {
   /** Name of the PVC, in this namespace. */
   claimName: string;
-}
-
-/**
- * An S3-compatible object store: each file is a key under the bucket and prefix; a VM's manifest is
- * uploaded last, so its presence means every file it lists is complete.
- */
-export interface S3 {
-  /** URL of the S3 API, http(s)://host[:port]. */
-  endpoint: string;
-  /** The bucket. */
-  bucket: string;
-  /** Key prefix of the location inside the bucket, without leading or trailing '/'. */
-  prefix?: string;
-  /** Region to sign requests for; absent means us-east-1. */
-  region?: string;
-  /** Path-style requests (endpoint/bucket/key), as most self-hosted object stores need. */
-  forcePathStyle?: boolean;
-  /**
-   * Secret in this namespace with the keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, mounted
-   * into the agent's Job; never copied into a spec or a log.
-   */
-  credentialsSecretRef: S3CredentialsSecretRef;
-  /** PEM certificates to trust for an https endpoint, in addition to the system's. */
-  caBundle?: string;
-}
-
-/**
- * Secret in this namespace with the keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, mounted into
- * the agent's Job; never copied into a spec or a log.
- */
-export interface S3CredentialsSecretRef {
-  /** Name of the Secret. */
-  name: string;
 }
 
 /** One VM to restore. */
