@@ -8,6 +8,15 @@ export const LABEL_NODE = "fedbackup.io/node";
 export const LABEL_ROUND = "fedbackup.io/round";
 /** On a FederatedBackup a BackupSchedule created: the schedule's name (no owner reference: the backup outlives it). */
 export const LABEL_SCHEDULE = "fedbackup.io/schedule";
+/**
+ * On a FederatedBackup synced from a location's index (made by another cluster, or by this one before it was
+ * rebuilt): "true". The operator never runs such a backup, and deleting it leaves its files at the location.
+ */
+export const LABEL_SYNCED = "fedbackup.io/synced";
+/** On a synced FederatedBackup: the BackupLocation it was found at. */
+export const ANNOTATION_SYNCED_FROM = "fedbackup.io/synced-from";
+/** On a synced FederatedBackup: the uid the backup had in the cluster that ran it (its directory names it). */
+export const ANNOTATION_SYNCED_UID = "fedbackup.io/synced-uid";
 /** On a FederatedBackup a BackupSchedule created: the schedule time it was created for (RFC 3339, UTC). */
 export const ANNOTATION_SCHEDULED_TIME = "fedbackup.io/scheduled-time";
 

@@ -22,6 +22,7 @@ import { CsiDouble } from "../harness/csi-double.js";
 import { KubeVirtDouble } from "../harness/kubevirt-double.js";
 import { PodRunner } from "../harness/pod-runner.js";
 import { createVolume, NODE_MOUNT_PATH, type VolumeFixture } from "../harness/workloads.js";
+import type { ControlPlane } from "../harness/control-plane.js";
 import { cluster, freshNamespace, onTeardown } from "./setup.js";
 
 export const OPERATOR_NAMESPACE = "fedbackup-system";
@@ -86,10 +87,18 @@ export interface RunningOperator {
 }
 
 export async function startOperator(
-  options: { leaseDurationSeconds?: number; migrationWaitMs?: number } = {},
+  options: {
+    leaseDurationSeconds?: number;
+    migrationWaitMs?: number;
+    /** Another control plane than the shared one (its operator RBAC applied by the caller). */
+    controlPlane?: ControlPlane;
+  } = {},
 ): Promise<RunningOperator> {
-  await ensureOperatorRbac();
-  const kc = await cluster().serviceAccountKubeConfig(OPERATOR_NAMESPACE, "fedbackup-operator");
+  if (!options.controlPlane) await ensureOperatorRbac();
+  const kc = await (options.controlPlane ?? cluster()).serviceAccountKubeConfig(
+    OPERATOR_NAMESPACE,
+    "fedbackup-operator",
+  );
   const metrics = new OperatorMetrics(false);
   const client = new KubeClient(kc, metrics.observeRequest);
   const manager = new Manager({
@@ -259,7 +268,7 @@ export function backupFinished(
  * plane) are older than the operator's grace period, so that a run naming other namespaces created now
  * has a creator it trusts (a fresh control plane's runs would otherwise fail with CreatorUnknown).
  */
-export async function creatorPoliciesSettled(): Promise<void> {
+export async function creatorPoliciesSettled(client: KubeClient = adminClient()): Promise<void> {
   const types = [
     AccessResources.MutatingAdmissionPolicy,
     AccessResources.MutatingAdmissionPolicyBinding,
@@ -268,7 +277,7 @@ export async function creatorPoliciesSettled(): Promise<void> {
   ];
   let newest = 0;
   for (const type of types) {
-    const policy = await adminClient().get(type, undefined, CREATOR_POLICY_NAME);
+    const policy = await client.get(type, undefined, CREATOR_POLICY_NAME);
     newest = Math.max(newest, Date.parse(policy.metadata.creationTimestamp ?? ""));
   }
   // Whole seconds: one more for the rounding.
@@ -288,8 +297,10 @@ const clusterRbac = (plural: string, kind: string) => ({
  * Grants the operator's ServiceAccount get on Secrets in every namespace, as the chart's backup.includeSecrets
  * and restore.checkSecretReferences do; returns what takes it back.
  */
-export async function grantOperatorSecretReads(name: string): Promise<() => Promise<void>> {
-  const client = adminClient();
+export async function grantOperatorSecretReads(
+  name: string,
+  client: KubeClient = adminClient(),
+): Promise<() => Promise<void>> {
   await client.apply(clusterRbac("clusterroles", "ClusterRole"), {
     apiVersion: "rbac.authorization.k8s.io/v1",
     kind: "ClusterRole",

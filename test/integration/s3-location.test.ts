@@ -1,14 +1,18 @@
 // Backups on an S3 location, end to end against the real API server and a real S3 server (SeaweedFS): a
 // FederatedBackup that references a BackupLocation writes 8 VMs on 3 nodes to the bucket, the objects are
-// there with the sizes and checksums of the sources, and a WorkloadRestore writes them back byte for byte.
+// there with the sizes and checksums of the sources; then a second, empty cluster given only the same
+// BackupLocation finds the backup (sync), lists its VMs in the digest, and restores every VM from the
+// bucket, created from its definition, byte for byte.
 import assert from "node:assert/strict";
-import { createHash, randomBytes } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import type { BackupLocation, FederatedBackup } from "../../src/api/v1alpha1/index.js";
 import { Resources } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
+import { runDigest } from "../../src/cli/digest.js";
+import type { DigestRow } from "../../src/digest/index.js";
 import { parseWorkloadManifest } from "../../src/storage/manifest-schema.js";
 import { SimulatedVmController } from "../harness/kubevirt-vms.js";
 import { startObjectStore, weedBinary, type ObjectStore } from "../harness/object-store.js";
@@ -26,7 +30,8 @@ import {
   waitFor,
   type BackupEnv,
 } from "./operator-env.js";
-import { describeResults, restoreAndWait, runningOn } from "./restore-runs.js";
+import { describeResults, type Restore } from "./restore-runs.js";
+import { startSecondCluster } from "./second-cluster.js";
 
 const BUCKET = "offsite";
 const PREFIX = "cluster-a";
@@ -34,8 +39,13 @@ const b64 = (s: string) => Buffer.from(s).toString("base64");
 const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
 
 /** The credentials Secret and an S3 BackupLocation named `name` in `namespace`, once it is Available. */
-export async function s3Location(store: ObjectStore, namespace: string, name: string, prefix: string): Promise<void> {
-  const client = adminClient();
+export async function s3Location(
+  store: ObjectStore,
+  namespace: string,
+  name: string,
+  prefix: string,
+  client = adminClient(),
+): Promise<void> {
   await client.apply(Resources.Secret, {
     apiVersion: "v1",
     kind: "Secret",
@@ -47,7 +57,10 @@ export async function s3Location(store: ObjectStore, namespace: string, name: st
     apiVersion: "fedbackup.io/v1alpha1",
     kind: "BackupLocation",
     metadata: { name, namespace },
-    spec: { s3: { ...store.location(BUCKET, prefix), credentialsSecretRef: { name: `${name}-credentials` } } },
+    spec: {
+      s3: { ...store.location(BUCKET, prefix), credentialsSecretRef: { name: `${name}-credentials` } },
+      validationFrequency: "10s",
+    },
   });
   await waitFor(`BackupLocation ${name} to be Available`, 30_000, async () => {
     const l = await client.get<BackupLocation & KubeObject>(Resources.BackupLocation, namespace, name);
@@ -91,7 +104,7 @@ describe("Backups on an S3 location", function () {
     env?.cleanup();
   });
 
-  it("backs up 8 VMs on 3 nodes to the bucket, checksums matching the sources, and restores them byte for byte", async () => {
+  it("backs up 8 VMs on 3 nodes to the bucket; a second cluster with the same location restores them byte for byte", async () => {
     const ns = env.namespace;
     const nodes = ["node-a", "node-b", "node-c"];
     const vms: VmFixture[] = Array.from({ length: 8 }, (_, i) => ({
@@ -141,13 +154,73 @@ describe("Backups on an S3 location", function () {
       const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: `${PREFIX}/` }));
       assert.deepEqual(uploads.Uploads ?? [], []);
 
-      // Every disk overwritten; the restore reads the bucket and puts each back where its VM runs.
-      for (const f of sources.keys()) writeFileSync(f, randomBytes(readFileSync(f).length));
-      const r = await restoreAndWait(ns, "from-s3", {});
-      assert.equal(r.status?.phase, "Completed", describeResults(r));
-      assert.equal(r.status?.results?.filter((x) => x.phase === "Restored").length, 8, describeResults(r));
-      for (const [f, bytes] of sources) assert.ok(readFileSync(f).equals(bytes), `${f} is not its backup`);
-      for (const vm of vms) await runningOn(ns, vm.name, vm.node!);
+      // The index of the finished run reaches the location at its next sync (validationFrequency 10s).
+      const indexKey = `${PREFIX}/.fedbackup/index/${fb.status.backupPath}.json`;
+      await waitFor("the backup's index at the location", 30_000, async () => {
+        const page = await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: indexKey }));
+        return page.KeyCount ? true : undefined;
+      });
+
+      // Disaster recovery: a second cluster, empty, given only the same BackupLocation, finds the backup.
+      const second = await startSecondCluster();
+      try {
+        const shared = await second.namespace(ns);
+        await s3Location(store, ns, "offsite", PREFIX, second.client);
+        const synced = await waitFor("the backup synced into the second cluster", 60_000, async () => {
+          const b = await second.client
+            .get<FederatedBackup & KubeObject>(Resources.FederatedBackup, ns, "nightly")
+            .catch(() => undefined);
+          return b?.status?.phase ? b : undefined;
+        });
+        assert.equal(synced.status?.phase, "Completed");
+        assert.equal(synced.metadata.labels?.["fedbackup.io/synced"], "true");
+        assert.deepEqual(synced.spec.locationRef, { name: "offsite" });
+        // The digest of the second cluster lists the VMs that exist only in that backup.
+        let out = "";
+        const code = await runDigest(
+          ["--kubeconfig", second.controlPlane.kubeconfigPath, "-n", ns, "--deleted", "-o", "json"],
+          (text) => (out += text),
+          () => {},
+        );
+        assert.equal(code, 0);
+        const rows = JSON.parse(out) as DigestRow[];
+        assert.deepEqual(rows.map((r) => r.name).sort(), vms.map((v) => v.name).sort());
+
+        // Every VM restored from the bucket into the new cluster, created from its definition, byte for byte.
+        await second.client.create(Resources.WorkloadRestore, {
+          apiVersion: "fedbackup.io/v1alpha1",
+          kind: "WorkloadRestore",
+          metadata: { name: "disaster-recovery", namespace: ns },
+          spec: { backupRef: { name: "nightly" } },
+        } as KubeObject);
+        const r = await waitFor("the restore in the second cluster", 240_000, async () => {
+          const got = await second.client.get<Restore>(Resources.WorkloadRestore, ns, "disaster-recovery");
+          return ["Completed", "PartiallyFailed", "Failed"].includes(got.status?.phase ?? "") ? got : undefined;
+        });
+        assert.equal(r.status?.phase, "Completed", describeResults(r));
+        assert.deepEqual(
+          r.status?.results?.map((x) => `${x.name} ${x.phase} ${x.definition}`).sort(),
+          vms.map((v) => `${v.name} Restored Created`).sort(),
+        );
+        for (const vm of vms) {
+          for (const i of [0, 1]) {
+            const restored = readFileSync(path.join(shared.hostDir, diskPaths(ns, vm)[i]!));
+            assert.ok(restored.equals(sources.get(file(vm, i))!), `${vm.name} disk ${i} is not its backup`);
+          }
+          await waitFor(`${vm.name} Running on ${vm.node} in the second cluster`, 60_000, async () => {
+            const vmi = await second.client
+              .get<KubeObject & { status?: { phase?: string; nodeName?: string } }>(
+                Resources.VirtualMachineInstance,
+                ns,
+                vm.name,
+              )
+              .catch(() => undefined);
+            return vmi?.status?.phase === "Running" && vmi.status.nodeName === vm.node ? true : undefined;
+          });
+        }
+      } finally {
+        await second.stop();
+      }
     } finally {
       await operator.stop();
     }

@@ -16,6 +16,8 @@ import { ANNOTATION_CREATED_BY, creatorTrust, parseCreator } from "../runtime/cr
 import { readCreatorPolicies } from "../runtime/creator-check.js";
 import { tryGet, writeStatus } from "../runtime/objects.js";
 import type { ReconcileResult } from "../runtime/work-queue.js";
+import type { EventSink } from "../../k8s/events.js";
+import type { SyncReport } from "./sync.js";
 import {
   claimValidation,
   creatorSecretVerdict,
@@ -35,6 +37,9 @@ export interface LocationReconcilerDeps {
   clock: { now(): number };
   /** The store probe (storage/s3-probe.ts). */
   probe: (location: S3Location, credentials: S3Credentials) => Promise<ProbeOutcome>;
+  /** The backup sync of an Available S3 location (sync.ts); none: no sync. */
+  sync?: (location: BackupLocation & KubeObject, credentials: S3Credentials) => Promise<SyncReport>;
+  events?: EventSink;
 }
 
 export class BackupLocationReconciler {
@@ -57,11 +62,37 @@ export class BackupLocationReconciler {
         message: status.message,
       });
     }
-    locations.observe(await writeStatus(client, Resources.BackupLocation, location, status));
+    const written = await writeStatus(client, Resources.BackupLocation, location, status);
+    locations.observe(written);
+    if (validation.available && validation.credentials) await this.sync(written, validation.credentials);
     return { requeueAfterMs: validationFrequencyMs(location) };
   }
 
-  private async validate(location: BackupLocation & KubeObject): Promise<Validation> {
+  // The location's backups, both ways (sync.ts), with the credentials the validation read. A failed sync is
+  // logged and tried again at the next validation; it does not make the location Unavailable.
+  private async sync(location: BackupLocation & KubeObject, credentials: S3Credentials): Promise<void> {
+    if (!this.deps.sync) return;
+    const key = `${location.metadata.namespace}/${location.metadata.name}`;
+    try {
+      const report = await this.deps.sync(location, credentials);
+      if (report.pushed || report.pulled || report.pruned || report.invalid.length) {
+        this.deps.log.info("backup location synced", { location: key, ...report });
+      }
+      for (const { path, message } of report.invalid) {
+        this.deps.events?.record(location, "Warning", "SyncFailed", `${path}: ${message}`);
+      }
+      if (report.pulled) {
+        this.deps.events?.record(location, "Normal", "BackupsSynced", `${report.pulled} backups found at the location`);
+      }
+    } catch (err) {
+      this.deps.log.warn("backup location sync failed", {
+        location: key,
+        error: err instanceof Error ? err.message : String(err),
+      });
+    }
+  }
+
+  private async validate(location: BackupLocation & KubeObject): Promise<Validation & { credentials?: S3Credentials }> {
     const namespace = location.metadata.namespace!;
     const claim = location.spec.persistentVolumeClaim;
     if (claim) {
@@ -78,7 +109,7 @@ export class BackupLocationReconciler {
     if (!("credentials" in credentials)) return credentials;
     const outcome = await this.deps.probe(s3, credentials.credentials);
     return outcome.ok
-      ? { available: true, reason: VALIDATED, message: outcome.message }
+      ? { available: true, reason: VALIDATED, message: outcome.message, credentials: credentials.credentials }
       : { available: false, reason: outcome.reason, message: outcome.message };
   }
 

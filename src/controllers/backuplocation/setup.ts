@@ -1,7 +1,10 @@
 // Registers the BackupLocation controller with the manager: its cache (shared with the backups that read
-// the locations) and its validations, each location again every spec.validationFrequency.
+// the locations) and its validations, each location again every spec.validationFrequency, each successful
+// validation of an S3 location followed by its backup sync.
 import { probeS3 } from "../../storage/s3-probe.js";
-import { backupLocationCache } from "../runtime/caches.js";
+import { s3ClientFor } from "../../storage/s3-client.js";
+import { backupCache, backupLocationCache, nodeSnapshotCache } from "../runtime/caches.js";
+import { syncLocation } from "./sync.js";
 import type { ControllerContext } from "../runtime/controller-context.js";
 import { BackupLocationReconciler } from "./reconciler.js";
 
@@ -10,12 +13,22 @@ export const LOCATION_CONTROLLER = "backuplocation";
 export function setupBackupLocation(ctx: ControllerContext): void {
   const { manager } = ctx;
   const locations = backupLocationCache(manager);
+  // A location's sync compares its indexes with the namespace's backups and their steps.
+  const backups = backupCache(manager);
+  const steps = nodeSnapshotCache(manager);
   const reconciler = new BackupLocationReconciler({
     client: ctx.client,
     locations,
     log: ctx.log.child({ controller: LOCATION_CONTROLLER }),
     clock: ctx.clock,
     probe: (location, credentials) => probeS3(location, credentials),
+    sync: (location, credentials) =>
+      syncLocation(
+        { client: ctx.client, backups, steps, log: ctx.log.child({ controller: LOCATION_CONTROLLER }) },
+        location,
+        s3ClientFor(location.spec.s3!, credentials),
+      ),
+    events: ctx.events,
   });
   manager.addController({ name: LOCATION_CONTROLLER, for: locations, reconcile: (key) => reconciler.reconcile(key) });
 }

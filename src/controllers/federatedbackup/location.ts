@@ -3,18 +3,14 @@
 // its current spec; otherwise the run waits (LocationNotFound, LocationUnavailable). Once the run started,
 // the location its steps recorded is the one used (recordedLocation), whatever the BackupLocation says
 // since: a location that becomes Unavailable mid-run does not stop the steps already planned.
-import type { BackupLocation, FederatedBackup, NodeSnapshot } from "../../api/v1alpha1/index.js";
-import { locationSourceOf, type LocationSource } from "../../storage/location.js";
+import type { BackupLocation, FederatedBackup } from "../../api/v1alpha1/index.js";
+import type { LocationSource } from "../../storage/location.js";
+import type { ResolvedLocation } from "../runtime/recorded-location.js";
+
+export { recordedLocation, type ResolvedLocation } from "../runtime/recorded-location.js";
 
 export const LOCATION_NOT_FOUND = "LocationNotFound";
 export const LOCATION_UNAVAILABLE = "LocationUnavailable";
-
-/** A location as a run uses it: where (no secrets, a Secret's name at most) and this backup's directory in it. */
-export interface ResolvedLocation {
-  source: LocationSource;
-  /** Directory of this backup, relative to the location's root (the claim's root, or the bucket's prefix). */
-  path: string;
-}
 
 export type LocationResolution =
   | { location: ResolvedLocation }
@@ -82,10 +78,4 @@ export function resolveBackupLocation(
   return {
     location: { source, path: backupDirectory(backup, spec.persistentVolumeClaim?.pathPrefix) },
   };
-}
-
-/** The location the run's steps recorded when they were created: the one every later action uses. */
-export function recordedLocation(steps: readonly NodeSnapshot[]): ResolvedLocation | undefined {
-  const recorded = steps.find((s) => !!s.spec.location)?.spec.location;
-  return recorded ? { source: locationSourceOf(recorded), path: recorded.path } : undefined;
 }

@@ -71,6 +71,7 @@ import { isTerminalStepPhase, type ObservedStep } from "./steps.js";
 import { backupTransition } from "./transitions.js";
 import { recordedLocation, resolveBackupLocation } from "./location.js";
 import { describeLocation } from "../../storage/location.js";
+import { isSynced } from "../runtime/synced-backups.js";
 
 export interface BackupInformers {
   backups: Informer<FederatedBackup & KubeObject>;
@@ -132,6 +133,9 @@ export class FederatedBackupReconciler {
     const { informers, client } = this.deps;
     const cached = informers.backups.get(key);
     if (!cached) return;
+    // Nothing to run, no finalizer: deleting a synced backup leaves its files to the cluster that made them
+    // (its location's sync removes it once that cluster deletes the backup and its index).
+    if (isSynced(cached)) return;
     const backup = structuredClone(cached);
     if (backup.metadata.deletionTimestamp) return this.finalize(backup);
     if (!backup.metadata.finalizers?.includes(FINALIZER_CLEANUP)) {
