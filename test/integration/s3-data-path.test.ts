@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { mkdir, open, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
+  CreateMultipartUploadCommand,
   GetObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
@@ -14,7 +15,9 @@ import {
 } from "@aws-sdk/client-s3";
 import { runNodeBackup, type NodeBackupPlan } from "../../src/agent/backup.js";
 import type { ObjectStore as AgentObjectStore } from "../../src/agent/backup-dir.js";
+import { cleanupBackup } from "../../src/agent/cleanup.js";
 import { RestoreError, restoreWorkload } from "../../src/agent/restore.js";
+import { backupIndexKey } from "../../src/storage/backup-index.js";
 import { parseWorkloadManifest } from "../../src/storage/manifest-schema.js";
 import { startObjectStore, type ObjectStore } from "../harness/object-store.js";
 import {
@@ -241,5 +244,34 @@ describe("agent data path on an S3 location", function () {
     assert.deepEqual(uploads.Uploads ?? [], [], "incomplete uploads left after the rerun");
     const stored = await objectBytes(client, `${base}/team/big/files/${disk}`);
     assert.equal(sha256(stored), sha256(await readFile(join(shared, disk))));
+  });
+
+  it("cleans up a deleted backup: its objects, its index and an upload left incomplete, nothing of another backup", async () => {
+    const shared = join(root, "shared");
+    const disk = "vms/c/disk.img";
+    await writeRandomFile(join(shared, disk), 2 * MiB);
+    const path = `${BACKUP_PATH}-clean`;
+    const workloads = [{ namespace: "team", name: "c", uid: "uid-c", files: [disk] }];
+    await runNodeBackup({ ...plan(workloads, "uid-3"), backupPath: path }, deps(agentStore()));
+    const client = store.client();
+    const put = (key: string) =>
+      client.send(new PutObjectCommand({ Bucket: BUCKET, Key: `${PREFIX}/${key}`, Body: "{}" }));
+    await put(backupIndexKey(path));
+    await put(`${path}-other/kept.json`);
+    await client.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: `${PREFIX}/${path}/team/c/files/x` }));
+
+    await cleanupBackup({
+      locationRoot: join(root, "none"),
+      sharedRoot: shared,
+      backupPath: path,
+      objectStore: agentStore(),
+    });
+    assert.deepEqual([...(await objectsUnder(client, `${PREFIX}/${path}/`)).keys()], []);
+    assert.equal((await objectsUnder(client, `${PREFIX}/${backupIndexKey(path)}`)).size, 0, "the index is left");
+    assert.equal((await objectsUnder(client, `${PREFIX}/${path}-other/`)).size, 1, "another backup's object went");
+    const uploads = await client.send(
+      new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: `${PREFIX}/${path}/` }),
+    );
+    assert.deepEqual(uploads.Uploads ?? [], []);
   });
 });
