@@ -215,6 +215,20 @@ describe("scheduleBackupOf", () => {
     assert.deepEqual(seen?.scheduledTime, new Date("2026-01-01T00:00:10Z"));
   });
 
+  it("ignores a backup synced from a location, even one carrying the schedule's label, name and time", () => {
+    const synced = {
+      apiVersion: "fedbackup.io/v1alpha1",
+      kind: "FederatedBackup",
+      metadata: {
+        name: "nightly-20260101000010",
+        labels: { "fedbackup.io/schedule": "nightly", "fedbackup.io/synced": "true" },
+        annotations: { "fedbackup.io/scheduled-time": "2026-01-01T00:00:10Z" },
+      },
+      spec: {},
+    } as never;
+    assert.equal(scheduleBackupOf("nightly", synced), undefined);
+  });
+
   it("ignores a labeled backup without the annotation, or whose name is not the schedule's for its time", () => {
     assert.equal(scheduleBackupOf("nightly", fb("nightly-20260101000010")), undefined);
     assert.equal(
