@@ -41,6 +41,9 @@ import {
   type VmFixture,
 } from "../harness/workloads.js";
 import { BackupObserver } from "../integration/backup-observer.js";
+import { BUCKET, backupTo, s3Location } from "../integration/s3-locations.js";
+import { startObjectStore } from "../harness/object-store.js";
+import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { restoreAndWait, runningOn } from "../integration/restore-runs.js";
 import {
   adminClient,
@@ -180,6 +183,9 @@ describe("e2e: the chart installed with helm, the operator running from its pod"
         // The control plane of the tests already holds the admission policies (the same files, crds/).
         "--set",
         "admissionPolicies.enabled=false",
+        // The S3 BackupLocation scenario: the operator reads its credentials Secret.
+        "--set",
+        "backupLocations.s3=true",
         "--wait=false",
       ),
     );
@@ -553,19 +559,6 @@ describe("e2e: the chart installed with helm, the operator running from its pod"
     assert.equal(existsSync(dir), false, "the backup's files are still there");
   });
 
-  it("deletes the cross-namespace backup once its ttl (1m) is over", async () => {
-    assert.ok(crossBackupCreatedAt > 0, "the cross-namespace backup ran");
-    await waitFor("the backup past its ttl to be gone", 120_000, async () =>
-      (await adminClient()
-        .get(Resources.FederatedBackup, env.namespace, "cross")
-        .catch(() => undefined))
-        ? undefined
-        : true,
-    );
-    // Timestamps have whole seconds: allow for one.
-    assert.ok(Date.now() - crossBackupCreatedAt >= 59_000, "deleted before its ttl was over");
-  });
-
   it("runs a schedule every 5 s with keepLast 1: a newer backup replaces the older, its files deleted", async () => {
     const template = backupManifest(env, "unused", { workloads: { names: [{ name: "a1" }] } }).spec;
     await adminClient().create(Resources.BackupSchedule, {
@@ -601,6 +594,60 @@ describe("e2e: the chart installed with helm, the operator running from its pod"
       assert.equal(existsSync(path.join(env.location.hostDir, dir)), name === kept!.metadata.name, `${name}'s files`);
     }
     await adminClient().delete(Resources.BackupSchedule, env.namespace, "often");
+  });
+
+  it("backs up a VM to an S3 BackupLocation and restores it from the bucket; deleting the backup empties its prefix", async () => {
+    const store = await startObjectStore({ buckets: [BUCKET] });
+    onTeardown(() => store.stop());
+    await s3Location(store, env.namespace, "offsite", "e2e");
+    const backup = backupTo(env, "to-s3", "offsite");
+    backup.spec = { ...backup.spec, workloads: { names: [{ name: "a1" }] }, deletionPolicy: "Delete" };
+    await adminClient().create(Resources.FederatedBackup, backup);
+    const done = await backupFinished(env.namespace, "to-s3", 120_000);
+    assert.equal(done.status?.phase, "Completed", JSON.stringify(done.status?.conditions));
+    const objects = async () =>
+      (
+        await store
+          .client()
+          .send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: `e2e/${done.status!.backupPath}/` }))
+      ).KeyCount ?? 0;
+    assert.ok((await objects()) >= 3, "the VM's files and manifest are in the bucket");
+    // The location's next sync indexes the finished run, for other clusters to find (README: backup sync).
+    await waitFor("the backup's index in the bucket", 30_000, async () => {
+      const key = `e2e/.fedbackup/index/${done.status!.backupPath}.json`;
+      const page = await store.client().send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: key }));
+      return page.KeyCount ? true : undefined;
+    });
+    const a1 = VMS.find((v) => v.name === "a1")!;
+    const before = new Map(
+      diskPaths(env.namespace, a1).map((rel) => [rel, readFileSync(path.join(env.shared.hostDir, rel))]),
+    );
+    damage(env, a1);
+    const r = await restore("from-s3", {
+      backupRef: { name: "to-s3" },
+      workloads: [{ namespace: env.namespace, name: "a1" }],
+    });
+    assert.equal(r.status?.phase, "Completed", JSON.stringify(r.status?.results));
+    for (const [rel, bytes] of before) {
+      assert.ok(readFileSync(path.join(env.shared.hostDir, rel)).equals(bytes), `${rel} is not the backup's`);
+    }
+    await adminClient().delete(Resources.FederatedBackup, env.namespace, "to-s3");
+    await waitFor("the backup's objects to be removed", 60_000, async () =>
+      (await objects()) === 0 ? true : undefined,
+    );
+  });
+
+  it("deletes the cross-namespace backup once its ttl (1m) is over", async () => {
+    assert.ok(crossBackupCreatedAt > 0, "the cross-namespace backup ran");
+    await waitFor("the backup past its ttl to be gone", 120_000, async () =>
+      (await adminClient()
+        .get(Resources.FederatedBackup, env.namespace, "cross")
+        .catch(() => undefined))
+        ? undefined
+        : true,
+    );
+    // Timestamps have whole seconds: allow for one.
+    assert.ok(Date.now() - crossBackupCreatedAt >= 59_000, "deleted before its ttl was over");
   });
 
   it("used exactly what the chart grants: no grant unused, no request denied, no wildcard", async function () {

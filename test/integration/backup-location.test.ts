@@ -10,7 +10,7 @@ import { KubeClient } from "../../src/k8s/client.js";
 import { Resources, type ResourceType } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
 import type { S3Location } from "../../src/storage/s3-client.js";
-import { startObjectStore, weedBinary, type ObjectStore } from "../harness/object-store.js";
+import type { ObjectStore } from "../harness/object-store.js";
 import { freePort } from "../harness/ports.js";
 import { createVm } from "../harness/workloads.js";
 import {
@@ -23,6 +23,7 @@ import {
   waitFor,
   type BackupEnv,
 } from "./operator-env.js";
+import { objectStoreFor } from "./s3-locations.js";
 import { cluster } from "./setup.js";
 
 type Location = BackupLocation & KubeObject;
@@ -44,10 +45,8 @@ describe("BackupLocation", function () {
   let revokeSecretReads: () => Promise<void>;
 
   before(async function () {
-    this.timeout(30 * 60_000); // a cold cache builds weed first (hack/objectstore/build.sh)
-    weedBinary();
     this.timeout(120_000);
-    store = await startObjectStore({ buckets: [BUCKET] });
+    store = await objectStoreFor(this, [BUCKET]);
     env = await backupEnv("locations");
     // As the chart's backupLocations.s3 does.
     revokeSecretReads = await grantOperatorSecretReads(`fedbackup-test-locations-${env.namespace}`);

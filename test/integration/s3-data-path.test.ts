@@ -102,6 +102,17 @@ describe("agent data path on an S3 location", function () {
     await writeRandomFile(join(shared, seed), 4096);
     await mkdir(join(root, "claims", "data-a"), { recursive: true });
     await writeRandomFile(join(root, "claims", "data-a", "disk.img"), 3 * MiB);
+    const restoreRequest = () => ({
+      locationRoot: join(root, "no-location-mounted"),
+      objectStore: agentStore(),
+      backupPath: BACKUP_PATH,
+      namespace: "team",
+      name: "a",
+      sharedRoot: shared,
+      allowedFiles: [disk, seed],
+      allowedClaims: [{ volume: "data", claimName: "data-a", volumeMode: "Filesystem" as const }],
+      claimsRoot: join(root, "claims"),
+    });
     const pristine = {
       disk: await readFile(join(shared, disk)),
       seed: await readFile(join(shared, seed)),
@@ -157,17 +168,7 @@ describe("agent data path on an S3 location", function () {
     // The disks change; the restore puts back what was backed up.
     await writeFile(join(shared, disk), Buffer.from("changed after the backup"));
     await writeRandomFile(join(root, "claims", "data-a", "disk.img"), 3 * MiB);
-    const restored = await restoreWorkload({
-      locationRoot: join(root, "no-location-mounted"),
-      objectStore: agentStore(),
-      backupPath: BACKUP_PATH,
-      namespace: "team",
-      name: "a",
-      sharedRoot: shared,
-      allowedFiles: [disk, seed],
-      allowedClaims: [{ volume: "data", claimName: "data-a", volumeMode: "Filesystem" }],
-      claimsRoot: join(root, "claims"),
-    });
+    const restored = await restoreWorkload(restoreRequest());
     assert.equal(restored.files, 3);
     assert.deepEqual(await readFile(join(shared, disk)), pristine.disk);
     assert.deepEqual(await readFile(join(shared, seed)), pristine.seed);
@@ -179,17 +180,7 @@ describe("agent data path on an S3 location", function () {
     corrupt[7 * MiB] = corrupt[7 * MiB]! ^ 0xff;
     await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: corrupt }));
     await writeFile(join(shared, disk), Buffer.from("the current disk"));
-    const error = await restoreWorkload({
-      locationRoot: join(root, "no-location-mounted"),
-      objectStore: agentStore(),
-      backupPath: BACKUP_PATH,
-      namespace: "team",
-      name: "a",
-      sharedRoot: shared,
-      allowedFiles: [disk, seed],
-      allowedClaims: [{ volume: "data", claimName: "data-a", volumeMode: "Filesystem" }],
-      claimsRoot: join(root, "claims"),
-    }).then(
+    const error = await restoreWorkload(restoreRequest()).then(
       () => assert.fail("the restore should have failed"),
       (err: unknown) => err,
     );

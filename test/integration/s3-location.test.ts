@@ -8,20 +8,19 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
-import type { BackupLocation, FederatedBackup } from "../../src/api/v1alpha1/index.js";
+import type { FederatedBackup } from "../../src/api/v1alpha1/index.js";
 import { Resources } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
 import { runDigest } from "../../src/cli/digest.js";
 import type { DigestRow } from "../../src/digest/index.js";
 import { parseWorkloadManifest } from "../../src/storage/manifest-schema.js";
 import { SimulatedVmController } from "../harness/kubevirt-vms.js";
-import { startObjectStore, weedBinary, type ObjectStore } from "../harness/object-store.js";
+import type { ObjectStore } from "../harness/object-store.js";
 import { createVirtualMachine, diskPaths, type VmFixture } from "../harness/workloads.js";
 import {
   adminClient,
   backupEnv,
   backupFinished,
-  backupManifest,
   creatorPoliciesSettled,
   grantOperatorSecretReads,
   kubevirtDouble,
@@ -31,49 +30,11 @@ import {
   type BackupEnv,
 } from "./operator-env.js";
 import { describeResults, type Restore } from "./restore-runs.js";
+import { BUCKET, backupTo, objectStoreFor, s3Location } from "./s3-locations.js";
 import { startSecondCluster } from "./second-cluster.js";
 
-const BUCKET = "offsite";
 const PREFIX = "cluster-a";
-const b64 = (s: string) => Buffer.from(s).toString("base64");
 const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
-
-/** The credentials Secret and an S3 BackupLocation named `name` in `namespace`, once it is Available. */
-export async function s3Location(
-  store: ObjectStore,
-  namespace: string,
-  name: string,
-  prefix: string,
-  client = adminClient(),
-): Promise<void> {
-  await client.apply(Resources.Secret, {
-    apiVersion: "v1",
-    kind: "Secret",
-    metadata: { name: `${name}-credentials`, namespace },
-    type: "Opaque",
-    data: { AWS_ACCESS_KEY_ID: b64(store.accessKeyId), AWS_SECRET_ACCESS_KEY: b64(store.secretAccessKey) },
-  } as KubeObject);
-  await client.create(Resources.BackupLocation, {
-    apiVersion: "fedbackup.io/v1alpha1",
-    kind: "BackupLocation",
-    metadata: { name, namespace },
-    spec: {
-      s3: { ...store.location(BUCKET, prefix), credentialsSecretRef: { name: `${name}-credentials` } },
-      validationFrequency: "10s",
-    },
-  });
-  await waitFor(`BackupLocation ${name} to be Available`, 30_000, async () => {
-    const l = await client.get<BackupLocation & KubeObject>(Resources.BackupLocation, namespace, name);
-    return l.status?.phase === "Available" ? true : undefined;
-  });
-}
-
-/** A FederatedBackup of the env's shared volume to the BackupLocation `location`. */
-export function backupTo(env: BackupEnv, name: string, location: string): FederatedBackup & KubeObject {
-  const manifest = backupManifest(env, name, { snapshot: { method: "Copy" } });
-  delete manifest.spec.location;
-  return { ...manifest, spec: { ...manifest.spec, locationRef: { name: location } } };
-}
 
 describe("Backups on an S3 location", function () {
   this.timeout(600_000);
@@ -83,10 +44,8 @@ describe("Backups on an S3 location", function () {
   let revokeSecretReads: () => Promise<void>;
 
   before(async function () {
-    this.timeout(30 * 60_000); // a cold cache builds weed first (hack/objectstore/build.sh)
-    weedBinary();
     this.timeout(120_000);
-    store = await startObjectStore({ buckets: [BUCKET] });
+    store = await objectStoreFor(this, [BUCKET]);
     await kubevirtDouble();
     await podRunner();
     sim = new SimulatedVmController(adminClient());
@@ -104,7 +63,7 @@ describe("Backups on an S3 location", function () {
     env?.cleanup();
   });
 
-  it("backs up 8 VMs on 3 nodes to the bucket; a second cluster with the same location restores them byte for byte", async () => {
+  it("backs up 8 VMs on 3 nodes to the bucket; a second cluster with the same location restores them byte for byte [long]", async () => {
     const ns = env.namespace;
     const nodes = ["node-a", "node-b", "node-c"];
     const vms: VmFixture[] = Array.from({ length: 8 }, (_, i) => ({
