@@ -134,7 +134,7 @@ describe("BackupSchedule controller", function () {
     await podRunner();
   });
 
-  it("every 10 s with keepLast 2: after 4 runs two backups and exactly their files remain; suspended, nothing starts", async () => {
+  it("every 10 s with keepLast 2: after 4 runs two backups and exactly their files remain; suspended, nothing starts [long]", async () => {
     const env = await backupEnv("bs");
     const operator = await startOperator();
     try {

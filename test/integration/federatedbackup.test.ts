@@ -822,7 +822,7 @@ describe("FederatedBackup controller, CSI snapshot method", function () {
     }
   });
 
-  it("captures VMs on 3 nodes through a VolumeSnapshot per node, extracts them byte for byte and cleans up", async () => {
+  it("captures VMs on 3 nodes through a VolumeSnapshot per node, extracts them byte for byte and cleans up [long]", async () => {
     const KiB = 1024;
     const vms: VmFixture[] = [
       { name: "db-0", node: "node-b", disks: [512 * KiB, 64 * KiB] },

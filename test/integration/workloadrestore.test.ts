@@ -440,7 +440,7 @@ describe("WorkloadRestore", function () {
     }
   });
 
-  it("restores each VM from its latest capture (source Latest) or from the backup its entry names", async () => {
+  it("restores each VM from its latest capture (source Latest) or from the backup its entry names [long]", async () => {
     const vms: VmFixture[] = [
       { name: "l1", node: "node-b" },
       { name: "l2", node: "node-c" },
