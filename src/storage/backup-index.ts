@@ -33,7 +33,6 @@ export const INDEXED_PHASES = ["Completed", "PartiallyFailed"] as const;
 const MAX_STEPS = 10_000;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
-
 /** The index key of a backup's directory `<namespace>/<name>-<uid8>`, relative to the location's prefix. */
 export function backupIndexKey(backupPath: string): string {
   return `${BACKUP_INDEX_DIR}/${backupPath}.json`;
@@ -124,7 +123,6 @@ function isStringMap(v: unknown): boolean {
   return (
     typeof v === "object" &&
     v !== null &&
-    Object.entries(v).every(([k, x]) => typeof x === "string" && k.length <= 316 && (x).length <= 63)
+    Object.entries(v).every(([k, x]) => typeof x === "string" && k.length <= 316 && x.length <= 63)
   );
 }
-

@@ -57,7 +57,9 @@ const ALSO_SHOWN: Record<string, { file: string; why: string }> = {
     why: "the reason label of fedbackup_workloads_missing for the VMs beyond the 100 that status.missing lists",
   },
   // The consistency of a capture (NodeSnapshot status.captured[].indication), from an exported list.
-  ...Object.fromEntries(INDICATIONS.map((i) => [i, { file: "src/storage/manifest-schema.ts", why: "capture indication" }])),
+  ...Object.fromEntries(
+    INDICATIONS.map((i) => [i, { file: "src/storage/manifest-schema.ts", why: "capture indication" }]),
+  ),
 };
 
 const CAMEL_CASE = /^[A-Z][A-Za-z0-9]*$/;
