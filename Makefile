@@ -127,7 +127,7 @@ cluster-down: deps ## Stop the local control plane started by `make cluster`.
 	@tsx test/harness/cli.ts down --dir $(CLUSTER_DIR)
 
 .PHONY: demo
-demo: deps controlplane objectstore ## The whole product on a throw-away cluster: 8 VMs on 3 nodes backed up node by node, three damaged and restored, then the digest (needs root: pod runner).
+demo: deps controlplane objectstore ## The whole product on a throw-away cluster: 8 VMs on 3 nodes backed up node by node to an S3 server (SeaweedFS), three damaged and restored from it, then the digest (needs root: pod runner).
 	tsx hack/demo.ts
 
 .PHONY: run

@@ -2,16 +2,20 @@
 // control plane with 3 simulated nodes, the KubeVirt freeze/unfreeze API double, a simulated KubeVirt VM
 // controller (it runs the VirtualMachines' instances and carries out live migrations) and the pod runner
 // (which executes the node agent's pods as local processes, hence root), creates VirtualMachines with real
-// disk files on a shared volume, runs the operator in-process as its own ServiceAccount, applies
-// samples/federatedbackup.yaml, prints the backup's progress node by node as it happens, and shows what
-// was captured, read from the status and from the manifests at the backup location, each file checked
+// disk files on a shared volume, starts a real S3 server (SeaweedFS, test/harness/object-store.ts) and
+// makes it the backup location (samples/backuplocation.yaml's BackupLocation offsite, with a credentials
+// Secret), runs the operator in-process as its own ServiceAccount, applies samples/federatedbackup.yaml
+// pointed at that BackupLocation, prints the backup's progress node by node as it happens, and shows what
+// was captured, read from the status and from the manifests in the bucket, each copy in the bucket checked
 // against its sha256. Then a bad upgrade: the disks of the VMs samples/workloadrestore.yaml restores are
 // overwritten and one of them is live-migrated to another node; the demo applies that sample, prints the
-// restore's progress, plan and results, checks that every restored disk is byte-identical to its backup
-// and that each VM runs again on its restore node, and ends with the digest (`fedbackup digest`). Exit
-// status 0 only if the backup and the restore are Completed and every check holds.
+// restore's progress, plan and results (the restore reads the bucket), checks that every restored disk is
+// byte-identical to its backup and to its copy in the bucket and that each VM runs again on its restore
+// node, and ends with the digest (`fedbackup digest`). Exit status 0 only if the backup and the restore
+// are Completed and every check holds.
 // Everything it starts is stopped and every directory it creates is removed, also on Ctrl-C.
 import { createHash, randomBytes } from "node:crypto";
+import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -19,6 +23,7 @@ import * as yaml from "js-yaml";
 import type { VirtualMachineInstance } from "../src/api/kubevirt.js";
 import { LABEL_BACKUP, LABEL_RESTORE } from "../src/api/labels.js";
 import type {
+  BackupLocation,
   FederatedBackup,
   FederatedBackupStatusNode,
   NodeRestore,
@@ -27,19 +32,23 @@ import type {
 } from "../src/api/v1alpha1/index.js";
 import { runDigest } from "../src/cli/digest.js";
 import { Manager } from "../src/controllers/manager.js";
+import { CREATOR_POLICY_GRACE_MS, CREATOR_POLICY_NAME } from "../src/controllers/runtime/creator-access.js";
 import { ANNOTATION_RESTORE_HOLD, HOSTNAME_LABEL } from "../src/controllers/workloadrestore/vm-hold.js";
 import type { DigestRow } from "../src/digest/index.js";
+import { AccessResources } from "../src/k8s/access-review.js";
 import { KubeClient } from "../src/k8s/client.js";
 import { Informer, type InformerEvent } from "../src/k8s/informer.js";
 import { Resources } from "../src/k8s/resources.js";
 import type { KubeObject } from "../src/k8s/types.js";
 import { createLogger } from "../src/telemetry/logger.js";
 import { OperatorMetrics } from "../src/telemetry/metrics.js";
+import { countBackupObjects } from "../test/harness/backup-objects.js";
 import { REPO_ROOT } from "../test/harness/binaries.js";
 import { ControlPlane, defaultNodes } from "../test/harness/control-plane.js";
 import { applyOperatorRbac } from "../test/harness/operator-rbac.js";
 import { KubeVirtDouble } from "../test/harness/kubevirt-double.js";
 import { SimulatedVmController, type VirtualMachine } from "../test/harness/kubevirt-vms.js";
+import { startObjectStore } from "../test/harness/object-store.js";
 import { PodRunner } from "../test/harness/pod-runner.js";
 import {
   createVirtualMachine,
@@ -53,8 +62,14 @@ const NAMESPACE = "demo";
 const OPERATOR_NAMESPACE = "fedbackup-system";
 const OPERATOR_SERVICE_ACCOUNT = "fedbackup-operator";
 const SHARED_CLAIM = "vmdisks";
-const LOCATION_CLAIM = "backups";
 const SAMPLE = "samples/federatedbackup.yaml";
+/** Its S3 BackupLocation (offsite) is the demo's, pointed at the demo's S3 server. */
+const LOCATION_SAMPLE = "samples/backuplocation.yaml";
+/** The key prefix of every backup of the demo's BackupLocation (the sample's is cluster-a). */
+const LOCATION_PREFIX = "demo";
+/** The ClusterRole (and binding) that lets the operator read the location's credentials Secret. */
+const SECRET_READS = "fedbackup-operator-s3-secrets";
+const LOCATION_TIMEOUT_MS = 30_000;
 const RESTORE_SAMPLE = "samples/workloadrestore.yaml";
 const BACKUP_TIMEOUT_MS = 120_000;
 const RESTORE_TIMEOUT_MS = 150_000;
@@ -83,6 +98,7 @@ const VMS: VmFixture[] = [
 ];
 
 type Backup = FederatedBackup & KubeObject;
+type Location = BackupLocation & KubeObject;
 type Step = NodeSnapshot & KubeObject;
 type Restore = WorkloadRestore & KubeObject;
 type RestoreStep = NodeRestore & KubeObject;
@@ -381,8 +397,8 @@ class RestoreProgressPrinter {
       }
       case "Restoring":
         return (
-          `${announce ? "coordinating node, " : ""}restore Job: the node agent checks the backup's files ` +
-          `against their sha256 and writes the disks of ${names} back`
+          `${announce ? "coordinating node, " : ""}restore Job: the node agent reads the backup's files from ` +
+          `${locationText(step.spec.location)}, checks them against their sha256 and writes the disks of ${names} back`
         );
       case "Starting": {
         const results = status.results ?? [];
@@ -415,6 +431,13 @@ class RestoreProgressPrinter {
         return `waiting for its turn (${vms}: ${names})`;
     }
   }
+}
+
+/** Where a restore step reads the backups, as its spec records it. */
+function locationText(location: RestoreStep["spec"]["location"]): string {
+  if (location.s3)
+    return `s3://${path.posix.join(location.s3.bucket, location.s3.prefix ?? "")}/ at ${location.s3.endpoint}`;
+  return `PVC ${location.persistentVolumeClaim?.claimName ?? "?"}`;
 }
 
 // ---- the demo ----
@@ -458,15 +481,99 @@ function sha256Of(file: string): string {
   return sha256(readFileSync(file));
 }
 
-function loadSample(): Backup {
+function loadSample(location: string): Backup {
   const doc = yaml.load(readFileSync(path.join(REPO_ROOT, SAMPLE), "utf8")) as Backup;
-  // The sample as written, moved to the demo namespace and pointed at the demo's claims.
+  // The sample as written, moved to the demo namespace, pointed at the demo's shared claim and, instead
+  // of its location claim, at the BackupLocation.
   doc.metadata = { name: doc.metadata.name, namespace: NAMESPACE };
   doc.spec.sharedVolume = { ...doc.spec.sharedVolume, claimName: SHARED_CLAIM, nodeMountPath: NODE_MOUNT_PATH };
-  doc.spec.location = {
-    persistentVolumeClaim: { ...doc.spec.location?.persistentVolumeClaim, claimName: LOCATION_CLAIM },
-  };
+  delete doc.spec.location;
+  doc.spec.locationRef = { name: location };
   return doc;
+}
+
+/** The sample's S3 BackupLocation, moved to the demo namespace (its server is set by the caller). */
+function loadLocationSample(): Location & { spec: { s3: NonNullable<BackupLocation["spec"]["s3"]> } } {
+  const docs = yaml.loadAll(readFileSync(path.join(REPO_ROOT, LOCATION_SAMPLE), "utf8")) as Location[];
+  const doc = docs.find((d) => d.spec.s3);
+  if (!doc?.spec.s3) throw new Error(`${LOCATION_SAMPLE} has no S3 BackupLocation`);
+  doc.metadata = { name: doc.metadata.name, namespace: NAMESPACE };
+  return { ...doc, spec: { ...doc.spec, s3: doc.spec.s3 } };
+}
+
+/**
+ * As the chart does with backupLocations.s3=true (deploy/rbac.yaml is rendered without it): get on Secrets
+ * for the operator, which reads the location's credentials Secret to validate it.
+ */
+async function grantOperatorSecretReads(client: KubeClient): Promise<void> {
+  const rbac = (plural: string, kind: string) => ({
+    group: "rbac.authorization.k8s.io",
+    version: "v1",
+    plural,
+    kind,
+    namespaced: false,
+  });
+  await client.apply(rbac("clusterroles", "ClusterRole"), {
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "ClusterRole",
+    metadata: { name: SECRET_READS },
+    rules: [{ apiGroups: [""], resources: ["secrets"], verbs: ["get"] }],
+  } as KubeObject);
+  await client.apply(rbac("clusterrolebindings", "ClusterRoleBinding"), {
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "ClusterRoleBinding",
+    metadata: { name: SECRET_READS },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: SECRET_READS },
+    subjects: [{ kind: "ServiceAccount", name: OPERATOR_SERVICE_ACCOUNT, namespace: OPERATOR_NAMESPACE }],
+  } as KubeObject);
+}
+
+/**
+ * Waits until the admission policies that record who created a resource have existed for the operator's
+ * grace period: before that, the operator does not trust the creator they record, and a BackupLocation
+ * created earlier would be Unavailable until its next validation. Returns how long it waited.
+ */
+async function creatorPoliciesSettled(client: KubeClient): Promise<number> {
+  const types = [
+    AccessResources.MutatingAdmissionPolicy,
+    AccessResources.MutatingAdmissionPolicyBinding,
+    AccessResources.ValidatingAdmissionPolicy,
+    AccessResources.ValidatingAdmissionPolicyBinding,
+  ];
+  let newest = 0;
+  for (const type of types) {
+    const policy = await client.get(type, undefined, CREATOR_POLICY_NAME);
+    newest = Math.max(newest, Date.parse(policy.metadata.creationTimestamp ?? ""));
+  }
+  // Creation times are whole seconds: one more for the rounding.
+  const wait = Math.max(0, newest + CREATOR_POLICY_GRACE_MS + 1_000 - Date.now());
+  await sleep(wait);
+  return wait;
+}
+
+/** The whole object `key` of the bucket. */
+async function getObject(s3: S3Client, bucket: string, key: string): Promise<Buffer> {
+  const out = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  if (!out.Body) throw new Error(`s3://${bucket}/${key}: no body`);
+  return Buffer.from(await out.Body.transformToByteArray());
+}
+
+/** Every object of the bucket under `prefix`, key and size, page after page. */
+async function listObjects(
+  s3: S3Client,
+  bucket: string,
+  prefix: string,
+): Promise<Array<{ key: string; size: number }>> {
+  const objects: Array<{ key: string; size: number }> = [];
+  let token: string | undefined;
+  do {
+    const page = await s3.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) }),
+    );
+    for (const o of page.Contents ?? []) objects.push({ key: o.Key!, size: o.Size ?? 0 });
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return objects;
 }
 
 function loadRestoreSample(): Restore {
@@ -507,15 +614,32 @@ async function demo(signal: AbortSignal, cleanups: Array<() => Promise<void> | v
   await runner.start();
   step("pod runner", "executes the node agent's pods as local processes in mount namespaces of their own");
   if (signal.aborted) return 130;
+  const locationManifest = loadLocationSample();
+  const bucket = locationManifest.spec.s3.bucket;
+  const storeStartedAt = Date.now();
+  const store = await startObjectStore({ buckets: [bucket] });
+  cleanups.push(() => store.stop());
+  const s3 = store.client();
+  cleanups.push(() => s3.destroy());
+  // The sample's location on this server: its bucket and Secret name, the demo's prefix, path-style.
+  locationManifest.spec.s3 = {
+    ...locationManifest.spec.s3,
+    ...store.location(bucket, LOCATION_PREFIX),
+    credentialsSecretRef: locationManifest.spec.s3.credentialsSecretRef,
+  };
+  step(
+    "object store",
+    `SeaweedFS S3 at ${store.endpoint} (weed mini, data in a temp dir), bucket ${bucket}, ready in ${seconds(Date.now() - storeStartedAt)}`,
+  );
+  if (signal.aborted) return 130;
 
   await admin.create(Resources.Namespace, { apiVersion: "v1", kind: "Namespace", metadata: { name: NAMESPACE } });
   const root = mkdtempSync(path.join(os.tmpdir(), "fedbackup-demo-"));
   cleanups.push(() => rmSync(root, { recursive: true, force: true }));
   const shared = await createVolume(admin, NAMESPACE, SHARED_CLAIM, path.join(root, "shared"));
-  const location = await createVolume(admin, NAMESPACE, LOCATION_CLAIM, path.join(root, "location"));
   step(
-    "volumes",
-    `namespace ${NAMESPACE}: PVC ${SHARED_CLAIM} (shared VM disks, on every node at ${NODE_MOUNT_PATH}) and PVC ${LOCATION_CLAIM} (backup location), RWX hostPath PVs on temp dirs`,
+    "volume",
+    `namespace ${NAMESPACE}: PVC ${SHARED_CLAIM} (shared VM disks, on every node at ${NODE_MOUNT_PATH}), an RWX hostPath PV on a temp dir`,
   );
   for (const vm of VMS) await createVirtualMachine(admin, NAMESPACE, shared.hostDir, vm);
   const byNode = new Map<string, string[]>();
@@ -528,6 +652,7 @@ async function demo(signal: AbortSignal, cleanups: Array<() => Promise<void> | v
   for (const [node, vms] of [...byNode.entries()].sort()) step("", `${node}: ${vms.join(", ")}`);
 
   await applyOperatorRbac(admin);
+  await grantOperatorSecretReads(admin);
   const operatorConfig = await cp.serviceAccountKubeConfig(OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT);
   const metrics = new OperatorMetrics(false);
   const operatorClient = new KubeClient(operatorConfig, metrics.observeRequest);
@@ -547,9 +672,55 @@ async function demo(signal: AbortSignal, cleanups: Array<() => Promise<void> | v
   await manager.start();
   step(
     "operator",
-    `in-process, as system:serviceaccount:${OPERATOR_NAMESPACE}:${OPERATOR_SERVICE_ACCOUNT} (RBAC of deploy/rbac.yaml)`,
+    `in-process, as system:serviceaccount:${OPERATOR_NAMESPACE}:${OPERATOR_SERVICE_ACCOUNT} (RBAC of deploy/rbac.yaml, ` +
+      `plus ClusterRole ${SECRET_READS}: get on Secrets, as the chart grants with backupLocations.s3=true, ` +
+      `to read the location's credentials)`,
   );
   if (signal.aborted) return 130;
+
+  // ---- the backup location: the S3 server, through a BackupLocation and its credentials Secret ----
+  const locationName = locationManifest.metadata.name!;
+  const secretName = locationManifest.spec.s3.credentialsSecretRef.name;
+  const waited = await creatorPoliciesSettled(admin);
+  if (signal.aborted) return 130;
+  say();
+  say(
+    `$ kubectl create secret generic ${secretName} -n ${NAMESPACE} --from-literal=AWS_ACCESS_KEY_ID=... --from-literal=AWS_SECRET_ACCESS_KEY=...` +
+      `   # the S3 server's key pair`,
+  );
+  const b64 = (text: string) => Buffer.from(text).toString("base64");
+  await admin.apply(Resources.Secret, {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: secretName, namespace: NAMESPACE },
+    type: "Opaque",
+    data: { AWS_ACCESS_KEY_ID: b64(store.accessKeyId), AWS_SECRET_ACCESS_KEY: b64(store.secretAccessKey) },
+  } as KubeObject);
+  const l = locationManifest.spec.s3;
+  say(
+    `$ kubectl apply -f ${LOCATION_SAMPLE}   # ${NAMESPACE}/${locationName}: endpoint ${l.endpoint}, bucket ${l.bucket}, ` +
+      `prefix ${l.prefix}, forcePathStyle ${String(l.forcePathStyle)}` +
+      (waited > 0 ? ` (after ${seconds(waited)} for the creator policies to settle)` : ""),
+  );
+  const locationCreatedAt = Date.now();
+  await admin.create(Resources.BackupLocation, locationManifest);
+  let location: Location | undefined;
+  await settle(LOCATION_TIMEOUT_MS, signal, async () => {
+    location = await admin.get<Location>(Resources.BackupLocation, NAMESPACE, locationName);
+    return location.status?.phase === "Available" ? undefined : (location.status?.phase ?? "no phase");
+  });
+  if (signal.aborted) return 130;
+  const ls = location?.status ?? {};
+  step(
+    "location",
+    `BackupLocation ${NAMESPACE}/${locationName}: ${ls.phase ?? "no phase"} (${ls.reason ?? "no reason"}` +
+      `${ls.message ? `: ${ls.message}` : ""}) after ${seconds(Date.now() - locationCreatedAt)}`,
+  );
+  if (ls.phase !== "Available") {
+    say();
+    say(`FAILED: the BackupLocation ${locationName} is not Available; no backup can use it; stopping everything`);
+    return 1;
+  }
 
   const backups = new Informer<Backup>(admin, Resources.FederatedBackup, { namespace: NAMESPACE }, { warn: () => {} });
   const steps = new Informer<Step>(admin, Resources.NodeSnapshot, { namespace: NAMESPACE }, { warn: () => {} });
@@ -563,11 +734,12 @@ async function demo(signal: AbortSignal, cleanups: Array<() => Promise<void> | v
     if (event !== "delete") printer.update(fb);
   });
 
-  const manifest = loadSample();
+  const manifest = loadSample(locationName);
   const name = manifest.metadata.name!;
   say();
   say(
-    `$ kubectl apply -f ${SAMPLE}   # as ${NAMESPACE}/${name}, claims ${SHARED_CLAIM} and ${LOCATION_CLAIM}, started after ${seconds(Date.now() - startedAt)}`,
+    `$ kubectl apply -f ${SAMPLE}   # as ${NAMESPACE}/${name}, claim ${SHARED_CLAIM}, locationRef ${locationName} ` +
+      `instead of the sample's location claim, started after ${seconds(Date.now() - startedAt)}`,
   );
   const backupCreatedAt = Date.now();
   phaseStartedAt = backupCreatedAt;
@@ -577,7 +749,7 @@ async function demo(signal: AbortSignal, cleanups: Array<() => Promise<void> | v
   const backupTook = Date.now() - backupCreatedAt;
   const status = fb.status ?? {};
 
-  // ---- summary: status, NodeSnapshots, manifests at the location ----
+  // ---- summary: status, NodeSnapshots, manifests and copies in the bucket ----
   const stepList = (
     await admin.list<Step>(Resources.NodeSnapshot, { namespace: NAMESPACE, labelSelector: `${LABEL_BACKUP}=${name}` })
   ).items.sort((a, b) => a.spec.round - b.spec.round || a.spec.order - b.spec.order);
@@ -594,29 +766,35 @@ async function demo(signal: AbortSignal, cleanups: Array<() => Promise<void> | v
   const problems: string[] = [];
   const methods = new Set<string>();
   const capturedOn = new Map<string, string>();
-  /** Per VM captured: its manifest, and the directory holding its copies at the location. */
-  const manifests = new Map<string, { m: VmManifest; filesDir: string }>();
+  // Paths at the location (status.backupPath, the captures' manifests) are relative to the prefix.
+  const prefix = locationManifest.spec.s3.prefix ?? "";
+  const keyOf = (locationPath: string) => path.posix.join(prefix, locationPath);
+  /** Per VM captured: its manifest, and the key prefix of its copies in the bucket. */
+  const manifests = new Map<string, { m: VmManifest; filesKey: string }>();
   const sorted = [...captures.entries()].sort(([a, x], [b, y]) => x.order - y.order || a.localeCompare(b));
   for (const [key, { manifestPath }] of sorted) {
     const [namespace, vm] = key.split("/") as [string, string];
     let m: VmManifest;
     try {
-      m = JSON.parse(readFileSync(path.join(location.hostDir, manifestPath), "utf8")) as VmManifest;
+      m = JSON.parse((await getObject(s3, bucket, keyOf(manifestPath))).toString("utf8")) as VmManifest;
     } catch (err) {
-      problems.push(`${key}: no readable manifest at ${manifestPath}: ${(err as Error).message}`);
+      problems.push(`${key}: no readable manifest at s3://${bucket}/${keyOf(manifestPath)}: ${(err as Error).message}`);
       continue;
     }
     methods.add(m.method);
     capturedOn.set(vm, m.node);
-    const filesDir = path.join(location.hostDir, path.posix.dirname(manifestPath), "files");
-    manifests.set(vm, { m, filesDir });
+    const filesKey = keyOf(path.posix.join(path.posix.dirname(manifestPath), "files"));
+    manifests.set(vm, { m, filesKey });
     const bytes = m.files.reduce((n, f) => n + f.bytes, 0);
     totalBytes += bytes;
     totalFiles += m.files.length;
-    // Every copy at the location must hash to its manifest's sha256, and so must the source disk.
+    // Every copy in the bucket must hash to its manifest's sha256, and so must the source disk.
     for (const f of m.files) {
-      const copy = path.join(filesDir, f.path);
-      if (sha256Of(copy) !== f.sha256) problems.push(`${key}: ${f.path} at the location does not match its sha256`);
+      const copyKey = path.posix.join(filesKey, f.path);
+      const copy = await getObject(s3, bucket, copyKey).catch((err: Error) => err);
+      if (copy instanceof Error)
+        problems.push(`${key}: ${f.path}: no copy at s3://${bucket}/${copyKey}: ${copy.message}`);
+      else if (sha256(copy) !== f.sha256) problems.push(`${key}: ${f.path} in the bucket does not match its sha256`);
       if (sha256Of(path.join(shared.hostDir, f.path)) !== f.sha256)
         problems.push(`${key}: ${f.path} on the shared volume does not match the sha256 in the manifest`);
     }
@@ -634,7 +812,7 @@ async function demo(signal: AbortSignal, cleanups: Array<() => Promise<void> | v
 
   say();
   say(
-    `Captured (from the NodeSnapshots' status and the manifests under ${status.backupPath ?? "?"}/ at the location):`,
+    `Captured (from the NodeSnapshots' status and the manifests under s3://${bucket}/${keyOf(status.backupPath ?? "?")}/):`,
   );
   for (const line of table(
     ["VM", "NODE", "ROUND", "BYTES", "FILES", "SHA256", "FREEZE MS", "INDICATION"],
@@ -642,11 +820,29 @@ async function demo(signal: AbortSignal, cleanups: Array<() => Promise<void> | v
     new Set([2, 3, 4, 6]),
   ))
     say(`  ${line}`);
+  // The whole bucket: what the backup left under its directory (its VMs' disk images, manifests and
+  // definitions, each node run's manifest), and anything else.
+  const backupPrefix = `${keyOf(status.backupPath ?? "?")}/`;
+  const objects = await listObjects(s3, bucket, "");
+  const ofBackup = objects.filter((o) => status.backupPath && o.key.startsWith(backupPrefix));
+  const notOfBackup = objects.filter((o) => !ofBackup.includes(o));
+  if (ofBackup.length === 0) problems.push(`no objects under s3://${bucket}/${backupPrefix}`);
+  const bytesOf = (list: typeof objects) => sum(list.map((o) => o.size));
   say(
     `  ${plural(rows.length, "VM")}, ${plural(totalFiles, "file")}, ${mib(totalBytes)}; method ${[...methods].join(", ") || "?"}; ` +
-      (problems.length ? `${plural(problems.length, "problem")}:` : "every file re-hashed: copies and sources match"),
+      (problems.length
+        ? `${plural(problems.length, "problem")}:`
+        : "every copy read back from the bucket and re-hashed: copies and sources match"),
   );
   for (const p of problems) say(`    ${p}`);
+  say(
+    `  bucket ${bucket} (ListObjectsV2): ${plural(objects.length, "object")}, ${bytesOf(objects).toLocaleString("en-US")} bytes ` +
+      `(${mib(bytesOf(objects))}); under ${backupPrefix}: ` +
+      countBackupObjects(ofBackup.map((o) => o.key.slice(backupPrefix.length)))
+        .map(([kind, n]) => plural(n, kind))
+        .join(", ") +
+      (notOfBackup.length ? `; elsewhere: ${notOfBackup.map((o) => `${o.key} (${o.size} bytes)`).join(", ")}` : ""),
+  );
   for (const missing of status.missing ?? [])
     say(`  missing: ${missing.namespace}/${missing.name} (${missing.reason}) ${missing.message ?? ""}`);
   const excluded = VMS.filter((vm) => vm.labels?.[EXCLUDE_LABEL]).map((vm) => vm.name);
@@ -847,9 +1043,12 @@ async function demo(signal: AbortSignal, cleanups: Array<() => Promise<void> | v
       if (!now.equals(beforeDamage.get(rel)!))
         restoreProblems.push(`${rel} is not byte-identical to the disk as it was backed up`);
       const file = backedUp?.m.files.find((f) => f.path === rel);
+      const copyKey = backedUp && path.posix.join(backedUp.filesKey, rel);
+      const copy = copyKey && (await getObject(s3, bucket, copyKey).catch(() => undefined));
       if (!file) restoreProblems.push(`${rel} is not in the backup's manifest`);
-      else if (sha256(now) !== file.sha256 || !now.equals(readFileSync(path.join(backedUp!.filesDir, rel))))
-        restoreProblems.push(`${rel} does not match its copy and sha256 at the backup location`);
+      else if (!copy) restoreProblems.push(`${rel}: no copy at s3://${bucket}/${copyKey}`);
+      else if (sha256(now) !== file.sha256 || !now.equals(copy))
+        restoreProblems.push(`${rel} does not match its copy and sha256 in the bucket`);
     }
   }
   const runsOn: string[] = [];
@@ -905,7 +1104,7 @@ async function demo(signal: AbortSignal, cleanups: Array<() => Promise<void> | v
   if (restoreProblems.length === 0) {
     say(
       `every restored disk matches its backup: ${plural(damaged.length, "VM")}, ${plural(restoredFiles, "file")}, ` +
-        `${mib(restoredBytes)} byte-identical to the disks as backed up and to their copies at the backup location`,
+        `${mib(restoredBytes)} byte-identical to the disks as backed up and to their copies in bucket ${bucket}`,
     );
     say(
       `  each runs again on its restore node, released by the restore (runStrategy Always, no hold, not pinned): ${runsOn.join(", ")}`,
