@@ -1,10 +1,10 @@
 // The S3 client fedbackup uses for an object-store location, built the same way by the operator (to probe a
 // BackupLocation and to read its backups) and by the agent (to write and read a VM's files).
 //
-// The AWS SDK v3 is the client: its multipart helper (@aws-sdk/lib-storage) streams a body of unknown length
-// in parts with a bounded queue, it signs for any S3-compatible endpoint with path-style addressing, and it
-// is the client the object stores test against. Retries are the SDK's standard mode: a part that fails is
-// retried a few times; a store that stays down fails the request.
+// The AWS SDK v3 is the client: the one S3-compatible stores test against, signing for any endpoint with
+// path-style addressing, with the multipart calls the agent's bounded part loop uses
+// (s3-location-dir.ts). Retries are the SDK's standard mode: a request (a part) that fails is retried a few
+// times; a store that stays down fails it.
 import { S3Client } from "@aws-sdk/client-s3";
 import { Agent as HttpsAgent } from "node:https";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
@@ -69,6 +69,9 @@ export function s3ClientFor(location: S3Location, credentials: S3Credentials, op
     requestHandler: new NodeHttpHandler({
       connectionTimeout: opts.connectionTimeoutMs ?? 5_000,
       requestTimeout: opts.requestTimeoutMs ?? 120_000,
+      // A request idle that long fails (and is retried) instead of only being warned about: an upload to a
+      // store that died mid-request must not hang the step until its Job's deadline.
+      throwOnRequestTimeout: true,
       ...(httpsAgent ? { httpsAgent } : {}),
     }),
   });
