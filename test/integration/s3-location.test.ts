@@ -184,4 +184,41 @@ describe("Backups on an S3 location", function () {
       await operator.stop();
     }
   });
+
+  it("completes a backup whose S3 server died mid-upload: no manifest for the VM cut short, no upload left incomplete", async () => {
+    const ns = env.namespace;
+    const vm: VmFixture = { name: "big", node: "node-b", disks: [48 * 1024 * 1024] };
+    const operator = await startOperator();
+    try {
+      await s3Location(store, ns, "flaky", "interrupted");
+      await createVirtualMachine(adminClient(), ns, env.shared.hostDir, vm);
+      const source = readFileSync(path.join(env.shared.hostDir, diskPaths(ns, vm)[0]!));
+      const s3 = store.client();
+      const uploads = async () =>
+        (await s3.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: "interrupted/" }))).Uploads ?? [];
+      const manifests = async () =>
+        ((await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: "interrupted/" }))).Contents ?? []).filter(
+          (o) => o.Key!.endsWith(`/${vm.name}/manifest.json`),
+        );
+
+      await adminClient().create(Resources.FederatedBackup, backupTo(env, "interrupted", "flaky"));
+      // The server dies once the disk's multipart upload is under way, and comes back a moment later.
+      await waitFor("the disk's upload to start", 60_000, async () => ((await uploads()).length ? true : undefined));
+      await store.kill();
+      await new Promise((r) => setTimeout(r, 1_000));
+      await store.start();
+      assert.deepEqual(await manifests(), [], "a manifest for the VM whose upload was cut short");
+
+      const fb = await backupFinished(ns, "interrupted", 240_000);
+      assert.equal(fb.status?.phase, "Completed", JSON.stringify(fb.status?.conditions));
+      const [manifest] = await manifests();
+      assert.ok(manifest, "no manifest once the backup completed");
+      const body = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: manifest.Key! }));
+      const parsed = parseWorkloadManifest(JSON.parse(await body.Body!.transformToString()));
+      assert.equal(parsed.files[0]?.sha256, sha256(source));
+      assert.deepEqual(await uploads(), [], "an upload left incomplete");
+    } finally {
+      await operator.stop();
+    }
+  });
 });
