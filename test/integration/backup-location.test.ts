@@ -20,6 +20,7 @@ import {
   creatorPoliciesSettled,
   grantOperatorSecretReads,
   startOperator,
+  type RunningOperator,
   waitFor,
   type BackupEnv,
 } from "./operator-env.js";
@@ -43,6 +44,7 @@ describe("BackupLocation", function () {
   let store: ObjectStore;
   let env: BackupEnv;
   let revokeSecretReads: () => Promise<void>;
+  let operator: RunningOperator | undefined;
 
   before(async function () {
     this.timeout(120_000);
@@ -51,10 +53,12 @@ describe("BackupLocation", function () {
     // As the chart's backupLocations.s3 does.
     revokeSecretReads = await grantOperatorSecretReads(`fedbackup-test-locations-${env.namespace}`);
     await creatorPoliciesSettled();
-    await startOperator();
+    operator = await startOperator();
   });
 
   after(async () => {
+    // Stopped here, not at the end of the whole run: a second operator would act on every later test's runs.
+    await operator?.stop();
     await revokeSecretReads?.();
     await store?.stop();
     env?.cleanup();
