@@ -22,12 +22,19 @@ export function setupBackupLocation(ctx: ControllerContext): void {
     log: ctx.log.child({ controller: LOCATION_CONTROLLER }),
     clock: ctx.clock,
     probe: (location, credentials) => probeS3(location, credentials),
-    sync: (location, credentials) =>
-      syncLocation(
-        { client: ctx.client, backups, steps, log: ctx.log.child({ controller: LOCATION_CONTROLLER }) },
-        location,
-        s3ClientFor(location.spec.s3!, credentials),
-      ),
+    // A client per sync, closed after it: the key pair may have changed since the last one.
+    sync: async (location, credentials) => {
+      const s3 = s3ClientFor(location.spec.s3!, credentials);
+      try {
+        return await syncLocation(
+          { client: ctx.client, backups, steps, log: ctx.log.child({ controller: LOCATION_CONTROLLER }) },
+          location,
+          s3,
+        );
+      } finally {
+        s3.destroy();
+      }
+    },
     events: ctx.events,
   });
   manager.addController({ name: LOCATION_CONTROLLER, for: locations, reconcile: (key) => reconciler.reconcile(key) });
