@@ -9,7 +9,7 @@
 // A backup of this cluster and an index are the same backup when the index sits at the directory the
 // backup's steps recorded. A name already taken by another backup of the namespace is left alone and
 // counted as a conflict.
-import { ANNOTATION_SYNCED_FROM } from "../../api/labels.js";
+import { ANNOTATION_SYNCED_FROM, ANNOTATION_SYNCED_UID } from "../../api/labels.js";
 import type { BackupLocation, FederatedBackup, NodeSnapshot } from "../../api/v1alpha1/index.js";
 import { INDEXED_PHASES } from "../../storage/backup-index.js";
 import { locationIdentity, type LocationSource } from "../../storage/location.js";
@@ -55,15 +55,27 @@ export function planSync(input: SyncInput): SyncPlan {
   // The directory each backup of the namespace wrote to at this location.
   const known = new Set<string>();
   const names = new Set<string>();
+  const repair: string[] = [];
   for (const backup of input.backups) {
     if (backup.metadata.namespace !== namespace) continue;
     names.add(backup.metadata.name!);
     const steps = stepsByUid.get(backup.metadata.uid!) ?? [];
     const recorded = recordedLocation(steps);
+    const fromHere =
+      isSynced(backup) && backup.metadata.annotations?.[ANNOTATION_SYNCED_FROM] === location.metadata.name;
+    // A pull cut short (the backup created, its status or steps not yet): its index is read again.
+    if (fromHere && (!recorded || !backup.status?.phase)) {
+      const uid = backup.metadata.annotations?.[ANNOTATION_SYNCED_UID] ?? "";
+      const path = `${namespace}/${backup.metadata.name}-${uid.slice(0, 8)}`;
+      if (indexed.has(path)) {
+        known.add(path);
+        repair.push(path);
+      }
+      continue;
+    }
     if (!recorded || locationIdentity(recorded.source) !== here) continue;
     known.add(recorded.path);
     if (isSynced(backup)) {
-      const fromHere = backup.metadata.annotations?.[ANNOTATION_SYNCED_FROM] === location.metadata.name;
       if (fromHere && !indexed.has(recorded.path) && !backup.metadata.deletionTimestamp) plan.prune.push(backup);
       continue;
     }
@@ -72,6 +84,7 @@ export function planSync(input: SyncInput): SyncPlan {
       plan.push.push({ backup, steps, path: recorded.path });
     }
   }
+  plan.pull.push(...repair.sort());
   for (const path of [...indexed].sort()) {
     if (known.has(path)) continue;
     const name = nameOfDirectory(path);

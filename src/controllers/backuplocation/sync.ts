@@ -3,6 +3,7 @@
 // creates the backups it lacks from the others, deletes the synced ones whose index is gone. Runs after
 // each successful validation of the location, with the credentials the validation read.
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { ANNOTATION_SYNCED_FROM } from "../../api/labels.js";
 import type { BackupLocation, FederatedBackup, NodeSnapshot } from "../../api/v1alpha1/index.js";
 import type { KubeClient } from "../../k8s/client.js";
 import type { Informer } from "../../k8s/informer.js";
@@ -113,6 +114,10 @@ async function pull(deps: SyncDeps, location: BackupLocation, s3: S3Client, path
   const backup =
     (await createIfAbsent(client, Resources.FederatedBackup, manifest)) ??
     (await client.get<FederatedBackup & KubeObject>(Resources.FederatedBackup, namespace, manifest.metadata.name!));
+  // A backup of that name made here, not by a sync of this location: never written over.
+  if (backup.metadata.annotations?.[ANNOTATION_SYNCED_FROM] !== location.metadata.name) {
+    throw new Error(`FederatedBackup ${namespace}/${manifest.metadata.name} exists and was not synced from here`);
+  }
   if (!backup.status?.phase) await writeStatus(client, Resources.FederatedBackup, backup, syncedBackupStatus(index));
   for (const { manifest: step, status } of syncedSteps(index, backup, location)) {
     const created =

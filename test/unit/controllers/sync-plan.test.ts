@@ -94,6 +94,22 @@ describe("backup sync plan", () => {
     assert.deepEqual([plan.push, plan.prune], [[], []]);
   });
 
+  it("reads the index again for a synced backup whose pull was cut short (no status or no steps yet)", () => {
+    const noSteps = synced("half", "abababab-new");
+    noSteps.metadata.annotations!["fedbackup.io/synced-uid"] = "12345678-old";
+    const noStatus = synced("nostatus", "cdcdcdcd-new");
+    noStatus.metadata.annotations!["fedbackup.io/synced-uid"] = "87654321-old";
+    noStatus.status = {};
+    const plan = planSync({
+      location,
+      indexed: new Set(["team/half-12345678", "team/nostatus-87654321"]),
+      backups: [noSteps, noStatus],
+      steps: [stepOf(noStatus)],
+    });
+    assert.deepEqual(plan.pull, ["team/half-12345678", "team/nostatus-87654321"]);
+    assert.deepEqual([plan.conflicts, plan.prune], [[], []]);
+  });
+
   it("names the backup of a directory by cutting its uid off", () => {
     assert.equal(nameOfDirectory("team/nightly-0123abcd"), "nightly");
     assert.equal(nameOfDirectory("team/a-b-c-0123abcd"), "a-b-c");
