@@ -70,7 +70,7 @@ export function planSync(input: SyncInput): SyncPlan {
       if (indexed.has(path)) {
         known.add(path);
         repair.push(path);
-      }
+      } else if (!backup.metadata.deletionTimestamp) plan.prune.push(backup);
       continue;
     }
     if (!recorded || locationIdentity(recorded.source) !== here) continue;

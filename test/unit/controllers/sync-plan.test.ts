@@ -108,6 +108,9 @@ describe("backup sync plan", () => {
     });
     assert.deepEqual(plan.pull, ["team/half-12345678", "team/nostatus-87654321"]);
     assert.deepEqual([plan.conflicts, plan.prune], [[], []]);
+    // Its index gone meanwhile: the half-made copy goes.
+    const gone = planSync({ location, indexed: new Set(), backups: [noSteps], steps: [] });
+    assert.deepEqual([gone.pull, gone.prune.map((b) => b.metadata.name)], [[], ["half"]]);
   });
 
   it("names the backup of a directory by cutting its uid off", () => {
