@@ -24,7 +24,7 @@ import {
   waitFor,
   type BackupEnv,
 } from "./operator-env.js";
-import { objectStoreFor } from "./s3-locations.js";
+import { deleteBackupLocations, objectStoreFor } from "./s3-locations.js";
 import { cluster } from "./setup.js";
 
 type Location = BackupLocation & KubeObject;
@@ -57,6 +57,7 @@ describe("BackupLocation", function () {
   });
 
   after(async () => {
+    if (env) await deleteBackupLocations(env.namespace);
     // Stopped here, not at the end of the whole run: a second operator would act on every later test's runs.
     await operator?.stop();
     await revokeSecretReads?.();

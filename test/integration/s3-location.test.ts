@@ -30,7 +30,7 @@ import {
   type BackupEnv,
 } from "./operator-env.js";
 import { describeResults, type Restore } from "./restore-runs.js";
-import { BUCKET, backupTo, objectStoreFor, s3Location } from "./s3-locations.js";
+import { BUCKET, backupTo, deleteBackupLocations, objectStoreFor, s3Location } from "./s3-locations.js";
 import { startSecondCluster } from "./second-cluster.js";
 
 const PREFIX = "cluster-a";
@@ -57,6 +57,7 @@ describe("Backups on an S3 location", function () {
   });
 
   after(async () => {
+    if (env) await deleteBackupLocations(env.namespace);
     await revokeSecretReads?.();
     await sim?.stop();
     await store?.stop();

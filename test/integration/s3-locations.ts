@@ -57,3 +57,13 @@ export async function objectStoreFor(hook: Mocha.Context, buckets: string[]): Pr
   hook.timeout(timeout);
   return startObjectStore({ buckets });
 }
+
+/**
+ * Deletes the BackupLocations of `namespace`: left behind, each would be validated every few seconds by the
+ * operators of the tests that follow, whose request counts and events must not see them.
+ */
+export async function deleteBackupLocations(namespace: string): Promise<void> {
+  const client = adminClient();
+  const locations = await client.list<BackupLocation & KubeObject>(Resources.BackupLocation, { namespace });
+  for (const l of locations.items) await client.delete(Resources.BackupLocation, namespace, l.metadata.name!);
+}
