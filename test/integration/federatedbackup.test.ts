@@ -218,7 +218,7 @@ describe("FederatedBackup controller", function () {
     });
   });
 
-  it("end to end: 8 VMs with several MB of disks on 3 nodes, every file at the location equal to its source", async () => {
+  it("end to end: 8 VMs with several MB of disks on 3 nodes, every file at the location equal to its source [long]", async () => {
     const MiB = 1024 * 1024;
     const eight: VmFixture[] = [
       { name: "db-0", node: "node-b", disks: [4 * MiB, 2 * MiB] },
@@ -246,8 +246,8 @@ describe("FederatedBackup controller", function () {
 
   describe("node ordering policies", () => {
     // Each policy's order is unit-tested (planning/order-nodes.ts); here each runs once against the cluster.
-    // make test keeps one of each kind of input (failed steps, labels, node capacity, the control-plane
-    // role; FreeResources also in the reserved-memory case below), the others are [long].
+    // make test keeps one of each kind of input (failed steps, labels, node capacity in the reserved-memory
+    // case below, the control-plane role in the Skip case), the others are [long].
     // Capacities (setup.ts): node-a 128Gi (control plane), node-b 64Gi, node-c 256Gi. VMs: a 1, b 4, c 2.
     const cases: Array<{
       title: string;
@@ -289,7 +289,7 @@ describe("FederatedBackup controller", function () {
         order: "random",
       },
       {
-        title: "controlPlaneNode First: the control-plane node leads",
+        title: "controlPlaneNode First: the control-plane node leads [long]",
         spec: { ordering: { controlPlaneNode: "First" } },
         order: ["node-a", "node-b", "node-c"],
       },

@@ -190,7 +190,7 @@ describe("agent data path on an S3 location", function () {
     await assertSameBytes(join(shared, seed), join(shared, seed));
   });
 
-  it("leaves no manifest when the server dies mid-upload; the rerun completes and no incomplete upload is left", async () => {
+  it("leaves no manifest when the server dies mid-upload; the rerun completes and no incomplete upload is left [long]", async () => {
     const shared = join(root, "shared");
     const disk = "vms/big/disk.img";
     await writeRandomFile(join(shared, disk), 96 * MiB);

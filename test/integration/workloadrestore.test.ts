@@ -311,7 +311,7 @@ describe("WorkloadRestore", function () {
     });
   });
 
-  it("fails only the VM whose backup file is corrupt, leaves its disk as it was and starts it again", async () => {
+  it("fails only the VM whose backup file is corrupt, leaves its disk as it was and starts it again [long]", async () => {
     const vms: VmFixture[] = [
       { name: "k1", node: "node-b" },
       { name: "k2", node: "node-b", disks: [128 * 1024, 128 * 1024] },
@@ -633,7 +633,7 @@ describe("WorkloadRestore", function () {
     });
   });
 
-  it("never runs its Jobs while a backup of the same shared volume runs its own", async () => {
+  it("never runs its Jobs while a backup of the same shared volume runs its own [long]", async () => {
     const vms: VmFixture[] = [
       { name: "v1", node: "node-b" },
       { name: "v2", node: "node-c" },
