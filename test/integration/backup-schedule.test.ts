@@ -63,6 +63,16 @@ async function backupsOf(env: BackupEnv, schedule: string): Promise<Backup[]> {
   return list.items.sort((a, b) => (a.metadata.name! < b.metadata.name! ? -1 : 1));
 }
 
+/**
+ * Deletes the schedules a test made: left behind, each keeps being reconciled at its times by the operators
+ * of the tests that follow, which must see no writes of their own but those of their runs.
+ */
+async function deleteSchedules(env: BackupEnv): Promise<void> {
+  const client = adminClient();
+  const schedules = await client.list<Schedule>(Resources.BackupSchedule, { namespace: env.namespace });
+  for (const s of schedules.items) await client.delete(Resources.BackupSchedule, env.namespace, s.metadata.name!);
+}
+
 const getSchedule = (env: BackupEnv, name: string) =>
   adminClient().get<Schedule>(Resources.BackupSchedule, env.namespace, name);
 
@@ -169,6 +179,7 @@ describe("BackupSchedule controller", function () {
       await sleep(1_000);
       assert.equal((await backupsOf(env, "often")).length, 2);
     } finally {
+      await deleteSchedules(env);
       await operator.stop();
       env.cleanup();
     }
@@ -216,6 +227,7 @@ describe("BackupSchedule controller", function () {
         return s.status?.activeBackup === undefined ? true : undefined;
       });
     } finally {
+      await deleteSchedules(env);
       await operator.stop();
       env.cleanup();
     }
@@ -249,6 +261,7 @@ describe("BackupSchedule controller", function () {
         assert.equal((await getSchedule(env, name)).status?.nextScheduleTime, undefined);
       }
     } finally {
+      await deleteSchedules(env);
       await operator.stop();
       env.cleanup();
     }
@@ -269,6 +282,7 @@ describe("BackupSchedule controller", function () {
       assert.equal(concurrent <= 1, true);
       assertKeptNewest(env, completed, remaining, 3, VMS);
     } finally {
+      await deleteSchedules(env);
       await operator.stop();
       env.cleanup();
     }
@@ -315,8 +329,9 @@ describe("BackupSchedule controller", function () {
       await creatorPoliciesSettled();
     });
 
-    after(() => {
+    after(async () => {
       tenant?.close();
+      if (env) await deleteSchedules(env);
       env?.cleanup();
     });
 
