@@ -21,6 +21,8 @@ export interface ObjectMeta {
   annotations?: Record<string, string>;
   ownerReferences?: OwnerReference[];
   finalizers?: string[];
+  /** Who wrote which fields: the API server's bookkeeping, which informer caches leave out. */
+  managedFields?: Array<Record<string, unknown>>;
 }
 
 export interface KubeObject {

@@ -1,6 +1,6 @@
-// The FederatedBackup's status, rebuilt from its steps on every pass. Small by construction: counts,
-// one short entry per node step, and at most MISSING_LIMIT missing VMs (the full lists live in the
-// NodeSnapshots and the manifests at the location).
+// The FederatedBackup's status, rebuilt from its steps on every pass. Small by construction: counts, a
+// short entry for the current, the next and the latest node steps, and at most MISSING_LIMIT missing VMs
+// (every step is a NodeSnapshot; the full lists live there and in the manifests at the location).
 import { isFinished } from "../../api/phases.js";
 import type {
   FederatedBackup,
@@ -15,17 +15,26 @@ import { capturedWorkloads, expectedWorkloads, missingWorkloads, type StepWithPh
 import { MAX_LISTED_STORAGE_BACKENDS } from "../runtime/storage-keys.js";
 
 export const MISSING_LIMIT = 100;
-/** Node steps listed in status.nodes at most: 600 entries of ~250 bytes leave room under 256 KiB. */
-export const NODES_LIMIT = 600;
+/** Node steps not done yet (Pending, Running) listed in status.nodes at most: the current ones and the next. */
+export const NODES_NOT_DONE_LIMIT = 10;
+/** Node steps done (Succeeded, Failed) listed in status.nodes at most: the latest in processing order. */
+export const NODES_DONE_LIMIT = 10;
 
-/** Keeps every step that is not Succeeded, then the latest succeeded ones, in processing order. */
-function keepNodes(nodes: FederatedBackupStatusNode[]): FederatedBackupStatusNode[] {
-  if (nodes.length <= NODES_LIMIT) return nodes;
+const isDone = (n: FederatedBackupStatusNode) => n.phase === "Succeeded" || n.phase === "Failed";
+
+/**
+ * The node steps status.nodes lists: the first steps not done (those running, then the next ones) and the
+ * latest done, in processing order. A list of every step would be rewritten on every status write, about
+ * twice per step: at 1,000 nodes that is 150 KiB per write; this is a few KiB at any size.
+ */
+export function keepNodes(nodes: readonly FederatedBackupStatusNode[]): FederatedBackupStatusNode[] {
   const indexed = nodes.map((n, i) => ({ n, i }));
-  const notDone = indexed.filter(({ n }) => n.phase !== "Succeeded");
-  const done = indexed.filter(({ n }) => n.phase === "Succeeded");
-  const room = Math.max(0, NODES_LIMIT - notDone.length);
-  const kept = [...notDone.slice(0, NODES_LIMIT), ...(room ? done.slice(-room) : [])];
+  const notDone = indexed.filter(({ n }) => !isDone(n));
+  const running = notDone.filter(({ n }) => n.phase === "Running");
+  const pending = notDone.filter(({ n }) => n.phase !== "Running");
+  const done = indexed.filter(({ n }) => isDone(n));
+  const kept = [...running, ...pending].slice(0, NODES_NOT_DONE_LIMIT);
+  kept.push(...done.slice(-NODES_DONE_LIMIT));
   return kept.sort((a, b) => a.i - b.i).map(({ n }) => n);
 }
 
@@ -81,6 +90,8 @@ export function buildStatus(
     ...(step.status?.completionTime ? { completionTime: step.status.completionTime } : {}),
     ...(derived.phase === "Failed" && derived.message ? { message: derived.message } : {}),
   }));
+
+  const kept = keepNodes(nodes);
 
   const finished = isFinished(facts.phase);
   const verifiedKnown = finished && !facts.invalid;
@@ -139,8 +150,8 @@ export function buildStatus(
       workloadsMissing: missing.length,
       round: facts.round,
     },
-    nodes: keepNodes(nodes),
-    ...(nodes.length > NODES_LIMIT ? { nodesTruncated: nodes.length - NODES_LIMIT } : {}),
+    nodes: kept,
+    ...(kept.length < nodes.length ? { nodesTruncated: nodes.length - kept.length } : {}),
     missing: missing.slice(0, MISSING_LIMIT),
     ...(missing.length > MISSING_LIMIT ? { missingTruncated: missing.length - MISSING_LIMIT } : {}),
   };

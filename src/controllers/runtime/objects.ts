@@ -68,6 +68,23 @@ export function writeStatus<T extends KubeObject>(
   );
 }
 
+/**
+ * Replaces the status (an update of the status subresource), conditional on the copy the decision was taken
+ * on like writeStatus, but without a server-side apply's merge: nothing of the old status outlives the new
+ * one, whatever list semantics the CRD declares. The whole status is replaced, so the writer must be its
+ * only one.
+ */
+export function replaceStatus<T extends KubeObject>(
+  client: KubeClient,
+  type: ResourceType,
+  obj: T,
+  status: unknown,
+): Promise<T> {
+  // managedFields left out: the API server keeps them (and records this update) rather than taking ours.
+  const { managedFields: _managedFields, ...metadata } = obj.metadata;
+  return client.replace<T>(type, { ...obj, metadata, status }, "status");
+}
+
 /** Adds or removes a finalizer, conditional on the copy at hand. */
 export async function setFinalizer(
   client: KubeClient,
