@@ -185,6 +185,13 @@ export interface NodeBackupDeps {
   vmObjects?: VmObjectReader;
   /** The location is this object store, not the claim mounted at plan.locationRoot. */
   objectStore?: ObjectStore;
+  /**
+   * A pipelined step (the operator starts it ahead): `wait` resolves when its turn to cut has come, before the
+   * first freeze; `cutMade` reports that every cut is made and every VM thawed, so that the operator hands the
+   * turn on while this step extracts. Only point-in-time methods call cutMade; with Copy the turn ends with
+   * the step.
+   */
+  turn?: { wait(): Promise<void>; cutMade(): Promise<void> };
 }
 
 export interface NodeBackupResult {
@@ -194,6 +201,18 @@ export interface NodeBackupResult {
   failed: FailedWorkload[];
   /** The node manifest, relative to the backup root. */
   nodeManifestPath: string;
+}
+
+/** One freeze window's outcome, extracted after every window of a pipelined step (settleGroup). */
+interface GroupCut {
+  group: Pending[];
+  byKey: Map<string, Pending>;
+  frozen: Awaited<ReturnType<typeof withFrozen<CaptureWindow>>>;
+}
+
+interface CaptureWindow {
+  captures: CaptureOutcome[];
+  claims: Map<string, ClaimCapture>;
 }
 
 interface Pending {
@@ -358,8 +377,11 @@ async function runIn(backup: LocationDir, plan: NodeBackupPlan, deps: NodeBackup
   }
 
   // 4. Freeze, capture, thaw; then extract. One window for the node or one per VM (see SnapshotProvider).
+  //    A pipelined step cuts only in its turn, and with point-in-time snapshots makes every cut before it
+  //    extracts anything, so that it can hand the turn on first; a Copy "snapshot" is the copy itself (and as
+  //    big), so Copy keeps capturing and extracting one window at a time, and its turn ends with the step.
   const groups = provider.freezeScope === "Node" ? (ready.length > 0 ? [ready] : []) : ready.map((item) => [item]);
-  for (const group of groups) {
+  const cutGroup = async (group: Pending[]): Promise<GroupCut> => {
     deps.signal?.throwIfAborted();
     const byKey = new Map(group.map((item) => [vmKey(item.vm), item]));
     const targetsOf = (vms: readonly VmRef[]) =>
@@ -397,6 +419,9 @@ async function runIn(backup: LocationDir, plan: NodeBackupPlan, deps: NodeBackup
           },
           (session) => captureAll(session.vms, session.signal),
         );
+    return { group, byKey, frozen };
+  };
+  const settleGroup = async ({ group, byKey, frozen }: GroupCut): Promise<void> => {
     const outcomes = new Map(frozen.value.captures.map((outcome) => [vmKey(outcome.vm), outcome]));
     for (const report of frozen.reports) {
       const item = byKey.get(vmKey(report.vm));
@@ -446,6 +471,15 @@ async function runIn(backup: LocationDir, plan: NodeBackupPlan, deps: NodeBackup
         );
       }
     }
+  };
+  if (groups.length > 0 && deps.turn && !deps.frozenReports) await deps.turn.wait();
+  if (provider.pointInTime && deps.turn && !deps.frozenReports) {
+    const cuts: GroupCut[] = [];
+    for (const group of groups) cuts.push(await cutGroup(group));
+    await deps.turn.cutMade();
+    for (const cut of cuts) await settleGroup(cut);
+  } else {
+    for (const group of groups) await settleGroup(await cutGroup(group));
   }
 
   if (!deps.snapshotProvider && usesShared) await removeEmptyRunDir(ctx);

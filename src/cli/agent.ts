@@ -26,6 +26,7 @@ import { API_USAGE_MESSAGE } from "../k8s/api-usage.js";
 import { KubeClient } from "../k8s/client.js";
 import { KubeVirtClient, type FreezeCallError } from "../k8s/kubevirt.js";
 import { Resources } from "../k8s/resources.js";
+import { parseTurnLease, waitForTurn, type TurnLease } from "../k8s/lease-turn.js";
 import type { KubeObject } from "../k8s/types.js";
 import { createLogger, type Logger } from "../telemetry/logger.js";
 import path from "node:path";
@@ -55,6 +56,8 @@ Flags:
                           default ${AGENT_CLAIMS_MOUNT})
   --devices-root DIR      where each Block-mode claim is attached, as the device DIR/CLAIM (backup,
                           restore; default ${AGENT_CLAIM_DEVICES})
+  --turn-lease NS/NAME    a pipelined backup step: cut only once this Lease names the step (repeatable,
+                          one per storage Lease of the run); then report the cut made before extracting
   --kubeconfig PATH       kubeconfig (default: the pod's ServiceAccount)
   -h, --help              print this help
 
@@ -66,6 +69,7 @@ const COMMANDS = ["backup", "restore", "cleanup"] as const;
 const FLAG_COMMANDS: Record<string, readonly string[]> = {
   step: ["backup", "restore"],
   "from-snapshot": ["backup"],
+  "turn-lease": ["backup"],
   "backup-path": ["cleanup"],
   location: ["cleanup"],
   "snapshots-path": ["cleanup"],
@@ -97,6 +101,7 @@ export async function runAgent(argv: string[], io: Io = stdio): Promise<number> 
       options: {
         step: { type: "string" },
         "from-snapshot": { type: "boolean" },
+        "turn-lease": { type: "string", multiple: true },
         "backup-path": { type: "string" },
         "snapshots-path": { type: "string" },
         "shared-root": { type: "string", default: AGENT_SHARED_MOUNT },
@@ -144,6 +149,12 @@ export async function runAgent(argv: string[], io: Io = stdio): Promise<number> 
   if (values.step === undefined) throw usage("--step NAMESPACE/NAME is required");
   if (!/^[^/]+\/[^/]+$/.test(values.step)) throw usage(`--step: "${values.step}" is not NAMESPACE/NAME`);
   const [namespace, name] = values.step.split("/") as [string, string];
+  let turnLeases: TurnLease[];
+  try {
+    turnLeases = (values["turn-lease"] ?? []).map(parseTurnLease);
+  } catch (err) {
+    throw usage(`--turn-lease: ${err instanceof Error ? err.message : String(err)}`);
+  }
   const log = createLogger("agent").child({ step: values.step });
   const client = KubeClient.load(values.kubeconfig);
   const ctx: StepContext = {
@@ -157,6 +168,7 @@ export async function runAgent(argv: string[], io: Io = stdio): Promise<number> 
     claimsRoot: values["claims-root"] ?? AGENT_CLAIMS_MOUNT,
     devicesRoot: values["devices-root"] ?? AGENT_CLAIM_DEVICES,
     fromSnapshot: values["from-snapshot"] ?? false,
+    turnLeases,
   };
   try {
     await (command === "backup" ? backupStep : restoreStep)(ctx);
@@ -184,6 +196,8 @@ interface StepContext {
   claimsRoot: string;
   devicesRoot: string;
   fromSnapshot: boolean;
+  /** The Leases that say when this pipelined step may cut (none: it cuts at once). */
+  turnLeases: TurnLease[];
 }
 
 // FEDBACKUP_NODE comes from the pod's spec.nodeName: a Job scheduled elsewhere must not act for the step's node.
@@ -230,6 +244,28 @@ async function backupStep(ctx: StepContext): Promise<void> {
     maxFreezeMs: parseDuration(s.snapshot.maxFreeze),
   };
   const fromSnapshot = ctx.fromSnapshot;
+  // A pipelined step waits for its turn (the run's Leases naming it) before it freezes anything, and says
+  // when its cut is made, so that the operator hands the turn on while this step extracts.
+  const turn =
+    ctx.turnLeases.length > 0 && !fromSnapshot
+      ? {
+          wait: async () => {
+            log.info("waiting for this node's turn to cut", { leases: ctx.turnLeases.map((l) => l.name) });
+            await waitForTurn(client, ctx.turnLeases, node, name);
+            log.info("this node's turn to cut has come");
+          },
+          cutMade: async () => {
+            await client.patch(
+              Resources.NodeSnapshot,
+              namespace,
+              name,
+              { status: { cutCompletionTime: new Date().toISOString() } },
+              { subresource: "status" },
+            );
+            log.info("cut made; the turn is handed on while this step extracts");
+          },
+        }
+      : undefined;
   const clock = { now: () => Date.now() };
   // Each VM's definition is read with this step's token (get by name on what the step names).
   const vmObjects = apiVmObjectReader(client);
@@ -305,11 +341,20 @@ async function backupStep(ctx: StepContext): Promise<void> {
   if (!fromSnapshot && cutVms.length > 0) {
     // First Job of a CSI step (see src/agent/csi.ts): the cut points of the VMs cut with CSI; the step's
     // other VMs are captured here as any step's are. The extract Job reports the rest, and `capturedCount`.
+    await turn?.wait();
     const taken = await takeVolumeSnapshot(step, timing, { client, freezer, isActiveOnNode, clock, log });
     const others = (s.workloads ?? []).filter((w) => !isCutWithCsi(step, w));
     const rest =
       others.length > 0
-        ? await runNodeBackup(plan(others, s.extractAt), { freezer, isActiveOnNode, clock, log, vmObjects, ...store })
+        ? await runNodeBackup(plan(others, s.extractAt), {
+            freezer,
+            isActiveOnNode,
+            clock,
+            log,
+            vmObjects,
+            ...store,
+            ...(turn ? { turn } : {}),
+          })
         : undefined;
     const captured = rest ? capturedEntries(rest) : [];
     await client.patch(
@@ -360,6 +405,7 @@ async function backupStep(ctx: StepContext): Promise<void> {
       log,
       vmObjects,
       ...store,
+      ...(turn ? { turn } : {}),
       ...(taken
         ? {
             snapshotProvider: new RestoredVolumeSnapshotProvider(

@@ -1,0 +1,97 @@
+import assert from "node:assert/strict";
+import { cutterOf, planPipeline, type PipelineStep } from "../../../src/controllers/federatedbackup/pipeline.js";
+
+const step = (name: string, over: Partial<PipelineStep> = {}): PipelineStep => ({
+  name,
+  started: false,
+  finished: false,
+  cutDone: false,
+  ...over,
+});
+const ahead = { lookAhead: 2, maxExtractions: 2 };
+
+describe("planPipeline", () => {
+  it("strict (lookAhead 0): the first unfinished step alone cuts and runs", () => {
+    const steps = [step("a", { started: true, finished: true, cutDone: true }), step("b"), step("c")];
+    assert.deepEqual(planPipeline(steps, "a", { lookAhead: 0, maxExtractions: 2 }), { cutter: "b", start: ["b"] });
+    // Its cut made, a strict step keeps the turn until it ends.
+    steps[1] = step("b", { started: true, cutDone: true });
+    assert.deepEqual(planPipeline(steps, "b", { lookAhead: 0, maxExtractions: 2 }), { cutter: "b", start: [] });
+  });
+
+  it("starts the cutter and lookAhead steps after it at once", () => {
+    const steps = ["a", "b", "c", "d", "e"].map((n) => step(n));
+    assert.deepEqual(planPipeline(steps, undefined, ahead), { cutter: "a", start: ["a", "b", "c"] });
+  });
+
+  it("keeps the turn on the step that has not made its cut, and starts nothing more", () => {
+    const steps = [step("a", { started: true }), step("b", { started: true }), step("c", { started: true }), step("d")];
+    assert.deepEqual(planPipeline(steps, "a", ahead), { cutter: "a", start: [] });
+  });
+
+  it("hands the turn on once the holder made its cut, and fills the look-ahead", () => {
+    const steps = [
+      step("a", { started: true, cutDone: true }),
+      step("b", { started: true }),
+      step("c", { started: true }),
+      step("d"),
+    ];
+    assert.deepEqual(planPipeline(steps, "a", ahead), { cutter: "b", start: ["d"] });
+  });
+
+  it("holds the turn back while maxExtractions steps are extracting", () => {
+    const steps = [
+      step("a", { started: true, cutDone: true }),
+      step("b", { started: true, cutDone: true }),
+      step("c", { started: true }),
+      step("d", { started: true }),
+      step("e"),
+    ];
+    // Nobody gets the turn; c, next to cut, and the two after it may be waiting.
+    assert.deepEqual(planPipeline(steps, "b", ahead), { start: ["e"] });
+    assert.equal(cutterOf(steps, "b", 3), "c");
+  });
+
+  it("gives a finished step's turn to the next, whatever the order the steps ended in", () => {
+    const steps = [
+      step("a", { started: true, finished: true, cutDone: true }),
+      step("b", { started: true }),
+      step("c"),
+    ];
+    assert.deepEqual(planPipeline(steps, "a", ahead), { cutter: "b", start: ["c"] });
+  });
+
+  it("in a simulated run, never gives the turn to two steps that have not made their cut, and bounds the Jobs", () => {
+    // Each tick: the plan is applied (Jobs start, the Leases name the cutter); then one agent acts at random:
+    // the cutter makes its cut, or an extracting step ends.
+    let seed = 7;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    for (const settings of [ahead, { lookAhead: 1, maxExtractions: 1 }, { lookAhead: 4, maxExtractions: 3 }]) {
+      const steps = Array.from({ length: 30 }, (_, i) => step(`s${i}`));
+      let holder: string | undefined;
+      const cutOrder: string[] = [];
+      for (let tick = 0; tick < 2_000 && steps.some((s) => !s.finished); tick++) {
+        const plan = planPipeline(steps, holder, settings);
+        for (const name of plan.start) steps.find((s) => s.name === name)!.started = true;
+        if (plan.cutter) holder = plan.cutter;
+        const cutting = steps.filter((s) => s.name === holder && s.started && !s.cutDone && !s.finished);
+        assert.ok(cutting.length <= 1);
+        const alive = steps.filter((s) => s.started && !s.finished).length;
+        assert.ok(alive <= 1 + settings.lookAhead + settings.maxExtractions, `${alive} Jobs at once`);
+        assert.ok(steps.filter((s) => s.started && !s.finished && s.cutDone).length <= settings.maxExtractions);
+        const extracting = steps.filter((s) => s.started && !s.finished && s.cutDone);
+        if (cutting[0] && random() < 0.5) {
+          cutting[0].cutDone = true;
+          cutOrder.push(cutting[0].name);
+        } else if (extracting.length > 0) {
+          extracting[Math.floor(random() * extracting.length)]!.finished = true;
+        }
+      }
+      assert.ok(steps.every((s) => s.finished));
+      assert.deepEqual(
+        cutOrder,
+        steps.map((s) => s.name),
+      );
+    }
+  });
+});
