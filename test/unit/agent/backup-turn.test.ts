@@ -46,8 +46,8 @@ describe("agent/backup: a pipelined step's turn", function () {
     for (const vm of vms) await writeRandomFile(join(shared, `vms/${vm}/disk.img`), 2 * MiB);
     const freezer = new RecordingFreezer();
     const log: string[] = [];
-    freezer.onFreeze = async (vm) => void log.push(`freeze ${vm.name}`);
-    freezer.onUnfreeze = async (vm) => void log.push(`thaw ${vm.name}`);
+    freezer.onFreeze = (vm) => Promise.resolve(void log.push(`freeze ${vm.name}`));
+    freezer.onUnfreeze = (vm) => Promise.resolve(void log.push(`thaw ${vm.name}`));
     let manifestsAtCut: string[] | undefined;
     const result = await runNodeBackup(
       nodeBackupPlan(shared, location, {
@@ -61,10 +61,11 @@ describe("agent/backup: a pipelined step's turn", function () {
         signals: [],
         snapshotProvider: provider,
         turn: {
-          wait: async () => void log.push("turn"),
-          cutMade: async () => {
+          wait: () => Promise.resolve(void log.push("turn")),
+          cutMade: () => {
             log.push("cut made");
             manifestsAtCut = manifestsAt(location);
+            return Promise.resolve();
           },
         },
       },
