@@ -1,0 +1,54 @@
+import assert from "node:assert/strict";
+import { checkOneTurnAtATime, turnsOf, type LeaseState } from "../../chaos/invariants/turns.js";
+
+const state = (revision: number, step: string | undefined, holder?: string, lease = "vol"): LeaseState => ({
+  lease,
+  revision: BigInt(revision),
+  ...(step ? { step, holder: holder ?? `node-of-${step}` } : {}),
+});
+
+describe("chaos invariant: one turn at a time", () => {
+  it("takes a turn from the Lease's first naming of the step to its cut, else its end", () => {
+    const turns = turnsOf(
+      [state(10, "s1"), state(12, "s1"), state(20, "s2"), state(30, undefined)],
+      [
+        { step: "s1", cutDoneRevision: 15n, finishedRevision: 40n },
+        { step: "s2", finishedRevision: 25n },
+      ],
+    );
+    assert.deepEqual(turns, [
+      { lease: "vol", step: "s1", holder: "node-of-s1", from: 10n, to: 15n },
+      { lease: "vol", step: "s2", holder: "node-of-s2", from: 20n, to: 25n },
+    ]);
+    assert.deepEqual(checkOneTurnAtATime(turns), []);
+  });
+
+  it("accepts a hand-off after the cut while the first step still extracts (pipelining)", () => {
+    const turns = turnsOf(
+      [state(10, "s1"), state(16, "s2")],
+      [
+        { step: "s1", cutDoneRevision: 15n, finishedRevision: 50n },
+        { step: "s2", cutDoneRevision: 20n, finishedRevision: 60n },
+      ],
+    );
+    assert.deepEqual(checkOneTurnAtATime(turns), []);
+  });
+
+  it("catches a step granted before the previous one cut, and one still holding at the end", () => {
+    const early = turnsOf(
+      [state(10, "s1"), state(14, "s2")],
+      [
+        { step: "s1", cutDoneRevision: 15n },
+        { step: "s2", cutDoneRevision: 20n },
+      ],
+    );
+    assert.equal(checkOneTurnAtATime(early).length, 1);
+    const unfinished = turnsOf([state(10, "s1"), state(30, "s2")], [{ step: "s2", finishedRevision: 35n }]);
+    assert.match(checkOneTurnAtATime(unfinished)[0]!.detail, /s2 \(node-of-s2\) granted at revision 30 before s1/);
+  });
+
+  it("keeps different Leases apart", () => {
+    const turns = turnsOf([state(10, "s1", "a", "vol-1"), state(11, "s2", "b", "vol-2")], []);
+    assert.deepEqual(checkOneTurnAtATime(turns), []);
+  });
+});
