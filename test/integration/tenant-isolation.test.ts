@@ -7,9 +7,14 @@ import { existsSync, linkSync, readFileSync, readdirSync, rmSync, statSync, syml
 import path from "node:path";
 import * as yaml from "js-yaml";
 import type { FederatedBackup, NodeSnapshot } from "../../src/api/v1alpha1/index.js";
-import { agentServiceAccountName, COMPONENT_AGENT_ACCESS } from "../../src/controllers/runtime/agent-access.js";
-import { grantStepAccess, revokeStepAccess } from "../../src/controllers/runtime/step-access.js";
-import { buildAgentJob, stepAccessOf } from "../../src/controllers/federatedbackup/builders.js";
+import {
+  buildRunAccess,
+  COMPONENT_AGENT_ACCESS,
+  runAgentServiceAccountName,
+} from "../../src/controllers/runtime/agent-access.js";
+import { RunAccessGrants } from "../../src/controllers/runtime/step-access.js";
+import { buildAgentJob } from "../../src/controllers/federatedbackup/builders.js";
+import { runAccessOf } from "../../src/controllers/federatedbackup/run-access.js";
 import { KubeClient } from "../../src/k8s/client.js";
 import { ApiError } from "../../src/k8s/errors.js";
 import { resourcePath, Resources } from "../../src/k8s/resources.js";
@@ -227,7 +232,7 @@ describe("Tenant isolation", function () {
     }
   });
 
-  it("grants each agent its own step and VMs only, and takes every grant back when the step ends", async () => {
+  it("grants a run's agents its own steps and VMs only, and takes every grant back when the run ends", async () => {
     const env = await backupEnv("grants");
     const other = await freshNamespace("grants-other");
     const operator = await startOperator();
@@ -243,44 +248,43 @@ describe("Tenant isolation", function () {
       // Nothing granted for the run remains.
       assert.deepEqual(await grantsIn([env.namespace, other]), []);
 
-      // Grant one step's access again exactly as the operator does (as the operator's ServiceAccount, so its
-      // RBAC allows it without bind or escalate), then act as that agent with a real token.
-      const [step, sibling] = await stepsOf(env.namespace, "nightly");
-      assert.ok(step && sibling);
-      const access = stepAccessOf(step);
-      await grantStepAccess(operator.client, access);
+      // Grant the run's access again exactly as the operator does (as the operator's ServiceAccount, so its
+      // RBAC allows it without bind or escalate), then act as the run's agent with a real token.
+      const steps = await stepsOf(env.namespace, "nightly");
+      const nodeSteps = steps.filter((s) => !!s.spec.node);
+      assert.equal(nodeSteps.length, 2);
+      const access = buildRunAccess(runAccessOf(fb, steps));
+      const grants = new RunAccessGrants(operator.client);
+      await grants.grant(fb.metadata.uid!, access);
       const agent = new KubeClient(
         await cluster().serviceAccountKubeConfig(
           env.namespace,
-          agentServiceAccountName(step.metadata as { name: string }),
+          runAgentServiceAccountName({ name: fb.metadata.name!, uid: fb.metadata.uid! }),
         ),
       );
       try {
-        const own = step.metadata.name!;
-        const ownVm = step.spec.workloads![0]!.name;
-        const otherVm = sibling.spec.workloads![0]!.name;
-        await agent.get(Resources.NodeSnapshot, env.namespace, own);
-        await agent.patch(Resources.NodeSnapshot, env.namespace, own, { status: {} }, { subresource: "status" });
-        await agent.get(Resources.VirtualMachineInstance, env.namespace, ownVm);
-        await expectStatus(403, "patch another step's status", () =>
-          agent.patch(
-            Resources.NodeSnapshot,
-            env.namespace,
-            sibling.metadata.name!,
-            { status: {} },
-            { subresource: "status" },
-          ),
+        for (const step of nodeSteps) {
+          const own = step.metadata.name!;
+          await agent.get(Resources.NodeSnapshot, env.namespace, own);
+          await agent.patch(Resources.NodeSnapshot, env.namespace, own, { status: {} }, { subresource: "status" });
+          await agent.get(Resources.VirtualMachineInstance, env.namespace, step.spec.workloads![0]!.name);
+        }
+        // Names the run has none of: another run's step, a VM the run did not capture.
+        const otherStep = "weekly-r1-node-a";
+        const otherVm = "late";
+        await expectStatus(403, "patch another run's step status", () =>
+          agent.patch(Resources.NodeSnapshot, env.namespace, otherStep, { status: {} }, { subresource: "status" }),
         );
-        await expectStatus(403, "read another step", () =>
-          agent.get(Resources.NodeSnapshot, env.namespace, sibling.metadata.name!),
+        await expectStatus(403, "read another run's step", () =>
+          agent.get(Resources.NodeSnapshot, env.namespace, otherStep),
         );
         await expectStatus(403, "delete a VolumeSnapshot", () =>
-          agent.delete(Resources.VolumeSnapshot, env.namespace, own),
+          agent.delete(Resources.VolumeSnapshot, env.namespace, nodeSteps[0]!.metadata.name!),
         );
-        await expectStatus(403, "read a VM of another step", () =>
+        await expectStatus(403, "read a VM the run did not capture", () =>
           agent.get(Resources.VirtualMachineInstance, env.namespace, otherVm),
         );
-        await expectStatus(403, "freeze a VM of another step", () =>
+        await expectStatus(403, "freeze a VM the run did not capture", () =>
           agent.request(
             "PUT",
             `/apis/subresources.kubevirt.io/v1/namespaces/${env.namespace}/virtualmachineinstances/${otherVm}/freeze`,
@@ -293,8 +297,9 @@ describe("Tenant isolation", function () {
 
         // Revoked: nothing is allowed any more, and once the API server's ServiceAccount cache has seen the
         // deletion, the token does not even authenticate.
-        await revokeStepAccess(operator.client, access);
+        await grants.revoke(fb.metadata.uid!, access);
         assert.deepEqual(await grantsIn([env.namespace]), []);
+        const own = nodeSteps[0]!.metadata.name!;
         await waitFor("the revoked token to be refused", 30_000, async () => {
           try {
             await agent.get(Resources.NodeSnapshot, env.namespace, own);

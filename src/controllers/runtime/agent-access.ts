@@ -1,4 +1,7 @@
-// What a node agent may do, granted per step and taken back when the step ends.
+// What a node agent may do: granted per step and taken back when the step ends (a restore's NodeRestores,
+// buildStepAccess), or per run, for all its steps at once, and taken back when the run ends (a backup's
+// NodeSnapshots, buildRunAccess: a 1,000-node backup would otherwise create and delete thousands of
+// objects, three requests or more before each step's Job).
 //
 // Each step (NodeSnapshot or NodeRestore) gets a ServiceAccount of its own, and Roles that name exactly
 // the objects its agent touches: its own step object (read it, report into its status), the step's
@@ -42,6 +45,11 @@ export interface StepAccessRequest {
    * (all in the step's namespace).
    */
   groupSnapshots?: readonly { name: string; claims: readonly string[] }[];
+  /**
+   * A pipelined backup step: the run's storage Leases, which its agent watches (read only, by name) to learn
+   * when its turn to cut has come.
+   */
+  turnLeases?: { namespace: string; names: readonly string[] };
 }
 
 const RBAC = "rbac.authorization.k8s.io/v1";
@@ -117,14 +125,21 @@ function grouped(workloads: StepAccessRequest["workloads"]): Map<string, Namespa
   );
 }
 
-function stepRules(req: StepAccessRequest): Rule[] {
-  const plural = req.kind === "NodeSnapshot" ? "nodesnapshots" : "noderestores";
-  const own = [req.step.name];
+const union = (lists: ReadonlyArray<readonly string[] | undefined>): string[] =>
+  [...new Set(lists.flatMap((l) => l ?? []))].sort();
+
+/**
+ * What the agents of `reqs` (steps of one kind, in one namespace, in a stable order) may do in that
+ * namespace, by name.
+ */
+function stepRules(kind: StepKind, reqs: readonly StepAccessRequest[]): Rule[] {
+  const plural = kind === "NodeSnapshot" ? "nodesnapshots" : "noderestores";
+  const own = reqs.map((r) => r.step.name);
   const rules: Rule[] = [
     { apiGroups: ["fedbackup.io"], resources: [plural], verbs: ["get"], resourceNames: own },
     { apiGroups: ["fedbackup.io"], resources: [`${plural}/status`], verbs: ["patch"], resourceNames: own },
   ];
-  const snapshots = [...(req.volumeSnapshot ? [req.volumeSnapshot] : []), ...(req.claimSnapshots ?? [])];
+  const snapshots = reqs.flatMap((r) => [...(r.volumeSnapshot ? [r.volumeSnapshot] : []), ...(r.claimSnapshots ?? [])]);
   if (snapshots.length > 0) {
     rules.push(
       // create cannot be limited by name in RBAC; the agent creates only the ones named after its step.
@@ -137,9 +152,9 @@ function stepRules(req: StepAccessRequest): Rule[] {
       },
     );
   }
-  const groups = req.groupSnapshots ?? [];
+  const groups = reqs.flatMap((r) => r.groupSnapshots ?? []);
   if (groups.length > 0) {
-    const claims = [...new Set(groups.flatMap((g) => g.claims))].sort();
+    const claims = union(groups.map((g) => g.claims));
     rules.push(
       { apiGroups: ["groupsnapshot.storage.k8s.io"], resources: ["volumegroupsnapshots"], verbs: ["create"] },
       {
@@ -217,12 +232,29 @@ export function buildStepAccess(req: StepAccessRequest): StepAccess {
     subjects: [subject],
   });
 
-  const roles = [role(step.namespace, saName, stepRules(req))];
+  const roles = [role(step.namespace, saName, stepRules(req.kind, [req]))];
   const bindings = [binding(step.namespace, saName)];
   for (const [namespace, names] of grouped(req.workloads)) {
     const name = namespace === step.namespace ? `${saName}-workloads` : foreignName(step);
     roles.push(role(namespace, bounded(name), workloadRules(req.kind, names)));
     bindings.push(binding(namespace, bounded(name)));
+  }
+  const turn = req.turnLeases;
+  if (turn && turn.names.length > 0) {
+    const name = bounded(`${turn.namespace === step.namespace ? saName : foreignName(step)}-turn`);
+    const names = [...new Set(turn.names)].sort();
+    // get, and list/watch of one Lease by a metadata.name field selector (RBAC matches it to resourceNames).
+    roles.push(
+      role(turn.namespace, name, [
+        {
+          apiGroups: ["coordination.k8s.io"],
+          resources: ["leases"],
+          verbs: ["get", "list", "watch"],
+          resourceNames: names,
+        },
+      ]),
+    );
+    bindings.push(binding(turn.namespace, name));
   }
   return {
     serviceAccount: {
@@ -230,6 +262,92 @@ export function buildStepAccess(req: StepAccessRequest): StepAccess {
       kind: "ServiceAccount",
       metadata: { name: saName, namespace: step.namespace, labels, annotations, ownerReferences },
     },
+    roles,
+    bindings,
+  };
+}
+
+/**
+ * The agents of one run's steps (a backup's node steps), granted as one: one ServiceAccount for every
+ * Job of the run, in its namespace, and one Role per namespace naming the union of what the run's steps
+ * touch there. Granted once before the run's first Job and grown (a Role update) when a later round adds
+ * steps, instead of three objects or more created and deleted around every step; deleted when the run
+ * ends. An agent can therefore reach its run's other steps and VMs, never another run's.
+ */
+export interface RunAccessRequest {
+  /** The run: it owns the objects in its namespace, so they go with it if the operator never deletes them. */
+  run: { apiVersion: string; kind: string; namespace: string; name: string; uid: string };
+  /** The run's steps, all in the run's namespace, of one kind. */
+  steps: readonly StepAccessRequest[];
+  /**
+   * The Leases the agents wait for their turn on (pipelined steps watch them by name): get, list and watch
+   * on exactly these, in their namespace (the operator's).
+   */
+  turnLeases?: { namespace: string; names: readonly string[] };
+}
+
+/** The ServiceAccount of every agent of the run (also the name of its Roles and RoleBindings there). */
+export function runAgentServiceAccountName(run: { name: string; uid: string }): string {
+  // The uid tells a run from an earlier one of the same name whose objects may still be going away;
+  // "fedbackup-run-agent-" is no step's prefix, so no step's ServiceAccount can have this name.
+  return bounded(`fedbackup-run-agent-${run.name}-${run.uid.slice(0, 8)}`);
+}
+
+/** The ServiceAccount, Roles and RoleBindings of one run's agents. Same input (in any order), same objects. */
+export function buildRunAccess(req: RunAccessRequest): StepAccess {
+  const { run } = req;
+  const kind: StepKind = req.steps[0]?.kind ?? "NodeSnapshot";
+  const steps = [...req.steps].sort((a, b) => (a.step.name < b.step.name ? -1 : a.step.name > b.step.name ? 1 : 0));
+  const saName = runAgentServiceAccountName(run);
+  const foreign = bounded(`fedbackup-run-agent.${run.namespace}.${run.name}-${run.uid.slice(0, 8)}`);
+  const labels = {
+    [LABEL_NAME]: "fedbackup",
+    [LABEL_MANAGED_BY]: "fedbackup",
+    [LABEL_COMPONENT]: COMPONENT_AGENT_ACCESS,
+  };
+  const annotations = { "fedbackup.io/run": `${run.kind}/${run.namespace}/${run.name}` };
+  const ownerReferences = [
+    { apiVersion: run.apiVersion, kind: run.kind, name: run.name, uid: run.uid, blockOwnerDeletion: false },
+  ];
+  const meta = (namespace: string, name: string) => ({
+    name,
+    namespace,
+    labels,
+    annotations,
+    ...(namespace === run.namespace ? { ownerReferences } : {}),
+  });
+  const subject = { kind: "ServiceAccount", name: saName, namespace: run.namespace };
+  const roles: AccessObject[] = [];
+  const bindings: AccessObject[] = [];
+  const grant = (namespace: string, name: string, rules: Rule[]) => {
+    roles.push({ apiVersion: RBAC, kind: "Role", metadata: meta(namespace, name), rules });
+    bindings.push({
+      apiVersion: RBAC,
+      kind: "RoleBinding",
+      metadata: meta(namespace, name),
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name },
+      subjects: [subject],
+    });
+  };
+  grant(run.namespace, saName, stepRules(kind, steps));
+  for (const [namespace, names] of grouped(steps.flatMap((s) => s.workloads))) {
+    grant(namespace, namespace === run.namespace ? `${saName}-workloads` : foreign, workloadRules(kind, names));
+  }
+  const leases = req.turnLeases;
+  if (leases && leases.names.length > 0) {
+    const rules: Rule[] = [
+      {
+        apiGroups: ["coordination.k8s.io"],
+        resources: ["leases"],
+        // list and watch by name: the agent watches each Lease with fieldSelector metadata.name=<name>.
+        verbs: ["get", "list", "watch"],
+        resourceNames: union([leases.names]),
+      },
+    ];
+    grant(leases.namespace, bounded(`${leases.namespace === run.namespace ? saName : foreign}-leases`), rules);
+  }
+  return {
+    serviceAccount: { apiVersion: "v1", kind: "ServiceAccount", metadata: meta(run.namespace, saName) },
     roles,
     bindings,
   };

@@ -1,9 +1,10 @@
-// Grants a step's agent its access right before its Job starts and takes it back once the step is over
-// (see agent-access.ts for what is granted). Both are idempotent: a restarted operator does them again.
+// Grants a step's agent its access right before its Job starts and takes it back once the step is over,
+// or a run's agents theirs before its first Job and back once it is over (see agent-access.ts for what is
+// granted). All are idempotent: a restarted operator does them again.
 import type { KubeClient } from "../../k8s/client.js";
 import { Resources } from "../../k8s/resources.js";
 import type { KubeObject } from "../../k8s/types.js";
-import { buildStepAccess, type StepAccessRequest } from "./agent-access.js";
+import { buildStepAccess, type AccessObject, type StepAccess, type StepAccessRequest } from "./agent-access.js";
 import { deleteIfExists } from "./objects.js";
 
 /** Creates (or corrects) the step's ServiceAccount, Roles and RoleBindings; returns the ServiceAccount's name. */
@@ -30,5 +31,55 @@ export async function revokeStepAccess(client: KubeClient, req: StepAccessReques
   }
   for (const role of access.roles) {
     await deleteIfExists(client, Resources.Role, role.metadata.namespace, role.metadata.name);
+  }
+}
+
+/** What one object is as applied, to tell whether it changed since. */
+const objectKey = (o: AccessObject) => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`;
+
+/**
+ * The objects of `access` to apply, in the order to apply them (the ServiceAccount, Roles, RoleBindings),
+ * leaving out each one applied before exactly as it is now (`applied`: object key → its JSON).
+ */
+export function accessChanges(access: StepAccess, applied: ReadonlyMap<string, string>): AccessObject[] {
+  return [access.serviceAccount, ...access.roles, ...access.bindings].filter(
+    (o) => applied.get(objectKey(o)) !== JSON.stringify(o),
+  );
+}
+
+const resourceOf = (o: AccessObject) =>
+  o.kind === "ServiceAccount" ? Resources.ServiceAccount : o.kind === "Role" ? Resources.Role : Resources.RoleBinding;
+
+/**
+ * The agent access of runs granted as one (agent-access.ts buildRunAccess), applied by this process: a run's
+ * later steps apply nothing, or only the Role a new round grew. A restarted process applies each run's
+ * objects once again (server-side apply: nothing changes on the server when they did not).
+ */
+export class RunAccessGrants {
+  /** Run UID → object key → the object's JSON as last applied. */
+  private readonly applied = new Map<string, Map<string, string>>();
+
+  constructor(private readonly client: KubeClient) {}
+
+  /** Applies what changed of the run's access; returns how many objects were applied. */
+  async grant(runUid: string, access: StepAccess): Promise<number> {
+    let applied = this.applied.get(runUid);
+    if (!applied) this.applied.set(runUid, (applied = new Map<string, string>()));
+    const changes = accessChanges(access, applied);
+    // Roles before their bindings, as for a step (grantStepAccess).
+    for (const o of changes) {
+      await this.client.apply(resourceOf(o), o as unknown as KubeObject);
+      applied.set(objectKey(o), JSON.stringify(o));
+    }
+    return changes.length;
+  }
+
+  /** Deletes the run's access, the ServiceAccount first (revokeStepAccess), and forgets it. */
+  async revoke(runUid: string, access: StepAccess): Promise<void> {
+    this.applied.delete(runUid);
+    const sa = access.serviceAccount.metadata;
+    await deleteIfExists(this.client, Resources.ServiceAccount, sa.namespace, sa.name);
+    for (const o of [...access.bindings, ...access.roles])
+      await deleteIfExists(this.client, resourceOf(o), o.metadata.namespace, o.metadata.name);
   }
 }
