@@ -88,7 +88,9 @@ export class Informer<T extends KubeObject> {
    * decide on the older copy while the watch event is still on its way. An older version never
    * replaces a newer one.
    */
-  observe(obj: T): void {
+  observe(written: T): void {
+    // Shaped as the watch's copies are: what the cache keeps does not depend on who brought it.
+    const obj = this.transform(written);
     obj.apiVersion ??= this.type.group ? `${this.type.group}/${this.type.version}` : this.type.version;
     obj.kind ??= this.type.kind;
     const key = objectKey(obj);

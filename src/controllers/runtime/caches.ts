@@ -1,5 +1,6 @@
 // The caches more than one controller reads, asked for in one way so that they share one informer.
-// A controller's own kinds (its steps, its migrations) it asks for itself.
+// A controller's own kinds (its steps, its migrations) it asks for itself. The large kinds are kept
+// slim (slim-objects.ts): only the fields the controllers read.
 import type { NodeObject, VirtualMachine, VirtualMachineInstance } from "../../api/kubevirt.js";
 import { LABEL_MANAGED_BY } from "../../api/labels.js";
 import type { BackupLocation, FederatedBackup, NodeSnapshot } from "../../api/v1alpha1/index.js";
@@ -9,6 +10,7 @@ import type { KubeObject } from "../../k8s/types.js";
 import type { LeaseObject } from "../../k8s/volume-lease.js";
 import type { ControllerManager } from "./controller-manager.js";
 import { slimPod, type PodObject } from "./node-requests.js";
+import { slimJob, slimNode, slimVm, slimVmi } from "./slim-objects.js";
 
 /** Only what this operator created (its steps, Jobs, migrations, Leases). */
 export const MANAGED = { labelSelector: `${LABEL_MANAGED_BY}=fedbackup` };
@@ -24,14 +26,15 @@ export const backupLocationCache = (m: Caches) => m.informer<BackupLocation & Ku
 export const nodeSnapshotCache = (m: Caches) => m.informer<NodeSnapshot & KubeObject>(Resources.NodeSnapshot, MANAGED);
 
 /** The agent Jobs of backups and restores. */
-export const agentJobCache = (m: Caches) => m.informer<KubeObject & { status?: unknown }>(Resources.Job, MANAGED);
+export const agentJobCache = (m: Caches) =>
+  m.informer<KubeObject & { status?: unknown }>(Resources.Job, MANAGED, slimJob);
 
-export const vmCache = (m: Caches) => m.informer<VirtualMachine & KubeObject>(Resources.VirtualMachine);
+export const vmCache = (m: Caches) => m.informer<VirtualMachine & KubeObject>(Resources.VirtualMachine, {}, slimVm);
 
 export const vmiCache = (m: Caches) =>
-  m.informer<VirtualMachineInstance & KubeObject>(Resources.VirtualMachineInstance);
+  m.informer<VirtualMachineInstance & KubeObject>(Resources.VirtualMachineInstance, {}, slimVmi);
 
-export const nodeCache = (m: Caches) => m.informer<NodeObject & KubeObject>(Resources.Node);
+export const nodeCache = (m: Caches) => m.informer<NodeObject & KubeObject>(Resources.Node, {}, slimNode);
 
 /**
  * What pods reserve on each node (FreeResources, MostFreeResources): only bound, unfinished pods, and of

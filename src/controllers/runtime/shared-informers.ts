@@ -1,9 +1,11 @@
 // One informer per resource and selector, whichever controllers read it: each cache is listed and
 // watched once, and every controller sees the same objects (what one wrote and observed, the others read).
+// No cache keeps managedFields (slim-objects.ts).
 import type { KubeClient, ListOptions } from "../../k8s/client.js";
 import { Informer, type InformerLogger } from "../../k8s/informer.js";
 import type { ResourceType } from "../../k8s/resources.js";
 import type { KubeObject } from "../../k8s/types.js";
+import { withoutManagedFields } from "./slim-objects.js";
 
 type Transform<T> = (obj: T) => T;
 
@@ -35,7 +37,10 @@ export class SharedInformers {
     }
     // A cache created after start() would never be listed: its readers would wait on it forever.
     if (this.started) throw new Error(`the ${type.plural} cache was asked for after the caches started`);
-    const informer = new Informer<T>(this.client, type, options, this.log, transform);
+    // managedFields are never read from a cache: no cache keeps them, whatever else its transform keeps.
+    const informer = new Informer<T>(this.client, type, options, this.log, (obj) =>
+      withoutManagedFields(transform ? transform(obj) : obj),
+    );
     this.caches.set(key, { informer: informer as unknown as Informer<KubeObject>, transform });
     return informer;
   }
