@@ -1,6 +1,6 @@
 // Helpers shared by the benchmarks under test/bench: commands, test data, timing, statistics, formatting.
 import { spawn } from "node:child_process";
-import { stat } from "node:fs/promises";
+import { readFile, stat, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 
 export const MiB = 1024 * 1024;
@@ -70,9 +70,89 @@ export async function warm(paths: readonly string[], signal?: AbortSignal): Prom
 /** Milliseconds `body` takes, after a `sync` (so that the write-back of the previous run does not land on this one). */
 export async function timed(body: () => unknown): Promise<number> {
   await run("sync");
+  return (await measured(body)).ms;
+}
+
+/**
+ * How a run of a throughput benchmark is separated from the one before it, whose output was just deleted:
+ * - `sync`: the previous run's dirty pages are written back, and the deletion of its output committed (on a
+ *   filesystem mounted with `discard`, the freed blocks are discarded then), before the timer starts;
+ *   otherwise that work lands on this run and is charged to whichever contestant comes next;
+ * - `dropCaches` (root only; implies the sync): the page cache is emptied, so the sources are read from the
+ *   device; otherwise they are read once before the run, so that every contestant starts with them cached.
+ */
+export interface Separation {
+  sync: boolean;
+  dropCaches: boolean;
+}
+
+export type PreparationStep = "sync" | "drop-caches" | "warm-sources";
+
+/** The steps, in order, that put the machine in the state `separation` promises before a timed run. */
+export function preparationSteps(separation: Separation): PreparationStep[] {
+  // drop_caches drops clean pages only: the write-back must come first.
+  if (separation.dropCaches) return ["sync", "drop-caches"];
+  return separation.sync ? ["warm-sources", "sync"] : ["warm-sources"];
+}
+
+/** Why `separation` cannot be had here (it needs root), or undefined when it can. */
+export function separationUnavailable(separation: Separation, uid: number | undefined): string | undefined {
+  if (separation.dropCaches && uid !== 0) return "not root: cannot write /proc/sys/vm/drop_caches";
+  return undefined;
+}
+
+/** Carries out preparationSteps(separation) for a run over `sources`. */
+export async function prepareRun(
+  separation: Separation,
+  sources: readonly string[],
+  signal?: AbortSignal,
+): Promise<void> {
+  for (const step of preparationSteps(separation)) {
+    if (step === "sync") await run("sync", [], signal ? { signal } : {});
+    else if (step === "drop-caches") await writeFile("/proc/sys/vm/drop_caches", "3\n");
+    else await warm(sources, signal);
+  }
+}
+
+export interface Measurement {
+  /** Wall time. */
+  ms: number;
+  /**
+   * CPU time of this process and of the commands it ran and waited for, user and system, during the run:
+   * what the work cost, whatever else the machine was doing (10 ms resolution).
+   */
+  cpuMs: number;
+}
+
+/** Wall and CPU time of `body`. */
+export async function measured(body: () => unknown): Promise<Measurement> {
+  const cpuBefore = cpuTicks(await readFile("/proc/self/stat", "utf8"));
   const start = process.hrtime.bigint();
   await body();
-  return Number(process.hrtime.bigint() - start) / 1e6;
+  const ms = Number(process.hrtime.bigint() - start) / 1e6;
+  const cpuAfter = cpuTicks(await readFile("/proc/self/stat", "utf8"));
+  return { ms, cpuMs: (cpuAfter - cpuBefore) * (1000 / USER_HZ) };
+}
+
+/** The unit of /proc's CPU times: fixed at 100 per second by Linux's user-space ABI, whatever the kernel's HZ. */
+const USER_HZ = 100;
+
+/**
+ * utime + stime + cutime + cstime of a /proc/<pid>/stat line, in clock ticks: the process's own CPU time and
+ * that of its children it has waited for. The command name (field 2) is in parentheses and may itself hold
+ * spaces and parentheses, so the fields are counted from the last ')'.
+ */
+export function cpuTicks(stat: string): number {
+  const close = stat.lastIndexOf(")");
+  if (close < 0) throw new Error(`not a /proc stat line: ${stat.slice(0, 80)}`);
+  // After the name: state (field 3), ppid (4), ... utime (14), stime (15), cutime (16), cstime (17).
+  const fields = stat
+    .slice(close + 1)
+    .trim()
+    .split(/\s+/);
+  const ticks = [11, 12, 13, 14].map((i) => Number(fields[i]));
+  if (ticks.some((t) => !Number.isInteger(t) || t < 0)) throw new Error(`no CPU times in: ${stat.slice(0, 80)}`);
+  return ticks.reduce((sum, t) => sum + t, 0);
 }
 
 export const best = (values: readonly number[]): number => Math.min(...values);

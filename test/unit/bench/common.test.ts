@@ -1,0 +1,46 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { cpuTicks, preparationSteps, separationUnavailable } from "../../bench/common.js";
+
+describe("bench: separating the runs of a throughput benchmark", () => {
+  it("back to back: only warms the sources", () => {
+    assert.deepEqual(preparationSteps({ sync: false, dropCaches: false }), ["warm-sources"]);
+  });
+
+  it("flushed: warms the sources and writes back the previous run's dirty pages", () => {
+    assert.deepEqual(preparationSteps({ sync: true, dropCaches: false }), ["warm-sources", "sync"]);
+  });
+
+  it("cold: syncs before dropping the caches (drop_caches leaves dirty pages), and does not warm", () => {
+    assert.deepEqual(preparationSteps({ sync: true, dropCaches: true }), ["sync", "drop-caches"]);
+    assert.deepEqual(preparationSteps({ sync: false, dropCaches: true }), ["sync", "drop-caches"]);
+  });
+
+  it("dropping the caches needs root; the rest does not", () => {
+    assert.match(separationUnavailable({ sync: true, dropCaches: true }, 1000) ?? "", /not root/);
+    assert.match(separationUnavailable({ sync: true, dropCaches: true }, undefined) ?? "", /not root/);
+    assert.equal(separationUnavailable({ sync: true, dropCaches: true }, 0), undefined);
+    assert.equal(separationUnavailable({ sync: true, dropCaches: false }, 1000), undefined);
+  });
+});
+
+describe("bench: CPU time from /proc/<pid>/stat", () => {
+  it("adds utime, stime, cutime and cstime", () => {
+    const line = "4242 (node) S 1 4242 4242 0 -1 4194560 100 0 0 0 700 50 30 4 20 0 11 0 900 0 0";
+    assert.equal(cpuTicks(line), 700 + 50 + 30 + 4);
+  });
+
+  it("counts fields from the last parenthesis, whatever the command name holds", () => {
+    const line = "7 (a) b (c) d) R 1 7 7 0 -1 0 0 0 0 0 1 2 3 4 20 0 1 0 5 0 0";
+    assert.equal(cpuTicks(line), 10);
+  });
+
+  it("rejects a line without the fields", () => {
+    assert.throws(() => cpuTicks("4242 node S 1"), /not a \/proc stat line/);
+    assert.throws(() => cpuTicks("4242 (node) S 1 2 3"), /no CPU times/);
+  });
+
+  it("reads this process's own line", () => {
+    assert.ok(cpuTicks(readFileSync("/proc/self/stat", "utf8")) >= 0);
+  });
+});
