@@ -172,7 +172,7 @@ export class ControlPlane {
       "--log-level=warn",
     ]);
     const p = this.pki;
-    const apiserver = this.startProcess("kube-apiserver", [
+    this.apiServerArgs = [
       `--etcd-servers=${etcdUrl}`,
       "--bind-address=127.0.0.1",
       "--advertise-address=127.0.0.1",
@@ -199,12 +199,8 @@ export class ControlPlane {
       "--requestheader-extra-headers-prefix=X-Remote-Extra-",
       `--proxy-client-cert-file=${p.frontProxyClientCert}`,
       `--proxy-client-key-file=${p.frontProxyClientKey}`,
-    ]);
-    await waitFor("kube-apiserver /readyz", 60_000, async () => {
-      if (!etcd.running) throw new Error(`etcd exited:\n${etcd.tail()}`);
-      if (!apiserver.running) throw new Error(`kube-apiserver exited:\n${apiserver.tail()}`);
-      return (await this.get("/readyz")).status === 200 ? true : undefined;
-    });
+    ];
+    await this.startApiServer(etcd);
     this.serverVersion = (JSON.parse((await this.get("/version")).body) as { gitVersion: string }).gitVersion;
     log(`kube-apiserver ${this.serverVersion} ready at ${this.server} after ${Date.now() - t0} ms`);
     this.startProcess("kube-controller-manager", [
@@ -229,6 +225,38 @@ export class ControlPlane {
         .readNamespacedServiceAccount({ name: "default", namespace: "default" });
       return true;
     });
+  }
+
+  private apiServerArgs: string[] = [];
+
+  private async startApiServer(etcd: ManagedProcess): Promise<ManagedProcess> {
+    const apiserver = this.startProcess("kube-apiserver", this.apiServerArgs);
+    await waitFor("kube-apiserver /readyz", 60_000, async () => {
+      if (!etcd.running) throw new Error(`etcd exited:\n${etcd.tail()}`);
+      if (!apiserver.running) throw new Error(`kube-apiserver exited:\n${apiserver.tail()}`);
+      return (await this.get("/readyz")).status === 200 ? true : undefined;
+    });
+    return apiserver;
+  }
+
+  /**
+   * Stops kube-apiserver (SIGTERM, as a rolling restart does), leaves it down for `downMs`, and starts it
+   * again with the same flags on the same port, etcd and every other process untouched: its clients see
+   * their watches end and their requests refused until it is back, then reconnect and re-list.
+   */
+  async restartApiServer(downMs = 0): Promise<void> {
+    const old = this.processes.find((x) => x.name === "kube-apiserver" && x.running);
+    const etcd = this.processes.find((x) => x.name === "etcd")!;
+    // Where it was in start order, so that stop() still stops it after its clients and before etcd.
+    const at = old ? this.processes.indexOf(old) : 1;
+    if (old) {
+      await old.stop();
+      this.processes.splice(at, 1);
+    }
+    if (downMs > 0) await sleep(downMs);
+    const started = await this.startApiServer(etcd);
+    this.processes.splice(this.processes.indexOf(started), 1);
+    this.processes.splice(at, 0, started);
   }
 
   /** GET a path as the admin, without the client library (used before anything else is up). */

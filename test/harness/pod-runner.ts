@@ -12,6 +12,7 @@ import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, statSy
 import os from "node:os";
 import path from "node:path";
 import { KubeClient } from "../../src/k8s/client.js";
+import { isNotFound } from "../../src/k8s/errors.js";
 import { Resources } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
 import { Informer } from "../../src/k8s/informer.js";
@@ -94,6 +95,7 @@ export class PodRunner {
   readonly deadNodes: Set<string>;
   private readonly programFor: (image: string) => string[];
   private readonly name: string | undefined;
+  private stopped = false;
 
   constructor(
     private readonly cp: ControlPlane,
@@ -120,6 +122,7 @@ export class PodRunner {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     await this.informer.stop();
     for (const { child } of this.running.values()) child.kill("SIGKILL");
     this.client.close();
@@ -130,6 +133,17 @@ export class PodRunner {
   killNode(node: string): void {
     this.deadNodes.add(node);
     for (const [, { child, run }] of this.running) if (run.node === node) child.kill("SIGKILL");
+  }
+
+  /**
+   * SIGKILLs the container process of a running pod (as an OOM kill or a crash would end it); the pod then
+   * fails like any container that exits non-zero. False when the pod is not running here.
+   */
+  killPod(namespace: string, name: string): boolean {
+    const entry = this.running.get(`${namespace}/${name}`);
+    if (!entry) return false;
+    entry.child.kill("SIGKILL");
+    return true;
   }
 
   private async onPod(pod: Pod): Promise<void> {
@@ -376,7 +390,7 @@ export class PodRunner {
       this.running.delete(key);
       const exitCode = code ?? 137;
       const end = new Date().toISOString().replace(/\.\d+Z$/, "Z");
-      void this.patchStatus(pod, {
+      void this.patchFinalStatus(pod, {
         phase: exitCode === 0 ? "Succeeded" : "Failed",
         conditions: [
           { type: "Ready", status: "False", reason: "PodCompleted", lastTransitionTime: end },
@@ -412,6 +426,22 @@ export class PodRunner {
       { status },
       { subresource: "status" },
     );
+  }
+
+  /**
+   * A pod's last status, written until the API server takes it (as a kubelet keeps syncing a pod's status):
+   * a container that exits while the API server is down must not leave its pod Running for ever.
+   */
+  private async patchFinalStatus(pod: Pod, status: Record<string, unknown>): Promise<void> {
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      try {
+        return await this.patchStatus(pod, status);
+      } catch (err) {
+        if (isNotFound(err) || this.stopped || Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
   }
 
   private async forceDelete(pod: Pod): Promise<void> {
