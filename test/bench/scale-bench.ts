@@ -523,7 +523,14 @@ function render(results: SizeResult[]): string {
     ["kubectl loop per step p50 / p99", ...col((r) => p(r.kubectlLoop.perStepMs))],
     ["discovery (creation → first Job)", ...col((r) => ms(r.discoveryMs))],
     ["operator API requests per node step", ...col((r) => r.operatorRequests.perStep.toFixed(1))],
-    ["operator LISTs during the backup", ...col((r) => String(r.operatorRequests.listsDuringBackup))],
+    [
+      "operator LISTs during the backup",
+      ...col((r) => {
+        const by = Object.entries(r.operatorRequests.byVerbResource).filter(([k]) => k.startsWith("LIST "));
+        const detail = by.map(([k, v]) => `${k.slice(5)} ${v}`).join(", ");
+        return `${r.operatorRequests.listsDuringBackup}${detail ? ` (${detail})` : ""}`;
+      }),
+    ],
     [
       "API server requests (all) / harness's",
       ...col((r) => `${r.apiserverRequests.total} / ${r.apiserverRequests.harness}`),
@@ -557,7 +564,12 @@ function render(results: SizeResult[]): string {
     `goals at ${r.nodes} nodes:`,
     ...r.goals.map((g) => `  ${g.met ? "met " : "MISS"} ${g.goal}: ${g.value}`),
   ]);
-  return [table(rows), "", ...goals.flat()].join("\n");
+  const perStep = results.map((r) => {
+    const entries = Object.entries(r.operatorRequests.byVerbResource).sort(([, a], [, b]) => b - a);
+    const steps = Math.max(1, r.nodeSteps);
+    return `operator requests per node step at ${r.nodes} nodes: ${entries.map(([k, v]) => `${k} ${(v / steps).toFixed(2)}`).join(", ")}`;
+  });
+  return [table(rows), "", ...perStep, "", ...goals.flat()].join("\n");
 }
 
 const prepared = await prepareOperator(SOURCE, BUILD, log);
