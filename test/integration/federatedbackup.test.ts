@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { FederatedBackup, NodeSnapshot } from "../../src/api/v1alpha1/index.js";
-import { agentServiceAccountName } from "../../src/controllers/runtime/agent-access.js";
+import { runAgentServiceAccountName } from "../../src/controllers/runtime/agent-access.js";
 import { Resources } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
 import { createVm, diskPaths, migrateVm, NODE_MOUNT_PATH, type VmFixture } from "../harness/workloads.js";
@@ -199,9 +199,8 @@ describe("FederatedBackup controller", function () {
       const double = await kubevirtDouble();
       for (const vm of SEVEN) {
         const calls = double.callsFor(env.namespace, vm.name);
-        // Each freeze comes from the agent of the VM's own node step, under that step's ServiceAccount.
-        const step = steps.find((s) => s.spec.node === vm.node)!;
-        const agent = `system:serviceaccount:${env.namespace}:${agentServiceAccountName(step.metadata as { name: string })}`;
+        // Each freeze comes from the agent of the VM's own node step, under the run's ServiceAccount.
+        const agent = `system:serviceaccount:${env.namespace}:${runAgentServiceAccountName({ name: fb.metadata.name!, uid: fb.metadata.uid! })}`;
         assert.deepEqual(
           calls.map((c) => [c.op, c.node, c.user]),
           [
@@ -842,7 +841,7 @@ describe("FederatedBackup controller, CSI snapshot method", function () {
       assert.equal(steps.length, 3);
       for (const step of steps) {
         const node = step.spec.node!;
-        const agent = `system:serviceaccount:${env.namespace}:${agentServiceAccountName(step.metadata as { name: string })}`;
+        const agent = `system:serviceaccount:${env.namespace}:${runAgentServiceAccountName({ name: fb.metadata.name!, uid: fb.metadata.uid! })}`;
         assert.equal(step.status?.phase, "Succeeded", JSON.stringify(step.status));
         assert.equal(step.status?.snapshotMethod, "CSI");
         assert.equal(step.status?.volumeSnapshot?.name, step.metadata.name);

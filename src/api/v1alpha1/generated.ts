@@ -414,6 +414,16 @@ export interface FederatedBackupSpec {
    */
   ordering?: Ordering;
   /**
+   * How node steps overlap. Only one node at a time holds the cut (freezes its VMs and cuts the
+   * shared storage: the coordinating node); the Jobs of the next nodes are started ahead so that
+   * their pods are running and waiting for their turn, and a node's extraction from its snapshot
+   * (Reflink, CSI) runs after it has handed the cut on. With the Copy method the copy is the cut,
+   * so only the pod starts overlap.
+   *
+   * @defaultValue `{}`
+   */
+  pipeline?: FederatedBackupSpecPipeline;
+  /**
    * How a consistent point-in-time copy of each VM's disks is taken before it is written to the
    * backup location.
    *
@@ -598,6 +608,33 @@ export type OrderingPolicy =
 export type OrderingControlPlaneNode = "First" | "Last" | "Skip";
 
 /**
+ * How node steps overlap. Only one node at a time holds the cut (freezes its VMs and cuts the
+ * shared storage: the coordinating node); the Jobs of the next nodes are started ahead so that
+ * their pods are running and waiting for their turn, and a node's extraction from its snapshot
+ * (Reflink, CSI) runs after it has handed the cut on. With the Copy method the copy is the cut, so
+ * only the pod starts overlap.
+ */
+export interface FederatedBackupSpecPipeline {
+  /**
+   * How many node steps beyond the one holding the cut have their Jobs started, waiting for their
+   * turn. 0 (the default) runs the node steps strictly one after the other, each from its Job's
+   * start to its end; 2 is a good value for large clusters (see the README's "Pipelined node
+   * steps").
+   *
+   * @defaultValue `0`
+   */
+  lookAhead?: number;
+  /**
+   * How many nodes may be extracting from their snapshots at once (their cut made and handed on).
+   * The cut is handed on only while fewer are, which bounds the load on the shared storage and the
+   * backup location.
+   *
+   * @defaultValue `2`
+   */
+  maxExtractions?: number;
+}
+
+/**
  * How a consistent point-in-time copy of each VM's disks is taken before it is written to the
  * backup location.
  */
@@ -763,8 +800,9 @@ export interface FederatedBackupStatus {
   /** Counters for the whole run. */
   progress?: FederatedBackupStatusProgress;
   /**
-   * One short summary per node step, in processing order: a node appears once per round it took
-   * part in. The full lists of VMs are in the NodeSnapshot objects named by step.
+   * A short summary of the node steps running or next (at most 10) and of the latest done (at most
+   * 10), in processing order: a node appears once per round it took part in. The others are counted
+   * in nodesTruncated; the full lists of VMs are in the NodeSnapshot objects named by step.
    */
   nodes?: FederatedBackupStatusNode[];
   /**
@@ -775,9 +813,9 @@ export interface FederatedBackupStatus {
   /** How many more VMs are missing than are listed in missing. */
   missingTruncated?: number;
   /**
-   * How many node steps are left out of nodes to keep the status small (succeeded ones go first);
-   * every step is a NodeSnapshot, listed with kubectl get nodesnapshots -l
-   * fedbackup.io/backup=NAME.
+   * How many node steps are left out of nodes to keep the status small (all but the 10 running or
+   * next and the latest 10 done); every step is a NodeSnapshot, listed with kubectl get
+   * nodesnapshots -l fedbackup.io/backup=NAME.
    */
   nodesTruncated?: number;
 }
@@ -1382,6 +1420,11 @@ export interface NodeSnapshotStatus {
   snapshotMethod?: string;
   /** When the step's Job was created. */
   startTime?: string;
+  /**
+   * When the node agent had made the cut (snapshots taken, VMs thawed) and began extracting: the
+   * operator then hands the cut on to the next node.
+   */
+  cutCompletionTime?: string;
   /** When the step finished. */
   completionTime?: string;
   /**

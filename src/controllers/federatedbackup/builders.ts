@@ -22,7 +22,7 @@ import {
   type ObservedWorkload,
   type UnplacedWorkload,
 } from "../../planning/index.js";
-import { agentServiceAccountName, type StepAccessRequest } from "../runtime/agent-access.js";
+import { runAgentServiceAccountName, type StepAccessRequest } from "../runtime/agent-access.js";
 import {
   agentJobManifest,
   ownerRef,
@@ -39,6 +39,8 @@ export const DEFAULTS = {
   nodeTimeout: "30m",
   nodeBackoffLimit: 2,
   maxRounds: 3,
+  lookAhead: 0,
+  maxExtractions: 2,
 } as const;
 
 function commonLabels(backup: FederatedBackup): Record<string, string> {
@@ -297,7 +299,8 @@ export function buildAgentJob(
             })),
           )),
     settings,
-    serviceAccountName: agentServiceAccountName(step.metadata as { name: string }),
+    // Every agent of the run runs as the run's ServiceAccount (run-access.ts).
+    serviceAccountName: runAgentServiceAccountName({ name: backup.metadata.name!, uid: backup.metadata.uid! }),
   });
 }
 

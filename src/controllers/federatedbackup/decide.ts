@@ -37,6 +37,7 @@ import { claimMethodsSummary } from "./claim-methods-event.js";
 import { capturedWorkloads, expectedWorkloads, missingWorkloads, type StepWithPhase } from "./missing.js";
 import { buildStatus, type StatusFacts } from "./status.js";
 import { byRoundAndOrder, deriveStepPhase, type ObservedStep } from "./steps.js";
+import { planPipeline, type PipelineSettings } from "./pipeline.js";
 
 export type { LeaseState } from "../runtime/lease-state.js";
 
@@ -76,7 +77,8 @@ export type BackupAction =
   | { kind: "DeleteStep"; step: NodeSnapshot }
   | { kind: "ClaimLease"; node: string; step: string }
   | { kind: "ReleaseLease" }
-  | { kind: "StartJob"; step: NodeSnapshot }
+  /** waitsForTurn: a pipelined step; its agent waits until the run's Leases name it before it cuts. */
+  | { kind: "StartJob"; step: NodeSnapshot; waitsForTurn: boolean }
   | { kind: "DeleteJob"; step: NodeSnapshot }
   /** CSI method: restore the step's VolumeSnapshot into a claim and start the extract Job on its node. */
   | { kind: "StartExtract"; step: NodeSnapshot }
@@ -264,93 +266,14 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
   }
   const round = facts.round;
   if (facts.phase === "InProgress" || facts.phase === "Reconciling") {
-    const current = withPhase.find(
-      ({ step, derived }) =>
-        step.spec.round === round && !!step.spec.node && (derived.phase === "Pending" || derived.phase === "Running"),
-    );
-    if (!current) {
-      facts.phase = "Verifying";
-      facts.progressing = {
-        reason: "Verifying",
-        message: `round ${round} is done; comparing expected and captured VMs`,
-      };
-      return result([], 0);
-    }
-    const node = current.step.spec.node!;
-    const position = `${current.step.spec.order}/${withPhase.filter((s) => s.step.spec.round === round && s.step.spec.node).length}`;
-    const nodeState = world.nodes.find((n) => n.name === node);
-    const failStep = (message: string, nodeLostUnderJob = false): BackupDecision => {
-      setStepPhase(
-        current,
-        {
-          kind: "RecordStepPhase",
-          step: current.step,
-          phase: "Failed",
-          message,
-          completionTime: nowIso,
-          ...(nodeLostUnderJob ? { thawPending: true } : {}),
-          failed: uncapturedOf(current.step, message),
-        },
-        actions,
-      );
-      actions.push({
-        kind: "Event",
-        type: "Warning",
-        reason: "NodeFailed",
-        message: `round ${round}: ${message}; its VMs are chased in a later round`,
-      });
-      return result([], 0);
+    const stage = decideRoundSteps(world, settings, withPhase, round, facts, actions);
+    if (stage !== "RoundDone") return result([], stage.requeueAfterMs);
+    facts.phase = "Verifying";
+    facts.progressing = {
+      reason: "Verifying",
+      message: `round ${round} is done; comparing expected and captured VMs`,
     };
-    if (current.derived.phase === "Running" && !nodeState?.ready) {
-      // The node died under its Job: its pods cannot finish there. Fail the step now (not after
-      // nodeTimeout) and remove the Job so it cannot wake up later beside another node's step.
-      actions.push({ kind: "DeleteJob", step: current.step });
-      return failStep(
-        nodeState ? `node ${node} became NotReady while its Job ran` : `node ${node} was removed while its Job ran`,
-        true,
-      );
-    }
-    if (current.derived.phase === "Running") {
-      if (current.derived.startExtract) actions.push({ kind: "StartExtract", step: current.step });
-      facts.coordinatingNode = node;
-      facts.progressing = {
-        reason: "NodeInProgress",
-        message: `round ${round}, node ${node} (${position}) is capturing ${current.step.spec.workloads?.length ?? 0} VMs`,
-      };
-      // Renew when due (or take it back if it was lost while the operator was away), not on every pass.
-      const due =
-        !world.lease.ours ||
-        world.lease.holderNode !== node ||
-        now - (world.lease.renewedAt ?? 0) >= settings.leaseRenewMs;
-      if (due && (world.lease.ours || world.lease.free))
-        actions.push({ kind: "ClaimLease", node, step: current.step.metadata.name! });
-      const renewIn = settings.leaseRenewMs - (now - (world.lease.renewedAt ?? now));
-      return result([], Math.max(100, due ? settings.leaseRenewMs : renewIn));
-    }
-    if (!nodeState?.ready) return failStep(nodeState ? `node ${node} is not Ready` : `node ${node} no longer exists`);
-    if (!world.lease.ours && !world.lease.free) {
-      // All or none: the Leases of some back ends are given back while another is waited for, so that two
-      // runs never each hold one the other waits for.
-      if (world.lease.heldSome) actions.push({ kind: "ReleaseLease" });
-      facts.progressing = { reason: "WaitingForVolumeLease", message: waitingForLeaseMessage(world.lease) };
-      return result([], 5_000);
-    }
-    actions.push({ kind: "ClaimLease", node, step: current.step.metadata.name! });
-    actions.push({ kind: "StartJob", step: current.step });
-    setStepPhase(
-      current,
-      { kind: "RecordStepPhase", step: current.step, phase: "Running", startTime: nowIso },
-      actions,
-    );
-    actions.push({
-      kind: "Event",
-      type: "Normal",
-      reason: "NodeStarted",
-      message: `round ${round}, node ${node} (${position}) is the coordinating node: capturing ${current.step.spec.workloads?.length ?? 0} VMs`,
-    });
-    facts.coordinatingNode = node;
-    facts.progressing = { reason: "NodeInProgress", message: `round ${round}, node ${node} (${position}) started` };
-    return result([], settings.leaseRenewMs);
+    return result([], 0);
   }
 
   // Verifying: every step of the round is done.
@@ -422,6 +345,155 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
 
 // The VMs of a step failed as a whole that its agent did not report, named in the step itself (not only in
 // an Event), with the step's failure as their reason.
+/** The pipeline's settings for a run: strict (lookAhead 0) when it has no storage Lease to wait on. */
+export function pipelineSettingsOf(
+  backup: FederatedBackup,
+  storageKeys: readonly string[] | undefined,
+): PipelineSettings {
+  const lookAhead = backup.spec.pipeline?.lookAhead ?? DEFAULTS.lookAhead;
+  return {
+    // An agent learns its turn from the run's Leases: without any, nothing could tell it, so no step waits.
+    lookAhead: (storageKeys?.length ?? 0) > 0 ? lookAhead : 0,
+    maxExtractions: backup.spec.pipeline?.maxExtractions ?? DEFAULTS.maxExtractions,
+  };
+}
+
+/**
+ * A round's node steps: fail those whose node is lost, start the Jobs pipeline.ts says to start, and keep
+ * the Leases on the step that holds the cut. "RoundDone" once every node step of the round has ended.
+ */
+function decideRoundSteps(
+  world: BackupWorld,
+  settings: DecisionSettings,
+  withPhase: StepWithPhase[],
+  round: number,
+  facts: StatusFacts,
+  actions: BackupAction[],
+): { requeueAfterMs: number } | "RoundDone" {
+  const { now } = world;
+  const nowIso = iso(now);
+  const roundSteps = withPhase.filter(({ step }) => step.spec.round === round && !!step.spec.node);
+  const nodeOf = (s: StepWithPhase) => world.nodes.find((n) => n.name === s.step.spec.node);
+  const position = (s: StepWithPhase) => `${s.step.spec.order}/${roundSteps.length}`;
+  const isOpen = (s: StepWithPhase) => s.derived.phase === "Pending" || s.derived.phase === "Running";
+  const failStep = (s: StepWithPhase, message: string, nodeLostUnderJob = false) => {
+    setStepPhase(
+      s,
+      {
+        kind: "RecordStepPhase",
+        step: s.step,
+        phase: "Failed",
+        message,
+        completionTime: nowIso,
+        ...(nodeLostUnderJob ? { thawPending: true } : {}),
+        failed: uncapturedOf(s.step, message),
+      },
+      actions,
+    );
+    actions.push({
+      kind: "Event",
+      type: "Warning",
+      reason: "NodeFailed",
+      message: `round ${round}: ${message}; its VMs are chased in a later round`,
+    });
+  };
+
+  // A node that died under a running Job: its pods cannot finish there. Fail the step now (not after
+  // nodeTimeout) and remove the Job so it cannot wake up later beside another node's step.
+  let lost = false;
+  for (const s of roundSteps) {
+    const node = nodeOf(s);
+    if (s.derived.phase !== "Running" || node?.ready) continue;
+    lost = true;
+    actions.push({ kind: "DeleteJob", step: s.step });
+    const name = s.step.spec.node!;
+    failStep(
+      s,
+      node ? `node ${name} became NotReady while its Job ran` : `node ${name} was removed while its Job ran`,
+      true,
+    );
+  }
+  // Its thaw (thaw.ts) and the record of the failure come first; the next pass goes on.
+  if (lost) return { requeueAfterMs: 0 };
+  for (const s of roundSteps)
+    if (s.derived.phase === "Running" && s.derived.startExtract) actions.push({ kind: "StartExtract", step: s.step });
+  if (!roundSteps.some(isOpen)) return "RoundDone";
+
+  const started = roundSteps.filter((s) => s.derived.phase === "Running");
+  if (!world.lease.ours && !world.lease.free) {
+    // All or none: the Leases of some back ends are given back while another is waited for, so that two
+    // runs never each hold one the other waits for. Steps already running go on (their cut was granted).
+    if (world.lease.heldSome) actions.push({ kind: "ReleaseLease" });
+    if (started.length === 0) {
+      facts.progressing = { reason: "WaitingForVolumeLease", message: waitingForLeaseMessage(world.lease) };
+      return { requeueAfterMs: 5_000 };
+    }
+  }
+
+  const pipeline = pipelineSettingsOf(world.backup, world.lease.keys);
+  const plan = planPipeline(
+    roundSteps.map(({ step, derived }) => ({
+      name: step.metadata.name!,
+      started: derived.phase !== "Pending",
+      finished: !isOpen({ step, derived }),
+      cutDone: !!derived.cutDone || !isOpen({ step, derived }),
+    })),
+    world.lease.ours ? world.lease.holderStep : undefined,
+    pipeline,
+  );
+  const byName = new Map(roundSteps.map((s) => [s.step.metadata.name!, s]));
+  const cutter = plan.cutter ? byName.get(plan.cutter) : undefined;
+  const mayAct = world.lease.ours || world.lease.free;
+
+  // The Leases name the step that holds the cut (taken, handed on, or renewed when due); while the cut waits
+  // for an extraction to end they stay with the step that last held it.
+  const holder = cutter ?? (world.lease.holderStep ? byName.get(world.lease.holderStep) : undefined);
+  let renewDue = false;
+  if (holder && mayAct) {
+    // A pipelined step's agent waits for its own step's name on the Leases; strict runs need only the node.
+    const handOn =
+      !world.lease.ours || (pipeline.lookAhead > 0 && world.lease.holderStep !== holder.step.metadata.name);
+    renewDue =
+      handOn ||
+      world.lease.holderNode !== holder.step.spec.node ||
+      now - (world.lease.renewedAt ?? 0) >= settings.leaseRenewMs;
+    if (renewDue) actions.push({ kind: "ClaimLease", node: holder.step.spec.node!, step: holder.step.metadata.name! });
+  }
+
+  for (const name of mayAct ? plan.start : []) {
+    const s = byName.get(name)!;
+    const node = nodeOf(s);
+    if (!node?.ready) {
+      failStep(s, node ? `node ${s.step.spec.node} is not Ready` : `node ${s.step.spec.node} no longer exists`);
+      continue;
+    }
+    actions.push({ kind: "StartJob", step: s.step, waitsForTurn: pipeline.lookAhead > 0 });
+    setStepPhase(s, { kind: "RecordStepPhase", step: s.step, phase: "Running", startTime: nowIso }, actions);
+    actions.push({
+      kind: "Event",
+      type: "Normal",
+      reason: "NodeStarted",
+      message: `round ${round}, node ${s.step.spec.node} (${position(s)}) started: capturing ${s.step.spec.workloads?.length ?? 0} VMs${
+        pipeline.lookAhead > 0 && s !== cutter ? ", after the nodes before it have made their cut" : ""
+      }`,
+    });
+  }
+
+  const shown = cutter ?? holder;
+  if (shown) facts.coordinatingNode = shown.step.spec.node;
+  const extracting = roundSteps.filter((s) => s.derived.phase === "Running" && s.derived.cutDone).length;
+  const waiting = roundSteps.filter((s) => s.derived.phase === "Running" && !s.derived.cutDone && s !== cutter).length;
+  facts.progressing = {
+    reason: "NodeInProgress",
+    message: `round ${round}, node ${shown?.step.spec.node ?? "-"}${shown ? ` (${position(shown)})` : ""} ${
+      cutter ? `is capturing ${cutter.step.spec.workloads?.length ?? 0} VMs` : "made its cut"
+    }${extracting ? `; ${extracting} extracting` : ""}${waiting ? `; ${waiting} waiting for their turn` : ""}`,
+  };
+  if (plan.start.length > 0) return { requeueAfterMs: settings.leaseRenewMs };
+  const renewIn = settings.leaseRenewMs - (now - (world.lease.renewedAt ?? now));
+  return { requeueAfterMs: Math.max(100, renewDue ? settings.leaseRenewMs : renewIn) };
+}
+
 function uncapturedOf(step: NodeSnapshot, message: string): NonNullable<NodeSnapshot["status"]>["failed"] {
   const reported = new Set(
     [...(step.status?.captured ?? []), ...(step.status?.failed ?? [])].map((w) => workloadKey(w)),

@@ -16,7 +16,6 @@ import { storageLeaseName, type LeaseObject, type VolumeLeases } from "../../k8s
 import type { Logger } from "../../telemetry/logger.js";
 import type { OperatorMetrics } from "../../telemetry/metrics.js";
 import { resolveFileOwnership, restoredClaimSnapshotName } from "../../planning/index.js";
-import { jsonEqual } from "../runtime/conditions.js";
 import { BACKUP_ACCESS, backupNamespaces } from "../runtime/creator-access.js";
 import { checkCreatorAccess } from "../runtime/creator-check.js";
 import { TerminalError, type ReconcileResult } from "../runtime/work-queue.js";
@@ -30,14 +29,13 @@ import {
   extractJobName,
   groupSnapshotsOf,
   restoredClaimName,
-  stepAccessOf,
   type SourceClaim,
   usesCsiCut,
   volumeSnapshotName,
 } from "./builders.js";
 import type { OperatorSettings } from "../runtime/agent-job.js";
 import { viewJob } from "../runtime/job-view.js";
-import { decideBackup, type BackupAction, type BackupWorld } from "./decide.js";
+import { decideBackup, pipelineSettingsOf, type BackupAction, type BackupWorld } from "./decide.js";
 import {
   claimStorageLeases,
   leaseSetStateOf,
@@ -48,8 +46,10 @@ import {
 import { ClaimClasses } from "../runtime/claim-classes.js";
 import { runStorageKeys } from "../runtime/storage-keys.js";
 import { logAction, logPhase } from "../runtime/log-action.js";
-import { createIfAbsent, deleteIfExists, setFinalizer, tryGet, writeStatus } from "../runtime/objects.js";
-import { grantStepAccess, revokeStepAccess } from "../runtime/step-access.js";
+import { createIfAbsent, deleteIfExists, replaceStatus, setFinalizer, tryGet } from "../runtime/objects.js";
+import { RunAccessGrants } from "../runtime/step-access.js";
+import { buildRunAccess } from "../runtime/agent-access.js";
+import { runAccessOf } from "./run-access.js";
 import { claimFilesystemIdentity } from "../runtime/volume-identity.js";
 import { fileClaimants, withOwnership, withoutSharedVolume } from "../runtime/file-claims.js";
 import { requestsByNode, type PodObject } from "../runtime/node-requests.js";
@@ -66,9 +66,13 @@ import { observeNode, observeWorkload, stoppedWorkload } from "../runtime/observ
 import { withDefinitionReads } from "../runtime/definition-reads.js";
 import { SECRETS_ACCESS, operatorSecretsRefusal } from "../runtime/secrets-permission.js";
 import { inScope } from "./scope.js";
+import { listSelectedVmis, withCached } from "./discovery.js";
+import { actionBatches, STEP_CREATES_IN_FLIGHT } from "./action-batches.js";
+import { mapBounded } from "../runtime/bounded.js";
 import { decideThaws, withThawed, type FreezeView } from "./thaw.js";
-import { isTerminalStepPhase, type ObservedStep } from "./steps.js";
+import type { ObservedStep } from "./steps.js";
 import { backupTransition } from "./transitions.js";
+import { statusWriteDelay } from "./status-pace.js";
 import { recordedLocation, resolveBackupLocation } from "./location.js";
 import { describeLocation } from "../../storage/location.js";
 import { isSynced } from "../runtime/synced-backups.js";
@@ -124,13 +128,17 @@ export class FederatedBackupReconciler {
   /** PersistentVolume name → its CSI driver (null: none); a volume's driver does not change. */
   private readonly claimDrivers = new Map<string, string | null>();
   private readonly claimClasses: ClaimClasses;
+  private readonly agentAccess: RunAccessGrants;
+  /** Backup UID → when this process last wrote its status (status-pace.ts). */
+  private readonly statusWrittenAt = new Map<string, number>();
 
   constructor(private readonly deps: BackupReconcilerDeps) {
     this.claimClasses = new ClaimClasses(deps.client);
+    this.agentAccess = new RunAccessGrants(deps.client);
   }
 
   async reconcile(key: string): Promise<ReconcileResult | void> {
-    const { informers, client } = this.deps;
+    const { informers, client, clock } = this.deps;
     const cached = informers.backups.get(key);
     if (!cached) return;
     // Nothing to run, no finalizer: deleting a synced backup leaves its files to the cluster that made them
@@ -151,20 +159,38 @@ export class FederatedBackupReconciler {
     });
     // Events last: they tell of the status this pass writes, and a status write refused on a conflict
     // makes the next pass decide (and tell) again, so told before it they would be told twice.
-    for (const action of decision.actions) {
-      if (action.kind === "Event") continue;
-      logAction(this.deps.log, backup, action, { object: world.leaseObject, owner: backupOwnerId(backup) });
-      await this.act(backup, world, action);
+    // A round's step objects are created side by side (action-batches.ts), everything else in order.
+    for (const batch of actionBatches(decision.actions.filter((a) => a.kind !== "Event"))) {
+      await mapBounded(batch, STEP_CREATES_IN_FLIGHT, async (action) => {
+        logAction(this.deps.log, backup, action, { object: world.leaseObject, owner: backupOwnerId(backup) });
+        await this.act(backup, world, action);
+      });
     }
-    if (!jsonEqual(backup.status, decision.status)) {
-      informers.backups.observe(await writeStatus(client, Resources.FederatedBackup, backup, decision.status));
+    const uid = backup.metadata.uid!;
+    // The agents' access ends with the run; revoked before the finished status is written, so that a pass
+    // interrupted in between revokes again.
+    if (isFinished(decision.status.phase) && !isFinished(backup.status?.phase)) {
+      await this.agentAccess.revoke(
+        uid,
+        this.runAccess(
+          backup,
+          world.steps.map((o) => o.step),
+          world.storageKeys,
+        ),
+      );
+    }
+    const writeIn = statusWriteDelay(backup.status, decision.status, this.statusWrittenAt.get(uid), clock.now());
+    if (writeIn === 0) {
+      informers.backups.observe(await replaceStatus(client, Resources.FederatedBackup, backup, decision.status));
+      this.statusWrittenAt.set(uid, clock.now());
+      if (isFinished(decision.status.phase)) this.statusWrittenAt.delete(uid);
       logPhase(this.deps.log, backup, backup.status?.phase, decision.status.phase);
       const steps = informers.steps.list((s) => s.spec.backupUID === backup.metadata.uid);
       const record = backupTransition(backup, backup.status, decision.status, steps);
       if (record) this.deps.metrics?.recordBackup(record);
     }
     for (const action of decision.actions) if (action.kind === "Event") await this.act(backup, world, action);
-    const requeue = [decision.requeueAfterMs, thawAgainMs].filter((ms) => ms !== undefined);
+    const requeue = [decision.requeueAfterMs, thawAgainMs, writeIn || undefined].filter((ms) => ms !== undefined);
     return requeue.length ? { requeueAfterMs: Math.min(...requeue) } : undefined;
   }
 
@@ -285,6 +311,17 @@ export class FederatedBackupReconciler {
     return { keys, lease };
   }
 
+  /** The Leases a pipelined step's agent watches for its turn. */
+  private turnLeases(storageKeys: readonly string[]): { namespace: string; names: string[] } {
+    return { namespace: this.deps.leases.namespace, names: storageKeys.map((key) => storageLeaseName(key)) };
+  }
+
+  /** What the run's agents are granted: the union over its node steps (a pipelined run's also read its Leases). */
+  private runAccess(backup: FederatedBackup, steps: readonly NodeSnapshot[], storageKeys: readonly string[]) {
+    const pipelined = pipelineSettingsOf(backup, storageKeys).lookAhead > 0;
+    return buildRunAccess(runAccessOf(backup, steps, pipelined ? this.turnLeases(storageKeys) : undefined));
+  }
+
   private leaseObject(key: string): LeaseObject | undefined {
     return this.deps.informers.leases.get(`${this.deps.leases.namespace}/${storageLeaseName(key)}`);
   }
@@ -355,16 +392,24 @@ export class FederatedBackupReconciler {
     // The expected list is made once, at New, and everything is verified against it: read the VMIs from the
     // API server then rather than from a cache that may lag behind (a VMI it misses would never be expected).
     // Verification rounds locate missing VMs again and may use the cache.
+    // Only the selected namespaces are listed, with the label selector when it can be sent.
     const vmis =
       phase === "New"
-        ? (await client.list<VirtualMachineInstance & KubeObject>(Resources.VirtualMachineInstance)).items
+        ? await listSelectedVmis(client, backup)
         : phase === "Verifying"
           ? informers.vmis.list()
           : [];
     // Which file is whose is decided over every VM on the cluster, selected or not: a VM of another
-    // namespace that names the same file makes it nobody's (see planning/file-ownership.ts).
+    // namespace that names the same file makes it nobody's (see planning/file-ownership.ts). The ones
+    // not listed are the cache's.
     const ownership = mount
-      ? resolveFileOwnership(fileClaimants(vmis, vmis.length ? informers.vms.list() : [], mount))
+      ? resolveFileOwnership(
+          fileClaimants(
+            phase === "New" ? withCached(vmis, informers.vmis.list()) : vmis,
+            vmis.length ? informers.vms.list() : [],
+            mount,
+          ),
+        )
       : new Map();
     const selected = vmis.filter((v) => inScope(v, backup.spec.workloads, ns));
     // The claims of the backup's namespace, read only when a VM of it names one (see claim-disks.ts).
@@ -508,9 +553,24 @@ export class FederatedBackupReconciler {
         await releaseStorageLeases(leases, world.storageKeys, owner);
         return;
       case "StartJob": {
-        await grantStepAccess(client, stepAccessOf(action.step));
+        const turnLeases = action.waitsForTurn ? this.turnLeases(world.storageKeys) : undefined;
+        // Once per run (and again only when a new round grows it), not per step: see runtime/step-access.ts.
+        await this.agentAccess.grant(
+          backup.metadata.uid!,
+          this.runAccess(
+            backup,
+            world.steps.map((o) => o.step),
+            world.storageKeys,
+          ),
+        );
         // Seen at once: a pass before the watch delivers it must not take the step's Job for one that vanished.
-        const job = await createIfAbsent(client, Resources.Job, buildAgentJob(backup, action.step, this.deps.settings));
+        // A pipelined step's agent waits for its turn: until every Lease of the run names its step.
+        const turn = (turnLeases?.names ?? []).map((name) => `--turn-lease=${leases.namespace}/${name}`);
+        const job = await createIfAbsent(
+          client,
+          Resources.Job,
+          buildAgentJob(backup, action.step, this.deps.settings, turn.length > 0 ? { extraArgs: turn } : {}),
+        );
         if (job) this.deps.informers.jobs.observe(job);
         return;
       }
@@ -577,11 +637,6 @@ export class FederatedBackupReconciler {
         return;
       }
       case "RecordStepPhase":
-        // The agent's access ends with its step; revoked before the phase is recorded, so that a pass
-        // interrupted in between revokes again.
-        if (action.phase === "Succeeded" || action.phase === "Failed") {
-          await revokeStepAccess(client, stepAccessOf(action.step));
-        }
         this.deps.informers.steps.observe(
           await client.patch<NodeSnapshot & KubeObject>(
             Resources.NodeSnapshot,
@@ -641,9 +696,10 @@ export class FederatedBackupReconciler {
         await deleteIfExists(client, Resources.Job, ns, job.metadata.name!, "Foreground");
     }
     if (agentJobs.length > 0) return { requeueAfterMs: 1_000 };
-    // A step whose end is recorded was revoked before it was recorded: only the others still hold access.
-    for (const step of steps.filter((s) => !s.status?.phase || !isTerminalStepPhase(s.status.phase)))
-      await revokeStepAccess(client, stepAccessOf(step));
+    await this.agentAccess.revoke(
+      backup.metadata.uid!,
+      this.runAccess(backup, steps, backup.status?.storageBackends ?? []),
+    );
 
     const volumeId = await this.volumeId(backup);
     const owner = backupOwnerId(backup);
@@ -714,5 +770,6 @@ export class FederatedBackupReconciler {
     await releaseStorageLeases(this.deps.leases, [...new Set([...keys, ...cleanupKeys])].sort(), owner);
     await setFinalizer(client, Resources.FederatedBackup, backup, FINALIZER_CLEANUP, false);
     this.claimClasses.forget(backup.metadata.uid!);
+    this.statusWrittenAt.delete(backup.metadata.uid!);
   }
 }

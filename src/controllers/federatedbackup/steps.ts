@@ -15,10 +15,24 @@ export interface DerivedStepPhase {
   message?: string;
   /** CSI method: the VolumeSnapshot is taken; restore it and start the extract Job. */
   startExtract?: boolean;
+  /**
+   * The step no longer needs the cut: its agent reported the cut made (status.cutCompletionTime), or its (cut)
+   * Job ended, or the step did. A pipelined backup hands the cut on then (pipeline.ts).
+   */
+  cutDone?: boolean;
 }
 
-/** The phase a step is in, from its recorded status and its Job. */
-export function deriveStepPhase({ step, job, extract }: ObservedStep, now: number): DerivedStepPhase {
+/** The phase a step is in, from its recorded status and its Job; with whether its cut is done. */
+export function deriveStepPhase(observed: ObservedStep, now: number): DerivedStepPhase {
+  const derived = derivePhase(observed, now);
+  const { step, job } = observed;
+  const cutDone =
+    derived.phase !== "Pending" &&
+    (derived.phase !== "Running" || !!step.status?.cutCompletionTime || !!job?.complete || !!job?.failed);
+  return cutDone ? { ...derived, cutDone } : derived;
+}
+
+function derivePhase({ step, job, extract }: ObservedStep, now: number): DerivedStepPhase {
   const recorded = step.status?.phase;
   if (!step.spec.node) return { phase: "Unplaced", message: step.status?.message };
   if (recorded === "Succeeded" || recorded === "Failed") return { phase: recorded, message: step.status?.message };

@@ -15,6 +15,8 @@ export interface LeaseState {
   renewedAt?: number;
   /** The node named as its holder. */
   holderNode?: string;
+  /** The step named as its holder: the one whose agent may cut (pipelined backups wait for it). */
+  holderStep?: string;
 }
 
 /** The Leases of every back end of a run, seen as one (what the decisions read). */
@@ -44,6 +46,7 @@ export function leaseStateOf(
   const held = {
     ...(view.renewTime ? { renewedAt: view.renewTime } : {}),
     ...(view.holderNode ? { holderNode: view.holderNode } : {}),
+    ...(view.step ? { holderStep: view.step } : {}),
   };
   if (view.owner === me) return { ours: true, free: false, owner: me, ...held };
   const expired = (view.renewTime ?? 0) + view.durationSeconds * 1000 < now;
@@ -71,6 +74,8 @@ export function leaseSetStateOf(
   const renewed = states.map((s) => s.state.renewedAt ?? 0);
   const nodes = new Set(states.map((s) => s.state.holderNode));
   const holderNode = nodes.size === 1 ? [...nodes][0] : undefined;
+  const stepNames = new Set(states.map((s) => s.state.holderStep));
+  const holderStep = stepNames.size === 1 ? [...stepNames][0] : undefined;
   return {
     keys: [...keys],
     ours,
@@ -79,6 +84,7 @@ export function leaseSetStateOf(
     ...(blocked ? { blockedKey: blocked.key, ...(blocked.state.owner ? { owner: blocked.state.owner } : {}) } : {}),
     ...(ours && states.length > 0 ? { renewedAt: Math.min(...renewed) } : {}),
     ...(holderNode ? { holderNode } : {}),
+    ...(holderStep ? { holderStep } : {}),
   };
 }
 

@@ -200,6 +200,88 @@ describe("decideBackup", () => {
     });
   });
 
+  describe("pipelined steps (spec.pipeline.lookAhead 2)", () => {
+    const b = backup(
+      { phase: "InProgress", progress: { round: 1 } },
+      { pipeline: { lookAhead: 2, maxExtractions: 2 } },
+    );
+    const nodes = ["n1", "n2", "n3", "n4"].map((n) => node(n));
+    const steps = (): NodeSnapshot[] =>
+      nodes.map((n, i) => buildNodeSnapshot(b, 1, i + 1, n.name, [vm(`vm-${n.name}`, n.name)]));
+    const keys = ["volume/nfs:h:/d"];
+    const running = (step: NodeSnapshot, cut = false): NodeSnapshot => ({
+      ...step,
+      status: { phase: "Running", ...(cut ? { cutCompletionTime: "2026-11-25T11:59:59Z" } : {}) },
+    });
+    const job = { name: "j", complete: false, failed: false };
+
+    it("gives the first node the turn and starts its Job and the next two, each waiting for its turn", () => {
+      const d = decideBackup(
+        world(b, { steps: steps().map((step) => ({ step })), nodes, lease: { ours: false, free: true, keys } }),
+        settings,
+      );
+      const claim = d.actions.find((a) => a.kind === "ClaimLease");
+      assert.deepEqual(claim?.kind === "ClaimLease" && [claim.node, claim.step], ["n1", steps()[0]!.metadata.name]);
+      const started = d.actions.flatMap((a) => (a.kind === "StartJob" ? [[a.step.spec.node, a.waitsForTurn]] : []));
+      assert.deepEqual(started, [
+        ["n1", true],
+        ["n2", true],
+        ["n3", true],
+      ]);
+    });
+
+    it("hands the turn to the next node once the holder's cut is made, and starts one more Job", () => {
+      const [s1, s2, s3, s4] = steps();
+      const d = decideBackup(
+        world(b, {
+          steps: [
+            { step: running(s1!, true), job },
+            { step: running(s2!), job },
+            { step: running(s3!), job },
+            { step: s4! },
+          ],
+          nodes,
+          lease: { ours: true, free: false, keys, holderNode: "n1", holderStep: s1!.metadata.name!, renewedAt: NOW },
+        }),
+        settings,
+      );
+      const claim = d.actions.find((a) => a.kind === "ClaimLease");
+      assert.deepEqual(claim?.kind === "ClaimLease" && [claim.node, claim.step], ["n2", s2!.metadata.name]);
+      assert.deepEqual(
+        d.actions.flatMap((a) => (a.kind === "StartJob" ? [a.step.spec.node] : [])),
+        ["n4"],
+      );
+      assert.equal(d.status.coordinatingNode, "n2");
+    });
+
+    it("does not hand the turn on before the holder's cut is made", () => {
+      const [s1, s2, s3, s4] = steps();
+      const d = decideBackup(
+        world(b, {
+          steps: [{ step: running(s1!), job }, { step: running(s2!), job }, { step: running(s3!), job }, { step: s4! }],
+          nodes,
+          lease: { ours: true, free: false, keys, holderNode: "n1", holderStep: s1!.metadata.name!, renewedAt: NOW },
+        }),
+        settings,
+      );
+      assert.deepEqual(d.actions, []);
+    });
+
+    it("runs strictly one step at a time with lookAhead 0 (the default), its agent not waiting", () => {
+      const strict = backup({ phase: "InProgress", progress: { round: 1 } });
+      const d = decideBackup(
+        world(strict, {
+          steps: steps().map((step) => ({ step })),
+          nodes,
+          lease: { ours: false, free: true, keys },
+        }),
+        settings,
+      );
+      const started = d.actions.flatMap((a) => (a.kind === "StartJob" ? [[a.step.spec.node, a.waitsForTurn]] : []));
+      assert.deepEqual(started, [["n1", false]]);
+    });
+  });
+
   describe("a CSI step", () => {
     const b = backup(
       { phase: "InProgress", progress: { round: 1 } },

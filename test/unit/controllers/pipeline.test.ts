@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
+import type { FederatedBackup, NodeSnapshot } from "../../../src/api/v1alpha1/index.js";
+import { buildNodeSnapshot } from "../../../src/controllers/federatedbackup/builders.js";
 import { cutterOf, planPipeline, type PipelineStep } from "../../../src/controllers/federatedbackup/pipeline.js";
+import { deriveStepPhase } from "../../../src/controllers/federatedbackup/steps.js";
 
 const step = (name: string, over: Partial<PipelineStep> = {}): PipelineStep => ({
   name,
@@ -93,5 +96,33 @@ describe("planPipeline", () => {
         steps.map((s) => s.name),
       );
     }
+  });
+});
+
+describe("deriveStepPhase: cutDone", () => {
+  const b = {
+    apiVersion: "fedbackup.io/v1alpha1",
+    kind: "FederatedBackup",
+    metadata: { name: "nightly", namespace: "vms", uid: "0123456789abcdef", generation: 1 },
+    spec: { location: { persistentVolumeClaim: { claimName: "backups" } } },
+  } as FederatedBackup;
+  const running = (cut?: string): NodeSnapshot => {
+    const step = buildNodeSnapshot(b, 1, 1, "n1", []);
+    step.status = { phase: "Running", ...(cut ? { cutCompletionTime: cut } : {}) };
+    return step;
+  };
+  const job = { name: "j", complete: false, failed: false };
+  const now = Date.parse("2026-11-25T12:00:00Z");
+
+  it("is not done while the agent has not reported its cut, nor for a step not started", () => {
+    assert.equal(deriveStepPhase({ step: running(), job }, now).cutDone, undefined);
+    assert.equal(deriveStepPhase({ step: buildNodeSnapshot(b, 1, 1, "n1", []) }, now).cutDone, undefined);
+  });
+
+  it("is done once the agent reported cutCompletionTime, or its Job ended", () => {
+    assert.equal(deriveStepPhase({ step: running("2026-11-25T11:59:59Z"), job }, now).cutDone, true);
+    const ended = { ...job, complete: true, completionTime: "2026-11-25T11:59:59Z" };
+    assert.equal(deriveStepPhase({ step: running(), job: ended }, now).cutDone, true);
+    assert.equal(deriveStepPhase({ step: running(), job: { ...job, failed: true } }, now).cutDone, true);
   });
 });
