@@ -230,7 +230,7 @@ export async function runOnce(
     const podSeconds = pods.map((r) => (r.endedAt! - r.startedAt) / 1000).sort((a, b) => a - b);
     notes.push(
       `agent pods: ${pods.length}, lifetimes ${podSeconds.map((x) => x.toFixed(1)).join(" ")} s`,
-      `seen: ${recorder.stepEndList.length} steps, ${turns.length} turns, ${calls.length} freeze calls, ${recorder.instanceStates.length} VMI states`,
+      `seen: ${recorder.stepEndList.length} steps (${recorder.stepEndList.filter((e) => e.cutDoneRevision !== undefined).length} with cutCompletionTime), ${turns.length} turns, ${calls.length} freeze calls, ${recorder.instanceStates.length} VMI states`,
     );
     violations.push(...checkOneInstance(recorder.instanceStates));
     for (const crash of world.operator.crashes.slice(crashesFrom))
