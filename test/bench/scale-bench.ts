@@ -4,7 +4,8 @@
 //   SCALE_SIZES=100            sizes to run, comma-separated (default 100,300,1000)
 //   SCALE_OPERATOR=tsx         run the operator from source (default: compiled with tsc, as a container runs it)
 //   SCALE_SOURCE=tree          the operator, CRDs and RBAC of the working tree (default: of the committed HEAD)
-//   SCALE_PIPELINE='{"lookAhead":2,"maxExtractions":2}'   spec.pipeline of the backup (default: the CRD's default)
+//   SCALE_PIPELINE='{"lookAhead":1}'   spec.pipeline of the backup (default {"lookAhead":2,"maxExtractions":2};
+//                              "default" leaves it out: the CRD's default, strict one step at a time)
 //   SCALE_KUBECTL_NODES=200    steps the kubectl loop goes over, the rest extrapolated (default: all)
 //   SCALE_NAMESPACES=1         namespaces the VMIs are spread over (default 10)
 //   SCALE_MIGRATIONS=200       VMs moved to another node during the run (default 200)
@@ -58,9 +59,8 @@ import { Timeline } from "./scale/timeline.js";
 
 const SIZES = (process.env.SCALE_SIZES ?? "100,300,1000").split(",").map(Number);
 const BUILD_NAME = process.env.SCALE_OPERATOR ?? "compiled";
-const PIPELINE = process.env.SCALE_PIPELINE
-  ? (JSON.parse(process.env.SCALE_PIPELINE) as Record<string, number>)
-  : undefined;
+const PIPELINE_TEXT = process.env.SCALE_PIPELINE ?? '{"lookAhead":2,"maxExtractions":2}';
+const PIPELINE = PIPELINE_TEXT === "default" ? undefined : (JSON.parse(PIPELINE_TEXT) as Record<string, number>);
 const KUBECTL_NODES = process.env.SCALE_KUBECTL_NODES ? Number(process.env.SCALE_KUBECTL_NODES) : Infinity;
 const VM_NAMESPACES = Number(process.env.SCALE_NAMESPACES ?? "10");
 const MIGRATIONS = Number(process.env.SCALE_MIGRATIONS ?? "200");
