@@ -115,23 +115,38 @@ export async function prepareRun(
 }
 
 export interface Measurement {
-  /** Wall time. */
+  /** Wall time of the work. */
   ms: number;
   /**
-   * CPU time of this process and of the commands it ran and waited for, user and system, during the run:
+   * Wall time until what the work wrote is on the device: `ms` plus the write-back that `settle` waits for
+   * (`ms` when there is nothing to settle).
+   */
+  durableMs: number;
+  /**
+   * CPU time of this process and of the commands it ran and waited for, user and system, during the work:
    * what the work cost, whatever else the machine was doing (10 ms resolution).
    */
   cpuMs: number;
 }
 
-/** Wall and CPU time of `body`. */
-export async function measured(body: () => unknown): Promise<Measurement> {
+/** Wall and CPU time of `body`, and the wall time until `settle` (run right after it) is done too. */
+export async function measured(body: () => unknown, settle?: () => unknown): Promise<Measurement> {
   const cpuBefore = cpuTicks(await readFile("/proc/self/stat", "utf8"));
   const start = process.hrtime.bigint();
   await body();
   const ms = Number(process.hrtime.bigint() - start) / 1e6;
   const cpuAfter = cpuTicks(await readFile("/proc/self/stat", "utf8"));
-  return { ms, cpuMs: (cpuAfter - cpuBefore) * (1000 / USER_HZ) };
+  await settle?.();
+  const durableMs = Number(process.hrtime.bigint() - start) / 1e6;
+  return { ms, durableMs, cpuMs: (cpuAfter - cpuBefore) * (1000 / USER_HZ) };
+}
+
+/**
+ * Writes back every regular file under `dir` and waits for it (fsync each, as the agent commits each file it
+ * extracts), without the rest of the filesystem's dirty data that a plain `sync` would also wait for.
+ */
+export async function writeBack(dir: string, signal?: AbortSignal): Promise<void> {
+  await run("find", [dir, "-type", "f", "-exec", "sync", "--", "{}", "+"], signal ? { signal } : {});
 }
 
 /** The unit of /proc's CPU times: fixed at 100 per second by Linux's user-space ABI, whatever the kernel's HZ. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { cpuTicks, preparationSteps, separationUnavailable } from "../../bench/common.js";
+import { cpuTicks, measured, preparationSteps, separationUnavailable } from "../../bench/common.js";
 
 describe("bench: separating the runs of a throughput benchmark", () => {
   it("back to back: only warms the sources", () => {
@@ -42,5 +42,36 @@ describe("bench: CPU time from /proc/<pid>/stat", () => {
 
   it("reads this process's own line", () => {
     assert.ok(cpuTicks(readFileSync("/proc/self/stat", "utf8")) >= 0);
+  });
+});
+
+describe("bench: measuring a run", () => {
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  it("times the work alone, and until its write-back is done", async () => {
+    const m = await measured(
+      () => sleep(30),
+      () => sleep(40),
+    );
+    assert.ok(m.ms >= 25 && m.ms < 65, `work ${m.ms} ms`);
+    assert.ok(m.durableMs >= m.ms + 35, `until durable ${m.durableMs} ms, work ${m.ms} ms`);
+    assert.ok(m.cpuMs >= 0);
+  });
+
+  it("without a write-back, durable is the work's time", async () => {
+    const m = await measured(() => sleep(10));
+    assert.ok(m.durableMs - m.ms < 5, `${m.durableMs} vs ${m.ms}`);
+  });
+
+  it("counts the CPU time that the work burns", async () => {
+    // Spins until it has used 100 ms of CPU (by Node's own count), however long a busy machine makes that take.
+    const m = await measured(() => {
+      const start = process.cpuUsage();
+      for (;;) {
+        const used = process.cpuUsage(start);
+        if (used.user + used.system >= 100_000) break;
+      }
+    });
+    assert.ok(m.cpuMs >= 80 && m.cpuMs <= m.ms + 20, `cpu ${m.cpuMs} ms, wall ${m.ms} ms`);
   });
 });
