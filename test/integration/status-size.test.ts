@@ -74,6 +74,15 @@ describe("FederatedBackup stored size at 1,000 nodes", function () {
     assert.ok(largest < 32 * 1024, `the stored FederatedBackup reached ${largest} bytes`);
     // The last writes are no larger than the first ones: nothing accumulates write after write.
     assert.ok(sizes.at(-2)! <= sizes[1]! + 1024, `grew from ${sizes[1]} to ${sizes.at(-2)} bytes`);
+    // Each update was sent without managedFields (as a cache's copy is): the API server kept them, the
+    // create's entry (spec) beside the status writes' one, rather than taking the absence for an empty list.
+    const stored = await client.get<FederatedBackup & KubeObject>(Resources.FederatedBackup, namespace, "big");
+    const entries = (stored.metadata.managedFields ?? []) as Array<{ operation?: string; subresource?: string }>;
+    assert.ok(
+      entries.some((e) => !e.subresource) &&
+        entries.some((e) => e.subresource === "status" && e.operation === "Update"),
+      JSON.stringify(entries),
+    );
     await client.delete(Resources.FederatedBackup, namespace, "big");
   });
 });
