@@ -394,11 +394,7 @@ export class FederatedBackupReconciler {
     // Verification rounds locate missing VMs again and may use the cache.
     // Only the selected namespaces are listed, with the label selector when it can be sent.
     const vmis =
-      phase === "New"
-        ? await listSelectedVmis(client, backup)
-        : phase === "Verifying"
-          ? informers.vmis.list()
-          : [];
+      phase === "New" ? await listSelectedVmis(client, backup) : phase === "Verifying" ? informers.vmis.list() : [];
     // Which file is whose is decided over every VM on the cluster, selected or not: a VM of another
     // namespace that names the same file makes it nobody's (see planning/file-ownership.ts). The ones
     // not listed are the cache's.

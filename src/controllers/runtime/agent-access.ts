@@ -45,11 +45,6 @@ export interface StepAccessRequest {
    * (all in the step's namespace).
    */
   groupSnapshots?: readonly { name: string; claims: readonly string[] }[];
-  /**
-   * A pipelined backup step: the run's storage Leases, which its agent watches (read only, by name) to learn
-   * when its turn to cut has come.
-   */
-  turnLeases?: { namespace: string; names: readonly string[] };
 }
 
 const RBAC = "rbac.authorization.k8s.io/v1";
@@ -238,23 +233,6 @@ export function buildStepAccess(req: StepAccessRequest): StepAccess {
     const name = namespace === step.namespace ? `${saName}-workloads` : foreignName(step);
     roles.push(role(namespace, bounded(name), workloadRules(req.kind, names)));
     bindings.push(binding(namespace, bounded(name)));
-  }
-  const turn = req.turnLeases;
-  if (turn && turn.names.length > 0) {
-    const name = bounded(`${turn.namespace === step.namespace ? saName : foreignName(step)}-turn`);
-    const names = [...new Set(turn.names)].sort();
-    // get, and list/watch of one Lease by a metadata.name field selector (RBAC matches it to resourceNames).
-    roles.push(
-      role(turn.namespace, name, [
-        {
-          apiGroups: ["coordination.k8s.io"],
-          resources: ["leases"],
-          verbs: ["get", "list", "watch"],
-          resourceNames: names,
-        },
-      ]),
-    );
-    bindings.push(binding(turn.namespace, name));
   }
   return {
     serviceAccount: {
