@@ -1,7 +1,6 @@
 // The six disturbances of `make chaos`. Each acts on the world while a run goes on, driven by the run's
 // seeded generator, until the run is over; it says what it did in notes (a disturbance that found nothing
 // to act on, such as an agent that finished before it could be killed, says so).
-import { readdirSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Resources } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
@@ -100,44 +99,45 @@ const nodeNotReady: Scenario = {
   },
 };
 
-/** Whether a file (finished or being written) of one of `vms` exists under the location directory. */
-function copyStarted(locationDir: string, namespace: string, vms: readonly string[]): boolean {
-  let entries: string[];
-  try {
-    entries = readdirSync(locationDir, { recursive: true, encoding: "utf8" });
-  } catch {
-    return false;
-  }
-  // <namespace>/<backup directory>/<namespace>/<vm>/files/<path of the disk>
-  return entries.some((e) => {
-    const parts = e.split("/");
-    return parts.some(
-      (p, i) => p === namespace && vms.includes(parts[i + 1] ?? "") && parts[i + 2] === "files" && parts.length > i + 3,
-    );
-  });
-}
-
 const agentKill: Scenario = {
   name: "agent-killed-mid-copy",
   bigDisks: true,
+  // Killed 1-3 times, each attempt of the step's Job a little after it froze its first VM (with the Copy
+  // method the copy runs under the freeze): three kills outlast the Job's retries (nodeBackoffLimit 2).
   async disturb(ctx) {
     const vms = ctx.env.vms.filter((v) => v.node === ctx.victimNode).map((v) => v.name);
-    const { runner } = ctx.world;
+    const { runner, double } = ctx.world;
+    const kills = 1 + Math.floor(ctx.random() * 3);
     const delay = between(ctx.random, 0, 300);
-    while (!ctx.over()) {
+    const killed = new Set<string>();
+    while (!ctx.over() && killed.size < kills) {
       const pod = runner.runs.find(
-        (r) => r.namespace === ctx.env.namespace && r.node === ctx.victimNode && r.endedAt === undefined,
+        (r) =>
+          r.namespace === ctx.env.namespace &&
+          r.node === ctx.victimNode &&
+          r.endedAt === undefined &&
+          !killed.has(r.name),
       );
-      if (pod && copyStarted(ctx.env.location.hostDir, ctx.env.namespace, vms)) {
+      const froze =
+        pod &&
+        double.calls.some(
+          (c) =>
+            c.op === "freeze" &&
+            c.status === 200 &&
+            c.namespace === ctx.env.namespace &&
+            vms.includes(c.name) &&
+            c.at >= pod.startedAt,
+        );
+      if (pod && froze) {
         await sleep(delay);
-        if (runner.killPod(pod.namespace, pod.name)) {
-          ctx.note(`agent pod ${pod.name} on ${ctx.victimNode} SIGKILLed ${delay} ms into its copy`);
-          return;
-        }
+        killed.add(pod.name);
+        if (runner.killPod(pod.namespace, pod.name))
+          ctx.note(`agent pod ${pod.name} on ${ctx.victimNode} SIGKILLed ${delay} ms after it froze a VM`);
       }
       await sleep(20);
     }
-    ctx.note(`no agent of ${ctx.victimNode} caught copying: nothing killed`);
+    if (killed.size < kills)
+      ctx.note(`${killed.size} of ${kills} kills landed: no more agents of ${ctx.victimNode} froze`);
   },
 };
 
