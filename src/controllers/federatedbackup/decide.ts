@@ -568,6 +568,8 @@ function recordStepPhases(
         ...(s.derived.message ? { message: s.derived.message } : {}),
         ...(phase === "Running" && !s.step.status?.startTime ? { startTime: nowIso } : {}),
         ...(terminal ? { completionTime: job?.completionTime ?? nowIso } : {}),
+        // An agent that dies (killed, out of retries) cannot thaw what it froze: the operator does (thaw.ts).
+        ...(phase === "Failed" && s.step.spec.node ? { thawPending: true } : {}),
       },
       actions,
     );

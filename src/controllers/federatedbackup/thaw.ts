@@ -1,6 +1,7 @@
 // VMs a lost node may have left frozen. The agent thaws in every outcome it lives through, but when its
 // node dies mid-step no unfreeze may ever arrive, and a guest stays frozen until KubeVirt's unfreeze
-// timeout (which may be long, or off). So a step failed with its node lost is marked thawPending, and the
+// timeout (which may be long, or off). The same when its agent is killed (its Job out of retries). So a step
+// failed with its node lost, or with its Job failed or gone, is marked thawPending, and the
 // operator thaws each of its VMs that is still frozen as soon as it can be reached again: running on a
 // Ready node (its own after the node came back, or another after it restarted there). Pure.
 import type { NodeSnapshot, NodeSnapshotStatusThawedEntry } from "../../api/v1alpha1/index.js";

@@ -186,6 +186,22 @@ describe("decideBackup", () => {
       assert.ok((record.failed?.length ?? 0) > 0);
     });
 
+    it("marks a step whose Job failed (its agent killed, out of retries) for the operator's thaw", () => {
+      const [first, second] = steps();
+      first!.status = { phase: "Running" };
+      const w = world(b, {
+        steps: [
+          { step: first!, job: { name: "j", complete: false, failed: true, failureReason: "BackoffLimitExceeded" } },
+          { step: second! },
+        ],
+        lease: { ours: true, free: false, renewedAt: NOW, holderNode: "n2" },
+      });
+      const record = decideBackup(w, settings).actions.find((a) => a.kind === "RecordStepPhase");
+      assert.ok(record?.kind === "RecordStepPhase");
+      assert.equal(record.phase, "Failed");
+      assert.equal(record.thawPending, true);
+    });
+
     it("does not conclude from a completed Job before the agent's report arrived", () => {
       const [first, second] = steps();
       first!.status = { phase: "Running" };
