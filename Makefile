@@ -59,7 +59,7 @@ format: deps ## Format the sources with prettier.
 	prettier --write --log-level=warn .
 
 .PHONY: test-tools
-test-tools: ## Debian packages the tests use: xfsprogs, for the reflink tests on a loop-mounted XFS; lua5.4, for the Argo CD health checks; rclone, the reference of the S3 upload benchmark (root only).
+test-tools: ## Debian packages the tests use: xfsprogs, for the reflink tests on a loop-mounted XFS; lua5.4, for the Argo CD health checks; rclone, the reference of the S3 upload benchmark; restic, a reference of the data-path benchmark (root only).
 	@command -v mkfs.xfs >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
 	  { apt-get install -y -qq xfsprogs >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq xfsprogs >/dev/null; }; } || true
 	@command -v mkfs.xfs >/dev/null 2>&1 || echo "note: mkfs.xfs is missing; the reflink tests will be skipped"
@@ -69,6 +69,9 @@ test-tools: ## Debian packages the tests use: xfsprogs, for the reflink tests on
 	@command -v rclone >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
 	  { apt-get install -y -qq rclone >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq rclone >/dev/null; }; } || true
 	@command -v rclone >/dev/null 2>&1 || echo "note: rclone is missing; make bench skips its rclone rows"
+	@command -v restic >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
+	  { apt-get install -y -qq restic >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq restic >/dev/null; }; } || true
+	@command -v restic >/dev/null 2>&1 || echo "note: restic is missing; make bench skips its restic row"
 
 .PHONY: test-unit
 test-unit: deps test-tools ## Unit tests (no cluster).
@@ -92,14 +95,32 @@ test-long: deps test-tools controlplane objectstore ## The long integration scen
 e2e: deps test-tools controlplane objectstore ## The chart installed with helm into a local control plane, the operator running from its pod as its ServiceAccount; backup and restore scenarios; RBAC granted vs used.
 	mocha --reporter-option label=e2e --require test/integration/setup.ts --timeout 600000 'test/e2e/**/*.test.ts'
 
+# make chaos: seeded chaos runs on one control plane (5 kwok nodes, 30 VMs per run, agents run for real), the
+# invariants checked after every run; exits 1 on a violation. CHAOS_SEED repeats a run; CHAOS_SCENARIOS picks some.
+CHAOS_RUNS ?= 20
+.PHONY: chaos
+chaos: deps test-tools controlplane ## Chaos: 20 runs of each of six scenarios (operator SIGKILLed, kube-apiserver restarted, live migrations, a node NotReady, an agent killed mid-copy, two backups and a restore at once), invariants after each (root).
+	CHAOS_RUNS=$(CHAOS_RUNS) tsx test/chaos/chaos.ts
+
+# The short form in make test: one run each of the scenarios no integration test covers (the others are in
+# make test's integration tests in a shorter form).
+CHAOS_SHORT_SCENARIOS := operator-sigkill,apiserver-restart,agent-killed-mid-copy
+.PHONY: chaos-short
+chaos-short: deps test-tools controlplane ## make chaos's short form (part of make test): one run of the operator SIGKILL, kube-apiserver restart and agent-kill scenarios.
+	CHAOS_RUNS=1 CHAOS_SCENARIOS=$(CHAOS_SHORT_SCENARIOS) tsx test/chaos/chaos.ts
+
 .PHONY: test
-test: lint test-unit test-integration e2e ## Everything CI runs: lint, unit, integration (without [long]) and end-to-end tests.
+test: lint test-unit test-integration e2e chaos-short ## Everything CI runs: lint, unit, integration (without [long]), end-to-end tests and make chaos's short form.
 
 # Benchmarks report and never fail on a missed goal (only on an error). test-tools installs xfsprogs (as root)
 # for the agent's Reflink freeze-window case; the CSI freeze-window case and the digest benchmark run against
 # a local control plane.
+.PHONY: kopia
+kopia: ## Find or build Kopia, a reference of the data-path benchmark (make bench skips its row if it cannot be built).
+	@hack/kopia/build.sh >/dev/null || echo "note: Kopia could not be built (it needs go); make bench skips its kopia row"
+
 .PHONY: bench
-bench: deps test-tools controlplane objectstore ## Benchmarks vs their goals: the agent's data path (2 GiB copy+hash, memory, freeze windows; root for Reflink), the CSI freeze window per claim, the digest (a few minutes).
+bench: deps test-tools controlplane objectstore kopia ## Benchmarks vs their goals: the agent's data path (2 GiB copy+hash, memory, freeze windows; root for Reflink), the CSI freeze window per claim, the digest (a few minutes).
 	tsx test/bench/agent-goals.ts
 	tsx test/bench/csi-freeze-bench.ts
 	tsx test/bench/digest-bench.ts

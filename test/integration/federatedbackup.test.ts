@@ -697,7 +697,7 @@ describe("FederatedBackup controller, restart-safety and exclusivity", function 
     await podRunner();
   });
 
-  it("gives the same result when the operator is SIGKILLed mid-Job, between nodes and during verification", async () => {
+  it("[long] gives the same result when the operator is SIGKILLed mid-Job, between nodes and during verification", async () => {
     const env = await backupEnv("fb-restart");
     let operator = await startOperatorProcess();
     const kills: string[] = [];
