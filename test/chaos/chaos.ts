@@ -1,6 +1,7 @@
 // `make chaos`: seeded, bounded chaos runs of the operator on one real control plane (5 kwok nodes, 30 VMs
 // per run, agents run for real on real files), each scenario CHAOS_RUNS times, every invariant checked
-// after every run. Prints scenario, runs, violations and median time; exits 1 on any violation.
+// after every run. Prints scenario, runs, violations and median time; exits 1 on any violation. As root with
+// mkfs.xfs, the volumes are on a loop-mounted XFS and the backups pipelined, cut with Reflink (backup-spec.ts).
 //
 //   CHAOS_SEED       the seed (default: one drawn now, printed, so a run can be repeated)
 //   CHAOS_RUNS       runs per scenario (default 20)

@@ -10,12 +10,13 @@ import type { KubeObject } from "../../src/k8s/types.js";
 import { fnv1a32 } from "../../src/planning/fnv1a.js";
 import { mulberry32 } from "../../src/planning/seeded-shuffle.js";
 import { NODE_MOUNT_PATH } from "../harness/workloads.js";
+import { chaosBackupSpec, type ChaosBackupSpec } from "./backup-spec.js";
 import { checkCaptures } from "./invariants/captures.js";
 import { checkCapturedFiles } from "./invariants/checksums.js";
 import { checkFreezesBalanced, checkFrozenOneNodeAtATime, type FreezeCall } from "./invariants/freezes.js";
 import { checkOneInstance } from "./invariants/instances.js";
 import { checkTerminal, type RunEnd } from "./invariants/terminal.js";
-import { checkOneTurnAtATime, turnsOf } from "./invariants/turns.js";
+import { checkOneTurnAtATime, handOffsDuringExtraction, turnsOf } from "./invariants/turns.js";
 import type { Violation } from "./invariants/violation.js";
 import { describeNamespace } from "./diagnose.js";
 import { readCapturedFiles, vmsWithManifests } from "./location-files.js";
@@ -42,7 +43,7 @@ export interface RunResult {
 export const runSeed = (seed: number, scenario: string, index: number): number =>
   fnv1a32(`${seed}/${scenario}/${index}`);
 
-function backupManifest(env: RunEnv, name: string): Backup {
+function backupManifest(env: RunEnv, name: string, options: ChaosBackupSpec): Backup {
   return {
     apiVersion: "fedbackup.io/v1alpha1",
     kind: "FederatedBackup",
@@ -51,6 +52,7 @@ function backupManifest(env: RunEnv, name: string): Backup {
       sharedVolume: { claimName: env.shared.claimName, nodeMountPath: NODE_MOUNT_PATH },
       location: { persistentVolumeClaim: { claimName: env.location.claimName } },
       deletionPolicy: "Retain",
+      ...options,
     },
   };
 }
@@ -84,8 +86,8 @@ async function waitFinished(world: ChaosWorld, env: RunEnv, runs: Started[], bou
   }
 }
 
-async function startBackup(world: ChaosWorld, env: RunEnv, name: string): Promise<Started> {
-  await world.admin.create(Resources.FederatedBackup, backupManifest(env, name));
+async function startBackup(world: ChaosWorld, env: RunEnv, name: string, options: ChaosBackupSpec): Promise<Started> {
+  await world.admin.create(Resources.FederatedBackup, backupManifest(env, name, options));
   return { type: Resources.FederatedBackup, kind: "FederatedBackup", name, createdAt: Date.now() };
 }
 
@@ -168,11 +170,17 @@ export async function runOnce(
   const env = await world.newRun(scenario.name.split("-")[0]!, random, scenario.bigDisks ? victimNode : undefined);
   const notes: string[] = [];
   const recorder = new RunRecorder(world.admin, env.namespace);
+  const options = chaosBackupSpec(world.onXfs, scenario.needsCopy ?? false);
+  notes.push(
+    options.pipeline
+      ? `backups: snapshot ${options.snapshot?.method}, pipeline lookAhead ${options.pipeline.lookAhead}, maxExtractions ${options.pipeline.maxExtractions}`
+      : "backups: default snapshot method (Auto), not pipelined (no XFS)",
+  );
   try {
     const backups = scenario.concurrent ? ["first", "second"] : ["nightly"];
     const runs: Started[] = [];
     if (scenario.concurrent) {
-      const base = await startBackup(world, env, "base");
+      const base = await startBackup(world, env, "base", options);
       const [baseEnd] = await waitFinished(world, env, [base], boundMs);
       notes.push(`backup base ${baseEnd!.phase ?? "unfinished"} before the concurrent runs`);
       backups.unshift("base");
@@ -183,12 +191,12 @@ export async function runOnce(
     if (scenario.concurrent) {
       const restored = env.vms.filter(() => random() < 0.15).map((v) => v.name);
       if (restored.length === 0) restored.push(env.vms[0]!.name);
-      runs.push(await startBackup(world, env, "first"));
-      runs.push(await startBackup(world, env, "second"));
+      runs.push(await startBackup(world, env, "first", options));
+      runs.push(await startBackup(world, env, "second", options));
       runs.push(await startRestore(world, env, "restore", "base", restored));
       notes.push(`restore of ${restored.length} VMs from base while first and second back up`);
     } else {
-      runs.push(await startBackup(world, env, "nightly"));
+      runs.push(await startBackup(world, env, "nightly", options));
     }
     let over = false;
     const disturbance = scenario
@@ -230,7 +238,7 @@ export async function runOnce(
     const podSeconds = pods.map((r) => (r.endedAt! - r.startedAt) / 1000).sort((a, b) => a - b);
     notes.push(
       `agent pods: ${pods.length}, lifetimes ${podSeconds.map((x) => x.toFixed(1)).join(" ")} s`,
-      `seen: ${recorder.stepEndList.length} steps (${recorder.stepEndList.filter((e) => e.cutDoneRevision !== undefined).length} with cutCompletionTime), ${turns.length} turns, ${calls.length} freeze calls, ${recorder.instanceStates.length} VMI states`,
+      `seen: ${recorder.stepEndList.length} steps (${recorder.stepEndList.filter((e) => e.cutDoneRevision !== undefined).length} with cutCompletionTime), ${turns.length} turns (${handOffsDuringExtraction(turns, recorder.stepEndList)} handed on while the previous step extracted), ${calls.length} freeze calls, ${recorder.instanceStates.length} VMI states`,
     );
     violations.push(...checkOneInstance(recorder.instanceStates));
     for (const crash of world.operator.crashes.slice(crashesFrom))

@@ -21,6 +21,8 @@ export interface Scenario {
   name: string;
   /** The victim node's VMs get big disks, so that copying them takes long enough to be cut short. */
   bigDisks?: boolean;
+  /** Its backups use the Copy method even where Reflink is possible: it acts while a copy runs under the freeze. */
+  needsCopy?: boolean;
   /** Two backups and a restore of one volume at once, after a first backup to restore from. */
   concurrent?: boolean;
   disturb(ctx: DisturbContext): Promise<void>;
@@ -102,6 +104,7 @@ const nodeNotReady: Scenario = {
 const agentKill: Scenario = {
   name: "agent-killed-mid-copy",
   bigDisks: true,
+  needsCopy: true,
   // Killed 1-3 times, each attempt of the step's Job a little after it froze its first VM (with the Copy
   // method the copy runs under the freeze): three kills outlast the Job's retries (nodeBackoffLimit 2).
   async disturb(ctx) {

@@ -1,7 +1,8 @@
 // The world the chaos runs share: one real control plane with 5 kwok nodes, the KubeVirt subresource
 // double (its freeze record), the simulated VM controller (its live migrations), the pod runner executing
 // agent pods for real on real files, and the operator as its own process. Each run gets a namespace of its
-// own with a shared volume and a backup location (real directories) and 30 VMs with hostDisk files.
+// own with a shared volume and a backup location (real directories) and 30 VMs with hostDisk files. As root
+// with mkfs.xfs, all of it is on one loop-mounted XFS with reflink, so that backups can cut with Reflink.
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
@@ -16,6 +17,7 @@ import { ControlPlane, defaultNodes } from "../harness/control-plane.js";
 import { KubeVirtDouble } from "../harness/kubevirt-double.js";
 import { SimulatedVmController } from "../harness/kubevirt-vms.js";
 import { applyOperatorRbac } from "../harness/operator-rbac.js";
+import { xfsImage, type XfsImage } from "../harness/xfs.js";
 import { PodRunner } from "../harness/pod-runner.js";
 import {
   createVirtualMachine,
@@ -31,6 +33,32 @@ export const VM_COUNT = 30;
 const SMALL_DISK = 256 * 1024;
 /** Disks of the VMs on a node whose agent is killed mid-copy: big enough for the copy to take a while. */
 const BIG_DISK = 24 * 1024 * 1024;
+/** The XFS image under the world's directory: sparse, so only what the runs write takes space. */
+const XFS_MIB = 8192;
+
+interface MountedXfs {
+  image: XfsImage;
+  unmount: () => void;
+}
+
+/** The world's directory on a fresh XFS, or undefined (and why, logged) where there cannot be one. */
+function mountXfs(dir: string, log: (m: string) => void): MountedXfs | undefined {
+  const image = xfsImage(XFS_MIB);
+  const without = (why: string): undefined => {
+    log(`no XFS (${why}): volumes on ${os.tmpdir()}, backups with the default snapshot method, not pipelined`);
+    return undefined;
+  };
+  if (typeof image === "string") return without(image);
+  let unmount: () => void;
+  try {
+    unmount = image.mount(dir);
+  } catch (err) {
+    image.cleanup();
+    return without(`mount failed: ${String(err)}`);
+  }
+  log(`volumes on a loop-mounted XFS with reflink at ${dir}: backups pipelined, cut with Reflink`);
+  return { image, unmount };
+}
 
 export interface RunEnv {
   namespace: string;
@@ -54,12 +82,30 @@ export class ChaosWorld {
     readonly sim: SimulatedVmController,
     readonly operator: OperatorProcess,
     readonly dir: string,
+    private readonly xfs: MountedXfs | undefined,
+    private readonly log: (m: string) => void,
   ) {
     this.nodes = defaultNodes(NODE_COUNT).map((n) => n.name);
   }
 
+  /** True when the runs' volumes are on XFS with reflink. */
+  get onXfs(): boolean {
+    return this.xfs !== undefined;
+  }
+
   static async start(log: (m: string) => void): Promise<ChaosWorld> {
     const dir = mkdtempSync(path.join(os.tmpdir(), "fedbackup-chaos-"));
+    const xfs = mountXfs(dir, log);
+    try {
+      return await ChaosWorld.startOn(dir, xfs, log);
+    } catch (err) {
+      xfs?.unmount();
+      xfs?.image.cleanup();
+      throw err;
+    }
+  }
+
+  private static async startOn(dir: string, xfs: MountedXfs | undefined, log: (m: string) => void) {
     const keep = !!process.env.CHAOS_KEEP;
     const cp = await ControlPlane.start({ nodes: defaultNodes(NODE_COUNT), log, keep });
     const admin = new KubeClient(cp.kubeConfig);
@@ -73,7 +119,7 @@ export class ChaosWorld {
     const operator = new OperatorProcess(cp, dir);
     await operator.start();
     log(`control plane ${cp.serverVersion} at ${cp.server}; logs in ${cp.dir}/logs and ${dir}`);
-    return new ChaosWorld(cp, admin, double, runner, sim, operator, dir);
+    return new ChaosWorld(cp, admin, double, runner, sim, operator, dir, xfs, log);
   }
 
   async stop(): Promise<void> {
@@ -83,7 +129,13 @@ export class ChaosWorld {
     await this.double.stop();
     this.admin.close();
     await this.cp.stop();
-    if (!process.env.CHAOS_KEEP) rmSync(this.dir, { recursive: true, force: true });
+    if (process.env.CHAOS_KEEP) {
+      if (this.xfs) this.log(`${this.dir} is still mounted (umount it, then remove it, when done)`);
+      return;
+    }
+    this.xfs?.unmount();
+    this.xfs?.image.cleanup();
+    rmSync(this.dir, { recursive: true, force: true });
   }
 
   /**

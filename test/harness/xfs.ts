@@ -11,8 +11,8 @@ export interface XfsImage {
   cleanup(): void;
 }
 
-/** A fresh 512 MiB XFS image with reflink, or why there cannot be one here. */
-export function xfsImage(): string | XfsImage {
+/** A fresh XFS image with reflink (sparse: only what is written takes space), or why there cannot be one here. */
+export function xfsImage(sizeMiB = 512): string | XfsImage {
   if (process.getuid?.() !== 0) return "not running as root, cannot mount a loop device";
   try {
     execFileSync("mkfs.xfs", ["-V"], { stdio: "pipe" });
@@ -21,7 +21,7 @@ export function xfsImage(): string | XfsImage {
   }
   const dir = mkdtempSync(path.join(os.tmpdir(), "fedbackup-xfs-"));
   const image = path.join(dir, "xfs.img");
-  execFileSync("truncate", ["-s", "512M", image]);
+  execFileSync("truncate", ["-s", `${sizeMiB}M`, image]);
   execFileSync("mkfs.xfs", ["-q", "-m", "reflink=1", image], { stdio: "pipe" });
   return {
     mount: (target) => {

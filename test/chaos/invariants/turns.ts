@@ -69,3 +69,18 @@ export function checkOneTurnAtATime(turns: readonly Turn[]): Violation[] {
   }
   return out;
 }
+
+/**
+ * How many turns were granted while the step of an earlier turn on the same Lease had cut but not finished
+ * (it was extracting): the pipelined hand-offs the check above had to judge. Zero without pipelining.
+ */
+export function handOffsDuringExtraction(turns: readonly Turn[], ends: readonly StepEnd[]): number {
+  const finishedAt = new Map(ends.map((e) => [e.step, e.finishedRevision]));
+  return turns.filter((b) =>
+    turns.some((a) => {
+      if (a === b || a.lease !== b.lease || a.to === undefined || a.from >= b.from || a.to > b.from) return false;
+      const finished = finishedAt.get(a.step);
+      return finished === undefined || finished > b.from;
+    }),
+  ).length;
+}

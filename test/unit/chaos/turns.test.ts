@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { checkOneTurnAtATime, turnsOf, type LeaseState } from "../../chaos/invariants/turns.js";
+import {
+  checkOneTurnAtATime,
+  handOffsDuringExtraction,
+  turnsOf,
+  type LeaseState,
+} from "../../chaos/invariants/turns.js";
 
 const state = (revision: number, step: string | undefined, holder?: string, lease = "vol"): LeaseState => ({
   lease,
@@ -45,6 +50,23 @@ describe("chaos invariant: one turn at a time", () => {
     assert.equal(checkOneTurnAtATime(early).length, 1);
     const unfinished = turnsOf([state(10, "s1"), state(30, "s2")], [{ step: "s2", finishedRevision: 35n }]);
     assert.match(checkOneTurnAtATime(unfinished)[0]!.detail, /s2 \(node-of-s2\) granted at revision 30 before s1/);
+  });
+
+  it("counts the turns handed on while the previous step still extracted", () => {
+    const ends = [
+      { step: "s1", cutDoneRevision: 15n, finishedRevision: 50n },
+      { step: "s2", cutDoneRevision: 20n, finishedRevision: 25n },
+      { step: "s3", cutDoneRevision: 40n, finishedRevision: 45n },
+    ];
+    // s2 granted at 16 while s1 extracted (until 50); s3 at 30 after s2 finished, but s1 still extracted.
+    const piped = turnsOf([state(10, "s1"), state(16, "s2"), state(30, "s3")], ends);
+    assert.equal(handOffsDuringExtraction(piped, ends), 2);
+    // One step after the other: each granted once the previous one finished.
+    const strictEnds = [
+      { step: "s1", finishedRevision: 50n },
+      { step: "s2", finishedRevision: 60n },
+    ];
+    assert.equal(handOffsDuringExtraction(turnsOf([state(10, "s1"), state(51, "s2")], strictEnds), strictEnds), 0);
   });
 
   it("keeps different Leases apart", () => {
