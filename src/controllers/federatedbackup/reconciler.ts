@@ -131,6 +131,8 @@ export class FederatedBackupReconciler {
   private readonly agentAccess: RunAccessGrants;
   /** Backup UID → when this process last wrote its status (status-pace.ts). */
   private readonly statusWrittenAt = new Map<string, number>();
+  /** Backup UID → its storage keys and the node steps they were computed from (recomputed when those change). */
+  private readonly storageKeysSeen = new Map<string, { signature: string; keys: string[] }>();
 
   constructor(private readonly deps: BackupReconcilerDeps) {
     this.claimClasses = new ClaimClasses(deps.client);
@@ -183,7 +185,10 @@ export class FederatedBackupReconciler {
     if (writeIn === 0) {
       informers.backups.observe(await replaceStatus(client, Resources.FederatedBackup, backup, decision.status));
       this.statusWrittenAt.set(uid, clock.now());
-      if (isFinished(decision.status.phase)) this.statusWrittenAt.delete(uid);
+      if (isFinished(decision.status.phase)) {
+        this.statusWrittenAt.delete(uid);
+        this.storageKeysSeen.delete(uid);
+      }
       logPhase(this.deps.log, backup, backup.status?.phase, decision.status.phase);
       const steps = informers.steps.list((s) => s.spec.backupUID === backup.metadata.uid);
       const record = backupTransition(backup, backup.status, decision.status, steps);
@@ -295,12 +300,20 @@ export class FederatedBackupReconciler {
     steps: readonly NodeSnapshot[],
     volumeId: string | undefined,
   ): Promise<{ keys: string[]; lease: LeaseSetState }> {
-    const workloads = steps.filter((s) => !!s.spec.node).flatMap((s) => s.spec.workloads ?? []);
-    const classes = await this.claimClasses.of(backup.metadata.uid!, workloads);
-    const keys = runStorageKeys(workloads, classes, {
-      ...(backup.spec.storageGroup ? { group: backup.spec.storageGroup } : {}),
-      ...(volumeId ? { sharedVolumeIdentity: volumeId } : {}),
-    });
+    const nodeSteps = steps.filter((s) => !!s.spec.node);
+    // A step's spec (its VMs and their claims' classes) does not change: the keys change only with the steps.
+    const signature = `${volumeId ?? ""} ${backup.spec.storageGroup ?? ""} ${nodeSteps.map((s) => s.metadata.name).join(",")}`;
+    const uid = backup.metadata.uid!;
+    let keys = this.storageKeysSeen.get(uid)?.signature === signature ? this.storageKeysSeen.get(uid)!.keys : undefined;
+    if (!keys) {
+      const workloads = nodeSteps.flatMap((s) => s.spec.workloads ?? []);
+      const classes = await this.claimClasses.of(uid, workloads);
+      keys = runStorageKeys(workloads, classes, {
+        ...(backup.spec.storageGroup ? { group: backup.spec.storageGroup } : {}),
+        ...(volumeId ? { sharedVolumeIdentity: volumeId } : {}),
+      });
+      this.storageKeysSeen.set(uid, { signature, keys });
+    }
     const lease = leaseSetStateOf(
       keys,
       (key) => this.leaseObject(key),
@@ -767,5 +780,6 @@ export class FederatedBackupReconciler {
     await setFinalizer(client, Resources.FederatedBackup, backup, FINALIZER_CLEANUP, false);
     this.claimClasses.forget(backup.metadata.uid!);
     this.statusWrittenAt.delete(backup.metadata.uid!);
+    this.storageKeysSeen.delete(backup.metadata.uid!);
   }
 }

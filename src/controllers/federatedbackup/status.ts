@@ -11,7 +11,7 @@ import type {
   FederatedBackupStatusSnapshotMethod,
 } from "../../api/v1alpha1/index.js";
 import { mergeConditions, type DesiredCondition } from "../runtime/conditions.js";
-import { capturedWorkloads, expectedWorkloads, missingWorkloads, type StepWithPhase } from "./missing.js";
+import { capturedWorkloads, expectedKeys, missingWorkloads, type StepWithPhase } from "./missing.js";
 import { MAX_LISTED_STORAGE_BACKENDS } from "../runtime/storage-keys.js";
 
 export const MISSING_LIMIT = 100;
@@ -70,7 +70,7 @@ export function buildStatus(
   nowIso: string,
 ): FederatedBackupStatus {
   const nodeSteps = steps.filter((s) => !!s.step.spec.node);
-  const expected = expectedWorkloads(steps);
+  const expected = expectedKeys(steps).size;
   const captured = capturedWorkloads(steps);
   const missing = missingWorkloads(steps);
   const completed = nodeSteps.filter((s) => s.derived.phase === "Succeeded").length;
@@ -100,7 +100,7 @@ export function buildStatus(
       type: "Ready",
       status: facts.phase === "Completed" ? "True" : "False",
       reason: facts.invalid?.reason ?? facts.phase,
-      message: facts.invalid?.message ?? readyMessage(facts.phase, captured.size, expected.length, missing.length),
+      message: facts.invalid?.message ?? readyMessage(facts.phase, captured.size, expected, missing.length),
     },
     {
       type: "Progressing",
@@ -120,8 +120,8 @@ export function buildStatus(
       reason: verifiedKnown ? (missing.length === 0 ? "AllCaptured" : "WorkloadsMissing") : "NotVerifiedYet",
       message: verifiedKnown
         ? missing.length === 0
-          ? `all ${expected.length} expected VMs were captured`
-          : `${missing.length} of ${expected.length} expected VMs are missing`
+          ? `all ${expected} expected VMs were captured`
+          : `${missing.length} of ${expected} expected VMs are missing`
         : "the expected and captured lists are compared when every node is done",
     },
   ];
@@ -145,7 +145,7 @@ export function buildStatus(
       nodesTotal: nodeSteps.length,
       nodesCompleted: completed,
       nodesFailed: failed,
-      workloadsExpected: expected.length,
+      workloadsExpected: expected,
       workloadsCaptured: captured.size,
       workloadsMissing: missing.length,
       round: facts.round,
