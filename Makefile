@@ -120,11 +120,16 @@ kopia: ## Find or build Kopia, a reference of the data-path benchmark (make benc
 	@hack/kopia/build.sh >/dev/null || echo "note: Kopia could not be built (it needs go); make bench skips its kopia row"
 
 .PHONY: bench
-bench: deps test-tools controlplane objectstore kopia ## Benchmarks vs their goals: the agent's data path (2 GiB copy+hash, memory, freeze windows; root for Reflink), the CSI freeze window per claim, the digest (a few minutes).
+bench: deps test-tools controlplane objectstore kopia ## Benchmarks vs their goals: the agent's data path (2 GiB copy+hash, memory, freeze windows; root for Reflink), the CSI freeze window per claim, the digest, the S3 upload, and the operator at 100/300/1,000 nodes (make bench-scale; up to an hour in all).
 	tsx test/bench/agent-goals.ts
 	tsx test/bench/csi-freeze-bench.ts
 	tsx test/bench/digest-bench.ts
 	tsx test/bench/s3-bench.ts
+	tsx test/bench/scale-bench.ts
+
+.PHONY: bench-scale
+bench-scale: deps controlplane ## The operator at 100, 300 and 1,000 kwok nodes with a simulated agent, beside a kubectl create + wait loop over the same node steps (SCALE_SIZES=100 for one size; up to an hour on 2 cores); writes bench-results/scale.json.
+	tsx test/bench/scale-bench.ts
 
 .PHONY: cluster
 cluster: deps controlplane ## Start a local control plane with 3 simulated nodes; kubeconfig in .cluster/kubeconfig.
