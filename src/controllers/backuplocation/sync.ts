@@ -18,7 +18,7 @@ import {
 } from "../../storage/backup-index.js";
 import { objectKey } from "../../storage/s3-client.js";
 import type { Logger } from "../../telemetry/logger.js";
-import { createIfAbsent, deleteIfExists, writeStatus } from "../runtime/objects.js";
+import { createIfAbsent, deleteIfExists, replaceStatus, writeStatus } from "../runtime/objects.js";
 import { planSync } from "./sync-plan.js";
 import { syncedBackup, syncedBackupStatus, syncedSteps } from "./synced-backup.js";
 
@@ -118,11 +118,13 @@ async function pull(deps: SyncDeps, location: BackupLocation, s3: S3Client, path
   if (backup.metadata.annotations?.[ANNOTATION_SYNCED_FROM] !== location.metadata.name) {
     throw new Error(`FederatedBackup ${namespace}/${manifest.metadata.name} exists and was not synced from here`);
   }
-  if (!backup.status?.phase) await writeStatus(client, Resources.FederatedBackup, backup, syncedBackupStatus(index));
   for (const { manifest: step, status } of syncedSteps(index, backup, location)) {
     const created =
       (await createIfAbsent(client, Resources.NodeSnapshot, step)) ??
       (await client.get<NodeSnapshot & KubeObject>(Resources.NodeSnapshot, namespace, step.metadata.name!));
     if (!created.status?.phase) await writeStatus(client, Resources.NodeSnapshot, created, status);
   }
+  // Written once, here, and last: whoever sees its phase (the digest, a restore) sees every step of it, and a
+  // pull cut short before this is completed by the next sync. The backup controller never writes it.
+  if (!backup.status?.phase) await replaceStatus(client, Resources.FederatedBackup, backup, syncedBackupStatus(index));
 }
