@@ -269,6 +269,8 @@ async function backupStep(ctx: StepContext): Promise<void> {
   const clock = { now: () => Date.now() };
   // Each VM's definition is read with this step's token (get by name on what the step names).
   const vmObjects = apiVmObjectReader(client);
+  // What every runNodeBackup of this step is given (the CSI extract adds its snapshot provider).
+  const backupDeps = { freezer, isActiveOnNode, clock, log, vmObjects, ...store, ...(turn ? { turn } : {}) };
   const plannedOf = (w: NonNullable<typeof s.workloads>[number], readFrom?: (claim: string) => string | undefined) => ({
     namespace: w.namespace,
     name: w.name,
@@ -344,18 +346,7 @@ async function backupStep(ctx: StepContext): Promise<void> {
     await turn?.wait();
     const taken = await takeVolumeSnapshot(step, timing, { client, freezer, isActiveOnNode, clock, log });
     const others = (s.workloads ?? []).filter((w) => !isCutWithCsi(step, w));
-    const rest =
-      others.length > 0
-        ? await runNodeBackup(plan(others, s.extractAt), {
-            freezer,
-            isActiveOnNode,
-            clock,
-            log,
-            vmObjects,
-            ...store,
-            ...(turn ? { turn } : {}),
-          })
-        : undefined;
+    const rest = others.length > 0 ? await runNodeBackup(plan(others, s.extractAt), backupDeps) : undefined;
     const captured = rest ? capturedEntries(rest) : [];
     await client.patch(
       Resources.NodeSnapshot,
@@ -399,13 +390,7 @@ async function backupStep(ctx: StepContext): Promise<void> {
       taken ? (ns, vm, claim) => restoredOf.get(`${ns}/${vm}/${claim}`) : undefined,
     ),
     {
-      freezer,
-      isActiveOnNode,
-      clock,
-      log,
-      vmObjects,
-      ...store,
-      ...(turn ? { turn } : {}),
+      ...backupDeps,
       ...(taken
         ? {
             snapshotProvider: new RestoredVolumeSnapshotProvider(
