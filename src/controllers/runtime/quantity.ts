@@ -18,7 +18,21 @@ const SUFFIX: Record<string, number> = {
   Ei: 2 ** 60,
 };
 
+// Every pass reads every node's allocatable and every agent pod's requests, a few distinct strings ("8",
+// "32Gi", "100m") at 1,000 nodes: each is parsed once. Bounded, for quantities that keep changing.
+const parsed = new Map<string, number>();
+const PARSED_LIMIT = 1024;
+
 export function parseQuantity(q: string): number {
+  const known = parsed.get(q);
+  if (known !== undefined) return known;
+  const value = parseQuantityText(q);
+  if (parsed.size >= PARSED_LIMIT) parsed.clear();
+  parsed.set(q, value);
+  return value;
+}
+
+function parseQuantityText(q: string): number {
   const m = /^([+-]?[0-9.]+)(?:[eE]([+-]?[0-9]+))?([a-zA-Z]*)$/.exec(q.trim());
   if (!m) return 0;
   const factor = SUFFIX[m[3] ?? ""];
