@@ -10,6 +10,7 @@ import { parseDuration } from "../../api/duration.js";
 import type {
   FederatedBackup,
   FederatedBackupStatus,
+  FederatedBackupStatusPhase,
   NodeSnapshot,
   NodeSnapshotStatusFailedEntry,
   NodeSnapshotStatusPhase,
@@ -36,6 +37,7 @@ import { describeLocation } from "../../storage/location.js";
 import { claimMethodsSummary } from "./claim-methods-event.js";
 import { capturedWorkloads, expectedWorkloads, missingWorkloads, type StepWithPhase } from "./missing.js";
 import { buildStatus, type StatusFacts } from "./status.js";
+import { statusOutline } from "./status-pace.js";
 import { byRoundAndOrder, deriveStepPhase, type ObservedStep } from "./steps.js";
 import { planPipeline, type PipelineSettings } from "./pipeline.js";
 
@@ -101,7 +103,15 @@ export type BackupAction =
 
 export interface BackupDecision {
   actions: BackupAction[];
-  status: FederatedBackupStatus;
+  /** The phase of `status`, known without building it. */
+  phase: FederatedBackupStatusPhase;
+  /**
+   * The status this pass would write. Built when first read: its progress walks every VM of the run, while
+   * a pass within a second of the previous write needs only `outline()` (status-pace.ts).
+   */
+  readonly status: FederatedBackupStatus;
+  /** statusOutline(status), without walking the VMs while the run is not finished. */
+  outline: () => unknown;
   requeueAfterMs?: number;
 }
 
@@ -139,11 +149,22 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
     progressing: { reason: "Discovering", message: "finding the selected VMs and where they run" },
     ...(world.lease.keys ? { storageBackends: world.lease.keys } : {}),
   };
-  const result = (extraSteps: StepWithPhase[] = [], requeueAfterMs?: number): BackupDecision => ({
-    actions,
-    status: buildStatus(backup, [...withPhase, ...extraSteps], facts, nowIso),
-    ...(requeueAfterMs !== undefined ? { requeueAfterMs } : {}),
-  });
+  const result = (extraSteps: StepWithPhase[] = [], requeueAfterMs?: number): BackupDecision => {
+    const all = [...withPhase, ...extraSteps];
+    let status: FederatedBackupStatus | undefined;
+    const full = () => (status ??= buildStatus(backup, all, facts, nowIso));
+    return {
+      actions,
+      phase: facts.phase,
+      get status() {
+        return full();
+      },
+      // A finished run's outline has its Verified condition, which depends on the missing VMs.
+      outline: () =>
+        statusOutline(isFinished(facts.phase) ? full() : buildStatus(backup, all, facts, nowIso, "outline")),
+      ...(requeueAfterMs !== undefined ? { requeueAfterMs } : {}),
+    };
+  };
   const finish = (extraSteps: StepWithPhase[] = []): BackupDecision => {
     const all = [...withPhase, ...extraSteps];
     const expected = expectedWorkloads(all);
@@ -167,7 +188,7 @@ export function decideBackup(world: BackupWorld, settings: DecisionSettings): Ba
   // Finished: the status was settled when the run ended; only housekeeping (release the Lease, expire).
   if (isFinished(facts.phase)) {
     if (world.lease.ours || world.lease.heldSome) actions.push({ kind: "ReleaseLease" });
-    const settled = { actions, status: prev };
+    const settled = { actions, phase: facts.phase, status: prev, outline: () => statusOutline(prev) };
     if (facts.expiresAt) {
       const left = Date.parse(facts.expiresAt) - now;
       if (left <= 0) actions.push({ kind: "DeleteBackup" });
@@ -437,6 +458,7 @@ function decideRoundSteps(
       started: derived.phase !== "Pending",
       finished: !isOpen({ step, derived }),
       cutDone: !!derived.cutDone || !isOpen({ step, derived }),
+      reported: step.status?.capturedCount !== undefined,
     })),
     world.lease.ours ? world.lease.holderStep : undefined,
     pipeline,
@@ -481,7 +503,9 @@ function decideRoundSteps(
 
   const shown = cutter ?? holder;
   if (shown) facts.coordinatingNode = shown.step.spec.node;
-  const extracting = roundSteps.filter((s) => s.derived.phase === "Running" && s.derived.cutDone).length;
+  const extracting = roundSteps.filter(
+    (s) => s.derived.phase === "Running" && s.derived.cutDone && s.step.status?.capturedCount === undefined,
+  ).length;
   const waiting = roundSteps.filter((s) => s.derived.phase === "Running" && !s.derived.cutDone && s !== cutter).length;
   facts.progressing = {
     reason: "NodeInProgress",

@@ -72,7 +72,7 @@ import { mapBounded } from "../runtime/bounded.js";
 import { decideThaws, withThawed, type FreezeView } from "./thaw.js";
 import type { ObservedStep } from "./steps.js";
 import { backupTransition } from "./transitions.js";
-import { statusWriteDelay } from "./status-pace.js";
+import { deferredProgressWrite, statusWriteDelay } from "./status-pace.js";
 import { recordedLocation, resolveBackupLocation } from "./location.js";
 import { describeLocation } from "../../storage/location.js";
 import { isSynced } from "../runtime/synced-backups.js";
@@ -171,7 +171,7 @@ export class FederatedBackupReconciler {
     const uid = backup.metadata.uid!;
     // The agents' access ends with the run; revoked before the finished status is written, so that a pass
     // interrupted in between revokes again.
-    if (isFinished(decision.status.phase) && !isFinished(backup.status?.phase)) {
+    if (isFinished(decision.phase) && !isFinished(backup.status?.phase)) {
       await this.agentAccess.revoke(
         uid,
         this.runAccess(
@@ -181,7 +181,10 @@ export class FederatedBackupReconciler {
         ),
       );
     }
-    const writeIn = statusWriteDelay(backup.status, decision.status, this.statusWrittenAt.get(uid), clock.now());
+    const lastWriteAt = this.statusWrittenAt.get(uid);
+    const writeIn =
+      deferredProgressWrite(backup.status, decision.outline, lastWriteAt, clock.now()) ??
+      statusWriteDelay(backup.status, decision.status, lastWriteAt, clock.now());
     if (writeIn === 0) {
       informers.backups.observe(await replaceStatus(client, Resources.FederatedBackup, backup, decision.status));
       this.statusWrittenAt.set(uid, clock.now());

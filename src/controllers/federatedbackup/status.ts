@@ -63,16 +63,23 @@ const NODE_PHASE: Record<string, FederatedBackupStatusNodePhase> = {
   Failed: "Failed",
 };
 
+/**
+ * The status from the steps and the pass's facts. With "outline", the VM counts and the missing list (a walk
+ * over every VM of the run) are left empty: what is left has the full status's statusOutline while the run
+ * is not finished, which is all a paced pass needs to know (status-pace.ts).
+ */
 export function buildStatus(
   backup: FederatedBackup,
   steps: readonly StepWithPhase[],
   facts: StatusFacts,
   nowIso: string,
+  detail: "full" | "outline" = "full",
 ): FederatedBackupStatus {
   const nodeSteps = steps.filter((s) => !!s.step.spec.node);
-  const expected = expectedKeys(steps).size;
-  const captured = capturedWorkloads(steps);
-  const missing = missingWorkloads(steps);
+  const full = detail === "full";
+  const expected = full ? expectedKeys(steps).size : 0;
+  const captured = full ? capturedWorkloads(steps) : new Map<string, unknown>();
+  const missing = full ? missingWorkloads(steps) : [];
   const completed = nodeSteps.filter((s) => s.derived.phase === "Succeeded").length;
   const failed = nodeSteps.filter((s) => s.derived.phase === "Failed").length;
   const method = nodeSteps.map((s) => s.step.status?.snapshotMethod).find((m) => !!m) as

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { FederatedBackup, NodeSnapshot } from "../../../src/api/v1alpha1/index.js";
 import { buildNodeSnapshot } from "../../../src/controllers/federatedbackup/builders.js";
 import { decideBackup, type BackupWorld } from "../../../src/controllers/federatedbackup/decide.js";
+import { statusOutline } from "../../../src/controllers/federatedbackup/status-pace.js";
 import type { ObservedNode, ObservedWorkload } from "../../../src/planning/index.js";
 
 const NOW = Date.parse("2026-11-25T12:00:00Z");
@@ -349,6 +350,54 @@ describe("decideBackup", () => {
       assert.equal(record?.kind === "RecordStepPhase" && record.phase, "Failed");
       assert.match(record?.kind === "RecordStepPhase" ? (record.message ?? "") : "", /extract Job failed/);
     });
+  });
+
+  describe("the status outline (what a paced pass compares without building the VM lists)", () => {
+    const b = backup({ phase: "InProgress", progress: { round: 1, nodesTotal: 2 } });
+    const [s1, s2] = [
+      buildNodeSnapshot(b, 1, 1, "n1", [vm("a", "n1")]),
+      buildNodeSnapshot(b, 1, 2, "n2", [vm("b", "n2")]),
+    ];
+    const done = (step: NodeSnapshot, captured: string[]): NodeSnapshot => ({
+      ...step,
+      status: {
+        phase: "Succeeded",
+        captured: captured.map((name) => ({ namespace: "vms", name, files: 1 })),
+        completionTime: "2026-11-25T11:59:00Z",
+      },
+    });
+    const complete = { name: "j", complete: true, failed: false };
+    const worlds: Array<[string, BackupWorld]> = [
+      ["planning", world(backup(), { workloads: [vm("a", "n1"), vm("b", "n2")] })],
+      ["a node running", world(b, { steps: [{ step: s1 }, { step: s2 }] })],
+      ["one node done", world(b, { steps: [{ step: done(s1, ["a"]), job: complete }, { step: s2 }] })],
+      [
+        "the round done, one VM not captured",
+        world(b, {
+          steps: [
+            { step: done(s1, ["a"]), job: complete },
+            { step: done(s2, []), job: complete },
+          ],
+        }),
+      ],
+      [
+        "finished, one VM missing",
+        world(backup({ phase: "Verifying", progress: { round: 1, nodesTotal: 2 } }), {
+          steps: [
+            { step: done(s1, ["a"]), job: complete },
+            { step: done(s2, []), job: complete },
+          ],
+        }),
+      ],
+    ];
+    for (const [what, w] of worlds) {
+      it(`is the full status's outline: ${what}`, () => {
+        const d = decideBackup(w, settings);
+        assert.deepEqual(d.outline(), statusOutline(d.status));
+        assert.equal(d.phase, d.status.phase);
+        if (what.startsWith("finished")) assert.equal(d.phase, "PartiallyFailed");
+      });
+    }
   });
 
   describe("a finished backup", () => {

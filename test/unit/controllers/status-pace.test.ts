@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import type { FederatedBackupStatus } from "../../../src/api/v1alpha1/index.js";
-import { STATUS_WRITE_INTERVAL_MS, statusWriteDelay } from "../../../src/controllers/federatedbackup/status-pace.js";
+import {
+  deferredProgressWrite,
+  STATUS_WRITE_INTERVAL_MS,
+  statusOutline,
+  statusWriteDelay,
+} from "../../../src/controllers/federatedbackup/status-pace.js";
 
 const running: FederatedBackupStatus = {
   phase: "InProgress",
@@ -67,5 +72,29 @@ describe("FederatedBackup status pace", () => {
 
   it("writes the first status at once", () => {
     assert.equal(statusWriteDelay(undefined, running, now - 10, now), 0);
+  });
+
+  describe("a pass within the interval (the progress is not even built)", () => {
+    const outlineOf = (status: FederatedBackupStatus) => () => statusOutline(status);
+
+    it("waits for the rest of the interval when the outline is unchanged, whatever the progress", () => {
+      assert.equal(
+        deferredProgressWrite(running, outlineOf(oneFurther), now - 300, now),
+        STATUS_WRITE_INTERVAL_MS - 300,
+      );
+      assert.equal(deferredProgressWrite(running, outlineOf(running), now - 300, now), STATUS_WRITE_INTERVAL_MS - 300);
+    });
+
+    it("leaves the decision to statusWriteDelay when the outline changed, the interval is over or no write is known", () => {
+      assert.equal(
+        deferredProgressWrite(running, outlineOf({ ...oneFurther, phase: "Verifying" }), now - 300, now),
+        undefined,
+      );
+      assert.equal(
+        deferredProgressWrite(running, outlineOf(oneFurther), now - STATUS_WRITE_INTERVAL_MS, now),
+        undefined,
+      );
+      assert.equal(deferredProgressWrite(running, outlineOf(oneFurther), undefined, now), undefined);
+    });
   });
 });
