@@ -6,6 +6,7 @@ import { Resources } from "../../k8s/resources.js";
 import type { KubeObject } from "../../k8s/types.js";
 import { buildStepAccess, type AccessObject, type StepAccess, type StepAccessRequest } from "./agent-access.js";
 import { deleteIfExists } from "./objects.js";
+import { mapBounded } from "./bounded.js";
 
 /** Creates (or corrects) the step's ServiceAccount, Roles and RoleBindings; returns the ServiceAccount's name. */
 export async function grantStepAccess(client: KubeClient, req: StepAccessRequest): Promise<string> {
@@ -47,6 +48,9 @@ export function accessChanges(access: StepAccess, applied: ReadonlyMap<string, s
   );
 }
 
+/** Access objects of one kind applied at once, at most. */
+const ACCESS_APPLIES_IN_FLIGHT = 8;
+
 const resourceOf = (o: AccessObject) =>
   o.kind === "ServiceAccount" ? Resources.ServiceAccount : o.kind === "Role" ? Resources.Role : Resources.RoleBinding;
 
@@ -66,10 +70,17 @@ export class RunAccessGrants {
     let applied = this.applied.get(runUid);
     if (!applied) this.applied.set(runUid, (applied = new Map<string, string>()));
     const changes = accessChanges(access, applied);
-    // Roles before their bindings, as for a step (grantStepAccess).
-    for (const o of changes) {
-      await this.client.apply(resourceOf(o), o as unknown as KubeObject);
-      applied.set(objectKey(o), JSON.stringify(o));
+    // The ServiceAccount, then the Roles, then their bindings, as for a step (grantStepAccess); the objects
+    // of one kind side by side: a run over many namespaces has a Role and a binding in each.
+    for (const kind of ["ServiceAccount", "Role", "RoleBinding"] as const) {
+      await mapBounded(
+        changes.filter((o) => o.kind === kind),
+        ACCESS_APPLIES_IN_FLIGHT,
+        async (o) => {
+          await this.client.apply(resourceOf(o), o as unknown as KubeObject);
+          applied.set(objectKey(o), JSON.stringify(o));
+        },
+      );
     }
     return changes.length;
   }
