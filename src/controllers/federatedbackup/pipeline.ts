@@ -20,6 +20,11 @@ export interface PipelineStep {
   finished: boolean;
   /** Its agent made its cut (or it finished, or its cut Job is done): it no longer needs the cut. */
   cutDone: boolean;
+  /**
+   * Its agent reported the step's result: its extraction is over, and only its pod's exit (and the Job
+   * controller's note of it, up to a second later) is left. It no longer counts against maxExtractions.
+   */
+  reported?: boolean;
 }
 
 export interface PipelinePlan {
@@ -31,7 +36,7 @@ export interface PipelinePlan {
 
 /** Steps started and not done with their cut: the one cutting and those waiting for their turn. */
 const waitingOrCutting = (s: PipelineStep) => s.started && !s.finished && !s.cutDone;
-const extracting = (s: PipelineStep) => s.started && !s.finished && s.cutDone;
+const extracting = (s: PipelineStep) => s.started && !s.finished && s.cutDone && !s.reported;
 
 /**
  * The plan for a round's node steps, given in their order, and the step the Leases name now (`holder`).
@@ -64,7 +69,8 @@ export function planPipeline(
 
 /**
  * Who holds the cut: the holder while it still needs it; else the first step that has not made its cut, once
- * fewer than maxExtractions steps are extracting; else nobody for now (the Leases stay with the run).
+ * fewer than maxExtractions steps are extracting (and few enough reported ones are still exiting); else nobody
+ * for now (the Leases stay with the run).
  */
 export function cutterOf(
   open: readonly PipelineStep[],
@@ -75,5 +81,9 @@ export function cutterOf(
   if (held && !held.cutDone) return held.name;
   const next = open.find((s) => !s.cutDone);
   if (!next) return undefined;
-  return open.filter(extracting).length < maxExtractions ? next.name : undefined;
+  // Steps that reported but whose pods have not exited yet are let linger up to maxExtractions more, so that
+  // the Jobs in flight stay bounded even when pods are slow to end (at most 1 + lookAhead + 2 × that).
+  const extractingNow = open.filter(extracting).length;
+  const exiting = open.filter((s) => s.started && s.cutDone && s.reported).length;
+  return extractingNow < maxExtractions && extractingNow + exiting < 2 * maxExtractions ? next.name : undefined;
 }

@@ -55,6 +55,18 @@ describe("planPipeline", () => {
     assert.equal(cutterOf(steps, "b", 3), "c");
   });
 
+  it("no longer counts a step whose agent reported its result as extracting (only its pod's exit is left)", () => {
+    const steps = [
+      step("a", { started: true, cutDone: true, reported: true }),
+      step("b", { started: true, cutDone: true }),
+      step("c", { started: true }),
+      step("d", { started: true }),
+    ];
+    assert.equal(planPipeline(steps, "b", ahead).cutter, "c");
+    steps[0] = step("a", { started: true, cutDone: true });
+    assert.equal(planPipeline(steps, "b", ahead).cutter, undefined);
+  });
+
   it("gives a finished step's turn to the next, whatever the order the steps ended in", () => {
     const steps = [
       step("a", { started: true, finished: true, cutDone: true }),
@@ -66,7 +78,7 @@ describe("planPipeline", () => {
 
   it("in a simulated run, never gives the turn to two steps that have not made their cut, and bounds the Jobs", () => {
     // Each tick: the plan is applied (Jobs start, the Leases name the cutter); then one agent acts at random:
-    // the cutter makes its cut, or an extracting step ends.
+    // the cutter makes its cut, an extracting step reports, or a reported step's Job ends.
     let seed = 7;
     const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     for (const settings of [ahead, { lookAhead: 1, maxExtractions: 1 }, { lookAhead: 4, maxExtractions: 3 }]) {
@@ -80,14 +92,18 @@ describe("planPipeline", () => {
         const cutting = steps.filter((s) => s.name === holder && s.started && !s.cutDone && !s.finished);
         assert.ok(cutting.length <= 1);
         const alive = steps.filter((s) => s.started && !s.finished).length;
-        assert.ok(alive <= 1 + settings.lookAhead + settings.maxExtractions, `${alive} Jobs at once`);
-        assert.ok(steps.filter((s) => s.started && !s.finished && s.cutDone).length <= settings.maxExtractions);
-        const extracting = steps.filter((s) => s.started && !s.finished && s.cutDone);
-        if (cutting[0] && random() < 0.5) {
+        assert.ok(alive <= 1 + settings.lookAhead + 2 * settings.maxExtractions, `${alive} Jobs at once`);
+        const extracting = steps.filter((s) => s.started && !s.finished && s.cutDone && !s.reported);
+        assert.ok(extracting.length <= settings.maxExtractions);
+        const exiting = steps.filter((s) => s.started && !s.finished && s.reported);
+        const draw = random();
+        if (cutting[0] && draw < 0.4) {
           cutting[0].cutDone = true;
           cutOrder.push(cutting[0].name);
-        } else if (extracting.length > 0) {
-          extracting[Math.floor(random() * extracting.length)]!.finished = true;
+        } else if (extracting.length > 0 && draw < 0.7) {
+          extracting[Math.floor(random() * extracting.length)]!.reported = true;
+        } else if (exiting.length > 0) {
+          exiting[Math.floor(random() * exiting.length)]!.finished = true;
         }
       }
       assert.ok(steps.every((s) => s.finished));
