@@ -10,7 +10,14 @@ import type { ResourceType } from "./resources.js";
 import { objectKey, type KubeObject } from "./types.js";
 
 export type InformerEvent = "add" | "update" | "delete";
-export type InformerHandler<T> = (event: InformerEvent, obj: T, old?: T) => void;
+export interface InformerEventMeta {
+  /**
+   * The watch brought back exactly the version this process wrote and recorded with observe(): the echo of
+   * its own write, which the writer has acted on already.
+   */
+  ownWrite: boolean;
+}
+export type InformerHandler<T> = (event: InformerEvent, obj: T, old?: T, meta?: InformerEventMeta) => void;
 
 export interface InformerHealth {
   resource: string;
@@ -28,6 +35,8 @@ export interface InformerLogger {
 export class Informer<T extends KubeObject> {
   private readonly store = new Map<string, T>();
   private readonly handlers: InformerHandler<T>[] = [];
+  /** Object key → the resourceVersion this process wrote and observe()d, until the watch brings it back. */
+  private readonly observedVersions = new Map<string, string>();
   private readonly abort = new AbortController();
   private resourceVersion = "";
   private synced = false;
@@ -97,6 +106,7 @@ export class Informer<T extends KubeObject> {
     const old = this.store.get(key);
     if (old && !isNewer(obj.metadata.resourceVersion, old.metadata.resourceVersion)) return;
     this.store.set(key, obj);
+    if (obj.metadata.resourceVersion) this.observedVersions.set(key, obj.metadata.resourceVersion);
   }
 
   /**
@@ -114,10 +124,10 @@ export class Informer<T extends KubeObject> {
     await this.loop;
   }
 
-  private emit(event: InformerEvent, obj: T, old?: T): void {
+  private emit(event: InformerEvent, obj: T, old?: T, meta: InformerEventMeta = { ownWrite: false }): void {
     for (const handler of this.handlers) {
       try {
-        handler(event, obj, old);
+        handler(event, obj, old, meta);
       } catch (err) {
         this.log.warn("informer handler failed", { resource: this.type.plural, error: String(err) });
       }
@@ -126,6 +136,7 @@ export class Informer<T extends KubeObject> {
 
   private async relist(): Promise<void> {
     const list = await this.client.list<T>(this.type, this.options);
+    this.observedVersions.clear();
     const seen = new Set<string>();
     for (const item of list.items) {
       const obj = this.transform(item);
@@ -205,13 +216,19 @@ export class Informer<T extends KubeObject> {
     obj.kind ??= this.type.kind;
     const key = objectKey(obj);
     const old = this.store.get(key);
+    const rv = obj.metadata.resourceVersion;
+    const observed = this.observedVersions.get(key);
+    // Only the very version written: an older event still in flight is someone else's change.
+    const ownWrite = type !== "DELETED" && !!rv && observed === rv;
+    if (observed !== undefined && (type === "DELETED" || ownWrite || isNewer(rv, observed)))
+      this.observedVersions.delete(key);
     if (type === "DELETED") {
       this.store.delete(key);
       this.emit("delete", obj);
     } else {
       // Keep a newer copy this process wrote itself (see observe) over an older event still in flight.
-      if (!old || isNewer(obj.metadata.resourceVersion, old.metadata.resourceVersion)) this.store.set(key, obj);
-      this.emit(old ? "update" : "add", this.store.get(key)!, old);
+      if (!old || isNewer(rv, old.metadata.resourceVersion)) this.store.set(key, obj);
+      this.emit(old ? "update" : "add", this.store.get(key)!, old, { ownWrite });
     }
   }
 }

@@ -18,6 +18,7 @@ import { activeInCache } from "../runtime/lease-owners.js";
 import { runsWaitingForLease } from "../runtime/lease-waiters.js";
 import { onReadinessChange } from "../runtime/node-readiness.js";
 import { ownerByLabel } from "../runtime/owner-label.js";
+import { exceptOwnWrites } from "../runtime/own-writes.js";
 import type { OperatorSettings } from "../runtime/agent-job.js";
 import { backupIsActive, FederatedBackupReconciler, type BackupInformers } from "./reconciler.js";
 import { backupStateGauges } from "./state-gauges.js";
@@ -65,8 +66,8 @@ export function setupFederatedBackup(ctx: ControllerContext, options: BackupCont
   const activeBackups = () => informers.backups.list(backupIsActive);
   manager
     .addController({ name: BACKUP_CONTROLLER, for: informers.backups, reconcile: (key) => reconciler.reconcile(key) })
-    .watches(informers.steps, ownerByLabel(LABEL_BACKUP))
-    .watches(informers.jobs, ownerByLabel(LABEL_BACKUP))
+    .watches(informers.steps, exceptOwnWrites(ownerByLabel(LABEL_BACKUP)))
+    .watches(informers.jobs, exceptOwnWrites(ownerByLabel(LABEL_BACKUP)))
     .watches(informers.leases, runsWaitingForLease(Resources.FederatedBackup.kind, activeBackups))
     .watches(informers.nodes, onReadinessChange(activeBackups))
     .watches(informers.locations, backupsWaitingForLocation(informers.backups));
