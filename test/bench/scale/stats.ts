@@ -54,17 +54,20 @@ export function jobGaps(jobs: readonly JobTimes[]): number[] {
 
 /**
  * Operator overhead with pipelining: from a step's cut being made to the Lease naming the next step. `cuts` by
- * step name; `handoffs` are the times the Lease was seen to name a step (first time per step).
+ * step name; `handoffs` are the times the Lease was seen to name a step (first time per step). With
+ * "written", up to the time the operator put in the Lease as it wrote it (what the watch adds is left out).
  */
 export function handoffDelays(
   cuts: ReadonlyMap<string, number>,
-  handoffs: readonly { step: string; at: number }[],
+  handoffs: readonly { step: string; at: number; writtenAt?: number }[],
+  until: "seen" | "written" = "seen",
 ): number[] {
   const ordered = [...handoffs].sort((a, b) => a.at - b.at);
   const out: number[] = [];
   for (let i = 1; i < ordered.length; i++) {
     const cut = cuts.get(ordered[i - 1]!.step);
-    if (cut !== undefined && cut <= ordered[i]!.at) out.push(ordered[i]!.at - cut);
+    const end = until === "seen" ? ordered[i]!.at : ordered[i]!.writtenAt;
+    if (cut !== undefined && end !== undefined && cut <= ordered[i]!.at) out.push(Math.max(0, end - cut));
   }
   return out;
 }

@@ -15,8 +15,11 @@ const quiet = { warn: () => {} };
 
 export class Timeline {
   readonly jobs = new Map<string, JobTimes & { failedAt?: number }>();
-  /** The first time the Leases were seen naming each step, in order. */
-  readonly handoffs: Array<{ step: string; lease: string; at: number }> = [];
+  /**
+   * The first time the Leases were seen naming each step, in order, and the time the operator put in the
+   * Lease as it wrote it (its renewTime: the same machine's clock), which splits the hand-off in two.
+   */
+  readonly handoffs: Array<{ step: string; lease: string; at: number; writtenAt?: number }> = [];
   private readonly handedTo = new Set<string>();
   private readonly jobInformer: Informer<Job>;
   private readonly leaseInformer: Informer<LeaseObject>;
@@ -36,7 +39,13 @@ export class Timeline {
         const step = lease.metadata.annotations?.[LEASE_STEP_ANNOTATION];
         if (event === "delete" || !step || this.handedTo.has(step)) return;
         this.handedTo.add(step);
-        this.handoffs.push({ step, lease: lease.metadata.name!, at: Date.now() });
+        const writtenAt = Date.parse(lease.spec?.renewTime ?? "");
+        this.handoffs.push({
+          step,
+          lease: lease.metadata.name!,
+          at: Date.now(),
+          ...(Number.isNaN(writtenAt) ? {} : { writtenAt }),
+        });
       },
     );
   }

@@ -78,6 +78,19 @@ describe("bench: scale", () => {
       ];
       assert.deepEqual(handoffDelays(cuts, handoffs), [10, 40]);
     });
+
+    it("measures up to the operator's write of the Lease with until=written, when the Lease says when", () => {
+      const cuts = new Map([
+        ["s1", 100],
+        ["s2", 300],
+      ]);
+      const handoffs = [
+        { step: "s1", at: 0, writtenAt: 0 },
+        { step: "s2", at: 110, writtenAt: 104 },
+        { step: "s3", at: 340 },
+      ];
+      assert.deepEqual(handoffDelays(cuts, handoffs, "written"), [4]);
+    });
   });
 
   describe("prometheus", () => {
