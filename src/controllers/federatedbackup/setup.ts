@@ -19,6 +19,7 @@ import { runsWaitingForLease } from "../runtime/lease-waiters.js";
 import { onReadinessChange } from "../runtime/node-readiness.js";
 import { ownerByLabel } from "../runtime/owner-label.js";
 import { exceptOwnWrites } from "../runtime/own-writes.js";
+import { onJobViewChange } from "../runtime/job-view.js";
 import type { OperatorSettings } from "../runtime/agent-job.js";
 import { backupIsActive, FederatedBackupReconciler, type BackupInformers } from "./reconciler.js";
 import { backupStateGauges } from "./state-gauges.js";
@@ -67,7 +68,7 @@ export function setupFederatedBackup(ctx: ControllerContext, options: BackupCont
   manager
     .addController({ name: BACKUP_CONTROLLER, for: informers.backups, reconcile: (key) => reconciler.reconcile(key) })
     .watches(informers.steps, exceptOwnWrites(ownerByLabel(LABEL_BACKUP)))
-    .watches(informers.jobs, exceptOwnWrites(ownerByLabel(LABEL_BACKUP)))
+    .watches(informers.jobs, exceptOwnWrites(onJobViewChange(ownerByLabel(LABEL_BACKUP))))
     .watches(informers.leases, runsWaitingForLease(Resources.FederatedBackup.kind, activeBackups))
     .watches(informers.nodes, onReadinessChange(activeBackups))
     .watches(informers.locations, backupsWaitingForLocation(informers.backups));
