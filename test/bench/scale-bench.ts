@@ -10,6 +10,7 @@
 //   SCALE_NAMESPACES=1         namespaces the VMIs are spread over (default 10)
 //   SCALE_MIGRATIONS=200       VMs moved to another node during the run (default 200)
 //   SCALE_EXTRACTION_MS=300    how long each simulated agent's extraction takes (default 300)
+//   SCALE_OPERATOR_NODE_OPTIONS='--max-old-space-size=192'   Node's options for the operator's process alone
 //
 // Per size, on a fresh control plane of the harness (kube-apiserver, etcd, kube-controller-manager, kwok):
 // N simulated nodes with about 10 VMIs each, spread unevenly (spread.ts); the operator as its own process

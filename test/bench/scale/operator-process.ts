@@ -177,7 +177,15 @@ export class OperatorProcess {
         "--lease-duration=15",
         "--log-level=error",
       ],
-      { cwd: REPO_ROOT, stdio: ["ignore", "ignore", "inherit"] },
+      {
+        cwd: REPO_ROOT,
+        stdio: ["ignore", "ignore", "inherit"],
+        // SCALE_OPERATOR_NODE_OPTIONS: Node's options for the operator alone (e.g. a heap limit, as a chart sets).
+        env: {
+          ...process.env,
+          NODE_OPTIONS: process.env.SCALE_OPERATOR_NODE_OPTIONS ?? process.env.NODE_OPTIONS ?? "",
+        },
+      },
     );
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
     const op = new OperatorProcess(child, `http://127.0.0.1:${metricsPort}/metrics`, dir, exited);
