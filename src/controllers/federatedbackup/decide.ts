@@ -479,7 +479,11 @@ function decideRoundSteps(
       handOn ||
       world.lease.holderNode !== holder.step.spec.node ||
       now - (world.lease.renewedAt ?? 0) >= settings.leaseRenewMs;
-    if (renewDue) actions.push({ kind: "ClaimLease", node: holder.step.spec.node!, step: holder.step.metadata.name! });
+    // First in the pass: the next node waits on it, and nothing before it here bears on the cut (records and
+    // events of steps that ended, releasing their snapshots, extractions of steps whose cut is made; a lost
+    // node's Job, which must go before anyone else cuts, ended the pass above).
+    if (renewDue)
+      actions.unshift({ kind: "ClaimLease", node: holder.step.spec.node!, step: holder.step.metadata.name! });
   }
 
   for (const name of mayAct ? plan.start : []) {

@@ -34,6 +34,9 @@ export interface PipelinePlan {
   start: string[];
 }
 
+/** Steps whose agents reported and whose Jobs have not ended, at most, before the cut waits for one to end. */
+export const EXITING_LIMIT = 8;
+
 /** Steps started and not done with their cut: the one cutting and those waiting for their turn. */
 const waitingOrCutting = (s: PipelineStep) => s.started && !s.finished && !s.cutDone;
 const extracting = (s: PipelineStep) => s.started && !s.finished && s.cutDone && !s.reported;
@@ -69,7 +72,7 @@ export function planPipeline(
 
 /**
  * Who holds the cut: the holder while it still needs it; else the first step that has not made its cut, once
- * fewer than maxExtractions steps are extracting (and few enough reported ones are still exiting); else nobody
+ * fewer than maxExtractions steps are extracting (and fewer than EXITING_LIMIT reported ones are still ending); else nobody
  * for now (the Leases stay with the run).
  */
 export function cutterOf(
@@ -81,9 +84,9 @@ export function cutterOf(
   if (held && !held.cutDone) return held.name;
   const next = open.find((s) => !s.cutDone);
   if (!next) return undefined;
-  // Steps that reported but whose pods have not exited yet are let linger up to maxExtractions more, so that
-  // the Jobs in flight stay bounded even when pods are slow to end (at most 1 + lookAhead + 2 × that).
-  const extractingNow = open.filter(extracting).length;
+  // Steps that reported but whose Jobs have not ended yet (the pod exits, then the Job controller notes it,
+  // up to a second later) are let linger up to EXITING_LIMIT, so that the Jobs in flight stay bounded even
+  // when they are slow to end: at most 1 + lookAhead + maxExtractions + EXITING_LIMIT.
   const exiting = open.filter((s) => s.started && s.cutDone && s.reported).length;
-  return extractingNow < maxExtractions && extractingNow + exiting < 2 * maxExtractions ? next.name : undefined;
+  return open.filter(extracting).length < maxExtractions && exiting < EXITING_LIMIT ? next.name : undefined;
 }

@@ -268,7 +268,30 @@ describe("decideBackup", () => {
         d.actions.flatMap((a) => (a.kind === "StartJob" ? [a.step.spec.node] : [])),
         ["n4"],
       );
+
       assert.equal(d.status.coordinatingNode, "n2");
+    });
+
+    it("hands the turn on first in the pass, before it records the end of a step that finished", () => {
+      const [s1, s2, s3, s4] = steps();
+      const ended: NodeSnapshot = { ...running(s1!, true), status: { ...running(s1!, true).status, capturedCount: 1 } };
+      const d = decideBackup(
+        world(b, {
+          steps: [
+            { step: ended, job: { ...job, complete: true } },
+            { step: running(s2!, true), job },
+            { step: running(s3!), job },
+            { step: s4! },
+          ],
+          nodes,
+          lease: { ours: true, free: false, keys, holderNode: "n2", holderStep: s2!.metadata.name!, renewedAt: NOW },
+        }),
+        settings,
+      );
+      assert.deepEqual(
+        d.actions.map((a) => (a.kind === "ClaimLease" ? `ClaimLease ${a.node}` : a.kind)),
+        ["ClaimLease n3", "RecordStepPhase", "Event", "StartJob", "RecordStepPhase", "Event"],
+      );
     });
 
     it("does not hand the turn on before the holder's cut is made", () => {
