@@ -394,7 +394,9 @@ function decideRoundSteps(
   const { now } = world;
   const nowIso = iso(now);
   const roundSteps = withPhase.filter(({ step }) => step.spec.round === round && !!step.spec.node);
-  const nodeOf = (s: StepWithPhase) => world.nodes.find((n) => n.name === s.step.spec.node);
+  // Looked up by name: a round has a step per node, and every pass looks at each (1,000 × 1,000 by find).
+  const nodesByName = new Map(world.nodes.map((n) => [n.name, n]));
+  const nodeOf = (s: StepWithPhase) => nodesByName.get(s.step.spec.node ?? "");
   const position = (s: StepWithPhase) => `${s.step.spec.order}/${roundSteps.length}`;
   const isOpen = (s: StepWithPhase) => s.derived.phase === "Pending" || s.derived.phase === "Running";
   const failStep = (s: StepWithPhase, message: string, nodeLostUnderJob = false) => {
@@ -423,8 +425,9 @@ function decideRoundSteps(
   // nodeTimeout) and remove the Job so it cannot wake up later beside another node's step.
   let lost = false;
   for (const s of roundSteps) {
+    if (s.derived.phase !== "Running") continue;
     const node = nodeOf(s);
-    if (s.derived.phase !== "Running" || node?.ready) continue;
+    if (node?.ready) continue;
     lost = true;
     actions.push({ kind: "DeleteJob", step: s.step });
     const name = s.step.spec.node!;
