@@ -48,7 +48,7 @@ import { runStorageKeys } from "../runtime/storage-keys.js";
 import { logAction, logPhase } from "../runtime/log-action.js";
 import { createIfAbsent, deleteIfExists, replaceStatus, setFinalizer, tryGet } from "../runtime/objects.js";
 import { RunAccessGrants } from "../runtime/step-access.js";
-import { buildRunAccess } from "../runtime/agent-access.js";
+import { buildRunAccess, type StepAccess } from "../runtime/agent-access.js";
 import { runAccessOf } from "./run-access.js";
 import { claimFilesystemIdentity } from "../runtime/volume-identity.js";
 import { fileClaimants, withOwnership, withoutSharedVolume } from "../runtime/file-claims.js";
@@ -133,6 +133,8 @@ export class FederatedBackupReconciler {
   private readonly statusWrittenAt = new Map<string, number>();
   /** Backup UID → its storage keys and the node steps they were computed from (recomputed when those change). */
   private readonly storageKeysSeen = new Map<string, { signature: string; keys: string[] }>();
+  /** Backup UID → its agents' access and the steps it was built from (runAccess). */
+  private readonly runAccessSeen = new Map<string, { signature: string; access: StepAccess }>();
 
   constructor(private readonly deps: BackupReconcilerDeps) {
     this.claimClasses = new ClaimClasses(deps.client);
@@ -191,6 +193,7 @@ export class FederatedBackupReconciler {
       if (isFinished(decision.status.phase)) {
         this.statusWrittenAt.delete(uid);
         this.storageKeysSeen.delete(uid);
+        this.runAccessSeen.delete(uid);
       }
       logPhase(this.deps.log, backup, backup.status?.phase, decision.status.phase);
       const steps = informers.steps.list((s) => s.spec.backupUID === backup.metadata.uid);
@@ -332,10 +335,21 @@ export class FederatedBackupReconciler {
     return { namespace: this.deps.leases.namespace, names: storageKeys.map((key) => storageLeaseName(key)) };
   }
 
-  /** What the run's agents are granted: the union over its node steps (a pipelined run's also read its Leases). */
+  /**
+   * What the run's agents are granted: the union over its node steps (a pipelined run's also read its
+   * Leases). Built again only when the steps change: it names every step and VM of the run, and each Job
+   * started asks for it.
+   */
   private runAccess(backup: FederatedBackup, steps: readonly NodeSnapshot[], storageKeys: readonly string[]) {
     const pipelined = pipelineSettingsOf(backup, storageKeys).lookAhead > 0;
-    return buildRunAccess(runAccessOf(backup, steps, pipelined ? this.turnLeases(storageKeys) : undefined));
+    // A step object's spec never changes (a changed step is a new object, with a new uid).
+    const signature = `${pipelined} ${storageKeys.join(",")} ${steps.map((s) => s.metadata.uid).join(",")}`;
+    const uid = backup.metadata.uid!;
+    const seen = this.runAccessSeen.get(uid);
+    if (seen?.signature === signature) return seen.access;
+    const access = buildRunAccess(runAccessOf(backup, steps, pipelined ? this.turnLeases(storageKeys) : undefined));
+    this.runAccessSeen.set(uid, { signature, access });
+    return access;
   }
 
   private leaseObject(key: string): LeaseObject | undefined {

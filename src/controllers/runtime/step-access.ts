@@ -62,11 +62,14 @@ const resourceOf = (o: AccessObject) =>
 export class RunAccessGrants {
   /** Run UID → object key → the object's JSON as last applied. */
   private readonly applied = new Map<string, Map<string, string>>();
+  /** Run UID → the access object last granted whole: granted again as is, nothing needs comparing. */
+  private readonly granted = new Map<string, StepAccess>();
 
   constructor(private readonly client: KubeClient) {}
 
   /** Applies what changed of the run's access; returns how many objects were applied. */
   async grant(runUid: string, access: StepAccess): Promise<number> {
+    if (this.granted.get(runUid) === access) return 0;
     let applied = this.applied.get(runUid);
     if (!applied) this.applied.set(runUid, (applied = new Map<string, string>()));
     const changes = accessChanges(access, applied);
@@ -82,12 +85,14 @@ export class RunAccessGrants {
         },
       );
     }
+    this.granted.set(runUid, access);
     return changes.length;
   }
 
   /** Deletes the run's access, the ServiceAccount first (revokeStepAccess), and forgets it. */
   async revoke(runUid: string, access: StepAccess): Promise<void> {
     this.applied.delete(runUid);
+    this.granted.delete(runUid);
     const sa = access.serviceAccount.metadata;
     await deleteIfExists(this.client, Resources.ServiceAccount, sa.namespace, sa.name);
     for (const o of [...access.bindings, ...access.roles])

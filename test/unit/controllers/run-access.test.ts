@@ -167,6 +167,17 @@ describe("RunAccessGrants", () => {
     assert.ok(calls.findIndex((c) => c.includes("RoleBinding")) > calls.findLastIndex((c) => c.includes(" Role ")));
   });
 
+  it("grants the very object it granted before without a request, but not one whose grant failed", async () => {
+    const { client, calls, fail } = recordingClient("fedbackup-run-agent.team-a.nightly-0123abcd");
+    const grants = new RunAccessGrants(client);
+    const access = buildRunAccess({ run, steps: round1 });
+    await assert.rejects(grants.grant(run.uid, access));
+    fail.on = undefined;
+    assert.equal(await grants.grant(run.uid, access), 4);
+    assert.equal(await grants.grant(run.uid, access), 0);
+    assert.equal(calls.length, 7, calls.join("\n"));
+  });
+
   it("applies again what a failed grant did not get to", async () => {
     const { client, calls, fail } = recordingClient("fedbackup-run-agent.team-a.nightly-0123abcd");
     const grants = new RunAccessGrants(client);
