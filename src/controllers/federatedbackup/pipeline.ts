@@ -72,8 +72,8 @@ export function planPipeline(
 
 /**
  * Who holds the cut: the holder while it still needs it; else the first step that has not made its cut, once
- * fewer than maxExtractions steps are extracting (and fewer than EXITING_LIMIT reported ones are still ending); else nobody
- * for now (the Leases stay with the run).
+ * fewer than maxExtractions steps are extracting (and fewer than EXITING_LIMIT reported ones are still
+ * ending); else nobody for now (the Leases stay with the run).
  */
 export function cutterOf(
   open: readonly PipelineStep[],
