@@ -26,7 +26,10 @@ export class OperatorProcess {
   async start(): Promise<void> {
     if (this.child) return;
     const kubeconfig = path.join(this.dir, "operator.kubeconfig");
-    writeFileSync(kubeconfig, await this.cp.serviceAccountKubeconfigYaml(OPERATOR_NAMESPACE, "fedbackup-operator"), {
+    // A whole `make chaos` takes hours: a one-hour token ran out in the middle of it (every request then
+    // Unauthorized), which a Deployment's operator never sees, its token being rotated by the kubelet.
+    const config = await this.cp.serviceAccountKubeconfigYaml(OPERATOR_NAMESPACE, "fedbackup-operator", 24 * 3600);
+    writeFileSync(kubeconfig, config, {
       mode: 0o600,
     });
     const log = createWriteStream(path.join(this.dir, "operator.log"), { flags: "a" });

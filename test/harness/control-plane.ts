@@ -391,13 +391,17 @@ export class ControlPlane {
     }
   }
 
-  /** A kubeconfig (YAML) that authenticates as a ServiceAccount with a freshly minted token (TokenRequest). */
-  async serviceAccountKubeconfigYaml(namespace: string, name: string): Promise<string> {
+  /**
+   * A kubeconfig (YAML) that authenticates as a ServiceAccount with a freshly minted token (TokenRequest),
+   * valid for `expirationSeconds`. Nothing rotates it as a kubelet does a pod's: a process that outlives it
+   * (the operator of a chaos run of more than an hour) needs a longer one.
+   */
+  async serviceAccountKubeconfigYaml(namespace: string, name: string, expirationSeconds = 3600): Promise<string> {
     const core = this.kubeConfig.makeApiClient(k8s.CoreV1Api);
     const request = await core.createNamespacedServiceAccountToken({
       name,
       namespace,
-      body: { spec: { audiences: [], expirationSeconds: 3600 } },
+      body: { spec: { audiences: [], expirationSeconds } },
     });
     return kubeconfigYaml(this.server, this.pki.caCert, { token: request.status!.token });
   }

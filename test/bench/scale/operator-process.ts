@@ -155,9 +155,9 @@ export class OperatorProcess {
     await applyRbac(admin, prepared.rbac);
     const dir = mkdtempSync(path.join(os.tmpdir(), "fedbackup-scale-operator-"));
     const kubeconfig = path.join(dir, "kubeconfig");
-    writeFileSync(kubeconfig, await cp.serviceAccountKubeconfigYaml(OPERATOR_NAMESPACE, "fedbackup-operator"), {
-      mode: 0o600,
-    });
+    // Valid for longer than the slowest size's run (nothing rotates it as a kubelet would).
+    const config = await cp.serviceAccountKubeconfigYaml(OPERATOR_NAMESPACE, "fedbackup-operator", 6 * 3600);
+    writeFileSync(kubeconfig, config, { mode: 0o600 });
     const [metricsPort, healthPort] = [await freePort(), await freePort()];
     const [program, ...args] = prepared.command;
     const child = spawn(
