@@ -14,6 +14,7 @@ import { OPERATOR_NAMESPACE } from "./operator-process.js";
 
 type Vmi = VirtualMachineInstance & KubeObject;
 type Step = KubeObject & { status?: { phase?: string; cutCompletionTime?: string } };
+type Job = KubeObject & { status?: { conditions?: Array<{ type: string; status: string }> } };
 
 const STEP_DONE = ["Succeeded", "Failed", "Unplaced"];
 
@@ -62,6 +63,17 @@ export class RunRecorder {
       onStep,
     );
     const restores = new Informer<NodeRestore & Step>(client, Resources.NodeRestore, { namespace }, quiet).on(onStep);
+    // A step's Job is named after it: its end is when the step's agent stopped (turns.ts).
+    const jobs = new Informer<Job>(client, Resources.Job, { namespace }, quiet).on((event, job) => {
+      const ended = job.status?.conditions?.some(
+        (c) => (c.type === "Complete" || c.type === "Failed") && c.status === "True",
+      );
+      if (event === "delete" || !ended) return;
+      const name = job.metadata.name!;
+      const end = this.stepEnds.get(name) ?? { step: name };
+      this.stepEnds.set(name, end);
+      end.jobEndedRevision ??= revision(job);
+    });
     this.vmis = new Informer<Vmi>(client, Resources.VirtualMachineInstance, { namespace }, quiet).on((event, vmi) => {
       const deleted = event === "delete";
       if (deleted) this.deletedUids.add(vmi.metadata.uid!);
@@ -74,7 +86,7 @@ export class RunRecorder {
         ...(vmi.status?.nodeName ? { node: vmi.status.nodeName } : {}),
       });
     });
-    this.informers = [this.leases, snapshots, restores, this.vmis] as unknown as Array<Informer<KubeObject>>;
+    this.informers = [this.leases, snapshots, restores, jobs, this.vmis] as unknown as Array<Informer<KubeObject>>;
   }
 
   async start(): Promise<void> {

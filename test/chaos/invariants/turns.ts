@@ -1,6 +1,9 @@
 // Never two steps of one storage back end between "turn granted" and "cut done" at once. A step's turn
 // begins when its back end's Lease first names it (annotation fedbackup.io/step) and ends when the step
-// reports its cut done (status.cutCompletionTime, with pipelining) or, without that, when it finishes.
+// reports its cut done (status.cutCompletionTime, with pipelining) or, without that, when its agent is gone:
+// its Job Complete or Failed (the Job controller says so once no pod of it runs) or the step's record of its
+// end, whichever comes first. The record alone would be late evidence: the operator writes it after it has
+// seen the Job end, and may hand the turn on before it.
 // Times are etcd revisions (the objects' resourceVersions), one clock for Leases and steps alike, so the
 // order of two watch streams' deliveries cannot fake or hide an overlap.
 import { violation, type Violation } from "./violation.js";
@@ -18,7 +21,12 @@ export interface StepEnd {
   step: string;
   cutDoneRevision?: bigint;
   finishedRevision?: bigint;
+  /** When the step's Job (named after it) was first seen Complete or Failed. */
+  jobEndedRevision?: bigint;
 }
+
+const earliest = (...revisions: Array<bigint | undefined>): bigint | undefined =>
+  revisions.reduce<bigint | undefined>((a, b) => (b === undefined ? a : a === undefined || b < a ? b : a), undefined);
 
 export interface Turn {
   lease: string;
@@ -31,7 +39,9 @@ export interface Turn {
 
 /** The turn of every step a Lease named, in the order they were granted. */
 export function turnsOf(states: readonly LeaseState[], ends: readonly StepEnd[]): Turn[] {
-  const endOf = new Map(ends.map((e) => [e.step, e.cutDoneRevision ?? e.finishedRevision]));
+  const endOf = new Map(
+    ends.map((e) => [e.step, e.cutDoneRevision ?? earliest(e.jobEndedRevision, e.finishedRevision)]),
+  );
   const turns = new Map<string, Turn>();
   for (const s of [...states].sort((a, b) => (a.revision < b.revision ? -1 : a.revision > b.revision ? 1 : 0))) {
     if (!s.step || !s.holder) continue;

@@ -52,6 +52,36 @@ describe("chaos invariant: one turn at a time", () => {
     assert.match(checkOneTurnAtATime(unfinished)[0]!.detail, /s2 \(node-of-s2\) granted at revision 30 before s1/);
   });
 
+  it("ends a turn without a cut report when its Job ended, if the step's record of its end comes later", () => {
+    const copy = turnsOf(
+      [state(10, "s1"), state(21, "s2")],
+      [
+        // The Job ended at 20; the operator handed the turn on at 21 and recorded the step's end at 22.
+        { step: "s1", jobEndedRevision: 20n, finishedRevision: 22n },
+        { step: "s2", finishedRevision: 30n },
+      ],
+    );
+    assert.deepEqual(checkOneTurnAtATime(copy), []);
+    // A step the operator failed before its Job ended (its node lost): the record counts, as it did before.
+    const lostNode = turnsOf(
+      [state(10, "s1"), state(19, "s2")],
+      [
+        { step: "s1", jobEndedRevision: 20n, finishedRevision: 18n },
+        { step: "s2", finishedRevision: 30n },
+      ],
+    );
+    assert.deepEqual(checkOneTurnAtATime(lostNode), []);
+    // Granted before either: an overlap.
+    const late = turnsOf(
+      [state(10, "s1"), state(19, "s2")],
+      [
+        { step: "s1", jobEndedRevision: 20n, finishedRevision: 22n },
+        { step: "s2", finishedRevision: 30n },
+      ],
+    );
+    assert.equal(checkOneTurnAtATime(late).length, 1);
+  });
+
   it("counts the turns handed on while the previous step still extracted", () => {
     const ends = [
       { step: "s1", cutDoneRevision: 15n, finishedRevision: 50n },
