@@ -10,7 +10,7 @@
 //   SCALE_NAMESPACES=1         namespaces the VMIs are spread over (default 10)
 //   SCALE_MIGRATIONS=200       VMs moved to another node during the run (default 200)
 //   SCALE_EXTRACTION_MS=300    how long each simulated agent's extraction takes (default 300)
-//   SCALE_OPERATOR_NODE_OPTIONS='--max-old-space-size=192'   Node's options for the operator's process alone
+//   SCALE_OPERATOR_NODE_OPTIONS=''   Node's options for the operator's process (default: the chart's heap limit)
 //
 // Per size, on a fresh control plane of the harness (kube-apiserver, etcd, kube-controller-manager, kwok):
 // N simulated nodes with about 10 VMIs each, spread unevenly (spread.ts); the operator as its own process
@@ -37,6 +37,7 @@ import { checkGoals, type GoalCheck } from "./scale/goals.js";
 import { kubectlLoop } from "./scale/kubectl-loop.js";
 import {
   OperatorProcess,
+  operatorNodeOptions,
   prepareOperator,
   type OperatorBuild,
   type OperatorSource,
@@ -604,7 +605,8 @@ for (const n of SIZES) {
 }
 console.log(
   `\nscale benchmark on ${commit} (${SOURCE}), operator ${BUILD}, VMIs in ${VM_NAMESPACES} namespaces, ` +
-    `spec.pipeline ${PIPELINE ? JSON.stringify(PIPELINE) : "default"}, extraction ${EXTRACTION_MS} ms, ${os.cpus().length} CPUs`,
+    `NODE_OPTIONS '${operatorNodeOptions()}', spec.pipeline ${PIPELINE ? JSON.stringify(PIPELINE) : "default"}, ` +
+    `extraction ${EXTRACTION_MS} ms, ${os.cpus().length} CPUs`,
 );
 console.log(render(results));
 mkdirSync(path.join(REPO_ROOT, "bench-results"), { recursive: true });

@@ -180,10 +180,10 @@ export class OperatorProcess {
       {
         cwd: REPO_ROOT,
         stdio: ["ignore", "ignore", "inherit"],
-        // SCALE_OPERATOR_NODE_OPTIONS: Node's options for the operator alone (e.g. a heap limit, as a chart sets).
+        // Node's options for the operator alone: the chart's heap limit, or SCALE_OPERATOR_NODE_OPTIONS.
         env: {
           ...process.env,
-          NODE_OPTIONS: process.env.SCALE_OPERATOR_NODE_OPTIONS ?? process.env.NODE_OPTIONS ?? "",
+          NODE_OPTIONS: operatorNodeOptions(),
         },
       },
     );
@@ -248,4 +248,16 @@ export class OperatorProcess {
     clearTimeout(timer);
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The operator's NODE_OPTIONS: SCALE_OPERATOR_NODE_OPTIONS, else as the chart sets them for its container
+ * (heapLimitMiB of its values.yaml).
+ */
+export function operatorNodeOptions(): string {
+  if (process.env.SCALE_OPERATOR_NODE_OPTIONS !== undefined) return process.env.SCALE_OPERATOR_NODE_OPTIONS;
+  const values = yaml.load(readFileSync(path.join(REPO_ROOT, "charts/fedbackup/values.yaml"), "utf8")) as {
+    heapLimitMiB?: number;
+  };
+  return values.heapLimitMiB ? `--max-old-space-size=${values.heapLimitMiB}` : "";
 }
