@@ -39,7 +39,7 @@ import { capturedWorkloads, expectedWorkloads, missingWorkloads, type StepWithPh
 import { buildStatus, type StatusFacts } from "./status.js";
 import { statusOutline } from "./status-pace.js";
 import { byRoundAndOrder, deriveStepPhase, type ObservedStep } from "./steps.js";
-import { planPipeline, type PipelineSettings } from "./pipeline.js";
+import { holdingTheCut, planPipeline, type PipelineSettings } from "./pipeline.js";
 
 export type { LeaseState } from "../runtime/lease-state.js";
 
@@ -455,7 +455,7 @@ function decideRoundSteps(
   }
 
   const pipeline = pipelineSettingsOf(world.backup, world.lease.keys);
-  const plan = planPipeline(
+  const planned = planPipeline(
     roundSteps.map(({ step, derived }) => ({
       name: step.metadata.name!,
       started: derived.phase !== "Pending",
@@ -466,6 +466,10 @@ function decideRoundSteps(
     world.lease.ours ? world.lease.holderStep : undefined,
     pipeline,
   );
+  // A failed step's agent may have died with VMs frozen: the operator thaws them (thaw.ts, the next pass)
+  // before another node freezes anything. Not for a lost node's: nothing there can be thawed until it is back.
+  const thawFirst = withPhase.filter((s) => s.step.status?.thawPending && nodeOf(s)?.ready);
+  const plan = thawFirst.length > 0 ? holdingTheCut(planned, pipeline) : planned;
   const byName = new Map(roundSteps.map((s) => [s.step.metadata.name!, s]));
   const cutter = plan.cutter ? byName.get(plan.cutter) : undefined;
   const mayAct = world.lease.ours || world.lease.free;
@@ -510,6 +514,13 @@ function decideRoundSteps(
 
   const shown = cutter ?? holder;
   if (shown) facts.coordinatingNode = shown.step.spec.node;
+  if (thawFirst.length > 0) {
+    facts.progressing = {
+      reason: "NodeInProgress",
+      message: `round ${round}: thawing the VMs the agent of ${thawFirst.map((s) => s.step.spec.node).join(", ")} left frozen before the next node's cut`,
+    };
+    return { requeueAfterMs: 2_000 };
+  }
   const extracting = roundSteps.filter(
     (s) => s.derived.phase === "Running" && s.derived.cutDone && s.step.status?.capturedCount === undefined,
   ).length;
@@ -573,6 +584,7 @@ function setStepPhase(
       phase: action.phase,
       ...(action.startTime ? { startTime: action.startTime } : {}),
       ...(action.completionTime ? { completionTime: action.completionTime } : {}),
+      ...(action.thawPending ? { thawPending: true } : {}),
     },
   };
 }

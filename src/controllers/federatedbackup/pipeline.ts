@@ -71,6 +71,15 @@ export function planPipeline(
 }
 
 /**
+ * The plan while VMs a failed step left frozen are being thawed: nobody new is given the cut (the Leases stay
+ * with the step that last held it). Jobs that wait for their turn may still start; a strict run starts none,
+ * its agents freezing as soon as they run.
+ */
+export function holdingTheCut(plan: PipelinePlan, settings: PipelineSettings): PipelinePlan {
+  return { start: settings.lookAhead > 0 ? plan.start : [] };
+}
+
+/**
  * Who holds the cut: the holder while it still needs it; else the first step that has not made its cut, once
  * fewer than maxExtractions steps are extracting (and fewer than EXITING_LIMIT reported ones are still
  * ending); else nobody for now (the Leases stay with the run).

@@ -294,6 +294,62 @@ describe("decideBackup", () => {
       );
     });
 
+    it("thaws what a failed step's agent left frozen before anyone else cuts; a lost node's does not hold the cut", () => {
+      const [s1, s2, s3, s4] = steps();
+      const failed = (step: NodeSnapshot): NodeSnapshot => ({
+        ...step,
+        status: { phase: "Failed", thawPending: true, completionTime: "2026-11-25T11:59:00Z" },
+      });
+      const lease = { ours: true, free: false, keys, holderNode: "n1", holderStep: s1!.metadata.name!, renewedAt: NOW };
+      const held = decideBackup(
+        world(b, {
+          steps: [{ step: failed(s1!) }, { step: running(s2!), job }, { step: running(s3!), job }, { step: s4! }],
+          nodes,
+          lease,
+        }),
+        settings,
+      );
+      assert.equal(
+        held.actions.find((a) => a.kind === "ClaimLease"),
+        undefined,
+        "the cut stays where it was",
+      );
+      assert.match(
+        held.status.conditions!.find((c) => c.type === "Progressing")!.message,
+        /thawing the VMs the agent of n1 left frozen/,
+      );
+      // The same with n1 lost: its VMs cannot be reached, and the run goes on.
+      const lost = decideBackup(
+        world(b, {
+          steps: [{ step: failed(s1!) }, { step: running(s2!), job }, { step: running(s3!), job }, { step: s4! }],
+          nodes: nodes.map((n) => (n.name === "n1" ? { ...n, ready: false } : n)),
+          lease,
+        }),
+        settings,
+      );
+      const claim = lost.actions.find((a) => a.kind === "ClaimLease");
+      assert.deepEqual(claim?.kind === "ClaimLease" && claim.node, "n2");
+    });
+
+    it("does not start the next strict step in the pass that finds the previous one's Job failed", () => {
+      const strict = backup({ phase: "InProgress", progress: { round: 1 } });
+      const [s1, s2] = nodes.map((n, i) => buildNodeSnapshot(strict, 1, i + 1, n.name, [vm(`vm-${n.name}`, n.name)]));
+      const d = decideBackup(
+        world(strict, {
+          steps: [{ step: running(s1!), job: { ...job, failed: true } }, { step: s2! }],
+          nodes,
+          lease: { ours: true, free: false, keys, holderNode: "n1", holderStep: s1!.metadata.name!, renewedAt: NOW },
+        }),
+        settings,
+      );
+      const recorded = d.actions.find((a) => a.kind === "RecordStepPhase");
+      assert.ok(recorded?.kind === "RecordStepPhase" && recorded.phase === "Failed" && recorded.thawPending);
+      assert.deepEqual(
+        d.actions.filter((a) => a.kind === "StartJob" || a.kind === "ClaimLease"),
+        [],
+      );
+    });
+
     it("does not hand the turn on before the holder's cut is made", () => {
       const [s1, s2, s3, s4] = steps();
       const d = decideBackup(
