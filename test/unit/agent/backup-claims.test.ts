@@ -413,7 +413,8 @@ describe("agent/backup runNodeBackup with disks on claims (Copy)", function () {
     const claimDir = join(env.location, "prod/big/claims/root");
     await waitFor(
       async () => {
-        const entries = existsSync(claimDir) ? await readdir(claimDir) : [];
+        // The child removes the earlier round's directory and makes it again: it may vanish between calls.
+        const entries = await readdir(claimDir).catch(() => [] as string[]);
         for (const name of entries.filter(isTempName)) {
           if (
             (await stat(join(claimDir, name)).then(
