@@ -38,7 +38,7 @@ import { claimMethodsSummary } from "./claim-methods-event.js";
 import { capturedWorkloads, expectedWorkloads, missingWorkloads, type StepWithPhase } from "./missing.js";
 import { buildStatus, type StatusFacts } from "./status.js";
 import { statusOutline } from "./status-pace.js";
-import { byRoundAndOrder, deriveStepPhase, type ObservedStep } from "./steps.js";
+import { agentReported, byRoundAndOrder, deriveStepPhase, type ObservedStep } from "./steps.js";
 import { holdingTheCut, planPipeline, type PipelineSettings } from "./pipeline.js";
 
 export type { LeaseState } from "../runtime/lease-state.js";
@@ -461,7 +461,7 @@ function decideRoundSteps(
       started: derived.phase !== "Pending",
       finished: !isOpen({ step, derived }),
       cutDone: !!derived.cutDone || !isOpen({ step, derived }),
-      reported: step.status?.capturedCount !== undefined,
+      reported: agentReported(step),
     })),
     world.lease.ours ? world.lease.holderStep : undefined,
     pipeline,
@@ -522,7 +522,7 @@ function decideRoundSteps(
     return { requeueAfterMs: 2_000 };
   }
   const extracting = roundSteps.filter(
-    (s) => s.derived.phase === "Running" && s.derived.cutDone && s.step.status?.capturedCount === undefined,
+    (s) => s.derived.phase === "Running" && s.derived.cutDone && !agentReported(s.step),
   ).length;
   const waiting = roundSteps.filter((s) => s.derived.phase === "Running" && !s.derived.cutDone && s !== cutter).length;
   facts.progressing = {

@@ -22,6 +22,12 @@ export interface DerivedStepPhase {
   cutDone?: boolean;
 }
 
+/**
+ * The step's agent wrote its final report (`capturedCount`): its extraction is over, though its pod may
+ * not have exited yet.
+ */
+export const agentReported = (step: NodeSnapshot): boolean => step.status?.capturedCount !== undefined;
+
 /** The phase a step is in, from its recorded status and its Job; with whether its cut is done. */
 export function deriveStepPhase(observed: ObservedStep, now: number): DerivedStepPhase {
   const derived = derivePhase(observed, now);
@@ -51,7 +57,7 @@ function derivePhase({ step, job, extract }: ObservedStep, now: number): Derived
       };
     }
     if (!extract.complete) return { phase: "Running", message: `extracting from ${snapshot}` };
-    const reported = step.status?.capturedCount !== undefined;
+    const reported = agentReported(step);
     const completedAt = Date.parse(extract.completionTime ?? "") || now;
     if (!reported && now - completedAt < REPORT_GRACE_MS)
       return { phase: "Running", message: "waiting for the node agent's report" };
@@ -60,7 +66,7 @@ function derivePhase({ step, job, extract }: ObservedStep, now: number): Derived
   if (job?.complete) {
     // The agent reports into the step before its pod exits, but the Job's completion can reach this
     // operator first: wait for the report rather than conclude that nothing was captured.
-    const reported = step.status?.capturedCount !== undefined;
+    const reported = agentReported(step);
     const completedAt = Date.parse(job.completionTime ?? "") || now;
     if (!reported && now - completedAt < REPORT_GRACE_MS)
       return { phase: "Running", message: "waiting for the node agent's report" };
