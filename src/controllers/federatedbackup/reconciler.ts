@@ -48,6 +48,7 @@ import { runStorageKeys } from "../runtime/storage-keys.js";
 import { logAction, logPhase } from "../runtime/log-action.js";
 import { createIfAbsent, deleteIfExists, replaceStatus, setFinalizer, tryGet } from "../runtime/objects.js";
 import { RunAccessGrants } from "../runtime/step-access.js";
+import { RunMemo } from "../runtime/run-memo.js";
 import { buildRunAccess, type StepAccess } from "../runtime/agent-access.js";
 import { runAccessOf } from "./run-access.js";
 import { claimFilesystemIdentity } from "../runtime/volume-identity.js";
@@ -132,9 +133,9 @@ export class FederatedBackupReconciler {
   /** Backup UID → when this process last wrote its status (status-pace.ts). */
   private readonly statusWrittenAt = new Map<string, number>();
   /** Backup UID → its storage keys and the node steps they were computed from (recomputed when those change). */
-  private readonly storageKeysSeen = new Map<string, { signature: string; keys: string[] }>();
+  private readonly storageKeysSeen = new RunMemo<string[]>();
   /** Backup UID → its agents' access and the steps it was built from (runAccess). */
-  private readonly runAccessSeen = new Map<string, { signature: string; access: StepAccess }>();
+  private readonly runAccessSeen = new RunMemo<StepAccess>();
 
   constructor(private readonly deps: BackupReconcilerDeps) {
     this.claimClasses = new ClaimClasses(deps.client);
@@ -192,8 +193,8 @@ export class FederatedBackupReconciler {
       this.statusWrittenAt.set(uid, clock.now());
       if (isFinished(decision.status.phase)) {
         this.statusWrittenAt.delete(uid);
-        this.storageKeysSeen.delete(uid);
-        this.runAccessSeen.delete(uid);
+        this.storageKeysSeen.forget(uid);
+        this.runAccessSeen.forget(uid);
       }
       logPhase(this.deps.log, backup, backup.status?.phase, decision.status.phase);
       const steps = informers.steps.list((s) => s.spec.backupUID === backup.metadata.uid);
@@ -310,7 +311,7 @@ export class FederatedBackupReconciler {
     // A step's spec (its VMs and their claims' classes) does not change: the keys change only with the steps.
     const signature = `${volumeId ?? ""} ${backup.spec.storageGroup ?? ""} ${nodeSteps.map((s) => s.metadata.name).join(",")}`;
     const uid = backup.metadata.uid!;
-    let keys = this.storageKeysSeen.get(uid)?.signature === signature ? this.storageKeysSeen.get(uid)!.keys : undefined;
+    let keys = this.storageKeysSeen.cached(uid, signature);
     if (!keys) {
       const workloads = nodeSteps.flatMap((s) => s.spec.workloads ?? []);
       const classes = await this.claimClasses.of(uid, workloads);
@@ -318,7 +319,7 @@ export class FederatedBackupReconciler {
         ...(backup.spec.storageGroup ? { group: backup.spec.storageGroup } : {}),
         ...(volumeId ? { sharedVolumeIdentity: volumeId } : {}),
       });
-      this.storageKeysSeen.set(uid, { signature, keys });
+      this.storageKeysSeen.remember(uid, signature, keys);
     }
     const lease = leaseSetStateOf(
       keys,
@@ -345,11 +346,14 @@ export class FederatedBackupReconciler {
     // A step object's spec never changes (a changed step is a new object, with a new uid).
     const signature = `${pipelined} ${storageKeys.join(",")} ${steps.map((s) => s.metadata.uid).join(",")}`;
     const uid = backup.metadata.uid!;
-    const seen = this.runAccessSeen.get(uid);
-    if (seen?.signature === signature) return seen.access;
-    const access = buildRunAccess(runAccessOf(backup, steps, pipelined ? this.turnLeases(storageKeys) : undefined));
-    this.runAccessSeen.set(uid, { signature, access });
-    return access;
+    return (
+      this.runAccessSeen.cached(uid, signature) ??
+      this.runAccessSeen.remember(
+        uid,
+        signature,
+        buildRunAccess(runAccessOf(backup, steps, pipelined ? this.turnLeases(storageKeys) : undefined)),
+      )
+    );
   }
 
   private leaseObject(key: string): LeaseObject | undefined {
@@ -797,6 +801,7 @@ export class FederatedBackupReconciler {
     await setFinalizer(client, Resources.FederatedBackup, backup, FINALIZER_CLEANUP, false);
     this.claimClasses.forget(backup.metadata.uid!);
     this.statusWrittenAt.delete(backup.metadata.uid!);
-    this.storageKeysSeen.delete(backup.metadata.uid!);
+    this.storageKeysSeen.forget(backup.metadata.uid!);
+    this.runAccessSeen.forget(backup.metadata.uid!);
   }
 }
