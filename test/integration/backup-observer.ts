@@ -1,5 +1,8 @@
 // Watches a backup run from the outside, the way a test can assert on it: when each node Job appeared
-// and finished, which Jobs ran at the same time, and who held the shared volume's Lease meanwhile.
+// and finished, which Jobs ran at the same time, and who held the shared volume's Lease meanwhile. Who held
+// it is judged by etcd revision (the objects' resourceVersions), one clock for Jobs and Leases alike: the
+// two watch streams deliver in their own order, and the operator hands the Lease on as soon as it sees a
+// Job end, so the Lease's change may arrive here before the Job's.
 import { LABEL_MANAGED_BY } from "../../src/api/labels.js";
 import { Informer } from "../../src/k8s/informer.js";
 import { Resources } from "../../src/k8s/resources.js";
@@ -20,9 +23,17 @@ export interface JobRecord {
   createdAt: number;
   finishedAt?: number;
   outcome?: "Complete" | "Failed" | "Deleted";
-  /** Lease holder seen when the Job appeared (refreshed until the Job finished). */
-  leaseHolders: Set<string>;
+  /** The Job's revision when first seen, and when first seen finished (or deleted). */
+  createdRevision: bigint;
+  finishedRevision?: bigint;
+  /** The Leases' holders from the Job's creation to its end, by revision. */
+  readonly leaseHolders: Set<string>;
 }
+
+const revisionOf = (o: KubeObject): bigint => {
+  const rv = o.metadata.resourceVersion ?? "";
+  return /^\d+$/.test(rv) ? BigInt(rv) : 0n;
+};
 
 export class BackupObserver {
   readonly jobs: JobRecord[] = [];
@@ -46,11 +57,20 @@ export class BackupObserver {
     private readonly onChange?: (job: JobRecord, event: "created" | "finished") => Promise<void> | void,
   ) {
     this.jobInformer.on((event, job) => this.onJob(event, job));
-    this.leaseInformer.on(() => this.recordHolders());
+    this.leaseInformer.on((event, lease) => {
+      if (event === "delete" || !this.leaseNames.has(lease.metadata.name ?? "")) return;
+      this.leaseStates.push({
+        lease: lease.metadata.name!,
+        revision: revisionOf(lease),
+        holder: viewLease(lease)?.holderNode ?? "",
+      });
+    });
   }
 
   /** The Lease names of the observed namespaces' shared volumes (claim vmdisks), as the operator names them. */
   private leaseNames = new Set<string>();
+  /** Every state of those Leases seen, with its revision. */
+  private readonly leaseStates: Array<{ lease: string; revision: bigint; holder: string }> = [];
 
   async start(): Promise<void> {
     for (const ns of this.namespaces) {
@@ -66,16 +86,18 @@ export class BackupObserver {
     await this.leaseInformer.stop();
   }
 
-  /** Holders of the Leases of the observed namespaces' shared volumes. */
-  private holders(): string[] {
-    return this.leaseInformer
-      .list((l) => this.leaseNames.has(l.metadata.name ?? ""))
-      .map((l) => viewLease(l)?.holderNode ?? "");
-  }
-
-  private recordHolders(): void {
-    const holders = this.holders();
-    for (const r of this.jobs) if (r.finishedAt === undefined) for (const h of holders) r.leaseHolders.add(h);
+  /** Holders of the observed Leases from revision `from` (the state then in effect) until before `to`. */
+  private holdersBetween(from: bigint, to: bigint | undefined): Set<string> {
+    const out = new Set<string>();
+    for (const lease of new Set(this.leaseStates.map((s) => s.lease))) {
+      const states = this.leaseStates
+        .filter((s) => s.lease === lease)
+        .sort((a, b) => (a.revision < b.revision ? -1 : 1));
+      const inEffect = states.filter((s) => s.revision <= from).at(-1);
+      if (inEffect) out.add(inEffect.holder);
+      for (const s of states) if (s.revision > from && (to === undefined || s.revision < to)) out.add(s.holder);
+    }
+    return out;
   }
 
   private onJob(event: string, job: Job): void {
@@ -86,6 +108,7 @@ export class BackupObserver {
       // gone, which with foreground deletion is after its pods are.
       if (record && record.finishedAt === undefined) {
         record.finishedAt = Date.now();
+        record.finishedRevision = revisionOf(job);
         record.outcome = "Deleted";
         this.notify(record, "finished");
       }
@@ -94,12 +117,16 @@ export class BackupObserver {
     if (!record) {
       for (const other of this.jobs)
         if (other.finishedAt === undefined) this.overlaps.push([other.name, job.metadata.name!]);
+      const holdersBetween = (from: bigint, to: bigint | undefined) => this.holdersBetween(from, to);
       record = {
         namespace: job.metadata.namespace!,
         name: job.metadata.name!,
         node: job.spec.template.spec.nodeName ?? "",
         createdAt: Date.now(),
-        leaseHolders: new Set(this.holders()),
+        createdRevision: revisionOf(job),
+        get leaseHolders() {
+          return holdersBetween(this.createdRevision, this.finishedRevision);
+        },
       };
       this.jobs.push(record);
       this.notify(record, "created");
@@ -109,6 +136,7 @@ export class BackupObserver {
     );
     if (done && record.finishedAt === undefined) {
       record.finishedAt = Date.now();
+      record.finishedRevision = revisionOf(job);
       record.outcome = done.type as "Complete" | "Failed";
       this.notify(record, "finished");
     }
