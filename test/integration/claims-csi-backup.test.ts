@@ -27,6 +27,7 @@ import {
   backupEnv,
   backupFinished,
   backupManifest,
+  claimsLeftAfterRelease,
   csiDouble,
   kubevirtDouble,
   podRunner,
@@ -195,9 +196,8 @@ describe("FederatedBackup of VMs on claims, CSI per claim (Auto)", function () {
         [],
         "no VolumeSnapshot left",
       );
-      const leftClaims = await adminClient().list(Resources.PersistentVolumeClaim, { namespace: env.namespace });
       assert.deepEqual(
-        leftClaims.items.map((c) => c.metadata.name).filter((n) => n!.endsWith("-restore")),
+        await claimsLeftAfterRelease(env.namespace, (n) => n.endsWith("-restore")),
         [],
         "no restored claim left",
       );
@@ -312,9 +312,8 @@ describe("FederatedBackup of VMs on claims, CSI per claim (Auto)", function () {
         left.items.map((s) => s.metadata.name),
         [],
       );
-      const claimsLeft = await adminClient().list(Resources.PersistentVolumeClaim, { namespace: env.namespace });
       assert.deepEqual(
-        claimsLeft.items.map((c) => c.metadata.name).filter((n) => n!.endsWith("-restore") || n!.endsWith("-snapshot")),
+        await claimsLeftAfterRelease(env.namespace, (n) => n.endsWith("-restore") || n.endsWith("-snapshot")),
         [],
       );
 

@@ -24,6 +24,7 @@ import {
   backupEnv,
   backupFinished,
   backupManifest,
+  claimsLeftAfterRelease,
   csiDouble,
   kubevirtDouble,
   podRunner,
@@ -166,7 +167,7 @@ describe("FederatedBackup of VMs on claims, VolumeGroupSnapshot per VM (Auto)", 
       assert.deepEqual(await left(Resources.VolumeSnapshot), [], "no VolumeSnapshot left");
       const pvcs = (await adminClient().list(Resources.PersistentVolumeClaim, { namespace: env.namespace })).items;
       assert.deepEqual(
-        pvcs.map((c) => c.metadata.name).filter((n) => n!.endsWith("-restore")),
+        await claimsLeftAfterRelease(env.namespace, (n) => n.endsWith("-restore")),
         [],
         "no restored claim left",
       );

@@ -200,6 +200,28 @@ export async function waitFor<T>(
   }
 }
 
+/**
+ * The claims of a namespace whose names match, once none is left or `timeoutMs` has passed; fails at once
+ * if one matching claim is not being deleted. The operator deletes a finished step's restored claims in the
+ * pass that records the release, but the API server removes a claim only once no pod uses it
+ * (pvc-protection), and the extract Job's pod goes with the Job through the garbage collector, later.
+ */
+export async function claimsLeftAfterRelease(
+  namespace: string,
+  match: (name: string) => boolean,
+  timeoutMs = 60_000,
+): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = (await adminClient().list(Resources.PersistentVolumeClaim, { namespace })).items.filter((c) =>
+      match(c.metadata.name!),
+    );
+    const kept = left.filter((c) => !c.metadata.deletionTimestamp).map((c) => c.metadata.name!);
+    if (kept.length > 0 || left.length === 0 || Date.now() > deadline) return left.map((c) => c.metadata.name!);
+    await sleep(200);
+  }
+}
+
 /** Fails a kwok node (kwok stops keeping it Ready, its Ready condition turns False), or brings it back. */
 export async function setNodeReady(node: string, ready: boolean): Promise<void> {
   await adminClient().patch(Resources.Node, undefined, node, {
