@@ -201,8 +201,8 @@ export async function waitFor<T>(
 }
 
 /**
- * The claims of a namespace whose names match, once none is left or `timeoutMs` has passed; fails at once
- * if one matching claim is not being deleted. The operator deletes a finished step's restored claims in the
+ * The claims of a namespace whose names match, once none is left or `timeoutMs` has passed; at once if a
+ * matching claim is not being deleted (nobody deleted it: waiting would not make it go). The operator deletes a finished step's restored claims in the
  * pass that records the release, but the API server removes a claim only once no pod uses it
  * (pvc-protection), and the extract Job's pod goes with the Job through the garbage collector, later.
  */
