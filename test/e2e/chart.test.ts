@@ -131,7 +131,7 @@ describe("e2e: the chart installed with helm, the operator running from its pod"
   const helmArgs = (...args: string[]) => [...args, "--kubeconfig", cluster().kubeconfigPath];
 
   before(async function () {
-    this.timeout(300_000);
+    this.timeout(420_000);
     app = buildImageLayout();
     const imageProgram = [process.execPath, path.join(app, "dist/src/cli/main.js")];
     runner = new PodRunner(cluster(), { programFor: (image) => (image === IMAGE ? imageProgram : SOURCE_PROGRAM) });
@@ -204,9 +204,16 @@ describe("e2e: the chart installed with helm, the operator running from its pod"
     });
     assert.equal(pod.image, IMAGE);
     assert.equal(pod.serviceAccount, `${RELEASE}-operator`);
-    await waitFor("the operator's /readyz", 60_000, async () => {
+    // Ready once every cache has its first list. A list refused while helm's RBAC is still arriving is
+    // tried again with backoff (up to 30 s between tries), so the wait allows a few tries; if it still
+    // times out, the operator's own log says why.
+    await waitFor("the operator's /readyz", 180_000, async () => {
       const res = await fetch(`http://127.0.0.1:${healthPort}/readyz`).catch(() => undefined);
       return res?.ok ? true : undefined;
+    }).catch((err: unknown) => {
+      const state = pod.endedAt ? `ended (exit ${pod.exitCode}, signal ${pod.signal})` : "still runs";
+      const tail = existsSync(pod.log) ? readFileSync(pod.log, "utf8").split("\n").slice(-40).join("\n") : "";
+      throw new Error(`${String(err)}\nthe operator's pod ${state}; the end of its log:\n${tail}`);
     });
   });
 
