@@ -88,11 +88,14 @@ describe("Metrics", function () {
       });
       assert.equal(backup.status?.phase, "Completed", JSON.stringify(backup.status?.conditions));
       const finishedAt = Math.ceil(Date.now() / 1000);
-      // The operator counts a run once its status write has returned, which a reader can see first.
-      const after = await waitFor("the backup to be counted", 10_000, async () => {
+      // The operator counts a run once its status write has returned, which a reader can see first; the
+      // last-success gauge follows the status as its cache receives it (state-gauges.ts), which can come
+      // after the count.
+      const after = await waitFor("the backup to be counted and its success seen", 10_000, async () => {
         const s = await scrape(operator);
         return s.value("fedbackup_backup_total", { result: "Completed" }) >
-          before.value("fedbackup_backup_total", { result: "Completed" })
+          before.value("fedbackup_backup_total", { result: "Completed" }) &&
+          s.has("fedbackup_backup_last_success_timestamp_seconds", series)
           ? s
           : undefined;
       });
