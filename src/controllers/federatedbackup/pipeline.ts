@@ -34,8 +34,12 @@ export interface PipelinePlan {
   start: string[];
 }
 
-/** Steps whose agents reported and whose Jobs have not ended, at most, before the cut waits for one to end. */
-export const EXITING_LIMIT = 8;
+/**
+ * Steps whose agents reported and whose Jobs have not ended, at most, before the cut waits for one to end.
+ * The Job controller notes a pod's end in batches, a second or two after it: at ten steps a second some
+ * 10 to 20 reported steps are still ending, and a lower bound stalls the cut once a second (8 did).
+ */
+export const EXITING_LIMIT = 32;
 
 /** Steps started and not done with their cut: the one cutting and those waiting for their turn. */
 const waitingOrCutting = (s: PipelineStep) => s.started && !s.finished && !s.cutDone;
