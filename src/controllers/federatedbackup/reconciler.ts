@@ -68,7 +68,7 @@ import { withDefinitionReads } from "../runtime/definition-reads.js";
 import { SECRETS_ACCESS, operatorSecretsRefusal } from "../runtime/secrets-permission.js";
 import { inScope } from "./scope.js";
 import { listSelectedVmis, withCached } from "./discovery.js";
-import { actionBatches, STEP_CREATES_IN_FLIGHT } from "./action-batches.js";
+import { actionBatches, STEPS_IN_FLIGHT } from "./action-batches.js";
 import { mapBounded } from "../runtime/bounded.js";
 import { decideThaws, withThawed, type FreezeView } from "./thaw.js";
 import type { ObservedStep } from "./steps.js";
@@ -164,11 +164,13 @@ export class FederatedBackupReconciler {
     });
     // Events last: they tell of the status this pass writes, and a status write refused on a conflict
     // makes the next pass decide (and tell) again, so told before it they would be told twice.
-    // A round's step objects are created side by side (action-batches.ts), everything else in order.
+    // Different steps' actions side by side, each step's in order; the run's own in order (action-batches.ts).
     for (const batch of actionBatches(decision.actions.filter((a) => a.kind !== "Event"))) {
-      await mapBounded(batch, STEP_CREATES_IN_FLIGHT, async (action) => {
-        logAction(this.deps.log, backup, action, { object: world.leaseObject, owner: backupOwnerId(backup) });
-        await this.act(backup, world, action);
+      await mapBounded(batch, STEPS_IN_FLIGHT, async (sequence) => {
+        for (const action of sequence) {
+          logAction(this.deps.log, backup, action, { object: world.leaseObject, owner: backupOwnerId(backup) });
+          await this.act(backup, world, action);
+        }
       });
     }
     const uid = backup.metadata.uid!;

@@ -65,10 +65,24 @@ export class RunAccessGrants {
   /** Run UID → the access object last granted whole: granted again as is, nothing needs comparing. */
   private readonly granted = new Map<string, StepAccess>();
 
+  /** Run UID → the grant being applied: a pass that starts several Jobs at once applies it once. */
+  private readonly inFlight = new Map<string, Promise<number>>();
+
   constructor(private readonly client: KubeClient) {}
 
   /** Applies what changed of the run's access; returns how many objects were applied. */
   async grant(runUid: string, access: StepAccess): Promise<number> {
+    const pending = this.inFlight.get(runUid);
+    if (pending) {
+      await pending.catch(() => {});
+      return this.grant(runUid, access);
+    }
+    const applying = this.apply(runUid, access).finally(() => this.inFlight.delete(runUid));
+    this.inFlight.set(runUid, applying);
+    return applying;
+  }
+
+  private async apply(runUid: string, access: StepAccess): Promise<number> {
     if (this.granted.get(runUid) === access) return 0;
     let applied = this.applied.get(runUid);
     if (!applied) this.applied.set(runUid, (applied = new Map<string, string>()));

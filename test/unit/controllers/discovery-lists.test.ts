@@ -2,9 +2,6 @@ import assert from "node:assert/strict";
 import type { FederatedBackup } from "../../../src/api/v1alpha1/index.js";
 import { discoveryLists, labelSelectorParam } from "../../../src/controllers/federatedbackup/discovery-lists.js";
 import { matchesLabelSelector, type LabelSelector } from "../../../src/controllers/federatedbackup/label-selector.js";
-import { actionBatches } from "../../../src/controllers/federatedbackup/action-batches.js";
-import type { BackupAction } from "../../../src/controllers/federatedbackup/decide.js";
-import { buildNodeSnapshot } from "../../../src/controllers/federatedbackup/builders.js";
 
 const backup = (workloads: FederatedBackup["spec"]["workloads"]): FederatedBackup => ({
   apiVersion: "fedbackup.io/v1alpha1",
@@ -103,28 +100,5 @@ describe("discovery: the label selector sent to the API server", () => {
     ];
     for (const labels of cases)
       assert.equal(serverMatches(param, labels), matchesLabelSelector(selector, labels), JSON.stringify(labels));
-  });
-});
-
-describe("action batches", () => {
-  const b = backup(undefined);
-  const create = (n: number): BackupAction => ({
-    kind: "CreateStep",
-    step: buildNodeSnapshot(b, 1, n, `node-${n}`, []),
-  });
-  it("puts consecutive step creations together and keeps every other action alone, in order", () => {
-    const actions: BackupAction[] = [
-      { kind: "DeleteStep", step: buildNodeSnapshot(b, 1, 9, "node-9", []) },
-      create(1),
-      create(2),
-      create(3),
-      { kind: "ReleaseLease" },
-      create(4),
-      { kind: "ReleaseLease" },
-    ];
-    assert.deepEqual(
-      actionBatches(actions).map((batch) => batch.map((a) => (a.kind === "CreateStep" ? a.step.spec.order : a.kind))),
-      [["DeleteStep"], [1, 2, 3], ["ReleaseLease"], [4], ["ReleaseLease"]],
-    );
   });
 });

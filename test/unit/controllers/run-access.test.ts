@@ -178,6 +178,27 @@ describe("RunAccessGrants", () => {
     assert.equal(calls.length, 7, calls.join("\n"));
   });
 
+  it("applies a run's access once when several of its Jobs start at once", async () => {
+    const { client, calls } = recordingClient();
+    const grants = new RunAccessGrants(client);
+    const access = buildRunAccess({ run, steps: round1 });
+    const applied = await Promise.all(Array.from({ length: 5 }, () => grants.grant(run.uid, access)));
+    assert.deepEqual(applied, [7, 0, 0, 0, 0]);
+    assert.equal(calls.length, 7, calls.join("\n"));
+  });
+
+  it("lets a grant waiting behind a failed one apply it again", async () => {
+    const { client, calls, fail } = recordingClient("fedbackup-run-agent.team-a.nightly-0123abcd");
+    const grants = new RunAccessGrants(client);
+    const access = buildRunAccess({ run, steps: round1 });
+    const first = grants.grant(run.uid, access);
+    const second = grants.grant(run.uid, access);
+    await assert.rejects(first);
+    fail.on = "still-failing";
+    assert.equal(await second, 4);
+    assert.equal(calls.length, 7, calls.join("\n"));
+  });
+
   it("applies again what a failed grant did not get to", async () => {
     const { client, calls, fail } = recordingClient("fedbackup-run-agent.team-a.nightly-0123abcd");
     const grants = new RunAccessGrants(client);
