@@ -4,13 +4,18 @@
 //   SCALE_SIZES=100            sizes to run, comma-separated (default 100,300,1000)
 //   SCALE_OPERATOR=tsx         run the operator from source (default: compiled with tsc, as a container runs it)
 //   SCALE_SOURCE=tree          the operator, CRDs and RBAC of the working tree (default: of the committed HEAD)
-//   SCALE_PIPELINE='{"lookAhead":1}'   spec.pipeline of the backup (default {"lookAhead":2,"maxExtractions":2};
+//   SCALE_PIPELINE='{"lookAhead":1}'   spec.pipeline of the backup (default {"lookAhead":12,"maxExtractions":8}:
+//                              a Job's pod starts about a second after the Job here, and each extraction takes
+//                              300 ms, so at 100 ms a step the look-ahead must cover 10 steps and 3 extractions;
 //                              "default" leaves it out: the CRD's default, strict one step at a time)
 //   SCALE_KUBECTL_NODES=200    steps the kubectl loop goes over, the rest extrapolated (default: all)
 //   SCALE_NAMESPACES=1         namespaces the VMIs are spread over (default 10)
 //   SCALE_MIGRATIONS=200       VMs moved to another node during the run (default 200)
 //   SCALE_EXTRACTION_MS=300    how long each simulated agent's extraction takes (default 300)
 //   SCALE_OPERATOR_NODE_OPTIONS=''   Node's options for the operator's process (default: the chart's heap limit)
+//   SCALE_KCM_QPS=20           kube-controller-manager's --kube-api-qps and --kube-api-burst (default 100, as
+//                              Kubernetes' own scalability tests run it; its default of 20 caps the Job
+//                              controller at about 3 Jobs a second, each Job costing it some 6 requests)
 //
 // Per size, on a fresh control plane of the harness (kube-apiserver, etcd, kube-controller-manager, kwok):
 // N simulated nodes with about 10 VMIs each, spread unevenly (spread.ts); the operator as its own process
@@ -58,15 +63,17 @@ import { SimulatedAgents } from "./scale/simulated-agent.js";
 import { seededRandom, spreadVmis } from "./scale/spread.js";
 import { gaps, handoffDelays, jobGaps, spreadOf, type Spread } from "./scale/stats.js";
 import { Timeline } from "./scale/timeline.js";
+import { cpuBetween, sampleCpu } from "./scale/cpu-time.js";
 
 const SIZES = (process.env.SCALE_SIZES ?? "100,300,1000").split(",").map(Number);
 const BUILD_NAME = process.env.SCALE_OPERATOR ?? "compiled";
-const PIPELINE_TEXT = process.env.SCALE_PIPELINE ?? '{"lookAhead":2,"maxExtractions":2}';
+const PIPELINE_TEXT = process.env.SCALE_PIPELINE ?? '{"lookAhead":12,"maxExtractions":8}';
 const PIPELINE = PIPELINE_TEXT === "default" ? undefined : (JSON.parse(PIPELINE_TEXT) as Record<string, number>);
 const KUBECTL_NODES = process.env.SCALE_KUBECTL_NODES ? Number(process.env.SCALE_KUBECTL_NODES) : Infinity;
 const VM_NAMESPACES = Number(process.env.SCALE_NAMESPACES ?? "10");
 const MIGRATIONS = Number(process.env.SCALE_MIGRATIONS ?? "200");
 const EXTRACTION_MS = Number(process.env.SCALE_EXTRACTION_MS ?? "300");
+const KCM_QPS = Number(process.env.SCALE_KCM_QPS ?? "100");
 const BACKUP_NS = "scale-backup";
 const LOOP_NS = "scale-kubectl";
 const BACKUP = "scale";
@@ -87,6 +94,8 @@ const SOURCE: OperatorSource = SOURCE_NAME;
 const log = (m: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${m}`);
 
 interface SizeResult {
+  /** CPU seconds each process used from the backup's creation to its end (scale/cpu-time.ts). */
+  cpuSecondsDuringBackup: Record<string, number>;
   nodes: number;
   vmis: number;
   nodeSteps: number;
@@ -273,7 +282,11 @@ function backupManifest(): FederatedBackup & KubeObject {
 
 async function runSize(n: number, prepared: PreparedOperator): Promise<SizeResult> {
   const setupStarted = Date.now();
-  const cp = await ControlPlane.start({ log, crds: [prepared.crds, path.join(REPO_ROOT, "test/fixtures/crds")] });
+  const cp = await ControlPlane.start({
+    log,
+    crds: [prepared.crds, path.join(REPO_ROOT, "test/fixtures/crds")],
+    controllerManagerQps: KCM_QPS,
+  });
   const volumes = mkdtempSync(path.join(os.tmpdir(), "fedbackup-scale-"));
   const admin = new KubeClient(cp.kubeConfig);
   const harness = new KubeClient(cp.kubeConfig);
@@ -342,6 +355,8 @@ async function runSize(n: number, prepared: PreparedOperator): Promise<SizeResul
       });
       void watch.start();
     });
+    const cpuProcesses = [...cp.processIds, { name: "operator", pid: operator.pid }];
+    const cpuBefore = sampleCpu(cpuProcesses);
     const createdAt = Date.now();
     await admin.create(Resources.FederatedBackup, backupManifest());
     log(`FederatedBackup created over ${vms.length} VMIs on ${stepsExpected} nodes with VMIs`);
@@ -350,6 +365,7 @@ async function runSize(n: number, prepared: PreparedOperator): Promise<SizeResul
     log(`first Job after ${discoveryMs} ms`);
     const fb = await waitForBackup(finished, agents, timeline, operator, migrator);
     const finishedAt = Date.now();
+    const cpu = cpuBetween(cpuBefore, sampleCpu(cpuProcesses));
     await migrator.done();
     const wholeBackupMs = finishedAt - createdAt;
     log(`backup ${fb.status?.phase} after ${(wholeBackupMs / 1000).toFixed(1)} s`);
@@ -484,6 +500,7 @@ async function runSize(n: number, prepared: PreparedOperator): Promise<SizeResul
         extrapolated: loop.nodes < stepNodes.length,
       },
       ratio: loopTotalMs / wholeBackupMs,
+      cpuSecondsDuringBackup: Object.fromEntries(cpu.map((c) => [c.name, c.seconds])),
     };
     return {
       ...result,
@@ -575,6 +592,21 @@ function render(results: SizeResult[]): string {
       ...col((r) => (r.etcd ? `${mib(r.etcd.walBytesDuringBackup)} (${mib(r.etcd.walBytesAboveBaseline)})` : "-")),
     ],
     [
+      "CPU used during the backup / the machine's",
+      ...col((r) => {
+        const used = Object.values(r.cpuSecondsDuringBackup).reduce((a, b) => a + b, 0);
+        return `${used.toFixed(0)} s / ${((r.wholeBackupMs / 1000) * os.cpus().length).toFixed(0)} s`;
+      }),
+    ],
+    [
+      "  by process (CPU seconds)",
+      ...col((r) =>
+        Object.entries(r.cpuSecondsDuringBackup)
+          .map(([name, s]) => `${name} ${s.toFixed(0)}`)
+          .join(", "),
+      ),
+    ],
+    [
       "migrated VMs: round 2 / round 1 / not captured",
       ...col(
         (r) =>
@@ -606,7 +638,7 @@ for (const n of SIZES) {
 console.log(
   `\nscale benchmark on ${commit} (${SOURCE}), operator ${BUILD}, VMIs in ${VM_NAMESPACES} namespaces, ` +
     `NODE_OPTIONS '${operatorNodeOptions()}', spec.pipeline ${PIPELINE ? JSON.stringify(PIPELINE) : "default"}, ` +
-    `extraction ${EXTRACTION_MS} ms, ${os.cpus().length} CPUs`,
+    `extraction ${EXTRACTION_MS} ms, kube-controller-manager --kube-api-qps ${KCM_QPS}, ${os.cpus().length} CPUs`,
 );
 console.log(render(results));
 mkdirSync(path.join(REPO_ROOT, "bench-results"), { recursive: true });
@@ -619,6 +651,7 @@ writeFileSync(
       operator: BUILD,
       pipeline: PIPELINE ?? null,
       extractionMs: EXTRACTION_MS,
+      controllerManagerQps: KCM_QPS,
       cpus: os.cpus().length,
       at: new Date().toISOString(),
       results,

@@ -37,6 +37,11 @@ export interface ControlPlaneOptions {
   /** Keep the working directory after stop (for debugging). */
   keep?: boolean;
   log?: (message: string) => void;
+  /**
+   * kube-controller-manager's client rate limit (--kube-api-qps and --kube-api-burst), when not its
+   * default of 20 and 30: its Job controller creates a Job's pod and writes its status through it.
+   */
+  controllerManagerQps?: number;
 }
 
 const admissionType = (plural: string, kind: string): ResourceType => ({
@@ -108,6 +113,11 @@ export function loadManifests(paths: string[]): k8s.KubernetesObject[] {
 export class ControlPlane {
   readonly kubeConfig = new k8s.KubeConfig();
   private readonly processes: ManagedProcess[] = [];
+
+  /** The control plane's processes by name (kube-apiserver, etcd, ...), for their resource use. */
+  get processIds(): Array<{ name: string; pid: number | undefined }> {
+    return this.processes.map((p) => ({ name: p.name, pid: p.pid }));
+  }
   private stopped = false;
   serverVersion = "";
 
@@ -210,6 +220,12 @@ export class ControlPlane {
       "--secure-port=0",
       "--use-service-account-credentials=false",
       `--root-ca-file=${p.caCert}`,
+      ...(this.options.controllerManagerQps
+        ? [
+            `--kube-api-qps=${this.options.controllerManagerQps}`,
+            `--kube-api-burst=${this.options.controllerManagerQps}`,
+          ]
+        : []),
     ]);
     this.startProcess("kwok", [
       `--kubeconfig=${this.kubeconfigPath}`,
