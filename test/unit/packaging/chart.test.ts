@@ -246,7 +246,7 @@ describe("Helm chart", () => {
       const pod = podOf(docs);
       assert.equal(pod.containers[0]!.args.at(-1), "--concurrency=4");
       assert.equal(envOf(docs, "FOO"), "bar");
-      assert.equal(envOf(docs, "NODE_OPTIONS"), "--max-old-space-size=192", "the heap limit by default");
+      assert.equal(envOf(docs, "NODE_OPTIONS"), "--max-old-space-size=320", "the heap limit by default");
       assert.equal(envOf(template("--set", "heapLimitMiB=0"), "NODE_OPTIONS"), undefined);
       assert.equal(pod.priorityClassName, "high");
       assert.deepEqual(pod.nodeSelector, { role: "infra" });
