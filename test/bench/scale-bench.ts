@@ -558,7 +558,7 @@ function render(results: SizeResult[]): string {
     ["  of which until the operator wrote the Lease", ...col((r) => p(r.handoffWrittenMs))],
     ["kubectl loop per step p50 / p99", ...col((r) => p(r.kubectlLoop.perStepMs))],
     ["discovery (creation → first Job)", ...col((r) => ms(r.discoveryMs))],
-    ["operator API requests per node step", ...col((r) => r.operatorRequests.perStep.toFixed(1))],
+    ["operator API requests per node step", ...col((r) => r.operatorRequests.perStep.toFixed(2))],
     [
       "backup passes per node step / mean pass",
       ...col((r) => `${r.backupPasses.perStep.toFixed(1)} / ${r.backupPasses.meanMs.toFixed(0)} ms`),

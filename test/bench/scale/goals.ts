@@ -23,6 +23,8 @@ export interface GoalCheck {
 const MiB = 1024 * 1024;
 const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 const ms = (v: number) => `${v.toFixed(0)} ms`;
+// Two decimals where a bound is a round number a miss could be rounded onto (6.03 requests are not "6.0").
+const s2 = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
 /** The goals that apply at this size: all of them at 1,000 nodes, the size-free ones (per step, per node) at any. */
 export function checkGoals(f: SizeFigures): GoalCheck[] {
@@ -34,8 +36,8 @@ export function checkGoals(f: SizeFigures): GoalCheck[] {
     { goal: "per-step p50 ≤ 100 ms", value: ms(f.stepP50Ms), met: f.stepP50Ms <= 100 },
     { goal: "overhead p50 ≤ 30 ms", value: ms(f.overheadP50Ms), met: f.overheadP50Ms <= 30 },
     { goal: "overhead p99 ≤ 100 ms", value: ms(f.overheadP99Ms), met: f.overheadP99Ms <= 100 },
-    { goal: "discovery ≤ 1 s", value: s(f.discoveryMs), met: f.discoveryMs <= 1_000 },
-    { goal: "≤ 6 API requests per node step", value: f.requestsPerStep.toFixed(1), met: f.requestsPerStep <= 6 },
+    { goal: "discovery ≤ 1 s", value: s2(f.discoveryMs), met: f.discoveryMs <= 1_000 },
+    { goal: "≤ 6 API requests per node step", value: f.requestsPerStep.toFixed(2), met: f.requestsPerStep <= 6 },
     ...(atScale
       ? [
           {

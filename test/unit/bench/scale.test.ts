@@ -223,4 +223,21 @@ describe("bench: scale", () => {
     assert.ok(large.some((g) => g.goal === "peak RSS ≤ 256 MiB" && !g.met && g.value === "300 MiB"));
     assert.ok(large.some((g) => g.goal === "whole backup ≤ 120 s" && g.met));
   });
+
+  it("never prints a missed figure as its bound", () => {
+    const goals = checkGoals({
+      nodes: 100,
+      wholeBackupMs: 50_000,
+      kubectlLoopMs: 500_000,
+      stepP50Ms: 50,
+      overheadP50Ms: 20,
+      overheadP99Ms: 90,
+      discoveryMs: 1_037,
+      requestsPerStep: 6.03,
+      peakRssBytes: 0,
+      storedBackupBytes: 1024,
+    });
+    const missed = Object.fromEntries(goals.filter((g) => !g.met).map((g) => [g.goal, g.value]));
+    assert.deepEqual(missed, { "discovery ≤ 1 s": "1.04 s", "≤ 6 API requests per node step": "6.03" });
+  });
 });
