@@ -251,13 +251,16 @@ export class OperatorProcess {
 }
 
 /**
- * The operator's NODE_OPTIONS: SCALE_OPERATOR_NODE_OPTIONS, else as the chart sets them for its container
- * (heapLimitMiB of its values.yaml).
+ * The operator's NODE_OPTIONS: SCALE_OPERATOR_NODE_OPTIONS, else what the chart sets for its container with its
+ * default values (the Deployment of deploy/workload.yaml, rendered from them by `make manifests`).
  */
 export function operatorNodeOptions(): string {
   if (process.env.SCALE_OPERATOR_NODE_OPTIONS !== undefined) return process.env.SCALE_OPERATOR_NODE_OPTIONS;
-  const values = yaml.load(readFileSync(path.join(REPO_ROOT, "charts/fedbackup/values.yaml"), "utf8")) as {
-    heapLimitMiB?: number;
-  };
-  return values.heapLimitMiB ? `--max-old-space-size=${values.heapLimitMiB}` : "";
+  const docs = yaml.loadAll(readFileSync(path.join(REPO_ROOT, "deploy/workload.yaml"), "utf8")) as {
+    kind?: string;
+    spec?: { template?: { spec?: { containers?: { env?: { name: string; value?: string }[] }[] } } };
+  }[];
+  const deployment = docs.find((d) => d?.kind === "Deployment");
+  const env = deployment?.spec?.template?.spec?.containers?.[0]?.env ?? [];
+  return env.find((e) => e.name === "NODE_OPTIONS")?.value ?? "";
 }

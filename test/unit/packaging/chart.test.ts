@@ -246,8 +246,13 @@ describe("Helm chart", () => {
       const pod = podOf(docs);
       assert.equal(pod.containers[0]!.args.at(-1), "--concurrency=4");
       assert.equal(envOf(docs, "FOO"), "bar");
-      assert.equal(envOf(docs, "NODE_OPTIONS"), "--max-old-space-size=320", "the heap limit by default");
-      assert.equal(envOf(template("--set", "heapLimitMiB=0"), "NODE_OPTIONS"), undefined);
+      assert.equal(
+        envOf(docs, "NODE_OPTIONS"),
+        "--max-old-space-size=320 --max-semi-space-size=8",
+        "the heap limit and the semi-space by default",
+      );
+      assert.equal(envOf(template("--set", "heapLimitMiB=0"), "NODE_OPTIONS"), "--max-semi-space-size=8");
+      assert.equal(envOf(template("--set", "heapLimitMiB=0", "--set", "semiSpaceMiB=0"), "NODE_OPTIONS"), undefined);
       assert.equal(pod.priorityClassName, "high");
       assert.deepEqual(pod.nodeSelector, { role: "infra" });
       assert.deepEqual(pod.tolerations, [{ operator: "Exists" }]);
