@@ -74,8 +74,8 @@ test-tools: ## Debian packages the tests use: xfsprogs, for the reflink tests on
 	@command -v restic >/dev/null 2>&1 || echo "note: restic is missing; make bench skips its restic row"
 
 .PHONY: test-unit
-test-unit: deps test-tools ## Unit tests (no cluster).
-	mocha --reporter-option label=unit 'test/unit/**/*.test.ts'
+test-unit: deps test-tools ## Unit tests (no cluster); promtool for the PrometheusRule tests from hack/promtool.sh.
+	PROMTOOL="$$(hack/promtool.sh)" mocha --reporter-option label=unit 'test/unit/**/*.test.ts'
 
 # A test whose title (its own or its describe's) holds "[long]" is a long scenario (many VMs, several nodes,
 # several runs): make test leaves it to test-long and runs a short form of the same feature instead.
