@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Prints the path of a promtool for the PrometheusRule tests, or nothing (they are then skipped, saying so):
 # $PROMTOOL, one on PATH, or the one of Debian's `prometheus` package, extracted once per machine into a cache
-# directory outside the repository. The package is downloaded, not installed: installing it would also start
-# a Prometheus server.
+# directory outside the repository. The package is downloaded, not installed: installing it would also set up
+# a Prometheus server, its user and its service.
 set -euo pipefail
 if [ -n "${PROMTOOL:-}" ]; then echo "$PROMTOOL"; exit 0; fi
 if found=$(command -v promtool); then echo "$found"; exit 0; fi
