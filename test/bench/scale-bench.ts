@@ -42,7 +42,6 @@ import { checkGoals, type GoalCheck } from "./scale/goals.js";
 import { kubectlLoop } from "./scale/kubectl-loop.js";
 import {
   OperatorProcess,
-  operatorNodeOptions,
   prepareOperator,
   type OperatorBuild,
   type OperatorSource,
@@ -637,7 +636,7 @@ for (const n of SIZES) {
 }
 console.log(
   `\nscale benchmark on ${commit} (${SOURCE}), operator ${BUILD}, VMIs in ${VM_NAMESPACES} namespaces, ` +
-    `NODE_OPTIONS '${operatorNodeOptions()}', spec.pipeline ${PIPELINE ? JSON.stringify(PIPELINE) : "default"}, ` +
+    `NODE_OPTIONS '${prepared.nodeOptions}', spec.pipeline ${PIPELINE ? JSON.stringify(PIPELINE) : "default"}, ` +
     `extraction ${EXTRACTION_MS} ms, kube-controller-manager --kube-api-qps ${KCM_QPS}, ${os.cpus().length} CPUs`,
 );
 console.log(render(results));

@@ -5,7 +5,6 @@ import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, linkSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import * as yaml from "js-yaml";
 import type { FederatedBackup, NodeSnapshot } from "../../src/api/v1alpha1/index.js";
 import {
   buildRunAccess,
@@ -20,7 +19,7 @@ import { ApiError } from "../../src/k8s/errors.js";
 import { resourcePath, Resources } from "../../src/k8s/resources.js";
 import type { KubeObject } from "../../src/k8s/types.js";
 import { backupSnapshotsPath } from "../../src/planning/index.js";
-import { REPO_ROOT } from "../harness/binaries.js";
+import { operatorDeployment } from "../harness/operator-deployment.js";
 import { xfsImage } from "../harness/xfs.js";
 import { createVm, createVolume, diskPaths, NODE_MOUNT_PATH, type VmFixture } from "../harness/workloads.js";
 import { BackupObserver } from "./backup-observer.js";
@@ -397,10 +396,7 @@ describe("Tenant isolation", function () {
       });
 
     it("admits the operator's pod where restricted is enforced", async () => {
-      const docs = yaml.loadAll(readFileSync(path.join(REPO_ROOT, "deploy/workload.yaml"), "utf8")) as Array<
-        KubeObject & { spec: { template: { spec: unknown } } }
-      >;
-      const deployment = docs.find((d) => d.kind === "Deployment")!;
+      const deployment = operatorDeployment();
       // deploy/rbac.yaml makes the operator's namespace enforce restricted; its ServiceAccount lives there.
       await ensureOperatorRbac();
       const ns = await adminClient().get(Resources.Namespace, undefined, OPERATOR_NAMESPACE);

@@ -13,6 +13,7 @@ import type { KubeClient } from "../../../src/k8s/client.js";
 import { Resources, type ResourceType } from "../../../src/k8s/resources.js";
 import type { KubeObject } from "../../../src/k8s/types.js";
 import type { ControlPlane } from "../../harness/control-plane.js";
+import { operatorDeployment, operatorEnv } from "../../harness/operator-deployment.js";
 import { freePort } from "../../harness/ports.js";
 import { REPO_ROOT, run } from "../common.js";
 import { parsePrometheus, valueOf, type Sample } from "./prometheus.js";
@@ -32,6 +33,8 @@ export interface PreparedOperator {
   rbac: string;
   /** The commit, and whether uncommitted changes were included. */
   commit: string;
+  /** The NODE_OPTIONS the operator runs with (operatorNodeOptions). */
+  nodeOptions: string;
 }
 
 const git = (args: string[]) => run("git", args, { cwd: REPO_ROOT, capture: true }).then((s) => s.trim());
@@ -60,7 +63,12 @@ export async function prepareOperator(
   } else if (await git(["status", "--porcelain", "--untracked-files=no", "--", "src", "crds", "deploy"])) {
     commit = `${head} with uncommitted changes`;
   }
-  const paths = { crds: path.join(root, "crds"), rbac: path.join(root, "deploy/rbac.yaml"), commit };
+  const paths = {
+    crds: path.join(root, "crds"),
+    rbac: path.join(root, "deploy/rbac.yaml"),
+    commit,
+    nodeOptions: operatorNodeOptions(root),
+  };
   if (build === "tsx")
     return { ...paths, command: [process.execPath, "--import", "tsx", path.join(root, "src/cli/main.ts")] };
   const outDir = path.join(WORK_DIR, source === "head" ? path.join(head, "dist") : "tree-dist");
@@ -180,10 +188,10 @@ export class OperatorProcess {
       {
         cwd: REPO_ROOT,
         stdio: ["ignore", "ignore", "inherit"],
-        // Node's options for the operator alone: the chart's heap limit, or SCALE_OPERATOR_NODE_OPTIONS.
+        // Node's options for the operator alone: the chart's, or SCALE_OPERATOR_NODE_OPTIONS.
         env: {
           ...process.env,
-          NODE_OPTIONS: operatorNodeOptions(),
+          NODE_OPTIONS: prepared.nodeOptions,
         },
       },
     );
@@ -252,15 +260,9 @@ export class OperatorProcess {
 
 /**
  * The operator's NODE_OPTIONS: SCALE_OPERATOR_NODE_OPTIONS, else what the chart sets for its container with its
- * default values (the Deployment of deploy/workload.yaml, rendered from them by `make manifests`).
+ * default values, in the rendered Deployment of the source that runs (`root`).
  */
-export function operatorNodeOptions(): string {
+function operatorNodeOptions(root: string): string {
   if (process.env.SCALE_OPERATOR_NODE_OPTIONS !== undefined) return process.env.SCALE_OPERATOR_NODE_OPTIONS;
-  const docs = yaml.loadAll(readFileSync(path.join(REPO_ROOT, "deploy/workload.yaml"), "utf8")) as {
-    kind?: string;
-    spec?: { template?: { spec?: { containers?: { env?: { name: string; value?: string }[] }[] } } };
-  }[];
-  const deployment = docs.find((d) => d?.kind === "Deployment");
-  const env = deployment?.spec?.template?.spec?.containers?.[0]?.env ?? [];
-  return env.find((e) => e.name === "NODE_OPTIONS")?.value ?? "";
+  return operatorEnv(operatorDeployment(path.join(root, "deploy/workload.yaml")), "NODE_OPTIONS") ?? "";
 }
