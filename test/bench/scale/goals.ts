@@ -23,7 +23,8 @@ export interface GoalCheck {
 const MiB = 1024 * 1024;
 const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 const ms = (v: number) => `${v.toFixed(0)} ms`;
-// Two decimals where a bound is a round number a miss could be rounded onto (6.03 requests are not "6.0").
+// Two decimals for the figures whose bound is a round number (discovery, requests per step), so that a miss
+// never prints as its bound (1,037 ms is not "1.0 s", 6.01 requests are not "6.0").
 const s2 = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
 /** The goals that apply at this size: all of them at 1,000 nodes, the size-free ones (per step, per node) at any. */
