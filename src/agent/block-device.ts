@@ -66,6 +66,8 @@ import {
 } from "./manifest.js";
 import { descriptorPath, isCode } from "./safe-fs.js";
 import { errorMessage } from "./types.js";
+import { WRITE_BEHIND_BYTES, WriteBehind } from "./write-behind.js";
+import { allocAlignedRing } from "./aligned-ring.js";
 import { readFully, writeFully } from "./positional-io.js";
 
 const { O_RDONLY, O_RDWR, O_EXCL, O_NOFOLLOW, O_DIRECT } = constants;
@@ -586,8 +588,9 @@ interface PumpSpec {
 }
 
 // Chunk i goes through ring slot i mod ringSize: read (up to READ_AHEAD chunks ahead, on the thread pool),
-// hashed (main thread), written (thread pool, one write at a time, in order). A slot is refilled only once
-// its previous chunk is written. Holes are read from nowhere: they are the shared zero buffer.
+// hashed (main thread), written (thread pool, one write at a time, in order) and written back behind the
+// writes (write-behind.ts). A slot is refilled only once its previous chunk is written. Holes are read from
+// nowhere: they are the shared zero buffer.
 async function pump(spec: PumpSpec): Promise<{ bytes: number; sha256: string }> {
   const { source, steps, ring, chunkBytes, signal, sink } = spec;
   const ringSize = ring.length;
@@ -602,6 +605,7 @@ async function pump(spec: PumpSpec): Promise<{ bytes: number; sha256: string }> 
   const throwIfFailed = () => {
     if (ioError) throw ioError;
   };
+  const writeBehind = new WriteBehind(WRITE_BEHIND_BYTES, park);
   const slots: { step: Step; read: Promise<number> }[] = [];
   const writes: Promise<void>[] = ring.map(() => done);
   let lastWrite = done;
@@ -648,17 +652,19 @@ async function pump(spec: PumpSpec): Promise<{ bytes: number; sha256: string }> 
         const { handle, position } = destination;
         lastWrite = lastWrite.then(() => (ioError ? undefined : writeFully(handle, chunk, position))).catch(park);
         writes[index] = lastWrite;
+        writeBehind.wrote(handle, n, lastWrite);
       } else {
         writes[index] = done;
       }
       bytes += n;
     }
     await lastWrite;
+    await writeBehind.idle();
     throwIfFailed();
     return { bytes, sha256: hash ? hash.digest("hex") : "" };
   } finally {
     // Reads issued ahead, or abandoned on an error, must finish before the handles are closed.
-    await Promise.all([...slots.map((s) => s.read), lastWrite]);
+    await Promise.all([...slots.map((s) => s.read), lastWrite, writeBehind.idle()]);
   }
 }
 
@@ -667,20 +673,6 @@ const READ_AHEAD = 2;
 
 function allocRing(ringSize: number, chunkBytes: number): Buffer[] {
   return Array.from({ length: ringSize }, () => Buffer.allocUnsafe(chunkBytes));
-}
-
-// O_DIRECT needs buffers aligned to the device's logical block size (up to 4096), which Buffer does not
-// promise. A WebAssembly memory is allocated in whole pages, page-aligned; chunkBytes is a multiple of
-// 4096, so every slot is too. (Should one ever not be, the read fails with EINVAL and the read-back falls
-// back to the page cache.)
-const WASM_PAGE_BYTES = 64 * 1024;
-// (@types/node types WebAssembly's namespace but not its global value, which comes with lib.dom.)
-const { Memory } = (
-  globalThis as unknown as { WebAssembly: { Memory: new (size: { initial: number }) => { buffer: ArrayBuffer } } }
-).WebAssembly;
-function allocAlignedRing(ringSize: number, chunkBytes: number): Buffer[] {
-  const memory = new Memory({ initial: Math.ceil((ringSize * chunkBytes) / WASM_PAGE_BYTES) });
-  return Array.from({ length: ringSize }, (_, i) => Buffer.from(memory.buffer, i * chunkBytes, chunkBytes));
 }
 
 function checkChunkBytes(chunkBytes: number | undefined): number {

@@ -18,6 +18,9 @@ import { createHash } from "node:crypto";
 import type { FileHandle } from "node:fs/promises";
 import { open, rm } from "node:fs/promises";
 import { readFully, writeFully } from "./positional-io.js";
+import { WRITE_BEHIND_BYTES, WriteBehind } from "./write-behind.js";
+import { allocAlignedRing } from "./aligned-ring.js";
+import { DIRECT_BLOCK_BYTES, DirectWriter } from "./direct-writer.js";
 import type { PositionalSink, PositionalSource } from "../storage/positional.js";
 
 export interface HashResult {
@@ -43,6 +46,16 @@ export interface CopyOptions {
   chunkBytes?: number;
   /** Buffers in the ring, at least 2 (default 6); memory used is buffers × chunkBytes. */
   buffers?: number;
+  /**
+   * Write a local file target with O_DIRECT where its filesystem takes it (see direct-writer.ts; default
+   * true); false writes through the page cache.
+   */
+  directWrites?: boolean;
+  /**
+   * Bytes written through the page cache between two write-backs of the target (see write-behind.ts;
+   * default WRITE_BEHIND_BYTES, 0 for none). Direct writes need none.
+   */
+  writeBehindBytes?: number;
 }
 
 /**
@@ -119,15 +132,21 @@ async function copy(
     await closeSrc();
     throw err;
   }
+  let direct: DirectWriter | undefined;
   try {
-    const result = await pump(src, dst, chunkBytes, buffers, withHash, opts.signal);
+    if ((opts.directWrites ?? true) && chunkBytes % DIRECT_BLOCK_BYTES === 0) direct = await DirectWriter.open(dst);
+    const result = await pump(src, dst, chunkBytes, buffers, withHash, opts.signal, {
+      direct,
+      writeBehindBytes: opts.writeBehindBytes ?? WRITE_BEHIND_BYTES,
+    });
+    await direct?.close();
     await closeSrc();
     // close() can report a deferred write error (NFS does this), so it is part of the copy; a caller that
     // passed a handle syncs and closes it itself (commitAtomic does).
     if (opened) await opened.close();
     return result;
   } catch (err) {
-    await Promise.allSettled([closeSrc(), opened ? opened.close() : Promise.resolve()]);
+    await Promise.allSettled([closeSrc(), opened ? opened.close() : Promise.resolve(), direct?.close()]);
     if (typeof target === "string") await rm(target, { force: true });
     throw err;
   }
@@ -141,7 +160,9 @@ export async function sha256OfFile(source: SourceRef, opts: CopyOptions = {}): P
   opts.signal?.throwIfAborted();
   const src = typeof source === "string" ? await open(source, "r") : source;
   try {
-    const { bytes, sha256 } = await pump(src, undefined, chunkBytes, checkBuffers(opts.buffers), true, opts.signal);
+    const { bytes, sha256 } = await pump(src, undefined, chunkBytes, checkBuffers(opts.buffers), true, opts.signal, {
+      writeBehindBytes: 0,
+    });
     return { bytes, sha256: sha256 ?? "" };
   } finally {
     if (typeof source === "string") await src.close();
@@ -151,8 +172,10 @@ export async function sha256OfFile(source: SourceRef, opts: CopyOptions = {}): P
 // The shared loop. With `dst` undefined it only hashes.
 //
 // Chunk i lives at offset i × chunkBytes and goes through the slot i mod ringSize: read (up to readAhead
-// chunks ahead, on the thread pool), hashed (main thread), written (thread pool, one write at a time).
-// A slot is refilled only after its previous chunk has been written.
+// chunks ahead, on the thread pool), hashed (main thread), written (thread pool, one write at a time): with
+// O_DIRECT where it can be (direct-writer.ts), otherwise through the page cache and written back behind
+// the writes every writeBehindBytes (write-behind.ts). A slot is refilled only after its previous chunk has
+// been written.
 async function pump(
   src: PositionalSource,
   dst: PositionalSink | undefined,
@@ -160,8 +183,14 @@ async function pump(
   ringSize: number,
   withHash: boolean,
   signal: AbortSignal | undefined,
+  writes: { direct?: DirectWriter; writeBehindBytes: number },
 ): Promise<{ bytes: number; sha256?: string }> {
-  const ring = Array.from({ length: ringSize }, () => Buffer.allocUnsafe(chunkBytes));
+  const { direct } = writes;
+  // Page-aligned, as direct writes need (and harmless otherwise).
+  const ring =
+    chunkBytes % DIRECT_BLOCK_BYTES === 0
+      ? allocAlignedRing(ringSize, chunkBytes)
+      : Array.from({ length: ringSize }, () => Buffer.allocUnsafe(chunkBytes));
   const zeros = zeroBuffer(chunkBytes);
   // Two reads ahead keep the hashing fed when a read waits behind a write for the second core; one chunk
   // is being hashed; the rest of the ring queues writes.
@@ -176,16 +205,17 @@ async function pump(
   const throwIfFailed = () => {
     if (ioError) throw ioError;
   };
+  const writeBehind = new WriteBehind(direct ? 0 : writes.writeBehindBytes, park);
   const reads: Promise<number>[] = ring.map(() => Promise.resolve(0));
   // Writes are chained, one at a time: concurrent writes to one file only contend for its inode lock
-  // (measured 2-3x slower on ext4). writes[slot] is the write of the chunk last held by that slot.
-  const writes: Promise<void>[] = ring.map(() => done);
+  // (measured 2-3x slower on ext4). written[slot] is the write of the chunk last held by that slot.
+  const written: Promise<void>[] = ring.map(() => done);
   let lastWrite = done;
   let issued = 0;
   const issueReadsUpTo = async (limit: number) => {
     for (; issued < limit; issued++) {
       const index = issued % ringSize;
-      await slotOf(writes, index);
+      await slotOf(written, index);
       reads[index] = readFully(src, slotOf(ring, index), slotOf(ring, index).length, issued * chunkBytes).catch(
         (err: unknown) => {
           park(err);
@@ -209,23 +239,33 @@ async function pump(
       hash?.update(chunk);
       if (dst && n > 0 && !chunk.equals(zeros.subarray(0, n))) {
         const at = position;
-        lastWrite = lastWrite.then(() => (ioError ? undefined : writeFully(dst, chunk, at))).catch(park);
-        writes[index] = lastWrite;
+        const slot = slotOf(ring, index);
+        lastWrite = lastWrite
+          .then(async () => {
+            if (ioError) return;
+            // A chunk the filesystem refused to take directly goes through the page cache.
+            if (direct && (await direct.write(slot, n, at))) return;
+            await writeFully(dst, chunk, at);
+          })
+          .catch(park);
+        written[index] = lastWrite;
+        writeBehind.wrote(dst, n, lastWrite);
       } else {
-        writes[index] = done;
+        written[index] = done;
       }
       position += n;
       // readChunk fills its buffer unless the file ends inside it.
       if (n < chunkBytes) break;
     }
     await lastWrite;
+    await writeBehind.idle();
     throwIfFailed();
     // Trailing holes were skipped, so the size is set explicitly.
     if (dst) await dst.truncate(position);
     return hash ? { bytes: position, sha256: hash.digest("hex") } : { bytes: position };
   } finally {
     // Reads issued past the end, or abandoned on an error, must finish before the handles are closed.
-    await Promise.all([...reads, lastWrite]);
+    await Promise.all([...reads, lastWrite, writeBehind.idle()]);
   }
 }
 

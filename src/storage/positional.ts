@@ -13,4 +13,9 @@ export interface PositionalSource {
 export interface PositionalSink {
   write(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesWritten: number }>;
   truncate(length: number): Promise<void>;
+  /**
+   * Writes what was written so far back to the device (fdatasync), where there is one: copies use it to
+   * write behind themselves (agent/write-behind.ts). An upload has none.
+   */
+  datasync?(): Promise<void>;
 }

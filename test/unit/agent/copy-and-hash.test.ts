@@ -92,6 +92,45 @@ describe("agent/copy-and-hash", function () {
     assert.ok((await stat(target)).blocks * 512 < 4 * MiB);
   });
 
+  it("writes the target back behind itself while it copies, and fails when a write-back does", async () => {
+    const source = join(dir, "behind-src");
+    await writeRandomFile(source, 9 * MiB + 5);
+    const target = join(dir, "behind-dst");
+    const handle = await open(target, "w");
+    try {
+      // Where the copy had got to (bytes written) each time it started a write-back.
+      const syncedAt: number[] = [];
+      let written = 0;
+      const sink = {
+        write: async (buffer: Buffer, offset: number, length: number, position: number) => {
+          const result = await handle.write(buffer, offset, length, position);
+          written += result.bytesWritten;
+          return result;
+        },
+        truncate: (length: number) => handle.truncate(length),
+        datasync: () => {
+          syncedAt.push(written);
+          return handle.datasync();
+        },
+      };
+      const result = await copyAndHash(source, sink, { writeBehindBytes: 2 * MiB });
+      assert.deepEqual(result, await referenceHash(source));
+      await assertSameBytes(source, target);
+      // The first once 2 MiB were written; how many more depends on how long each takes (one at a time).
+      assert.equal(syncedAt[0], 2 * MiB, `write-backs started at ${syncedAt.join(", ")}`);
+      const failing = { ...sink, datasync: () => Promise.reject(new Error("EIO on write-back")) };
+      await assert.rejects(copyAndHash(source, failing, { writeBehindBytes: MiB }), /EIO on write-back/);
+      // A plain object has no descriptor to write directly through; a FileHandle has, and needs no write-back.
+      syncedAt.length = 0;
+      const direct = Object.assign(Object.create(handle) as typeof handle, { datasync: sink.datasync });
+      assert.deepEqual(await copyAndHash(source, direct, { writeBehindBytes: MiB }), await referenceHash(source));
+      await assertSameBytes(source, target);
+      assert.deepEqual(syncedAt, []);
+    } finally {
+      await handle.close();
+    }
+  });
+
   it("stops on abort and removes the partial target", async () => {
     const source = join(dir, "abort-src");
     await writeRandomFile(source, 64 * MiB);
