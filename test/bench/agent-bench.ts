@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { copyAndHash } from "../../src/agent/copy-and-hash.js";
-import { GiB, fmt, median, timed, warm, writeIncompressible } from "./common.js";
+import { GiB, fmt, median, roundOrder, timed, warm, writeIncompressible } from "./common.js";
 
 const sizeGiB = Number(process.argv[2] ?? "2");
 const runs = Number(process.argv[3] ?? "5");
@@ -42,8 +42,8 @@ try {
     sha.push(await timed(() => execFileSync("openssl", ["dgst", "-sha256", source])));
     rmSync(target, { force: true });
     dd.push(await timed(() => execFileSync("dd", [`if=${source}`, `of=${target}`, "bs=1M", "status=none"])));
-    // Rotate the order, so that no variant always runs in the wake of the same predecessor.
-    for (const variant of [...variants.slice(i % variants.length), ...variants.slice(0, i % variants.length)]) {
+    // A new order each round, so that no variant always runs in the wake of the same predecessor.
+    for (const variant of roundOrder(variants, i)) {
       rmSync(target, { force: true });
       ours.get(variant.label)?.push(await timed(() => copyAndHash(source, target, variant.opts)));
     }

@@ -3,7 +3,7 @@
 //
 // The device: a 2 GiB loop device over a sparse file, half of it incompressible data (from openssl) and
 // half zeros, in alternating 16 MiB runs. Every contestant reads the device (/dev/loopN) with a warm page
-// cache (the device read once before each run) after a `sync`; runs are interleaved (the order rotates).
+// cache (the device read once before each run) after a `sync`; runs are interleaved (the order changes each round).
 // `cp` copies all 2 GiB (a device is not a sparse file to cp: it writes the zeros too); the extraction
 // writes the non-zero chunks only (the hole list goes to the manifest). Reported: median extract /
 // max(median cp, median openssl), with the goal of the file extraction (<= 1.25), and the bytes stored
@@ -22,7 +22,18 @@ import { pathToFileURL } from "node:url";
 import { extractBlockDevice } from "../../src/agent/block-device.js";
 import type { BlockLayout } from "../../src/agent/manifest.js";
 import type { RunOptions } from "./common.js";
-import { GiB, MiB, best, median, run as runCommand, size, table, timed, writeIncompressible } from "./common.js";
+import {
+  GiB,
+  MiB,
+  best,
+  median,
+  roundOrder,
+  run as runCommand,
+  size,
+  table,
+  timed,
+  writeIncompressible,
+} from "./common.js";
 
 const DEVICE_BYTES = 2 * GiB;
 const RUN_BYTES = 16 * MiB;
@@ -106,7 +117,7 @@ export async function blockDeviceBench(opts: {
       },
     ];
     for (let i = 0; i < runs; i++) {
-      for (const c of [...contestants.slice(i % contestants.length), ...contestants.slice(0, i % contestants.length)]) {
+      for (const c of roundOrder(contestants, i)) {
         signal.throwIfAborted();
         await rm(stored, { force: true });
         await rm(copied, { force: true });

@@ -170,6 +170,30 @@ export function cpuTicks(stat: string): number {
   return ticks.reduce((sum, t) => sum + t, 0);
 }
 
+/**
+ * The order of `items` for interleaved run `round` (from 0): a permutation seeded by the round, the same in
+ * every run of the benchmark. Rotating one fixed order would leave each contestant behind the same
+ * predecessor in every round but the first, and what a run leaves behind (the page cache it grew, memory it
+ * freed) weighs on the next: with the 5 s `cp, then sha256sum` always just before it, the extract (through
+ * the page cache) took 2.4 s, 1.2-1.9 s after other contestants.
+ */
+export function roundOrder<T>(items: readonly T[], round: number): T[] {
+  const order = [...items];
+  // mulberry32: a small, well-mixed generator, enough to shuffle a handful of contestants.
+  let state = (round + 1) * 0x9e3779b9;
+  const next = () => {
+    state = (state + 0x6d2b79f5) | 0;
+    let t = Math.imul(state ^ (state >>> 15), 1 | state);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    [order[i], order[j]] = [order[j] as T, order[i] as T];
+  }
+  return order;
+}
+
 export const best = (values: readonly number[]): number => Math.min(...values);
 
 /** The middle value (the upper one of the two middle values for an even count). */

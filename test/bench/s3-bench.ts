@@ -2,7 +2,7 @@
 // loopback (test/harness/object-store.ts):
 //
 // 1. Throughput, on the set of agent-goals.ts: 4 files of 512 MiB of incompressible data (2 GiB), in the
-//    page cache. Interleaved runs (the order rotates) of
+//    page cache. Interleaved runs (the order changes each round) of
 //    - the agent's extract to S3: for each file objectStoreDir(...).commit(key, sink => copyAndHash(handle,
 //      sink)), the files one after the other as the agent extracts a VM's files (multipart uploads of
 //      PART_BYTES parts, UPLOAD_QUEUE in flight, the sha256 computed in the same pass);
@@ -40,6 +40,7 @@ import {
   REPO_ROOT,
   best,
   median,
+  roundOrder,
   run as runCommand,
   size,
   table,
@@ -243,7 +244,7 @@ async function throughput(
   };
   const contestants = [extract, comparable, defaults].filter((c) => !c.skipped);
   for (let i = 0; i < options.runs; i++) {
-    const order = [...contestants.slice(i % contestants.length), ...contestants.slice(0, i % contestants.length)];
+    const order = roundOrder(contestants, i);
     for (const [n, c] of order.entries()) {
       checkpoint();
       const prefix = `run-${i + 1}-${n + 1}`;

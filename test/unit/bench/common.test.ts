@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { cpuTicks, measured, preparationSteps, separationUnavailable } from "../../bench/common.js";
+import { cpuTicks, measured, preparationSteps, roundOrder, separationUnavailable } from "../../bench/common.js";
 
 describe("bench: separating the runs of a throughput benchmark", () => {
   it("back to back: only warms the sources", () => {
@@ -77,5 +77,27 @@ describe("bench: measuring a run", () => {
       }
     });
     assert.ok(m.cpuMs >= 80 && m.cpuMs <= m.ms + 20, `cpu ${m.cpuMs} ms, wall ${m.ms} ms`);
+  });
+});
+
+describe("bench: the order of the contestants in each round", () => {
+  const contestants = ["extract", "cp", "openssl", "dd", "cp, then sha256sum", "restic"];
+
+  it("is a permutation, the same for a round every time", () => {
+    for (let round = 0; round < 10; round++) {
+      const order = roundOrder(contestants, round);
+      assert.deepEqual([...order].sort(), [...contestants].sort());
+      assert.deepEqual(roundOrder(contestants, round), order);
+    }
+  });
+
+  it("puts a contestant behind different predecessors over the rounds", () => {
+    const behind = new Set<string>();
+    for (let round = 0; round < 5; round++) {
+      const order = roundOrder(contestants, round);
+      const at = order.indexOf("extract");
+      behind.add(at === 0 ? "(first)" : (order[at - 1] ?? ""));
+    }
+    assert.ok(behind.size >= 3, `the extract ran behind only ${[...behind].join(", ")}`);
   });
 });
