@@ -6,15 +6,15 @@
 //    sources (`dd of=/dev/null`), a copy through user-space buffers without a hash (`dd bs=1M`), and two backup
 //    tools backing the same files up into a new local repository each run: restic (Debian's package) and Kopia
 //    (hack/kopia/build.sh), as ratios to the extract, with what each does that the agent does not. A missing
-//    tool's row says SKIPPED. Runs are interleaved (the order changes each round), each run's output is deleted before
-//    the next, and the runs are separated three ways (see CONDITIONS): flushed (`sync` before each run,
-//    sources in the page cache: the goal's), back to back (no sync: one run's write-back lands on the next),
-//    and cold (sync and drop_caches; only with --cold, as root). restic and Kopia run in a flushed pass of
-//    their own, beside the same contestants, so that their memory does not weigh on the goal's pass. Each run is timed until what it wrote is
-//    durable (its work, then an fsync of each file it wrote, as the agent commits each file); the work alone
-//    and its CPU time are reported too (CPU time shows what a run cost when other work on the machine
-//    stretched its wall time). Goal: median extract <= 1.25 x max(median cp, median openssl), flushed, until
-//    durable.
+//    tool's row says SKIPPED. Runs are interleaved (the order changes each round), each run's output is
+//    deleted before the next, and the runs are separated three ways (see CONDITIONS): flushed (`sync` before
+//    each run, sources in the page cache: the goal's), back to back (no sync: one run's write-back lands on
+//    the next), and cold (sync and drop_caches; only with --cold, as root). restic and Kopia run in a flushed
+//    pass of their own, beside the same contestants, so that their memory does not weigh on the goal's pass.
+//    Each run is timed until what it wrote is durable (its work, then an fsync of each file it wrote, as the
+//    agent commits each file); the work alone and its CPU time are reported too (CPU time shows what a run
+//    cost when other work on the machine stretched its wall time). Goal: median extract <= 1.25 x
+//    max(median cp, median openssl), flushed, until durable.
 // 2. Peak memory of the extraction, in a child process, for a 64 MiB and a 2 GiB file.
 //    Goal: <= 128 MiB and about the same for both sizes.
 // 3. The freeze window of one VM (what the guest feels) with runNodeBackup and a fake Freezer that answers at
@@ -202,9 +202,10 @@ function printLoad(when: string): void {
  * extract taken from it), not in the goal's: each run of them allocates and frees gigabytes, and on a VM
  * whose hypervisor takes back the memory its guest frees (virtio-balloon free page reporting, on here), the
  * user-space copies that follow pay to touch memory afresh. Measured on this 2-core VM: with restic in the
- * rotation, `dd bs=1M` 1.9 -> 4.0 s median and the extract 1.23 -> 1.52 s, `cp` (a copy in the kernel)
- * about the same; and `dd` of 2 GiB cost 0.5 s of system time right after a `sync`, 3.6-3.9 s ten seconds
- * later. The goal asks what the extraction's pipeline costs, not what a neighbour's memory churn does.
+ * rotation, `dd bs=1M` 1.9 -> 4.0 s median and the extract through the page cache 1.23 -> 1.52 s, `cp`
+ * (a copy in the kernel) about the same; and `dd` of 2 GiB cost 0.5 s of system time right after a `sync`,
+ * 3.6-3.9 s ten seconds later. The goal asks what the extraction's pipeline costs, not what a neighbour's
+ * memory churn does.
  */
 interface Condition extends Separation {
   label: string;
