@@ -22,6 +22,7 @@ import {
   startOperatorProcess,
   waitFor,
   type BackupEnv,
+  withoutLocationValidations,
 } from "./operator-env.js";
 
 type Backup = FederatedBackup & KubeObject;
@@ -673,13 +674,13 @@ describe("FederatedBackup controller", function () {
         ready?.message ?? "",
         /PersistentVolumeClaim .*\/no-such-claim \(spec.sharedVolume.claimName\) does not exist/,
       );
-      // Terminal: no retry storm afterwards.
+      // Terminal: no retry storm afterwards. The operator watches every namespace, so the periodic
+      // validations of other tests' BackupLocations may fall in the window; they are not this run's.
       operator.client.stats.reset();
       await new Promise((r) => setTimeout(r, 2_000));
-      assert.ok(
-        operator.client.stats.total <= 2,
-        `requests after failing: ${JSON.stringify(operator.client.stats.snapshot())}`,
-      );
+      const after = withoutLocationValidations(operator.client.stats.snapshot());
+      const total = Object.values(after).reduce((a, b) => a + b, 0);
+      assert.ok(total <= 2, `requests after failing: ${JSON.stringify(after)}`);
       const jobs = await adminClient().list(Resources.Job, { namespace: env.namespace });
       assert.equal(jobs.items.length, 0);
     } finally {
