@@ -8,7 +8,16 @@
 // runner reports pod status through the API like a kubelet. It is test harness: the operator does not
 // know it exists.
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { KubeClient } from "../../src/k8s/client.js";
@@ -144,6 +153,30 @@ export class PodRunner {
     if (!entry) return false;
     entry.child.kill("SIGKILL");
     return true;
+  }
+
+  /**
+   * What the runner knows of a pod, for a test's failure message: whether its informer has it, whether a run
+   * started, how it ended, and the end of its container log.
+   */
+  explain(namespace: string, name: string): string {
+    const key = `${namespace}/${name}`;
+    const seen = this.informer.get(key);
+    const run = this.runs.find((r) => r.namespace === namespace && r.name === name);
+    const facts = [
+      seen ? `the runner's cache has it, phase ${seen.status?.phase ?? "none"}` : "not in the runner's cache",
+      this.started.has(key) ? "its start was begun" : "no start begun",
+    ];
+    if (run) {
+      facts.push(
+        run.endedAt === undefined
+          ? `running for ${Date.now() - run.startedAt} ms`
+          : `exited ${run.exitCode ?? run.signal} after ${run.endedAt - run.startedAt} ms`,
+      );
+      const log = existsSync(run.log) ? readFileSync(run.log, "utf8").slice(-2_000) : "";
+      facts.push(`log: ${JSON.stringify(log)}`);
+    }
+    return facts.join("; ");
   }
 
   private async onPod(pod: Pod): Promise<void> {

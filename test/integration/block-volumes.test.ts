@@ -93,6 +93,16 @@ describe("harness: Block-mode claims on loop devices, DataVolumes and VM claim d
     if (sharedDir) rmSync(sharedDir, { recursive: true, force: true });
   });
 
+  /** The pod once it has ended; on a timeout, what the runner knows of it. */
+  async function podEnded(name: string): Promise<Pod> {
+    return waitFor("the pod to end", 30_000, async () => {
+      const p = await client().get<Pod>(Resources.Pod, ns, name);
+      return p.status?.phase === "Succeeded" || p.status?.phase === "Failed" ? p : undefined;
+    }).catch((err: unknown) => {
+      throw new Error(`${String(err)}: ${runner!.explain(ns, name)}`);
+    });
+  }
+
   async function blockVolume(
     claimName: string,
     size: number,
@@ -154,10 +164,7 @@ describe("harness: Block-mode claims on loop devices, DataVolumes and VM claim d
         volumes: [{ name: "disk", persistentVolumeClaim: { claimName: v.claimName } }],
       },
     } as KubeObject);
-    const pod = await waitFor("the pod to end", 30_000, async () => {
-      const p = await client().get<Pod>(Resources.Pod, ns, "reads-device");
-      return p.status?.phase === "Succeeded" || p.status?.phase === "Failed" ? p : undefined;
-    });
+    const pod = await podEnded("reads-device");
     const run = runner!.runs.find((r) => r.namespace === ns && r.name === "reads-device")!;
     const log = readFileSync(run.log, "utf8");
     assert.equal(pod.status?.phase, "Succeeded", log);
@@ -307,10 +314,7 @@ describe("harness: Block-mode claims on loop devices, DataVolumes and VM claim d
         ],
       },
     } as KubeObject);
-    const pod = await waitFor("the pod to end", 30_000, async () => {
-      const p = await client().get<Pod>(Resources.Pod, ns, "writes-blank-claims");
-      return p.status?.phase === "Succeeded" || p.status?.phase === "Failed" ? p : undefined;
-    });
+    const pod = await podEnded("writes-blank-claims");
     const run = runner!.runs.find((r) => r.namespace === ns && r.name === "writes-blank-claims")!;
     assert.equal(pod.status?.phase, "Succeeded", readFileSync(run.log, "utf8"));
     assert.equal(readFileSync(path.join(fs.record.dir, "probe"), "utf8"), "written\n");
