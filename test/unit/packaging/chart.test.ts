@@ -253,6 +253,22 @@ describe("Helm chart", () => {
       );
       assert.equal(envOf(template("--set", "heapLimitMiB=0"), "NODE_OPTIONS"), "--max-semi-space-size=8");
       assert.equal(envOf(template("--set", "heapLimitMiB=0", "--set", "semiSpaceMiB=0"), "NODE_OPTIONS"), undefined);
+      // A user's NODE_OPTIONS joins the chart's in one variable, after them.
+      const joined = template(
+        ...["--set", "extraEnv[0].name=NODE_OPTIONS", "--set", "extraEnv[0].value=--max-old-space-size=400"],
+        ...["--set", "extraEnv[1].name=FOO", "--set", "extraEnv[1].value=bar"],
+      );
+      assert.deepEqual(
+        podOf(joined).containers[0]!.env.filter((e) => e.name === "NODE_OPTIONS" || e.name === "FOO"),
+        [
+          { name: "NODE_OPTIONS", value: "--max-old-space-size=320 --max-semi-space-size=8 --max-old-space-size=400" },
+          { name: "FOO", value: "bar" },
+        ],
+      );
+      assert.throws(
+        () => template("--set", "extraEnv[0].name=NODE_OPTIONS", "--set", "extraEnv[0].valueFrom.fieldRef.fieldPath=x"),
+        /extraEnv: NODE_OPTIONS .* needs a value, not valueFrom/,
+      );
       assert.equal(pod.priorityClassName, "high");
       assert.deepEqual(pod.nodeSelector, { role: "infra" });
       assert.deepEqual(pod.tolerations, [{ operator: "Exists" }]);
