@@ -66,6 +66,8 @@ export interface PodRun {
   exitCode?: number | null;
   signal?: string | null;
   log: string;
+  /** Why the pod's final status could not be written, if it could not. */
+  statusError?: string;
 }
 
 export interface PodRunnerOptions {
@@ -173,6 +175,7 @@ export class PodRunner {
           ? `running for ${Date.now() - run.startedAt} ms`
           : `exited ${run.exitCode ?? run.signal} after ${run.endedAt - run.startedAt} ms`,
       );
+      if (run.statusError) facts.push(`its final status was not written: ${run.statusError}`);
       const log = existsSync(run.log) ? readFileSync(run.log, "utf8").slice(-2_000) : "";
       facts.push(`log: ${JSON.stringify(log)}`);
     }
@@ -443,7 +446,9 @@ export class PodRunner {
           },
         ],
       })
-        .catch(() => {})
+        .catch((err: unknown) => {
+          run.statusError = String(err);
+        })
         .then(async () => {
           const live = this.informer.get(key);
           if (live?.metadata.deletionTimestamp) await this.forceDelete(live);
